@@ -1,0 +1,170 @@
+/**
+ * A batch of flows as consecutive v2 records in one Buffer: the unit every stage passes on
+ * (capture → account → export). Rows are read in place; `flow(i)` builds an object only when a
+ * consumer wants one.
+ */
+import type { Flow } from '../model/flow.ts';
+import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
+import { V2, V2_RECORD_BYTES } from './v2-layout.ts';
+
+const TWO_POW_32 = 2 ** 32;
+
+function readU64Number(buf: Buffer, offset: number): number {
+  return buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_POW_32;
+}
+
+function writeU64Number(buf: Buffer, offset: number, value: number): void {
+  buf.writeUInt32LE(value % TWO_POW_32 >>> 0, offset);
+  buf.writeUInt32LE(Math.floor(value / TWO_POW_32) >>> 0, offset + 4);
+}
+
+/** Flows as v2 rows: row `i` starts at byte `i * V2_RECORD_BYTES` of `bytes`. */
+export class RecordBatch {
+  constructor(
+    /** The rows; may be longer than `count` rows (the rest is unused). */
+    readonly bytes: Buffer,
+    /** Number of rows in use. */
+    readonly count: number,
+    /** Resolves the rows' interface indexes to names. */
+    readonly interfaces: InterfaceNames = NO_INTERFACE_NAMES,
+  ) {}
+
+  /** Byte offset of row `i` in `bytes`. */
+  rowOffset(i: number): number {
+    return i * V2_RECORD_BYTES;
+  }
+
+  /** Bytes counted for row `i`. */
+  bytesAt(i: number): number {
+    return readU64Number(this.bytes, i * V2_RECORD_BYTES + V2.BYTES);
+  }
+
+  /** Packets counted for row `i`. */
+  packetsAt(i: number): number {
+    return readU64Number(this.bytes, i * V2_RECORD_BYTES + V2.PACKETS);
+  }
+
+  /** Row `i` as a `Flow` object (allocates; for exporters and printers, not per-packet paths). */
+  flow(i: number): Flow {
+    const b = this.bytes;
+    const o = i * V2_RECORD_BYTES;
+    const ifIndex = b.readUInt32LE(o + V2.IF_INDEX);
+    return {
+      etype: b.readUInt16LE(o + V2.ETH_PROTOCOL),
+      direction: b[o + V2.DIRECTION],
+      srcMac: b.subarray(o + V2.SRC_MAC, o + V2.SRC_MAC + 6),
+      dstMac: b.subarray(o + V2.DST_MAC, o + V2.DST_MAC + 6),
+      srcAddr: b.subarray(o + V2.SRC_ADDR, o + V2.SRC_ADDR + 16),
+      dstAddr: b.subarray(o + V2.DST_ADDR, o + V2.DST_ADDR + 16),
+      srcPort: b.readUInt16LE(o + V2.SRC_PORT),
+      dstPort: b.readUInt16LE(o + V2.DST_PORT),
+      proto: b[o + V2.TRANSPORT_PROTOCOL],
+      ifIndex,
+      icmpType: b[o + V2.ICMP_TYPE],
+      icmpCode: b[o + V2.ICMP_CODE],
+      bytes: readU64Number(b, o + V2.BYTES),
+      packets: readU64Number(b, o + V2.PACKETS),
+      timeFlowStartNs: b.readBigUInt64LE(o + V2.FIRST_SEEN_NS),
+      timeFlowEndNs: b.readBigUInt64LE(o + V2.LAST_SEEN_NS),
+      tcpFlags: b.readUInt16LE(o + V2.TCP_FLAGS),
+      dscp: b[o + V2.DSCP],
+      interface: this.interfaces.nameOf(ifIndex),
+    };
+  }
+
+  /** Every row as a `Flow` object. */
+  *flows(): IterableIterator<Flow> {
+    for (let i = 0; i < this.count; i++) yield this.flow(i);
+  }
+}
+
+/** Writes `flow` as a v2 row at `offset` of `buf` (padding zeroed). */
+export function writeFlowRow(buf: Buffer, offset: number, flow: Flow): void {
+  buf.fill(0, offset, offset + V2_RECORD_BYTES);
+  buf.writeUInt16LE(flow.etype, offset + V2.ETH_PROTOCOL);
+  buf[offset + V2.DIRECTION] = flow.direction;
+  buf[offset + V2.TRANSPORT_PROTOCOL] = flow.proto;
+  buf.set(flow.srcMac.subarray(0, 6), offset + V2.SRC_MAC);
+  buf.set(flow.dstMac.subarray(0, 6), offset + V2.DST_MAC);
+  buf.set(flow.srcAddr.subarray(0, 16), offset + V2.SRC_ADDR);
+  buf.set(flow.dstAddr.subarray(0, 16), offset + V2.DST_ADDR);
+  buf.writeUInt16LE(flow.srcPort, offset + V2.SRC_PORT);
+  buf.writeUInt16LE(flow.dstPort, offset + V2.DST_PORT);
+  buf.writeUInt32LE(flow.ifIndex >>> 0, offset + V2.IF_INDEX);
+  buf[offset + V2.ICMP_TYPE] = flow.icmpType;
+  buf[offset + V2.ICMP_CODE] = flow.icmpCode;
+  writeU64Number(buf, offset + V2.BYTES, flow.bytes);
+  writeU64Number(buf, offset + V2.PACKETS, flow.packets);
+  buf.writeBigUInt64LE(flow.timeFlowStartNs, offset + V2.FIRST_SEEN_NS);
+  buf.writeBigUInt64LE(flow.timeFlowEndNs, offset + V2.LAST_SEEN_NS);
+  buf.writeUInt16LE(flow.tcpFlags, offset + V2.TCP_FLAGS);
+  buf[offset + V2.DSCP] = flow.dscp;
+}
+
+/**
+ * Appends rows to a growing buffer and hands them out as batches. Parsers write fields straight
+ * into `bytes` at the offset `appendRow()` returns, so no object is made per packet.
+ */
+export class RecordBatchBuilder {
+  #bytes: Buffer;
+  #count = 0;
+
+  constructor(
+    private readonly initialRows = 1024,
+    /** Names handed to every batch this builder finishes. */
+    readonly interfaces: InterfaceNames = NO_INTERFACE_NAMES,
+  ) {
+    this.#bytes = Buffer.alloc(initialRows * V2_RECORD_BYTES);
+  }
+
+  /** The buffer rows are written to; re-read it after `appendRow()`, which may replace it. */
+  get bytes(): Buffer {
+    return this.#bytes;
+  }
+
+  /** Rows appended since the last `finish()`. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** Reserves one zeroed row and returns its byte offset in `bytes`. */
+  appendRow(): number {
+    const offset = this.#count * V2_RECORD_BYTES;
+    if (offset + V2_RECORD_BYTES > this.#bytes.length) {
+      const grown = Buffer.alloc(this.#bytes.length * 2);
+      this.#bytes.copy(grown, 0, 0, offset);
+      this.#bytes = grown;
+    }
+    this.#count++;
+    return offset;
+  }
+
+  /** Drops the row `appendRow()` reserved last (a parser that found the packet unusable). */
+  dropLastRow(): void {
+    if (this.#count === 0) return;
+    this.#count--;
+    const offset = this.#count * V2_RECORD_BYTES;
+    this.#bytes.fill(0, offset, offset + V2_RECORD_BYTES);
+  }
+
+  /** Appends `flow` as one row. */
+  append(flow: Flow): void {
+    const offset = this.appendRow();
+    writeFlowRow(this.#bytes, offset, flow);
+  }
+
+  /** The rows appended so far as a batch; the builder starts over with a fresh buffer. */
+  finish(): RecordBatch {
+    const batch = new RecordBatch(this.#bytes, this.#count, this.interfaces);
+    this.#bytes = Buffer.alloc(Math.max(this.initialRows, 1) * V2_RECORD_BYTES);
+    this.#count = 0;
+    return batch;
+  }
+}
+
+/** A batch holding the given flows (tests, benchmarks, small tools). */
+export function recordBatchOf(flows: readonly Flow[], interfaces: InterfaceNames = NO_INTERFACE_NAMES): RecordBatch {
+  const builder = new RecordBatchBuilder(Math.max(flows.length, 1), interfaces);
+  for (const flow of flows) builder.append(flow);
+  return builder.finish();
+}

@@ -1,0 +1,76 @@
+/**
+ * flowtap's own record layout ("v2", bpf/flow_record.h) read and written in batches. A v2 buffer
+ * already is a `RecordBatch`: decoding validates it and wraps it without copying.
+ */
+import { MalformedRecordError, TruncatedRecordError } from '../errors.ts';
+import type { Flow } from '../model/flow.ts';
+import { isIpv4Mapped } from '../model/ip.ts';
+import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
+import { EtherType } from '../model/names.ts';
+import { RecordBatch, writeFlowRow } from './record-batch.ts';
+import { V2, V2_KEY_BYTES, V2_RECORD_BYTES } from './v2-layout.ts';
+
+const LAYOUT = 'v2';
+
+/** Options of {@link decodeV2Batch}. */
+export interface V2Context {
+  /** Names for the rows' interface indexes. */
+  interfaces?: InterfaceNames;
+  /** Offset of `buf[0]` in the whole input, so errors name the input's offset. */
+  baseOffset?: number;
+}
+
+function fail(base: number, at: number, field: string, detail: string): never {
+  throw new MalformedRecordError(base + at, field, detail, LAYOUT);
+}
+
+/** Throws `MalformedRecordError` naming the first field of the row at `o` that v2 does not allow. */
+export function checkV2Row(buf: Buffer, o: number, baseOffset = 0): void {
+  const direction = buf[o + V2.DIRECTION];
+  if (direction > 1) fail(baseOffset, o + V2.DIRECTION, 'direction', `is ${direction}, not 0 or 1`);
+  for (let p = V2.KEY_PAD; p < V2_KEY_BYTES; p++) {
+    if (buf[p + o] !== 0) fail(baseOffset, o + p, 'key_pad', 'is not zero');
+  }
+  for (let p = V2.METRICS_PAD; p < V2_RECORD_BYTES; p++) {
+    if (buf[p + o] !== 0) fail(baseOffset, o + p, 'metrics_pad', 'is not zero');
+  }
+  if (buf.readUInt32LE(o + V2.PACKETS) === 0 && buf.readUInt32LE(o + V2.PACKETS + 4) === 0) {
+    fail(baseOffset, o + V2.PACKETS, 'packets', 'is 0: a record counts at least one packet');
+  }
+  if (buf.readBigUInt64LE(o + V2.LAST_SEEN_NS) < buf.readBigUInt64LE(o + V2.FIRST_SEEN_NS)) {
+    fail(baseOffset, o + V2.LAST_SEEN_NS, 'last_seen_ns', 'is before first_seen_ns');
+  }
+  if (buf.readUInt16LE(o + V2.ETH_PROTOCOL) === EtherType.IPV4) {
+    if (!isIpv4Mapped(buf, o + V2.SRC_ADDR)) fail(baseOffset, o + V2.SRC_ADDR, 'src_addr', 'is not IPv4-mapped in an IPv4 flow');
+    if (!isIpv4Mapped(buf, o + V2.DST_ADDR)) fail(baseOffset, o + V2.DST_ADDR, 'dst_addr', 'is not IPv4-mapped in an IPv4 flow');
+  }
+}
+
+/**
+ * Validates every row of `buf` and wraps it as a batch without copying. `buf` must hold whole
+ * records: a remainder raises `TruncatedRecordError` naming its offset.
+ */
+export function decodeV2Batch(buf: Buffer, ctx: V2Context = {}): RecordBatch {
+  const base = ctx.baseOffset ?? 0;
+  const count = Math.floor(buf.length / V2_RECORD_BYTES);
+  const rest = buf.length - count * V2_RECORD_BYTES;
+  if (rest !== 0) throw new TruncatedRecordError(base + count * V2_RECORD_BYTES, V2_RECORD_BYTES, rest, LAYOUT);
+  for (let i = 0, o = 0; i < count; i++, o += V2_RECORD_BYTES) checkV2Row(buf, o, base);
+  return new RecordBatch(buf, count, ctx.interfaces ?? NO_INTERFACE_NAMES);
+}
+
+/** Decodes the one v2 record at `offset` of `buf`. */
+export function decodeV2(buf: Buffer, offset: number, ctx: V2Context = {}): Flow {
+  const base = ctx.baseOffset ?? 0;
+  if (buf.length - offset < V2_RECORD_BYTES) {
+    throw new TruncatedRecordError(base + offset, V2_RECORD_BYTES, Math.max(0, buf.length - offset), LAYOUT);
+  }
+  return decodeV2Batch(buf.subarray(offset, offset + V2_RECORD_BYTES), { ...ctx, baseOffset: base + offset }).flow(0);
+}
+
+/** Encodes flows as consecutive v2 records. */
+export function encodeV2(flows: readonly Flow[]): Buffer {
+  const out = Buffer.alloc(flows.length * V2_RECORD_BYTES);
+  for (let i = 0; i < flows.length; i++) writeFlowRow(out, i * V2_RECORD_BYTES, flows[i]);
+  return out;
+}

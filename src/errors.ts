@@ -1,0 +1,97 @@
+/**
+ * Every error flowtap raises on purpose. Each has a stable `code` that scripts and tests can
+ * match, and a message that says what went wrong and what to do about it. The CLI prints the
+ * message (never a stack trace) and picks the exit code from the class.
+ */
+
+/** Base class: `code` is stable across releases, `message` is for people. */
+export class FlowtapError extends Error {
+  /** Stable machine-readable identifier, e.g. `FLOWTAP_TRUNCATED_RECORD`. */
+  readonly code: string;
+  /** Process exit code the CLI uses when this error ends a command. */
+  readonly exitCode: number = 1;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Binary input ends in the middle of a record. */
+export class TruncatedRecordError extends FlowtapError {
+  constructor(
+    /** Byte offset where the incomplete record starts. */
+    readonly offset: number,
+    /** Bytes a whole record needs. */
+    readonly recordBytes: number,
+    /** Bytes that were available from `offset`. */
+    readonly availableBytes: number,
+    layout: string,
+  ) {
+    super(
+      'FLOWTAP_TRUNCATED_RECORD',
+      `truncated ${layout} record at byte offset ${offset}: ${availableBytes} of ${recordBytes} bytes present; ` +
+        `check that the input is whole and that --layout matches how it was written`,
+    );
+  }
+}
+
+/** A record is complete but one of its fields holds a value the layout does not allow. */
+export class MalformedRecordError extends FlowtapError {
+  constructor(
+    /** Byte offset of the offending field. */
+    readonly offset: number,
+    /** Name of the offending field. */
+    readonly field: string,
+    detail: string,
+    layout: string,
+  ) {
+    super(
+      'FLOWTAP_MALFORMED_RECORD',
+      `malformed ${layout} record: field ${field} at byte offset ${offset} ${detail}; ` +
+        `check that --layout matches how the input was written`,
+    );
+  }
+}
+
+/** A setting has a value flowtap cannot use. The CLI exits with 2 for these. */
+export class ConfigError extends FlowtapError {
+  override readonly exitCode = 2;
+  constructor(
+    /** Name of the setting as the user wrote it (flag, env var or file key). */
+    readonly setting: string,
+    /** The value given. */
+    readonly value: string,
+    /** What would have been accepted. */
+    readonly accepted: string,
+  ) {
+    super('FLOWTAP_CONFIG', `invalid ${setting}=${JSON.stringify(value)}: expected ${accepted}`);
+  }
+}
+
+/** A file or stream flowtap was told to read cannot be opened or read. */
+export class InputError extends FlowtapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FLOWTAP_INPUT', message, options);
+  }
+}
+
+/** A kernel or system feature flowtap needs is missing; names the feature and what has it. */
+export class NotSupportedError extends FlowtapError {
+  constructor(
+    /** The missing feature, e.g. `BTF`, `TCX links`. */
+    readonly feature: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('FLOWTAP_NOT_SUPPORTED', message, options);
+  }
+}
+
+/** The process lacks a privilege (root, CAP_BPF, CAP_NET_ADMIN) for what it was asked to do. */
+export class PermissionError extends FlowtapError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FLOWTAP_PERMISSION', message, options);
+  }
+}

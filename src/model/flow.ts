@@ -1,0 +1,108 @@
+/**
+ * A flow in object form: what exporters, printers and tests handle one at a time. Hot paths keep
+ * flows as rows of a `RecordBatch` (src/codec/record-batch.ts) and build these only at the edge.
+ */
+import { formatIp } from './ip.ts';
+import { formatMac } from './mac.ts';
+import { directionName, IpProto, transportProtocolName } from './names.ts';
+import { formatRfc3339Nano } from './time.ts';
+
+/** What identifies a flow: the reference's key (Etype, Direction, MACs, IPs, ports, protocol, interface) plus ICMP type/code. */
+export interface FlowKey {
+  /** Ethernet type, e.g. 0x0800 (IPv4), 0x86DD (IPv6). */
+  etype: number;
+  /** 0 ingress, 1 egress. */
+  direction: number;
+  /** Source MAC, 6 bytes in wire order. */
+  srcMac: Uint8Array;
+  /** Destination MAC, 6 bytes in wire order. */
+  dstMac: Uint8Array;
+  /** Source address, 16 bytes, IPv4 mapped (::ffff:a.b.c.d). */
+  srcAddr: Uint8Array;
+  /** Destination address, 16 bytes, IPv4 mapped. */
+  dstAddr: Uint8Array;
+  /** Transport source port (0 when the protocol has none). */
+  srcPort: number;
+  /** Transport destination port. */
+  dstPort: number;
+  /** IANA transport protocol number. */
+  proto: number;
+  /** Index of the interface the flow was seen on (pcap: the capture interface id). */
+  ifIndex: number;
+  /** ICMP/ICMPv6 type, 0 for other protocols. */
+  icmpType: number;
+  /** ICMP/ICMPv6 code, 0 for other protocols. */
+  icmpCode: number;
+}
+
+/** A flow: its key and what was counted for it. */
+export interface Flow extends FlowKey {
+  /** Sum of the frame lengths of its packets. */
+  bytes: number;
+  /** Number of packets. */
+  packets: number;
+  /** First packet, Unix epoch nanoseconds. */
+  timeFlowStartNs: bigint;
+  /** Last packet, Unix epoch nanoseconds. */
+  timeFlowEndNs: bigint;
+  /** OR of the TCP flags of every packet (bit 0 FIN ... bit 8 NS). */
+  tcpFlags: number;
+  /** DSCP of the last packet (6 bits). */
+  dscp: number;
+  /** Name of the interface (`ifIndex` resolved), '' when unknown. */
+  interface: string;
+}
+
+/** Adds `src` (a later record of the same flow) into `dst`, as the reference's `Accumulate`. */
+export function accumulate(dst: Flow, src: Flow): void {
+  dst.bytes += src.bytes;
+  dst.packets += src.packets;
+  if (src.timeFlowStartNs < dst.timeFlowStartNs) dst.timeFlowStartNs = src.timeFlowStartNs;
+  if (src.timeFlowEndNs > dst.timeFlowEndNs) dst.timeFlowEndNs = src.timeFlowEndNs;
+  dst.tcpFlags |= src.tcpFlags;
+  dst.dscp = src.dscp;
+}
+
+function isIcmp(proto: number): boolean {
+  return proto === IpProto.ICMP || proto === IpProto.ICMPV6;
+}
+
+/**
+ * The reference's JSON form of one flow, fields in its order; flowtap's extensions (`TcpFlags`,
+ * `Dscp`, `IcmpType`, `IcmpCode`) follow and are left out when zero, so a flow the reference could
+ * express prints exactly as the reference printed it.
+ */
+export function flowToJson(flow: Flow): string {
+  let json =
+    `{"Etype":${flow.etype},"Direction":"${directionName(flow.direction)}",` +
+    `"DataLink":{"SrcMac":"${formatMac(flow.srcMac)}","DstMac":"${formatMac(flow.dstMac)}"},` +
+    `"Network":{"SrcAddr":"${formatIp(flow.srcAddr, 0, flow.etype)}","DstAddr":"${formatIp(flow.dstAddr, 0, flow.etype)}"},` +
+    `"Transport":{"SrcPort":${flow.srcPort},"DstPort":${flow.dstPort},"Proto":"${transportProtocolName(flow.proto)}"},` +
+    `"Bytes":${flow.bytes},"TimeFlowStart":"${formatRfc3339Nano(flow.timeFlowStartNs)}",` +
+    `"TimeFlowEnd":"${formatRfc3339Nano(flow.timeFlowEndNs)}","Interface":${JSON.stringify(flow.interface)},` +
+    `"Packets":${flow.packets}`;
+  if (flow.tcpFlags !== 0) json += `,"TcpFlags":${flow.tcpFlags}`;
+  if (flow.dscp !== 0) json += `,"Dscp":${flow.dscp}`;
+  if (isIcmp(flow.proto) && (flow.icmpType !== 0 || flow.icmpCode !== 0)) {
+    json += `,"IcmpType":${flow.icmpType},"IcmpCode":${flow.icmpCode}`;
+  }
+  return `${json}}`;
+}
+
+/** Key fields as one string, for tests and tools that group flows in a Map (not for hot paths). */
+export function flowKeyString(key: FlowKey): string {
+  return [
+    key.etype,
+    key.direction,
+    formatMac(key.srcMac),
+    formatMac(key.dstMac),
+    formatIp(key.srcAddr, 0, key.etype),
+    formatIp(key.dstAddr, 0, key.etype),
+    key.srcPort,
+    key.dstPort,
+    key.proto,
+    key.ifIndex,
+    key.icmpType,
+    key.icmpCode,
+  ].join('|');
+}

@@ -1,0 +1,41 @@
+/** Timestamps: flowtap keeps nanoseconds since the Unix epoch as bigint outside hot paths. */
+
+const NS_PER_MS = 1_000_000n;
+const NS_PER_S = 1_000_000_000n;
+
+/**
+ * RFC 3339 text in UTC with nanoseconds, trailing zeros of the fraction dropped, exactly as Go's
+ * `time.RFC3339Nano` prints it (the reference's JSON form): `2022-03-17T07:42:12.414480074Z`.
+ */
+export function formatRfc3339Nano(unixNs: bigint): string {
+  let seconds = unixNs / NS_PER_S;
+  let fraction = unixNs % NS_PER_S;
+  if (fraction < 0n) {
+    fraction += NS_PER_S;
+    seconds -= 1n;
+  }
+  const iso = new Date(Number(seconds) * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
+  const base = iso.slice(0, 19);
+  if (fraction === 0n) return `${base}Z`;
+  const digits = fraction.toString().padStart(9, '0').replace(/0+$/, '');
+  return `${base}.${digits}Z`;
+}
+
+/** Parses RFC 3339 text (any fraction length, `Z` or offset) into Unix nanoseconds; undefined if invalid. */
+export function parseRfc3339Nano(text: string): bigint | undefined {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/.exec(text);
+  if (!m) return undefined;
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(ms)) return undefined;
+  return BigInt(ms) * NS_PER_MS + BigInt((m[2] ?? '').padEnd(9, '0'));
+}
+
+/** Current wall-clock time in Unix nanoseconds (microsecond resolution from the platform). */
+export function nowUnixNs(): bigint {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
+}
+
+/** Unix nanoseconds to Unix milliseconds (truncated), for exporters that carry milliseconds. */
+export function unixNsToMs(unixNs: bigint): number {
+  return Number(unixNs / NS_PER_MS);
+}
