@@ -14,7 +14,7 @@ function readU64Number(buf: Buffer, offset: number): number {
 }
 
 function writeU64Number(buf: Buffer, offset: number, value: number): void {
-  buf.writeUInt32LE(value % TWO_POW_32 >>> 0, offset);
+  buf.writeUInt32LE((value % TWO_POW_32) >>> 0, offset);
   buf.writeUInt32LE(Math.floor(value / TWO_POW_32) >>> 0, offset + 4);
 }
 
@@ -163,7 +163,10 @@ export class RecordBatchBuilder {
 }
 
 /** A batch holding the given flows (tests, benchmarks, small tools). */
-export function recordBatchOf(flows: readonly Flow[], interfaces: InterfaceNames = NO_INTERFACE_NAMES): RecordBatch {
+export function recordBatchOf(
+  flows: readonly Flow[],
+  interfaces: InterfaceNames = NO_INTERFACE_NAMES,
+): RecordBatch {
   const builder = new RecordBatchBuilder(Math.max(flows.length, 1), interfaces);
   for (const flow of flows) builder.append(flow);
   return builder.finish();

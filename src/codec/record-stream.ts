@@ -41,7 +41,12 @@ export class RecordStreamDecoder {
   /** Ends the stream: throws `TruncatedRecordError` if a partial record remains. */
   end(): void {
     if (this.#carry.length !== 0) {
-      throw new TruncatedRecordError(this.#offset, this.layout.recordBytes, this.#carry.length, this.layout.name);
+      throw new TruncatedRecordError(
+        this.#offset,
+        this.layout.recordBytes,
+        this.#carry.length,
+        this.layout.name,
+      );
     }
   }
 }

@@ -45,7 +45,12 @@ export interface V1Context {
 function checkRecord(buf: Buffer, at: number, baseOffset: number): void {
   const direction = buf[at + V1.DIRECTION];
   if (direction > 1) {
-    throw new MalformedRecordError(baseOffset + at + V1.DIRECTION, 'direction', `is ${direction}, not 0 or 1`, LAYOUT);
+    throw new MalformedRecordError(
+      baseOffset + at + V1.DIRECTION,
+      'direction',
+      `is ${direction}, not 0 or 1`,
+      LAYOUT,
+    );
   }
 }
 
@@ -131,7 +136,7 @@ export function encodeV1(flow: Flow, out: Buffer = Buffer.alloc(V1_RECORD_BYTES)
   out.writeUInt16LE(flow.srcPort, offset + V1.SRC_PORT);
   out.writeUInt16LE(flow.dstPort, offset + V1.DST_PORT);
   out[offset + V1.TRANSPORT_PROTOCOL] = flow.proto;
-  out.writeUInt32LE(flow.bytes % TWO_POW_32 >>> 0, offset + V1.BYTES);
+  out.writeUInt32LE((flow.bytes % TWO_POW_32) >>> 0, offset + V1.BYTES);
   out.writeUInt32LE(Math.floor(flow.bytes / TWO_POW_32) >>> 0, offset + V1.BYTES + 4);
   return out;
 }

@@ -4,8 +4,8 @@
  */
 import { MalformedRecordError, TruncatedRecordError } from '../errors.ts';
 import type { Flow } from '../model/flow.ts';
-import { isIpv4Mapped } from '../model/ip.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
+import { isIpv4Mapped } from '../model/ip.ts';
 import { EtherType } from '../model/names.ts';
 import { RecordBatch, writeFlowRow } from './record-batch.ts';
 import { V2, V2_KEY_BYTES, V2_RECORD_BYTES } from './v2-layout.ts';
@@ -41,8 +41,10 @@ export function checkV2Row(buf: Buffer, o: number, baseOffset = 0): void {
     fail(baseOffset, o + V2.LAST_SEEN_NS, 'last_seen_ns', 'is before first_seen_ns');
   }
   if (buf.readUInt16LE(o + V2.ETH_PROTOCOL) === EtherType.IPV4) {
-    if (!isIpv4Mapped(buf, o + V2.SRC_ADDR)) fail(baseOffset, o + V2.SRC_ADDR, 'src_addr', 'is not IPv4-mapped in an IPv4 flow');
-    if (!isIpv4Mapped(buf, o + V2.DST_ADDR)) fail(baseOffset, o + V2.DST_ADDR, 'dst_addr', 'is not IPv4-mapped in an IPv4 flow');
+    if (!isIpv4Mapped(buf, o + V2.SRC_ADDR))
+      fail(baseOffset, o + V2.SRC_ADDR, 'src_addr', 'is not IPv4-mapped in an IPv4 flow');
+    if (!isIpv4Mapped(buf, o + V2.DST_ADDR))
+      fail(baseOffset, o + V2.DST_ADDR, 'dst_addr', 'is not IPv4-mapped in an IPv4 flow');
   }
 }
 
@@ -54,7 +56,8 @@ export function decodeV2Batch(buf: Buffer, ctx: V2Context = {}): RecordBatch {
   const base = ctx.baseOffset ?? 0;
   const count = Math.floor(buf.length / V2_RECORD_BYTES);
   const rest = buf.length - count * V2_RECORD_BYTES;
-  if (rest !== 0) throw new TruncatedRecordError(base + count * V2_RECORD_BYTES, V2_RECORD_BYTES, rest, LAYOUT);
+  if (rest !== 0)
+    throw new TruncatedRecordError(base + count * V2_RECORD_BYTES, V2_RECORD_BYTES, rest, LAYOUT);
   for (let i = 0, o = 0; i < count; i++, o += V2_RECORD_BYTES) checkV2Row(buf, o, base);
   return new RecordBatch(buf, count, ctx.interfaces ?? NO_INTERFACE_NAMES);
 }
@@ -65,7 +68,10 @@ export function decodeV2(buf: Buffer, offset: number, ctx: V2Context = {}): Flow
   if (buf.length - offset < V2_RECORD_BYTES) {
     throw new TruncatedRecordError(base + offset, V2_RECORD_BYTES, Math.max(0, buf.length - offset), LAYOUT);
   }
-  return decodeV2Batch(buf.subarray(offset, offset + V2_RECORD_BYTES), { ...ctx, baseOffset: base + offset }).flow(0);
+  return decodeV2Batch(buf.subarray(offset, offset + V2_RECORD_BYTES), {
+    ...ctx,
+    baseOffset: base + offset,
+  }).flow(0);
 }
 
 /** Encodes flows as consecutive v2 records. */

@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * flowtap's TC datapath: one program per direction counts every packet into a per-flow entry of
+ * a kernel hash map (struct flow_key -> struct flow_metrics, bpf/flow_record.h). What a flow key
+ * is, and what counts as a parse error, is specified in docs/flow-key.md; change both together.
+ *
+ * The flow hash map is reached through a one-slot array of maps so user space can swap in an
+ * empty map and drain the old one: the swap waits for an RCU grace period, after which no
+ * program still writes the old map, so a drain never races a counter update and nothing counted
+ * is lost. When the map is full (or an update fails) the packet goes to user space as one
+ * struct flow_record through the ring buffer instead.
+ *
+ * Build: scripts/build-bpf.sh (npm run build:bpf). The compiled object is committed.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "flow_record.h"
+
+/* Set by user space before load (the object's .rodata); keep in step with src/ebpf/object.ts. */
+struct flowtap_config {
+    __u32 sampling;      /* count 1 packet in `sampling` (1 = every packet) */
+    __u32 shared_map;    /* 1: the flow map is one shared hash (atomic adds); 0: per-CPU hash */
+};
+
+volatile const struct flowtap_config flowtap_config = {.sampling = 1, .shared_map = 0};
+
+/* Indexes of the per-CPU counters array; keep in step with src/ebpf/object.ts. */
+enum flowtap_counter {
+    COUNTER_RINGBUF_FALLBACK = 0, /* packets sent to user space through the ring buffer */
+    COUNTER_MAP_UPDATE_FAILED = 1, /* flow-map inserts that failed (map full or other error) */
+    COUNTER_RINGBUF_LOST = 2,     /* fallbacks that found the ring buffer full: really lost */
+    COUNTER_PARSE_ERROR = 3,      /* packets whose headers are truncated or invalid */
+    COUNTER_SAMPLED_OUT = 4,      /* packets skipped by 1/N sampling */
+    COUNTER_MAX = 5,
+};
+
+/* One slot holding the flow hash map in use; user space creates and swaps the inner maps. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+    __uint(max_entries, 1);
+    __uint(key_size, sizeof(__u32));
+    __uint(value_size, sizeof(__u32));
+} flowtap_flows SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 1 << 24); /* user space sets the size before load */
+} flowtap_events SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, COUNTER_MAX);
+    __type(key, __u32);
+    __type(value, __u64);
+} flowtap_counters SEC(".maps");
+
+#define DIRECTION_INGRESS 0
+#define DIRECTION_EGRESS 1
+
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88A8
+#define MAX_VLAN_TAGS 2
+#define MAX_IPV6_EXT_HEADERS 8
+
+#define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_ROUTING_ 43
+#define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_AH_ 51
+#define IPPROTO_DSTOPTS_ 60
+#define IPPROTO_ICMPV6_ 58
+#define IPPROTO_SCTP_ 132
+
+static __always_inline void count(__u32 index)
+{
+    __u64 *value = bpf_map_lookup_elem(&flowtap_counters, &index);
+    if (value)
+        *value += 1; /* per-CPU slot: no other CPU writes it */
+}
+
+/* Reads the L4 ports / ICMP type and code at `off`; 0 when fine, -1 when truncated. */
+static __always_inline int parse_transport(struct __sk_buff *skb, __u32 off, struct flow_key *key,
+                                           __u16 *tcp_flags)
+{
+    __u8 l4[14];
+
+    switch (key->transport_protocol) {
+    case IPPROTO_TCP:
+        /* ports (4), seq (4), ack (4), data offset + NS (1), flags (1) */
+        if (bpf_skb_load_bytes(skb, off, l4, 14) < 0)
+            return -1;
+        if ((l4[12] >> 4) < 5)
+            return -1;
+        *tcp_flags = ((__u16)(l4[12] & 1) << 8) | l4[13];
+        break;
+    case IPPROTO_UDP:
+        if (bpf_skb_load_bytes(skb, off, l4, 8) < 0)
+            return -1;
+        break;
+    case IPPROTO_SCTP_:
+        /* common header: ports (4), verification tag (4), checksum (4) */
+        if (bpf_skb_load_bytes(skb, off, l4, 12) < 0)
+            return -1;
+        break;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6_:
+        /* type, code, checksum */
+        if (bpf_skb_load_bytes(skb, off, l4, 4) < 0)
+            return -1;
+        key->icmp_type = l4[0];
+        key->icmp_code = l4[1];
+        return 0;
+    default:
+        return 0;
+    }
+    key->src_port = ((__u16)l4[0] << 8) | l4[1];
+    key->dst_port = ((__u16)l4[2] << 8) | l4[3];
+    return 0;
+}
+
+/* Fills the IPv4 part of the key; 0 when fine, -1 on a parse error. */
+static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct flow_key *key,
+                                      __u16 *tcp_flags, __u8 *dscp)
+{
+    struct iphdr ip;
+
+    if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
+        return -1;
+    if (ip.version != 4 || ip.ihl < 5)
+        return -1;
+    key->transport_protocol = ip.protocol;
+    *dscp = ip.tos >> 2;
+    key->src_addr[10] = 0xff;
+    key->src_addr[11] = 0xff;
+    __builtin_memcpy(&key->src_addr[12], &ip.saddr, 4);
+    key->dst_addr[10] = 0xff;
+    key->dst_addr[11] = 0xff;
+    __builtin_memcpy(&key->dst_addr[12], &ip.daddr, 4);
+    /* Only the first fragment carries the transport header; later ones count without ports. */
+    if (ip.frag_off & bpf_htons(0x1fff))
+        return 0;
+    return parse_transport(skb, off + ip.ihl * 4, key, tcp_flags);
+}
+
+/* Fills the IPv6 part of the key, skipping extension headers; 0 when fine, -1 on a parse error. */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct flow_key *key,
+                                      __u16 *tcp_flags, __u8 *dscp)
+{
+    struct ipv6hdr ip;
+    __u8 ext[4];
+    __u8 next;
+
+    if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
+        return -1;
+    if (ip.version != 6)
+        return -1;
+    *dscp = ((ip.priority << 4) | (ip.flow_lbl[0] >> 4)) >> 2;
+    __builtin_memcpy(key->src_addr, &ip.saddr, 16);
+    __builtin_memcpy(key->dst_addr, &ip.daddr, 16);
+    next = ip.nexthdr;
+    off += sizeof(ip);
+
+#pragma unroll
+    for (int i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
+        if (next != IPPROTO_HOPOPTS_ && next != IPPROTO_ROUTING_ && next != IPPROTO_DSTOPTS_ &&
+            next != IPPROTO_FRAGMENT_ && next != IPPROTO_AH_)
+            break;
+        /* next header (1), length (1), then for a fragment header the offset (2) */
+        if (bpf_skb_load_bytes(skb, off, ext, 4) < 0)
+            return -1;
+        if (next == IPPROTO_FRAGMENT_) {
+            next = ext[0];
+            /* A later fragment has no transport header: count it under the protocol, no ports. */
+            if (((((__u16)ext[2] << 8) | ext[3]) & 0xfff8) != 0) {
+                key->transport_protocol = next;
+                return 0;
+            }
+            off += 8;
+        } else if (next == IPPROTO_AH_) {
+            next = ext[0];
+            off += ((__u32)ext[1] + 2) * 4;
+        } else {
+            next = ext[0];
+            off += ((__u32)ext[1] + 1) * 8;
+        }
+    }
+    key->transport_protocol = next;
+    return parse_transport(skb, off, key, tcp_flags);
+}
+
+/* Sends one packet to user space as a record; used when the flow map cannot take it. */
+static __always_inline void fallback_to_ringbuf(const struct flow_key *key, const struct flow_metrics *m)
+{
+    struct flow_record *rec;
+
+    count(COUNTER_RINGBUF_FALLBACK);
+    rec = bpf_ringbuf_reserve(&flowtap_events, sizeof(*rec), 0);
+    if (!rec) {
+        count(COUNTER_RINGBUF_LOST);
+        return;
+    }
+    __builtin_memcpy(&rec->key, key, sizeof(*key));
+    __builtin_memcpy(&rec->metrics, m, sizeof(*m));
+    /* User space consumes on its drain timer, so waking a reader per record would be wasted. */
+    bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void add_to_flow(struct flow_metrics *m, __u64 len, __u64 now, __u16 tcp_flags,
+                                        __u8 dscp)
+{
+    if (flowtap_config.shared_map) {
+        __sync_fetch_and_add(&m->bytes, len);
+        __sync_fetch_and_add(&m->packets, 1);
+        if (tcp_flags && (m->tcp_flags & tcp_flags) != tcp_flags)
+            __sync_fetch_and_or((__u32 *)&m->tcp_flags, (__u32)tcp_flags);
+    } else {
+        m->bytes += len;
+        m->packets += 1;
+        m->tcp_flags |= tcp_flags;
+    }
+    /* Racing CPUs may store slightly out of order; the drain keeps the latest per CPU anyway. */
+    if (m->last_seen_ns < now)
+        m->last_seen_ns = now;
+    m->dscp = dscp;
+}
+
+static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
+{
+    struct flow_key key;
+    struct flow_metrics metrics;
+    struct flow_metrics *m;
+    __u16 eth_proto;
+    __u16 tcp_flags = 0;
+    __u8 dscp = 0;
+    __u32 off = ETH_HLEN;
+    __u32 zero = 0;
+    struct ethhdr eth;
+    __u8 vlan[4];
+    void *flows;
+    int err;
+
+    if (flowtap_config.sampling > 1 && bpf_get_prandom_u32() % flowtap_config.sampling != 0) {
+        count(COUNTER_SAMPLED_OUT);
+        return TC_ACT_UNSPEC;
+    }
+
+    __builtin_memset(&key, 0, sizeof(key));
+    if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0) {
+        count(COUNTER_PARSE_ERROR);
+        return TC_ACT_UNSPEC;
+    }
+    __builtin_memcpy(key.src_mac, eth.h_source, ETH_ALEN);
+    __builtin_memcpy(key.dst_mac, eth.h_dest, ETH_ALEN);
+    eth_proto = bpf_ntohs(eth.h_proto);
+
+    /* VLAN tags in the frame are skipped (a tag the driver took out never reaches the data). */
+#pragma unroll
+    for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+        if (eth_proto != ETH_P_8021Q_ && eth_proto != ETH_P_8021AD_)
+            break;
+        if (bpf_skb_load_bytes(skb, off, vlan, 4) < 0) {
+            count(COUNTER_PARSE_ERROR);
+            return TC_ACT_UNSPEC;
+        }
+        eth_proto = ((__u16)vlan[2] << 8) | vlan[3];
+        off += 4;
+    }
+    key.eth_protocol = eth_proto;
+    key.direction = direction;
+    key.if_index = skb->ifindex;
+
+    if (eth_proto == ETH_P_IP)
+        err = parse_ipv4(skb, off, &key, &tcp_flags, &dscp);
+    else if (eth_proto == ETH_P_IPV6)
+        err = parse_ipv6(skb, off, &key, &tcp_flags, &dscp);
+    else
+        err = 0;
+    if (err) {
+        count(COUNTER_PARSE_ERROR);
+        return TC_ACT_UNSPEC;
+    }
+
+    __u64 now = bpf_ktime_get_ns();
+    __u64 len = skb->len;
+
+    flows = bpf_map_lookup_elem(&flowtap_flows, &zero);
+    if (flows) {
+        m = bpf_map_lookup_elem(flows, &key);
+        if (m) {
+            add_to_flow(m, len, now, tcp_flags, dscp);
+            return TC_ACT_UNSPEC;
+        }
+    }
+
+    __builtin_memset(&metrics, 0, sizeof(metrics));
+    metrics.bytes = len;
+    metrics.packets = 1;
+    metrics.first_seen_ns = now;
+    metrics.last_seen_ns = now;
+    metrics.tcp_flags = tcp_flags;
+    metrics.dscp = dscp;
+    if (flows) {
+        err = bpf_map_update_elem(flows, &key, &metrics, BPF_NOEXIST);
+        if (err == 0)
+            return TC_ACT_UNSPEC;
+        if (err == -17 /* EEXIST: another CPU created it first */) {
+            m = bpf_map_lookup_elem(flows, &key);
+            if (m) {
+                add_to_flow(m, len, now, tcp_flags, dscp);
+                return TC_ACT_UNSPEC;
+            }
+        }
+    }
+    count(COUNTER_MAP_UPDATE_FAILED);
+    fallback_to_ringbuf(&key, &metrics);
+    return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int flowtap_ingress(struct __sk_buff *skb)
+{
+    return count_packet(skb, DIRECTION_INGRESS);
+}
+
+SEC("tc")
+int flowtap_egress(struct __sk_buff *skb)
+{
+    return count_packet(skb, DIRECTION_EGRESS);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

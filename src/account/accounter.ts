@@ -1,0 +1,178 @@
+/**
+ * The reference's Accounter as an async-iterable transform: record batches in, evicted flow
+ * batches out. The whole cache is evicted as one batch when a new flow would exceed `maxEntries`,
+ * on every active-timeout tick, and when the input ends (only then does the output end).
+ */
+import type { RecordBatch } from '../codec/record-batch.ts';
+import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
+import { type Clock, systemClock } from './clock.ts';
+import { FlowTable, rowLastSeenNs, rowWords } from './flow-table.ts';
+
+/** Why a batch was evicted. */
+export type EvictionReason = 'full' | 'timeout' | 'end';
+
+/** Settings of an {@link Accounter}, named as the reference's constructor arguments. */
+export interface AccounterOptions {
+  /** Flows cached before the whole cache is evicted (reference default 1000). */
+  maxEntries: number;
+  /** Evicted batches that may wait for the consumer before accounting pauses its input. */
+  evictBufferLen: number;
+  /** Active timeout: the whole cache is evicted this often (reference default 5 s). */
+  evictTimeoutMs: number;
+  /**
+   * What drives the active timeout: `clock` ticks on the wall clock (live capture); `record-time`
+   * follows the records' own last-seen times (captures read from files).
+   */
+  activeTimeoutBy?: 'clock' | 'record-time';
+  /** Timer source for `clock` mode (tests pass a fake). */
+  clock?: Clock;
+  /** Names attached to evicted batches; defaults to those of the latest input batch. */
+  interfaces?: InterfaceNames;
+  /** Told about every eviction (metrics, logs). */
+  onEvict?: (reason: EvictionReason, flows: number) => void;
+}
+
+const NS_PER_MS = 1_000_000;
+
+/** Accumulates flows in memory and evicts them in batches; one instance serves one input. */
+export class Accounter {
+  readonly #options: AccounterOptions;
+  readonly #table: FlowTable;
+  readonly #out: RecordBatch[] = [];
+  #interfaces: InterfaceNames;
+  #ended = false;
+  #failure: unknown;
+  #timeoutPending = false;
+  #windowEndNs = Number.POSITIVE_INFINITY;
+  #wakeConsumer?: () => void;
+  #wakeProducer?: () => void;
+  #started = false;
+  readonly #timeoutNs: number;
+
+  constructor(options: AccounterOptions) {
+    for (const key of ['maxEntries', 'evictBufferLen', 'evictTimeoutMs'] as const) {
+      const value = options[key];
+      if (!Number.isFinite(value) || value <= 0)
+        throw new RangeError(`Accounter ${key} must be positive, got ${value}`);
+    }
+    this.#options = options;
+    this.#table = new FlowTable(options.maxEntries);
+    this.#interfaces = options.interfaces ?? NO_INTERFACE_NAMES;
+    this.#timeoutNs = options.evictTimeoutMs * NS_PER_MS;
+  }
+
+  /** Flows cached now. */
+  get cachedFlows(): number {
+    return this.#table.size;
+  }
+
+  /** Bytes the flow cache occupies. */
+  get cacheHeapBytes(): number {
+    return this.#table.heapBytes;
+  }
+
+  /** Accounts every batch of `input`; the returned iterable yields evicted batches until input ends. */
+  account(input: AsyncIterable<RecordBatch>): AsyncIterable<RecordBatch> {
+    if (this.#started)
+      throw new Error('an Accounter accounts one input only; create another for a second input');
+    this.#started = true;
+    const byClock = (this.#options.activeTimeoutBy ?? 'clock') === 'clock';
+    const clock = this.#options.clock ?? systemClock;
+    const timer = byClock ? clock.setInterval(() => this.#onTick(), this.#options.evictTimeoutMs) : undefined;
+    const pump = this.#pump(input, byClock).finally(() => {
+      if (timer !== undefined) clock.clearInterval(timer);
+    });
+    pump.catch(() => {}); // failure is delivered to the consumer through #failure
+    return { [Symbol.asyncIterator]: () => this.#iterator() };
+  }
+
+  async #pump(input: AsyncIterable<RecordBatch>, byClock: boolean): Promise<void> {
+    try {
+      for await (const batch of input) {
+        if (this.#options.interfaces === undefined) this.#interfaces = batch.interfaces;
+        const words = rowWords(batch);
+        if (!byClock && this.#windowEndNs === Number.POSITIVE_INFINITY && batch.count > 0) {
+          this.#windowEndNs = rowLastSeenNs(words, 0) + this.#timeoutNs;
+        }
+        let from = 0;
+        for (;;) {
+          const stop = this.#table.add(
+            words,
+            batch.count,
+            from,
+            byClock ? Number.POSITIVE_INFINITY : this.#windowEndNs,
+          );
+          if (stop === 'done') break;
+          from = this.#table.stoppedAt;
+          await this.#spaceForEviction();
+          if (stop === 'full') {
+            this.#evict('full');
+          } else {
+            this.#evict('timeout');
+            // Windows are fixed-length from the first record, as the reference's ticker is from start.
+            const rowNs = rowLastSeenNs(words, from);
+            while (this.#windowEndNs <= rowNs) this.#windowEndNs += this.#timeoutNs;
+          }
+        }
+        await this.#spaceForEviction();
+      }
+    } catch (err) {
+      // Flows counted before the input failed are still delivered, then the failure.
+      this.#failure = err;
+    } finally {
+      if (this.#table.size > 0) this.#evict('end');
+      this.#ended = true;
+      this.#wakeConsumer?.();
+    }
+  }
+
+  #onTick(): void {
+    if (this.#ended) return;
+    if (this.#out.length >= this.#options.evictBufferLen) {
+      this.#timeoutPending = true; // evicted as soon as the consumer makes room
+      return;
+    }
+    this.#evict('timeout');
+  }
+
+  #evict(reason: EvictionReason): void {
+    if (this.#table.size === 0) return;
+    const batch = this.#table.evictAll(this.#interfaces);
+    this.#out.push(batch);
+    this.#options.onEvict?.(reason, batch.count);
+    this.#wakeConsumer?.();
+  }
+
+  async #spaceForEviction(): Promise<void> {
+    while (this.#out.length >= this.#options.evictBufferLen) {
+      await new Promise<void>((resolve) => {
+        this.#wakeProducer = resolve;
+      });
+    }
+  }
+
+  async *#iterator(): AsyncGenerator<RecordBatch> {
+    for (;;) {
+      const batch = this.#out.shift();
+      if (batch !== undefined) {
+        if (this.#timeoutPending && !this.#ended) {
+          this.#timeoutPending = false;
+          this.#evict('timeout');
+        }
+        const wake = this.#wakeProducer;
+        this.#wakeProducer = undefined;
+        wake?.();
+        yield batch;
+        continue;
+      }
+      if (this.#ended) {
+        if (this.#failure !== undefined) throw this.#failure;
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        this.#wakeConsumer = resolve;
+      });
+      this.#wakeConsumer = undefined;
+    }
+  }
+}

@@ -1,0 +1,8 @@
+/** Every `flowtap` subcommand, registered on the program in the order `--help` lists them. */
+import type { Command } from 'commander';
+import { registerDecodeCommand } from './decode.ts';
+
+/** Adds all subcommands to `program`. */
+export function registerCommands(program: Command): void {
+  registerDecodeCommand(program);
+}

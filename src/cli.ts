@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/**
+ * The only entry point: parses the command line and runs one command. Expected failures print
+ * their message (no stack trace) and exit with the error's code: 2 for bad settings, 1 otherwise.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerCommands } from './agent/commands/index.ts';
+import { FlowtapError } from './errors.ts';
+import { VERSION } from './version.ts';
+
+const program = new Command('flowtap')
+  .description('Network flow monitoring agent: eBPF capture, pcap reading, flow accounting and export')
+  .version(VERSION, '-V, --version')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  process.exitCode = exitCodeOf(err);
+}
+
+function exitCodeOf(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // commander already printed help, version or the usage error.
+    if (err.exitCode === 0) return 0;
+    return 2;
+  }
+  if (err instanceof FlowtapError) {
+    process.stderr.write(`flowtap: ${err.message}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(
+    `flowtap: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  return 1;
+}

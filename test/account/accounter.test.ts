@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Accounter, type AccounterOptions, type EvictionReason } from '../../src/account/accounter.ts';
+import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
+import { flowKeyString } from '../../src/model/flow.ts';
+import { makeFlow, seededRandom } from '../helpers/flows.ts';
+import { BatchChannel } from './channel.ts';
+import { FakeClock } from './fake-clock.ts';
+
+function accounter(options: Partial<AccounterOptions> = {}, evictions: EvictionReason[] = []) {
+  return new Accounter({
+    maxEntries: 100,
+    evictBufferLen: 10,
+    evictTimeoutMs: 5000,
+    clock: new FakeClock(),
+    onEvict: (reason) => evictions.push(reason),
+    ...options,
+  });
+}
+
+async function collect(batches: AsyncIterable<RecordBatch>): Promise<RecordBatch[]> {
+  const out: RecordBatch[] = [];
+  for await (const b of batches) out.push(b);
+  return out;
+}
+
+async function* from(...batches: RecordBatch[]): AsyncGenerator<RecordBatch> {
+  yield* batches;
+}
+
+describe('Accounter', () => {
+  test('records of the same flow accumulate bytes, packets, times and flags', async () => {
+    const out = await collect(
+      accounter().account(
+        from(
+          recordBatchOf([makeFlow({ bytes: 10, timeFlowStartNs: 100n, timeFlowEndNs: 100n, tcpFlags: 2 })]),
+          recordBatchOf([
+            makeFlow({
+              bytes: 20,
+              packets: 3,
+              timeFlowStartNs: 300n,
+              timeFlowEndNs: 400n,
+              tcpFlags: 16,
+              dscp: 8,
+            }),
+          ]),
+          recordBatchOf([makeFlow({ bytes: 5, timeFlowStartNs: 50n, timeFlowEndNs: 60n })]),
+        ),
+      ),
+    );
+    assert.equal(out.length, 1);
+    assert.equal(out[0].count, 1);
+    const f = out[0].flow(0);
+    assert.deepEqual(
+      [f.bytes, f.packets, f.timeFlowStartNs, f.timeFlowEndNs, f.tcpFlags],
+      [35, 5, 50n, 400n, 18],
+    );
+  });
+
+  test('records differing in any key field are separate flows', async () => {
+    const variants = [
+      {},
+      { direction: 0 },
+      { srcMac: '02:00:00:00:00:09' },
+      { dstMac: '02:00:00:00:00:09' },
+      { srcAddr: '10.0.0.9' },
+      { dstAddr: '10.0.0.9' },
+      { srcPort: 9 },
+      { dstPort: 9 },
+      { proto: 17 },
+      { ifIndex: 9 },
+      { etype: 0x86dd, srcAddr: '::1', dstAddr: '::2' },
+      { proto: 1, icmpType: 8 },
+      { proto: 1, icmpType: 8, icmpCode: 1 },
+    ];
+    const out = await collect(accounter().account(from(recordBatchOf(variants.map((v) => makeFlow(v))))));
+    assert.equal(out[0].count, variants.length);
+  });
+
+  test('when a new flow would exceed maxEntries the whole cache is evicted first', async () => {
+    const evictions: EvictionReason[] = [];
+    const flows = Array.from({ length: 7 }, (_, i) => makeFlow({ srcPort: i }));
+    const out = await collect(accounter({ maxEntries: 3 }, evictions).account(from(recordBatchOf(flows))));
+    assert.deepEqual(
+      out.map((b) => b.count),
+      [3, 3, 1],
+    );
+    assert.deepEqual(evictions, ['full', 'full', 'end']);
+    assert.deepEqual(
+      out.flatMap((b) => Array.from(b.flows(), (f) => f.srcPort)),
+      [0, 1, 2, 3, 4, 5, 6],
+    );
+  });
+
+  test('a known flow is still accumulated when the cache is full', async () => {
+    const flows = [0, 1, 2, 0, 1, 2].map((p) => makeFlow({ srcPort: p }));
+    const out = await collect(accounter({ maxEntries: 3 }).account(from(recordBatchOf(flows))));
+    assert.deepEqual(
+      out.map((b) => b.count),
+      [3],
+    );
+    assert.deepEqual(
+      Array.from(out[0].flows(), (f) => f.packets),
+      [2, 2, 2],
+    );
+  });
+
+  test('every active-timeout tick evicts the whole cache as one batch', async () => {
+    const clock = new FakeClock();
+    const input = new BatchChannel();
+    const evictions: EvictionReason[] = [];
+    const out = accounter({ clock }, evictions).account(input)[Symbol.asyncIterator]();
+    input.push(recordBatchOf([makeFlow({ srcPort: 1 }), makeFlow({ srcPort: 2 })]));
+    await input.drained();
+    clock.tick();
+    const first = await out.next();
+    assert.equal(first.value?.count, 2);
+    input.push(recordBatchOf([makeFlow({ srcPort: 1 })]));
+    await input.drained();
+    clock.tick();
+    clock.tick(); // an empty cache evicts nothing
+    const second = await out.next();
+    assert.equal(second.value?.count, 1);
+    input.end();
+    assert.equal((await out.next()).done, true);
+    assert.deepEqual(evictions, ['timeout', 'timeout']);
+    assert.equal(clock.running, 0, 'the timer is stopped when the input ends');
+  });
+
+  test('flows cached when the input ends are flushed before the output ends', async () => {
+    const evictions: EvictionReason[] = [];
+    const out = await collect(accounter({}, evictions).account(from(recordBatchOf([makeFlow()]))));
+    assert.equal(out.length, 1);
+    assert.deepEqual(evictions, ['end']);
+  });
+
+  test('an input failure still delivers the flows counted before it, then the error', async () => {
+    const input = new BatchChannel();
+    const it = accounter().account(input)[Symbol.asyncIterator]();
+    input.push(recordBatchOf([makeFlow()]));
+    input.fail(new Error('disk gone'));
+    assert.equal((await it.next()).value?.count, 1);
+    await assert.rejects(it.next(), /disk gone/);
+  });
+
+  test('accounting pauses its input while evictBufferLen batches wait, and loses nothing', async () => {
+    const input = new BatchChannel();
+    const batches = Array.from({ length: 10 }, (_, i) =>
+      recordBatchOf(Array.from({ length: 5 }, (_, j) => makeFlow({ srcPort: i * 5 + j }))),
+    );
+    const it = accounter({ maxEntries: 5, evictBufferLen: 2 }).account(input)[Symbol.asyncIterator]();
+    for (const b of batches) input.push(b);
+    input.end();
+    // Nothing consumed yet: the accounter may fill its buffer but must stop pulling input.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.ok(input.pulled <= 4, `pulled ${input.pulled} batches with no consumer`);
+    let flows = 0;
+    for (let r = await it.next(); !r.done; r = await it.next()) flows += r.value.count;
+    assert.equal(flows, 50);
+    assert.equal(input.pulled, 10);
+  });
+
+  test('a timeout tick while the output is full is not lost: it evicts once the consumer makes room', async () => {
+    const clock = new FakeClock();
+    const input = new BatchChannel();
+    let evictedFull!: () => void;
+    const full = new Promise<void>((resolve) => {
+      evictedFull = resolve;
+    });
+    const it = accounter({
+      clock,
+      maxEntries: 1,
+      evictBufferLen: 1,
+      onEvict: (r) => r === 'full' && evictedFull(),
+    })
+      .account(input)
+      [Symbol.asyncIterator]();
+    input.push(recordBatchOf([makeFlow({ srcPort: 1 }), makeFlow({ srcPort: 2 })])); // evicts port 1 (full)
+    await full;
+    clock.tick(); // output holds one batch: deferred
+    assert.deepEqual(
+      Array.from(((await it.next()).value as RecordBatch).flows(), (f) => f.srcPort),
+      [1],
+    );
+    assert.deepEqual(
+      Array.from(((await it.next()).value as RecordBatch).flows(), (f) => f.srcPort),
+      [2],
+    );
+    input.end();
+    assert.equal((await it.next()).done, true);
+  });
+
+  test('in record-time mode the active timeout follows the records’ own clock', async () => {
+    const s = 1_000_000_000n;
+    const at = (sec: bigint, port: number) =>
+      makeFlow({ srcPort: port, timeFlowStartNs: sec * s, timeFlowEndNs: sec * s });
+    const out = await collect(
+      accounter({ activeTimeoutBy: 'record-time', evictTimeoutMs: 10_000 }).account(
+        from(recordBatchOf([at(100n, 1), at(105n, 2), at(109n, 1), at(110n, 3), at(125n, 1), at(131n, 4)])),
+      ),
+    );
+    assert.deepEqual(
+      out.map((b) => Array.from(b.flows(), (f) => `${f.srcPort}x${f.packets}`)),
+      [['1x2', '2x1'], ['3x1'], ['1x1'], ['4x1']],
+    );
+  });
+
+  test('accounting matches a simple map over many random records', async () => {
+    const random = seededRandom(42);
+    const flows = Array.from({ length: 20_000 }, () =>
+      makeFlow({
+        srcPort: Math.floor(random() * 500),
+        dstPort: Math.floor(random() * 3),
+        bytes: 1 + Math.floor(random() * 1500),
+      }),
+    );
+    const expected = new Map<string, number>();
+    for (const f of flows) expected.set(flowKeyString(f), (expected.get(flowKeyString(f)) ?? 0) + f.bytes);
+    const out = await collect(
+      accounter({ maxEntries: 2000 }).account(
+        from(recordBatchOf(flows.slice(0, 7000)), recordBatchOf(flows.slice(7000))),
+      ),
+    );
+    const got = new Map<string, number>();
+    for (const b of out) for (const f of b.flows()) got.set(flowKeyString(f), f.bytes);
+    assert.deepEqual(got, expected);
+  });
+
+  test('invalid settings are rejected at construction', () => {
+    assert.throws(() => new Accounter({ maxEntries: 0, evictBufferLen: 1, evictTimeoutMs: 1 }), /maxEntries/);
+    assert.throws(
+      () => new Accounter({ maxEntries: 1, evictBufferLen: 1, evictTimeoutMs: Number.NaN }),
+      /evictTimeoutMs/,
+    );
+  });
+});
