@@ -224,6 +224,9 @@ static __always_inline void add_to_flow(struct flow_metrics *m, __u64 len, __u64
         m->packets += 1;
         m->tcp_flags |= tcp_flags;
     }
+    /* A per-CPU entry starts zeroed on every CPU but the one that created it. */
+    if (m->first_seen_ns == 0)
+        m->first_seen_ns = now;
     /* Racing CPUs may store slightly out of order; the drain keeps the latest per CPU anyway. */
     if (m->last_seen_ns < now)
         m->last_seen_ns = now;

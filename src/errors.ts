@@ -95,3 +95,29 @@ export class PermissionError extends FlowtapError {
     super('FLOWTAP_PERMISSION', message, options);
   }
 }
+
+/** A network interface flowtap was told to use does not exist (or went away) or cannot be used. */
+export class InterfaceError extends FlowtapError {
+  constructor(
+    /** The interface name as given. */
+    readonly interfaceName: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('FLOWTAP_INTERFACE', message, options);
+  }
+}
+
+/** The kernel refused an eBPF operation for a reason that is not a missing privilege or feature. */
+export class EbpfError extends FlowtapError {
+  constructor(
+    /** What was being attempted, e.g. `loading bpf/flows.bpf.o`. */
+    readonly operation: string,
+    /** The errno the kernel or libbpf returned. */
+    readonly errno: number,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('FLOWTAP_EBPF', message, options);
+  }
+}

@@ -1,14 +1,14 @@
 /**
- * The accounter's cache: open addressing with linear probing over typed arrays. A v2 row's 64-byte
- * key is hashed and compared as 16 words; metrics live in parallel arrays. Adding a record allocates
- * nothing; eviction writes every cached flow into one new batch and empties the table.
+ * The accounter's cache: flows stored as v2 rows (26 words: 16 of key, 10 of metrics) behind an
+ * open-addressing hash index. Adding a record allocates nothing; eviction copies the rows out as
+ * one new batch.
  */
 import { RecordBatch } from '../codec/record-batch.ts';
 import { V2_KEY_WORDS, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 
 const ROW_WORDS = V2_RECORD_BYTES / 4;
-// Word indexes of the metrics inside a row (see bpf/flow_record.h).
+// Word indexes of the metrics inside a row (see bpf/flow_record.h); u64 values are lo, hi.
 const W_BYTES = 16;
 const W_PACKETS = 18;
 const W_FIRST = 20;
@@ -30,6 +30,35 @@ export function rowLastSeenNs(words: Int32Array, i: number): number {
   return (words[i * ROW_WORDS + W_LAST + 1] >>> 0) * TWO_POW_32 + (words[i * ROW_WORDS + W_LAST] >>> 0);
 }
 
+/**
+ * Hash of the 16-word key of the row starting at word `r`, never 0 (its low bit is set). A
+ * multilinear hash: independent multiplies by odd constants (no dependency chain), then murmur3's
+ * finalizer; keys differing in one word never collide before masking.
+ */
+export function hashKey(words: Int32Array, r: number): number {
+  let h =
+    (Math.imul(words[r], 0x9e3779b1) +
+      Math.imul(words[r + 1], 0x85ebca77) +
+      Math.imul(words[r + 2], 0xc2b2ae3d) +
+      Math.imul(words[r + 3], 0x27d4eb2f) +
+      Math.imul(words[r + 4], 0x165667b1) +
+      Math.imul(words[r + 5], 0xd3a2646d) +
+      Math.imul(words[r + 6], 0xfd7046c5) +
+      Math.imul(words[r + 7], 0xb55a4f09) +
+      Math.imul(words[r + 8], 0x7feb352d) +
+      Math.imul(words[r + 9], 0x846ca68b) +
+      Math.imul(words[r + 10], 0x9e485565) +
+      Math.imul(words[r + 11], 0xef1d6b47) +
+      Math.imul(words[r + 12], 0x5bd1e995) +
+      Math.imul(words[r + 13], 0x1b873593) +
+      Math.imul(words[r + 14], 0xcc9e2d51) +
+      Math.imul(words[r + 15], 0xe6546b65)) |
+    0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) | 1;
+}
+
 /** A batch's rows as 32-bit words; copies once when the Buffer is not 4-byte aligned. */
 export function rowWords(batch: RecordBatch): Int32Array {
   const buf = batch.bytes;
@@ -40,45 +69,36 @@ export function rowWords(batch: RecordBatch): Int32Array {
   return aligned;
 }
 
-/** Fixed-capacity flow cache keyed by v2 keys. */
+/**
+ * Fixed-capacity flow cache keyed by v2 keys. Flows are stored densely, in arrival order, as v2
+ * rows in `#entries`; an open-addressing index (linear probing) maps key hashes to entries. Dense
+ * entries keep a small working set in cache however large `maxEntries` is, and make eviction a
+ * single copy of the used prefix.
+ */
 export class FlowTable {
   /** Most flows the table holds before it reports `full`. */
   readonly maxEntries: number;
   readonly #mask: number;
-  readonly #keys: Int32Array;
-  /** Per slot: hash with the low bit set, 0 when empty. */
-  readonly #slotHash: Int32Array;
-  readonly #bytes: Float64Array;
-  readonly #packets: Float64Array;
-  readonly #firstHi: Uint32Array;
-  readonly #firstLo: Uint32Array;
-  readonly #lastHi: Uint32Array;
-  readonly #lastLo: Uint32Array;
-  readonly #flags: Uint16Array;
-  readonly #dscp: Uint8Array;
-  /** Occupied slots in insertion order, so eviction visits only them. */
-  readonly #order: Int32Array;
+  /** Entry `e` occupies words `e * ROW_WORDS ..` with the same layout as a v2 row. */
+  readonly #entries: Int32Array;
+  /** Per index slot, two words: the key hash with its low bit set (0 = empty), and the entry number. */
+  readonly #index: Int32Array;
+  /** Index slot of each entry, so eviction clears only the slots in use. */
+  readonly #entrySlot: Int32Array;
   #size = 0;
   /** Index where the last `add` stopped. */
   stoppedAt = 0;
 
   constructor(maxEntries: number) {
-    if (!Number.isInteger(maxEntries) || maxEntries < 1)
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
       throw new RangeError(`maxEntries must be a positive integer, got ${maxEntries}`);
+    }
     this.maxEntries = maxEntries;
     const capacity = nextPowerOfTwo(maxEntries * 2);
     this.#mask = capacity - 1;
-    this.#keys = new Int32Array(capacity * V2_KEY_WORDS);
-    this.#slotHash = new Int32Array(capacity);
-    this.#bytes = new Float64Array(capacity);
-    this.#packets = new Float64Array(capacity);
-    this.#firstHi = new Uint32Array(capacity);
-    this.#firstLo = new Uint32Array(capacity);
-    this.#lastHi = new Uint32Array(capacity);
-    this.#lastLo = new Uint32Array(capacity);
-    this.#flags = new Uint16Array(capacity);
-    this.#dscp = new Uint8Array(capacity);
-    this.#order = new Int32Array(maxEntries);
+    this.#entries = new Int32Array(maxEntries * ROW_WORDS);
+    this.#index = new Int32Array(capacity * 2);
+    this.#entrySlot = new Int32Array(maxEntries);
   }
 
   /** Flows cached now. */
@@ -88,124 +108,107 @@ export class FlowTable {
 
   /** Bytes of typed arrays this table holds, for memory accounting. */
   get heapBytes(): number {
-    return (
-      this.#keys.byteLength +
-      this.#slotHash.byteLength +
-      this.#bytes.byteLength +
-      this.#packets.byteLength +
-      this.#firstHi.byteLength * 4 +
-      this.#flags.byteLength +
-      this.#dscp.byteLength +
-      this.#order.byteLength
-    );
+    return this.#entries.byteLength + this.#index.byteLength + this.#entrySlot.byteLength;
   }
 
   /**
    * Accumulates rows `from`.. of `words` (a batch seen through `rowWords`). Stops before a row
    * that would be a new flow in a full table (`full`), or whose last-seen time reaches
-   * `deadlineNs` (`deadline`); returns the index it stopped at (also in `stoppedAt`).
+   * `deadlineNs` (`deadline`); the index it stopped at is left in `stoppedAt`.
    */
   add(words: Int32Array, count: number, from = 0, deadlineNs = Number.POSITIVE_INFINITY): AddStop {
-    const keys = this.#keys;
-    const slotHash = this.#slotHash;
+    const entries = this.#entries;
+    const index = this.#index;
     const mask = this.#mask;
+    const checkDeadline = deadlineNs !== Number.POSITIVE_INFINITY;
     for (let i = from; i < count; i++) {
       const r = i * ROW_WORDS;
-      const lastHi = words[r + W_LAST + 1] >>> 0;
-      const lastLo = words[r + W_LAST] >>> 0;
-      const lastNs = lastHi * TWO_POW_32 + lastLo;
-      if (lastNs >= deadlineNs) {
+      if (
+        checkDeadline &&
+        (words[r + W_LAST + 1] >>> 0) * TWO_POW_32 + (words[r + W_LAST] >>> 0) >= deadlineNs
+      ) {
         this.stoppedAt = i;
         return 'deadline';
       }
 
-      let h = 0x2f0b3c5d;
-      for (let w = 0; w < V2_KEY_WORDS; w++) {
-        h = Math.imul(h ^ words[r + w], 0x9e3779b1);
-        h ^= h >>> 15;
-      }
-      h = Math.imul(h ^ (h >>> 13), 0x85ebca6b);
-      h = (h ^ (h >>> 16)) | 1;
-
+      const h = hashKey(words, r);
       let slot = h & mask;
+      let e = -1;
       for (;;) {
-        const sh = slotHash[slot];
+        const sh = index[slot * 2];
         if (sh === 0) break;
         if (sh === h) {
-          const k = slot * V2_KEY_WORDS;
+          const s = index[slot * 2 + 1] * ROW_WORDS;
           let w = 0;
-          while (w < V2_KEY_WORDS && keys[k + w] === words[r + w]) w++;
-          if (w === V2_KEY_WORDS) break;
+          while (w < V2_KEY_WORDS && entries[s + w] === words[r + w]) w++;
+          if (w === V2_KEY_WORDS) {
+            e = index[slot * 2 + 1];
+            break;
+          }
         }
         slot = (slot + 1) & mask;
       }
 
-      if (slotHash[slot] === 0) {
+      if (e < 0) {
         if (this.#size >= this.maxEntries) {
           this.stoppedAt = i;
           return 'full';
         }
-        slotHash[slot] = h;
-        keys.set(words.subarray(r, r + V2_KEY_WORDS), slot * V2_KEY_WORDS);
-        this.#bytes[slot] = (words[r + W_BYTES] >>> 0) + (words[r + W_BYTES + 1] >>> 0) * TWO_POW_32;
-        this.#packets[slot] = (words[r + W_PACKETS] >>> 0) + (words[r + W_PACKETS + 1] >>> 0) * TWO_POW_32;
-        this.#firstLo[slot] = words[r + W_FIRST];
-        this.#firstHi[slot] = words[r + W_FIRST + 1];
-        this.#lastLo[slot] = lastLo;
-        this.#lastHi[slot] = lastHi;
-        const fd = words[r + W_FLAGS_DSCP];
-        this.#flags[slot] = fd & 0xffff;
-        this.#dscp[slot] = (fd >>> 16) & 0xff;
-        this.#order[this.#size++] = slot;
+        e = this.#size++;
+        index[slot * 2] = h;
+        index[slot * 2 + 1] = e;
+        this.#entrySlot[e] = slot;
+        entries.set(words.subarray(r, r + ROW_WORDS), e * ROW_WORDS);
         continue;
       }
 
-      this.#bytes[slot] += (words[r + W_BYTES] >>> 0) + (words[r + W_BYTES + 1] >>> 0) * TWO_POW_32;
-      this.#packets[slot] += (words[r + W_PACKETS] >>> 0) + (words[r + W_PACKETS + 1] >>> 0) * TWO_POW_32;
+      const s = e * ROW_WORDS;
+      addU64(entries, s + W_BYTES, words[r + W_BYTES], words[r + W_BYTES + 1]);
+      addU64(entries, s + W_PACKETS, words[r + W_PACKETS], words[r + W_PACKETS + 1]);
       const firstHi = words[r + W_FIRST + 1] >>> 0;
-      const firstLo = words[r + W_FIRST] >>> 0;
+      const storedFirstHi = entries[s + W_FIRST + 1] >>> 0;
       if (
-        firstHi < this.#firstHi[slot] ||
-        (firstHi === this.#firstHi[slot] && firstLo < this.#firstLo[slot])
+        firstHi < storedFirstHi ||
+        (firstHi === storedFirstHi && words[r + W_FIRST] >>> 0 < entries[s + W_FIRST] >>> 0)
       ) {
-        this.#firstHi[slot] = firstHi;
-        this.#firstLo[slot] = firstLo;
+        entries[s + W_FIRST] = words[r + W_FIRST];
+        entries[s + W_FIRST + 1] = firstHi;
       }
-      if (lastHi > this.#lastHi[slot] || (lastHi === this.#lastHi[slot] && lastLo > this.#lastLo[slot])) {
-        this.#lastHi[slot] = lastHi;
-        this.#lastLo[slot] = lastLo;
+      const lastHi = words[r + W_LAST + 1] >>> 0;
+      const storedLastHi = entries[s + W_LAST + 1] >>> 0;
+      if (
+        lastHi > storedLastHi ||
+        (lastHi === storedLastHi && words[r + W_LAST] >>> 0 > entries[s + W_LAST] >>> 0)
+      ) {
+        entries[s + W_LAST] = words[r + W_LAST];
+        entries[s + W_LAST + 1] = lastHi;
       }
       const fd = words[r + W_FLAGS_DSCP];
-      this.#flags[slot] |= fd & 0xffff;
-      this.#dscp[slot] = (fd >>> 16) & 0xff;
+      entries[s + W_FLAGS_DSCP] = ((entries[s + W_FLAGS_DSCP] | fd) & 0xffff) | (fd & 0xff0000);
     }
     this.stoppedAt = count;
     return 'done';
   }
 
-  /** Every cached flow as one batch, in first-seen order of their keys; the table is then empty. */
+  /** Every cached flow as one batch, in the order the flows were first cached; the table is then empty. */
   evictAll(interfaces: InterfaceNames = NO_INTERFACE_NAMES): RecordBatch {
     const count = this.#size;
-    const out = new Int32Array(count * ROW_WORDS);
-    const keys = this.#keys;
-    for (let i = 0; i < count; i++) {
-      const slot = this.#order[i];
-      const r = i * ROW_WORDS;
-      out.set(keys.subarray(slot * V2_KEY_WORDS, (slot + 1) * V2_KEY_WORDS), r);
-      const bytes = this.#bytes[slot];
-      out[r + W_BYTES] = bytes % TWO_POW_32;
-      out[r + W_BYTES + 1] = Math.floor(bytes / TWO_POW_32);
-      const packets = this.#packets[slot];
-      out[r + W_PACKETS] = packets % TWO_POW_32;
-      out[r + W_PACKETS + 1] = Math.floor(packets / TWO_POW_32);
-      out[r + W_FIRST] = this.#firstLo[slot];
-      out[r + W_FIRST + 1] = this.#firstHi[slot];
-      out[r + W_LAST] = this.#lastLo[slot];
-      out[r + W_LAST + 1] = this.#lastHi[slot];
-      out[r + W_FLAGS_DSCP] = this.#flags[slot] | (this.#dscp[slot] << 16);
-      this.#slotHash[slot] = 0;
+    const bytes = Buffer.allocUnsafeSlow(count * V2_RECORD_BYTES);
+    bytes.set(new Uint8Array(this.#entries.buffer, 0, count * V2_RECORD_BYTES));
+    const index = this.#index;
+    if (count * 8 > this.#mask) {
+      index.fill(0);
+    } else {
+      for (let e = 0; e < count; e++) index[this.#entrySlot[e] * 2] = 0;
     }
     this.#size = 0;
-    return new RecordBatch(Buffer.from(out.buffer, 0, out.byteLength), count, interfaces);
+    return new RecordBatch(bytes, count, interfaces);
   }
+}
+
+/** Adds the u64 (lo, hi) to the u64 stored at words[at], words[at + 1], with carry. */
+function addU64(words: Int32Array, at: number, lo: number, hi: number): void {
+  const sumLo = (words[at] >>> 0) + (lo >>> 0);
+  words[at] = sumLo;
+  words[at + 1] = (words[at + 1] >>> 0) + (hi >>> 0) + (sumLo >= TWO_POW_32 ? 1 : 0);
 }

@@ -8,7 +8,7 @@ import type { Flow } from '../model/flow.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 import { EtherType } from '../model/names.ts';
 import { RecordBatch } from './record-batch.ts';
-import { V2, V2_RECORD_BYTES } from './v2-layout.ts';
+import { V2_RECORD_BYTES } from './v2-layout.ts';
 
 /** Size of one v1 record. */
 export const V1_RECORD_BYTES = 36;
@@ -28,6 +28,9 @@ export const V1 = {
 } as const;
 
 const LAYOUT = 'v1';
+const ROW_WORDS = V2_RECORD_BYTES / 4;
+/** Bytes 8..11 of an IPv4-mapped address (00 00 ff ff) read as a little-endian word. */
+const IPV4_MAPPED_PREFIX_WORD = 0xffff0000 | 0;
 const TWO_POW_32 = 2 ** 32;
 
 /** What a v1 record does not carry and the reader supplies. */
@@ -54,6 +57,20 @@ function checkRecord(buf: Buffer, at: number, baseOffset: number): void {
   }
 }
 
+const V1_RECORD_WORDS = V1_RECORD_BYTES / 4;
+
+function byteSwap(x: number): number {
+  return ((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24);
+}
+
+/** `buf` as little-endian words, copied once into aligned memory when it is not 4-byte aligned. */
+function alignedWords(buf: Buffer, length: number): Int32Array {
+  if ((buf.byteOffset & 3) === 0) return new Int32Array(buf.buffer, buf.byteOffset, length);
+  const copy = new Int32Array(length);
+  new Uint8Array(copy.buffer).set(buf.subarray(0, length * 4));
+  return copy;
+}
+
 /**
  * Decodes every whole v1 record in `buf` into one v2 batch (one allocation for the batch, none per
  * record). `buf` must hold whole records: a remainder raises `TruncatedRecordError` naming its offset.
@@ -67,40 +84,48 @@ export function decodeV1Batch(buf: Buffer, ctx: V1Context): RecordBatch {
   }
   for (let i = 0, at = 0; i < count; i++, at += V1_RECORD_BYTES) checkRecord(buf, at, base);
 
-  const out = Buffer.alloc(count * V2_RECORD_BYTES);
-  const ifIndex = (ctx.ifIndex ?? 0) >>> 0;
-  const timeLo = Number(ctx.readTimeNs & 0xffffffffn);
-  const timeHi = Number(ctx.readTimeNs >> 32n);
-  for (let i = 0, at = 0, o = 0; i < count; i++, at += V1_RECORD_BYTES, o += V2_RECORD_BYTES) {
-    out[o + V2.ETH_PROTOCOL] = buf[at + V1.ETH_PROTOCOL];
-    out[o + V2.ETH_PROTOCOL + 1] = buf[at + V1.ETH_PROTOCOL + 1];
-    out[o + V2.DIRECTION] = buf[at + V1.DIRECTION];
-    out[o + V2.TRANSPORT_PROTOCOL] = buf[at + V1.TRANSPORT_PROTOCOL];
-    buf.copy(out, o + V2.SRC_MAC, at + V1.SRC_MAC, at + V1.SRC_MAC + 12); // both MACs, same order
-    // v1 addresses are u32 values little-endian; stored addresses are network order, mapped.
-    out[o + V2.SRC_ADDR + 10] = 0xff;
-    out[o + V2.SRC_ADDR + 11] = 0xff;
-    out[o + V2.SRC_ADDR + 12] = buf[at + V1.SRC_ADDR + 3];
-    out[o + V2.SRC_ADDR + 13] = buf[at + V1.SRC_ADDR + 2];
-    out[o + V2.SRC_ADDR + 14] = buf[at + V1.SRC_ADDR + 1];
-    out[o + V2.SRC_ADDR + 15] = buf[at + V1.SRC_ADDR];
-    out[o + V2.DST_ADDR + 10] = 0xff;
-    out[o + V2.DST_ADDR + 11] = 0xff;
-    out[o + V2.DST_ADDR + 12] = buf[at + V1.DST_ADDR + 3];
-    out[o + V2.DST_ADDR + 13] = buf[at + V1.DST_ADDR + 2];
-    out[o + V2.DST_ADDR + 14] = buf[at + V1.DST_ADDR + 1];
-    out[o + V2.DST_ADDR + 15] = buf[at + V1.DST_ADDR];
-    out[o + V2.SRC_PORT] = buf[at + V1.SRC_PORT];
-    out[o + V2.SRC_PORT + 1] = buf[at + V1.SRC_PORT + 1];
-    out[o + V2.DST_PORT] = buf[at + V1.DST_PORT];
-    out[o + V2.DST_PORT + 1] = buf[at + V1.DST_PORT + 1];
-    out.writeUInt32LE(ifIndex, o + V2.IF_INDEX);
-    buf.copy(out, o + V2.BYTES, at + V1.BYTES, at + V1.BYTES + 8);
-    out[o + V2.PACKETS] = 1;
-    out.writeUInt32LE(timeLo, o + V2.FIRST_SEEN_NS);
-    out.writeUInt32LE(timeHi, o + V2.FIRST_SEEN_NS + 4);
-    out.writeUInt32LE(timeLo, o + V2.LAST_SEEN_NS);
-    out.writeUInt32LE(timeHi, o + V2.LAST_SEEN_NS + 4);
+  // Rows are written word by word into memory that is not zero-filled first: every word is set.
+  const out = Buffer.allocUnsafeSlow(count * V2_RECORD_BYTES);
+  const words = new Int32Array(out.buffer, out.byteOffset, count * ROW_WORDS);
+  const ifIndex = (ctx.ifIndex ?? 0) | 0;
+  const timeLo = Number(ctx.readTimeNs & 0xffffffffn) | 0;
+  const timeHi = Number(ctx.readTimeNs >> 32n) | 0;
+  // v1 records are 9 words long; reading them as words and shifting beats 36 byte loads.
+  const input = alignedWords(buf, count * V1_RECORD_WORDS);
+  for (let i = 0, a = 0, w = 0; i < count; i++, a += V1_RECORD_WORDS, w += ROW_WORDS) {
+    const i0 = input[a];
+    const i1 = input[a + 1];
+    const i2 = input[a + 2];
+    const i3 = input[a + 3];
+    const i4 = input[a + 4];
+    const i5 = input[a + 5];
+    const i6 = input[a + 6];
+    words[w] = (i0 & 0xffffff) | (i6 & 0xff000000); // etype, direction, protocol
+    words[w + 1] = (i0 >>> 24) | (i1 << 8); // MAC bytes, wire order, as in v1
+    words[w + 2] = (i1 >>> 24) | (i2 << 8);
+    words[w + 3] = (i2 >>> 24) | (i3 << 8);
+    words[w + 4] = 0;
+    words[w + 5] = 0;
+    words[w + 6] = IPV4_MAPPED_PREFIX_WORD;
+    words[w + 7] = byteSwap((i3 >>> 24) | (i4 << 8)); // v1 holds the address value; rows hold network order
+    words[w + 8] = 0;
+    words[w + 9] = 0;
+    words[w + 10] = IPV4_MAPPED_PREFIX_WORD;
+    words[w + 11] = byteSwap((i4 >>> 24) | (i5 << 8));
+    words[w + 12] = (i5 >>> 24) | ((i6 & 0xffffff) << 8); // both ports
+    words[w + 13] = ifIndex;
+    words[w + 14] = 0;
+    words[w + 15] = 0;
+    words[w + 16] = input[a + 7];
+    words[w + 17] = input[a + 8];
+    words[w + 18] = 1;
+    words[w + 19] = 0;
+    words[w + 20] = timeLo;
+    words[w + 21] = timeHi;
+    words[w + 22] = timeLo;
+    words[w + 23] = timeHi;
+    words[w + 24] = 0;
+    words[w + 25] = 0;
   }
   return new RecordBatch(out, count, ctx.interfaces ?? NO_INTERFACE_NAMES);
 }

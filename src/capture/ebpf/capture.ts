@@ -1,0 +1,250 @@
+/**
+ * Live capture through the eBPF datapath: loads bpf/flows.bpf.o once, attaches it to interfaces
+ * by name, and hands out drained flows and ring-buffer fallbacks as `RecordBatch`es (Unix-epoch
+ * times) until `stop()`. Counting happens in the kernel; this module only moves rows.
+ *
+ * Nothing counted is lost on the way: the flow map is drained by swapping in an empty one (the
+ * swap waits until no program writes the old map), and `stop()` detaches first, then drains both
+ * maps and the ring buffer before closing anything.
+ */
+import { RecordBatch, RecordBatchBuilder } from '../../codec/record-batch.ts';
+import { ConfigError, InterfaceError } from '../../errors.ts';
+import { type AttachMode, type DirectionPrograms, InterfaceAttachment } from '../../ebpf/attach.ts';
+import { monotonicToUnixOffsetNs, splitOffset } from '../../ebpf/clock.ts';
+import { requireLiveCapture } from '../../ebpf/features.ts';
+import { FlowMapDrainer } from '../../ebpf/flow-map.ts';
+import { libbpf } from '../../ebpf/libbpf.ts';
+import { type DatapathCounters, FlowObject, type FlowMapKind } from '../../ebpf/object.ts';
+import { RingBufferReader } from '../../ebpf/ringbuf.ts';
+import type { InterfaceRegistry } from '../../model/interfaces.ts';
+
+/** Which packets are counted: arriving, leaving, or both. */
+export type CaptureDirection = 'ingress' | 'egress' | 'both';
+
+/** Default ring buffer size: 16 MiB holds about 150 000 fallback records between polls. */
+export const DEFAULT_RING_BUFFER_BYTES = 1 << 24;
+/** How often the ring buffer is checked between drains; records there mean the map is full. */
+export const RING_BUFFER_POLL_MS = 100;
+const INITIAL_BATCH_ROWS = 256;
+
+/** Settings of an {@link EbpfCapture}. */
+export interface EbpfCaptureOptions {
+  /** Count one packet in `sampling` (1 = every packet). */
+  sampling: number;
+  /** Which packets are counted. */
+  direction: CaptureDirection;
+  /** Entries of the kernel flow map; flows beyond it reach user space through the ring buffer. */
+  maxFlows: number;
+  /** How often the kernel flow map is drained into a batch. */
+  drainIntervalMs: number;
+  /** Learns the name of every interface attached. */
+  interfaces: InterfaceRegistry;
+  /** Ring buffer size, a power of two (default {@link DEFAULT_RING_BUFFER_BYTES}). */
+  ringBufferBytes?: number;
+  /** Per-CPU (default, measured faster) or shared atomic flow map; for benchmarks. */
+  mapKind?: FlowMapKind;
+  /** Force clsact filters even where TCX links exist; for tests of older kernels' path. */
+  attachMode?: AttachMode;
+}
+
+/** Counters of an {@link EbpfCapture}. */
+export interface EbpfCaptureStats {
+  /** Packets that reached user space through the ring buffer (map full or update failed). */
+  ringBufferFallbacks: number;
+  /** Packets with truncated or invalid headers, counted in no flow. */
+  parseErrors: number;
+  /** Flow-map inserts that failed. */
+  mapUpdateFailures: number;
+  /** Packets skipped by sampling. */
+  sampledOut?: number;
+  /** Fallbacks lost because the ring buffer was full (raise ringBufferBytes or maxFlows). */
+  ringBufferLost: number;
+  /** Flow-map drains done. */
+  drains: number;
+}
+
+function checkOptions(opts: EbpfCaptureOptions): void {
+  if (!['ingress', 'egress', 'both'].includes(opts.direction)) {
+    throw new ConfigError('direction', String(opts.direction), 'ingress, egress or both');
+  }
+  if (!Number.isFinite(opts.drainIntervalMs) || opts.drainIntervalMs < 10 || opts.drainIntervalMs > 3_600_000) {
+    throw new ConfigError('drainIntervalMs', String(opts.drainIntervalMs), 'a number of milliseconds from 10 to 3600000');
+  }
+}
+
+/** Live flows from the kernel, one loaded datapath shared by every attached interface. */
+export class EbpfCapture {
+  readonly #attachments = new Map<string, InterfaceAttachment>();
+  readonly #queue: RecordBatch[] = [];
+  #wake: (() => void) | undefined;
+  #failure: unknown;
+  #ended = false;
+  #stopping: Promise<void> | undefined;
+  #drains = 0;
+  #finalCounters: DatapathCounters | undefined;
+  readonly #drainTimer: NodeJS.Timeout;
+  readonly #ringTimer: NodeJS.Timeout;
+
+  private constructor(
+    private readonly opts: EbpfCaptureOptions,
+    private readonly obj: FlowObject,
+    private readonly ring: RingBufferReader,
+    private readonly drainer: FlowMapDrainer,
+    private readonly mode: AttachMode,
+  ) {
+    this.#drainTimer = setInterval(() => this.#guard(() => this.#drain()), opts.drainIntervalMs);
+    this.#ringTimer = setInterval(
+      () => this.#guard(() => this.#pollRingBuffer()),
+      Math.min(RING_BUFFER_POLL_MS, opts.drainIntervalMs),
+    );
+  }
+
+  /**
+   * Checks privileges and kernel features, then loads the datapath. Throws `PermissionError`,
+   * `NotSupportedError` or `ConfigError` saying what is missing and what to do.
+   */
+  static async open(opts: EbpfCaptureOptions): Promise<EbpfCapture> {
+    checkOptions(opts);
+    const features = requireLiveCapture();
+    const obj = FlowObject.load({
+      sampling: opts.sampling,
+      maxFlows: opts.maxFlows,
+      ringBufferBytes: opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES,
+      mapKind: opts.mapKind ?? 'percpu',
+    });
+    try {
+      const ring = new RingBufferReader(obj.ringBufferFd, obj.options.ringBufferBytes);
+      const mode = opts.attachMode ?? (features.tcx ? 'tcx' : 'clsact');
+      return new EbpfCapture(opts, obj, ring, new FlowMapDrainer(obj), mode);
+    } catch (err) {
+      obj.close();
+      throw err;
+    }
+  }
+
+  /** Starts counting on interface `ifName` (idempotent). Throws `InterfaceError` when it does not exist. */
+  async attach(ifName: string): Promise<void> {
+    if (this.#stopping) throw new InterfaceError(ifName, `cannot attach to ${ifName}: the capture is stopping`);
+    if (this.#attachments.has(ifName)) return;
+    const ifIndex: number = libbpf().ifNameToIndex(ifName);
+    if (ifIndex === 0) {
+      throw new InterfaceError(
+        ifName,
+        `interface ${ifName} does not exist: check the name with "ip link", or use pcap mode: flowtap read FILE`,
+      );
+    }
+    const programs: DirectionPrograms = {};
+    if (this.opts.direction !== 'egress') programs.ingressFd = this.obj.ingressFd;
+    if (this.opts.direction !== 'ingress') programs.egressFd = this.obj.egressFd;
+    this.opts.interfaces.set(ifIndex, ifName);
+    this.#attachments.set(ifName, InterfaceAttachment.attach(ifName, ifIndex, programs, this.mode));
+  }
+
+  /** Stops counting on `ifName`; what it counted stays in the map and is drained with the rest. */
+  async detach(ifName: string): Promise<void> {
+    this.#attachments.get(ifName)?.detach();
+    this.#attachments.delete(ifName);
+  }
+
+  /** Names of the interfaces attached now. */
+  attached(): string[] {
+    return [...this.#attachments.keys()];
+  }
+
+  /** Every drained flow and fallback record as batches, ending after `stop()`. One consumer only. */
+  async *batches(): AsyncIterable<RecordBatch> {
+    for (;;) {
+      const batch = this.#queue.shift();
+      if (batch) {
+        yield batch;
+        continue;
+      }
+      if (this.#failure !== undefined) throw this.#failure;
+      if (this.#ended) return;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    }
+  }
+
+  /** Kernel and drain counters. */
+  stats(): EbpfCaptureStats {
+    const counters = this.#finalCounters ?? this.obj.readCounters();
+    return {
+      ringBufferFallbacks: counters.ringBufferFallbacks,
+      parseErrors: counters.parseErrors,
+      mapUpdateFailures: counters.mapUpdateFailures,
+      sampledOut: counters.sampledOut,
+      ringBufferLost: counters.ringBufferLost,
+      drains: this.#drains,
+    };
+  }
+
+  /** Detaches everywhere, drains what was counted, ends `batches()` and releases the datapath. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    clearInterval(this.#drainTimer);
+    clearInterval(this.#ringTimer);
+    try {
+      for (const attachment of this.#attachments.values()) attachment.detach();
+      this.#attachments.clear();
+      if (this.#failure === undefined) {
+        // Two drains: each swap waits out running programs, so the second empties the map that a
+        // program already running at detach time may still have written after the first swap.
+        this.#drain();
+        this.#drain();
+        this.#finalCounters = this.obj.readCounters();
+      }
+    } catch (err) {
+      this.#failure = err;
+    } finally {
+      this.#finalCounters ??= { ringBufferFallbacks: 0, mapUpdateFailures: 0, ringBufferLost: 0, parseErrors: 0, sampledOut: 0 };
+      this.ring.close();
+      this.obj.close();
+      this.#ended = true;
+      this.#notify();
+    }
+  }
+
+  #guard(step: () => void): void {
+    if (this.#failure !== undefined || this.obj.closed) return;
+    try {
+      step();
+    } catch (err) {
+      // A failing drain ends the stream with the error; stop() still releases everything.
+      this.#failure = err;
+      this.#notify();
+    }
+  }
+
+  #drain(): void {
+    const offset = splitOffset(monotonicToUnixOffsetNs());
+    const builder = new RecordBatchBuilder(INITIAL_BATCH_ROWS, this.opts.interfaces);
+    this.drainer.drainInto(builder, offset);
+    // After the swap every fallback of the drained period is committed: take them in the same batch.
+    this.ring.readInto(builder, offset);
+    this.#drains++;
+    this.#push(builder);
+  }
+
+  #pollRingBuffer(): void {
+    // Records in the ring buffer mean the flow map is full: drain it now rather than at the tick.
+    if (this.ring.pendingBytes() > 0) this.#drain();
+  }
+
+  #push(builder: RecordBatchBuilder): void {
+    if (builder.count === 0) return;
+    this.#queue.push(builder.finish());
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}

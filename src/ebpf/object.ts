@@ -1,0 +1,269 @@
+/**
+ * The loaded datapath: bpf/flows.bpf.o opened, configured (sampling, map kind, sizes), loaded,
+ * with the two flow maps user space swaps in and out. Owns every kernel object it creates and
+ * releases them all in `close()`. Names and layouts here mirror bpf/flows.bpf.c.
+ */
+import { fileURLToPath } from 'node:url';
+import koffi from 'koffi';
+import { V2_KEY_BYTES, V2_METRICS_BYTES } from '../codec/v2-layout.ts';
+import { ConfigError, InputError } from '../errors.ts';
+import { kernelError } from './kernel-error.ts';
+import { BpfMapType, lastErrno, libbpf, mapCreateOpts } from './libbpf.ts';
+
+/** The committed compiled datapath. */
+export const FLOWS_OBJECT_PATH = fileURLToPath(new URL('../../bpf/flows.bpf.o', import.meta.url));
+
+/** Prefix of every kernel program and map flowtap creates, so leftovers can be recognised. */
+export const FLOWTAP_NAME_PREFIX = 'flowtap_';
+/** Kernel name of the ingress program. */
+export const INGRESS_PROGRAM = 'flowtap_ingress';
+/** Kernel name of the egress program. */
+export const EGRESS_PROGRAM = 'flowtap_egress';
+
+const OUTER_MAP = 'flowtap_flows';
+const RINGBUF_MAP = 'flowtap_events';
+const COUNTERS_MAP = 'flowtap_counters';
+const RODATA_MAP = '.rodata';
+/** sizeof(struct flowtap_config): sampling (u32), shared_map (u32). */
+const CONFIG_BYTES = 8;
+const COUNTER_COUNT = 5;
+
+/** How the kernel keeps flow counters: one hash per CPU (no atomics) or one shared hash (atomic adds). */
+export type FlowMapKind = 'percpu' | 'shared';
+
+/** Kernel-side counters (indexes of `enum flowtap_counter`), summed over CPUs. */
+export interface DatapathCounters {
+  /** Packets sent to user space through the ring buffer because the flow map could not take them. */
+  ringBufferFallbacks: number;
+  /** Flow-map inserts that failed (map full, or out of memory). */
+  mapUpdateFailures: number;
+  /** Fallbacks that found the ring buffer full: the only packets flowtap loses. */
+  ringBufferLost: number;
+  /** Packets with truncated or invalid headers (docs/flow-key.md), counted in no flow. */
+  parseErrors: number;
+  /** Packets skipped by 1/N sampling. */
+  sampledOut: number;
+}
+
+/** What to load. */
+export interface FlowObjectOptions {
+  /** Count one packet in `sampling` (1 = all). */
+  sampling: number;
+  /** Entries of each kernel flow map. */
+  maxFlows: number;
+  /** Ring buffer size: a power of two, at least one page. */
+  ringBufferBytes: number;
+  /** Per-CPU or shared flow map. */
+  mapKind: FlowMapKind;
+  /** Compiled object to load; the committed one by default. */
+  objectPath?: string;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+/** Validates `opts` before anything touches the kernel (sampling, sizes), throwing `ConfigError`. */
+export function checkFlowObjectOptions(opts: FlowObjectOptions, pageBytes = 4096): void {
+  if (!Number.isInteger(opts.sampling) || opts.sampling < 1 || opts.sampling > 0xffffffff) {
+    throw new ConfigError('sampling', String(opts.sampling), 'an integer from 1 (every packet) to 4294967295');
+  }
+  if (!Number.isInteger(opts.maxFlows) || opts.maxFlows < 1 || opts.maxFlows > 1 << 24) {
+    throw new ConfigError('maxFlows', String(opts.maxFlows), 'an integer from 1 to 16777216');
+  }
+  if (!isPowerOfTwo(opts.ringBufferBytes) || opts.ringBufferBytes < pageBytes || opts.ringBufferBytes > 1 << 30) {
+    throw new ConfigError(
+      'ringBufferBytes',
+      String(opts.ringBufferBytes),
+      `a power of two from ${pageBytes} (one page) to 1073741824`,
+    );
+  }
+}
+
+/** bpf/flows.bpf.o loaded into the kernel. */
+export class FlowObject {
+  /** Number of CPU slots in per-CPU map values. */
+  readonly possibleCpus: number;
+  /** Bytes of one value of a flow map as the lookup syscalls return it (per-CPU: one slot per CPU). */
+  readonly flowValueBytes: number;
+  #obj: bigint | null;
+  readonly #flowMapFds: [number, number];
+  #active = 0;
+
+  private constructor(
+    obj: bigint,
+    flowMapFds: [number, number],
+    /** The options it was loaded with. */
+    readonly options: Readonly<FlowObjectOptions>,
+    /** Program fd of `flowtap_ingress`. */
+    readonly ingressFd: number,
+    /** Program fd of `flowtap_egress`. */
+    readonly egressFd: number,
+    /** Map fd of the ring buffer. */
+    readonly ringBufferFd: number,
+    /** Map fd of the one-slot array holding the flow map in use. */
+    readonly outerFd: number,
+    /** Map fd of the per-CPU counters. */
+    readonly countersFd: number,
+  ) {
+    this.#obj = obj;
+    this.#flowMapFds = flowMapFds;
+    this.possibleCpus = libbpf().numPossibleCpus();
+    this.flowValueBytes = options.mapKind === 'percpu' ? V2_METRICS_BYTES * this.possibleCpus : V2_METRICS_BYTES;
+  }
+
+  /** Opens, configures and loads the object. The caller checks privileges and features first. */
+  static load(opts: FlowObjectOptions): FlowObject {
+    const lib = libbpf();
+    checkFlowObjectOptions(opts, lib.getpagesize());
+    const path = opts.objectPath ?? FLOWS_OBJECT_PATH;
+    const obj: bigint | null = lib.objectOpenFile(path, null);
+    if (!obj) {
+      throw new InputError(
+        `cannot open the eBPF object ${path} (${lastErrno()}): reinstall flowtap or rebuild it with npm run build:bpf`,
+      );
+    }
+    const created: number[] = [];
+    try {
+      const mapType = opts.mapKind === 'percpu' ? BpfMapType.PERCPU_HASH : BpfMapType.HASH;
+      for (const name of ['flowtap_flows_a', 'flowtap_flows_b']) {
+        const fd = lib.mapCreate(mapType, name, V2_KEY_BYTES, V2_METRICS_BYTES, opts.maxFlows, mapCreateOpts());
+        if (fd < 0) throw kernelError(`creating the ${opts.maxFlows}-entry flow map`, fd);
+        created.push(fd);
+      }
+      const outer = findMap(obj, OUTER_MAP);
+      check(lib.mapSetInnerMapFd(outer, created[0]), 'preparing the flow map slot');
+      check(lib.mapSetMaxEntries(findMap(obj, RINGBUF_MAP), opts.ringBufferBytes), 'sizing the ring buffer');
+      const config = Buffer.alloc(CONFIG_BYTES);
+      config.writeUInt32LE(opts.sampling, 0);
+      config.writeUInt32LE(opts.mapKind === 'shared' ? 1 : 0, 4);
+      check(lib.mapSetInitialValue(findMap(obj, RODATA_MAP), config, CONFIG_BYTES), 'setting the datapath constants');
+      check(lib.objectLoad(obj), `loading ${path}`);
+      const self = new FlowObject(
+        obj,
+        [created[0], created[1]],
+        Object.freeze({ ...opts }),
+        programFd(obj, INGRESS_PROGRAM),
+        programFd(obj, EGRESS_PROGRAM),
+        lib.mapFd(findMap(obj, RINGBUF_MAP)),
+        lib.mapFd(outer),
+        lib.mapFd(findMap(obj, COUNTERS_MAP)),
+      );
+      self.#install(0);
+      return self;
+    } catch (err) {
+      for (const fd of created) lib.close(fd);
+      lib.objectClose(obj);
+      throw err;
+    }
+  }
+
+  /** Fd of the flow map the programs are writing now. */
+  get activeFlowMapFd(): number {
+    return this.#flowMapFds[this.#active];
+  }
+
+  /**
+   * Points the programs at the other flow map and returns the fd of the one they used before.
+   * The kernel returns from this update only after an RCU grace period, so no program still
+   * writes the returned map: it can be drained without racing a counter update.
+   */
+  swapFlowMaps(): number {
+    const previous = this.#active;
+    this.#install(1 - previous);
+    return this.#flowMapFds[previous];
+  }
+
+  #install(index: number): void {
+    const key = Buffer.alloc(4);
+    const value = Buffer.alloc(4);
+    value.writeUInt32LE(this.#flowMapFds[index], 0);
+    check(libbpf().mapUpdateElem(this.outerFd, key, value, 0n), 'switching the flow map');
+    this.#active = index;
+  }
+
+  /** The kernel counters summed over CPUs. */
+  readCounters(): DatapathCounters {
+    const lib = libbpf();
+    const key = Buffer.alloc(4);
+    const value = Buffer.alloc(8 * this.possibleCpus);
+    const sums: number[] = [];
+    for (let i = 0; i < COUNTER_COUNT; i++) {
+      key.writeUInt32LE(i, 0);
+      check(lib.mapLookupElem(this.countersFd, key, value), 'reading the datapath counters');
+      let sum = 0;
+      for (let cpu = 0; cpu < this.possibleCpus; cpu++) sum += Number(value.readBigUInt64LE(cpu * 8));
+      sums.push(sum);
+    }
+    return {
+      ringBufferFallbacks: sums[0],
+      mapUpdateFailures: sums[1],
+      ringBufferLost: sums[2],
+      parseErrors: sums[3],
+      sampledOut: sums[4],
+    };
+  }
+
+  /**
+   * Runs `frame` (a whole Ethernet frame) through one program with BPF_PROG_TEST_RUN, as if it
+   * passed the loopback interface, and returns the program's verdict. Counting happens as for a
+   * real packet, so this checks the parser against known frames without any interface.
+   */
+  testRun(direction: 'ingress' | 'egress', frame: Buffer): number {
+    const lib = libbpf();
+    const opts = {
+      sz: koffi.sizeof(lib.testRunOptsType),
+      data_in: frame,
+      data_out: null,
+      data_size_in: frame.length,
+      data_size_out: 0,
+      ctx_in: null,
+      ctx_out: null,
+      ctx_size_in: 0,
+      ctx_size_out: 0,
+      retval: 0,
+      repeat: 1,
+      duration: 0,
+      flags: 0,
+      cpu: 0,
+      batch_size: 0,
+    };
+    const fd = direction === 'ingress' ? this.ingressFd : this.egressFd;
+    check(lib.progTestRun(fd, opts), `test-running ${direction === 'ingress' ? INGRESS_PROGRAM : EGRESS_PROGRAM}`);
+    return opts.retval | 0;
+  }
+
+  /** Whether `close()` has run. */
+  get closed(): boolean {
+    return this.#obj === null;
+  }
+
+  /** Releases programs, maps and the object (links and filters must be released first). */
+  close(): void {
+    if (this.#obj === null) return;
+    const lib = libbpf();
+    lib.objectClose(this.#obj);
+    for (const fd of this.#flowMapFds) lib.close(fd);
+    this.#obj = null;
+  }
+}
+
+function findMap(obj: bigint, name: string): bigint {
+  const map: bigint | null = libbpf().objectFindMap(obj, name);
+  if (!map) {
+    throw new InputError(`the eBPF object has no map ${name}: it does not match this flowtap; rebuild with npm run build:bpf`);
+  }
+  return map;
+}
+
+function programFd(obj: bigint, name: string): number {
+  const prog: bigint | null = libbpf().objectFindProgram(obj, name);
+  if (!prog) {
+    throw new InputError(`the eBPF object has no program ${name}: it does not match this flowtap; rebuild with npm run build:bpf`);
+  }
+  return libbpf().programFd(prog);
+}
+
+function check(result: number, operation: string): void {
+  if (result < 0) throw kernelError(operation, result);
+}
