@@ -67,6 +67,31 @@ function filterProgramId(ifIndex: number, point: number): number {
   return tcOptsProgId(opts);
 }
 
+const MAX_QUERIED_PROGRAMS = 64;
+
+function tcxProgramIds(ifIndex: number, attachType: number): number[] {
+  const ids = Buffer.alloc(4 * MAX_QUERIED_PROGRAMS);
+  const count = Buffer.alloc(4);
+  count.writeUInt32LE(MAX_QUERIED_PROGRAMS, 0);
+  if (libbpf().progQuery(ifIndex, attachType, 0, null, ids, count) < 0) return [];
+  const n = Math.min(count.readUInt32LE(0), MAX_QUERIED_PROGRAMS);
+  return Array.from({ length: n }, (_, i) => ids.readUInt32LE(4 * i));
+}
+
+/**
+ * Names of the programs attached to `ifIndex` through TCX (any) and in flowtap's tc filter slot,
+ * ingress first: what `flowtap` would find there, for diagnostics and leftover checks.
+ */
+export function attachedProgramNames(ifIndex: number): string[] {
+  const ids = [
+    ...tcxProgramIds(ifIndex, BpfAttachType.TCX_INGRESS),
+    filterProgramId(ifIndex, TcAttachPoint.INGRESS),
+    ...tcxProgramIds(ifIndex, BpfAttachType.TCX_EGRESS),
+    filterProgramId(ifIndex, TcAttachPoint.EGRESS),
+  ];
+  return ids.filter((id) => id !== 0).map((id) => programName(id) ?? `#${id}`);
+}
+
 /**
  * Removes the tc filters a crashed flowtap left in its slot on `ifIndex` (both directions) and
  * returns how many it removed. A filter of another program there is left alone.
@@ -84,7 +109,10 @@ export function removeStaleFilters(ifIndex: number): number {
 
 function attachError(ifName: string, operation: string, result: number): Error {
   if (-result === constants.errno.ENODEV || -result === constants.errno.ENXIO) {
-    return new InterfaceError(ifName, `interface ${ifName} went away while ${operation}; check that it still exists (ip link)`);
+    return new InterfaceError(
+      ifName,
+      `interface ${ifName} went away while ${operation}; check that it still exists (ip link)`,
+    );
   }
   return kernelError(`${operation} on ${ifName}`, result);
 }
@@ -105,7 +133,12 @@ export class InterfaceAttachment {
   ) {}
 
   /** Attaches `programs` to `ifIndex`; on failure releases what it acquired and throws. */
-  static attach(ifName: string, ifIndex: number, programs: DirectionPrograms, mode: AttachMode): InterfaceAttachment {
+  static attach(
+    ifName: string,
+    ifIndex: number,
+    programs: DirectionPrograms,
+    mode: AttachMode,
+  ): InterfaceAttachment {
     const self = new InterfaceAttachment(ifName, ifIndex, mode);
     try {
       removeStaleFilters(ifIndex);
@@ -134,8 +167,11 @@ export class InterfaceAttachment {
 
   #attachClsact(programs: DirectionPrograms): void {
     const lib = libbpf();
-    const created: number = lib.tcHookCreate(tcHook(this.ifIndex, TcAttachPoint.INGRESS | TcAttachPoint.EGRESS));
-    if (created < 0 && -created !== constants.errno.EEXIST) throw attachError(this.ifName, 'creating a clsact qdisc', created);
+    const created: number = lib.tcHookCreate(
+      tcHook(this.ifIndex, TcAttachPoint.INGRESS | TcAttachPoint.EGRESS),
+    );
+    if (created < 0 && -created !== constants.errno.EEXIST)
+      throw attachError(this.ifName, 'creating a clsact qdisc', created);
     this.#createdQdisc = created === 0;
     const wanted: [number | undefined, number][] = [
       [programs.ingressFd, TcAttachPoint.INGRESS],
@@ -150,7 +186,12 @@ export class InterfaceAttachment {
             `on ${this.ifName}; remove it (tc filter del dev ${this.ifName} ...) or run flowtap on a kernel with TCX (6.6+)`,
         );
       }
-      const opts = tcOpts({ progFd, flags: BPF_TC_F_REPLACE, handle: FLOWTAP_TC_HANDLE, priority: FLOWTAP_TC_PRIORITY });
+      const opts = tcOpts({
+        progFd,
+        flags: BPF_TC_F_REPLACE,
+        handle: FLOWTAP_TC_HANDLE,
+        priority: FLOWTAP_TC_PRIORITY,
+      });
       const result: number = lib.tcAttach(tcHook(this.ifIndex, point), opts);
       if (result < 0) throw attachError(this.ifName, 'attaching a tc filter', result);
       this.#filterPoints.push(point);
@@ -164,7 +205,10 @@ export class InterfaceAttachment {
     this.#linkFds = [];
     for (const point of this.#filterPoints) {
       // The interface may be gone already, and its filters with it: nothing to release then.
-      lib.tcDetach(tcHook(this.ifIndex, point), tcOpts({ handle: FLOWTAP_TC_HANDLE, priority: FLOWTAP_TC_PRIORITY }));
+      lib.tcDetach(
+        tcHook(this.ifIndex, point),
+        tcOpts({ handle: FLOWTAP_TC_HANDLE, priority: FLOWTAP_TC_PRIORITY }),
+      );
     }
     this.#filterPoints = [];
     if (this.#createdQdisc) {

@@ -6,7 +6,6 @@ import { libbpf } from './libbpf.ts';
 
 const CLOCK_REALTIME = 0;
 const CLOCK_MONOTONIC = 1;
-const TWO_POW_32 = 2 ** 32;
 
 function readClockNs(clock: number, ts: { tv_sec: number | bigint; tv_nsec: number | bigint }): bigint {
   libbpf().clockGettime(clock, ts);
@@ -23,7 +22,7 @@ export function monotonicToUnixOffsetNs(): bigint {
   return wall - (before + (after - before) / 2n);
 }
 
-/** A 64-bit nanosecond offset split in 32-bit halves, so rows are shifted without a BigInt per row. */
+/** A 64-bit nanosecond offset split in 32-bit halves, so rows are shifted without a BigInt per row (see `addOffsetWords`). */
 export interface SplitOffset {
   /** High 32 bits. */
   readonly hi: number;
@@ -31,15 +30,7 @@ export interface SplitOffset {
   readonly lo: number;
 }
 
-/** Splits a non-negative offset for {@link addOffsetAt}. */
+/** Splits a non-negative offset into 32-bit halves. */
 export function splitOffset(offsetNs: bigint): SplitOffset {
   return { hi: Number(offsetNs >> 32n), lo: Number(offsetNs & 0xffffffffn) };
-}
-
-/** Adds `offset` to the little-endian u64 at `at` of `buf` in place. */
-export function addOffsetAt(buf: Buffer, at: number, offset: SplitOffset): void {
-  const lo = buf.readUInt32LE(at) + offset.lo;
-  const carry = lo >= TWO_POW_32 ? 1 : 0;
-  buf.writeUInt32LE(lo - carry * TWO_POW_32, at);
-  buf.writeUInt32LE((buf.readUInt32LE(at + 4) + offset.hi + carry) >>> 0, at + 4);
 }

@@ -5,8 +5,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { NotSupportedError, PermissionError } from '../errors.ts';
-import { BpfAttachType, BpfMapType, libbpf } from './libbpf.ts';
 import { PRIVILEGE_ADVICE } from './kernel-error.ts';
+import { BpfAttachType, BpfMapType, libbpf } from './libbpf.ts';
 
 const CAP_NET_ADMIN = 12n;
 const CAP_SYS_ADMIN = 21n;
@@ -38,7 +38,9 @@ export function requireCapabilities(capEffHex: string): void {
   if (!has(CAP_SYS_ADMIN) && !(has(CAP_BPF) && has(CAP_PERFMON))) missing.push('CAP_BPF', 'CAP_PERFMON');
   if (!has(CAP_NET_ADMIN)) missing.push('CAP_NET_ADMIN');
   if (missing.length > 0) {
-    throw new PermissionError(`live capture needs ${missing.join(' and ')}, which this process lacks: ${PRIVILEGE_ADVICE}`);
+    throw new PermissionError(
+      `live capture needs ${missing.join(' and ')}, which this process lacks: ${PRIVILEGE_ADVICE}`,
+    );
   }
 }
 

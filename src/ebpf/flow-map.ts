@@ -4,50 +4,55 @@
  * times into Unix-epoch nanoseconds. No object is made per flow.
  */
 import { constants } from 'node:os';
-import type { RecordBatchBuilder } from '../codec/record-batch.ts';
 import { V2, V2_KEY_BYTES, V2_METRICS_BYTES } from '../codec/v2-layout.ts';
-import { addOffsetAt, type SplitOffset } from './clock.ts';
+import type { SplitOffset } from './clock.ts';
 import { kernelError } from './kernel-error.ts';
 import { batchOpts, libbpf } from './libbpf.ts';
 import type { FlowObject } from './object.ts';
+import { addOffsetWords, type RowSink, RowWords } from './rows.ts';
 
-const TWO_POW_32 = 2 ** 32;
 const MAX_BATCH_ENTRIES = 4096;
 const MAX_BATCH_VALUE_BYTES = 4 << 20;
-// Offsets inside struct flow_metrics (a row's metrics start at V2.BYTES).
-const M_BYTES = V2.BYTES - V2_KEY_BYTES;
-const M_PACKETS = V2.PACKETS - V2_KEY_BYTES;
-const M_FIRST = V2.FIRST_SEEN_NS - V2_KEY_BYTES;
-const M_LAST = V2.LAST_SEEN_NS - V2_KEY_BYTES;
-const M_TCP_FLAGS = V2.TCP_FLAGS - V2_KEY_BYTES;
-const M_DSCP = V2.DSCP - V2_KEY_BYTES;
-
-function writeU64(buf: Buffer, at: number, value: number): void {
-  buf.writeUInt32LE(value % TWO_POW_32 >>> 0, at);
-  buf.writeUInt32LE(Math.floor(value / TWO_POW_32) >>> 0, at + 4);
-}
+const KEY_WORDS = V2_KEY_BYTES / 4;
+const METRICS_WORDS = V2_METRICS_BYTES / 4;
+// Word indexes inside struct flow_metrics (a row's metrics start at word KEY_WORDS).
+const W_BYTES = (V2.BYTES - V2_KEY_BYTES) / 4;
+const W_PACKETS = (V2.PACKETS - V2_KEY_BYTES) / 4;
+const W_FIRST = (V2.FIRST_SEEN_NS - V2_KEY_BYTES) / 4;
+const W_LAST = (V2.LAST_SEEN_NS - V2_KEY_BYTES) / 4;
+/** tcp_flags (u16), dscp (u8) and a pad byte share one word. */
+const W_FLAGS_DSCP = (V2.TCP_FLAGS - V2_KEY_BYTES) / 4;
+const TWO_POW_32 = 2 ** 32;
 
 /** Moves every flow out of the kernel into rows. One per `FlowObject`. */
 export class FlowMapDrainer {
   #entries: number;
   #keys: Buffer;
   #values: Buffer;
+  #keyWords: Uint32Array;
+  #valueWords: Uint32Array;
+  readonly #rowWords = new RowWords();
   readonly #inBatch = Buffer.alloc(8);
   readonly #outBatch = Buffer.alloc(8);
   readonly #count = Buffer.alloc(4);
   readonly #opts = batchOpts();
 
   constructor(private readonly obj: FlowObject) {
-    this.#entries = Math.max(64, Math.min(MAX_BATCH_ENTRIES, Math.floor(MAX_BATCH_VALUE_BYTES / obj.flowValueBytes)));
+    this.#entries = Math.max(
+      64,
+      Math.min(MAX_BATCH_ENTRIES, Math.floor(MAX_BATCH_VALUE_BYTES / obj.flowValueBytes)),
+    );
     this.#keys = Buffer.alloc(this.#entries * V2_KEY_BYTES);
     this.#values = Buffer.alloc(this.#entries * obj.flowValueBytes);
+    this.#keyWords = new Uint32Array(this.#keys.buffer, this.#keys.byteOffset, this.#keys.length / 4);
+    this.#valueWords = new Uint32Array(this.#values.buffer, this.#values.byteOffset, this.#values.length / 4);
   }
 
   /**
-   * Swaps the flow maps and appends every flow of the previous one to `builder`, times shifted by
+   * Swaps the flow maps and appends every flow of the previous one to `sink`, times shifted by
    * `offset` (monotonic → Unix). Returns the number of rows appended.
    */
-  drainInto(builder: RecordBatchBuilder, offset: SplitOffset): number {
+  drainInto(sink: RowSink, offset: SplitOffset): number {
     const fd = this.obj.swapFlowMaps();
     const lib = libbpf();
     let rows = 0;
@@ -68,9 +73,10 @@ export class FlowMapDrainer {
         this.#grow();
         continue;
       }
-      if (result < 0 && -result !== constants.errno.ENOENT) throw kernelError('draining the flow map', result);
+      if (result < 0 && -result !== constants.errno.ENOENT)
+        throw kernelError('draining the flow map', result);
       const n = this.#count.readUInt32LE(0);
-      for (let i = 0; i < n; i++) this.#appendFlow(builder, i, offset);
+      for (let i = 0; i < n; i++) this.#appendFlow(sink, i, offset);
       rows += n;
       if (result < 0) return rows; // ENOENT: the map is empty now
       this.#outBatch.copy(this.#inBatch);
@@ -82,26 +88,31 @@ export class FlowMapDrainer {
     this.#entries *= 2;
     this.#keys = Buffer.alloc(this.#entries * V2_KEY_BYTES);
     this.#values = Buffer.alloc(this.#entries * this.obj.flowValueBytes);
+    this.#keyWords = new Uint32Array(this.#keys.buffer, this.#keys.byteOffset, this.#keys.length / 4);
+    this.#valueWords = new Uint32Array(this.#values.buffer, this.#values.byteOffset, this.#values.length / 4);
   }
 
-  #appendFlow(builder: RecordBatchBuilder, i: number, offset: SplitOffset): void {
-    const o = builder.appendRow();
-    const row = builder.bytes;
-    this.#keys.copy(row, o, i * V2_KEY_BYTES, (i + 1) * V2_KEY_BYTES);
-    const values = this.#values;
-    const base = i * this.obj.flowValueBytes;
-    const m = o + V2_KEY_BYTES;
+  #appendFlow(sink: RowSink, i: number, offset: SplitOffset): void {
+    const o = sink.appendRow() >>> 2;
+    const row = this.#rowWords.of(sink.bytes);
+    const keys = this.#keyWords;
+    const k = i * KEY_WORDS;
+    for (let w = 0; w < KEY_WORDS; w++) row[o + w] = keys[k + w];
+    const m = o + KEY_WORDS;
+    const v = (i * this.obj.flowValueBytes) >>> 2;
     if (this.obj.options.mapKind === 'shared') {
-      values.copy(row, m, base, base + V2_METRICS_BYTES);
+      const values = this.#valueWords;
+      for (let w = 0; w < METRICS_WORDS; w++) row[m + w] = values[v + w];
     } else {
-      this.#mergePerCpu(values, base, row, m);
+      this.#mergePerCpu(v, row, m);
     }
-    addOffsetAt(row, o + V2.FIRST_SEEN_NS, offset);
-    addOffsetAt(row, o + V2.LAST_SEEN_NS, offset);
+    addOffsetWords(row, m + W_FIRST, offset);
+    addOffsetWords(row, m + W_LAST, offset);
   }
 
-  /** Sums one flow's per-CPU slots into the metrics at `m` of `row`; CPUs that saw none are skipped. */
-  #mergePerCpu(values: Buffer, base: number, row: Buffer, m: number): void {
+  /** Sums one flow's per-CPU slots (from word `v`) into the metrics at word `m` of `row`; idle CPUs are skipped. */
+  #mergePerCpu(v: number, row: Uint32Array, m: number): void {
+    const values = this.#valueWords;
     let bytes = 0;
     let packets = 0;
     let firstHi = 0xffffffff;
@@ -110,34 +121,35 @@ export class FlowMapDrainer {
     let lastLo = 0;
     let flags = 0;
     let dscp = 0;
-    for (let cpu = 0; cpu < this.obj.possibleCpus; cpu++) {
-      const s = base + cpu * V2_METRICS_BYTES;
-      const cpuPackets = values.readUInt32LE(s + M_PACKETS) + values.readUInt32LE(s + M_PACKETS + 4) * TWO_POW_32;
+    for (let cpu = 0, s = v; cpu < this.obj.possibleCpus; cpu++, s += METRICS_WORDS) {
+      const cpuPackets = values[s + W_PACKETS] + values[s + W_PACKETS + 1] * TWO_POW_32;
       if (cpuPackets === 0) continue;
       packets += cpuPackets;
-      bytes += values.readUInt32LE(s + M_BYTES) + values.readUInt32LE(s + M_BYTES + 4) * TWO_POW_32;
-      flags |= values.readUInt16LE(s + M_TCP_FLAGS);
-      const fHi = values.readUInt32LE(s + M_FIRST + 4);
-      const fLo = values.readUInt32LE(s + M_FIRST);
+      bytes += values[s + W_BYTES] + values[s + W_BYTES + 1] * TWO_POW_32;
+      const flagsDscp = values[s + W_FLAGS_DSCP];
+      flags |= flagsDscp & 0xffff;
+      const fLo = values[s + W_FIRST];
+      const fHi = values[s + W_FIRST + 1];
       if (fHi < firstHi || (fHi === firstHi && fLo < firstLo)) {
         firstHi = fHi;
         firstLo = fLo;
       }
-      const lHi = values.readUInt32LE(s + M_LAST + 4);
-      const lLo = values.readUInt32LE(s + M_LAST);
+      const lLo = values[s + W_LAST];
+      const lHi = values[s + W_LAST + 1];
       if (lHi > lastHi || (lHi === lastHi && lLo >= lastLo)) {
         lastHi = lHi;
         lastLo = lLo;
-        dscp = values[s + M_DSCP]; // DSCP of the flow's latest packet
+        dscp = (flagsDscp >>> 16) & 0xff; // DSCP of the flow's latest packet
       }
     }
-    writeU64(row, m + M_BYTES, bytes);
-    writeU64(row, m + M_PACKETS, packets);
-    row.writeUInt32LE(firstLo, m + M_FIRST);
-    row.writeUInt32LE(firstHi, m + M_FIRST + 4);
-    row.writeUInt32LE(lastLo, m + M_LAST);
-    row.writeUInt32LE(lastHi, m + M_LAST + 4);
-    row.writeUInt16LE(flags, m + M_TCP_FLAGS);
-    row[m + M_DSCP] = dscp;
+    row[m + W_BYTES] = bytes % TWO_POW_32;
+    row[m + W_BYTES + 1] = Math.floor(bytes / TWO_POW_32);
+    row[m + W_PACKETS] = packets % TWO_POW_32;
+    row[m + W_PACKETS + 1] = Math.floor(packets / TWO_POW_32);
+    row[m + W_FIRST] = firstLo;
+    row[m + W_FIRST + 1] = firstHi;
+    row[m + W_LAST] = lastLo;
+    row[m + W_LAST + 1] = lastHi;
+    row[m + W_FLAGS_DSCP] = flags | (dscp << 16);
   }
 }

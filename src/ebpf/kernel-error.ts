@@ -26,7 +26,9 @@ export function kernelError(operation: string, errno: number): PermissionError |
   const code = Math.abs(errno);
   const log = takeLibbpfLog().slice(-LOG_LINES_QUOTED);
   if (code === constants.errno.EPERM || code === constants.errno.EACCES) {
-    return new PermissionError(`${operation} was refused by the kernel (${errnoName(code)}): ${PRIVILEGE_ADVICE}`);
+    return new PermissionError(
+      `${operation} was refused by the kernel (${errnoName(code)}): ${PRIVILEGE_ADVICE}`,
+    );
   }
   const detail = log.length > 0 ? `; libbpf said: ${log.join(' | ')}` : '';
   return new EbpfError(

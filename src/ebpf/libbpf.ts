@@ -93,12 +93,16 @@ function bind() {
     mapCreate: lib.func(
       'int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)',
     ),
-    mapUpdateElem: lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
+    mapUpdateElem: lib.func(
+      'int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)',
+    ),
     mapLookupElem: lib.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
     mapLookupAndDeleteBatch: lib.func(
       'int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, const void *opts)',
     ),
-    linkCreate: lib.func('int bpf_link_create(int prog_fd, int target_fd, int attach_type, const void *opts)'),
+    linkCreate: lib.func(
+      'int bpf_link_create(int prog_fd, int target_fd, int attach_type, const void *opts)',
+    ),
     tcHookCreate: lib.func('int bpf_tc_hook_create(void *hook)'),
     tcHookDestroy: lib.func('int bpf_tc_hook_destroy(void *hook)'),
     tcAttach: lib.func('int bpf_tc_attach(const void *hook, void *opts)'),
@@ -110,6 +114,7 @@ function bind() {
     ),
     progGetFdById: lib.func('int bpf_prog_get_fd_by_id(uint32_t id)'),
     objGetInfoByFd: lib.func('int bpf_obj_get_info_by_fd(int fd, void *info, void *len)'),
+    enableStats: lib.func('int bpf_enable_stats(int type)'),
     probeMapType: lib.func('int libbpf_probe_bpf_map_type(int type, const void *opts)'),
     numPossibleCpus: lib.func('int libbpf_num_possible_cpus(void)'),
     close: libc.func('int close(int fd)'),
@@ -147,7 +152,12 @@ export function tcHook(ifIndex: number, attachPoint: number): Buffer {
 }
 
 /** Option struct `bpf_tc_opts`. Read `prog_id` back with {@link tcOptsProgId}. */
-export function tcOpts(fields: { progFd?: number; flags?: number; handle: number; priority: number }): Buffer {
+export function tcOpts(fields: {
+  progFd?: number;
+  flags?: number;
+  handle: number;
+  priority: number;
+}): Buffer {
   const opts = Buffer.alloc(SIZE_OF_TC_OPTS);
   opts.writeBigUInt64LE(BigInt(SIZE_OF_TC_OPTS), 0);
   opts.writeInt32LE(fields.progFd ?? 0, 8);

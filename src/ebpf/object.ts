@@ -66,12 +66,20 @@ function isPowerOfTwo(n: number): boolean {
 /** Validates `opts` before anything touches the kernel (sampling, sizes), throwing `ConfigError`. */
 export function checkFlowObjectOptions(opts: FlowObjectOptions, pageBytes = 4096): void {
   if (!Number.isInteger(opts.sampling) || opts.sampling < 1 || opts.sampling > 0xffffffff) {
-    throw new ConfigError('sampling', String(opts.sampling), 'an integer from 1 (every packet) to 4294967295');
+    throw new ConfigError(
+      'sampling',
+      String(opts.sampling),
+      'an integer from 1 (every packet) to 4294967295',
+    );
   }
   if (!Number.isInteger(opts.maxFlows) || opts.maxFlows < 1 || opts.maxFlows > 1 << 24) {
     throw new ConfigError('maxFlows', String(opts.maxFlows), 'an integer from 1 to 16777216');
   }
-  if (!isPowerOfTwo(opts.ringBufferBytes) || opts.ringBufferBytes < pageBytes || opts.ringBufferBytes > 1 << 30) {
+  if (
+    !isPowerOfTwo(opts.ringBufferBytes) ||
+    opts.ringBufferBytes < pageBytes ||
+    opts.ringBufferBytes > 1 << 30
+  ) {
     throw new ConfigError(
       'ringBufferBytes',
       String(opts.ringBufferBytes),
@@ -109,7 +117,8 @@ export class FlowObject {
     this.#obj = obj;
     this.#flowMapFds = flowMapFds;
     this.possibleCpus = libbpf().numPossibleCpus();
-    this.flowValueBytes = options.mapKind === 'percpu' ? V2_METRICS_BYTES * this.possibleCpus : V2_METRICS_BYTES;
+    this.flowValueBytes =
+      options.mapKind === 'percpu' ? V2_METRICS_BYTES * this.possibleCpus : V2_METRICS_BYTES;
   }
 
   /** Opens, configures and loads the object. The caller checks privileges and features first. */
@@ -127,7 +136,14 @@ export class FlowObject {
     try {
       const mapType = opts.mapKind === 'percpu' ? BpfMapType.PERCPU_HASH : BpfMapType.HASH;
       for (const name of ['flowtap_flows_a', 'flowtap_flows_b']) {
-        const fd = lib.mapCreate(mapType, name, V2_KEY_BYTES, V2_METRICS_BYTES, opts.maxFlows, mapCreateOpts());
+        const fd = lib.mapCreate(
+          mapType,
+          name,
+          V2_KEY_BYTES,
+          V2_METRICS_BYTES,
+          opts.maxFlows,
+          mapCreateOpts(),
+        );
         if (fd < 0) throw kernelError(`creating the ${opts.maxFlows}-entry flow map`, fd);
         created.push(fd);
       }
@@ -137,7 +153,10 @@ export class FlowObject {
       const config = Buffer.alloc(CONFIG_BYTES);
       config.writeUInt32LE(opts.sampling, 0);
       config.writeUInt32LE(opts.mapKind === 'shared' ? 1 : 0, 4);
-      check(lib.mapSetInitialValue(findMap(obj, RODATA_MAP), config, CONFIG_BYTES), 'setting the datapath constants');
+      check(
+        lib.mapSetInitialValue(findMap(obj, RODATA_MAP), config, CONFIG_BYTES),
+        'setting the datapath constants',
+      );
       check(lib.objectLoad(obj), `loading ${path}`);
       const self = new FlowObject(
         obj,
@@ -229,7 +248,10 @@ export class FlowObject {
       batch_size: 0,
     };
     const fd = direction === 'ingress' ? this.ingressFd : this.egressFd;
-    check(lib.progTestRun(fd, opts), `test-running ${direction === 'ingress' ? INGRESS_PROGRAM : EGRESS_PROGRAM}`);
+    check(
+      lib.progTestRun(fd, opts),
+      `test-running ${direction === 'ingress' ? INGRESS_PROGRAM : EGRESS_PROGRAM}`,
+    );
     return opts.retval | 0;
   }
 
@@ -251,7 +273,9 @@ export class FlowObject {
 function findMap(obj: bigint, name: string): bigint {
   const map: bigint | null = libbpf().objectFindMap(obj, name);
   if (!map) {
-    throw new InputError(`the eBPF object has no map ${name}: it does not match this flowtap; rebuild with npm run build:bpf`);
+    throw new InputError(
+      `the eBPF object has no map ${name}: it does not match this flowtap; rebuild with npm run build:bpf`,
+    );
   }
   return map;
 }
@@ -259,11 +283,48 @@ function findMap(obj: bigint, name: string): bigint {
 function programFd(obj: bigint, name: string): number {
   const prog: bigint | null = libbpf().objectFindProgram(obj, name);
   if (!prog) {
-    throw new InputError(`the eBPF object has no program ${name}: it does not match this flowtap; rebuild with npm run build:bpf`);
+    throw new InputError(
+      `the eBPF object has no program ${name}: it does not match this flowtap; rebuild with npm run build:bpf`,
+    );
   }
   return libbpf().programFd(prog);
 }
 
 function check(result: number, operation: string): void {
   if (result < 0) throw kernelError(operation, result);
+}
+
+const BPF_STATS_RUN_TIME = 0;
+const PROG_INFO_BYTES = 232;
+const PROG_INFO_RUN_TIME_NS = 192;
+const PROG_INFO_RUN_COUNT = 200;
+
+/** Run time the kernel accounted to a program while statistics were enabled. */
+export interface ProgramRunStats {
+  /** Total nanoseconds spent in the program. */
+  runTimeNs: number;
+  /** Number of runs. */
+  runs: number;
+}
+
+/**
+ * Turns on the kernel's per-program run-time accounting until the returned function is called
+ * (BPF_ENABLE_STATS; it costs a little per run, so only benchmarks and diagnostics use it).
+ */
+export function enableProgramStats(): () => void {
+  const fd: number = libbpf().enableStats(BPF_STATS_RUN_TIME);
+  if (fd < 0) throw kernelError('enabling eBPF run-time statistics', fd);
+  return () => libbpf().close(fd);
+}
+
+/** Run time and run count of the program `progFd` (zero unless statistics are enabled). */
+export function programRunStats(progFd: number): ProgramRunStats {
+  const info = Buffer.alloc(PROG_INFO_BYTES);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(PROG_INFO_BYTES, 0);
+  check(libbpf().objGetInfoByFd(progFd, info, len), 'reading program statistics');
+  return {
+    runTimeNs: Number(info.readBigUInt64LE(PROG_INFO_RUN_TIME_NS)),
+    runs: Number(info.readBigUInt64LE(PROG_INFO_RUN_COUNT)),
+  };
 }

@@ -4,11 +4,11 @@
  * syscall when the buffer is empty. Every record is one `struct flow_record` (packets = 1).
  */
 import koffi from 'koffi';
-import type { RecordBatchBuilder } from '../codec/record-batch.ts';
 import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
-import { addOffsetAt, type SplitOffset } from './clock.ts';
+import type { SplitOffset } from './clock.ts';
 import { kernelError } from './kernel-error.ts';
 import { lastErrno, libbpf } from './libbpf.ts';
+import { addOffsetWords, type RowSink, RowWords } from './rows.ts';
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
@@ -18,6 +18,9 @@ const RECORD_HEADER_BYTES = 8;
 const BUSY_BIT = 0x80000000;
 const DISCARD_BIT = 0x40000000;
 const LENGTH_MASK = 0x3fffffff;
+const RECORD_WORDS = V2_RECORD_BYTES / 4;
+const W_FIRST = V2.FIRST_SEEN_NS / 4;
+const W_LAST = V2.LAST_SEEN_NS / 4;
 
 /** Consumer of one ring buffer map. */
 export class RingBufferReader {
@@ -27,8 +30,8 @@ export class RingBufferReader {
   #producerMapping: bigint;
   readonly #consumerPos: BigUint64Array;
   readonly #producerPos: BigUint64Array;
-  readonly #data: Buffer;
-  readonly #dataWords: Int32Array;
+  readonly #dataWords: Uint32Array;
+  readonly #rowWords = new RowWords();
   /** Records that were not a whole `struct flow_record` (never expected; counted, not kept). */
   malformedRecords = 0;
 
@@ -38,7 +41,8 @@ export class RingBufferReader {
     this.#pageBytes = lib.getpagesize();
     this.#dataBytes = dataBytes;
     this.#consumerMapping = lib.mmap(null, this.#pageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, mapFd, 0);
-    if (koffi.address(this.#consumerMapping) === MAP_FAILED) throw kernelError('mapping the ring buffer', lastErrno());
+    if (koffi.address(this.#consumerMapping) === MAP_FAILED)
+      throw kernelError('mapping the ring buffer', lastErrno());
     // The kernel maps the data area twice in a row, so a record that wraps around reads as one.
     const producerLength = this.#pageBytes + 2 * dataBytes;
     this.#producerMapping = lib.mmap(null, producerLength, PROT_READ, MAP_SHARED, mapFd, this.#pageBytes);
@@ -49,8 +53,7 @@ export class RingBufferReader {
     this.#consumerPos = new BigUint64Array(koffi.view(this.#consumerMapping, 8));
     const producer = koffi.view(this.#producerMapping, producerLength);
     this.#producerPos = new BigUint64Array(producer, 0, 1);
-    this.#data = Buffer.from(producer, this.#pageBytes, 2 * dataBytes);
-    this.#dataWords = new Int32Array(producer, this.#pageBytes, (2 * dataBytes) / 4);
+    this.#dataWords = new Uint32Array(producer, this.#pageBytes, (2 * dataBytes) / 4);
   }
 
   /** Bytes written by the kernel and not yet consumed. */
@@ -59,10 +62,10 @@ export class RingBufferReader {
   }
 
   /**
-   * Appends every committed record to `builder` with times shifted by `offset`, frees their space
+   * Appends every committed record to `sink` with times shifted by `offset`, frees their space
    * for the kernel, and returns how many rows were appended.
    */
-  readInto(builder: RecordBatchBuilder, offset: SplitOffset): number {
+  readInto(sink: RowSink, offset: SplitOffset): number {
     const start = Atomics.load(this.#consumerPos, 0);
     const producer = Number(Atomics.load(this.#producerPos, 0) - start);
     const mask = this.#dataBytes - 1;
@@ -71,16 +74,18 @@ export class RingBufferReader {
     const base = Number(start & BigInt(mask));
     while (consumed < producer) {
       const at = (base + consumed) & mask;
-      const header = Atomics.load(this.#dataWords, at >>> 2) >>> 0;
+      const header = Atomics.load(this.#dataWords, at >>> 2);
       if (header & BUSY_BIT) break; // reserved but not yet submitted: read it next time
       const length = header & LENGTH_MASK;
       if ((header & DISCARD_BIT) === 0) {
         if (length === V2_RECORD_BYTES) {
-          const o = builder.appendRow();
-          const row = builder.bytes;
-          this.#data.copy(row, o, at + RECORD_HEADER_BYTES, at + RECORD_HEADER_BYTES + V2_RECORD_BYTES);
-          addOffsetAt(row, o + V2.FIRST_SEEN_NS, offset);
-          addOffsetAt(row, o + V2.LAST_SEEN_NS, offset);
+          const o = sink.appendRow() >>> 2;
+          const row = this.#rowWords.of(sink.bytes);
+          const data = this.#dataWords;
+          const s = (at + RECORD_HEADER_BYTES) >>> 2;
+          for (let w = 0; w < RECORD_WORDS; w++) row[o + w] = data[s + w];
+          addOffsetWords(row, o + W_FIRST, offset);
+          addOffsetWords(row, o + W_LAST, offset);
           rows++;
         } else {
           this.malformedRecords++;

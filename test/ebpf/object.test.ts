@@ -5,13 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../../src/errors.ts';
 import { checkFlowObjectOptions, FLOWS_OBJECT_PATH } from '../../src/ebpf/object.ts';
+import { ConfigError } from '../../src/errors.ts';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-bpf.sh', import.meta.url));
-const hasClang = spawnSync('clang', ['--version']).status === 0 && spawnSync('llvm-strip', ['--version']).status === 0;
+const hasClang =
+  spawnSync('clang', ['--version']).status === 0 && spawnSync('llvm-strip', ['--version']).status === 0;
 
-test('the committed bpf/flows.bpf.o is exactly what the build script makes from the sources', { skip: !hasClang && 'clang/llvm-strip not installed' }, (t) => {
+test('the committed bpf/flows.bpf.o is exactly what the build script makes from the sources', {
+  skip: !hasClang && 'clang/llvm-strip not installed',
+}, (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-bpf-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const rebuilt = join(dir, 'flows.bpf.o');

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { RecordBatchBuilder } from '../../src/codec/record-batch.ts';
 import { splitOffset } from '../../src/ebpf/clock.ts';
 import { FlowMapDrainer } from '../../src/ebpf/flow-map.ts';
-import { FlowObject, type FlowMapKind } from '../../src/ebpf/object.ts';
+import { type FlowMapKind, FlowObject } from '../../src/ebpf/object.ts';
 import { formatIp } from '../../src/model/ip.ts';
 import { formatMac } from '../../src/model/mac.ts';
 import { PACKET_VECTORS, VECTOR_DST_MAC, VECTOR_SRC_MAC } from '../vectors/packets.ts';
@@ -12,7 +12,7 @@ const TC_ACT_UNSPEC = -1;
 const LOOPBACK_IFINDEX = 1;
 
 const ETH_HLEN = 14;
-const MIN_HEADER_BYTES: Record<number, number> = { 0x0800: 20, 0x86dd: 40 };
+const MIN_HEADER_BYTES: Record<number, number> = { 2048: 20, 34525: 40 };
 
 /**
  * The frame to hand BPF_PROG_TEST_RUN. The kernel refuses (EINVAL) to test-run an untagged IPv4

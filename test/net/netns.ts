@@ -56,7 +56,11 @@ export function counterDelta(before: InterfaceCounters, after: InterfaceCounters
  * Waits until `ifName` has seen no packet for `quietMs` (neighbour discovery and MLD done) and
  * returns its counters; throws if it stays busy until `deadlineMs`.
  */
-export async function waitForQuiet(ifName: string, quietMs = 300, deadlineMs = 15_000): Promise<InterfaceCounters> {
+export async function waitForQuiet(
+  ifName: string,
+  quietMs = 300,
+  deadlineMs = 15_000,
+): Promise<InterfaceCounters> {
   const start = Date.now();
   let last = readInterfaceCounters(ifName);
   let quietSince = Date.now();
@@ -126,7 +130,9 @@ async function sysctl(nsExec: string[] | null, settings: readonly string[]): Pro
  */
 export async function createVethPair(prefix: string, options: { ipv6?: boolean } = {}): Promise<VethPair> {
   if (!/^fte[a-z0-9]*$/.test(prefix) || prefix.length > MAX_PREFIX_LENGTH) {
-    throw new Error(`veth prefix ${prefix} must match fte[a-z0-9]* and be at most ${MAX_PREFIX_LENGTH} characters`);
+    throw new Error(
+      `veth prefix ${prefix} must match fte[a-z0-9]* and be at most ${MAX_PREFIX_LENGTH} characters`,
+    );
   }
   const ipv6 = options.ipv6 ?? false;
   const ns = `${prefix}-ns`;
@@ -154,7 +160,12 @@ export async function createVethPair(prefix: string, options: { ipv6?: boolean }
     await run('ip', ['netns', 'add', ns]);
     await run('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nsIf, 'netns', ns]);
     const v6Host = ipv6
-      ? ['accept_dad=0', 'router_solicitations=0', 'mldv1_unsolicited_report_interval=1', 'mldv2_unsolicited_report_interval=1']
+      ? [
+          'accept_dad=0',
+          'router_solicitations=0',
+          'mldv1_unsolicited_report_interval=1',
+          'mldv2_unsolicited_report_interval=1',
+        ]
       : ['disable_ipv6=1'];
     await sysctl(
       null,

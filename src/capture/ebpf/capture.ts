@@ -7,15 +7,22 @@
  * swap waits until no program writes the old map), and `stop()` detaches first, then drains both
  * maps and the ring buffer before closing anything.
  */
-import { RecordBatch, RecordBatchBuilder } from '../../codec/record-batch.ts';
-import { ConfigError, InterfaceError } from '../../errors.ts';
+import { type RecordBatch, RecordBatchBuilder } from '../../codec/record-batch.ts';
 import { type AttachMode, type DirectionPrograms, InterfaceAttachment } from '../../ebpf/attach.ts';
 import { monotonicToUnixOffsetNs, splitOffset } from '../../ebpf/clock.ts';
 import { requireLiveCapture } from '../../ebpf/features.ts';
 import { FlowMapDrainer } from '../../ebpf/flow-map.ts';
 import { libbpf } from '../../ebpf/libbpf.ts';
-import { type DatapathCounters, FlowObject, type FlowMapKind } from '../../ebpf/object.ts';
+import {
+  type DatapathCounters,
+  type FlowMapKind,
+  FlowObject,
+  type ProgramRunStats,
+  programRunStats,
+} from '../../ebpf/object.ts';
 import { RingBufferReader } from '../../ebpf/ringbuf.ts';
+import type { RowSink } from '../../ebpf/rows.ts';
+import { ConfigError, InterfaceError } from '../../errors.ts';
 import type { InterfaceRegistry } from '../../model/interfaces.ts';
 
 /** Which packets are counted: arriving, leaving, or both. */
@@ -23,9 +30,10 @@ export type CaptureDirection = 'ingress' | 'egress' | 'both';
 
 /** Default ring buffer size: 16 MiB holds about 150 000 fallback records between polls. */
 export const DEFAULT_RING_BUFFER_BYTES = 1 << 24;
-/** How often the ring buffer is checked between drains; records there mean the map is full. */
+/** How often the ring buffer is read; it only holds records while the flow map is full. */
 export const RING_BUFFER_POLL_MS = 100;
-const INITIAL_BATCH_ROWS = 256;
+/** Rows per batch at most (416 KiB), so a flood of new flows never builds one huge buffer. */
+export const MAX_BATCH_ROWS = 4096;
 
 /** Settings of an {@link EbpfCapture}. */
 export interface EbpfCaptureOptions {
@@ -67,8 +75,43 @@ function checkOptions(opts: EbpfCaptureOptions): void {
   if (!['ingress', 'egress', 'both'].includes(opts.direction)) {
     throw new ConfigError('direction', String(opts.direction), 'ingress, egress or both');
   }
-  if (!Number.isFinite(opts.drainIntervalMs) || opts.drainIntervalMs < 10 || opts.drainIntervalMs > 3_600_000) {
-    throw new ConfigError('drainIntervalMs', String(opts.drainIntervalMs), 'a number of milliseconds from 10 to 3600000');
+  if (
+    !Number.isFinite(opts.drainIntervalMs) ||
+    opts.drainIntervalMs < 10 ||
+    opts.drainIntervalMs > 3_600_000
+  ) {
+    throw new ConfigError(
+      'drainIntervalMs',
+      String(opts.drainIntervalMs),
+      'a number of milliseconds from 10 to 3600000',
+    );
+  }
+}
+
+/** Hands rows to `emit` as batches of at most {@link MAX_BATCH_ROWS}. */
+class BatchCutter implements RowSink {
+  #builder: RecordBatchBuilder;
+
+  constructor(
+    interfaces: InterfaceRegistry,
+    private readonly emit: (batch: RecordBatch) => void,
+  ) {
+    this.#builder = new RecordBatchBuilder(MAX_BATCH_ROWS, interfaces);
+  }
+
+  get bytes(): Buffer {
+    return this.#builder.bytes;
+  }
+
+  appendRow(): number {
+    if (this.#builder.count === MAX_BATCH_ROWS) this.flush();
+    return this.#builder.appendRow();
+  }
+
+  /** Emits the rows appended so far, if any. */
+  flush(): void {
+    if (this.#builder.count === 0) return;
+    this.emit(this.#builder.finish());
   }
 }
 
@@ -82,6 +125,7 @@ export class EbpfCapture {
   #stopping: Promise<void> | undefined;
   #drains = 0;
   #finalCounters: DatapathCounters | undefined;
+  readonly #sink: BatchCutter;
   readonly #drainTimer: NodeJS.Timeout;
   readonly #ringTimer: NodeJS.Timeout;
 
@@ -92,6 +136,10 @@ export class EbpfCapture {
     private readonly drainer: FlowMapDrainer,
     private readonly mode: AttachMode,
   ) {
+    this.#sink = new BatchCutter(opts.interfaces, (batch) => {
+      this.#queue.push(batch);
+      this.#notify();
+    });
     this.#drainTimer = setInterval(() => this.#guard(() => this.#drain()), opts.drainIntervalMs);
     this.#ringTimer = setInterval(
       () => this.#guard(() => this.#pollRingBuffer()),
@@ -124,7 +172,8 @@ export class EbpfCapture {
 
   /** Starts counting on interface `ifName` (idempotent). Throws `InterfaceError` when it does not exist. */
   async attach(ifName: string): Promise<void> {
-    if (this.#stopping) throw new InterfaceError(ifName, `cannot attach to ${ifName}: the capture is stopping`);
+    if (this.#stopping)
+      throw new InterfaceError(ifName, `cannot attach to ${ifName}: the capture is stopping`);
     if (this.#attachments.has(ifName)) return;
     const ifIndex: number = libbpf().ifNameToIndex(ifName);
     if (ifIndex === 0) {
@@ -180,6 +229,16 @@ export class EbpfCapture {
     };
   }
 
+  /**
+   * Kernel time spent in the datapath programs (both directions) while statistics were enabled
+   * with `enableProgramStats()`: the per-packet cost that no user-space figure shows.
+   */
+  programRunStats(): ProgramRunStats {
+    const ingress = programRunStats(this.obj.ingressFd);
+    const egress = programRunStats(this.obj.egressFd);
+    return { runTimeNs: ingress.runTimeNs + egress.runTimeNs, runs: ingress.runs + egress.runs };
+  }
+
   /** Detaches everywhere, drains what was counted, ends `batches()` and releases the datapath. */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
@@ -202,7 +261,13 @@ export class EbpfCapture {
     } catch (err) {
       this.#failure = err;
     } finally {
-      this.#finalCounters ??= { ringBufferFallbacks: 0, mapUpdateFailures: 0, ringBufferLost: 0, parseErrors: 0, sampledOut: 0 };
+      this.#finalCounters ??= {
+        ringBufferFallbacks: 0,
+        mapUpdateFailures: 0,
+        ringBufferLost: 0,
+        parseErrors: 0,
+        sampledOut: 0,
+      };
       this.ring.close();
       this.obj.close();
       this.#ended = true;
@@ -223,23 +288,19 @@ export class EbpfCapture {
 
   #drain(): void {
     const offset = splitOffset(monotonicToUnixOffsetNs());
-    const builder = new RecordBatchBuilder(INITIAL_BATCH_ROWS, this.opts.interfaces);
-    this.drainer.drainInto(builder, offset);
+    this.drainer.drainInto(this.#sink, offset);
     // After the swap every fallback of the drained period is committed: take them in the same batch.
-    this.ring.readInto(builder, offset);
+    this.ring.readInto(this.#sink, offset);
     this.#drains++;
-    this.#push(builder);
+    this.#sink.flush();
   }
 
   #pollRingBuffer(): void {
-    // Records in the ring buffer mean the flow map is full: drain it now rather than at the tick.
-    if (this.ring.pendingBytes() > 0) this.#drain();
-  }
-
-  #push(builder: RecordBatchBuilder): void {
-    if (builder.count === 0) return;
-    this.#queue.push(builder.finish());
-    this.#notify();
+    // Reading the ring is cheap and keeps it from filling while the map is full; the map itself
+    // is drained only on its own tick, since draining a full map costs far more per flow.
+    if (this.ring.pendingBytes() === 0) return;
+    this.ring.readInto(this.#sink, splitOffset(monotonicToUnixOffsetNs()));
+    this.#sink.flush();
   }
 
   #notify(): void {

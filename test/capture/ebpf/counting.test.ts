@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { createServer as createTcpServer } from 'node:net';
 import { createSocket } from 'node:dgram';
+import { createServer as createTcpServer } from 'node:net';
 import { test } from 'node:test';
 import { counterDelta, createVethPair, readInterfaceCounters, waitForQuiet } from '../../net/netns.ts';
 import { flowOf, openCollecting, sendTraffic, sum } from './helpers.ts';
@@ -37,7 +37,13 @@ test('udp datagrams and icmp echo over ipv4 are counted exactly per flow and dir
 
   const datagrams = 40;
   const payloadBytes = 100;
-  const udp = await sendTraffic(pair, { kind: 'udp', host: pair.hostAddr4, port, count: datagrams, payloadBytes });
+  const udp = await sendTraffic(pair, {
+    kind: 'udp',
+    host: pair.hostAddr4,
+    port,
+    count: datagrams,
+    payloadBytes,
+  });
   await pair.exec('ping', ['-c', String(PING_COUNT), '-i', '0.01', '-W', '2', pair.hostAddr4]);
   const after = await waitForQuiet(pair.hostIf, 200);
   await capture.stop();
@@ -48,13 +54,22 @@ test('udp datagrams and icmp echo over ipv4 are counted exactly per flow and dir
     packets: datagrams,
     bytes: datagrams * (ETH_IPV4_UDP_HEADERS + payloadBytes),
   });
-  assert.deepEqual(sum(flows, (f) => f.direction === EGRESS && f.proto === UDP), { packets: 0, bytes: 0 });
+  assert.deepEqual(
+    sum(flows, (f) => f.direction === EGRESS && f.proto === UDP),
+    { packets: 0, bytes: 0 },
+  );
   const echo = (f: (typeof flows)[number]) => f.proto === ICMP && f.icmpType === 8 && f.direction === INGRESS;
   const reply = (f: (typeof flows)[number]) => f.proto === ICMP && f.icmpType === 0 && f.direction === EGRESS;
   assert.deepEqual(sum(flows, echo), { packets: PING_COUNT, bytes: PING_COUNT * PING_IPV4_FRAME });
   assert.deepEqual(sum(flows, reply), { packets: PING_COUNT, bytes: PING_COUNT * PING_IPV4_FRAME });
-  assert.deepEqual(sum(flows, (f) => f.direction === INGRESS), { packets: delta.rxPackets, bytes: delta.rxBytes });
-  assert.deepEqual(sum(flows, (f) => f.direction === EGRESS), { packets: delta.txPackets, bytes: delta.txBytes });
+  assert.deepEqual(
+    sum(flows, (f) => f.direction === INGRESS),
+    { packets: delta.rxPackets, bytes: delta.rxBytes },
+  );
+  assert.deepEqual(
+    sum(flows, (f) => f.direction === EGRESS),
+    { packets: delta.txPackets, bytes: delta.txBytes },
+  );
   assert.ok(
     flows.every((f) => f.interface === pair.hostIf),
     'every flow names the interface',
@@ -91,10 +106,19 @@ test('a tcp connection is counted in both directions with its handshake and clos
   assert.ok(toServer[0].bytes > payloadBytes, 'the payload is inside the client flow');
   assert.ok(toServer[0].timeFlowEndNs > toServer[0].timeFlowStartNs, 'the flow spans time');
   const nowNs = BigInt(Date.now()) * 1_000_000n;
-  assert.ok(nowNs - toServer[0].timeFlowStartNs < 60_000_000_000n, 'times are Unix-epoch, within the last minute');
+  assert.ok(
+    nowNs - toServer[0].timeFlowStartNs < 60_000_000_000n,
+    'times are Unix-epoch, within the last minute',
+  );
   assert.ok(toServer[0].timeFlowEndNs <= nowNs, 'times are not in the future');
-  assert.deepEqual(sum(flows, (f) => f.direction === INGRESS), { packets: delta.rxPackets, bytes: delta.rxBytes });
-  assert.deepEqual(sum(flows, (f) => f.direction === EGRESS), { packets: delta.txPackets, bytes: delta.txBytes });
+  assert.deepEqual(
+    sum(flows, (f) => f.direction === INGRESS),
+    { packets: delta.rxPackets, bytes: delta.rxBytes },
+  );
+  assert.deepEqual(
+    sum(flows, (f) => f.direction === EGRESS),
+    { packets: delta.txPackets, bytes: delta.txBytes },
+  );
 });
 
 test('udp datagrams and icmpv6 echo over ipv6 are counted exactly, and all flows including neighbour discovery add up to the interface counters', async (t) => {
@@ -108,7 +132,13 @@ test('udp datagrams and icmpv6 echo over ipv6 are counted exactly, and all flows
 
   const datagrams = 25;
   const payloadBytes = 333;
-  const udp = await sendTraffic(pair, { kind: 'udp', host: pair.hostAddr6, port, count: datagrams, payloadBytes });
+  const udp = await sendTraffic(pair, {
+    kind: 'udp',
+    host: pair.hostAddr6,
+    port,
+    count: datagrams,
+    payloadBytes,
+  });
   await pair.exec('ping', ['-6', '-c', String(PING_COUNT), '-i', '0.01', '-W', '2', pair.hostAddr6]);
   const after = await waitForQuiet(pair.hostIf, 200);
   await capture.stop();
@@ -121,16 +151,28 @@ test('udp datagrams and icmpv6 echo over ipv6 are counted exactly, and all flows
   });
   const echo = flowOf(INGRESS, ICMPV6, pair.nsAddr6, pair.hostAddr6, 0, 0);
   const reply = flowOf(EGRESS, ICMPV6, pair.hostAddr6, pair.nsAddr6, 0, 0);
-  assert.deepEqual(sum(flows, (f) => echo(f) && f.icmpType === 128), {
-    packets: PING_COUNT,
-    bytes: PING_COUNT * PING_IPV6_FRAME,
-  });
-  assert.deepEqual(sum(flows, (f) => reply(f) && f.icmpType === 129), {
-    packets: PING_COUNT,
-    bytes: PING_COUNT * PING_IPV6_FRAME,
-  });
-  assert.deepEqual(sum(flows, (f) => f.direction === INGRESS), { packets: delta.rxPackets, bytes: delta.rxBytes });
-  assert.deepEqual(sum(flows, (f) => f.direction === EGRESS), { packets: delta.txPackets, bytes: delta.txBytes });
+  assert.deepEqual(
+    sum(flows, (f) => echo(f) && f.icmpType === 128),
+    {
+      packets: PING_COUNT,
+      bytes: PING_COUNT * PING_IPV6_FRAME,
+    },
+  );
+  assert.deepEqual(
+    sum(flows, (f) => reply(f) && f.icmpType === 129),
+    {
+      packets: PING_COUNT,
+      bytes: PING_COUNT * PING_IPV6_FRAME,
+    },
+  );
+  assert.deepEqual(
+    sum(flows, (f) => f.direction === INGRESS),
+    { packets: delta.rxPackets, bytes: delta.rxBytes },
+  );
+  assert.deepEqual(
+    sum(flows, (f) => f.direction === EGRESS),
+    { packets: delta.txPackets, bytes: delta.txBytes },
+  );
 });
 
 test('with direction ingress only arriving packets are counted', async (t) => {

@@ -26,7 +26,13 @@ test('with 1-in-10 sampling the counted packets stay within six standard deviati
 
   const datagrams = 3000;
   const payloadBytes = 10;
-  const udp = await sendTraffic(pair, { kind: 'udp', host: pair.hostAddr4, port, count: datagrams, payloadBytes });
+  const udp = await sendTraffic(pair, {
+    kind: 'udp',
+    host: pair.hostAddr4,
+    port,
+    count: datagrams,
+    payloadBytes,
+  });
   const after = await waitForQuiet(pair.hostIf, 200);
   await capture.stop();
   await done;
@@ -35,7 +41,10 @@ test('with 1-in-10 sampling the counted packets stay within six standard deviati
   const p = 1 / sampling;
   const mean = datagrams * p;
   const sixSd = 6 * Math.sqrt(datagrams * p * (1 - p));
-  assert.ok(Math.abs(counted.packets - mean) <= sixSd, `${counted.packets} packets counted, expected ${mean} ± ${sixSd}`);
+  assert.ok(
+    Math.abs(counted.packets - mean) <= sixSd,
+    `${counted.packets} packets counted, expected ${mean} ± ${sixSd}`,
+  );
   assert.equal(counted.bytes, counted.packets * (ETH_IPV4_UDP_HEADERS + payloadBytes));
   const delta = counterDelta(before, after);
   const sampledOut = capture.stats().sampledOut ?? -1;
@@ -76,5 +85,8 @@ test('when the kernel flow map is full every packet still arrives through the ri
     );
   }
   const delta = counterDelta(before, after);
-  assert.deepEqual(sum(flows), { packets: delta.rxPackets + delta.txPackets, bytes: delta.rxBytes + delta.txBytes });
+  assert.deepEqual(sum(flows), {
+    packets: delta.rxPackets + delta.txPackets,
+    bytes: delta.rxBytes + delta.txBytes,
+  });
 });

@@ -1,13 +1,15 @@
 /** Shared steps of the live-capture tests: open a capture, collect its flows, check for leftovers. */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { TestContext } from 'node:test';
-import { type EbpfCaptureOptions, EbpfCapture } from '../../../src/capture/ebpf/capture.ts';
+import { EbpfCapture, type EbpfCaptureOptions } from '../../../src/capture/ebpf/capture.ts';
+import { attachedProgramNames } from '../../../src/ebpf/attach.ts';
 import type { Flow } from '../../../src/model/flow.ts';
-import { formatIp } from '../../../src/model/ip.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
+import { formatIp } from '../../../src/model/ip.ts';
+import type { VethPair } from '../../net/netns.ts';
 import { run } from '../../net/netns.ts';
 import { type TrafficPlan, type TrafficResult, trafficCommand } from '../../net/traffic.ts';
-import type { VethPair } from '../../net/netns.ts';
 
 /** A capture and every flow it has handed out so far. */
 export interface Collected {
@@ -18,7 +20,10 @@ export interface Collected {
 }
 
 /** Opens a capture with test defaults, collects its batches, and stops it in `t.after`. */
-export async function openCollecting(t: TestContext, opts: Partial<EbpfCaptureOptions> = {}): Promise<Collected> {
+export async function openCollecting(
+  t: TestContext,
+  opts: Partial<EbpfCaptureOptions> = {},
+): Promise<Collected> {
   const capture = await EbpfCapture.open({
     sampling: 1,
     direction: 'both',
@@ -42,7 +47,10 @@ export async function sendTraffic(pair: VethPair, plan: TrafficPlan): Promise<Tr
 }
 
 /** Packets and bytes of `flows` that match `pick`. */
-export function sum(flows: readonly Flow[], pick: (f: Flow) => boolean = () => true): { packets: number; bytes: number } {
+export function sum(
+  flows: readonly Flow[],
+  pick: (f: Flow) => boolean = () => true,
+): { packets: number; bytes: number } {
   let packets = 0;
   let bytes = 0;
   for (const f of flows) {
@@ -71,19 +79,40 @@ export function flowOf(
     formatIp(f.dstAddr, 0, f.etype) === dst;
 }
 
-/** Asserts no program, link, filter or clsact qdisc of flowtap remains on `ifName`, and no flowtap program of this process. */
-export async function assertNothingLeft(ifName: string): Promise<void> {
+/** `tc filter show` of one clsact direction of `ifName`; '' when there is no clsact qdisc. */
+export function tcFilters(ifName: string, direction: 'ingress' | 'egress'): Promise<string> {
+  return run('tc', ['filter', 'show', 'dev', ifName, direction]).catch(() => '');
+}
+
+/** Number of eBPF programs, maps and links this process holds open (its /proc/self/fd). */
+export function bpfFdCount(): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (/^anon_inode:bpf[-_](prog|map|link)/.test(readlinkSync(`/proc/self/fd/${fd}`))) n++;
+    } catch {
+      // the fd of the directory listing itself is gone by now
+    }
+  }
+  return n;
+}
+
+/**
+ * Asserts flowtap left nothing on `ifName`: no program attached (TCX or its tc slot), no clsact
+ * qdisc (unless `qdiscExpected`, one flowtap did not create), and that this process holds no more
+ * eBPF fds than `bpfFdsBefore`.
+ */
+export async function assertNothingLeft(
+  ifName: string,
+  bpfFdsBefore: number,
+  qdiscExpected = false,
+): Promise<void> {
   const qdiscs = await run('tc', ['qdisc', 'show', 'dev', ifName]);
-  assert.doesNotMatch(qdiscs, /clsact/, `no clsact qdisc left on ${ifName}`);
-  const net = JSON.parse(await run('bpftool', ['net', 'show', 'dev', ifName, '--json'])) as unknown;
-  assert.doesNotMatch(JSON.stringify(net), /flowtap_/, `no flowtap program attached to ${ifName}`);
-  const progs = JSON.parse(await run('bpftool', ['prog', 'show', '--json'])) as {
-    name?: string;
-    pids?: { pid: number }[];
-  }[];
-  const mine = progs.filter((p) => p.name?.startsWith('flowtap_') && p.pids?.some((x) => x.pid === process.pid));
-  assert.deepEqual(mine, [], 'no flowtap program loaded by this process');
-  const maps = JSON.parse(await run('bpftool', ['map', 'show', '--json'])) as { name?: string; pids?: { pid: number }[] }[];
-  const myMaps = maps.filter((m) => m.name?.startsWith('flowtap_') && m.pids?.some((x) => x.pid === process.pid));
-  assert.deepEqual(myMaps, [], 'no flowtap map held by this process');
+  if (qdiscExpected) assert.match(qdiscs, /clsact/, `the clsact qdisc on ${ifName} is kept`);
+  else assert.doesNotMatch(qdiscs, /clsact/, `no clsact qdisc left on ${ifName}`);
+  const filters = (await tcFilters(ifName, 'ingress')) + (await tcFilters(ifName, 'egress'));
+  assert.doesNotMatch(filters, /flowtap_/, `no flowtap tc filter left on ${ifName}`);
+  const ifIndex = Number(readFileSync(`/sys/class/net/${ifName}/ifindex`, 'utf8'));
+  assert.deepEqual(attachedProgramNames(ifIndex), [], `no program attached to ${ifName}`);
+  assert.equal(bpfFdCount(), bpfFdsBefore, 'every program, map and link fd is closed');
 }
