@@ -48,11 +48,4 @@ export class InterfaceTracker {
     }
   }
 
-  /** Reports every tracked interface as removed (on stop). */
-  clear(): void {
-    for (const [name, ifIndex] of [...this.#current]) {
-      this.#current.delete(name);
-      this.listener({ kind: 'removed', name, ifIndex });
-    }
-  }
 }

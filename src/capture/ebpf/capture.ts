@@ -69,6 +69,8 @@ export interface EbpfCaptureStats {
   ringBufferLost: number;
   /** Flow-map drains done. */
   drains: number;
+  /** Timer drains and ring-buffer polls skipped because the consumer lagged (see MAX_QUEUED_BATCHES). */
+  deferredDrains: number;
 }
 
 function checkOptions(opts: EbpfCaptureOptions): void {
@@ -115,6 +117,13 @@ class BatchCutter implements RowSink {
   }
 }
 
+/**
+ * Batches that may wait for the consumer. Beyond it the timers stop draining: flows keep
+ * accumulating in the kernel map, then fall back to the ring buffer, whose overflow the kernel
+ * counts as `ringBufferLost` — memory stays bounded and every loss is counted.
+ */
+export const MAX_QUEUED_BATCHES = 64;
+
 /** Live flows from the kernel, one loaded datapath shared by every attached interface. */
 export class EbpfCapture {
   readonly #attachments = new Map<string, InterfaceAttachment>();
@@ -124,6 +133,7 @@ export class EbpfCapture {
   #ended = false;
   #stopping: Promise<void> | undefined;
   #drains = 0;
+  #deferredDrains = 0;
   #finalCounters: DatapathCounters | undefined;
   readonly #sink: BatchCutter;
   readonly #drainTimer: NodeJS.Timeout;
@@ -140,9 +150,12 @@ export class EbpfCapture {
       this.#queue.push(batch);
       this.#notify();
     });
-    this.#drainTimer = setInterval(() => this.#guard(() => this.#drain()), opts.drainIntervalMs);
+    this.#drainTimer = setInterval(
+      () => this.#guard(() => this.#consumerLagging() || this.#drain()),
+      opts.drainIntervalMs,
+    );
     this.#ringTimer = setInterval(
-      () => this.#guard(() => this.#pollRingBuffer()),
+      () => this.#guard(() => this.#consumerLagging() || this.#pollRingBuffer()),
       Math.min(RING_BUFFER_POLL_MS, opts.drainIntervalMs),
     );
   }
@@ -200,7 +213,10 @@ export class EbpfCapture {
     return [...this.#attachments.keys()];
   }
 
-  /** Every drained flow and fallback record as batches, ending after `stop()`. One consumer only. */
+  /**
+   * Every drained flow and fallback record as batches, ending after `stop()`. One consumer only;
+   * at most MAX_QUEUED_BATCHES wait for it (plus the final drain at stop).
+   */
   async *batches(): AsyncIterable<RecordBatch> {
     for (;;) {
       const batch = this.#queue.shift();
@@ -226,6 +242,7 @@ export class EbpfCapture {
       sampledOut: counters.sampledOut,
       ringBufferLost: counters.ringBufferLost,
       drains: this.#drains,
+      deferredDrains: this.#deferredDrains,
     };
   }
 
@@ -284,6 +301,13 @@ export class EbpfCapture {
       this.#failure = err;
       this.#notify();
     }
+  }
+
+  /** True (and counted) when the consumer lags so far behind that the timers must not add batches. */
+  #consumerLagging(): boolean {
+    if (this.#queue.length < MAX_QUEUED_BATCHES) return false;
+    this.#deferredDrains++;
+    return true;
   }
 
   #drain(): void {
