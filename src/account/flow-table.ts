@@ -158,7 +158,8 @@ export class FlowTable {
         index[slot * 2] = h;
         index[slot * 2 + 1] = e;
         this.#entrySlot[e] = slot;
-        entries.set(words.subarray(r, r + ROW_WORDS), e * ROW_WORDS);
+        const s = e * ROW_WORDS;
+        for (let w = 0; w < ROW_WORDS; w++) entries[s + w] = words[r + w];
         continue;
       }
 
