@@ -55,6 +55,26 @@ export class MalformedRecordError extends FlowtapError {
   }
 }
 
+/**
+ * A packet capture (pcap/pcapng) is damaged where its framing can no longer be trusted (wrong
+ * magic, impossible block or record length), so nothing after `offset` can be read.
+ */
+export class CaptureFormatError extends FlowtapError {
+  constructor(
+    /** Byte offset of the offending header or field in the capture. */
+    readonly offset: number,
+    /** `pcap`, `pcapng`, or `capture` before the format is known. */
+    readonly format: string,
+    detail: string,
+  ) {
+    super(
+      'FLOWTAP_CAPTURE_FORMAT',
+      `damaged ${format} capture at byte offset ${offset}: ${detail}; ` +
+        `check that the input is a whole pcap or pcapng file (tcpdump -w, dumpcap, editcap)`,
+    );
+  }
+}
+
 /** A setting has a value flowtap cannot use. The CLI exits with 2 for these. */
 export class ConfigError extends FlowtapError {
   override readonly exitCode = 2;
@@ -119,5 +139,33 @@ export class EbpfError extends FlowtapError {
     options?: { cause?: unknown },
   ) {
     super('FLOWTAP_EBPF', message, options);
+  }
+}
+
+/** An exporter could not deliver a batch to its collector (refused, closed, or stopped while waiting). */
+export class ExportError extends FlowtapError {
+  constructor(
+    /** Exporter name, e.g. `grpc`, `ipfix+tcp`. */
+    readonly exporter: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('FLOWTAP_EXPORT', `${exporter} export: ${message}`, options);
+  }
+}
+
+/** A message received from the network (a pbflow request, an IPFIX message) cannot be decoded. */
+export class MalformedMessageError extends FlowtapError {
+  constructor(
+    /** Wire protocol of the message, e.g. `pbflow`. */
+    readonly protocol: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'FLOWTAP_MALFORMED_MESSAGE',
+      `malformed ${protocol} message: ${detail}; check that the sender speaks ${protocol}`,
+      options,
+    );
   }
 }

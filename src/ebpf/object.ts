@@ -3,15 +3,15 @@
  * with the two flow maps user space swaps in and out. Owns every kernel object it creates and
  * releases them all in `close()`. Names and layouts here mirror bpf/flows.bpf.c.
  */
-import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
 import { V2_KEY_BYTES, V2_METRICS_BYTES } from '../codec/v2-layout.ts';
 import { ConfigError, InputError } from '../errors.ts';
+import { packagePath } from '../package-files.ts';
 import { kernelError } from './kernel-error.ts';
 import { BpfMapType, lastErrno, libbpf, mapCreateOpts } from './libbpf.ts';
 
 /** The committed compiled datapath. */
-export const FLOWS_OBJECT_PATH = fileURLToPath(new URL('../../bpf/flows.bpf.o', import.meta.url));
+export const FLOWS_OBJECT_PATH = packagePath('bpf', 'flows.bpf.o');
 
 /** Prefix of every kernel program and map flowtap creates, so leftovers can be recognised. */
 export const FLOWTAP_NAME_PREFIX = 'flowtap_';

@@ -56,6 +56,8 @@ export class LinkMonitorWatcher implements InterfaceWatcher {
   #rescanQueued = false;
   #restartDelayMs = INITIAL_RESTART_DELAY_MS;
   #restartTimer: NodeJS.Timeout | undefined;
+  /** A restart in progress; stop() waits for it so no child outlives the watcher. */
+  #restarting: Promise<void> | undefined;
 
   constructor(private readonly options: LinkMonitorOptions) {
     this.#tracker = new InterfaceTracker(options.filter, options.listener);
@@ -72,6 +74,7 @@ export class LinkMonitorWatcher implements InterfaceWatcher {
   async stop(): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
+    await this.#restarting;
     const child = this.#child;
     this.#child = undefined;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
@@ -129,7 +132,7 @@ export class LinkMonitorWatcher implements InterfaceWatcher {
     this.options.onWarning?.(`${reason}; restarting in ${Math.round(delayMs)} ms`);
     this.#restartTimer = setTimeout(() => {
       if (this.#stopping) return;
-      this.#spawnMonitor().then(
+      this.#restarting = this.#spawnMonitor().then(
         // Events while no monitor ran were missed: a listing catches up on them.
         () => this.#rescan(),
         (err: unknown) => this.#scheduleRestart(`restarting ip monitor failed: ${String(err)}`),

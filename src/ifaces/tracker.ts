@@ -47,5 +47,4 @@ export class InterfaceTracker {
       this.listener({ kind: 'added', name, ifIndex: state.ifIndex });
     }
   }
-
 }

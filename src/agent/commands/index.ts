@@ -1,8 +1,12 @@
 /** Every `flowtap` subcommand, registered on the program in the order `--help` lists them. */
 import type { Command } from 'commander';
 import { registerDecodeCommand } from './decode.ts';
+import { registerReadCommand } from './read.ts';
+import { registerRunCommand } from './run.ts';
 
 /** Adds all subcommands to `program`. */
 export function registerCommands(program: Command): void {
+  registerRunCommand(program);
   registerDecodeCommand(program);
+  registerReadCommand(program);
 }

@@ -1,0 +1,229 @@
+/**
+ * The live agent: owns the capture, the interface watcher, the pipeline, the exporters and the
+ * metrics endpoint, and releases all of them on stop in the order that loses nothing: stop
+ * following interfaces, stop the capture (it detaches, then drains the kernel maps), let the
+ * Accounter flush, let the exporters send what they hold (bounded wait), close the endpoint.
+ */
+
+import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
+import type { RecordBatch } from '../codec/record-batch.ts';
+import { DEFAULT_STOP_TIMEOUT_MS, type FlowExporter } from '../export/exporter.ts';
+import { InterfaceFilter } from '../ifaces/filter.ts';
+import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
+import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
+import { InterfaceRegistry } from '../model/interfaces.ts';
+import type { AgentConfig, HostPort } from './config.ts';
+import type { Logger } from './logger.ts';
+import {
+  AgentMetrics,
+  type HealthSnapshot,
+  healthSnapshot,
+  type InterfaceCounters,
+  type MetricsServer,
+  startMetricsServer,
+} from './metrics.ts';
+import { Pipeline } from './pipeline.ts';
+
+/** What the agent needs of a live capture: `EbpfCapture` in production, fakes in tests. */
+export interface LiveCapture {
+  attach(ifName: string): Promise<void>;
+  detach(ifName: string): Promise<void>;
+  attached(): string[];
+  batches(): AsyncIterable<RecordBatch>;
+  stats(): EbpfCaptureStats;
+  stop(): Promise<void>;
+}
+
+/** Everything an {@link Agent} is built from. */
+export interface AgentOptions {
+  config: AgentConfig;
+  logger: Logger;
+  /** The configured exporters (see createExporters); the agent stops them. */
+  exporters: readonly FlowExporter[];
+  /** More consumers of evicted batches (the web view); stopped like the exporters. */
+  observers?: readonly FlowExporter[];
+  /** Opens the capture; defaults to `EbpfCapture.open`. */
+  openCapture?: (options: EbpfCaptureOptions) => Promise<LiveCapture>;
+  /** Builds the interface watcher; defaults to the one `config.listenInterfaces` names. */
+  createWatcher?: (listener: InterfaceListener) => InterfaceWatcher;
+  /** How long stop waits for exporters to send what they hold. */
+  exportStopTimeoutMs?: number;
+}
+
+/** A running live agent. */
+export class Agent {
+  readonly #logger: Logger;
+  readonly #pipeline: Pipeline;
+  readonly #interfaceCounters: InterfaceCounters = { attaches: 0, detaches: 0, attachFailures: 0 };
+  readonly #startedAtMs = Date.now();
+  readonly #exportStopTimeoutMs: number;
+  #capture: LiveCapture | undefined;
+  #watcher: InterfaceWatcher | undefined;
+  #metricsServer: MetricsServer | undefined;
+  #running: Promise<void> = Promise.resolve();
+  #interfaceOps: Promise<void> = Promise.resolve();
+  #failure: unknown;
+  #stopping: Promise<void> | undefined;
+  readonly #done: Promise<void>;
+  #settleDone: (failure: unknown) => void = () => {};
+
+  private constructor(private readonly options: AgentOptions) {
+    const { config } = options;
+    this.#logger = options.logger;
+    this.#exportStopTimeoutMs = options.exportStopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    this.#pipeline = new Pipeline(
+      {
+        buffersLength: config.buffersLength,
+        cacheMaxFlows: config.cacheMaxFlows,
+        cacheActiveTimeoutMs: config.cacheActiveTimeoutMs,
+        onEvict: (reason, flows) => this.#logger.debug({ reason, flows }, 'evicted flows'),
+      },
+      [...options.exporters, ...(options.observers ?? [])],
+    );
+    this.#done = new Promise<void>((resolve, reject) => {
+      this.#settleDone = (failure) => (failure === undefined ? resolve() : reject(failure));
+    });
+    this.#done.catch(() => {}); // observed through done(); never an unhandled rejection
+  }
+
+  /**
+   * Opens the capture, starts the pipeline, attaches to the selected interfaces and follows them,
+   * and serves metrics if configured. Throws (having released what it acquired) when any of it
+   * fails: PermissionError or NotSupportedError from the capture, ConfigError for the metrics address.
+   */
+  static async start(options: AgentOptions): Promise<Agent> {
+    const agent = new Agent(options);
+    try {
+      await agent.#start();
+    } catch (err) {
+      await agent.stop();
+      throw err;
+    }
+    return agent;
+  }
+
+  async #start(): Promise<void> {
+    const { config } = this.options;
+    const open = this.options.openCapture ?? ((o: EbpfCaptureOptions) => EbpfCapture.open(o));
+    const capture = await open({
+      sampling: config.sampling,
+      direction: config.direction,
+      maxFlows: config.cacheMaxFlows,
+      drainIntervalMs: config.cacheActiveTimeoutMs,
+      interfaces: new InterfaceRegistry(),
+    });
+    this.#capture = capture;
+    this.#running = this.#pipeline.run(capture.batches()).then(
+      () => undefined,
+      (err: unknown) => {
+        this.#failure ??= err;
+        this.#logger.error({ err }, 'capture failed; stopping');
+      },
+    );
+    // A capture that fails on its own stops the agent; after stop() this is a no-op.
+    void this.#running.then(() => this.stop());
+
+    const listener: InterfaceListener = (event) => this.#queueInterfaceEvent(event);
+    this.#watcher =
+      this.options.createWatcher?.(listener) ??
+      createInterfaceWatcher({
+        mode: config.listenInterfaces,
+        filter: new InterfaceFilter(config.interfaces, config.excludeInterfaces),
+        listener,
+        pollPeriodMs: config.listenPollPeriodMs,
+        onWarning: (message, err) => this.#logger.warn({ err }, message),
+      });
+    await this.#watcher.start();
+
+    if (config.metrics) {
+      const metrics = new AgentMetrics(() => this.health());
+      this.#metricsServer = await startMetricsServer(metrics, config.metrics);
+      const { host, port } = this.#metricsServer.address;
+      this.#logger.info({ address: `${host}:${port}` }, 'metrics listening on /metrics');
+    }
+    this.#logger.info(
+      {
+        listen: config.listenInterfaces,
+        export: config.export,
+        exporters: this.#pipeline.exporters.map((e) => e.name),
+      },
+      'agent started',
+    );
+  }
+
+  /** Where `/metrics` listens (the real port when 0 was configured); undefined when off. */
+  get metricsAddress(): HostPort | undefined {
+    return this.#metricsServer?.address;
+  }
+
+  /** Adds a consumer of evicted batches from now on (see Pipeline.addExporter); stopped with the rest. */
+  addObserver(observer: FlowExporter): void {
+    this.#pipeline.addExporter(observer);
+  }
+
+  /** Every figure of the agent now, as plain numbers. */
+  health(): HealthSnapshot {
+    return healthSnapshot({
+      startedAtMs: this.#startedAtMs,
+      pipeline: this.#pipeline,
+      captureStats: () => this.#capture?.stats(),
+      attachedInterfaces: () => this.#capture?.attached() ?? [],
+      interfaceCounters: this.#interfaceCounters,
+    });
+  }
+
+  /** Resolves when the agent has stopped; rejects with the capture's error if that is why it stopped. */
+  done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** Stops everything in order (idempotent); resolves when all is released. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const step = async (what: string, action: () => Promise<void> | undefined) => {
+      try {
+        await action();
+      } catch (err) {
+        this.#failure ??= err;
+        this.#logger.error({ err }, `${what} failed while stopping`);
+      }
+    };
+    await step('stopping the interface watcher', () => this.#watcher?.stop());
+    await this.#interfaceOps;
+    await step('stopping the capture', () => this.#capture?.stop());
+    await this.#running;
+    await step('stopping the exporters', () => this.#pipeline.stopExporters(this.#exportStopTimeoutMs));
+    await step('closing the metrics endpoint', () => this.#metricsServer?.close());
+    this.#logger.info({ health: this.health() }, 'agent stopped');
+    this.#settleDone(this.#failure);
+  }
+
+  /** Attaches and detaches one at a time, in event order, so a quick down/up never races. */
+  #queueInterfaceEvent(event: InterfaceEvent): void {
+    this.#interfaceOps = this.#interfaceOps.then(() => this.#applyInterfaceEvent(event));
+  }
+
+  async #applyInterfaceEvent(event: InterfaceEvent): Promise<void> {
+    const capture = this.#capture;
+    if (!capture || this.#stopping) return;
+    const log = { interface: event.name, ifIndex: event.ifIndex };
+    try {
+      if (event.kind === 'added') {
+        await capture.attach(event.name);
+        this.#interfaceCounters.attaches++;
+        this.#logger.info(log, 'attached');
+      } else {
+        await capture.detach(event.name);
+        this.#interfaceCounters.detaches++;
+        this.#logger.info(log, 'detached');
+      }
+    } catch (err) {
+      if (event.kind === 'added') this.#interfaceCounters.attachFailures++;
+      this.#logger.warn({ ...log, err }, `${event.kind === 'added' ? 'attaching' : 'detaching'} failed`);
+    }
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * `flowtap read FILE|-`: reads a pcap or pcapng capture (a file, or a pipe such as
+ * `tcpdump -w - | flowtap read -`), counts every packet into flows with the kernel program's
+ * meaning (docs/flow-key.md), accounts them on the packets' own times and prints each evicted
+ * flow as a JSON line. A summary (packets read, skipped by reason, flows) goes to stderr at the
+ * end, also when a damaged capture ends the read with exit 1 after the flows before the damage.
+ */
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import type { Writable } from 'node:stream';
+import type { Command } from 'commander';
+import { Accounter } from '../../account/accounter.ts';
+import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
+import { type LocalHosts, parseLocalHosts } from '../../capture/pcap/direction.ts';
+import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
+import { readCapture } from '../../capture/pcap/read-capture.ts';
+import { ConfigError, InputError } from '../../errors.ts';
+import { flowToJson } from '../../model/flow.ts';
+import { parseDurationMs } from '../duration.ts';
+
+/** Options of {@link readCaptureFlows}. */
+export interface ReadOptions {
+  /** Flows cached before the whole cache is evicted. */
+  cacheMaxFlows: number;
+  /** Active timeout on the packets' times. */
+  cacheActiveTimeoutMs: number;
+  /** Sources that make a packet EGRESS; empty: the capture's recorded direction, else INGRESS. */
+  localHosts: LocalHosts;
+}
+
+const READ_CHUNK_BYTES = 1 << 20;
+const EVICT_BUFFER_LEN = 4;
+
+/**
+ * One read of a capture into JSON lines. Its counters fill in as the read goes, so the summary
+ * can still be reported when a damaged capture makes `run` reject.
+ */
+export class CaptureRead {
+  /** The capture decoder; `decoder.stats` holds the packet counts. */
+  readonly decoder: CaptureDecoder;
+  /** Flows written so far. */
+  flows = 0;
+  readonly #options: ReadOptions;
+
+  constructor(options: ReadOptions) {
+    this.#options = options;
+    this.decoder = new CaptureDecoder({ localHosts: options.localHosts });
+  }
+
+  /** Reads the capture `input`, accounts its packets into flows and writes them to `out`. */
+  async run(input: AsyncIterable<Buffer | string>, out: Writable): Promise<void> {
+    const accounter = new Accounter({
+      maxEntries: this.#options.cacheMaxFlows,
+      evictBufferLen: EVICT_BUFFER_LEN,
+      evictTimeoutMs: this.#options.cacheActiveTimeoutMs,
+      activeTimeoutBy: 'record-time',
+    });
+    for await (const batch of accounter.account(readCapture(input, this.decoder))) {
+      let text = '';
+      for (let i = 0; i < batch.count; i++) text += `${flowToJson(batch.flow(i))}\n`;
+      this.flows += batch.count;
+      if (!out.write(text)) await once(out, 'drain');
+    }
+  }
+
+  /** The one-line summary: format, packets read, counted, skipped by reason, flows. */
+  summary(): string {
+    const s = this.decoder.stats;
+    let line = `flowtap read: ${s.format || 'capture'}, ${s.packets} packets read, ${s.counted} counted into ${this.flows} flows`;
+    const skipped = s.skippedTotal;
+    if (skipped > 0) {
+      const reasons: string[] = [];
+      s.skipped.forEach((n, reason) => {
+        if (n > 0) reasons.push(`${n} ${SKIP_REASON_NAMES[reason]}`);
+      });
+      line += `, ${skipped} skipped (${reasons.join(', ')})`;
+    }
+    if (s.unsupportedLinkTypes.size > 0)
+      line += `; link types not read: ${[...s.unsupportedLinkTypes].join(', ')}`;
+    if (s.truncatedEndOffset >= 0)
+      line += `; the input ends inside a record at byte offset ${s.truncatedEndOffset}`;
+    if (s.otherBlocks > 0) line += `; ${s.otherBlocks} non-packet blocks passed over`;
+    return `${line}\n`;
+  }
+}
+
+function positiveInt(setting: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError(setting, value, 'a positive integer');
+    return n;
+  };
+}
+
+function positiveDuration(setting: string) {
+  return (value: string): number => {
+    const ms = parseDurationMs(value);
+    if (ms === undefined || ms <= 0)
+      throw new ConfigError(setting, value, 'a positive Go duration such as 5s');
+    return ms;
+  };
+}
+
+/** Registers `flowtap read`. */
+export function registerReadCommand(program: Command): void {
+  program
+    .command('read')
+    .description('read a pcap or pcapng capture from FILE (or - for stdin) and print its flows as JSON lines')
+    .argument('<file>', 'capture file (pcap or pcapng), or - for standard input')
+    .option(
+      '--local-net <cidrs>',
+      'comma-separated local networks: packets from them are EGRESS, others INGRESS (e.g. 10.0.0.0/8,fd00::/8)',
+    )
+    .option('--local-mac <macs>', 'comma-separated local MAC addresses: packets from them are EGRESS')
+    .option(
+      '--cache-max-flows <n>',
+      'flows cached before the cache is evicted',
+      positiveInt('--cache-max-flows'),
+      100_000,
+    )
+    .option(
+      '--cache-active-timeout <duration>',
+      'active timeout on the packets’ times (Go duration)',
+      positiveDuration('--cache-active-timeout'),
+      5_000,
+    )
+    .addHelpText(
+      'after',
+      '\nWithout --local-net/--local-mac a packet keeps the direction the capture recorded (Linux\n' +
+        'cooked captures, pcapng epb_flags) and is INGRESS when it recorded none.',
+    )
+    .action(
+      async (
+        file: string,
+        opts: { localNet?: string; localMac?: string; cacheMaxFlows: number; cacheActiveTimeout: number },
+      ) => {
+        const localHosts = parseLocalHosts(opts.localNet, opts.localMac);
+        const input =
+          file === '-' ? process.stdin : createReadStream(file, { highWaterMark: READ_CHUNK_BYTES });
+        const read = new CaptureRead({
+          cacheMaxFlows: opts.cacheMaxFlows,
+          cacheActiveTimeoutMs: opts.cacheActiveTimeout,
+          localHosts,
+        });
+        try {
+          await read.run(input, process.stdout);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
+            throw new InputError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+          }
+          throw err;
+        } finally {
+          process.stderr.write(read.summary());
+        }
+      },
+    );
+}

@@ -1,0 +1,386 @@
+/**
+ * The agent's configuration, parsed and validated once into a typed, frozen object. Each setting
+ * comes from a command-line flag, else an environment variable (the reference's names), else the
+ * optional config file (YAML or JSON; keys are the environment names or their camelCase), else its
+ * default. A wrong value raises ConfigError naming the setting as the user wrote it, the value and
+ * what is accepted.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { CaptureDirection } from '../capture/ebpf/capture.ts';
+import { ConfigError, InputError } from '../errors.ts';
+import type { ListenMode } from '../ifaces/watcher.ts';
+import {
+  choiceSetting,
+  durationSetting,
+  hostPortSetting,
+  hostSetting,
+  integerSetting,
+  interfacePatternItem,
+  listSetting,
+  type RawValue,
+  type SettingParser,
+} from './settings.ts';
+
+/** Where evicted flows go; several may be given, each batch goes to all. */
+export const EXPORT_KINDS = ['json', 'grpc', 'kafka', 'ipfix+udp', 'ipfix+tcp'] as const;
+/** One export target kind. */
+export type ExportKind = (typeof EXPORT_KINDS)[number];
+/** How the `json` export prints to stdout: JSON lines, or a table for people. */
+export type OutputFormat = 'table' | 'json';
+/** pino levels; the reference's `panic` is read as `fatal`. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** A log level. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** A network endpoint. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** What exporters need; `flowtap read` builds its exporters from these too. */
+export interface ExportSettings {
+  /** Export targets, at least one. */
+  readonly export: readonly ExportKind[];
+  /** Collector of the grpc and ipfix exports. */
+  readonly target: HostPort | undefined;
+  /** Flows per gRPC message at most. */
+  readonly grpcMessageMaxFlows: number;
+  /** Batches each exporter may queue (BUFFERS_LENGTH). */
+  readonly buffersLength: number;
+  /** Format of the `json` export on stdout. */
+  readonly output: OutputFormat;
+  /** The KAFKA_* variables (and file keys), for the Kafka exporter's own parser. */
+  readonly kafkaSettings: Readonly<Record<string, string>>;
+}
+
+/** Every setting of `flowtap run`, validated. */
+export interface AgentConfig extends ExportSettings {
+  /** Interfaces to attach to (names or `/regex/`); empty = all. */
+  readonly interfaces: readonly string[];
+  /** Interfaces never attached to (names or `/regex/`); wins over `interfaces`. */
+  readonly excludeInterfaces: readonly string[];
+  /** Count one packet in this many (1 = all). */
+  readonly sampling: number;
+  /** Flows cached (kernel map and accounter) before the cache is evicted. */
+  readonly cacheMaxFlows: number;
+  /** Active timeout: flows are drained and evicted this often. */
+  readonly cacheActiveTimeoutMs: number;
+  /** Bound of each queue between stages, in batches. */
+  readonly buffersLength: number;
+  /** Log level of the structured logs on stderr. */
+  readonly logLevel: LogLevel;
+  /** How interfaces are discovered. */
+  readonly listenInterfaces: ListenMode;
+  /** Listing period when `listenInterfaces` is `poll`. */
+  readonly listenPollPeriodMs: number;
+  /** Which packets are counted. */
+  readonly direction: CaptureDirection;
+  /** Where `/metrics` listens; undefined = metrics off. */
+  readonly metrics: HostPort | undefined;
+}
+
+/** Values as the command line gave them (commander's camelCase option names); absent = not given. */
+export interface CommandLineValues {
+  interfaces?: string;
+  excludeInterfaces?: string;
+  export?: string;
+  target?: string;
+  sampling?: string;
+  cacheMaxFlows?: string;
+  cacheActiveTimeout?: string;
+  direction?: string;
+  listenInterfaces?: string;
+  listenPollPeriod?: string;
+  buffersLength?: string;
+  logLevel?: string;
+  /** `true` when `--metrics` is given without an address. */
+  metrics?: string | boolean;
+  output?: string;
+  config?: string;
+}
+
+/** Everything configuration is read from. */
+export interface ConfigSources {
+  flags: CommandLineValues;
+  env: Readonly<Record<string, string | undefined>>;
+  /** Whether stdout is a terminal: decides the default `output`. */
+  stdoutIsTty: boolean;
+}
+
+/** Where `--metrics` listens when no address is given; loopback, since metrics are unauthenticated. */
+export const DEFAULT_METRICS_ADDRESS: HostPort = Object.freeze({ host: '127.0.0.1', port: 9400 });
+
+interface SettingSpec<T> {
+  /** Environment variable (and config file key). */
+  env: string;
+  /** Older environment names read when `env` is unset. */
+  legacyEnv?: string[];
+  /** Command-line flag and its key in CommandLineValues. */
+  flag?: [string, keyof CommandLineValues];
+  parser: SettingParser<T>;
+}
+
+const interfaceList = listSetting(
+  'a comma-separated list of interface names (up to 15 characters) or /regex/ entries',
+  interfacePatternItem,
+);
+const exportList = listSetting(`a comma-separated list of ${EXPORT_KINDS.join(', ')}`).parse;
+
+const SPECS = {
+  interfaces: { env: 'INTERFACES', flag: ['--interfaces', 'interfaces'], parser: interfaceList },
+  excludeInterfaces: {
+    env: 'EXCLUDE_INTERFACES',
+    flag: ['--exclude-interfaces', 'excludeInterfaces'],
+    parser: interfaceList,
+  },
+  sampling: {
+    env: 'SAMPLING',
+    flag: ['--sampling', 'sampling'],
+    parser: integerSetting(0, 0xffff_ffff),
+  },
+  cacheMaxFlows: {
+    env: 'CACHE_MAX_FLOWS',
+    flag: ['--cache-max-flows', 'cacheMaxFlows'],
+    parser: integerSetting(1, 1 << 24),
+  },
+  cacheActiveTimeout: {
+    env: 'CACHE_ACTIVE_TIMEOUT',
+    flag: ['--cache-active-timeout', 'cacheActiveTimeout'],
+    parser: durationSetting(10, 3_600_000, '5s or 500ms'),
+  },
+  buffersLength: {
+    env: 'BUFFERS_LENGTH',
+    flag: ['--buffers-length', 'buffersLength'],
+    parser: integerSetting(1, 100_000),
+  },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    flag: ['--log-level', 'logLevel'],
+    parser: choiceSetting([...LOG_LEVELS, 'panic']),
+  },
+  listenInterfaces: {
+    env: 'LISTEN_INTERFACES',
+    flag: ['--listen-interfaces', 'listenInterfaces'],
+    parser: choiceSetting(['watch', 'poll']),
+  },
+  listenPollPeriod: {
+    env: 'LISTEN_POLL_PERIOD',
+    flag: ['--listen-poll-period', 'listenPollPeriod'],
+    parser: durationSetting(10, 3_600_000, '10s or 500ms'),
+  },
+  direction: {
+    env: 'DIRECTION',
+    flag: ['--direction', 'direction'],
+    parser: choiceSetting(['ingress', 'egress', 'both']),
+  },
+  export: {
+    env: 'EXPORT',
+    flag: ['--export', 'export'],
+    parser: {
+      accepted: `a comma-separated list of ${EXPORT_KINDS.join(', ')}`,
+      parse: (raw: RawValue) => {
+        const kinds = exportList(raw)?.map((k) => k.toLowerCase());
+        if (!kinds || kinds.length === 0) return undefined;
+        if (!kinds.every((k): k is ExportKind => (EXPORT_KINDS as readonly string[]).includes(k))) return;
+        return [...new Set(kinds)];
+      },
+    },
+  },
+  targetHost: { env: 'TARGET_HOST', legacyEnv: ['FLOWS_TARGET_HOST'], parser: hostSetting },
+  targetPort: { env: 'TARGET_PORT', legacyEnv: ['FLOWS_TARGET_PORT'], parser: integerSetting(1, 65_535) },
+  target: { env: 'TARGET', flag: ['--target', 'target'], parser: hostPortSetting('') },
+  grpcMessageMaxFlows: { env: 'GRPC_MESSAGE_MAX_FLOWS', parser: integerSetting(1, 1_000_000) },
+  metrics: { env: 'METRICS', flag: ['--metrics', 'metrics'], parser: hostPortSetting('127.0.0.1', 0) },
+  output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['table', 'json']) },
+} satisfies Record<string, SettingSpec<unknown>>;
+
+type SpecKey = keyof typeof SPECS;
+type ValueOf<K extends SpecKey> = (typeof SPECS)[K]['parser'] extends SettingParser<infer T> ? T : never;
+
+/** `CACHE_MAX_FLOWS` → `cacheMaxFlows`. */
+function camelCase(envName: string): string {
+  return envName.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** A config file's settings by environment name; camelCase keys are mapped to those. */
+function readConfigFile(path: string): Map<string, RawValue> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InputError(`cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text); // YAML is a superset of JSON: one parser reads both
+  } catch (err) {
+    throw new ConfigError('--config', path, `a YAML or JSON file (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (doc === null || doc === undefined) return new Map();
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError('--config', path, 'a YAML or JSON mapping of setting names to values');
+  }
+  const byCamel = new Map<string, string>();
+  for (const spec of Object.values(SPECS) as SettingSpec<unknown>[]) {
+    for (const name of [spec.env, ...(spec.legacyEnv ?? [])]) byCamel.set(camelCase(name), name);
+  }
+  const values = new Map<string, RawValue>();
+  for (const [key, value] of Object.entries(doc)) {
+    const envName = /^[A-Z0-9_]+$/.test(key) ? key : (byCamel.get(key) ?? kafkaEnvName(key));
+    const known = envName !== undefined && (byCamel.has(camelCase(envName)) || envName.startsWith('KAFKA_'));
+    if (!known) {
+      throw new ConfigError(
+        `${key} in ${path}`,
+        JSON.stringify(value) ?? '',
+        'a setting name such as CACHE_MAX_FLOWS or cacheMaxFlows (see flowtap run --help)',
+      );
+    }
+    if (value === null || value === undefined) continue;
+    if (typeof value === 'object' && !Array.isArray(value)) {
+      throw new ConfigError(`${key} in ${path}`, JSON.stringify(value), 'a string, number, boolean or list');
+    }
+    values.set(envName, value as RawValue);
+  }
+  return values;
+}
+
+/** `kafkaBrokers` → `KAFKA_BROKERS`; undefined for keys that are not Kafka settings. */
+function kafkaEnvName(key: string): string | undefined {
+  if (!/^kafka[A-Z]/.test(key)) return undefined;
+  return key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+}
+
+class SourceReader {
+  constructor(
+    private readonly sources: ConfigSources,
+    private readonly file: Map<string, RawValue>,
+    private readonly filePath: string,
+  ) {}
+
+  /** The value with the highest precedence and where it came from; undefined when none is set. */
+  raw(key: SpecKey): { value: RawValue; label: string } | undefined {
+    const spec: SettingSpec<unknown> = SPECS[key];
+    if (spec.flag) {
+      const value = this.sources.flags[spec.flag[1]];
+      if (value !== undefined) return { value, label: spec.flag[0] };
+    }
+    for (const name of [spec.env, ...(spec.legacyEnv ?? [])]) {
+      const value = this.sources.env[name];
+      if (value !== undefined && value !== '') return { value, label: name };
+    }
+    for (const name of [spec.env, ...(spec.legacyEnv ?? [])]) {
+      const value = this.file.get(name);
+      if (value !== undefined) return { value, label: `${name} in ${this.filePath}` };
+    }
+    return undefined;
+  }
+
+  /** The parsed value, or `fallback` when the setting is not given. */
+  get<K extends SpecKey>(key: K, fallback: ValueOf<K>): ValueOf<K>;
+  get<K extends SpecKey>(key: K): ValueOf<K> | undefined;
+  get<K extends SpecKey>(key: K, fallback?: ValueOf<K>): ValueOf<K> | undefined {
+    const found = this.raw(key);
+    if (found === undefined) return fallback;
+    const parser = SPECS[key].parser as SettingParser<ValueOf<K>>;
+    const value = parser.parse(found.value);
+    if (value === undefined) throw new ConfigError(found.label, rawText(found.value), parser.accepted);
+    return value;
+  }
+
+  /** Every KAFKA_* setting, environment over file, as text. */
+  kafkaSettings(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, value] of this.file) if (name.startsWith('KAFKA_')) out[name] = rawText(value);
+    for (const [name, value] of Object.entries(this.sources.env)) {
+      if (name.startsWith('KAFKA_') && value !== undefined) out[name] = value;
+    }
+    return out;
+  }
+}
+
+function rawText(value: RawValue): string {
+  return Array.isArray(value) ? value.map(String).join(',') : String(value);
+}
+
+/** Whether `--metrics`/METRICS turns metrics off (`false`, `off`, `no`) or on at the default address. */
+function metricsSwitch(value: RawValue): 'off' | 'default' | undefined {
+  if (value === true) return 'default';
+  if (value === false) return 'off';
+  const text = String(value).trim().toLowerCase();
+  if (['false', 'off', 'no'].includes(text)) return 'off';
+  if (['true', 'on', 'yes'].includes(text)) return 'default';
+  return undefined;
+}
+
+function readMetrics(reader: SourceReader): HostPort | undefined {
+  const found = reader.raw('metrics');
+  if (found === undefined) return undefined;
+  const onOff = metricsSwitch(found.value);
+  if (onOff === 'off') return undefined;
+  if (onOff === 'default') return DEFAULT_METRICS_ADDRESS;
+  return Object.freeze(reader.get('metrics'));
+}
+
+function readTarget(reader: SourceReader): HostPort | undefined {
+  const combined = reader.raw('target');
+  const hostFound = reader.raw('targetHost');
+  const portFound = reader.raw('targetPort');
+  // --target overrides the separate host and port; TARGET=host:port in env or file ranks with them.
+  if (combined?.label === '--target' || (combined && !hostFound && !portFound)) {
+    const target = reader.get('target');
+    if (target && target.host === '') {
+      throw new ConfigError(combined.label, rawText(combined.value), 'host:port with a host');
+    }
+    return target && Object.freeze(target);
+  }
+  const host = reader.get('targetHost');
+  const port = reader.get('targetPort');
+  if (host === undefined && port === undefined) return undefined;
+  if (host === undefined) {
+    throw new ConfigError('TARGET_HOST', '', `the collector's host, given together with TARGET_PORT=${port}`);
+  }
+  if (port === undefined) {
+    throw new ConfigError('TARGET_PORT', '', `the collector's port, given together with TARGET_HOST=${host}`);
+  }
+  return Object.freeze({ host, port });
+}
+
+/** Validates `sources` (and the config file they name) into one frozen AgentConfig. */
+export function loadConfig(sources: ConfigSources): AgentConfig {
+  const filePath = sources.flags.config;
+  const file = filePath === undefined ? new Map<string, RawValue>() : readConfigFile(filePath);
+  const reader = new SourceReader(sources, file, filePath ?? '');
+  const level = reader.get('logLevel', 'info');
+  const exportKinds = reader.get('export', ['json']) as ExportKind[];
+  const target = readTarget(reader);
+  const needsTarget = exportKinds.filter((k) => k === 'grpc' || k.startsWith('ipfix'));
+  if (needsTarget.length > 0 && target === undefined) {
+    throw new ConfigError(
+      '--target',
+      '',
+      `the collector as host:port for EXPORT=${needsTarget.join(',')} (or TARGET_HOST and TARGET_PORT)`,
+    );
+  }
+  const config: AgentConfig = {
+    interfaces: Object.freeze(reader.get('interfaces', [])),
+    excludeInterfaces: Object.freeze(reader.get('excludeInterfaces', ['lo'])),
+    // The reference reads 0 as "sampling off", i.e. every packet.
+    sampling: Math.max(1, reader.get('sampling', 1)),
+    cacheMaxFlows: reader.get('cacheMaxFlows', 1000),
+    cacheActiveTimeoutMs: reader.get('cacheActiveTimeout', 5_000),
+    buffersLength: reader.get('buffersLength', 50),
+    logLevel: level === 'panic' ? 'fatal' : level,
+    listenInterfaces: reader.get('listenInterfaces', 'watch'),
+    listenPollPeriodMs: reader.get('listenPollPeriod', 10_000),
+    direction: reader.get('direction', 'both'),
+    export: Object.freeze(exportKinds),
+    target,
+    grpcMessageMaxFlows: reader.get('grpcMessageMaxFlows', 10_000),
+    metrics: readMetrics(reader),
+    output: reader.get('output', sources.stdoutIsTty ? 'table' : 'json'),
+    kafkaSettings: Object.freeze(reader.kafkaSettings()),
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,106 @@
+/**
+ * EXPORT → exporter instances. Independent of live capture, so `flowtap read` builds its exporters
+ * the same way. Every exporter queues at most BUFFERS_LENGTH batches and counts what it drops.
+ */
+import type { Writable } from 'node:stream';
+import { ConfigError, NotSupportedError } from '../errors.ts';
+import type { BatchResult, FlowExporter } from '../export/exporter.ts';
+import { IpfixTcpExporter } from '../export/ipfix/tcp.ts';
+import { IpfixUdpExporter } from '../export/ipfix/udp.ts';
+import { JsonLinesExporter } from '../export/json-lines.ts';
+import type { ExportKind, ExportSettings } from './config.ts';
+import type { Logger } from './logger.ts';
+import { TableOutput } from './table-output.ts';
+
+/** What an exporter is built from. */
+export interface ExporterContext {
+  settings: ExportSettings;
+  logger: Logger;
+  /** Told every batch outcome (metrics, logs). */
+  onResult: (result: BatchResult) => void;
+  /** Where the `json` export writes. */
+  stdout: Writable;
+}
+
+/** Builds the exporter of one kind. */
+export type ExporterFactory = (context: ExporterContext) => FlowExporter;
+
+/** The exporters this build has, by EXPORT kind. */
+export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = {
+  json: (c) => {
+    const options = { out: c.stdout, maxQueuedBatches: c.settings.buffersLength, onResult: c.onResult };
+    return c.settings.output === 'table' ? new TableOutput(options) : new JsonLinesExporter(options);
+  },
+  'ipfix+udp': (c) =>
+    new IpfixUdpExporter({
+      ...collector(c),
+      maxQueuedBatches: c.settings.buffersLength,
+      onResult: c.onResult,
+    }),
+  'ipfix+tcp': (c) =>
+    new IpfixTcpExporter({
+      ...collector(c),
+      maxQueuedBatches: c.settings.buffersLength,
+      onResult: c.onResult,
+      onTransportError: (err) => c.logger.warn({ err }, 'IPFIX collector unreachable; retrying with backoff'),
+    }),
+};
+
+/** The collector of an export that needs one (loadConfig has checked it is set). */
+function collector(c: ExporterContext): { host: string; port: number } {
+  const target = c.settings.target;
+  if (!target)
+    throw new ConfigError('--target', '', 'the collector as host:port (or TARGET_HOST and TARGET_PORT)');
+  return { host: target.host, port: target.port };
+}
+
+/** One exporter per kind in `settings.export`, in that order. */
+export function createExporters(
+  settings: ExportSettings,
+  logger: Logger,
+  onResult: (result: BatchResult) => void,
+  stdout: Writable = process.stdout,
+): FlowExporter[] {
+  return settings.export.map((kind) => {
+    const factory = EXPORTER_FACTORIES[kind];
+    if (!factory) {
+      throw new NotSupportedError(
+        `EXPORT=${kind}`,
+        `this build of flowtap has no ${kind} exporter; use one of ${Object.keys(EXPORTER_FACTORIES).join(', ')}`,
+      );
+    }
+    return factory({ settings, logger: logger.child({ exporter: kind }), onResult, stdout });
+  });
+}
+
+/**
+ * An `onResult` that logs when an exporter starts failing (with the first error) and when it
+ * recovers, instead of one line per failed batch; drops are logged the same way.
+ */
+export function logExportResults(logger: Logger): (result: BatchResult) => void {
+  const failing = new Set<string>();
+  return (result) => {
+    const key = `${result.exporter}/${result.dropReason ?? 'send'}`;
+    if (result.ok) {
+      let recovered = false;
+      for (const kind of ['send', 'queue-full', 'stopped']) {
+        recovered = failing.delete(`${result.exporter}/${kind}`) || recovered;
+      }
+      if (recovered) logger.info({ exporter: result.exporter }, 'export recovered');
+      return;
+    }
+    if (failing.has(key)) return;
+    failing.add(key);
+    if (result.dropReason) {
+      logger.warn(
+        { exporter: result.exporter, reason: result.dropReason, flows: result.flows },
+        'exporter dropping batches (counted in flowtap_export_dropped_flows_total)',
+      );
+    } else {
+      logger.warn(
+        { exporter: result.exporter, err: result.error },
+        'export failing; batches are counted as failed',
+      );
+    }
+  };
+}

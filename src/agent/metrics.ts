@@ -1,0 +1,263 @@
+/**
+ * The agent's figures: `healthSnapshot()` gathers them as plain numbers (for the web view and
+ * logs), and a Prometheus registry of its own renders the same snapshot on `/metrics`. Counters
+ * live where they are counted (pipeline, capture, exporters); this module only reads them, once
+ * per scrape, so every metric of one scrape describes the same instant.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { EvictionReason } from '../account/accounter.ts';
+import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
+import { ConfigError } from '../errors.ts';
+import type { ExporterStats, FlowExporter } from '../export/exporter.ts';
+import type { HostPort } from './config.ts';
+import type { Pipeline } from './pipeline.ts';
+
+/** Interface attach bookkeeping the agent keeps. */
+export interface InterfaceCounters {
+  /** Successful attaches since start. */
+  attaches: number;
+  /** Detaches since start (interface down or gone). */
+  detaches: number;
+  /** Attaches that failed (interface vanished meanwhile, another program holds the hook, ...). */
+  attachFailures: number;
+}
+
+/** Where a snapshot's figures come from. */
+export interface HealthSources {
+  /** When the agent started, Unix ms. */
+  startedAtMs: number;
+  pipeline: Pipeline;
+  /** Capture counters; undefined when there is no live capture. */
+  captureStats: () => EbpfCaptureStats | undefined;
+  /** Interfaces attached now. */
+  attachedInterfaces: () => readonly string[];
+  interfaceCounters: Readonly<InterfaceCounters>;
+}
+
+/** Every figure of the agent at one instant, as plain data. */
+export interface HealthSnapshot {
+  uptimeSeconds: number;
+  /** Names of the interfaces attached now. */
+  attachedInterfaces: string[];
+  interfaces: InterfaceCounters;
+  /** Packets and bytes in the records received from capture. */
+  packetsSeen: number;
+  bytesSeen: number;
+  /** Records (partial flows) received from capture. */
+  recordsSeen: number;
+  /** Flows in the accounter's cache now. */
+  cachedFlows: number;
+  /** Evictions and flows evicted, by reason. */
+  evictions: Record<EvictionReason, number>;
+  flowsEvicted: Record<EvictionReason, number>;
+  /** Packets lost because the ring buffer was full (kernel map full and user space behind). */
+  ringBufferLost: number;
+  /** Drains the capture put off because the pipeline lagged (flows stayed in the kernel map). */
+  deferredDrains: number;
+  ringBufferFallbacks: number;
+  parseErrors: number;
+  mapUpdateFailures: number;
+  drains: number;
+  /** Per exporter: its counters. */
+  exporters: Array<{ name: string } & Omit<ExporterStats, 'flowsDropped'> & ExporterStats['flowsDropped']>;
+}
+
+/** Gathers every figure now. */
+export function healthSnapshot(sources: HealthSources): HealthSnapshot {
+  const p = sources.pipeline;
+  const capture = sources.captureStats();
+  return {
+    uptimeSeconds: (Date.now() - sources.startedAtMs) / 1000,
+    attachedInterfaces: [...sources.attachedInterfaces()],
+    interfaces: { ...sources.interfaceCounters },
+    packetsSeen: p.stats.packetsIn,
+    bytesSeen: p.stats.bytesIn,
+    recordsSeen: p.stats.rowsIn,
+    cachedFlows: p.cachedFlows,
+    evictions: { ...p.stats.evictions },
+    flowsEvicted: { ...p.stats.flowsEvicted },
+    ringBufferLost: capture?.ringBufferLost ?? 0,
+    deferredDrains: capture?.deferredDrains ?? 0,
+    ringBufferFallbacks: capture?.ringBufferFallbacks ?? 0,
+    parseErrors: capture?.parseErrors ?? 0,
+    mapUpdateFailures: capture?.mapUpdateFailures ?? 0,
+    drains: capture?.drains ?? 0,
+    exporters: p.exporters.map(exporterFigures),
+  };
+}
+
+function exporterFigures(exporter: FlowExporter): HealthSnapshot['exporters'][number] {
+  const { flowsDropped, ...rest } = exporter.stats;
+  return { name: exporter.name, ...rest, ...flowsDropped };
+}
+
+type Labels = Record<string, string>;
+type Sample = [Labels, number];
+
+/** The Prometheus registry over {@link healthSnapshot}; `render()` takes one snapshot per scrape. */
+export class AgentMetrics {
+  /** flowtap's own registry: no process-global state shared with other code in the process. */
+  readonly registry = new Registry();
+  #current: HealthSnapshot | undefined;
+
+  constructor(private readonly snapshot: () => HealthSnapshot) {
+    const counter = (
+      name: string,
+      help: string,
+      labelNames: string[],
+      read: (s: HealthSnapshot) => Sample[],
+    ) => {
+      const current = () => this.#current;
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        collect() {
+          const s = current();
+          if (!s) return;
+          this.reset();
+          for (const [labels, value] of read(s)) this.inc(labels, value);
+        },
+      });
+    };
+    const gauge = (
+      name: string,
+      help: string,
+      labelNames: string[],
+      read: (s: HealthSnapshot) => Sample[],
+    ) => {
+      const current = () => this.#current;
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        collect() {
+          const s = current();
+          if (!s) return;
+          this.reset();
+          for (const [labels, value] of read(s)) this.set(labels, value);
+        },
+      });
+    };
+    const one = (value: number): Sample[] => [[{}, value]];
+    const byReason = (values: Record<string, number>): Sample[] =>
+      Object.entries(values).map(([reason, v]) => [{ reason }, v]);
+
+    counter('flowtap_packets_total', 'Packets counted by capture', [], (s) => one(s.packetsSeen));
+    counter('flowtap_bytes_total', 'Bytes counted by capture', [], (s) => one(s.bytesSeen));
+    counter('flowtap_records_total', 'Flow records received from capture', [], (s) => one(s.recordsSeen));
+    counter('flowtap_flows_evicted_total', 'Flows evicted by the accounter', ['reason'], (s) =>
+      byReason(s.flowsEvicted),
+    );
+    counter('flowtap_evictions_total', 'Evictions of the flow cache', ['reason'], (s) =>
+      byReason(s.evictions),
+    );
+    counter('flowtap_ring_buffer_lost_total', 'Packets lost to a full ring buffer', [], (s) =>
+      one(s.ringBufferLost),
+    );
+    counter('flowtap_deferred_drains_total', 'Kernel map drains put off while the pipeline lagged', [], (s) =>
+      one(s.deferredDrains),
+    );
+    counter('flowtap_ring_buffer_fallbacks_total', 'Packets sent through the ring buffer', [], (s) =>
+      one(s.ringBufferFallbacks),
+    );
+    counter('flowtap_parse_errors_total', 'Packets with headers the datapath could not parse', [], (s) =>
+      one(s.parseErrors),
+    );
+    counter('flowtap_map_update_failures_total', 'Kernel flow-map inserts that failed', [], (s) =>
+      one(s.mapUpdateFailures),
+    );
+    counter(
+      'flowtap_export_batches_total',
+      'Batches exported, by exporter and result',
+      ['exporter', 'result'],
+      (s) =>
+        s.exporters.flatMap((e): Sample[] => [
+          [{ exporter: e.name, result: 'ok' }, e.batchesSent],
+          [{ exporter: e.name, result: 'failed' }, e.batchesFailed],
+        ]),
+    );
+    counter(
+      'flowtap_export_flows_total',
+      'Flows exported, by exporter and result',
+      ['exporter', 'result'],
+      (s) =>
+        s.exporters.flatMap((e): Sample[] => [
+          [{ exporter: e.name, result: 'ok' }, e.flowsSent],
+          [{ exporter: e.name, result: 'failed' }, e.flowsFailed],
+        ]),
+    );
+    counter(
+      'flowtap_export_dropped_flows_total',
+      'Flows an exporter dropped unsent',
+      ['exporter', 'reason'],
+      (s) =>
+        s.exporters.flatMap((e): Sample[] => [
+          [{ exporter: e.name, reason: 'queue-full' }, e['queue-full']],
+          [{ exporter: e.name, reason: 'stopped' }, e.stopped],
+        ]),
+    );
+    counter('flowtap_interface_attach_failures_total', 'Interface attaches that failed', [], (s) =>
+      one(s.interfaces.attachFailures),
+    );
+    gauge('flowtap_attached_interfaces', 'Interfaces attached now', [], (s) =>
+      one(s.attachedInterfaces.length),
+    );
+    gauge('flowtap_cached_flows', 'Flows in the accounter cache', [], (s) => one(s.cachedFlows));
+    gauge('flowtap_export_queued_batches', 'Batches waiting in an exporter queue', ['exporter'], (s) =>
+      s.exporters.map((e): Sample => [{ exporter: e.name }, e.queuedBatches]),
+    );
+  }
+
+  /** The Prometheus text exposition of one fresh snapshot. */
+  async render(): Promise<string> {
+    this.#current = this.snapshot();
+    return this.registry.metrics();
+  }
+}
+
+/** A running `/metrics` endpoint. */
+export interface MetricsServer {
+  /** Where it listens (the port is the real one when 0 was asked). */
+  readonly address: HostPort;
+  close(): Promise<void>;
+}
+
+/** Serves `metrics` on `GET /metrics` at `address`; throws ConfigError when it cannot listen there. */
+export async function startMetricsServer(metrics: AgentMetrics, address: HostPort): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+      return;
+    }
+    metrics.render().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(err)}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        new ConfigError(
+          '--metrics',
+          `${address.host}:${address.port}`,
+          `an address this host can listen on (${err.code ?? err.message})`,
+        ),
+      ),
+    );
+    server.listen(address.port, address.host, () => resolve());
+  });
+  const bound = server.address() as AddressInfo;
+  return {
+    address: { host: bound.address, port: bound.port },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

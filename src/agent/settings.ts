@@ -1,0 +1,133 @@
+/**
+ * Value parsers of the agent's settings, one zod schema each. A setting arrives as text (flag or
+ * environment variable) or as a YAML/JSON value (config file); each parser accepts both and says in
+ * `accepted` what it takes, for the ConfigError that names a wrong value.
+ */
+import { z } from 'zod';
+import { parseDurationMs } from './duration.ts';
+
+/** A raw setting value as a flag, an environment variable or a config file gives it. */
+export type RawValue = string | number | boolean | readonly unknown[];
+
+/** Turns a raw value into a typed one, or reports what would have been accepted. */
+export interface SettingParser<T> {
+  /** What the setting accepts, in words, for error messages and `--help`. */
+  readonly accepted: string;
+  /** The typed value, or undefined when `raw` is not acceptable. */
+  parse(raw: RawValue): T | undefined;
+}
+
+function fromSchema<T>(accepted: string, schema: z.ZodType<T>): SettingParser<T> {
+  return {
+    accepted,
+    parse(raw) {
+      const result = schema.safeParse(raw);
+      return result.success ? result.data : undefined;
+    },
+  };
+}
+
+const decimalText = z
+  .string()
+  .trim()
+  .regex(/^\d+$/)
+  .transform((s) => Number(s));
+
+/** A whole number from `min` to `max`, as text or a number. */
+export function integerSetting(min: number, max: number): SettingParser<number> {
+  return fromSchema(
+    `an integer from ${min} to ${max}`,
+    z.union([z.number(), decimalText]).pipe(z.number().int().min(min).max(max)),
+  );
+}
+
+/** One of `choices`, case-insensitive. */
+export function choiceSetting<const C extends readonly [string, ...string[]]>(
+  choices: C,
+): SettingParser<C[number]> {
+  return fromSchema(
+    choices.join(', '),
+    z.string().trim().toLowerCase().pipe(z.enum(choices)) as unknown as z.ZodType<C[number]>,
+  );
+}
+
+/** A Go duration (`500ms`, `5s`, `1m30s`) from `minMs` to `maxMs`, as milliseconds. */
+export function durationSetting(minMs: number, maxMs: number, example: string): SettingParser<number> {
+  return fromSchema(
+    `a Go duration such as ${example}, from ${minMs}ms to ${maxMs / 1000}s`,
+    z
+      .string()
+      .transform((s, ctx) => {
+        const ms = parseDurationMs(s);
+        if (ms === undefined) {
+          ctx.addIssue({ code: 'custom', message: 'not a duration' });
+          return z.NEVER;
+        }
+        return ms;
+      })
+      .pipe(z.number().min(minMs).max(maxMs)),
+  );
+}
+
+/** A comma-separated list (or a file's array) of non-empty strings; empty text is an empty list. */
+export function listSetting(
+  accepted: string,
+  item: z.ZodType<string, string> = z.string(),
+): SettingParser<string[]> {
+  const items = z.array(z.string().trim().min(1).pipe(item));
+  return fromSchema(
+    accepted,
+    z.union([
+      z
+        .string()
+        .transform((s) =>
+          s
+            .split(',')
+            .map((part) => part.trim())
+            .filter((part) => part !== ''),
+        )
+        .pipe(items),
+      items,
+    ]),
+  );
+}
+
+/** An interface name or a `/regex/` that compiles. */
+export const interfacePatternItem: z.ZodType<string, string> = z.string().refine((entry) => {
+  if (entry.length < 2 || !entry.startsWith('/') || !entry.endsWith('/')) return entry.length <= 15;
+  try {
+    new RegExp(entry.slice(1, -1));
+    return true;
+  } catch {
+    return false;
+  }
+});
+
+/** A host name or IP address (no port). */
+export const hostSetting: SettingParser<string> = fromSchema(
+  'a host name or IP address',
+  z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9._:-]+$/),
+);
+
+/** `host:port`, `[ipv6]:port`, `:port` (any host) or a bare port; `defaultHost` fills a missing host. */
+export function hostPortSetting(
+  defaultHost: string,
+  minPort = 1,
+): SettingParser<{ host: string; port: number }> {
+  const port = integerSetting(minPort, 65_535);
+  return {
+    accepted: `host:port (or [ipv6]:port, or a port alone) with a port from ${minPort} to 65535`,
+    parse(raw) {
+      if (typeof raw !== 'string' && typeof raw !== 'number') return undefined;
+      const text = String(raw).trim();
+      const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]*)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
+      if (!m) return undefined;
+      const p = port.parse(m[3]);
+      if (p === undefined) return undefined;
+      return { host: m[1] || m[2] || defaultHost, port: p };
+    },
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * The `json` export for people at a terminal (`--output table`, the default when stdout is one):
+ * each evicted batch is appended as a table, largest flows first, with human byte counts, protocol
+ * names and directions. Pipes and files get JSON lines (src/export/json-lines.ts) instead.
+ */
+import type { Writable } from 'node:stream';
+import type { RecordBatch } from '../codec/record-batch.ts';
+import { type BatchResult, QueuedExporter } from '../export/exporter.ts';
+import type { Flow } from '../model/flow.ts';
+import { formatIp } from '../model/ip.ts';
+import { directionName, humanBytes, transportProtocolName } from '../model/names.ts';
+import { formatRfc3339Nano } from '../model/time.ts';
+
+const HEADER = ['END', 'INTERFACE', 'DIR', 'PROTO', 'SOURCE', 'DESTINATION', 'PACKETS', 'BYTES'];
+/** Right-aligned columns (numbers). */
+const NUMERIC = new Set([6, 7]);
+
+function endpoint(flow: Flow, addr: Uint8Array, port: number): string {
+  const ip = formatIp(addr, 0, flow.etype);
+  if (port === 0) return ip;
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** One table row of `flow`, as cell texts. */
+export function tableRow(flow: Flow): string[] {
+  const dir = directionName(flow.direction);
+  return [
+    // HH:MM:SS.mmm of the last packet, UTC like every time flowtap prints.
+    formatRfc3339Nano(flow.timeFlowEndNs).slice(11, 23),
+    flow.interface || String(flow.ifIndex),
+    dir === 'INGRESS' ? 'in' : dir === 'EGRESS' ? 'out' : '?',
+    transportProtocolName(flow.proto),
+    endpoint(flow, flow.srcAddr, flow.srcPort),
+    endpoint(flow, flow.dstAddr, flow.dstPort),
+    String(flow.packets),
+    humanBytes(flow.bytes),
+  ];
+}
+
+/** The rows of `batch` under a header, columns padded to fit, largest flows (by bytes) first. */
+export function formatTable(batch: RecordBatch): string {
+  const flows = [...batch.flows()].sort((a, b) => b.bytes - a.bytes);
+  const rows = [HEADER, ...flows.map(tableRow)];
+  const widths = HEADER.map((_, col) => Math.max(...rows.map((r) => r[col].length)));
+  let text = '';
+  for (const row of rows) {
+    const cells = row.map((cell, col) =>
+      NUMERIC.has(col) ? cell.padStart(widths[col]) : cell.padEnd(widths[col]),
+    );
+    text += `${cells.join('  ').trimEnd()}\n`;
+  }
+  return `${text}\n`;
+}
+
+/** Settings of a {@link TableOutput}. */
+export interface TableOutputOptions {
+  /** Where tables go (stdout). */
+  out: Writable;
+  /** Batches that may wait for the terminal. */
+  maxQueuedBatches: number;
+  onResult?: (result: BatchResult) => void;
+}
+
+/** Prints evicted batches as tables; a slow terminal costs counted drops, not memory. */
+export class TableOutput extends QueuedExporter {
+  readonly name = 'json';
+  readonly #out: Writable;
+
+  constructor(options: TableOutputOptions) {
+    super({ maxQueuedBatches: options.maxQueuedBatches, onResult: options.onResult });
+    this.#out = options.out;
+  }
+
+  protected async send(batch: RecordBatch): Promise<void> {
+    if (this.#out.write(formatTable(batch))) return;
+    await new Promise<void>((resolve, reject) => {
+      const onDrain = () => {
+        this.#out.off('error', onError);
+        resolve();
+      };
+      const onError = (err: Error) => {
+        this.#out.off('drain', onDrain);
+        reject(err);
+      };
+      this.#out.once('drain', onDrain);
+      this.#out.once('error', onError);
+    });
+  }
+}

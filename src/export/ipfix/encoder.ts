@@ -1,0 +1,243 @@
+/**
+ * IPFIX (RFC 7011) message encoder: turns the rows of a RecordBatch into messages no larger than
+ * a byte bound (the path MTU over UDP), reading each v2 row in place and writing big-endian fields
+ * straight into one Buffer per batch: no object per record or field.
+ *
+ * Sequence numbers follow RFC 7011 §3.1: the header carries the count (mod 2^32) of data records
+ * sent before this message in the transport session; template messages do not advance it.
+ */
+import type { RecordBatch } from '../../codec/record-batch.ts';
+import { V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
+import { ConfigError } from '../../errors.ts';
+import type { InterfaceNames } from '../../model/interfaces.ts';
+import { EtherType } from '../../model/names.ts';
+import {
+  encodeTemplateSet,
+  IPFIX_VERSION,
+  MAX_INTERFACE_NAME_BYTES,
+  MAX_RECORD_BYTES,
+  MESSAGE_HEADER_BYTES,
+  SET_HEADER_BYTES,
+  TEMPLATES,
+  TemplateId,
+} from './templates.ts';
+
+/** Default largest message: fits a 1500-byte MTU with IP/UDP headers and tunnel headroom. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1400;
+/** The message length field is 16 bits. */
+export const MAX_MESSAGE_BYTES_LIMIT = 65_535;
+/** Smallest bound that still fits the template set and the largest data record. */
+export const MIN_MAX_MESSAGE_BYTES = 512;
+
+/** Settings of an {@link IpfixEncoder}. */
+export interface IpfixEncoderOptions {
+  /** Observation Domain ID written in every message header (default 0). */
+  observationDomainId?: number;
+  /** Largest message in bytes (default {@link DEFAULT_MAX_MESSAGE_BYTES}). */
+  maxMessageBytes?: number;
+}
+
+/** Messages encoded from one batch: back to back in `bytes`, message `k` ends at `messageEnds[k]`. */
+export interface IpfixMessages {
+  bytes: Buffer;
+  messageEnds: number[];
+}
+
+const TWO_POW_32 = 4_294_967_296;
+const NS_PER_MS = 1_000_000;
+const EMPTY = Buffer.alloc(0);
+const FIXED_BYTES = TEMPLATES.map((t) => t.fixedBytes);
+
+/** Writes the u64 little-endian nanoseconds at `b[o]` as big-endian milliseconds at `out[p]`. */
+function writeMsFromNs(b: Buffer, o: number, out: Buffer, p: number): void {
+  // Long division in base 2^16 keeps every intermediate below 2^53, so the result is exact
+  // without a BigInt per record.
+  let r = b[o + 6] | (b[o + 7] << 8);
+  const q3 = Math.floor(r / NS_PER_MS);
+  r = (r - q3 * NS_PER_MS) * 65_536 + (b[o + 4] | (b[o + 5] << 8));
+  const q2 = Math.floor(r / NS_PER_MS);
+  r = (r - q2 * NS_PER_MS) * 65_536 + (b[o + 2] | (b[o + 3] << 8));
+  const q1 = Math.floor(r / NS_PER_MS);
+  r = (r - q1 * NS_PER_MS) * 65_536 + (b[o] | (b[o + 1] << 8));
+  const q0 = Math.floor(r / NS_PER_MS);
+  const ms = ((q3 * 65_536 + q2) * 65_536 + q1) * 65_536 + q0;
+  const hi = Math.floor(ms / TWO_POW_32);
+  const lo = ms - hi * TWO_POW_32;
+  out[p] = hi >>> 24;
+  out[p + 1] = (hi >>> 16) & 0xff;
+  out[p + 2] = (hi >>> 8) & 0xff;
+  out[p + 3] = hi & 0xff;
+  out[p + 4] = lo >>> 24;
+  out[p + 5] = (lo >>> 16) & 0xff;
+  out[p + 6] = (lo >>> 8) & 0xff;
+  out[p + 7] = lo & 0xff;
+}
+
+/** Copies `n` little-endian bytes at `b[o]` to `out[p]` reversed (big-endian). */
+function copyReversed(b: Buffer, o: number, out: Buffer, p: number, n: number): void {
+  for (let k = 0; k < n; k++) out[p + k] = b[o + n - 1 - k];
+}
+
+function copyBytes(b: Buffer, o: number, out: Buffer, p: number, n: number): void {
+  for (let k = 0; k < n; k++) out[p + k] = b[o + k];
+}
+
+/** UTF-8 bytes of `name`, cut at a character boundary to {@link MAX_INTERFACE_NAME_BYTES}. */
+function encodeInterfaceName(name: string): Buffer {
+  if (name === '') return EMPTY;
+  const out = Buffer.alloc(MAX_INTERFACE_NAME_BYTES);
+  const written = out.write(name, 0, MAX_INTERFACE_NAME_BYTES, 'utf8');
+  return out.subarray(0, written);
+}
+
+/** Encodes batches into IPFIX messages for one transport session and observation domain. */
+export class IpfixEncoder {
+  /** Observation Domain ID in every header. */
+  readonly observationDomainId: number;
+  /** Largest message in bytes. */
+  readonly maxMessageBytes: number;
+  #sequence = 0;
+  readonly #templateSet = encodeTemplateSet();
+
+  constructor(options: IpfixEncoderOptions = {}) {
+    const odid = options.observationDomainId ?? 0;
+    if (!Number.isInteger(odid) || odid < 0 || odid >= TWO_POW_32) {
+      throw new ConfigError('observation domain id', String(odid), 'an integer from 0 to 4294967295');
+    }
+    const max = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (!Number.isInteger(max) || max < MIN_MAX_MESSAGE_BYTES || max > MAX_MESSAGE_BYTES_LIMIT) {
+      throw new ConfigError(
+        'IPFIX max message bytes',
+        String(max),
+        `an integer from ${MIN_MAX_MESSAGE_BYTES} to ${MAX_MESSAGE_BYTES_LIMIT}`,
+      );
+    }
+    this.observationDomainId = odid;
+    this.maxMessageBytes = max;
+  }
+
+  /** Data records sent so far in this session (mod 2^32): the next message's sequence number. */
+  get sequenceNumber(): number {
+    return this.#sequence;
+  }
+
+  /** Starts a new transport session (a new TCP connection): sequence numbers restart at 0. */
+  resetSequence(): void {
+    this.#sequence = 0;
+  }
+
+  /** A message holding the template set for all four templates. */
+  templateMessage(exportTimeS: number): Buffer {
+    const length = MESSAGE_HEADER_BYTES + this.#templateSet.length;
+    const out = Buffer.allocUnsafe(length);
+    this.#writeHeader(out, 0, length, exportTimeS, this.#sequence);
+    this.#templateSet.copy(out, MESSAGE_HEADER_BYTES);
+    return out;
+  }
+
+  /** Encodes every row of `batch` into messages and advances the sequence number by `batch.count`. */
+  encodeBatch(batch: RecordBatch, exportTimeS: number): IpfixMessages {
+    const count = batch.count;
+    // Worst case: every record opens a set and every message holds at least one record.
+    const out = Buffer.allocUnsafe(count * (MAX_RECORD_BYTES + SET_HEADER_BYTES + MESSAGE_HEADER_BYTES));
+    const names = new Map<number, Buffer>();
+    const messageEnds: number[] = [];
+    const b = batch.bytes;
+    const max = this.maxMessageBytes;
+    let p = 0;
+    let messageStart = -1;
+    let messageRecords = 0;
+    let setStart = -1;
+    let setId = -1;
+    for (let i = 0; i < count; i++) {
+      const o = i * V2_RECORD_BYTES;
+      const ipv6 = (b[o + V2.ETH_PROTOCOL] | (b[o + V2.ETH_PROTOCOL + 1] << 8)) === EtherType.IPV6;
+      const direction = b[o + V2.DIRECTION];
+      const egress = direction === 1;
+      const templateIndex = (ipv6 ? 2 : 0) + (egress ? 1 : 0);
+      const templateId = TemplateId.IPV4_INGRESS + templateIndex;
+      const ifIndex = b.readUInt32LE(o + V2.IF_INDEX);
+      const name = this.#nameOf(names, batch.interfaces, ifIndex);
+      const recordBytes = FIXED_BYTES[templateIndex] + 1 + name.length;
+      const needSet = templateId !== setId;
+      if (messageStart < 0 || p + recordBytes + (needSet ? SET_HEADER_BYTES : 0) > messageStart + max) {
+        if (messageStart >= 0) {
+          out.writeUInt16BE(p - setStart, setStart + 2);
+          this.#finishMessage(out, messageStart, p, exportTimeS, messageRecords);
+          messageEnds.push(p);
+        }
+        messageStart = p;
+        messageRecords = 0;
+        p += MESSAGE_HEADER_BYTES;
+        setId = -1;
+      }
+      if (templateId !== setId) {
+        if (setId >= 0) out.writeUInt16BE(p - setStart, setStart + 2);
+        setStart = p;
+        setId = templateId;
+        out.writeUInt16BE(templateId, p);
+        p += SET_HEADER_BYTES;
+      }
+      const addrBytes = ipv6 ? 16 : 4;
+      const addrOffset = ipv6 ? 0 : 12;
+      copyBytes(b, o + V2.SRC_ADDR + addrOffset, out, p, addrBytes);
+      p += addrBytes;
+      copyBytes(b, o + V2.DST_ADDR + addrOffset, out, p, addrBytes);
+      p += addrBytes;
+      out[p] = b[o + V2.SRC_PORT + 1];
+      out[p + 1] = b[o + V2.SRC_PORT];
+      out[p + 2] = b[o + V2.DST_PORT + 1];
+      out[p + 3] = b[o + V2.DST_PORT];
+      out[p + 4] = b[o + V2.TRANSPORT_PROTOCOL];
+      copyReversed(b, o + V2.BYTES, out, p + 5, 8);
+      copyReversed(b, o + V2.PACKETS, out, p + 13, 8);
+      writeMsFromNs(b, o + V2.FIRST_SEEN_NS, out, p + 21);
+      writeMsFromNs(b, o + V2.LAST_SEEN_NS, out, p + 29);
+      out[p + 37] = direction;
+      copyBytes(b, o + V2.SRC_MAC, out, p + 38, 6);
+      copyBytes(b, o + V2.DST_MAC, out, p + 44, 6);
+      out[p + 50] = b[o + V2.ETH_PROTOCOL + 1];
+      out[p + 51] = b[o + V2.ETH_PROTOCOL];
+      out[p + 52] = b[o + V2.TCP_FLAGS + 1];
+      out[p + 53] = b[o + V2.TCP_FLAGS];
+      // ipClassOfService is the whole TOS / traffic class octet; flowtap keeps the DSCP (its
+      // upper six bits) and not the ECN bits, which are written as 0.
+      out[p + 54] = (b[o + V2.DSCP] << 2) & 0xff;
+      copyReversed(b, o + V2.IF_INDEX, out, p + 55, 4);
+      // Names are at most MAX_INTERFACE_NAME_BYTES (< 255), so the one-byte length form applies.
+      out[p + 59] = name.length;
+      p += 60;
+      for (let k = 0; k < name.length; k++) out[p + k] = name[k];
+      p += name.length;
+      messageRecords++;
+    }
+    if (messageStart >= 0) {
+      out.writeUInt16BE(p - setStart, setStart + 2);
+      this.#finishMessage(out, messageStart, p, exportTimeS, messageRecords);
+      messageEnds.push(p);
+    }
+    return { bytes: out.subarray(0, p), messageEnds };
+  }
+
+  #nameOf(names: Map<number, Buffer>, interfaces: InterfaceNames, ifIndex: number): Buffer {
+    let bytes = names.get(ifIndex);
+    if (bytes === undefined) {
+      bytes = encodeInterfaceName(interfaces.nameOf(ifIndex));
+      names.set(ifIndex, bytes);
+    }
+    return bytes;
+  }
+
+  #finishMessage(out: Buffer, start: number, end: number, exportTimeS: number, records: number): void {
+    this.#writeHeader(out, start, end - start, exportTimeS, this.#sequence);
+    this.#sequence = (this.#sequence + records) >>> 0;
+  }
+
+  #writeHeader(out: Buffer, p: number, length: number, exportTimeS: number, sequence: number): void {
+    out.writeUInt16BE(IPFIX_VERSION, p);
+    out.writeUInt16BE(length, p + 2);
+    out.writeUInt32BE(exportTimeS >>> 0, p + 4);
+    out.writeUInt32BE(sequence, p + 8);
+    out.writeUInt32BE(this.observationDomainId, p + 12);
+  }
+}

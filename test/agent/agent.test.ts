@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { type TestContext, test } from 'node:test';
+import { Agent, type LiveCapture } from '../../src/agent/agent.ts';
+import { type AgentConfig, loadConfig } from '../../src/agent/config.ts';
+import { createLogger } from '../../src/agent/logger.ts';
+import type { EbpfCaptureStats } from '../../src/capture/ebpf/capture.ts';
+import type { RecordBatch } from '../../src/codec/record-batch.ts';
+import { InterfaceError } from '../../src/errors.ts';
+import type { InterfaceListener } from '../../src/ifaces/tracker.ts';
+import type { InterfaceWatcher } from '../../src/ifaces/watcher.ts';
+import { batchOf, RecordingExporter } from './fakes.ts';
+
+/** A capture that hands out what the test pushes, and one last batch when stopped (the final drain). */
+class FakeCapture implements LiveCapture {
+  readonly log: string[] = [];
+  readonly #queue: RecordBatch[] = [];
+  readonly #attached = new Set<string>();
+  #wake: (() => void) | undefined;
+  #ended = false;
+  #failure: unknown;
+
+  constructor(
+    private readonly finalDrain: RecordBatch | undefined,
+    private readonly missing = new Set<string>(),
+  ) {}
+
+  push(batch: RecordBatch): void {
+    this.#queue.push(batch);
+    this.#wake?.();
+  }
+
+  fail(err: Error): void {
+    this.#failure = err;
+    this.#wake?.();
+  }
+
+  async attach(ifName: string): Promise<void> {
+    if (this.missing.has(ifName)) throw new InterfaceError(ifName, `interface ${ifName} does not exist`);
+    this.#attached.add(ifName);
+    this.log.push(`attach ${ifName}`);
+  }
+
+  async detach(ifName: string): Promise<void> {
+    this.#attached.delete(ifName);
+    this.log.push(`detach ${ifName}`);
+  }
+
+  attached(): string[] {
+    return [...this.#attached];
+  }
+
+  async *batches(): AsyncIterable<RecordBatch> {
+    for (;;) {
+      const batch = this.#queue.shift();
+      if (batch) {
+        yield batch;
+        continue;
+      }
+      if (this.#failure) throw this.#failure;
+      if (this.#ended) return;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    }
+  }
+
+  stats(): EbpfCaptureStats {
+    return {
+      ringBufferFallbacks: 3,
+      parseErrors: 2,
+      mapUpdateFailures: 0,
+      ringBufferLost: 1,
+      drains: 5,
+      deferredDrains: 0,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.log.push('stop');
+    this.#attached.clear();
+    if (this.finalDrain) this.push(this.finalDrain);
+    this.#ended = true;
+    this.#wake?.();
+  }
+}
+
+/** A watcher the test drives by hand. */
+class FakeWatcher implements InterfaceWatcher {
+  stopped = false;
+  constructor(
+    readonly emit: InterfaceListener,
+    private readonly initial: string[],
+  ) {}
+  async start(): Promise<void> {
+    for (const [i, name] of this.initial.entries()) this.emit({ kind: 'added', name, ifIndex: 10 + i });
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+  }
+  current(): ReadonlyMap<string, number> {
+    return new Map();
+  }
+}
+
+function testConfig(overrides: Partial<AgentConfig> = {}): AgentConfig {
+  return { ...loadConfig({ flags: {}, env: {}, stdoutIsTty: false }), ...overrides };
+}
+
+async function startAgent(
+  t: TestContext,
+  capture: FakeCapture,
+  options: { initial?: string[]; config?: Partial<AgentConfig> } = {},
+) {
+  const exporter = new RecordingExporter('rec');
+  let watcher: FakeWatcher | undefined;
+  const agent = await Agent.start({
+    config: testConfig(options.config),
+    logger: createLogger('silent'),
+    exporters: [exporter],
+    openCapture: async () => capture,
+    createWatcher: (listener) => {
+      watcher = new FakeWatcher(listener, options.initial ?? []);
+      return watcher;
+    },
+  });
+  t.after(() => agent.stop());
+  return { agent, exporter, watcher: watcher as unknown as FakeWatcher };
+}
+
+/** Waits until `check()` holds, failing after 5 s. */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+test('stopping exports the flows of the final drain before the exporters stop', async (t) => {
+  const capture = new FakeCapture(batchOf(4, 7000));
+  const { agent, exporter, watcher } = await startAgent(t, capture);
+  capture.push(batchOf(2, 1000));
+  await agent.stop();
+  await agent.done();
+  assert.ok(watcher.stopped, 'the watcher is stopped first');
+  assert.equal(exporter.flows.length, 6, 'flows before and at the final drain are exported');
+  assert.ok(exporter.stats.flowsSent === 6 && exporter.stats.queuedBatches === 0);
+});
+
+test('interfaces the watcher reports are attached and detached in order', async (t) => {
+  const capture = new FakeCapture(undefined);
+  const { agent, watcher } = await startAgent(t, capture, { initial: ['veth0', 'veth1'] });
+  watcher.emit({ kind: 'removed', name: 'veth0', ifIndex: 10 });
+  watcher.emit({ kind: 'added', name: 'veth0', ifIndex: 12 });
+  await eventually(() => capture.log.length === 4, 'four interface operations');
+  assert.deepEqual(capture.log, ['attach veth0', 'attach veth1', 'detach veth0', 'attach veth0']);
+  assert.deepEqual(agent.health().interfaces, { attaches: 3, detaches: 1, attachFailures: 0 });
+});
+
+test('an interface that cannot be attached is counted and the agent carries on', async (t) => {
+  const capture = new FakeCapture(undefined, new Set(['gone0']));
+  const { agent } = await startAgent(t, capture, { initial: ['gone0', 'veth1'] });
+  await eventually(() => agent.health().interfaces.attaches === 1, 'the second attach');
+  assert.equal(agent.health().interfaces.attachFailures, 1);
+  assert.deepEqual(agent.health().attachedInterfaces, ['veth1']);
+});
+
+test('a capture that fails stops the agent, exports what came before, and done() reports the error', async (t) => {
+  const capture = new FakeCapture(undefined);
+  const { agent, exporter } = await startAgent(t, capture);
+  capture.push(batchOf(3));
+  capture.fail(new Error('flow map drain failed'));
+  await assert.rejects(agent.done(), /flow map drain failed/);
+  assert.equal(exporter.flows.length, 3);
+});
+
+test('/metrics serves the agent figures on the configured loopback port', async (t) => {
+  const capture = new FakeCapture(undefined);
+  const { agent } = await startAgent(t, capture, {
+    initial: ['veth0'],
+    config: { metrics: { host: '127.0.0.1', port: 0 } },
+  });
+  capture.push(batchOf(2, 1000, 3));
+  await eventually(() => agent.health().packetsSeen === 6, 'the batch to be counted');
+  await eventually(() => agent.health().attachedInterfaces.length === 1, 'the attach');
+  const address = agent.metricsAddress;
+  assert.ok(address);
+  assert.equal(address.host, '127.0.0.1');
+  const text = await (await fetch(`http://127.0.0.1:${address.port}/metrics`)).text();
+  assert.match(text, /^flowtap_packets_total 6$/m);
+  assert.match(text, /^flowtap_bytes_total 600$/m);
+  assert.match(text, /^flowtap_attached_interfaces 1$/m);
+  assert.match(text, /^flowtap_ring_buffer_fallbacks_total 3$/m);
+  assert.match(text, /^flowtap_parse_errors_total 2$/m);
+  assert.match(text, /^flowtap_ring_buffer_lost_total 1$/m);
+  assert.match(text, /^flowtap_export_flows_total\{exporter="rec",result="ok"\} 0$/m);
+  const missing = await fetch(`http://127.0.0.1:${address.port}/other`);
+  assert.equal(missing.status, 404);
+  await missing.body?.cancel();
+});
+
+test('stopping the agent closes the metrics endpoint', async (t) => {
+  const capture = new FakeCapture(undefined);
+  const { agent } = await startAgent(t, capture, { config: { metrics: { host: '127.0.0.1', port: 0 } } });
+  const port = agent.metricsAddress?.port;
+  await agent.stop();
+  await assert.rejects(fetch(`http://127.0.0.1:${port}/metrics`));
+});

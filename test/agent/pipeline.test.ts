@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Pipeline, type PipelineOptions } from '../../src/agent/pipeline.ts';
+import type { RecordBatch } from '../../src/codec/record-batch.ts';
+import { batchOf, RecordingExporter } from './fakes.ts';
+
+/** Evictions only when full or at the end: record time never reaches an hour. */
+const OPTIONS: PipelineOptions = {
+  buffersLength: 2,
+  cacheMaxFlows: 10_000,
+  cacheActiveTimeoutMs: 3_600_000,
+  activeTimeoutBy: 'record-time',
+};
+
+async function* source(...batches: RecordBatch[]): AsyncIterable<RecordBatch> {
+  for (const batch of batches) yield batch;
+}
+
+test('every evicted flow reaches every exporter, including one added later', async () => {
+  const a = new RecordingExporter('a');
+  const b = new RecordingExporter('b');
+  const pipeline = new Pipeline(OPTIONS, [a]);
+  pipeline.addExporter(b);
+  await pipeline.run(source(batchOf(3, 1000), batchOf(2, 2000)));
+  await pipeline.stopExporters();
+  assert.equal(a.flows.length, 5);
+  assert.deepEqual(b.flows.map((f) => f.srcPort).sort(), a.flows.map((f) => f.srcPort).sort());
+});
+
+test('records of the same flow are accumulated before export', async () => {
+  const out = new RecordingExporter('out');
+  const pipeline = new Pipeline(OPTIONS, [out]);
+  await pipeline.run(source(batchOf(1, 1000, 2), batchOf(1, 1000, 3)));
+  await pipeline.stopExporters();
+  assert.deepEqual(
+    out.flows.map((f) => [f.srcPort, f.packets, f.bytes]),
+    [[1000, 5, 500]],
+  );
+});
+
+test('packets, bytes and records received are counted', async () => {
+  const pipeline = new Pipeline(OPTIONS, []);
+  await pipeline.run(source(batchOf(3, 1000, 2), batchOf(1, 5000, 4)));
+  assert.deepEqual(
+    [pipeline.stats.rowsIn, pipeline.stats.packetsIn, pipeline.stats.bytesIn, pipeline.stats.batchesIn],
+    [4, 10, 1000, 2],
+  );
+  assert.deepEqual(pipeline.stats.flowsEvicted, { full: 0, timeout: 0, end: 4 });
+});
+
+test('a full cache is evicted whole and counted by reason', async () => {
+  const out = new RecordingExporter('out');
+  const pipeline = new Pipeline({ ...OPTIONS, cacheMaxFlows: 4 }, [out]);
+  await pipeline.run(source(batchOf(6)));
+  await pipeline.stopExporters();
+  assert.deepEqual(pipeline.stats.evictions, { full: 1, timeout: 0, end: 1 });
+  assert.deepEqual(pipeline.stats.flowsEvicted, { full: 4, timeout: 0, end: 2 });
+  assert.equal(out.flows.length, 6);
+});
+
+test('a stalled exporter drops and counts batches beyond its bound without holding up the others', async () => {
+  const stalled = new RecordingExporter('stalled', 1);
+  const healthy = new RecordingExporter('healthy');
+  stalled.hold();
+  const pipeline = new Pipeline({ ...OPTIONS, cacheMaxFlows: 2 }, [stalled, healthy]);
+  // 8 flows in a cache of 2: four evicted batches of 2 flows.
+  await pipeline.run(source(batchOf(8)));
+  assert.equal(healthy.flows.length, 8, 'the healthy exporter got everything');
+  // The batch being sent fills the bound of 1; the other three are dropped and counted.
+  assert.equal(stalled.stats.flowsDropped['queue-full'], 6);
+  stalled.release();
+  await pipeline.stopExporters();
+  assert.equal(stalled.flows.length, 2);
+  assert.equal(
+    stalled.flows.length + stalled.stats.flowsDropped['queue-full'],
+    8,
+    'nothing is lost uncounted',
+  );
+});
+
+test('a failing source still exports what it delivered, then reports its error', async () => {
+  const out = new RecordingExporter('out');
+  const pipeline = new Pipeline(OPTIONS, [out]);
+  async function* failing(): AsyncIterable<RecordBatch> {
+    yield batchOf(3);
+    throw new Error('map drain failed');
+  }
+  await assert.rejects(pipeline.run(failing()), /map drain failed/);
+  await pipeline.stopExporters();
+  assert.equal(out.flows.length, 3);
+});

@@ -1,0 +1,109 @@
+/**
+ * `flowtap run` end to end: the real CLI with eBPF capture on veths in test namespaces (prefix fta).
+ * Needs root and a kernel with BTF; every veth and namespace is removed in t.after.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { attachedProgramNames } from '../../src/ebpf/attach.ts';
+import { run } from '../net/netns.ts';
+import { alive, childPidsOf, egressFrom, ftaPair, sendUdp, startFlowtap } from './live.ts';
+
+const PAYLOAD_BYTES = 100;
+/** Ethernet + IPv4 + UDP headers. */
+const HEADER_BYTES = 14 + 20 + 8;
+
+function ifIndexOf(ifName: string): number {
+  return Number(readFileSync(`/sys/class/net/${ifName}/ifindex`, 'utf8'));
+}
+
+test('run prints the flows of known traffic as JSON lines and exits 0 on SIGTERM', async (t) => {
+  const pair = await ftaPair(t, 1);
+  const flowtap = startFlowtap(t, ['-i', pair.hostIf, '--cache-active-timeout', '300ms']);
+  await flowtap.untilLog('attached', pair.hostIf);
+  const srcPort = await sendUdp(pair.nsAddr, 9, 20, PAYLOAD_BYTES);
+  await flowtap.until(
+    () => egressFrom(flowtap.flows, pair.hostIf, srcPort).packets >= 20,
+    'the 20 datagrams',
+  );
+  flowtap.child.kill('SIGTERM');
+  assert.equal(await flowtap.exited, 0);
+  assert.deepEqual(egressFrom(flowtap.flows, pair.hostIf, srcPort), {
+    packets: 20,
+    bytes: 20 * (HEADER_BYTES + PAYLOAD_BYTES),
+  });
+  const flow = flowtap.flows.find((f) => f.Transport.SrcPort === srcPort);
+  assert.deepEqual(flow?.Network, { SrcAddr: pair.hostAddr, DstAddr: pair.nsAddr });
+  assert.equal(flow?.Transport.DstPort, 9);
+  assert.deepEqual(attachedProgramNames(ifIndexOf(pair.hostIf)), [], 'nothing stays attached');
+  assert.doesNotMatch(await run('tc', ['qdisc', 'show', 'dev', pair.hostIf]), /clsact/);
+});
+
+test('SIGTERM in the middle of traffic exports every packet counted before it', async (t) => {
+  const pair = await ftaPair(t, 2);
+  // An active timeout longer than the test: only the drain and flush at stop can export these flows.
+  const flowtap = startFlowtap(t, ['-i', pair.hostIf, '--cache-active-timeout', '10m']);
+  await flowtap.untilLog('attached', pair.hostIf);
+  const before = await sendUdp(pair.nsAddr, 9, 500, PAYLOAD_BYTES);
+  // Traffic keeps flowing from another port while the agent stops.
+  const stopSending = new AbortController();
+  const during = (async () => {
+    let sent = 0;
+    while (!stopSending.signal.aborted && sent < 20_000) {
+      await sendUdp(pair.nsAddr, 10, 10, PAYLOAD_BYTES);
+      sent += 10;
+    }
+  })();
+  flowtap.child.kill('SIGTERM');
+  const code = await flowtap.exited;
+  stopSending.abort();
+  await during;
+  assert.equal(code, 0);
+  assert.equal(flowtap.flows.length > 0 && flowtap.stdout().endsWith('\n'), true, 'whole JSON lines only');
+  assert.deepEqual(egressFrom(flowtap.flows, pair.hostIf, before), {
+    packets: 500,
+    bytes: 500 * (HEADER_BYTES + PAYLOAD_BYTES),
+  });
+  const summary = flowtap.logs.find((l) => l.msg === 'agent stopped');
+  const health = summary?.health as { flowsEvicted: { timeout: number; end: number } };
+  assert.equal(health.flowsEvicted.timeout, 0, 'no flow was evicted by the timer');
+  assert.ok(health.flowsEvicted.end > 0, 'flows were flushed at the end');
+});
+
+for (const mode of ['watch', 'poll'] as const) {
+  test(`in ${mode} mode veths added while running are attached, and detached when deleted`, async (t) => {
+    const n = mode === 'watch' ? 3 : 4;
+    const flowtap = startFlowtap(t, [
+      '-i',
+      `/^fta${n}[ab]$/`,
+      '--listen-interfaces',
+      mode,
+      '--listen-poll-period',
+      '200ms',
+    ]);
+    await flowtap.untilLog('agent started');
+    const pair = await ftaPair(t, n);
+    await flowtap.untilLog('attached', pair.hostIf);
+    assert.notDeepEqual(attachedProgramNames(ifIndexOf(pair.hostIf)), [], 'programs are attached');
+    const hostIndex = ifIndexOf(pair.hostIf);
+    await run('ip', ['link', 'del', pair.hostIf]);
+    await flowtap.untilLog('detached', pair.hostIf);
+    // The pair again: attached again under its new index.
+    const again = await ftaPair(t, n);
+    await flowtap.until(
+      () => flowtap.logs.filter((l) => l.msg === 'attached' && l.interface === again.hostIf).length === 2,
+      'the second attach',
+    );
+    assert.notEqual(ifIndexOf(again.hostIf), hostIndex);
+    const children = childPidsOf(flowtap.child.pid as number);
+    flowtap.child.kill('SIGTERM');
+    assert.equal(await flowtap.exited, 0);
+    assert.deepEqual(attachedProgramNames(ifIndexOf(again.hostIf)), [], 'nothing stays attached');
+    for (const pid of children) assert.equal(alive(pid), false, `child ${pid} of flowtap is gone`);
+    assert.equal(
+      flowtap.logs.some((l) => l.level >= 50),
+      false,
+      'no error was logged',
+    );
+  });
+}

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { PassThrough } from 'node:stream';
+import { test } from 'node:test';
+import { formatTable, TableOutput } from '../../src/agent/table-output.ts';
+import { RecordBatch, writeFlowRow } from '../../src/codec/record-batch.ts';
+import { V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
+import type { Flow } from '../../src/model/flow.ts';
+import { makeFlow } from '../helpers/flows.ts';
+
+function batch(...flows: Flow[]): RecordBatch {
+  const bytes = Buffer.alloc(flows.length * V2_RECORD_BYTES);
+  flows.forEach((f, i) => {
+    writeFlowRow(bytes, i * V2_RECORD_BYTES, f);
+  });
+  return new RecordBatch(bytes, flows.length, { nameOf: (i) => (i === 3 ? 'veth0' : '') });
+}
+
+test('the table shows human bytes, protocol names and directions, largest flow first', () => {
+  const text = formatTable(
+    batch(
+      makeFlow({ ifIndex: 3, bytes: 300, packets: 3, proto: 17, direction: 0 }),
+      makeFlow({
+        ifIndex: 3,
+        bytes: 5 * 1024 * 1024,
+        packets: 4000,
+        srcAddr: 'fd00::1',
+        dstAddr: 'fd00::2',
+        etype: 0x86dd,
+      }),
+    ),
+  );
+  const lines = text.trimEnd().split('\n');
+  assert.match(lines[0], /^END\s+INTERFACE\s+DIR\s+PROTO\s+SOURCE\s+DESTINATION\s+PACKETS\s+BYTES$/);
+  assert.match(lines[1], /veth0\s+out\s+TCP\s+\[fd00::1\]:1234\s+\[fd00::2\]:80\s+4000\s+5\.00 MiB$/);
+  assert.match(lines[2], /veth0\s+in\s+UDP\s+10\.0\.0\.1:1234\s+10\.0\.0\.2:80\s+3\s+300$/);
+});
+
+test('the table output writes one table per batch to its stream', async () => {
+  const out = new PassThrough();
+  let text = '';
+  out.setEncoding('utf8').on('data', (d: string) => {
+    text += d;
+  });
+  const output = new TableOutput({ out, maxQueuedBatches: 2 });
+  output.export(batch(makeFlow({ ifIndex: 3 }), makeFlow({ ifIndex: 3, srcPort: 5 })));
+  output.export(batch(makeFlow({ ifIndex: 3, srcPort: 6 })));
+  await output.stop();
+  assert.equal(text.match(/^END /gm)?.length, 2, 'two headers');
+  assert.match(text, /10\.0\.0\.1:5 /);
+  assert.match(text, /10\.0\.0\.1:6 /);
+  assert.equal(output.stats.flowsSent, 3);
+});

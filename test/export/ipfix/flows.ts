@@ -1,0 +1,73 @@
+/** Flows for the IPFIX tests: both families and directions, 64-bit counters, names, flags. */
+import { recordBatchOf } from '../../../src/codec/record-batch.ts';
+import type { RecordBatch } from '../../../src/codec/record-batch.ts';
+import type { Flow } from '../../../src/model/flow.ts';
+import { formatIp } from '../../../src/model/ip.ts';
+import { formatMac } from '../../../src/model/mac.ts';
+import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
+import { makeFlow } from '../../helpers/flows.ts';
+
+const PROTOCOLS = [6, 17, 1, 58];
+
+/** Flow `i` of a varied set: every third one IPv6, alternating directions and interfaces. */
+export function variedFlow(i: number): Flow {
+  const ipv6 = i % 3 === 2;
+  const start = 1_700_000_000_123_456_789n + BigInt(i) * 1_000_000_000n;
+  return makeFlow({
+    etype: ipv6 ? 0x86dd : 0x0800,
+    direction: i % 2,
+    srcMac: `02:00:00:00:01:${(i & 0xff).toString(16).padStart(2, '0')}`,
+    dstMac: `0a:bb:cc:dd:ee:${(i & 0xff).toString(16).padStart(2, '0')}`,
+    srcAddr: ipv6 ? `fd00::${i + 1}` : `10.${i}.0.1`,
+    dstAddr: ipv6 ? `2001:db8::${i}:1` : `192.168.1.${i}`,
+    srcPort: 1000 + i,
+    dstPort: 60_000 + i,
+    proto: PROTOCOLS[i % PROTOCOLS.length],
+    ifIndex: i % 4 === 3 ? 9 : 2 + (i % 2),
+    bytes: 2 ** 33 + i * 1000,
+    packets: i + 1,
+    timeFlowStartNs: start,
+    timeFlowEndNs: start + BigInt(i) * 1_500_000n,
+    tcpFlags: (i * 37) & 0x1ff,
+    dscp: i % 64,
+  });
+}
+
+/** Interface names of the varied flows; index 9 has none. */
+export function interfaceNames(): InterfaceRegistry {
+  const names = new InterfaceRegistry();
+  names.set(2, 'eth0');
+  names.set(3, 'veth-flowtap1');
+  return names;
+}
+
+/** `n` varied flows as one batch. */
+export function variedBatch(n: number, first = 0): RecordBatch {
+  return recordBatchOf(
+    Array.from({ length: n }, (_, i) => variedFlow(first + i)),
+    interfaceNames(),
+  );
+}
+
+/** What tshark's cflow dissector should show for `flow` (field name → text). */
+export function expectedCflowFields(flow: Flow, interfaceName: string): Record<string, string> {
+  const ipv6 = flow.etype === 0x86dd;
+  const fields: Record<string, string> = {
+    [ipv6 ? 'cflow.srcaddrv6' : 'cflow.srcaddr']: formatIp(flow.srcAddr, 0, flow.etype),
+    [ipv6 ? 'cflow.dstaddrv6' : 'cflow.dstaddr']: formatIp(flow.dstAddr, 0, flow.etype),
+    'cflow.srcport': String(flow.srcPort),
+    'cflow.dstport': String(flow.dstPort),
+    'cflow.protocol': String(flow.proto),
+    'cflow.octets': String(flow.bytes),
+    'cflow.packets': String(flow.packets),
+    'cflow.direction': String(flow.direction),
+    'cflow.srcmac': formatMac(flow.srcMac),
+    'cflow.dstmac': formatMac(flow.dstMac),
+    'cflow.ethernet_type': String(flow.etype),
+    'cflow.tcpflags': `0x${flow.tcpFlags.toString(16).padStart(4, '0')}`,
+    'cflow.tos': `0x${(flow.dscp << 2).toString(16).padStart(2, '0')}`,
+    [flow.direction === 1 ? 'cflow.outputint' : 'cflow.inputint']: String(flow.ifIndex),
+  };
+  if (interfaceName !== '') fields['cflow.if_name'] = interfaceName;
+  return fields;
+}

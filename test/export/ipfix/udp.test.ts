@@ -1,0 +1,112 @@
+/**
+ * ipfix+udp decoded by tshark's IPFIX dissector from a live loopback capture: every field of
+ * IPv4 and IPv6 flows in both directions, the four templates, sequence numbers and message sizes.
+ */
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { IpfixUdpExporter } from '../../../src/export/ipfix/udp.ts';
+import { IE, TemplateId } from '../../../src/export/ipfix/templates.ts';
+import { unixNsToMs } from '../../../src/model/time.ts';
+import { expectedCflowFields, interfaceNames, variedBatch, variedFlow } from './flows.ts';
+import { captureLoopback, dataRecords, decodeIpfix, subtrees, tsharkTimeMs } from './tshark.ts';
+
+const FLOWS = 40;
+const MAX_MESSAGE_BYTES = 512;
+const OBSERVATION_DOMAIN_ID = 0xc0ffee;
+
+describe('ipfix+udp export decoded by tshark', () => {
+  let messages: Record<string, unknown>[] = [];
+  const releases: (() => unknown)[] = [];
+  after(async () => {
+    for (const release of releases.reverse()) await release();
+  });
+
+  before(async () => {
+    const collector = createSocket('udp4');
+    collector.bind(0, '127.0.0.1');
+    await once(collector, 'listening');
+    releases.push(() => collector.close());
+    const port = collector.address().port;
+    const capture = await captureLoopback((release) => releases.push(release), `udp dst port ${port}`);
+    let datagrams = 0;
+    collector.on('message', () => datagrams++);
+    const exporter = new IpfixUdpExporter({
+      host: '127.0.0.1',
+      port,
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      observationDomainId: OBSERVATION_DOMAIN_ID,
+    });
+    exporter.export(variedBatch(FLOWS / 2));
+    exporter.export(variedBatch(FLOWS / 2, FLOWS / 2));
+    await exporter.stop();
+    assert.equal(exporter.stats.batchesSent, 2);
+    const file = await capture.stop();
+    assert.ok(datagrams > 0, 'the collector socket received the datagrams');
+    messages = await decodeIpfix(file, `udp.port==${port},cflow`);
+  });
+
+  it('decodes every field of every IPv4 and IPv6 flow as sent', () => {
+    const records = dataRecords(messages);
+    assert.equal(records.length, FLOWS);
+    const names = interfaceNames();
+    for (let i = 0; i < FLOWS; i++) {
+      const flow = variedFlow(i);
+      const { fields } = records[i];
+      for (const [name, value] of Object.entries(expectedCflowFields(flow, names.nameOf(flow.ifIndex)))) {
+        assert.equal(fields[name], value, `flow ${i} field ${name}`);
+      }
+      const times = fields['cflow.timedelta_tree'] as Record<string, string>;
+      assert.equal(tsharkTimeMs(times['cflow.abstimestart']), unixNsToMs(flow.timeFlowStartNs), `flow ${i} start`);
+      assert.equal(tsharkTimeMs(times['cflow.abstimeend']), unixNsToMs(flow.timeFlowEndNs), `flow ${i} end`);
+    }
+  });
+
+  it('puts each flow in the template of its family and direction', () => {
+    const ids = dataRecords(messages).map((r) => r.templateId);
+    const expected = Array.from({ length: FLOWS }, (_, i) => {
+      const flow = variedFlow(i);
+      return (flow.etype === 0x86dd ? TemplateId.IPV6_INGRESS : TemplateId.IPV4_INGRESS) + flow.direction;
+    });
+    assert.deepEqual(ids, expected);
+  });
+
+  it('sends the four templates with the IANA elements first', () => {
+    const first = messages[0];
+    const [templateSet] = subtrees(first, 'Set 1 [id=2]');
+    assert.ok(templateSet, 'the first message is a template set');
+    const templates = subtrees(templateSet, 'Template (');
+    assert.deepEqual(
+      templates.map((t) => Number(t['cflow.template_id'])),
+      [256, 257, 258, 259],
+    );
+    const elementsOf = (t: Record<string, unknown>) =>
+      subtrees(t, 'Field (').map((f) => Number(f['cflow.template_ipfix_field_type']));
+    const common = [7, 11, 4, 1, 2, 152, 153, 61, 56, 80, 256, 6, 5];
+    assert.deepEqual(elementsOf(templates[0]), [8, 12, ...common, IE.ingressInterface, 82]);
+    assert.deepEqual(elementsOf(templates[1]), [8, 12, ...common, IE.egressInterface, 82]);
+    assert.deepEqual(elementsOf(templates[2]), [27, 28, ...common, IE.ingressInterface, 82]);
+    assert.deepEqual(elementsOf(templates[3]), [27, 28, ...common, IE.egressInterface, 82]);
+  });
+
+  it('numbers each message with the count of data records sent before it', () => {
+    let recordsBefore = 0;
+    for (const message of messages) {
+      assert.equal(Number(message['cflow.sequence']), recordsBefore);
+      for (const set of subtrees(message, 'Set ')) {
+        if (Number(set['cflow.flowset_id']) >= 256) recordsBefore += subtrees(set, 'Flow ').length;
+      }
+    }
+    assert.equal(recordsBefore, FLOWS);
+  });
+
+  it('keeps every message within the configured size and observation domain', () => {
+    assert.ok(messages.length > 2, 'the flows needed several messages');
+    for (const message of messages) {
+      assert.equal(Number(message['cflow.version']), 10);
+      assert.ok(Number(message['cflow.len']) <= MAX_MESSAGE_BYTES);
+      assert.equal(Number(message['cflow.od_id']), OBSERVATION_DOMAIN_ID);
+    }
+  });
+});
