@@ -169,3 +169,19 @@ export class MalformedMessageError extends FlowtapError {
     );
   }
 }
+
+/** A server (the pbflow collector) cannot listen on the address it was given. */
+export class ListenError extends FlowtapError {
+  constructor(
+    /** `host:port` as it was to be bound. */
+    readonly address: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      'FLOWTAP_LISTEN',
+      `cannot listen on ${address}: ${(options?.cause as Error | undefined)?.message ?? 'unknown error'}; ` +
+        `pick another --port or --host`,
+      options,
+    );
+  }
+}

@@ -118,8 +118,10 @@ export abstract class QueuedExporter implements FlowExporter {
       const outcome = await Promise.race([this.#draining.then(() => 'done' as const), timedOut]);
       clearTimeout(timer);
       if (outcome === 'timeout') {
-        for (const batch of this.#queue.splice(0)) this.#drop(batch, 'stopped');
-        this.stats.queuedBatches = 0;
+        // The head batch is in flight: abort() makes its send fail, and #drain counts it as
+        // failed; dropping it here as well would count it twice.
+        for (const batch of this.#queue.splice(1)) this.#drop(batch, 'stopped');
+        this.stats.queuedBatches = this.#queue.length;
         this.abort();
       }
     }

@@ -1,7 +1,8 @@
 /**
  * `json`: every flow as one line in the reference's JSON form (`flowToJson`), to stdout or a file.
- * A batch becomes one string and one write, and the next batch waits for the stream to drain, so
- * a slow reader (a pipe, a full disk) fills the bounded queue and costs counted drops, not memory.
+ * A batch becomes one string and one write, and the next batch waits until the stream has written
+ * it, so a slow reader (a pipe, a full disk) fills the bounded queue and costs counted drops, not
+ * memory.
  */
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
@@ -31,7 +32,7 @@ export class JsonLinesExporter extends QueuedExporter {
   readonly name = 'json';
   readonly #out: Writable;
   readonly #endOnStop: boolean;
-  /** An error the stream reported; fails the next batch (streams report errors asynchronously). */
+  /** An error the stream reported between batches (e.g. a closed pipe); fails the next batch. */
   #streamError: Error | undefined;
 
   constructor(options: JsonLinesExporterOptions) {
@@ -45,14 +46,14 @@ export class JsonLinesExporter extends QueuedExporter {
 
   protected async send(batch: RecordBatch): Promise<void> {
     this.#throwStreamError();
-    if (this.#out.write(batchToJsonLines(batch))) return;
-    try {
-      // Resolves on 'drain', rejects on 'error': either way the batch's fate is known.
-      await once(this.#out, 'drain');
-    } catch (err) {
-      this.#streamError = undefined;
-      throw new ExportError(this.name, `writing failed: ${(err as Error).message}`, { cause: err });
-    }
+    // The callback comes once the stream has written the batch (or failed to): a batch counts as
+    // sent only when it was, and at most one batch sits in the stream's buffer.
+    await new Promise<void>((resolve, reject) => {
+      this.#out.write(batchToJsonLines(batch), (err) => {
+        if (!err) resolve();
+        else reject(new ExportError(this.name, `writing failed: ${err.message}`, { cause: err }));
+      });
+    });
   }
 
   protected override async close(): Promise<void> {

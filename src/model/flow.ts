@@ -63,6 +63,18 @@ export function accumulate(dst: Flow, src: Flow): void {
   dst.dscp = src.dscp;
 }
 
+const JSON_STRINGS = new Map<string, string>();
+
+/** JSON text of an interface name; names are few, so each is escaped once. */
+function jsonString(text: string): string {
+  let json = JSON_STRINGS.get(text);
+  if (json === undefined) {
+    json = JSON.stringify(text);
+    if (JSON_STRINGS.size < 4096) JSON_STRINGS.set(text, json);
+  }
+  return json;
+}
+
 function isIcmp(proto: number): boolean {
   return proto === IpProto.ICMP || proto === IpProto.ICMPV6;
 }
@@ -79,7 +91,7 @@ export function flowToJson(flow: Flow): string {
     `"Network":{"SrcAddr":"${formatIp(flow.srcAddr, 0, flow.etype)}","DstAddr":"${formatIp(flow.dstAddr, 0, flow.etype)}"},` +
     `"Transport":{"SrcPort":${flow.srcPort},"DstPort":${flow.dstPort},"Proto":"${transportProtocolName(flow.proto)}"},` +
     `"Bytes":${flow.bytes},"TimeFlowStart":"${formatRfc3339Nano(flow.timeFlowStartNs)}",` +
-    `"TimeFlowEnd":"${formatRfc3339Nano(flow.timeFlowEndNs)}","Interface":${JSON.stringify(flow.interface)},` +
+    `"TimeFlowEnd":"${formatRfc3339Nano(flow.timeFlowEndNs)}","Interface":${jsonString(flow.interface)},` +
     `"Packets":${flow.packets}`;
   if (flow.tcpFlags !== 0) json += `,"TcpFlags":${flow.tcpFlags}`;
   if (flow.dscp !== 0) json += `,"Dscp":${flow.dscp}`;

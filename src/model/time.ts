@@ -9,17 +9,28 @@ const NS_PER_S = 1_000_000_000n;
  */
 export function formatRfc3339Nano(unixNs: bigint): string {
   let seconds = unixNs / NS_PER_S;
-  let fraction = unixNs % NS_PER_S;
-  if (fraction < 0n) {
-    fraction += NS_PER_S;
+  let fraction = Number(unixNs % NS_PER_S);
+  if (fraction < 0) {
+    fraction += 1e9;
     seconds -= 1n;
   }
-  const iso = new Date(Number(seconds) * 1000).toISOString(); // YYYY-MM-DDTHH:MM:SS.000Z
-  const base = iso.slice(0, 19);
-  if (fraction === 0n) return `${base}Z`;
-  const digits = fraction.toString().padStart(9, '0').replace(/0+$/, '');
-  return `${base}.${digits}Z`;
+  const wholeSeconds = Number(seconds);
+  // Flows evicted together mostly share their second: format the date part once per second.
+  if (wholeSeconds !== lastSeconds) {
+    lastSeconds = wholeSeconds;
+    lastBase = new Date(wholeSeconds * 1000).toISOString().slice(0, 19); // YYYY-MM-DDTHH:MM:SS
+  }
+  if (fraction === 0) return `${lastBase}Z`;
+  let digits = 9;
+  while (fraction % 10 === 0) {
+    fraction /= 10;
+    digits--;
+  }
+  return `${lastBase}.${String(fraction).padStart(digits, '0')}Z`;
 }
+
+let lastSeconds = Number.NaN;
+let lastBase = '';
 
 /** Parses RFC 3339 text (any fraction length, `Z` or offset) into Unix nanoseconds; undefined if invalid. */
 export function parseRfc3339Nano(text: string): bigint | undefined {

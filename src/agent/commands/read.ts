@@ -15,10 +15,14 @@ import { type LocalHosts, parseLocalHosts } from '../../capture/pcap/direction.t
 import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
 import { readCapture } from '../../capture/pcap/read-capture.ts';
 import { ConfigError, InputError } from '../../errors.ts';
+import type { FlowExporter } from '../../export/exporter.ts';
 import { flowToJson } from '../../model/flow.ts';
+import { DEFAULT_WEB_ADDRESS, parseWebAddress } from '../../web/address.ts';
+import type { HealthSnapshot } from '../../web/health.ts';
+import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
 import { parseDurationMs } from '../duration.ts';
 
-/** Options of {@link readCaptureFlows}. */
+/** Options of a {@link CaptureRead}. */
 export interface ReadOptions {
   /** Flows cached before the whole cache is evicted. */
   cacheMaxFlows: number;
@@ -26,10 +30,14 @@ export interface ReadOptions {
   cacheActiveTimeoutMs: number;
   /** Sources that make a packet EGRESS; empty: the capture's recorded direction, else INGRESS. */
   localHosts: LocalHosts;
+  /** Consumers of every evicted batch besides stdout (the web view). */
+  observers?: readonly FlowExporter[];
 }
 
 const READ_CHUNK_BYTES = 1 << 20;
 const EVICT_BUFFER_LEN = 4;
+/** Rows a batch starts with: about the packets of one 1 MiB chunk of a snapped capture, so it rarely grows. */
+const BATCH_ROWS = 16_384;
 
 /**
  * One read of a capture into JSON lines. Its counters fill in as the read goes, so the summary
@@ -44,7 +52,7 @@ export class CaptureRead {
 
   constructor(options: ReadOptions) {
     this.#options = options;
-    this.decoder = new CaptureDecoder({ localHosts: options.localHosts });
+    this.decoder = new CaptureDecoder({ localHosts: options.localHosts, initialRows: BATCH_ROWS });
   }
 
   /** Reads the capture `input`, accounts its packets into flows and writes them to `out`. */
@@ -56,6 +64,7 @@ export class CaptureRead {
       activeTimeoutBy: 'record-time',
     });
     for await (const batch of accounter.account(readCapture(input, this.decoder))) {
+      for (const observer of this.#options.observers ?? []) observer.export(batch);
       let text = '';
       for (let i = 0; i < batch.count; i++) text += `${flowToJson(batch.flow(i))}\n`;
       this.flows += batch.count;
@@ -124,6 +133,10 @@ export function registerReadCommand(program: Command): void {
       positiveDuration('--cache-active-timeout'),
       5_000,
     )
+    .option(
+      '--web [addr]',
+      `also serve the web view of the capture's timeline at addr (host:port or port), until SIGINT/SIGTERM [off, ${DEFAULT_WEB_ADDRESS.host}:${DEFAULT_WEB_ADDRESS.port} when given alone]`,
+    )
     .addHelpText(
       'after',
       '\nWithout --local-net/--local-mac a packet keeps the direction the capture recorded (Linux\n' +
@@ -132,15 +145,34 @@ export function registerReadCommand(program: Command): void {
     .action(
       async (
         file: string,
-        opts: { localNet?: string; localMac?: string; cacheMaxFlows: number; cacheActiveTimeout: number },
+        opts: {
+          localNet?: string;
+          localMac?: string;
+          cacheMaxFlows: number;
+          cacheActiveTimeout: number;
+          web?: string | boolean;
+        },
       ) => {
         const localHosts = parseLocalHosts(opts.localNet, opts.localMac);
+        const web =
+          opts.web === undefined
+            ? undefined
+            : await startWebView({
+                ...parseWebAddress(opts.web),
+                timeline: 'records',
+                health: (): HealthSnapshot => ({
+                  packetsSeen: read.decoder.stats.packets,
+                  parseErrors: read.decoder.stats.skippedTotal,
+                }),
+              });
+        if (web) process.stderr.write(`flowtap read: web view at ${web.url}\n`);
         const input =
           file === '-' ? process.stdin : createReadStream(file, { highWaterMark: READ_CHUNK_BYTES });
         const read = new CaptureRead({
           cacheMaxFlows: opts.cacheMaxFlows,
           cacheActiveTimeoutMs: opts.cacheActiveTimeout,
           localHosts,
+          observers: web ? [web] : [],
         });
         try {
           await read.run(input, process.stdout);
@@ -152,6 +184,10 @@ export function registerReadCommand(program: Command): void {
           throw err;
         } finally {
           process.stderr.write(read.summary());
+          if (web) {
+            process.stderr.write('flowtap read: the web view keeps serving until SIGINT or SIGTERM\n');
+            await serveUntilSignal(web);
+          }
         }
       },
     );

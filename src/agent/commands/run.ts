@@ -4,6 +4,8 @@
  * counted flow exported); a second signal exits at once.
  */
 import type { Command } from 'commander';
+import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
+import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
 import { type CommandLineValues, DEFAULT_METRICS_ADDRESS, EXPORT_KINDS, loadConfig } from '../config.ts';
 import { createExporters, logExportResults } from '../exporters.ts';
@@ -34,6 +36,17 @@ export async function runAgent(flags: CommandLineValues, extension: RunExtension
   } finally {
     removeHandlers();
   }
+}
+
+/** Serves the live web view of the running agent at `address`: wall-clock timeline, the agent's health. */
+function webViewExtension(address: WebAddress): RunExtension {
+  return {
+    onStarted: async (agent) => {
+      const view = await startWebView({ ...address, timeline: 'wall', health: () => agent.health() });
+      agent.addObserver(view);
+      process.stderr.write(`flowtap: web view at ${view.url}\n`);
+    },
+  };
 }
 
 /** Registers `flowtap run` as the default command. */
@@ -78,6 +91,10 @@ export function registerRunCommand(program: Command): void {
       `serve Prometheus /metrics at addr (host:port or port) [METRICS; off, ${DEFAULT_METRICS_ADDRESS.host}:${DEFAULT_METRICS_ADDRESS.port} when given alone]`,
     )
     .option(
+      '--web [addr]',
+      `serve the live web view at addr (host:port or port) [off, ${DEFAULT_WEB_ADDRESS.host}:${DEFAULT_WEB_ADDRESS.port} when given alone]`,
+    )
+    .option(
       '--output <format>',
       'the json export on stdout as json lines or a table [OUTPUT; table on a terminal]',
     )
@@ -87,7 +104,8 @@ export function registerRunCommand(program: Command): void {
       '\nPrecedence: flags > environment variables > --config file > defaults. Other settings: ' +
         'GRPC_MESSAGE_MAX_FLOWS (10000), FLOWS_TARGET_HOST/FLOWS_TARGET_PORT (older names), KAFKA_* (EXPORT=kafka).',
     )
-    .action(async (opts: CommandLineValues) => {
-      await runAgent(opts);
+    .action(async (opts: CommandLineValues & { web?: string | boolean }) => {
+      const { web, ...flags } = opts;
+      await runAgent(flags, web === undefined ? {} : webViewExtension(parseWebAddress(web)));
     });
 }

@@ -31,6 +31,8 @@ export class CaptureDecoder {
   #needBytes = MAGIC_BYTES;
   /** Stream offset of the first pending byte. */
   #offset = 0;
+  /** The framing error met, thrown again by every later call. */
+  #failure: unknown;
 
   constructor(options: CaptureDecoderOptions = {}) {
     this.#sink = new PacketSink(options.localHosts ?? NO_LOCAL_HOSTS, options.initialRows);
@@ -48,9 +50,11 @@ export class CaptureDecoder {
 
   /**
    * Decodes the whole records now available; returns the rows of the packets counted, or
-   * undefined when none was. Throws `CaptureFormatError` where the framing breaks.
+   * undefined when none was. Where the framing breaks it throws `CaptureFormatError`: at once
+   * when no packet came before the damage, else on the next call, after returning those rows.
    */
   push(chunk: Buffer): RecordBatch | undefined {
+    if (this.#failure !== undefined) throw this.#failure;
     if (chunk.length === 0) return undefined;
     this.#pending.push(chunk);
     this.#pendingBytes += chunk.length;
@@ -58,7 +62,16 @@ export class CaptureDecoder {
     const data =
       this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending, this.#pendingBytes);
     const framer = this.#framer ?? this.#detect(data);
-    const consumed = framer.consume(data, 0, this.#offset);
+    let consumed: number;
+    try {
+      consumed = framer.consume(data, 0, this.#offset);
+    } catch (err) {
+      // The packets before the damage are handed out first; the error comes with the next call.
+      this.#failure = err;
+      const batch = this.#takeBatch();
+      if (batch === undefined) throw err;
+      return batch;
+    }
     this.#needBytes = framer.needBytes;
     this.#offset += consumed;
     this.#pendingBytes = data.length - consumed;
@@ -72,6 +85,7 @@ export class CaptureDecoder {
    * `CaptureFormatError`.
    */
   end(): void {
+    if (this.#failure !== undefined) throw this.#failure;
     if (this.#framer === undefined || this.#offset === 0) {
       throw new CaptureFormatError(
         0,

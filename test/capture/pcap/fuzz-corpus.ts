@@ -112,8 +112,9 @@ export type FuzzOutcome = 'ok' | string;
 
 /**
  * Reads `input` in chunks of random sizes with local networks set (so the direction code runs)
- * and returns the outcome. Any exception that is not a FlowtapError, and any packet read but
- * neither counted nor skipped, is rethrown / thrown: those are the defects fuzzing looks for.
+ * and returns the outcome. Any exception that is not a FlowtapError, and any packet counted
+ * but not handed out or read but neither counted nor skipped (also when the input ends in a
+ * FlowtapError), is thrown: those are the defects fuzzing looks for.
  */
 export function fuzzOne(input: Buffer, random: () => number): FuzzOutcome {
   const decoder = new CaptureDecoder({
@@ -121,6 +122,7 @@ export function fuzzOne(input: Buffer, random: () => number): FuzzOutcome {
     initialRows: 16,
   });
   let rows = 0;
+  let outcome: FuzzOutcome = 'ok';
   try {
     for (let at = 0; at < input.length; ) {
       const step = 1 + Math.floor(random() * (random() < 0.2 ? 8 : 4096));
@@ -129,8 +131,8 @@ export function fuzzOne(input: Buffer, random: () => number): FuzzOutcome {
     }
     decoder.end();
   } catch (err) {
-    if (err instanceof FlowtapError) return err.code;
-    throw err;
+    if (!(err instanceof FlowtapError)) throw err;
+    outcome = err.code;
   }
   const s = decoder.stats;
   if (s.counted !== rows || s.counted + s.skippedTotal !== s.packets) {
@@ -138,7 +140,7 @@ export function fuzzOne(input: Buffer, random: () => number): FuzzOutcome {
       `packets lost: ${s.packets} read, ${s.counted} counted (${rows} rows), ${s.skippedTotal} skipped`,
     );
   }
-  return 'ok';
+  return outcome;
 }
 
 const LOCAL_HOSTS = parseLocalHosts('192.0.2.0/24,2001:db8::/64', '02:00:00:00:00:02');

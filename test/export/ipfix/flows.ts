@@ -1,11 +1,14 @@
 /** Flows for the IPFIX tests: both families and directions, 64-bit counters, names, flags. */
+import assert from 'node:assert/strict';
 import { recordBatchOf } from '../../../src/codec/record-batch.ts';
 import type { RecordBatch } from '../../../src/codec/record-batch.ts';
 import type { Flow } from '../../../src/model/flow.ts';
 import { formatIp } from '../../../src/model/ip.ts';
 import { formatMac } from '../../../src/model/mac.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
+import { unixNsToMs } from '../../../src/model/time.ts';
 import { makeFlow } from '../../helpers/flows.ts';
+import { tsharkTimeMs } from './tshark.ts';
 
 const PROTOCOLS = [6, 17, 1, 58];
 
@@ -49,8 +52,8 @@ export function variedBatch(n: number, first = 0): RecordBatch {
   );
 }
 
-/** What tshark's cflow dissector should show for `flow` (field name → text). */
-export function expectedCflowFields(flow: Flow, interfaceName: string): Record<string, string> {
+/** What tshark's cflow dissector should show for `flow` (field name → text), the interface name aside. */
+export function expectedCflowFields(flow: Flow): Record<string, string> {
   const ipv6 = flow.etype === 0x86dd;
   const fields: Record<string, string> = {
     [ipv6 ? 'cflow.srcaddrv6' : 'cflow.srcaddr']: formatIp(flow.srcAddr, 0, flow.etype),
@@ -68,6 +71,27 @@ export function expectedCflowFields(flow: Flow, interfaceName: string): Record<s
     'cflow.tos': `0x${(flow.dscp << 2).toString(16).padStart(2, '0')}`,
     [flow.direction === 1 ? 'cflow.outputint' : 'cflow.inputint']: String(flow.ifIndex),
   };
-  if (interfaceName !== '') fields['cflow.if_name'] = interfaceName;
   return fields;
+}
+
+/** Asserts that tshark's decoded data records are the varied flows 0..n-1, every field and template. */
+export function assertDecodedVariedFlows(
+  records: { templateId: number; fields: Record<string, unknown> }[],
+  n: number,
+): void {
+  assert.equal(records.length, n);
+  const names = interfaceNames();
+  for (let i = 0; i < n; i++) {
+    const flow = variedFlow(i);
+    const { templateId, fields } = records[i];
+    assert.equal(templateId, (flow.etype === 0x86dd ? 258 : 256) + flow.direction, `flow ${i} template`);
+    for (const [name, value] of Object.entries(expectedCflowFields(flow))) {
+      assert.equal(fields[name], value, `flow ${i} field ${name}`);
+    }
+    // tshark leaves out an empty variable-length name.
+    assert.equal(fields['cflow.if_name'] ?? '', names.nameOf(flow.ifIndex), `flow ${i} interface name`);
+    const times = fields['cflow.timedelta_tree'] as Record<string, string>;
+    assert.equal(tsharkTimeMs(times['cflow.abstimestart']), unixNsToMs(flow.timeFlowStartNs), `flow ${i} start`);
+    assert.equal(tsharkTimeMs(times['cflow.abstimeend']), unixNsToMs(flow.timeFlowEndNs), `flow ${i} end`);
+  }
 }

@@ -64,7 +64,7 @@ export async function captureLoopback(cleanup: Cleanup, filter: string): Promise
     const lines = pending.split('\n');
     pending = lines.pop()!;
     for (const line of lines) {
-      const m = /(\d+) → (\d+)/.exec(line);
+      const m = /UDP \d+ (\d+) → (\d+) /.exec(line);
       if (!m || Number(m[2]) !== sinkPort) continue;
       const port = Number(m[1]);
       seenSources.add(port);

@@ -1,0 +1,318 @@
+/**
+ * Hand-written protobuf encoder of `pbflow.Record`: reads the fields straight from the v2 rows and
+ * writes the wire bytes into one reused scratch buffer, so the hot path makes no object per field
+ * (the generic path in record.ts builds about ten per flow). The output is byte-identical to
+ * `toBinary(RecordSchema, pbRecordOf(batch, i))`: fields in declaration order, proto3 scalars left
+ * out when zero, the always-set sub-messages written even when empty, and the `IP` oneof member
+ * always written (a oneof member has presence). Tests hold the two paths to that on random flows.
+ */
+import type { RecordBatch } from '../../codec/record-batch.ts';
+import { V2 } from '../../codec/v2-layout.ts';
+import { isPbIpv4 } from './record.ts';
+
+// Wire tags: (field number << 3) | wire type (0 varint, 2 length-delimited, 5 fixed32).
+const TAG_RECORD_ETH_PROTOCOL = 0x08;
+const TAG_RECORD_DIRECTION = 0x10;
+const TAG_RECORD_TIME_FLOW_START = 0x1a;
+const TAG_RECORD_TIME_FLOW_END = 0x22;
+const TAG_RECORD_DATA_LINK = 0x2a;
+const TAG_RECORD_NETWORK = 0x32;
+const TAG_RECORD_TRANSPORT = 0x3a;
+const TAG_RECORD_BYTES = 0x40;
+const TAG_RECORD_PACKETS = 0x48;
+const TAG_RECORD_INTERFACE = 0x52;
+const TAG_RECORDS_ENTRIES = 0x0a;
+/** Field 1 (varint) of Timestamp, DataLink and Transport. */
+const TAG_FIELD1_VARINT = 0x08;
+/** Field 2 (varint) of Timestamp, DataLink and Transport. */
+const TAG_FIELD2_VARINT = 0x10;
+/** Field 3 (varint) of Transport. */
+const TAG_FIELD3_VARINT = 0x18;
+/** Network.src_addr (field 1, message). */
+const TAG_NETWORK_SRC = 0x0a;
+/** Network.dst_addr (field 2, message). */
+const TAG_NETWORK_DST = 0x12;
+/** IP.ipv4 (field 1, fixed32). */
+const TAG_IP_IPV4 = 0x0d;
+/** IP.ipv6 (field 2, bytes). */
+const TAG_IP_IPV6 = 0x12;
+
+const IPV6_BYTES = 16;
+const NS_PER_S = 1_000_000_000;
+const TWO_POW_16 = 65_536;
+/**
+ * Upper bound of one encoded Record without its interface name, plus the entry framing of
+ * `Records`: 4 + 3 + 2×14 + 18 + 42 + 14 + 2×11 + 1 + 5 (name length) + 6 (entry tag and length),
+ * rounded up.
+ */
+const MAX_RECORD_BYTES_WITHOUT_NAME = 160;
+/** Initial scratch size; it grows (doubling) to the largest output encoded and is kept. */
+const INITIAL_SCRATCH_BYTES = 64 * 1024;
+
+/** Interface names kept as UTF-8; beyond this many distinct names the cache starts over. */
+const MAX_CACHED_NAMES = 1024;
+/** Longer names (never a Linux one: IFNAMSIZ is 16) are encoded each time, bounding the cache's memory. */
+const MAX_CACHED_NAME_CHARS = 256;
+/** Names up to this many bytes are copied by a loop, longer ones by Buffer.copy (a native call costs more). */
+const LOOP_COPY_MAX_BYTES = 32;
+/** Record bodies up to this many bytes are moved by a loop when their length needs a second byte. */
+const LOOP_SHIFT_MAX_BYTES = 512;
+
+let scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_BYTES);
+/**
+ * UTF-8 of the interface names seen, keyed by the name itself (not the index, which a registry may
+ * rename), so the per-row cost is a lookup instead of a string encode.
+ */
+const nameBytesCache = new Map<string, Buffer>();
+
+/** UTF-8 bytes of `name`, from the cache unless the name is too long to keep. */
+function utf8Of(name: string): Buffer {
+  if (name.length > MAX_CACHED_NAME_CHARS) return Buffer.from(name, 'utf8');
+  let bytes = nameBytesCache.get(name);
+  if (bytes === undefined) {
+    if (nameBytesCache.size >= MAX_CACHED_NAMES) nameBytesCache.clear();
+    bytes = Buffer.from(name, 'utf8');
+    nameBytesCache.set(name, bytes);
+  }
+  return bytes;
+}
+
+/** Makes `scratch` hold at least `bytes`, keeping its first `used` bytes. */
+function reserve(used: number, bytes: number): void {
+  if (bytes <= scratch.length) return;
+  let size = scratch.length * 2;
+  while (size < bytes) size *= 2;
+  const grown = Buffer.allocUnsafe(size);
+  scratch.copy(grown, 0, 0, used);
+  scratch = grown;
+}
+
+/** Varint of a value in [0, 2^32). */
+function writeVarint32(out: Buffer, pos: number, value: number): number {
+  let v = value >>> 0;
+  while (v > 0x7f) {
+    out[pos++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[pos++] = v;
+  return pos;
+}
+
+/** Varint of the unsigned 64-bit value `hi * 2^32 + lo` (exact at any size). */
+function writeVarint64(out: Buffer, pos: number, lo: number, hi: number): number {
+  if (hi === 0) return writeVarint32(out, pos, lo);
+  let low = lo;
+  for (let k = 0; k < 4; k++) {
+    out[pos++] = (low & 0x7f) | 0x80;
+    low >>>= 7;
+  }
+  // Byte 5 carries bits 28..34: the top 4 bits of lo and the low 3 bits of hi.
+  const fifth = low | ((hi & 0x7) << 4);
+  const rest = hi >>> 3;
+  if (rest === 0) {
+    out[pos++] = fifth;
+    return pos;
+  }
+  out[pos++] = fifth | 0x80;
+  return writeVarint32(out, pos, rest);
+}
+
+/** Bytes the varint of `value` (in [0, 2^32)) takes. */
+function varint32Size(value: number): number {
+  let size = 1;
+  for (let v = value >>> 7; v !== 0; v >>>= 7) size++;
+  return size;
+}
+
+/**
+ * Writes a `google.protobuf.Timestamp` (tag, length, seconds, nanos) of the u64 Unix nanoseconds
+ * at `offset` of `row`. Seconds and nanos come from a long division over 16-bit limbs, which stays
+ * exact in doubles where `hi * 2^32 + lo` would not (epoch nanoseconds exceed 2^53).
+ */
+function writeTimestamp(out: Buffer, pos: number, tag: number, row: Buffer, offset: number): number {
+  const lo = row.readUInt32LE(offset);
+  const hi = row.readUInt32LE(offset + 4);
+  let rem = hi % NS_PER_S;
+  const qHigh = (hi - rem) / NS_PER_S;
+  let cur = rem * TWO_POW_16 + (lo >>> 16);
+  const qMid = Math.floor(cur / NS_PER_S);
+  rem = cur - qMid * NS_PER_S;
+  cur = rem * TWO_POW_16 + (lo & 0xffff);
+  const qLow = Math.floor(cur / NS_PER_S);
+  const nanos = cur - qLow * NS_PER_S;
+  // seconds = qHigh·2^32 + qMid·2^16 + qLow, with qMid and qLow below 2^16.
+  const secondsLo = ((qMid << 16) | qLow) >>> 0;
+  out[pos++] = tag;
+  const lengthAt = pos++; // a Timestamp is at most 12 bytes: its length is one byte
+  if (secondsLo !== 0 || qHigh !== 0) {
+    out[pos++] = TAG_FIELD1_VARINT;
+    pos = writeVarint64(out, pos, secondsLo, qHigh);
+  }
+  if (nanos !== 0) {
+    out[pos++] = TAG_FIELD2_VARINT;
+    pos = writeVarint32(out, pos, nanos);
+  }
+  out[lengthAt] = pos - lengthAt - 1;
+  return pos;
+}
+
+/** Writes the 6-byte MAC at `offset` of `row` as a uint64 field (0x112233445566) when non-zero. */
+function writeMac(out: Buffer, pos: number, tag: number, row: Buffer, offset: number): number {
+  const hi = (row[offset] << 8) | row[offset + 1];
+  const lo =
+    ((row[offset + 2] << 24) | (row[offset + 3] << 16) | (row[offset + 4] << 8) | row[offset + 5]) >>> 0;
+  if (lo === 0 && hi === 0) return pos;
+  out[pos++] = tag;
+  return writeVarint64(out, pos, lo, hi);
+}
+
+/** Writes `pbflow.IP` of the stored address at `offset` of `row` as field `tag` of Network. */
+function writeIp(out: Buffer, pos: number, tag: number, row: Buffer, offset: number, etype: number): number {
+  out[pos++] = tag;
+  if (isPbIpv4(row, offset, etype)) {
+    out[pos++] = 5;
+    out[pos++] = TAG_IP_IPV4;
+    // fixed32 is little-endian on the wire; its value is the address as a number (10.0.0.1 = 0x0A000001).
+    out[pos++] = row[offset + 15];
+    out[pos++] = row[offset + 14];
+    out[pos++] = row[offset + 13];
+    out[pos++] = row[offset + 12];
+    return pos;
+  }
+  out[pos++] = 2 + IPV6_BYTES;
+  out[pos++] = TAG_IP_IPV6;
+  out[pos++] = IPV6_BYTES;
+  // A byte loop: Buffer.copy's call overhead outweighs 16 bytes.
+  for (let k = 0; k < IPV6_BYTES; k++) out[pos++] = row[offset + k];
+  return pos;
+}
+
+/** Writes the non-zero uint32 `value` as field `tag`. */
+function writeUint32Field(out: Buffer, pos: number, tag: number, value: number): number {
+  if (value === 0) return pos;
+  out[pos++] = tag;
+  return writeVarint32(out, pos, value);
+}
+
+/** Writes the u64 counter at `offset` of `row` as field `tag` when non-zero. */
+function writeU64Field(out: Buffer, pos: number, tag: number, row: Buffer, offset: number): number {
+  const lo = row.readUInt32LE(offset);
+  const hi = row.readUInt32LE(offset + 4);
+  if (lo === 0 && hi === 0) return pos;
+  out[pos++] = tag;
+  return writeVarint64(out, pos, lo, hi);
+}
+
+/**
+ * Writes the body of row `i` as a `pbflow.Record` at `pos` of the scratch buffer (growing it) and
+ * returns where it ends. The interface name is the only unbounded part, so room is made for it
+ * before anything is written.
+ */
+function writeRecord(batch: RecordBatch, i: number, start: number): number {
+  const row = batch.bytes;
+  const o = batch.rowOffset(i);
+  const name = batch.interfaces.nameOf(row.readUInt32LE(o + V2.IF_INDEX));
+  const nameUtf8 = name.length === 0 ? undefined : utf8Of(name);
+  const nameBytes = nameUtf8 === undefined ? 0 : nameUtf8.length;
+  reserve(start, start + MAX_RECORD_BYTES_WITHOUT_NAME + nameBytes);
+  const out = scratch;
+  let pos = start;
+  const etype = row.readUInt16LE(o + V2.ETH_PROTOCOL);
+  pos = writeUint32Field(out, pos, TAG_RECORD_ETH_PROTOCOL, etype);
+  pos = writeUint32Field(out, pos, TAG_RECORD_DIRECTION, row[o + V2.DIRECTION]);
+  pos = writeTimestamp(out, pos, TAG_RECORD_TIME_FLOW_START, row, o + V2.FIRST_SEEN_NS);
+  pos = writeTimestamp(out, pos, TAG_RECORD_TIME_FLOW_END, row, o + V2.LAST_SEEN_NS);
+
+  out[pos++] = TAG_RECORD_DATA_LINK;
+  let lengthAt = pos++; // at most 2 × (1 + 7) bytes
+  pos = writeMac(out, pos, TAG_FIELD1_VARINT, row, o + V2.SRC_MAC);
+  pos = writeMac(out, pos, TAG_FIELD2_VARINT, row, o + V2.DST_MAC);
+  out[lengthAt] = pos - lengthAt - 1;
+
+  out[pos++] = TAG_RECORD_NETWORK;
+  lengthAt = pos++; // at most 2 × (2 + 18) bytes
+  pos = writeIp(out, pos, TAG_NETWORK_SRC, row, o + V2.SRC_ADDR, etype);
+  pos = writeIp(out, pos, TAG_NETWORK_DST, row, o + V2.DST_ADDR, etype);
+  out[lengthAt] = pos - lengthAt - 1;
+
+  out[pos++] = TAG_RECORD_TRANSPORT;
+  lengthAt = pos++; // at most 3 × (1 + 3) bytes
+  pos = writeUint32Field(out, pos, TAG_FIELD1_VARINT, row.readUInt16LE(o + V2.SRC_PORT));
+  pos = writeUint32Field(out, pos, TAG_FIELD2_VARINT, row.readUInt16LE(o + V2.DST_PORT));
+  pos = writeUint32Field(out, pos, TAG_FIELD3_VARINT, row[o + V2.TRANSPORT_PROTOCOL]);
+  out[lengthAt] = pos - lengthAt - 1;
+
+  pos = writeU64Field(out, pos, TAG_RECORD_BYTES, row, o + V2.BYTES);
+  pos = writeU64Field(out, pos, TAG_RECORD_PACKETS, row, o + V2.PACKETS);
+  if (nameUtf8 !== undefined) {
+    out[pos++] = TAG_RECORD_INTERFACE;
+    pos = writeVarint32(out, pos, nameBytes);
+    if (nameBytes <= LOOP_COPY_MAX_BYTES) {
+      for (let k = 0; k < nameBytes; k++) out[pos++] = nameUtf8[k];
+    } else {
+      pos += nameUtf8.copy(out, pos);
+    }
+  }
+  return pos;
+}
+
+/** A copy of the first `length` scratch bytes, owned by the caller. */
+function takeScratch(length: number): Buffer {
+  const owned = Buffer.allocUnsafe(length);
+  scratch.copy(owned, 0, 0, length);
+  return owned;
+}
+
+/** Row `i` of `batch` as a serialized `pbflow.Record` (one Kafka message value). */
+export function encodePbRecord(batch: RecordBatch, i: number): Buffer {
+  return takeScratch(writeRecord(batch, i, 0));
+}
+
+/**
+ * Rows `start` to `end - 1` of `batch` as a serialized `pbflow.Records` (the body of one gRPC
+ * `Collector.Send`).
+ */
+export function encodePbRecords(batch: RecordBatch, start: number, end: number): Buffer {
+  let pos = 0;
+  for (let i = start; i < end; i++) {
+    // Assume a one-byte length (records under 128 bytes); move the body when it needs more.
+    const bodyAt = pos + 2;
+    const bodyEnd = writeRecord(batch, i, bodyAt);
+    const length = bodyEnd - bodyAt;
+    const lengthBytes = varint32Size(length);
+    if (lengthBytes > 1) {
+      const shift = lengthBytes - 1;
+      reserve(bodyEnd, bodyEnd + shift);
+      if (length <= LOOP_SHIFT_MAX_BYTES) {
+        for (let k = bodyEnd - 1; k >= bodyAt; k--) scratch[k + shift] = scratch[k];
+      } else {
+        scratch.copyWithin(bodyAt + shift, bodyAt, bodyEnd);
+      }
+    }
+    scratch[pos] = TAG_RECORDS_ENTRIES;
+    pos = writeVarint32(scratch, pos + 1, length) + length;
+  }
+  return takeScratch(pos);
+}
+
+/**
+ * Rows `start` to `end - 1` of `batch`, each as its own serialized `pbflow.Record`: views into one
+ * buffer allocated for the whole range, so a batch of Kafka messages costs one copy, not one per
+ * message.
+ */
+export function encodePbRecordList(batch: RecordBatch, start: number, end: number): Buffer[] {
+  const ends = new Array<number>(end - start);
+  let pos = 0;
+  for (let i = start; i < end; i++) {
+    pos = writeRecord(batch, i, pos);
+    ends[i - start] = pos;
+  }
+  const all = takeScratch(pos);
+  const values = new Array<Buffer>(end - start);
+  let from = 0;
+  for (let k = 0; k < ends.length; k++) {
+    values[k] = all.subarray(from, ends[k]);
+    from = ends[k];
+  }
+  return values;
+}

@@ -1,0 +1,92 @@
+/**
+ * The collector side of pbflow: a serialized `pbflow.Records` (as the reference or flowtap sends
+ * it) back to `Flow` objects, through the generated schema so any conforming sender is read the
+ * same way. pbflow carries no interface index, ICMP type/code, TCP flags or DSCP: those are 0.
+ * Values the flow model cannot hold (an IPv6 member that is not 16 bytes, a port above 65535) make
+ * the whole message malformed rather than being silently cut.
+ */
+import { fromBinary } from '@bufbuild/protobuf';
+import type { Timestamp } from '@bufbuild/protobuf/wkt';
+import { MalformedMessageError } from '../../errors.ts';
+import type { Flow } from '../../model/flow.ts';
+import { IP_BYTES, writeIpv4Mapped } from '../../model/ip.ts';
+import { MAC_BYTES } from '../../model/mac.ts';
+import { type IP, type Record, RecordsSchema } from './gen/flow_pb.ts';
+
+const NS_PER_S = 1_000_000_000n;
+const MAX_MAC = (1n << 48n) - 1n;
+
+function check(ok: boolean, entry: number, detail: string): void {
+  if (!ok) throw new MalformedMessageError('pbflow', `entry ${entry}: ${detail}`);
+}
+
+function addressOf(ip: IP | undefined, entry: number, field: string): Uint8Array {
+  const out = new Uint8Array(IP_BYTES);
+  const family = ip?.ipFamily;
+  if (family?.case === 'ipv4') writeIpv4Mapped(family.value, out, 0);
+  else if (family?.case === 'ipv6') {
+    check(family.value.length === IP_BYTES, entry, `${field}.ipv6 has ${family.value.length} bytes, not 16`);
+    out.set(family.value);
+  }
+  return out;
+}
+
+function macOf(value: bigint, entry: number, field: string): Uint8Array {
+  check(value <= MAX_MAC, entry, `${field} 0x${value.toString(16)} is wider than 48 bits`);
+  const out = new Uint8Array(MAC_BYTES);
+  for (let k = MAC_BYTES - 1, v = value; k >= 0; k--, v >>= 8n) out[k] = Number(v & 0xffn);
+  return out;
+}
+
+function unixNsOf(ts: Timestamp | undefined, entry: number, field: string): bigint {
+  if (!ts) return 0n;
+  check(ts.nanos >= 0 && ts.nanos < 1e9, entry, `${field}.nanos ${ts.nanos} is outside 0..999999999`);
+  return ts.seconds * NS_PER_S + BigInt(ts.nanos);
+}
+
+/** One decoded `pbflow.Record` as a Flow; `entry` (its index) names it in errors. */
+export function flowFromPbRecord(record: Record, entry = 0): Flow {
+  const transport = record.transport;
+  const srcPort = transport?.srcPort ?? 0;
+  const dstPort = transport?.dstPort ?? 0;
+  const proto = transport?.protocol ?? 0;
+  check(record.ethProtocol <= 0xffff, entry, `eth_protocol ${record.ethProtocol} is above 65535`);
+  check(record.direction <= 0xff, entry, `direction ${record.direction} is above 255`);
+  check(srcPort <= 0xffff && dstPort <= 0xffff, entry, `port ${Math.max(srcPort, dstPort)} is above 65535`);
+  check(proto <= 0xff, entry, `protocol ${proto} is above 255`);
+  return {
+    etype: record.ethProtocol,
+    direction: record.direction,
+    srcMac: macOf(record.dataLink?.srcMac ?? 0n, entry, 'src_mac'),
+    dstMac: macOf(record.dataLink?.dstMac ?? 0n, entry, 'dst_mac'),
+    srcAddr: addressOf(record.network?.srcAddr, entry, 'src_addr'),
+    dstAddr: addressOf(record.network?.dstAddr, entry, 'dst_addr'),
+    srcPort,
+    dstPort,
+    proto,
+    ifIndex: 0,
+    icmpType: 0,
+    icmpCode: 0,
+    // Counters above 2^53 lose precision in a number; no real flow comes near.
+    bytes: Number(record.bytes),
+    packets: Number(record.packets),
+    timeFlowStartNs: unixNsOf(record.timeFlowStart, entry, 'time_flow_start'),
+    timeFlowEndNs: unixNsOf(record.timeFlowEnd, entry, 'time_flow_end'),
+    tcpFlags: 0,
+    dscp: 0,
+    interface: record.interface,
+  };
+}
+
+/** A serialized `pbflow.Records` as Flows; throws MalformedMessageError when it is not one. */
+export function flowsFromPbRecords(bytes: Uint8Array): Flow[] {
+  let entries: Record[];
+  try {
+    entries = fromBinary(RecordsSchema, bytes).entries;
+  } catch (err) {
+    throw new MalformedMessageError('pbflow', `not a pbflow.Records message (${(err as Error).message})`, {
+      cause: err,
+    });
+  }
+  return entries.map((record, i) => flowFromPbRecord(record, i));
+}

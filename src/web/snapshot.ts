@@ -1,0 +1,296 @@
+/**
+ * The snapshot the page renders: chart series, top flows and top talkers (the top N by bytes
+ * together with the top N by packets, so the page can sort on either and show the true top N),
+ * filter choices, the aggregate's own counters and the agent's health.
+ *
+ * Filters are applied here, on the server, to every flow in the window before the top N is taken:
+ * filtering only the N rows the page holds would hide exactly what a filter is for, the flows of
+ * one host or port that are not among the biggest overall. A scan of the window (bounded by the
+ * TopWindow capacity) per connected filter per push costs milliseconds; the page gets N rows.
+ */
+import { formatIp, isIpv4Mapped } from '../model/ip.ts';
+import { directionName, EtherType, transportProtocolName, transportProtocolNumber } from '../model/names.ts';
+import {
+  type AggregateStats,
+  type EntryInfo,
+  FLOW_KEY_DIRECTION_AT,
+  type FlowAggregate,
+  type Timeline,
+} from './aggregate.ts';
+import type { HealthSnapshot } from './health.ts';
+import { OTHER_SERIES_NAME } from './throughput.ts';
+import type { WindowEntry } from './top-window.ts';
+
+/** What the page asked to see; empty fields match everything. */
+export interface WebFilter {
+  /** Exact interface name. */
+  readonly interfaceName: string;
+  /** IANA protocol number, or undefined for all. */
+  readonly proto: number | undefined;
+  /** Substring of either address or either port (lower case). */
+  readonly text: string;
+}
+
+/** The filter that matches everything. */
+export const NO_FILTER: WebFilter = Object.freeze({ interfaceName: '', proto: undefined, text: '' });
+
+/** Longest filter text accepted (an IPv6 address with room to spare). */
+const MAX_FILTER_CHARS = 64;
+
+/**
+ * Reads `interface`, `proto` (name or number) and `q` from a request's query. Returns a message
+ * saying what is wrong instead when a value is unusable.
+ */
+export function parseWebFilter(params: URLSearchParams): WebFilter | string {
+  const interfaceName = params.get('interface') ?? '';
+  const protoText = params.get('proto') ?? '';
+  const text = (params.get('q') ?? '').trim().toLowerCase();
+  if (interfaceName.length > MAX_FILTER_CHARS || text.length > MAX_FILTER_CHARS) {
+    return `filter values are limited to ${MAX_FILTER_CHARS} characters`;
+  }
+  let proto: number | undefined;
+  if (protoText !== '') {
+    proto = transportProtocolNumber(protoText);
+    if (proto === undefined)
+      return `unknown protocol ${JSON.stringify(protoText)}: use a name such as TCP or a number 0-255`;
+  }
+  return { interfaceName, proto, text };
+}
+
+/** One row of the top flows. */
+export interface FlowRow {
+  interface: string;
+  direction: string;
+  proto: string;
+  src: string;
+  srcPort: number;
+  dst: string;
+  dstPort: number;
+  bytes: number;
+  packets: number;
+  /** Flow records (evictions) summed into the row. */
+  records: number;
+}
+
+/** One row of the top talkers: a source address on an interface. */
+export interface TalkerRow {
+  interface: string;
+  address: string;
+  bytes: number;
+  packets: number;
+  /** Flow records from this source. */
+  records: number;
+}
+
+/** One line of the chart. */
+export interface ChartSeries {
+  interface: string;
+  direction: string;
+  /** One value per second from `chartStartSecond`. */
+  bytesPerSecond: number[];
+}
+
+/** Everything the page shows, as sent on the event stream. */
+export interface WebSnapshot {
+  timeline: Timeline;
+  /** First second of the chart, Unix seconds; the chart has one value per second to `endSecond`. */
+  chartStartSecond: number;
+  /** Last second of the window, Unix seconds (0 while nothing was seen on the records timeline). */
+  endSecond: number;
+  chart: ChartSeries[];
+  /** Length of the top tables' window. */
+  topWindowSeconds: number;
+  /** Rows per table the page shows. */
+  topN: number;
+  flows: FlowRow[];
+  talkers: TalkerRow[];
+  /** Flows and talkers in the window that match the filter (the tables hold the top of them). */
+  matchingFlows: number;
+  matchingTalkers: number;
+  /** Interfaces that can be filtered on. */
+  interfaces: string[];
+  filter: { interface: string; proto: string; q: string };
+  aggregate: AggregateStats;
+  health: HealthSnapshot | null;
+}
+
+/** Address text of the 16 bytes at `offset` of a key string. */
+function addressText(key: string, offset: number): string {
+  const bytes = Buffer.from(key.slice(offset, offset + 16), 'latin1');
+  return formatIp(bytes, 0, isIpv4Mapped(bytes, 0) ? EtherType.IPV4 : EtherType.IPV6);
+}
+
+/** Little-endian u16 stored in two latin1 characters. */
+function u16At(key: string, at: number): number {
+  return key.charCodeAt(at) | (key.charCodeAt(at + 1) << 8);
+}
+
+/** Flow key offsets, relative to the source address (see FLOW_KEY_* in aggregate.ts). */
+const FK = {
+  SRC: 0,
+  DST: 16,
+  SRC_PORT: 32,
+  DST_PORT: 34,
+  DIRECTION: FLOW_KEY_DIRECTION_AT,
+  PROTO: FLOW_KEY_DIRECTION_AT + 1,
+};
+/** Talker key offsets: address, then protocol, then the decimal interface index. */
+const TK = { ADDRESS: 0, PROTO: 16 } as const;
+
+/** Lazily computed address texts, kept on the entry so filters do not format them every push. */
+interface LabelledInfo extends EntryInfo {
+  src?: string;
+  dst?: string;
+}
+
+function srcText(entry: WindowEntry<EntryInfo>): string {
+  const info = entry.info as LabelledInfo;
+  info.src ??= addressText(entry.key, FK.SRC);
+  return info.src;
+}
+
+function dstText(entry: WindowEntry<EntryInfo>): string {
+  const info = entry.info as LabelledInfo;
+  info.dst ??= addressText(entry.key, FK.DST);
+  return info.dst;
+}
+
+function flowMatches(entry: WindowEntry<EntryInfo>, filter: WebFilter): boolean {
+  if (filter.interfaceName !== '' && entry.info?.interfaceName !== filter.interfaceName) return false;
+  if (filter.proto !== undefined && entry.key.charCodeAt(FK.PROTO) !== filter.proto) return false;
+  const q = filter.text;
+  if (q === '') return true;
+  return (
+    srcText(entry).includes(q) ||
+    dstText(entry).includes(q) ||
+    String(u16At(entry.key, FK.SRC_PORT)).includes(q) ||
+    String(u16At(entry.key, FK.DST_PORT)).includes(q)
+  );
+}
+
+function talkerMatches(entry: WindowEntry<EntryInfo>, filter: WebFilter): boolean {
+  if (filter.interfaceName !== '' && entry.info?.interfaceName !== filter.interfaceName) return false;
+  if (filter.proto !== undefined && entry.key.charCodeAt(TK.PROTO) !== filter.proto) return false;
+  return filter.text === '' || srcText(entry).includes(filter.text);
+}
+
+/**
+ * The `n` items with the largest `score`, largest first: one pass keeping a sorted array of `n`,
+ * so a window of 100 000 entries costs a comparison each, not a sort.
+ */
+export function largest<T>(items: Iterable<T>, n: number, score: (item: T) => number): T[] {
+  const top: T[] = [];
+  const scores: number[] = [];
+  for (const item of items) {
+    const s = score(item);
+    if (top.length === n && s <= scores[n - 1]) continue;
+    let lo = 0;
+    let hi = top.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (scores[mid] >= s) lo = mid + 1;
+      else hi = mid;
+    }
+    top.splice(lo, 0, item);
+    scores.splice(lo, 0, s);
+    if (top.length > n) {
+      top.pop();
+      scores.pop();
+    }
+  }
+  return top;
+}
+
+/** The top `n` by bytes followed by those of the top `n` by packets not already in it. */
+function topByBytesAndPackets<T extends { bytes: number; packets: number }>(items: T[], n: number): T[] {
+  const byBytes = largest(items, n, (e) => e.bytes);
+  const seen = new Set(byBytes);
+  for (const e of largest(items, n, (e) => e.packets)) if (!seen.has(e)) byBytes.push(e);
+  return byBytes;
+}
+
+function flowRow(entry: WindowEntry<EntryInfo>): FlowRow {
+  const key = entry.key;
+  return {
+    interface: entry.info?.interfaceName ?? '',
+    direction: directionName(key.charCodeAt(FK.DIRECTION)),
+    proto: transportProtocolName(key.charCodeAt(FK.PROTO)),
+    src: srcText(entry),
+    srcPort: u16At(key, FK.SRC_PORT),
+    dst: dstText(entry),
+    dstPort: u16At(key, FK.DST_PORT),
+    bytes: entry.bytes,
+    packets: entry.packets,
+    records: entry.records,
+  };
+}
+
+/** Talkers of the matching entries, summed over protocols per (address, interface). */
+function talkerRows(aggregate: FlowAggregate, filter: WebFilter): TalkerRow[] {
+  const byHost = new Map<string, TalkerRow>();
+  for (const entry of aggregate.talkers.entries()) {
+    if (!talkerMatches(entry, filter)) continue;
+    const host = entry.key.slice(0, TK.PROTO) + entry.key.slice(TK.PROTO + 1);
+    let row = byHost.get(host);
+    if (!row) {
+      row = {
+        interface: entry.info?.interfaceName ?? '',
+        address: srcText(entry),
+        bytes: 0,
+        packets: 0,
+        records: 0,
+      };
+      byHost.set(host, row);
+    }
+    row.bytes += entry.bytes;
+    row.packets += entry.packets;
+    row.records += entry.records;
+  }
+  return [...byHost.values()];
+}
+
+/** Builds the snapshot of `aggregate` through `filter`, with `topN` rows per table and order. */
+export function buildSnapshot(
+  aggregate: FlowAggregate,
+  filter: WebFilter,
+  topN: number,
+  health: HealthSnapshot | undefined,
+): WebSnapshot {
+  const throughput = aggregate.throughput;
+  const endSecond = aggregate.endSecond;
+  const chart: ChartSeries[] = [];
+  const interfaces = new Set<string>();
+  for (const series of throughput.series()) {
+    if (series.interfaceName !== OTHER_SERIES_NAME) interfaces.add(series.interfaceName);
+    if (endSecond === 0) continue;
+    if (filter.interfaceName !== '' && series.interfaceName !== filter.interfaceName) continue;
+    chart.push({
+      interface: series.interfaceName,
+      direction: series.direction,
+      bytesPerSecond: throughput.bytesPerSecond(series),
+    });
+  }
+  const matching: WindowEntry<EntryInfo>[] = [];
+  for (const entry of aggregate.flows.entries()) if (flowMatches(entry, filter)) matching.push(entry);
+  const talkers = talkerRows(aggregate, filter);
+  return {
+    timeline: aggregate.timeline,
+    chartStartSecond: endSecond - throughput.windowSeconds + 1,
+    endSecond,
+    chart,
+    topWindowSeconds: aggregate.flows.windowSeconds,
+    topN,
+    flows: topByBytesAndPackets(matching, topN).map(flowRow),
+    talkers: topByBytesAndPackets(talkers, topN),
+    matchingFlows: matching.length,
+    matchingTalkers: talkers.length,
+    interfaces: [...interfaces].sort(),
+    filter: {
+      interface: filter.interfaceName,
+      proto: filter.proto === undefined ? '' : transportProtocolName(filter.proto),
+      q: filter.text,
+    },
+    aggregate: aggregate.stats,
+    health: health ?? null,
+  };
+}

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { runCli } from '../../helpers/cli.ts';
+import { PACKET_VECTORS } from '../../vectors/packets.ts';
+import { classicPcap, PcapngWriter } from './capture-files.ts';
+
+const TCP4 = Buffer.from(PACKET_VECTORS[0].frame, 'hex');
+const TRUNCATED = Buffer.from(PACKET_VECTORS.find((v) => v.name === 'truncated udp header')!.frame, 'hex');
+const T0 = 1_700_000_000;
+
+describe('flowtap read', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flowtap-read-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('prints flows as JSON lines and a summary with skips by reason on stderr', async () => {
+    const capture = new PcapngWriter()
+      .section()
+      .iface({ linkType: 1, name: 'eth7' })
+      .epb(0, BigInt(T0) * 1_000_000n, TCP4)
+      .epb(0, BigInt(T0) * 1_000_000n + 10n, TCP4)
+      .epb(0, BigInt(T0) * 1_000_000n + 20n, TRUNCATED)
+      .toBuffer();
+    const { code, stdout, stderr } = await runCli(['read', '-'], { stdin: capture });
+    assert.equal(code, 0, stderr);
+    const flows = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(flows.length, 1);
+    assert.equal(flows[0].Packets, 2);
+    assert.equal(flows[0].Bytes, 2 * TCP4.length);
+    assert.equal(flows[0].Interface, 'eth7');
+    assert.equal(flows[0].TimeFlowStart, '2023-11-14T22:13:20Z');
+    assert.equal(flows[0].TimeFlowEnd, '2023-11-14T22:13:20.00001Z');
+    assert.equal(
+      stderr,
+      'flowtap read: pcapng, 3 packets read, 2 counted into 1 flows, 1 skipped (1 parse-error)\n',
+    );
+  });
+
+  test('the active timeout runs on the packets’ times', async () => {
+    const file = join(dir, 'timeout.pcap');
+    writeFileSync(file, classicPcap([0, 1, 7].map((s) => ({ frame: TCP4, seconds: T0 + s, fraction: 0 }))));
+    const { code, stdout, stderr } = await runCli(['read', '--cache-active-timeout', '5s', file]);
+    assert.equal(code, 0, stderr);
+    const packets = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).Packets);
+    assert.deepEqual(packets, [2, 1]);
+  });
+
+  test('a damaged capture prints the flows before the damage, then the byte offset, and exits 1', async () => {
+    const good = classicPcap([{ frame: TCP4, seconds: T0, fraction: 0 }]);
+    const damaged = Buffer.concat([
+      good,
+      Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0]),
+    ]);
+    const { code, stdout, stderr } = await runCli(['read', '-'], { stdin: damaged });
+    assert.equal(code, 1);
+    assert.equal(JSON.parse(stdout).Packets, 1);
+    assert.match(stderr, new RegExp(`damaged pcap capture at byte offset ${good.length + 8}`));
+    assert.match(stderr, /1 packets read, 1 counted into 1 flows/);
+  });
+
+  test('a bad --local-net exits 2 naming the setting', async () => {
+    const { code, stderr } = await runCli(['read', '--local-net', '10.0.0.0/40', '-'], {
+      stdin: classicPcap([]),
+    });
+    assert.equal(code, 2);
+    assert.match(stderr, /--local-net/);
+  });
+
+  test('a missing file is an input error', async () => {
+    const { code, stderr } = await runCli(['read', join(dir, 'absent.pcap')]);
+    assert.equal(code, 1);
+    assert.match(stderr, /cannot read/);
+  });
+});

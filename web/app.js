@@ -1,0 +1,285 @@
+// The flowtap web view page: one EventSource on /events (filters in its query, applied by the
+// server), rendering each snapshot into a uPlot chart, two sortable tables and the health panel.
+// Sorting happens here on the rows the server sent: they are the top N by bytes together with the
+// top N by packets, so sorting on either column shows its true top N without asking the server.
+
+(() => {
+  const MAX_RETRY_MS = 30_000;
+  const FILTER_DEBOUNCE_MS = 250;
+  const CHART_HEIGHT = 260;
+  const COLORS = ['#2f7ed8', '#d9534f', '#5cb85c', '#f0ad4e', '#8e44ad', '#16a085', '#e67e22', '#7f8c8d'];
+  const TEXT_KEYS = new Set(['interface', 'direction', 'proto', 'src', 'dst', 'address']);
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    snapshot: null,
+    source: null,
+    retryMs: 1000,
+    retryTimer: 0,
+    chart: null,
+    chartKey: '',
+    sort: { flows: { key: 'bytes', desc: true }, talkers: { key: 'bytes', desc: true } },
+  };
+
+  const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  /** Byte count for people, as src/model/names.ts humanBytes prints it. */
+  function humanBytes(n) {
+    let v = n;
+    let unit = 0;
+    while (v >= 1024 && unit < UNITS.length - 1) {
+      v /= 1024;
+      unit++;
+    }
+    return unit === 0 ? `${Math.round(v)} B` : `${v.toFixed(2)} ${UNITS[unit]}`;
+  }
+  const count = (n) => Math.round(n).toLocaleString('en-US');
+
+  function setStatus(kind, text) {
+    const el = $('status');
+    el.dataset.state = kind;
+    el.textContent = text;
+  }
+
+  function filterQuery() {
+    const params = new URLSearchParams();
+    if ($('filter-interface').value) params.set('interface', $('filter-interface').value);
+    if ($('filter-proto').value) params.set('proto', $('filter-proto').value);
+    const q = $('filter-q').value.trim();
+    if (q) params.set('q', q);
+    const text = params.toString();
+    return text ? `?${text}` : '';
+  }
+
+  // EventSource retries on its own after a dropped stream (the server asks for 1 s); when the
+  // browser gives up (an HTTP error such as 503), retry here with exponential backoff and jitter.
+  function connect() {
+    clearTimeout(state.retryTimer);
+    if (state.source) state.source.close();
+    const source = new EventSource(`events${filterQuery()}`);
+    state.source = source;
+    source.onopen = () => {
+      state.retryMs = 1000;
+      setStatus('live', 'live');
+    };
+    source.onmessage = (event) => {
+      state.snapshot = JSON.parse(event.data);
+      render();
+    };
+    source.onerror = () => {
+      if (source !== state.source) return;
+      if (source.readyState === EventSource.CLOSED) {
+        const delay = state.retryMs * (0.5 + Math.random() / 2);
+        state.retryMs = Math.min(state.retryMs * 2, MAX_RETRY_MS);
+        state.retryTimer = setTimeout(connect, delay);
+      }
+      setStatus('reconnecting', 'reconnecting…');
+    };
+  }
+
+  function render() {
+    const s = state.snapshot;
+    if (!s) return;
+    $('timeline').textContent = s.timeline === 'records' ? 'capture timeline' : 'live';
+    renderInterfaces(s.interfaces);
+    renderChart(s);
+    renderTable('flows', s.flows, s.topN, flowCells);
+    renderTable('talkers', s.talkers, s.topN, talkerCells);
+    $('flows-note').textContent =
+      `${count(Math.min(s.topN, s.flows.length))} of ${count(s.matchingFlows)} over the last ${s.topWindowSeconds} s`;
+    $('talkers-note').textContent =
+      `${count(Math.min(s.topN, s.talkers.length))} of ${count(s.matchingTalkers)} over the last ${s.topWindowSeconds} s`;
+    renderHealth(s);
+  }
+
+  function renderInterfaces(names) {
+    const select = $('filter-interface');
+    const current = select.value;
+    const wanted = ['', ...names];
+    if (current && !wanted.includes(current)) wanted.push(current);
+    const have = [...select.options].map((o) => o.value);
+    if (have.join('\n') === wanted.join('\n')) return;
+    select.replaceChildren(
+      ...wanted.map((name) => {
+        const option = document.createElement('option');
+        option.value = name;
+        option.textContent = name || 'all';
+        return option;
+      }),
+    );
+    select.value = current;
+  }
+
+  function renderChart(s) {
+    const box = $('chart');
+    if (s.chart.length === 0) {
+      if (state.chart) state.chart.destroy();
+      state.chart = null;
+      state.chartKey = '';
+      const empty = document.createElement('p');
+      empty.className = 'empty';
+      empty.textContent = 'no traffic in the window';
+      box.replaceChildren(empty);
+      $('chart-range').textContent = '';
+      return;
+    }
+    const seconds = s.chart[0].bytesPerSecond.length;
+    const xs = new Array(seconds);
+    for (let i = 0; i < seconds; i++) xs[i] = s.chartStartSecond + i;
+    const data = [xs, ...s.chart.map((series) => series.bytesPerSecond)];
+    const key = s.chart.map((series) => `${series.interface} ${series.direction}`).join('\n');
+    if (!state.chart || key !== state.chartKey) {
+      if (state.chart) state.chart.destroy();
+      box.replaceChildren();
+      state.chartKey = key;
+      state.chart = new uPlot(
+        {
+          width: Math.max(box.clientWidth, 300),
+          height: CHART_HEIGHT,
+          scales: { x: { time: true } },
+          series: [
+            {},
+            ...s.chart.map((series, i) => ({
+              label: `${series.interface} ${series.direction.toLowerCase()}`,
+              stroke: COLORS[i % COLORS.length],
+              width: 1.5,
+              value: (_u, v) => (v == null ? '–' : `${humanBytes(v)}/s`),
+            })),
+          ],
+          axes: [{}, { size: 90, values: (_u, values) => values.map((v) => `${humanBytes(v)}/s`) }],
+        },
+        data,
+        box,
+      );
+    } else {
+      state.chart.setData(data);
+    }
+    const end = new Date(s.endSecond * 1000).toISOString().replace('.000Z', 'Z');
+    $('chart-range').textContent = `last ${seconds} s to ${end}, per interface and direction`;
+  }
+
+  function compareRows(key, desc) {
+    const sign = desc ? -1 : 1;
+    if (TEXT_KEYS.has(key)) {
+      return (a, b) => sign * String(a[key]).localeCompare(String(b[key]), 'en', { numeric: true });
+    }
+    return (a, b) => sign * (a[key] - b[key]);
+  }
+
+  function cell(text, title, numeric) {
+    const td = document.createElement('td');
+    td.textContent = text;
+    if (title) td.title = title;
+    if (numeric) td.className = 'num';
+    return td;
+  }
+
+  function flowCells(row) {
+    return [
+      cell(row.interface),
+      cell(row.direction.toLowerCase()),
+      cell(row.proto),
+      cell(row.src),
+      cell(String(row.srcPort), '', true),
+      cell(row.dst),
+      cell(String(row.dstPort), '', true),
+      cell(humanBytes(row.bytes), `${count(row.bytes)} bytes`, true),
+      cell(count(row.packets), '', true),
+    ];
+  }
+
+  function talkerCells(row) {
+    return [
+      cell(row.interface),
+      cell(row.address),
+      cell(count(row.records), '', true),
+      cell(humanBytes(row.bytes), `${count(row.bytes)} bytes`, true),
+      cell(count(row.packets), '', true),
+    ];
+  }
+
+  function renderTable(id, rows, topN, cellsOf) {
+    const table = $(id);
+    const { key, desc } = state.sort[id];
+    for (const th of table.tHead.rows[0].cells) {
+      th.setAttribute('aria-sort', th.dataset.key === key ? (desc ? 'descending' : 'ascending') : 'none');
+    }
+    const sorted = [...rows].sort(compareRows(key, desc)).slice(0, topN);
+    const body = document.createDocumentFragment();
+    for (const row of sorted) {
+      const tr = document.createElement('tr');
+      tr.append(...cellsOf(row));
+      body.append(tr);
+    }
+    table.tBodies[0].replaceChildren(body);
+  }
+
+  function figure(list, name, label, value) {
+    const dt = document.createElement('dt');
+    dt.textContent = label;
+    const dd = document.createElement('dd');
+    dd.dataset.figure = name;
+    dd.textContent = value;
+    list.push(dt, dd);
+  }
+
+  function renderHealth(s) {
+    const h = s.health ?? {};
+    const items = [];
+    if (h.attachedInterfaces) {
+      figure(items, 'attached', 'Attached interfaces', h.attachedInterfaces.join(', ') || 'none');
+    }
+    if (h.uptimeSeconds !== undefined) figure(items, 'uptime', 'Uptime', `${Math.floor(h.uptimeSeconds)} s`);
+    if (h.packetsSeen !== undefined) figure(items, 'packets', 'Packets seen', count(h.packetsSeen));
+    if (h.bytesSeen !== undefined) figure(items, 'bytes', 'Bytes seen', humanBytes(h.bytesSeen));
+    if (h.cachedFlows !== undefined) figure(items, 'cached', 'Flows cached', count(h.cachedFlows));
+    if (h.ringBufferLost !== undefined)
+      figure(items, 'ring-lost', 'Dropped: ring buffer full', count(h.ringBufferLost));
+    if (h.deferredDrains !== undefined) figure(items, 'deferred', 'Deferred drains', count(h.deferredDrains));
+    if (h.mapUpdateFailures !== undefined)
+      figure(items, 'map-failures', 'Dropped: map inserts failed', count(h.mapUpdateFailures));
+    if (h.parseErrors !== undefined) figure(items, 'parse-errors', 'Unparsed packets', count(h.parseErrors));
+    for (const e of h.exporters ?? []) {
+      figure(
+        items,
+        `export-errors-${e.name}`,
+        `Export errors (${e.name})`,
+        `${count(e.flowsFailed)} flows in ${count(e.batchesFailed)} batches`,
+      );
+      figure(items, `export-drops-${e.name}`, `Export drops (${e.name})`, count(e['queue-full'] + e.stopped));
+    }
+    figure(items, 'view-records', 'Records in the view', count(s.aggregate.records));
+    figure(items, 'view-late', 'Records older than the window', count(s.aggregate.outOfWindow));
+    figure(items, 'view-pruned', 'Small flows forgotten (bound)', count(s.aggregate.prunedKeys));
+    $('health').replaceChildren(...items);
+  }
+
+  function onSortClick(event) {
+    const th = event.target.closest('th');
+    if (!th) return;
+    const id = th.closest('table').id;
+    const key = th.dataset.key;
+    const sort = state.sort[id];
+    if (sort.key === key) sort.desc = !sort.desc;
+    else state.sort[id] = { key, desc: !TEXT_KEYS.has(key) };
+    render();
+  }
+
+  let filterTimer = 0;
+  function onFilterChange() {
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(connect, FILTER_DEBOUNCE_MS);
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    for (const id of ['flows', 'talkers']) $(id).tHead.addEventListener('click', onSortClick);
+    $('filter-interface').addEventListener('change', connect);
+    $('filter-proto').addEventListener('change', connect);
+    $('filter-q').addEventListener('input', onFilterChange);
+    $('filters').addEventListener('submit', (event) => event.preventDefault());
+    window.addEventListener('resize', () => {
+      if (state.chart)
+        state.chart.setSize({ width: Math.max($('chart').clientWidth, 300), height: CHART_HEIGHT });
+    });
+    connect();
+  });
+})();
