@@ -5,6 +5,7 @@
 import type { Writable } from 'node:stream';
 import { ConfigError, NotSupportedError } from '../errors.ts';
 import type { BatchResult, FlowExporter } from '../export/exporter.ts';
+import { GrpcExporter } from '../export/grpc.ts';
 import { IpfixTcpExporter } from '../export/ipfix/tcp.ts';
 import { IpfixUdpExporter } from '../export/ipfix/udp.ts';
 import { JsonLinesExporter } from '../export/json-lines.ts';
@@ -31,6 +32,14 @@ export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = 
     const options = { out: c.stdout, maxQueuedBatches: c.settings.buffersLength, onResult: c.onResult };
     return c.settings.output === 'table' ? new TableOutput(options) : new JsonLinesExporter(options);
   },
+  grpc: (c) =>
+    new GrpcExporter({
+      ...collector(c),
+      maxMessageFlows: c.settings.grpcMessageMaxFlows,
+      maxQueuedBatches: c.settings.buffersLength,
+      onResult: c.onResult,
+      onTransportError: (err) => c.logger.warn({ err }, 'gRPC collector unreachable; retrying with backoff'),
+    }),
   'ipfix+udp': (c) =>
     new IpfixUdpExporter({
       ...collector(c),

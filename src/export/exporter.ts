@@ -39,6 +39,12 @@ export interface FlowExporter {
   readonly stats: Readonly<ExporterStats>;
   /** Queues a batch for sending; never blocks. Returns false when the batch was dropped. */
   export(batch: RecordBatch): boolean;
+  /**
+   * Resolves when `export` would accept another batch. Live capture never waits (it drops and
+   * counts); sources that can pause, such as a capture file, wait here so nothing is dropped.
+   * Exporters without a queue may leave it out.
+   */
+  whenReady?(): Promise<void>;
   /** Sends what is queued (waiting at most `timeoutMs`), drops and counts the rest, releases resources. */
   stop(timeoutMs?: number): Promise<void>;
 }
@@ -74,6 +80,7 @@ export abstract class QueuedExporter implements FlowExporter {
   readonly #maxQueued: number;
   readonly #onResult?: (result: BatchResult) => void;
   #draining?: Promise<void>;
+  readonly #readyWaiters: Array<() => void> = [];
   #stopping = false;
   #stopped = false;
 
@@ -107,9 +114,15 @@ export abstract class QueuedExporter implements FlowExporter {
     return true;
   }
 
+  whenReady(): Promise<void> {
+    if (this.#queue.length < this.#maxQueued || this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+  }
+
   async stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
     if (this.#stopped) return;
     this.#stopping = true;
+    for (const resolve of this.#readyWaiters.splice(0)) resolve();
     if (this.#draining) {
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => {
@@ -144,6 +157,7 @@ export abstract class QueuedExporter implements FlowExporter {
       }
       if (this.#queue[0] === batch) this.#queue.shift();
       this.stats.queuedBatches = this.#queue.length;
+      for (const resolve of this.#readyWaiters.splice(0)) resolve();
     }
     this.#draining = undefined;
   }

@@ -10,11 +10,11 @@
  */
 import { isIPv6 } from 'node:net';
 import {
-  type sendUnaryData,
   Server,
   ServerCredentials,
   type ServerUnaryCall,
   type ServiceDefinition,
+  type sendUnaryData,
   status,
 } from '@grpc/grpc-js';
 import { ListenError, MalformedMessageError } from '../errors.ts';

@@ -18,8 +18,8 @@
 import {
   type CallOptions,
   type ChannelCredentials,
-  type ClientUnaryCall,
   Client,
+  type ClientUnaryCall,
   credentials,
   Metadata,
   type ServiceError,
@@ -90,14 +90,18 @@ export class GrpcExporter extends QueuedExporter {
     this.#backoff = new ReconnectBackoff(options);
     this.#onTransportError = options.onTransportError;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-    this.#client = new Client(`${host}:${options.port}`, options.credentials ?? credentials.createInsecure(), {
-      // The channel's own reconnect backoff (grpc-js defaults: 1 s growing to 120 s) would keep
-      // a restarted collector waiting long after our retries began; align it with ours.
-      'grpc.initial_reconnect_backoff_ms': options.initialBackoffMs ?? INITIAL_BACKOFF_MS,
-      'grpc.max_reconnect_backoff_ms': options.maxBackoffMs ?? MAX_BACKOFF_MS,
-      // A 10 000-flow message is over the 4 MiB default of some collectors' peers; the collector bounds it.
-      'grpc.max_send_message_length': -1,
-    });
+    this.#client = new Client(
+      `${host}:${options.port}`,
+      options.credentials ?? credentials.createInsecure(),
+      {
+        // The channel's own reconnect backoff (grpc-js defaults: 1 s growing to 120 s) would keep
+        // a restarted collector waiting long after our retries began; align it with ours.
+        'grpc.initial_reconnect_backoff_ms': options.initialBackoffMs ?? INITIAL_BACKOFF_MS,
+        'grpc.max_reconnect_backoff_ms': options.maxBackoffMs ?? MAX_BACKOFF_MS,
+        // A 10 000-flow message is over the 4 MiB default of some collectors' peers; the collector bounds it.
+        'grpc.max_send_message_length': -1,
+      },
+    );
   }
 
   protected async send(batch: RecordBatch): Promise<void> {

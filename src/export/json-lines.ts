@@ -87,7 +87,9 @@ export async function openJsonLinesFile(
   try {
     handle = await open(path, 'a');
   } catch (err) {
-    throw new ExportError('json', `cannot open ${path} for writing: ${(err as Error).message}`, { cause: err });
+    throw new ExportError('json', `cannot open ${path} for writing: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const out = handle.createWriteStream();
   return new JsonLinesExporter({ ...options, out, endOnStop: true });

@@ -129,12 +129,7 @@ const topicSetting: SettingSchema<string> = {
 function integerSetting(min: number, max: number): SettingSchema<number> {
   return {
     accepted: `an integer from ${min} to ${max}`,
-    schema: z
-      .string()
-      .trim()
-      .regex(/^\d+$/)
-      .transform(Number)
-      .pipe(z.number().int().min(min).max(max)),
+    schema: z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max)),
   };
 }
 
@@ -201,7 +196,11 @@ function tlsSettings(reader: KafkaSettingReader): KafkaTlsSettings | undefined {
   const key = reader.file('KAFKA_TLS_USER_KEY_PATH', 'the client key (PEM)');
   if ((cert === undefined) !== (key === undefined)) {
     const missing = cert === undefined ? 'KAFKA_TLS_USER_CERT_PATH' : 'KAFKA_TLS_USER_KEY_PATH';
-    throw new ConfigError(missing, '', 'a file path: mutual TLS needs both the client certificate and its key');
+    throw new ConfigError(
+      missing,
+      '',
+      'a file path: mutual TLS needs both the client certificate and its key',
+    );
   }
   return Object.freeze({
     ca: reader.file('KAFKA_TLS_CA_CERT_PATH', 'the CA certificate (PEM)'),
@@ -211,7 +210,10 @@ function tlsSettings(reader: KafkaSettingReader): KafkaTlsSettings | undefined {
   });
 }
 
-function credential(reader: KafkaSettingReader, name: 'KAFKA_SASL_CLIENT_ID_PATH' | 'KAFKA_SASL_CLIENT_SECRET_PATH') {
+function credential(
+  reader: KafkaSettingReader,
+  name: 'KAFKA_SASL_CLIENT_ID_PATH' | 'KAFKA_SASL_CLIENT_SECRET_PATH',
+) {
   const what = name === 'KAFKA_SASL_CLIENT_ID_PATH' ? 'the SASL user name' : 'the SASL password';
   const content = reader.file(name, what)?.trim();
   if (content === undefined || content === '') {
@@ -257,7 +259,11 @@ export function parseKafkaSettings(raw: Readonly<Record<string, string>>): Kafka
       integerSetting(1, MAX_KAFKA_BATCH_MESSAGES),
       DEFAULT_KAFKA_BATCH_MESSAGES,
     ),
-    batchBytes: reader.get('KAFKA_BATCH_SIZE', integerSetting(1, MAX_KAFKA_BATCH_BYTES), DEFAULT_KAFKA_BATCH_BYTES),
+    batchBytes: reader.get(
+      'KAFKA_BATCH_SIZE',
+      integerSetting(1, MAX_KAFKA_BATCH_BYTES),
+      DEFAULT_KAFKA_BATCH_BYTES,
+    ),
     compression,
     tls: tlsSettings(reader),
     sasl: saslSettings(reader),

@@ -38,7 +38,11 @@ async function readPem(setting: string, path: string | undefined): Promise<Buffe
 /** TLS channel credentials for the gRPC exporter. */
 export async function clientCredentialsFromFiles(files: ClientTlsFiles): Promise<ChannelCredentials> {
   if ((files.certPath === undefined) !== (files.keyPath === undefined)) {
-    throw new ConfigError('TLS client certificate', files.certPath ?? files.keyPath ?? '', 'both a certificate and its key');
+    throw new ConfigError(
+      'TLS client certificate',
+      files.certPath ?? files.keyPath ?? '',
+      'both a certificate and its key',
+    );
   }
   const [ca, cert, key] = await Promise.all([
     readPem('TLS CA', files.caPath),

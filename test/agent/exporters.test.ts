@@ -7,6 +7,7 @@ import { type AgentConfig, loadConfig } from '../../src/agent/config.ts';
 import { createExporters } from '../../src/agent/exporters.ts';
 import { createLogger } from '../../src/agent/logger.ts';
 import { TableOutput } from '../../src/agent/table-output.ts';
+import { startCollector } from '../../src/export/grpc-collector.ts';
 import { JsonLinesExporter } from '../../src/export/json-lines.ts';
 import { batchOf } from './fakes.ts';
 
@@ -50,4 +51,31 @@ test('EXPORT=ipfix+udp sends to the target collector', async (t) => {
   assert.equal(message.readUInt16BE(0), 10, 'an IPFIX message (version 10)');
   await ipfix.stop();
   assert.deepEqual(results, [true]);
+});
+
+test('EXPORT=grpc sends to a pbflow collector at the target, split at GRPC_MESSAGE_MAX_FLOWS', async (t) => {
+  const messages: number[] = [];
+  let gotAll!: () => void;
+  const all = new Promise<void>((resolve) => {
+    gotAll = resolve;
+  });
+  const server = await startCollector({
+    port: 0,
+    onRecords: (flows) => {
+      messages.push(flows.length);
+      if (messages.reduce((a, b) => a + b, 0) === 5) gotAll();
+    },
+  });
+  t.after(() => server.close(0));
+  const config = loadConfig({
+    flags: { export: 'grpc', target: `127.0.0.1:${server.port}` },
+    env: { GRPC_MESSAGE_MAX_FLOWS: '2' },
+    stdoutIsTty: false,
+  });
+  const [grpc] = createExporters(config, logger, () => {});
+  grpc.export(batchOf(5));
+  await all;
+  await grpc.stop();
+  assert.deepEqual(messages, [2, 2, 1]);
+  assert.equal(grpc.stats.flowsSent, 5);
 });

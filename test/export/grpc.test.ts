@@ -6,13 +6,17 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
+import { GrpcExporter, type GrpcExporterOptions } from '../../src/export/grpc.ts';
+import {
+  type CollectorOptions,
+  type RunningCollector,
+  startCollector,
+} from '../../src/export/grpc-collector.ts';
+import { clientCredentialsFromFiles, serverCredentialsFromFiles } from '../../src/export/tls.ts';
 import type { Flow } from '../../src/model/flow.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
-import { GrpcExporter, type GrpcExporterOptions } from '../../src/export/grpc.ts';
-import { type CollectorOptions, type RunningCollector, startCollector } from '../../src/export/grpc-collector.ts';
 import { makeFlow } from '../helpers/flows.ts';
 import { makeTlsFiles } from './tls-files.ts';
-import { clientCredentialsFromFiles, serverCredentialsFromFiles } from '../../src/export/tls.ts';
 
 type TestContext = { after: (fn: () => unknown) => void };
 
@@ -95,7 +99,8 @@ function exporterTo(t: TestContext, collector: RunningCollector, options: Partia
 /** Source ports identify flows; returns how often each flow number arrived. */
 function arrivals(messages: Flow[][]): Map<number, number> {
   const counts = new Map<number, number>();
-  for (const m of messages) for (const f of m) counts.set(f.srcPort - 10_000, (counts.get(f.srcPort - 10_000) ?? 0) + 1);
+  for (const m of messages)
+    for (const f of m) counts.set(f.srcPort - 10_000, (counts.get(f.srcPort - 10_000) ?? 0) + 1);
   return counts;
 }
 
@@ -149,7 +154,10 @@ test('after the collector restarts on the same port the exporter delivers what w
   await second.until(20);
   const counts = arrivals([...first.messages, ...second.messages]);
   assert.equal(counts.size, 30);
-  assert.ok([...counts.values()].every((n) => n === 1), 'no flow arrived twice');
+  assert.ok(
+    [...counts.values()].every((n) => n === 1),
+    'no flow arrived twice',
+  );
   assert.equal(exporter.stats.flowsFailed, 0);
 });
 

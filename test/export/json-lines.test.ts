@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
-import { JsonLinesExporter, openJsonLinesFile } from '../../src/export/json-lines.ts';
 import { ExportError } from '../../src/errors.ts';
+import { JsonLinesExporter, openJsonLinesFile } from '../../src/export/json-lines.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { makeFlow } from '../helpers/flows.ts';
 

@@ -20,12 +20,33 @@ async function signedCert(dir: string, name: string, subject: string, extensions
   const ext = join(dir, `${name}.ext`);
   await run('sh', ['-c', `printf '%s\\n' "$1" > "$2"`, 'sh', extensions, ext]);
   await run('openssl', [
-    'req', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, `${name}.key`),
-    '-subj', subject, '-out', join(dir, `${name}.csr`),
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    join(dir, `${name}.key`),
+    '-subj',
+    subject,
+    '-out',
+    join(dir, `${name}.csr`),
   ]);
   await run('openssl', [
-    'x509', '-req', '-in', join(dir, `${name}.csr`), '-CA', join(dir, 'ca.pem'), '-CAkey', join(dir, 'ca.key'),
-    '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', join(dir, `${name}.pem`),
+    'x509',
+    '-req',
+    '-in',
+    join(dir, `${name}.csr`),
+    '-CA',
+    join(dir, 'ca.pem'),
+    '-CAkey',
+    join(dir, 'ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+    '-out',
+    join(dir, `${name}.pem`),
   ]);
 }
 
@@ -34,8 +55,19 @@ export async function makeTlsFiles(t: { after: (fn: () => unknown) => void }): P
   const dir = await mkdtemp(join(tmpdir(), 'flowtap-tls-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await run('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'),
-    '-subj', '/CN=flowtap test CA', '-days', '2', '-out', join(dir, 'ca.pem'),
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    join(dir, 'ca.key'),
+    '-subj',
+    '/CN=flowtap test CA',
+    '-days',
+    '2',
+    '-out',
+    join(dir, 'ca.pem'),
   ]);
   await signedCert(dir, 'server', '/CN=localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
   await signedCert(dir, 'client', '/CN=flowtap agent', 'extendedKeyUsage=clientAuth');

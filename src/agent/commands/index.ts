@@ -1,5 +1,6 @@
 /** Every `flowtap` subcommand, registered on the program in the order `--help` lists them. */
 import type { Command } from 'commander';
+import { registerCollectCommand } from './collect.ts';
 import { registerDecodeCommand } from './decode.ts';
 import { registerReadCommand } from './read.ts';
 import { registerRunCommand } from './run.ts';
@@ -9,4 +10,5 @@ export function registerCommands(program: Command): void {
   registerRunCommand(program);
   registerDecodeCommand(program);
   registerReadCommand(program);
+  registerCollectCommand(program);
 }

@@ -5,22 +5,22 @@
  * flow as a JSON line. A summary (packets read, skipped by reason, flows) goes to stderr at the
  * end, also when a damaged capture ends the read with exit 1 after the flows before the damage.
  */
-import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
-import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { Accounter } from '../../account/accounter.ts';
 import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
 import { type LocalHosts, parseLocalHosts } from '../../capture/pcap/direction.ts';
 import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
 import { readCapture } from '../../capture/pcap/read-capture.ts';
-import { ConfigError, InputError } from '../../errors.ts';
+import { ConfigError, ExportError, InputError } from '../../errors.ts';
 import type { FlowExporter } from '../../export/exporter.ts';
-import { flowToJson } from '../../model/flow.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress } from '../../web/address.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
+import { type CommandLineValues, loadConfig } from '../config.ts';
 import { parseDurationMs } from '../duration.ts';
+import { createExporters, logExportResults } from '../exporters.ts';
+import { createLogger } from '../logger.ts';
 
 /** Options of a {@link CaptureRead}. */
 export interface ReadOptions {
@@ -30,17 +30,17 @@ export interface ReadOptions {
   cacheActiveTimeoutMs: number;
   /** Sources that make a packet EGRESS; empty: the capture's recorded direction, else INGRESS. */
   localHosts: LocalHosts;
-  /** Consumers of every evicted batch besides stdout (the web view). */
-  observers?: readonly FlowExporter[];
 }
 
 const READ_CHUNK_BYTES = 1 << 20;
 const EVICT_BUFFER_LEN = 4;
+/** How long exporters may take, by default, after the capture ends, to deliver what they hold. */
+const EXPORT_FLUSH_TIMEOUT_MS = 30_000;
 /** Rows a batch starts with: about the packets of one 1 MiB chunk of a snapped capture, so it rarely grows. */
 const BATCH_ROWS = 16_384;
 
 /**
- * One read of a capture into JSON lines. Its counters fill in as the read goes, so the summary
+ * One read of a capture into exporters. Its counters fill in as the read goes, so the summary
  * can still be reported when a damaged capture makes `run` reject.
  */
 export class CaptureRead {
@@ -55,8 +55,12 @@ export class CaptureRead {
     this.decoder = new CaptureDecoder({ localHosts: options.localHosts, initialRows: BATCH_ROWS });
   }
 
-  /** Reads the capture `input`, accounts its packets into flows and writes them to `out`. */
-  async run(input: AsyncIterable<Buffer | string>, out: Writable): Promise<void> {
+  /**
+   * Reads the capture `input`, accounts its packets into flows and hands every evicted batch to
+   * each exporter. A file can wait, so the read pauses while an exporter's queue is full
+   * instead of dropping flows.
+   */
+  async run(input: AsyncIterable<Buffer | string>, exporters: readonly FlowExporter[]): Promise<void> {
     const accounter = new Accounter({
       maxEntries: this.#options.cacheMaxFlows,
       evictBufferLen: EVICT_BUFFER_LEN,
@@ -64,16 +68,14 @@ export class CaptureRead {
       activeTimeoutBy: 'record-time',
     });
     for await (const batch of accounter.account(readCapture(input, this.decoder))) {
-      for (const observer of this.#options.observers ?? []) observer.export(batch);
-      let text = '';
-      for (let i = 0; i < batch.count; i++) text += `${flowToJson(batch.flow(i))}\n`;
+      for (const exporter of exporters) await exporter.whenReady?.();
+      for (const exporter of exporters) exporter.export(batch);
       this.flows += batch.count;
-      if (!out.write(text)) await once(out, 'drain');
     }
   }
 
-  /** The one-line summary: format, packets read, counted, skipped by reason, flows. */
-  summary(): string {
+  /** The one-line summary: format, packets read, counted, skipped by reason, flows, and export losses. */
+  summary(exporters: readonly FlowExporter[] = []): string {
     const s = this.decoder.stats;
     let line = `flowtap read: ${s.format || 'capture'}, ${s.packets} packets read, ${s.counted} counted into ${this.flows} flows`;
     const skipped = s.skippedTotal;
@@ -89,6 +91,10 @@ export class CaptureRead {
     if (s.truncatedEndOffset >= 0)
       line += `; the input ends inside a record at byte offset ${s.truncatedEndOffset}`;
     if (s.otherBlocks > 0) line += `; ${s.otherBlocks} non-packet blocks passed over`;
+    for (const e of exporters) {
+      const lost = e.stats.flowsFailed + e.stats.flowsDropped['queue-full'] + e.stats.flowsDropped.stopped;
+      if (lost > 0) line += `; ${lost} flows not delivered by ${e.name}`;
+    }
     return `${line}\n`;
   }
 }
@@ -114,7 +120,9 @@ function positiveDuration(setting: string) {
 export function registerReadCommand(program: Command): void {
   program
     .command('read')
-    .description('read a pcap or pcapng capture from FILE (or - for stdin) and print its flows as JSON lines')
+    .description(
+      'read a pcap or pcapng capture from FILE (or - for stdin) and export its flows (JSON lines by default)',
+    )
     .argument('<file>', 'capture file (pcap or pcapng), or - for standard input')
     .option(
       '--local-net <cidrs>',
@@ -134,6 +142,19 @@ export function registerReadCommand(program: Command): void {
       5_000,
     )
     .option(
+      '-e, --export <kinds>',
+      'where flows go: json, grpc, kafka, ipfix+udp, ipfix+tcp (comma-separated)',
+    )
+    .option('--target <host:port>', 'collector of the grpc and ipfix exports')
+    .option('--output <format>', 'stdout form of the json export: json or table')
+    .option('--log-level <level>', 'log level of the messages on stderr')
+    .option(
+      '--export-flush-timeout <duration>',
+      'how long exporters may take after the capture ends to deliver what they hold',
+      positiveDuration('--export-flush-timeout'),
+      EXPORT_FLUSH_TIMEOUT_MS,
+    )
+    .option(
       '--web [addr]',
       `also serve the web view of the capture's timeline at addr (host:port or port), until SIGINT/SIGTERM [off, ${DEFAULT_WEB_ADDRESS.host}:${DEFAULT_WEB_ADDRESS.port} when given alone]`,
     )
@@ -151,9 +172,23 @@ export function registerReadCommand(program: Command): void {
           cacheMaxFlows: number;
           cacheActiveTimeout: number;
           web?: string | boolean;
+          export?: string;
+          target?: string;
+          output?: string;
+          logLevel?: string;
+          exportFlushTimeout: number;
         },
       ) => {
         const localHosts = parseLocalHosts(opts.localNet, opts.localMac);
+        const flags: CommandLineValues = {
+          export: opts.export,
+          target: opts.target,
+          output: opts.output,
+          logLevel: opts.logLevel,
+        };
+        const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
+        const logger = createLogger(config.logLevel);
+        const exporters = createExporters(config, logger, logExportResults(logger));
         const web =
           opts.web === undefined
             ? undefined
@@ -172,10 +207,9 @@ export function registerReadCommand(program: Command): void {
           cacheMaxFlows: opts.cacheMaxFlows,
           cacheActiveTimeoutMs: opts.cacheActiveTimeout,
           localHosts,
-          observers: web ? [web] : [],
         });
         try {
-          await read.run(input, process.stdout);
+          await read.run(input, web ? [...exporters, web] : exporters);
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
           if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
@@ -183,10 +217,21 @@ export function registerReadCommand(program: Command): void {
           }
           throw err;
         } finally {
-          process.stderr.write(read.summary());
+          await Promise.all(exporters.map((e) => e.stop(opts.exportFlushTimeout)));
+          process.stderr.write(read.summary(exporters));
           if (web) {
             process.stderr.write('flowtap read: the web view keeps serving until SIGINT or SIGTERM\n');
             await serveUntilSignal(web);
+          }
+        }
+        for (const e of exporters) {
+          const undelivered =
+            e.stats.flowsFailed + e.stats.flowsDropped['queue-full'] + e.stats.flowsDropped.stopped;
+          if (undelivered > 0) {
+            throw new ExportError(
+              e.name,
+              `${undelivered} flows were not delivered; check that the collector is reachable`,
+            );
           }
         }
       },

@@ -67,7 +67,8 @@ export class IpfixTcpExporter extends QueuedExporter {
     await new Promise<void>((resolve, reject) => {
       socket.write(bytes, (err) => {
         if (!err) resolve();
-        else reject(new ExportError(this.name, `connection lost while sending: ${err.message}`, { cause: err }));
+        else
+          reject(new ExportError(this.name, `connection lost while sending: ${err.message}`, { cause: err }));
       });
     });
   }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { startCollector } from '../../../src/export/grpc-collector.ts';
 import { runCli } from '../../helpers/cli.ts';
 import { PACKET_VECTORS } from '../../vectors/packets.ts';
 import { classicPcap, PcapngWriter } from './capture-files.ts';
@@ -78,5 +79,42 @@ describe('flowtap read', () => {
     const { code, stderr } = await runCli(['read', join(dir, 'absent.pcap')]);
     assert.equal(code, 1);
     assert.match(stderr, /cannot read/);
+  });
+});
+
+describe('flowtap read -e', () => {
+  test('exports every flow of a capture to a gRPC collector, waiting for it rather than dropping', async (t) => {
+    // 300 distinct flows through a 1-flow cache: 300 evicted batches, far more than the exporter queue holds.
+    const packets = Array.from({ length: 300 }, (_, i) => {
+      const frame = Buffer.from(TCP4);
+      frame.writeUInt16BE(10_000 + i, 34); // TCP source port
+      return { frame, seconds: T0, fraction: i };
+    });
+    let received = 0;
+    const server = await startCollector({
+      port: 0,
+      onRecords: (flows) => {
+        received += flows.length;
+      },
+    });
+    t.after(() => server.close(0));
+    const { code, stdout, stderr } = await runCli(
+      ['read', '-e', 'grpc', '--target', `127.0.0.1:${server.port}`, '--cache-max-flows', '1', '-'],
+      { stdin: classicPcap(packets), env: { BUFFERS_LENGTH: '2' } },
+    );
+    assert.equal(code, 0, stderr);
+    assert.equal(stdout, '', 'flows go to the collector, not stdout');
+    assert.equal(received, 300);
+    assert.match(stderr, /300 packets read, 300 counted into 300 flows\n$/);
+  });
+
+  test('flows a collector never takes make the read fail with a count, after the flush timeout', async () => {
+    const { code, stderr } = await runCli(
+      ['read', '-e', 'ipfix+tcp', '--target', '127.0.0.1:1', '--export-flush-timeout', '200ms', '-'],
+      { stdin: classicPcap([{ frame: TCP4, seconds: T0, fraction: 0 }]) },
+    );
+    assert.equal(code, 1);
+    assert.match(stderr, /1 flows not delivered by ipfix\+tcp/);
+    assert.match(stderr, /ipfix\+tcp export: 1 flows were not delivered/);
   });
 });

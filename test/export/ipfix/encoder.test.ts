@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { recordBatchOf } from '../../../src/codec/record-batch.ts';
+import { ConfigError } from '../../../src/errors.ts';
 import { IpfixEncoder } from '../../../src/export/ipfix/encoder.ts';
 import { MAX_INTERFACE_NAME_BYTES, TEMPLATES } from '../../../src/export/ipfix/templates.ts';
-import { ConfigError } from '../../../src/errors.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
 import { makeFlow, seededRandom } from '../../helpers/flows.ts';
 import { variedBatch } from './flows.ts';
@@ -23,8 +23,7 @@ test('millisecond timestamps equal the nanoseconds divided exactly, across the 6
   const random = seededRandom(7);
   const encoder = new IpfixEncoder();
   for (let k = 0; k < 2000; k++) {
-    const ns =
-      (BigInt(Math.floor(random() * 2 ** 32)) << 32n) | BigInt(Math.floor(random() * 2 ** 32));
+    const ns = (BigInt(Math.floor(random() * 2 ** 32)) << 32n) | BigInt(Math.floor(random() * 2 ** 32));
     const { bytes } = encoder.encodeBatch(recordBatchOf([makeFlow({ timeFlowStartNs: ns })]), 0);
     assert.equal(bytes.readBigUInt64BE(FIRST_RECORD + IPV4_START_MS_OFFSET), ns / 1_000_000n, `ns ${ns}`);
   }
@@ -54,6 +53,9 @@ test('sequence numbers count the data records sent before each message, across b
     before += 17;
   }
   assert.equal(encoder.sequenceNumber, 51);
-  assert.equal(encoder.templateMessage(0).readUInt32BE(8), 51, 'template messages carry but do not advance it');
-
+  assert.equal(
+    encoder.templateMessage(0).readUInt32BE(8),
+    51,
+    'template messages carry but do not advance it',
+  );
 });

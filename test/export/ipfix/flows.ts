@@ -1,11 +1,11 @@
 /** Flows for the IPFIX tests: both families and directions, 64-bit counters, names, flags. */
 import assert from 'node:assert/strict';
-import { recordBatchOf } from '../../../src/codec/record-batch.ts';
 import type { RecordBatch } from '../../../src/codec/record-batch.ts';
+import { recordBatchOf } from '../../../src/codec/record-batch.ts';
 import type { Flow } from '../../../src/model/flow.ts';
+import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
 import { formatIp } from '../../../src/model/ip.ts';
 import { formatMac } from '../../../src/model/mac.ts';
-import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
 import { unixNsToMs } from '../../../src/model/time.ts';
 import { makeFlow } from '../../helpers/flows.ts';
 import { tsharkTimeMs } from './tshark.ts';
@@ -91,7 +91,11 @@ export function assertDecodedVariedFlows(
     // tshark leaves out an empty variable-length name.
     assert.equal(fields['cflow.if_name'] ?? '', names.nameOf(flow.ifIndex), `flow ${i} interface name`);
     const times = fields['cflow.timedelta_tree'] as Record<string, string>;
-    assert.equal(tsharkTimeMs(times['cflow.abstimestart']), unixNsToMs(flow.timeFlowStartNs), `flow ${i} start`);
+    assert.equal(
+      tsharkTimeMs(times['cflow.abstimestart']),
+      unixNsToMs(flow.timeFlowStartNs),
+      `flow ${i} start`,
+    );
     assert.equal(tsharkTimeMs(times['cflow.abstimeend']), unixNsToMs(flow.timeFlowEndNs), `flow ${i} end`);
   }
 }

@@ -121,7 +121,9 @@ export function subtrees(obj: Record<string, unknown>, prefix: string): Record<s
 }
 
 /** Every decoded data record (`Flow N` subtree) of every data set, in order, with its set's template id. */
-export function dataRecords(messages: Record<string, unknown>[]): { templateId: number; fields: Record<string, unknown> }[] {
+export function dataRecords(
+  messages: Record<string, unknown>[],
+): { templateId: number; fields: Record<string, unknown> }[] {
   const records: { templateId: number; fields: Record<string, unknown> }[] = [];
   for (const message of messages) {
     for (const set of subtrees(message, 'Set ')) {
@@ -139,6 +141,13 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 export function tsharkTimeMs(text: string): number {
   const m = /^(\w{3}) +(\d+), (\d{4}) (\d{2}):(\d{2}):(\d{2})\.(\d{9}) UTC$/.exec(text);
   if (!m) throw new Error(`unexpected tshark time ${text}`);
-  const seconds = Date.UTC(Number(m[3]), MONTHS.indexOf(m[1]), Number(m[2]), Number(m[4]), Number(m[5]), Number(m[6]));
+  const seconds = Date.UTC(
+    Number(m[3]),
+    MONTHS.indexOf(m[1]),
+    Number(m[2]),
+    Number(m[4]),
+    Number(m[5]),
+    Number(m[6]),
+  );
   return seconds + Math.floor(Number(m[7]) / 1e6);
 }

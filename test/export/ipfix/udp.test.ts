@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { IpfixUdpExporter } from '../../../src/export/ipfix/udp.ts';
 import { IE } from '../../../src/export/ipfix/templates.ts';
+import { IpfixUdpExporter } from '../../../src/export/ipfix/udp.ts';
 import { assertDecodedVariedFlows, variedBatch } from './flows.ts';
 import { captureLoopback, dataRecords, decodeIpfix, subtrees } from './tshark.ts';
 

@@ -1,0 +1,104 @@
+/**
+ * `flowtap collect --port N`: a pbflow collector on the command line. Receives `Collector.Send`
+ * from flowtap agents (EXPORT=grpc) or the reference agent and prints every flow as a JSON line in
+ * the reference's form, or as tables. Rejected requests are logged on stderr; SIGINT/SIGTERM stop
+ * it after the calls in progress finish.
+ */
+import { once } from 'node:events';
+import type { Command } from 'commander';
+import { recordBatchOf } from '../../codec/record-batch.ts';
+import { ConfigError } from '../../errors.ts';
+import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES, startCollector } from '../../export/grpc-collector.ts';
+import { serverCredentialsFromFiles } from '../../export/tls.ts';
+import { type Flow, flowToJson } from '../../model/flow.ts';
+import { createLogger } from '../logger.ts';
+import { formatTable } from '../table-output.ts';
+
+/** Options of `flowtap collect` as commander parses them. */
+interface CollectOptions {
+  port: number;
+  host: string;
+  output: 'json' | 'table';
+  maxMessageBytes: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+}
+
+function integerIn(setting: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new ConfigError(setting, value, `an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+function outputFormat(value: string): 'json' | 'table' {
+  if (value !== 'json' && value !== 'table') throw new ConfigError('--output', value, 'json or table');
+  return value;
+}
+
+function render(flows: Flow[], output: 'json' | 'table'): string {
+  if (output === 'table') return formatTable(recordBatchOf(flows));
+  let text = '';
+  for (const flow of flows) text += `${flowToJson(flow)}\n`;
+  return text;
+}
+
+async function collect(opts: CollectOptions): Promise<void> {
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) {
+    throw new ConfigError('--tls-cert/--tls-key', opts.tlsCert ?? opts.tlsKey ?? '', 'both or neither');
+  }
+  const credentials =
+    opts.tlsCert && opts.tlsKey
+      ? await serverCredentialsFromFiles({
+          certPath: opts.tlsCert,
+          keyPath: opts.tlsKey,
+          clientCaPath: opts.tlsClientCa,
+        })
+      : undefined;
+  const log = createLogger('info');
+  const out = process.stdout;
+  const collector = await startCollector({
+    host: opts.host,
+    port: opts.port,
+    credentials,
+    maxReceiveMessageBytes: opts.maxMessageBytes,
+    // The reply waits for stdout to drain, so a slow reader slows the agents, not our memory.
+    onRecords: async (flows) => {
+      if (!out.write(render(flows, opts.output))) await once(out, 'drain');
+    },
+    onError: (err, peer) =>
+      log.warn({ peer, code: (err as { code?: string }).code }, `rejected a request: ${err.message}`),
+  });
+  log.info({ host: opts.host, port: collector.port }, `listening on ${opts.host}:${collector.port}`);
+  const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+  log.info({ signal }, 'stopping');
+  await collector.close();
+}
+
+/** Registers `flowtap collect`. */
+export function registerCollectCommand(program: Command): void {
+  program
+    .command('collect')
+    .description('receive flows over gRPC (pbflow, from flowtap or the reference agent) and print them')
+    .requiredOption(
+      '--port <n>',
+      'TCP port to listen on (0 picks a free one)',
+      integerIn('--port', 0, 65_535),
+    )
+    .option('--host <address>', 'address to listen on (0.0.0.0 or :: for every interface)', '127.0.0.1')
+    .option('--output <format>', 'json (JSON lines in the reference form) or table', outputFormat, 'json')
+    .option(
+      '--max-message-bytes <n>',
+      'largest request accepted',
+      integerIn('--max-message-bytes', 1024, 2 ** 31 - 1),
+      DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
+    )
+    .option('--tls-cert <file>', 'serve TLS with this PEM certificate chain (needs --tls-key)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--tls-client-ca <file>', 'require client certificates signed by these PEM CAs (mutual TLS)')
+    .action((opts: CollectOptions) => collect(opts));
+}
