@@ -9,6 +9,8 @@ import { GrpcExporter } from '../export/grpc.ts';
 import { IpfixTcpExporter } from '../export/ipfix/tcp.ts';
 import { IpfixUdpExporter } from '../export/ipfix/udp.ts';
 import { JsonLinesExporter } from '../export/json-lines.ts';
+import { KafkaExporter } from '../export/kafka.ts';
+import { parseKafkaSettings } from '../export/kafka-config.ts';
 import type { ExportKind, ExportSettings } from './config.ts';
 import type { Logger } from './logger.ts';
 import { TableOutput } from './table-output.ts';
@@ -39,6 +41,14 @@ export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = 
       maxQueuedBatches: c.settings.buffersLength,
       onResult: c.onResult,
       onTransportError: (err) => c.logger.warn({ err }, 'gRPC collector unreachable; retrying with backoff'),
+    }),
+  kafka: (c) =>
+    new KafkaExporter({
+      settings: parseKafkaSettings(c.settings.kafkaSettings),
+      maxQueuedBatches: c.settings.buffersLength,
+      onResult: c.onResult,
+      logger: c.logger,
+      onTransportError: (err) => c.logger.warn({ err }, 'Kafka brokers unreachable; retrying with backoff'),
     }),
   'ipfix+udp': (c) =>
     new IpfixUdpExporter({

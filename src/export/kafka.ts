@@ -26,13 +26,14 @@ import { compress as snappyCompress, uncompress as snappyUncompress } from 'snap
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { V2 } from '../codec/v2-layout.ts';
 import { ExportError } from '../errors.ts';
+import { IP_BYTES } from '../model/ip.ts';
 import { QueuedExporter, type QueuedExporterOptions } from './exporter.ts';
 import type { KafkaCompression, KafkaSettings } from './kafka-config.ts';
 import { encodePbRecordList } from './pbflow/encode.ts';
 import { type BackoffOptions, ReconnectBackoff, waitUnref } from './reconnect-backoff.ts';
 
 /** Bytes of a message key: two 16-byte addresses. */
-export const KAFKA_KEY_BYTES = 32;
+export const KAFKA_KEY_BYTES = 2 * IP_BYTES;
 /** Default time one produce call is retried before its flows count as failed. */
 export const DEFAULT_KAFKA_RETRY_TIMEOUT_MS = 30_000;
 /** kafkajs's wait for a TCP (and TLS) connection to a broker. */
@@ -272,9 +273,16 @@ export function writeConversationKey(batch: RecordBatch, i: number, out: Buffer,
   const row = batch.bytes;
   const src = batch.rowOffset(i) + V2.SRC_ADDR;
   const dst = batch.rowOffset(i) + V2.DST_ADDR;
-  const srcFirst = row.compare(row, dst, dst + 16, src, src + 16) <= 0;
-  row.copy(out, offset, srcFirst ? src : dst, (srcFirst ? src : dst) + 16);
-  row.copy(out, offset + 16, srcFirst ? dst : src, (srcFirst ? dst : src) + 16);
+  // Byte loops: for 16 bytes, Buffer.compare and Buffer.copy cost more in call overhead than work.
+  let k = 0;
+  while (k < IP_BYTES && row[src + k] === row[dst + k]) k++;
+  const srcFirst = k === IP_BYTES || row[src + k] < row[dst + k];
+  const first = srcFirst ? src : dst;
+  const second = srcFirst ? dst : src;
+  for (let j = 0; j < IP_BYTES; j++) {
+    out[offset + j] = row[first + j];
+    out[offset + IP_BYTES + j] = row[second + j];
+  }
 }
 
 /** Every row of `batch` as a message; keys and values are views into one buffer each. */
@@ -285,7 +293,7 @@ export function kafkaMessagesOf(batch: RecordBatch): KafkaMessage[] {
   for (let i = 0; i < batch.count; i++) {
     const at = i * KAFKA_KEY_BYTES;
     writeConversationKey(batch, i, keys, at);
-    messages[i] = { key: keys.subarray(at, at + KAFKA_KEY_BYTES), value: values[i] };
+    messages[i] = { key: Buffer.from(keys.buffer, keys.byteOffset + at, KAFKA_KEY_BYTES), value: values[i] };
   }
   return messages;
 }

@@ -7,6 +7,7 @@ import { type AgentConfig, loadConfig } from '../../src/agent/config.ts';
 import { createExporters } from '../../src/agent/exporters.ts';
 import { createLogger } from '../../src/agent/logger.ts';
 import { TableOutput } from '../../src/agent/table-output.ts';
+import { ConfigError } from '../../src/errors.ts';
 import { startCollector } from '../../src/export/grpc-collector.ts';
 import { JsonLinesExporter } from '../../src/export/json-lines.ts';
 import { batchOf } from './fakes.ts';
@@ -78,4 +79,11 @@ test('EXPORT=grpc sends to a pbflow collector at the target, split at GRPC_MESSA
   await grpc.stop();
   assert.deepEqual(messages, [2, 2, 1]);
   assert.equal(grpc.stats.flowsSent, 5);
+});
+
+test('EXPORT=kafka without KAFKA_BROKERS is a settings error naming the variable', () => {
+  assert.throws(
+    () => createExporters(settings({ export: 'kafka' }), logger, () => {}),
+    (err: unknown) => err instanceof ConfigError && err.setting === 'KAFKA_BROKERS' && err.exitCode === 2,
+  );
 });

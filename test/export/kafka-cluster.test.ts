@@ -16,7 +16,13 @@ import { type Record as PbRecord, RecordSchema } from '../../src/export/pbflow/g
 import type { Flow } from '../../src/model/flow.ts';
 import { isIpv4Mapped } from '../../src/model/ip.ts';
 import { interfaceNames, variedFlow } from './ipfix/flows.ts';
-import { type ConsumedMessage, REAL_KAFKA_BROKERS, startBootstrapProxy, startKafkaPeer, uniqueTopic } from './kafka-helpers.ts';
+import {
+  type ConsumedMessage,
+  REAL_KAFKA_BROKERS,
+  startBootstrapProxy,
+  startKafkaPeer,
+  uniqueTopic,
+} from './kafka-helpers.ts';
 
 /** Conversations in the round-trip batch; each is sent in both directions. */
 const CONVERSATIONS = 60;
@@ -75,7 +81,8 @@ function expectedFields(flow: Flow, interfaceName: string) {
 function decodedFields(record: PbRecord) {
   const addr = (value: { ipFamily: { case?: string; value?: unknown } } | undefined) => {
     const family = value?.ipFamily;
-    if (family?.case === 'ipv6') return { case: 'ipv6', value: Buffer.from(family.value as Uint8Array).toString('hex') };
+    if (family?.case === 'ipv6')
+      return { case: 'ipv6', value: Buffer.from(family.value as Uint8Array).toString('hex') };
     return { case: family?.case, value: family?.value };
   };
   return {
@@ -112,7 +119,12 @@ function nextResult(results: BatchResult[], accept: (r: BatchResult) => boolean,
   });
 }
 
-function exporterFor(brokers: string[], topic: string, results: BatchResult[], extra: Record<string, string> = {}) {
+function exporterFor(
+  brokers: string[],
+  topic: string,
+  results: BatchResult[],
+  extra: Record<string, string> = {},
+) {
   return new KafkaExporter({
     settings: parseKafkaSettings({ KAFKA_BROKERS: brokers.join(','), KAFKA_TOPIC: topic, ...extra }),
     onResult: (r) => results.push(r),
@@ -210,32 +222,32 @@ test('an exporter started before the cluster exists delivers once it is up, with
   assert.equal(exporter.kafkaStats.connections, 1);
 });
 
-test(
-  'losing the whole cluster fails batches by reason after the retry time, without a crash',
-  { skip: REAL_KAFKA_BROKERS ? 'needs a cluster the test can stop' : false },
-  async (t) => {
-    const topic = uniqueTopic('flowtap-lost');
-    const peer = await startKafkaPeer(topic);
-    t.after(() => peer.stop());
-    const results: BatchResult[] = [];
-    const exporter = new KafkaExporter({
-      settings: parseKafkaSettings({ KAFKA_BROKERS: peer.brokers.join(','), KAFKA_TOPIC: topic }),
-      onResult: (r) => results.push(r),
-      retryTimeoutMs: 1_500,
-      ...TEST_BACKOFF,
-    });
-    t.after(() => exporter.stop());
-    const { flows, batch } = conversationBatch();
-    exporter.export(batch);
-    await peer.waitForMessages(flows.length, CONSUME_TIMEOUT_MS);
-    await nextResult(results, (r) => r.ok, CONSUME_TIMEOUT_MS);
+test('losing the whole cluster fails batches by reason after the retry time, without a crash', {
+  skip: REAL_KAFKA_BROKERS ? 'needs a cluster the test can stop' : false,
+}, async (t) => {
+  const topic = uniqueTopic('flowtap-lost');
+  const peer = await startKafkaPeer(topic);
+  t.after(() => peer.stop());
+  const results: BatchResult[] = [];
+  const exporter = new KafkaExporter({
+    settings: parseKafkaSettings({ KAFKA_BROKERS: peer.brokers.join(','), KAFKA_TOPIC: topic }),
+    onResult: (r) => results.push(r),
+    retryTimeoutMs: 1_500,
+    ...TEST_BACKOFF,
+  });
+  t.after(() => exporter.stop());
+  const { flows, batch } = conversationBatch();
+  exporter.export(batch);
+  await peer.waitForMessages(flows.length, CONSUME_TIMEOUT_MS);
+  await nextResult(results, (r) => r.ok, CONSUME_TIMEOUT_MS);
 
-    await peer.stop();
-    exporter.export(batch);
-    const failed = await nextResult(results, (r) => !r.ok, CONSUME_TIMEOUT_MS);
-    assert.match(failed.error?.message ?? '', /not delivered \(retry-timeout\)/);
-    assert.equal(exporter.kafkaStats.flowsFailed['retry-timeout'], flows.length);
-    assert.equal(exporter.stats.flowsSent, flows.length);
-    assert.ok(exporter.kafkaStats.retries > 0);
-  },
-);
+  await peer.stop();
+  exporter.export(batch);
+  const failed = await nextResult(results, (r) => !r.ok, CONSUME_TIMEOUT_MS);
+  assert.match(failed.error?.message ?? '', /not delivered \(retry-timeout\)/);
+  assert.equal(exporter.kafkaStats.flowsFailed['retry-timeout'], flows.length);
+  assert.equal(exporter.stats.flowsSent, flows.length);
+  // Whether our backoff retried before the deadline depends on how long kafkajs's own quick
+  // retries took; either way the cause is kafkajs failing to reach a broker.
+  assert.match((failed.error?.cause as Error | undefined)?.name ?? '', /^KafkaJS/);
+});

@@ -124,7 +124,11 @@ export async function startKafkaPeer(topic: string): Promise<KafkaPeer> {
       return;
     }
     const timer = setTimeout(() => {
-      reject(new Error(`kcat printed no mock cluster address within ${CLUSTER_START_TIMEOUT_MS} ms: ${stderrTail}`));
+      reject(
+        new Error(
+          `kcat printed no mock cluster address within ${CLUSTER_START_TIMEOUT_MS} ms: ${stderrTail}`,
+        ),
+      );
     }, CLUSTER_START_TIMEOUT_MS);
     // stderr carries librdkafka's mock debug log: read it all (a full pipe would stall kcat).
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -154,7 +158,8 @@ export async function startKafkaPeer(topic: string): Promise<KafkaPeer> {
         const wake = () => {
           if (failure) finish(failure);
           else if (messages.length >= count) finish();
-          else if (child.exitCode !== null || child.signalCode !== null) finish(new Error(`kcat exited: ${stderrTail}`));
+          else if (child.exitCode !== null || child.signalCode !== null)
+            finish(new Error(`kcat exited: ${stderrTail}`));
         };
         const timer = setTimeout(
           () => finish(new Error(`${messages.length} of ${count} messages consumed within ${timeoutMs} ms`)),

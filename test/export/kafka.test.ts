@@ -4,8 +4,8 @@
  * where kafkajs's own log lines go.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { test } from 'node:test';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
 import type { BatchResult } from '../../src/export/exporter.ts';
@@ -69,7 +69,8 @@ function fakeExporter(producer: FakeProducer, results: BatchResult[], options: o
 async function resultsAfter(results: BatchResult[], count: number): Promise<BatchResult[]> {
   const deadline = Date.now() + WAIT_TIMEOUT_MS;
   while (results.length < count) {
-    if (Date.now() > deadline) throw new Error(`${results.length} of ${count} results within ${WAIT_TIMEOUT_MS} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`${results.length} of ${count} results within ${WAIT_TIMEOUT_MS} ms`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return results.slice(0, count);
@@ -99,7 +100,10 @@ test('the key holds both addresses, lowest first, the same for both directions',
   assert.equal(ab.key.length, KAFKA_KEY_BYTES);
   assert.deepEqual(ab.key, Buffer.concat([low, high]));
   assert.deepEqual(ba.key, ab.key);
-  assert.deepEqual(v6.key, Buffer.concat([Buffer.from(parseIp('2001:db8::1')!), Buffer.from(parseIp('fd00::2')!)]));
+  assert.deepEqual(
+    v6.key,
+    Buffer.concat([Buffer.from(parseIp('2001:db8::1')!), Buffer.from(parseIp('fd00::2')!)]),
+  );
 });
 
 test('each message value is the flow as one pbflow.Record', () => {
@@ -128,7 +132,9 @@ test('a batch is produced in calls of at most KAFKA_BATCH_SIZE key and value byt
   const batch = variedBatch(30);
   const messageBytes = kafkaMessagesOf(batch).map((m) => m.key.length + m.value.length);
   const limit = Math.max(...messageBytes) * 4;
-  const exporter = fakeExporter(producer, results, { settings: settings({ KAFKA_BATCH_SIZE: String(limit) }) });
+  const exporter = fakeExporter(producer, results, {
+    settings: settings({ KAFKA_BATCH_SIZE: String(limit) }),
+  });
   exporter.export(batch);
   await resultsAfter(results, 1);
   await exporter.stop();
@@ -142,10 +148,16 @@ test('a batch is produced in calls of at most KAFKA_BATCH_SIZE key and value byt
 test('a produce call that fails is retried after a backoff and then delivered', async () => {
   const producer = new FakeProducer();
   // A refused connect, then a connect that works followed by a send that times out.
-  producer.failures.push(new Error('connect ECONNREFUSED'), undefined, new Error('Request Produce timed out'));
+  producer.failures.push(
+    new Error('connect ECONNREFUSED'),
+    undefined,
+    new Error('Request Produce timed out'),
+  );
   const results: BatchResult[] = [];
   const transportErrors: Error[] = [];
-  const exporter = fakeExporter(producer, results, { onTransportError: (e: Error) => transportErrors.push(e) });
+  const exporter = fakeExporter(producer, results, {
+    onTransportError: (e: Error) => transportErrors.push(e),
+  });
   exporter.export(variedBatch(5));
   const [result] = await resultsAfter(results, 1);
   await exporter.stop();
@@ -251,7 +263,8 @@ test('kafkajs logs go to the given logger at debug, none to the console', async 
   const debugLines: { fields: Record<string, unknown>; message: string }[] = [];
   const logger = {
     warn: () => {},
-    debug: (fields: object, message: string) => debugLines.push({ fields: fields as Record<string, unknown>, message }),
+    debug: (fields: object, message: string) =>
+      debugLines.push({ fields: fields as Record<string, unknown>, message }),
   };
   // kafkajs's default logger writes with console.*; stdout must carry nothing but flows.
   const consoleCalls: string[] = [];

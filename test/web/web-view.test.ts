@@ -149,10 +149,11 @@ async function openPage(t: TestContext, view: WebView): Promise<Page> {
   return page;
 }
 
+/** Waits until `table` has exactly `n` body rows (no nth(n-1) missing, no nth(n) left). */
 async function rowCount(page: Page, table: string, n: number): Promise<void> {
-  await page.waitForFunction(`document.querySelectorAll('#${table} tbody tr').length === ${n}`, null, {
-    timeout: WAIT_MS,
-  });
+  const rows = page.locator(`#${table} tbody tr`);
+  if (n > 0) await rows.nth(n - 1).waitFor({ state: 'attached', timeout: WAIT_MS });
+  await rows.nth(n).waitFor({ state: 'detached', timeout: WAIT_MS });
 }
 
 /** Text of column `column` (0-based) of every row of `table`. */
@@ -194,9 +195,7 @@ test('filters narrow the tables to the matching flows', async (t) => {
   view.export(recordBatchOf(knownFlows(), NAMES));
   const page = await openPage(t, view);
   await rowCount(page, 'flows', 4);
-  await page.waitForFunction("document.querySelectorAll('#filter-interface option').length === 3", null, {
-    timeout: WAIT_MS,
-  });
+  await page.locator('#filter-interface option').nth(2).waitFor({ state: 'attached', timeout: WAIT_MS });
 
   await page.selectOption('#filter-interface', 'eth1');
   await rowCount(page, 'flows', 1);
@@ -238,9 +237,7 @@ test('the page reconnects after the server restarts on the same port and shows t
   await rowCount(page, 'flows', 1);
   const port = Number(new URL(first.url).port);
   await first.close();
-  await page.waitForFunction("document.getElementById('status').dataset.state === 'reconnecting'", null, {
-    timeout: WAIT_MS,
-  });
+  await page.locator('#status[data-state="reconnecting"]').waitFor({ timeout: WAIT_MS });
 
   const second = await openView(t, { port });
   second.export(
