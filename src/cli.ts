@@ -14,6 +14,13 @@ const program = new Command('flowtap')
   .showHelpAfterError()
   .exitOverride();
 
+// A library's stray promise rejection (kafkajs has known ones) must not end an agent that is
+// counting traffic: report it on stderr and keep running.
+process.on('unhandledRejection', (reason) => {
+  const text = reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
+  process.stderr.write(`flowtap: unhandled promise rejection (reported, agent continues): ${text}\n`);
+});
+
 registerCommands(program);
 
 try {
