@@ -3,4 +3,5 @@ import { readFileSync } from 'node:fs';
 import { packagePath } from './package-files.ts';
 
 /** Version of this flowtap build. */
-export const VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string }).version;
+export const VERSION = (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string })
+  .version;
