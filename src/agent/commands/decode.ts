@@ -13,10 +13,10 @@ import { type RecordLayout, RecordStreamDecoder } from '../../codec/record-strea
 import { decodeV1Batch, V1_RECORD_BYTES } from '../../codec/v1.ts';
 import { decodeV2Batch } from '../../codec/v2.ts';
 import { V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
-import { ConfigError, InputError } from '../../errors.ts';
+import { ConfigError } from '../../errors.ts';
 import { flowToJson } from '../../model/flow.ts';
 import { nowUnixNs } from '../../model/time.ts';
-import { parseDurationMs } from '../duration.ts';
+import { asInputError, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
 
 /** Options of {@link decodeRecords}. */
 export interface DecodeOptions {
@@ -94,23 +94,6 @@ function openInput(path: string): Readable {
   return stream;
 }
 
-function positiveInt(setting: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new ConfigError(setting, value, 'a positive integer');
-    return n;
-  };
-}
-
-function duration(setting: string) {
-  return (value: string): number => {
-    const ms = parseDurationMs(value);
-    if (ms === undefined || ms <= 0)
-      throw new ConfigError(setting, value, 'a positive Go duration such as 5s or 500ms');
-    return ms;
-  };
-}
-
 /** Registers `flowtap decode`. */
 export function registerDecodeCommand(program: Command): void {
   program
@@ -127,13 +110,13 @@ export function registerDecodeCommand(program: Command): void {
     .option(
       '--cache-max-flows <n>',
       'flows cached before the cache is evicted',
-      positiveInt('--cache-max-flows'),
+      positiveIntOption('--cache-max-flows'),
       100_000,
     )
     .option(
       '--cache-active-timeout <duration>',
       'active timeout on the records’ times (Go duration)',
-      duration('--cache-active-timeout'),
+      positiveDurationOption('--cache-active-timeout'),
       5_000,
     )
     .action(
@@ -148,11 +131,7 @@ export function registerDecodeCommand(program: Command): void {
             cacheActiveTimeoutMs: opts.cacheActiveTimeout,
           });
         } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
-            throw new InputError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
-          }
-          throw err;
+          throw asInputError(err, file);
         }
       },
     );

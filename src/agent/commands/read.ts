@@ -12,15 +12,15 @@ import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
 import { type LocalHosts, parseLocalHosts } from '../../capture/pcap/direction.ts';
 import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
 import { readCapture } from '../../capture/pcap/read-capture.ts';
-import { ConfigError, ExportError, InputError } from '../../errors.ts';
+import { ExportError } from '../../errors.ts';
 import type { FlowExporter } from '../../export/exporter.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress } from '../../web/address.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
 import { type CommandLineValues, loadConfig } from '../config.ts';
-import { parseDurationMs } from '../duration.ts';
 import { createExporters, logExportResults } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
+import { asInputError, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
 
 /** Options of a {@link CaptureRead}. */
 export interface ReadOptions {
@@ -99,23 +99,6 @@ export class CaptureRead {
   }
 }
 
-function positiveInt(setting: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new ConfigError(setting, value, 'a positive integer');
-    return n;
-  };
-}
-
-function positiveDuration(setting: string) {
-  return (value: string): number => {
-    const ms = parseDurationMs(value);
-    if (ms === undefined || ms <= 0)
-      throw new ConfigError(setting, value, 'a positive Go duration such as 5s');
-    return ms;
-  };
-}
-
 /** Registers `flowtap read`. */
 export function registerReadCommand(program: Command): void {
   program
@@ -132,13 +115,13 @@ export function registerReadCommand(program: Command): void {
     .option(
       '--cache-max-flows <n>',
       'flows cached before the cache is evicted',
-      positiveInt('--cache-max-flows'),
+      positiveIntOption('--cache-max-flows'),
       100_000,
     )
     .option(
       '--cache-active-timeout <duration>',
       'active timeout on the packets’ times (Go duration)',
-      positiveDuration('--cache-active-timeout'),
+      positiveDurationOption('--cache-active-timeout'),
       5_000,
     )
     .option(
@@ -151,7 +134,7 @@ export function registerReadCommand(program: Command): void {
     .option(
       '--export-flush-timeout <duration>',
       'how long exporters may take after the capture ends to deliver what they hold',
-      positiveDuration('--export-flush-timeout'),
+      positiveDurationOption('--export-flush-timeout'),
       EXPORT_FLUSH_TIMEOUT_MS,
     )
     .option(
@@ -211,11 +194,7 @@ export function registerReadCommand(program: Command): void {
         try {
           await read.run(input, web ? [...exporters, web] : exporters);
         } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
-            throw new InputError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
-          }
-          throw err;
+          throw asInputError(err, file);
         } finally {
           await Promise.all(exporters.map((e) => e.stop(opts.exportFlushTimeout)));
           process.stderr.write(read.summary(exporters));

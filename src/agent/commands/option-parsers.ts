@@ -1,0 +1,35 @@
+/**
+ * Parsers of the file commands' own flags (decode, read) and the mapping of a file that cannot be
+ * opened to an InputError; the agent's settings go through src/agent/config.ts instead.
+ */
+import { ConfigError, InputError } from '../../errors.ts';
+import { parseDurationMs } from '../duration.ts';
+
+/** A commander option parser accepting a positive integer; anything else is a ConfigError naming `setting`. */
+export function positiveIntOption(setting: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new ConfigError(setting, value, 'a positive integer');
+    return n;
+  };
+}
+
+/** A commander option parser accepting a positive Go duration, returning milliseconds. */
+export function positiveDurationOption(setting: string): (value: string) => number {
+  return (value) => {
+    const ms = parseDurationMs(value);
+    if (ms === undefined || ms <= 0) {
+      throw new ConfigError(setting, value, 'a positive Go duration such as 5s or 500ms');
+    }
+    return ms;
+  };
+}
+
+/** `err` as an InputError naming `file` when it is a failure to open or read it; otherwise `err` unchanged. */
+export function asInputError(err: unknown, file: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
+    return new InputError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  return err;
+}
