@@ -21,7 +21,8 @@ const SNAP_BYTES = 96;
 const PACKET_SPACING_US = 10;
 const START_SECONDS = 1_700_000_000;
 const READ_CHUNK_BYTES = 1 << 20;
-const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
+// The built CLI, as users run it (`npm run build` first): tsx would add its own start-up and transpiling.
+const CLI = new URL('../dist/src/cli.js', import.meta.url).pathname;
 
 /** The headers of one flow's packets (Ethernet + IP + TCP/UDP), built once. */
 function flowHeaders(flow: number): Buffer {
@@ -192,7 +193,7 @@ try {
     ['flowtap CaptureDecoder, in process', decoderSeconds(path)],
     [
       'flowtap read FILE > /dev/null (process)',
-      processSeconds(process.execPath, ['--import', 'tsx', CLI, 'read', path]),
+      processSeconds(process.execPath, [CLI, 'read', path]),
     ],
     ['tshark -q -z conv,ip -r FILE', processSeconds('tshark', ['-q', '-z', 'conv,ip', '-r', path])],
   ];

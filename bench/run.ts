@@ -11,6 +11,8 @@ const files = readdirSync(dir)
   .filter((f) => f.endsWith('.bench.ts'))
   .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
   .sort();
+// Benchmarks that run the CLI as a process use the built one.
+spawnSync('npm', ['run', 'build'], { stdio: 'inherit' });
 let failed = 0;
 for (const file of files) {
   console.log(`\n## ${file}`);

@@ -5,12 +5,7 @@
 import type { Writable } from 'node:stream';
 import { ConfigError, NotSupportedError } from '../errors.ts';
 import type { BatchResult, FlowExporter } from '../export/exporter.ts';
-import { GrpcExporter } from '../export/grpc.ts';
-import { IpfixTcpExporter } from '../export/ipfix/tcp.ts';
-import { IpfixUdpExporter } from '../export/ipfix/udp.ts';
 import { JsonLinesExporter } from '../export/json-lines.ts';
-import { KafkaExporter } from '../export/kafka.ts';
-import { parseKafkaSettings } from '../export/kafka-config.ts';
 import type { ExportKind, ExportSettings } from './config.ts';
 import type { Logger } from './logger.ts';
 import { TableOutput } from './table-output.ts';
@@ -25,39 +20,43 @@ export interface ExporterContext {
   stdout: Writable;
 }
 
-/** Builds the exporter of one kind. */
-export type ExporterFactory = (context: ExporterContext) => FlowExporter;
+/**
+ * Builds the exporter of one kind. Factories import their exporter's module when called, so a
+ * command loads the Kafka, gRPC or IPFIX clients (half a second of start-up together) only when
+ * its EXPORT names them.
+ */
+export type ExporterFactory = (context: ExporterContext) => Promise<FlowExporter>;
 
 /** The exporters this build has, by EXPORT kind. */
 export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = {
-  json: (c) => {
+  json: async (c) => {
     const options = { out: c.stdout, maxQueuedBatches: c.settings.buffersLength, onResult: c.onResult };
     return c.settings.output === 'table' ? new TableOutput(options) : new JsonLinesExporter(options);
   },
-  grpc: (c) =>
-    new GrpcExporter({
+  grpc: async (c) =>
+    new (await import('../export/grpc.ts')).GrpcExporter({
       ...collector(c),
       maxMessageFlows: c.settings.grpcMessageMaxFlows,
       maxQueuedBatches: c.settings.buffersLength,
       onResult: c.onResult,
       onTransportError: (err) => c.logger.warn({ err }, 'gRPC collector unreachable; retrying with backoff'),
     }),
-  kafka: (c) =>
-    new KafkaExporter({
-      settings: parseKafkaSettings(c.settings.kafkaSettings),
+  kafka: async (c) =>
+    new (await import('../export/kafka.ts')).KafkaExporter({
+      settings: (await import('../export/kafka-config.ts')).parseKafkaSettings(c.settings.kafkaSettings),
       maxQueuedBatches: c.settings.buffersLength,
       onResult: c.onResult,
       logger: c.logger,
       onTransportError: (err) => c.logger.warn({ err }, 'Kafka brokers unreachable; retrying with backoff'),
     }),
-  'ipfix+udp': (c) =>
-    new IpfixUdpExporter({
+  'ipfix+udp': async (c) =>
+    new (await import('../export/ipfix/udp.ts')).IpfixUdpExporter({
       ...collector(c),
       maxQueuedBatches: c.settings.buffersLength,
       onResult: c.onResult,
     }),
-  'ipfix+tcp': (c) =>
-    new IpfixTcpExporter({
+  'ipfix+tcp': async (c) =>
+    new (await import('../export/ipfix/tcp.ts')).IpfixTcpExporter({
       ...collector(c),
       maxQueuedBatches: c.settings.buffersLength,
       onResult: c.onResult,
@@ -73,23 +72,33 @@ function collector(c: ExporterContext): { host: string; port: number } {
   return { host: target.host, port: target.port };
 }
 
-/** One exporter per kind in `settings.export`, in that order. */
-export function createExporters(
+/**
+ * One exporter per kind in `settings.export`, in that order. When one cannot be built (a bad
+ * Kafka setting, say), those built before it are stopped before the error is passed on.
+ */
+export async function createExporters(
   settings: ExportSettings,
   logger: Logger,
   onResult: (result: BatchResult) => void,
   stdout: Writable = process.stdout,
-): FlowExporter[] {
-  return settings.export.map((kind) => {
-    const factory = EXPORTER_FACTORIES[kind];
-    if (!factory) {
-      throw new NotSupportedError(
-        `EXPORT=${kind}`,
-        `this build of flowtap has no ${kind} exporter; use one of ${Object.keys(EXPORTER_FACTORIES).join(', ')}`,
-      );
+): Promise<FlowExporter[]> {
+  const exporters: FlowExporter[] = [];
+  try {
+    for (const kind of settings.export) {
+      const factory = EXPORTER_FACTORIES[kind];
+      if (!factory) {
+        throw new NotSupportedError(
+          `EXPORT=${kind}`,
+          `this build of flowtap has no ${kind} exporter; use one of ${Object.keys(EXPORTER_FACTORIES).join(', ')}`,
+        );
+      }
+      exporters.push(await factory({ settings, logger: logger.child({ exporter: kind }), onResult, stdout }));
     }
-    return factory({ settings, logger: logger.child({ exporter: kind }), onResult, stdout });
-  });
+  } catch (err) {
+    await Promise.all(exporters.map((e) => e.stop(0)));
+    throw err;
+  }
+  return exporters;
 }
 
 /**

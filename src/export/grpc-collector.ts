@@ -19,12 +19,12 @@ import {
 } from '@grpc/grpc-js';
 import { ListenError, MalformedMessageError } from '../errors.ts';
 import type { Flow } from '../model/flow.ts';
+import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from './grpc-limits.ts';
 import { flowsFromPbRecords } from './pbflow/from-pb.ts';
 
 /** Full method path of the reference's service: package `pbflow`, service `Collector`, rpc `Send`. */
 export const COLLECTOR_SEND_PATH = '/pbflow.Collector/Send';
-/** Default bound on one request: a 10 000-flow message is about 1.2 MB. */
-export const DEFAULT_MAX_RECEIVE_MESSAGE_BYTES = 16 * 1024 * 1024;
+export { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES };
 /** Default time `close()` lets calls in progress finish before cutting them. */
 export const DEFAULT_CLOSE_GRACE_MS = 1_000;
 

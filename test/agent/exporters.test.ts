@@ -18,16 +18,16 @@ function settings(flags: Record<string, string>): AgentConfig {
 
 const logger = createLogger('silent');
 
-test('EXPORT=json writes JSON lines, or a table with --output table', () => {
-  const [lines] = createExporters(settings({}), logger, () => {}, new PassThrough());
-  const [table] = createExporters(settings({ output: 'table' }), logger, () => {}, new PassThrough());
+test('EXPORT=json writes JSON lines, or a table with --output table', async () => {
+  const [lines] = await createExporters(settings({}), logger, () => {}, new PassThrough());
+  const [table] = await createExporters(settings({ output: 'table' }), logger, () => {}, new PassThrough());
   assert.ok(lines instanceof JsonLinesExporter);
   assert.ok(table instanceof TableOutput);
 });
 
 test('exporters queue at most BUFFERS_LENGTH batches', async () => {
   const out = new PassThrough({ highWaterMark: 1 }); // never read: the first write waits for drain
-  const [json] = createExporters(settings({ buffersLength: '2' }), logger, () => {}, out);
+  const [json] = await createExporters(settings({ buffersLength: '2' }), logger, () => {}, out);
   const accepted = [1, 2, 3, 4].map(() => json.export(batchOf(1)));
   assert.deepEqual(accepted, [true, true, false, false]);
   assert.equal(json.stats.flowsDropped['queue-full'], 2);
@@ -41,7 +41,7 @@ test('EXPORT=ipfix+udp sends to the target collector', async (t) => {
   t.after(() => collector.close());
   const port = collector.address().port;
   const results: boolean[] = [];
-  const [ipfix] = createExporters(
+  const [ipfix] = await createExporters(
     settings({ export: 'ipfix+udp', target: `127.0.0.1:${port}` }),
     logger,
     (r) => results.push(r.ok),
@@ -73,7 +73,7 @@ test('EXPORT=grpc sends to a pbflow collector at the target, split at GRPC_MESSA
     env: { GRPC_MESSAGE_MAX_FLOWS: '2' },
     stdoutIsTty: false,
   });
-  const [grpc] = createExporters(config, logger, () => {});
+  const [grpc] = await createExporters(config, logger, () => {});
   grpc.export(batchOf(5));
   await all;
   await grpc.stop();
@@ -81,9 +81,9 @@ test('EXPORT=grpc sends to a pbflow collector at the target, split at GRPC_MESSA
   assert.equal(grpc.stats.flowsSent, 5);
 });
 
-test('EXPORT=kafka without KAFKA_BROKERS is a settings error naming the variable', () => {
-  assert.throws(
-    () => createExporters(settings({ export: 'kafka' }), logger, () => {}),
+test('EXPORT=kafka without KAFKA_BROKERS is a settings error naming the variable', async () => {
+  await assert.rejects(
+    createExporters(settings({ export: 'kafka' }), logger, () => {}),
     (err: unknown) => err instanceof ConfigError && err.setting === 'KAFKA_BROKERS' && err.exitCode === 2,
   );
 });

@@ -8,8 +8,7 @@ import { once } from 'node:events';
 import type { Command } from 'commander';
 import { recordBatchOf } from '../../codec/record-batch.ts';
 import { ConfigError } from '../../errors.ts';
-import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES, startCollector } from '../../export/grpc-collector.ts';
-import { serverCredentialsFromFiles } from '../../export/tls.ts';
+import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from '../../export/grpc-limits.ts';
 import { type Flow, flowToJson } from '../../model/flow.ts';
 import { createLogger } from '../logger.ts';
 import { formatTable } from '../table-output.ts';
@@ -48,6 +47,9 @@ function render(flows: Flow[], output: 'json' | 'table'): string {
 }
 
 async function collect(opts: CollectOptions): Promise<void> {
+  // Loaded here so other commands do not pay for gRPC at start-up.
+  const { startCollector } = await import('../../export/grpc-collector.ts');
+  const { serverCredentialsFromFiles } = await import('../../export/tls.ts');
   if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) {
     throw new ConfigError('--tls-cert/--tls-key', opts.tlsCert ?? opts.tlsKey ?? '', 'both or neither');
   }

@@ -171,7 +171,7 @@ export function registerReadCommand(program: Command): void {
         };
         const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
         const logger = createLogger(config.logLevel);
-        const exporters = createExporters(config, logger, logExportResults(logger));
+        const exporters = await createExporters(config, logger, logExportResults(logger));
         const web =
           opts.web === undefined
             ? undefined

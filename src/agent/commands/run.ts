@@ -24,8 +24,14 @@ export interface RunExtension {
 export async function runAgent(flags: CommandLineValues, extension: RunExtension = {}): Promise<void> {
   const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
   const logger = createLogger(config.logLevel);
-  const exporters = createExporters(config, logger, logExportResults(logger));
-  const agent = await Agent.start({ config, logger, exporters, observers: extension.observers });
+  const exporters = await createExporters(config, logger, logExportResults(logger));
+  const agent = await Agent.start({ config, logger, exporters, observers: extension.observers }).catch(
+    async (err: unknown) => {
+      // The agent never started, so nothing else owns the exporters' sockets and timers.
+      await Promise.all(exporters.map((e) => e.stop(0)));
+      throw err;
+    },
+  );
   const removeHandlers = handleStopSignals(() => agent.stop(), logger);
   try {
     await extension.onStarted?.(agent).catch(async (err: unknown) => {
