@@ -191,10 +191,7 @@ try {
   const cases: [string, number | undefined][] = [
     ['softflowd -r FILE -d -6', baseline],
     ['flowtap CaptureDecoder, in process', decoderSeconds(path)],
-    [
-      'flowtap read FILE > /dev/null (process)',
-      processSeconds(process.execPath, [CLI, 'read', path]),
-    ],
+    ['flowtap read FILE > /dev/null (process)', processSeconds(process.execPath, [CLI, 'read', path])],
     ['tshark -q -z conv,ip -r FILE', processSeconds('tshark', ['-q', '-z', 'conv,ip', '-r', path])],
   ];
   for (const [name, seconds] of cases) {
