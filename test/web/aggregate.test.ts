@@ -14,10 +14,10 @@ const T0 = 1_700_000_000;
 const NS = 1_000_000_000n;
 
 const NAMES = new InterfaceRegistry();
-NAMES.set(1, 'eth0');
-NAMES.set(2, 'eth1');
+NAMES.set(1, 'wan0');
+NAMES.set(2, 'wan1');
 
-/** A flow on eth0 (ifIndex 1) from `fromSecond` to `toSecond` (default: one second). */
+/** A flow on wan0 (ifIndex 1) from `fromSecond` to `toSecond` (default: one second). */
 function flowAt(fromSecond: number, spec: FlowSpec = {}, toSecond = fromSecond): Flow {
   return makeFlow({
     ifIndex: 1,
@@ -48,15 +48,15 @@ test('throughput is bucketed per second per interface and direction on the recor
   assert.equal(snapshot.endSecond, T0 + 2);
   assert.equal(snapshot.chartStartSecond, T0 + 2 - 299);
   const byName = new Map(snapshot.chart.map((s) => [`${s.interface} ${s.direction}`, s.bytesPerSecond]));
-  const eth0 = byName.get('eth0 EGRESS')!;
-  assert.equal(eth0.length, 300);
-  assert.equal(eth0[T0 - snapshot.chartStartSecond], 1000);
+  const wan0 = byName.get('wan0 EGRESS')!;
+  assert.equal(wan0.length, 300);
+  assert.equal(wan0[T0 - snapshot.chartStartSecond], 1000);
   assert.equal(
-    eth0.reduce((a, b) => a + b, 0),
+    wan0.reduce((a, b) => a + b, 0),
     1000,
   );
-  assert.equal(byName.get('eth1 INGRESS')![299], 500);
-  assert.deepEqual(snapshot.interfaces, ['eth0', 'eth1']);
+  assert.equal(byName.get('wan1 INGRESS')![299], 500);
+  assert.deepEqual(snapshot.interfaces, ['wan0', 'wan1']);
 });
 
 test('a record spanning several seconds is spread evenly over them', () => {
@@ -86,7 +86,7 @@ test('records of the same flow add up and the tables rank by bytes and by packet
   const row = snapshot.flows[0];
   assert.deepEqual(
     [row.interface, row.direction, row.proto, row.src, row.dst, row.dstPort],
-    ['eth0', 'EGRESS', 'TCP', '10.0.0.1', '10.0.0.2', 80],
+    ['wan0', 'EGRESS', 'TCP', '10.0.0.1', '10.0.0.2', 80],
   );
 });
 
@@ -144,7 +144,7 @@ test('filters narrow flows by interface, protocol and address or port substring'
     buildSnapshot(aggregate, filterOf(query), 10, undefined)
       .flows.map((f) => f.dstPort)
       .sort((a, b) => a - b);
-  assert.deepEqual(ports('interface=eth1'), [22]);
+  assert.deepEqual(ports('interface=wan1'), [22]);
   assert.deepEqual(ports('proto=udp'), [53]);
   assert.deepEqual(ports('proto=6&q=443'), [443, 8443]);
   assert.deepEqual(ports('q=192.168'), [22]);
@@ -153,10 +153,10 @@ test('filters narrow flows by interface, protocol and address or port substring'
 
 test('the interface filter also narrows the chart', () => {
   const aggregate = aggregateOf([flowAt(T0), flowAt(T0, { ifIndex: 2 })]);
-  const chart = buildSnapshot(aggregate, filterOf('interface=eth1'), 10, undefined).chart;
+  const chart = buildSnapshot(aggregate, filterOf('interface=wan1'), 10, undefined).chart;
   assert.deepEqual(
     chart.map((s) => s.interface),
-    ['eth1'],
+    ['wan1'],
   );
 });
 
@@ -170,8 +170,8 @@ test('talkers sum a source over its flows and protocols on one interface', () =>
   assert.deepEqual(
     all.map((t) => [t.address, t.interface, t.bytes, t.records]),
     [
-      ['10.0.0.5', 'eth0', 300, 2],
-      ['10.0.0.6', 'eth0', 50, 1],
+      ['10.0.0.5', 'wan0', 300, 2],
+      ['10.0.0.6', 'wan0', 50, 1],
     ],
   );
   const udp = buildSnapshot(aggregate, filterOf('proto=UDP'), 10, undefined).talkers;
@@ -187,7 +187,7 @@ test('series beyond the bound share one (other) series', () => {
   const chart = buildSnapshot(aggregate, NO_FILTER, 10, undefined).chart;
   assert.deepEqual(
     chart.map((s) => s.interface),
-    ['eth0', 'eth1', OTHER_SERIES_NAME],
+    ['wan0', 'wan1', OTHER_SERIES_NAME],
   );
 });
 
