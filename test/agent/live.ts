@@ -8,7 +8,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
-import { run } from '../net/netns.ts';
+import { createVethPair, run } from '../net/netns.ts';
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 
@@ -21,31 +21,17 @@ export interface FtaPair {
   nsAddr: string;
 }
 
-/** Creates `fta<n>a` ↔ `fta<n>b` (in `fta-ns<n>`), 10.253.<n>.1/.2, removed in `t.after` even on failure. */
+/** Creates `fta<n>0` ↔ `fta<n>1` (in `fta<n>-ns`), IPv4 only, removed in `t.after` even on failure. */
 export async function ftaPair(t: TestContext, n: number): Promise<FtaPair> {
-  const pair = {
-    ns: `fta-ns${n}`,
-    hostIf: `fta${n}a`,
-    nsIf: `fta${n}b`,
-    hostAddr: `10.253.${n}.1`,
-    nsAddr: `10.253.${n}.2`,
+  const pair = await createVethPair(`fta${n}`);
+  t.after(() => pair.cleanup());
+  return {
+    ns: pair.ns,
+    hostIf: pair.hostIf,
+    nsIf: pair.nsIf,
+    hostAddr: pair.hostAddr4,
+    nsAddr: pair.nsAddr4,
   };
-  const cleanup = async () => {
-    await run('ip', ['netns', 'del', pair.ns]).catch(() => undefined);
-    await run('ip', ['link', 'del', pair.hostIf]).catch(() => undefined);
-  };
-  await cleanup();
-  t.after(cleanup);
-  const inNs = ['-n', pair.ns];
-  await run('ip', ['netns', 'add', pair.ns]);
-  await run('ip', ['link', 'add', pair.hostIf, 'type', 'veth', 'peer', 'name', pair.nsIf, 'netns', pair.ns]);
-  await run('sysctl', ['-qw', `net.ipv6.conf.${pair.hostIf}.disable_ipv6=1`]);
-  await run('ip', ['netns', 'exec', pair.ns, 'sysctl', '-qw', `net.ipv6.conf.${pair.nsIf}.disable_ipv6=1`]);
-  await run('ip', ['addr', 'add', `${pair.hostAddr}/24`, 'dev', pair.hostIf]);
-  await run('ip', [...inNs, 'addr', 'add', `${pair.nsAddr}/24`, 'dev', pair.nsIf]);
-  await run('ip', ['link', 'set', pair.hostIf, 'up']);
-  await run('ip', [...inNs, 'link', 'set', pair.nsIf, 'up']);
-  return pair;
 }
 
 /** One flow as `flowtap run` prints it. */

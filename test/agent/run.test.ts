@@ -75,7 +75,7 @@ for (const mode of ['watch', 'poll'] as const) {
     const n = mode === 'watch' ? 3 : 4;
     const flowtap = startFlowtap(t, [
       '-i',
-      `/^fta${n}[ab]$/`,
+      `/^fta${n}[01]$/`,
       '--listen-interfaces',
       mode,
       '--listen-poll-period',

@@ -1,7 +1,8 @@
 /**
  * Network namespaces and veth pairs for kernel tests. Every name starts with the caller's prefix
- * (which must start with `fte`), so suites running at once never share an interface, a namespace
- * or a subnet, and leftovers of a crashed run are recognised and removed. eth0 is never touched.
+ * (each suite has its own: `fte` eBPF, `fta` agent, `ftp` pcap), so suites never share an interface
+ * or a namespace, and leftovers of a crashed run are recognised and removed. Only interfaces the
+ * tests create are ever touched.
  *
  *   host side  <prefix>0  (root namespace)   <->   <prefix>1  in namespace <prefix>-ns
  */
@@ -129,9 +130,9 @@ async function sysctl(nsExec: string[] | null, settings: readonly string[]): Pro
  * router solicitation or MLD packet ever crosses the pair.
  */
 export async function createVethPair(prefix: string, options: { ipv6?: boolean } = {}): Promise<VethPair> {
-  if (!/^fte[a-z0-9]*$/.test(prefix) || prefix.length > MAX_PREFIX_LENGTH) {
+  if (!/^ft[a-z][a-z0-9]*$/.test(prefix) || prefix.length > MAX_PREFIX_LENGTH) {
     throw new Error(
-      `veth prefix ${prefix} must match fte[a-z0-9]* and be at most ${MAX_PREFIX_LENGTH} characters`,
+      `veth prefix ${prefix} must match ft[a-z][a-z0-9]* and be at most ${MAX_PREFIX_LENGTH} characters`,
     );
   }
   const ipv6 = options.ipv6 ?? false;

@@ -14,9 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../helpers/cli.ts';
-import { run } from '../../net/netns.ts';
+import { createVethPair, run, type VethPair } from '../../net/netns.ts';
 import { type TrafficPlan, trafficCommand } from '../../net/traffic.ts';
-import { createFtpVeth, FTP_VETH, removeFtpVeth } from './netns.ts';
 
 /** tshark's conversation table kinds compared here. */
 type ConvKind = 'tcp' | 'udp' | 'ip' | 'ipv6';
@@ -107,7 +106,7 @@ function portOf(server: Server | UdpSocket): number {
 }
 
 async function sendFromNamespace(plan: TrafficPlan): Promise<void> {
-  await run('ip', ['netns', 'exec', FTP_VETH.ns, ...trafficCommand(plan)]);
+  await run('ip', ['netns', 'exec', vethPair().ns, ...trafficCommand(plan)]);
 }
 
 async function tsharkConversations(file: string, kind: ConvKind): Promise<Conversation[]> {
@@ -171,6 +170,14 @@ function flowtapCounts(flows: JsonFlow[], kind: ConvKind): Map<string, Count> {
   return counts;
 }
 
+/** The suite's veth pair (prefix `ftp`), made in `before` and removed in `after`. */
+let pair: VethPair | undefined;
+
+function vethPair(): VethPair {
+  if (!pair) throw new Error('the ftp veth pair is made in before()');
+  return pair;
+}
+
 describe('flowtap read agrees with tshark on captures made by tcpdump and editcap', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-pcap-tools-'));
   const file = (name: string) => join(dir, name);
@@ -178,9 +185,9 @@ describe('flowtap read agrees with tshark on captures made by tcpdump and editca
   const closers: (() => Promise<void> | void)[] = [];
 
   before(async () => {
-    await createFtpVeth();
-    const v = FTP_VETH;
-    const filter = 'net 10.252.77.0/24 or net fd00:f7a::/64';
+    pair = await createVethPair('ftp', { ipv6: true });
+    const v = pair;
+    const filter = `host ${v.hostAddr4} or host ${v.nsAddr4} or host ${v.hostAddr6} or host ${v.nsAddr6}`;
     const dumps: ChildProcess[] = [];
     for (const args of [
       ['-i', v.hostIf, '-w', file('eth.pcap')],
@@ -232,7 +239,7 @@ describe('flowtap read agrees with tshark on captures made by tcpdump and editca
 
   after(async () => {
     for (const close of closers) await close();
-    await removeFtpVeth();
+    await pair?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -292,7 +299,7 @@ describe('flowtap read agrees with tshark on captures made by tcpdump and editca
   });
 
   test('cooked captures mark what the host sent EGRESS, as --local-net does on the Ethernet capture', async () => {
-    const v = FTP_VETH;
+    const v = vethPair();
     const directions = (flows: JsonFlow[]) =>
       new Set(flows.filter((f) => f.Etype !== 0x0806).map((f) => `${f.Network.SrcAddr}|${f.Direction}`));
     const eth = directions(
