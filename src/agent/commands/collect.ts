@@ -66,8 +66,13 @@ function tlsFiles(opts: CollectOptions, command: Command): ServerTlsFiles | unde
   };
   const [cert, key, clientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
   if (cert === undefined && key === undefined) {
-    if (clientCa)
-      throw new ConfigError(clientCa.setting, clientCa.path, 'it together with --tls-cert and --tls-key');
+    if (clientCa) {
+      throw new ConfigError(
+        clientCa.setting,
+        clientCa.path,
+        "a client CA only with --tls-cert and --tls-key: mutual TLS needs the collector's own certificate",
+      );
+    }
     return undefined;
   }
   if (cert === undefined || key === undefined) {
