@@ -11,6 +11,7 @@ import type { EvictionReason } from '../account/accounter.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import { ConfigError } from '../errors.ts';
 import type { ExporterStats, FlowExporter } from '../export/exporter.ts';
+import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backoff.ts';
 import type { HostPort } from './config.ts';
 import type { Pipeline } from './pipeline.ts';
 
@@ -60,8 +61,11 @@ export interface HealthSnapshot {
   parseErrors: number;
   mapUpdateFailures: number;
   drains: number;
-  /** Per exporter: its counters. */
-  exporters: Array<{ name: string } & Omit<ExporterStats, 'flowsDropped'> & ExporterStats['flowsDropped']>;
+  /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
+  exporters: Array<
+    { name: string; retries?: RetryCounts } & Omit<ExporterStats, 'flowsDropped'> &
+      ExporterStats['flowsDropped']
+  >;
 }
 
 /** Gathers every figure now. */
@@ -90,7 +94,8 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
 
 function exporterFigures(exporter: FlowExporter): HealthSnapshot['exporters'][number] {
   const { flowsDropped, ...rest } = exporter.stats;
-  return { name: exporter.name, ...rest, ...flowsDropped };
+  const figures = { name: exporter.name, ...rest, ...flowsDropped };
+  return isRetryingExporter(exporter) ? { ...figures, retries: { ...exporter.retries } } : figures;
 }
 
 type Labels = Record<string, string>;
@@ -146,6 +151,8 @@ export class AgentMetrics {
     const one = (value: number): Sample[] => [[{}, value]];
     const byReason = (values: Record<string, number>): Sample[] =>
       Object.entries(values).map(([reason, v]) => [{ reason }, v]);
+    const byReasonOf = (exporter: string, values: object): Sample[] =>
+      Object.entries(values).map(([reason, v]: [string, number]) => [{ exporter, reason }, v]);
 
     counter('flowtap_packets_total', 'Packets counted by capture', [], (s) => one(s.packetsSeen));
     counter('flowtap_bytes_total', 'Bytes counted by capture', [], (s) => one(s.bytesSeen));
@@ -200,6 +207,12 @@ export class AgentMetrics {
           [{ exporter: e.name, reason: 'queue-full' }, e['queue-full']],
           [{ exporter: e.name, reason: 'stopped' }, e.stopped],
         ]),
+    );
+    counter(
+      'flowtap_export_retries_total',
+      'Send attempts that failed and were retried after a backoff, by exporter and reason (tls: handshake failed)',
+      ['exporter', 'reason'],
+      (s) => s.exporters.flatMap((e): Sample[] => (e.retries ? byReasonOf(e.name, e.retries) : [])),
     );
     counter('flowtap_interface_attach_failures_total', 'Interface attaches that failed', [], (s) =>
       one(s.interfaces.attachFailures),

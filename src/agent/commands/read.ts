@@ -21,6 +21,7 @@ import { type CommandLineValues, loadConfig } from '../config.ts';
 import { createExporters, logExportResults } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
 import { asInputError, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
+import { addTargetTlsOptions, type TargetTlsFlags, targetTlsFlags } from './target-tls-options.ts';
 
 /** Options of a {@link CaptureRead}. */
 export interface ReadOptions {
@@ -101,7 +102,7 @@ export class CaptureRead {
 
 /** Registers `flowtap read`. */
 export function registerReadCommand(program: Command): void {
-  program
+  const command = program
     .command('read')
     .description(
       'read a pcap or pcapng capture from FILE (or - for stdin) and export its flows (JSON lines by default)',
@@ -128,7 +129,8 @@ export function registerReadCommand(program: Command): void {
       '-e, --export <kinds>',
       'where flows go: json, grpc, kafka, ipfix+udp, ipfix+tcp (comma-separated)',
     )
-    .option('--target <host:port>', 'collector of the grpc and ipfix exports')
+    .option('--target <host:port>', 'collector of the grpc and ipfix exports');
+  addTargetTlsOptions(command)
     .option('--output <format>', 'stdout form of the json export: json or table')
     .option('--log-level <level>', 'log level of the messages on stderr')
     .option(
@@ -160,7 +162,7 @@ export function registerReadCommand(program: Command): void {
           output?: string;
           logLevel?: string;
           exportFlushTimeout: number;
-        },
+        } & TargetTlsFlags,
       ) => {
         const localHosts = parseLocalHosts(opts.localNet, opts.localMac);
         const flags: CommandLineValues = {
@@ -168,6 +170,7 @@ export function registerReadCommand(program: Command): void {
           target: opts.target,
           output: opts.output,
           logLevel: opts.logLevel,
+          ...targetTlsFlags(opts),
         };
         const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
         const logger = createLogger(config.logLevel);
