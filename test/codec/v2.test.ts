@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RecordBatchBuilder, recordBatchOf } from '../../src/codec/record-batch.ts';
 import { RecordStreamDecoder } from '../../src/codec/record-stream.ts';
-import { decodeV2, decodeV2Batch, encodeV2 } from '../../src/codec/v2.ts';
+import { decodeV2, decodeV2Batch, decodeV2Records, encodeV2 } from '../../src/codec/v2.ts';
 import { V2, V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import { MalformedRecordError, TruncatedRecordError } from '../../src/errors.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
@@ -109,7 +109,7 @@ test('the stream decoder joins records split across chunks and reports a danglin
   const decoder = new RecordStreamDecoder({
     name: 'v2',
     recordBytes: V2_RECORD_BYTES,
-    decodeBatch: (b, base) => decodeV2Batch(b, { baseOffset: base }),
+    decodeRecords: (b, base) => decodeV2Records(b, { baseOffset: base }),
   });
   let rows = 0;
   let at = 0;
