@@ -35,7 +35,7 @@ export class FlowTable {
   readonly #mask: number;
   /** Entry `e` occupies words `e * ROW_WORDS ..` with the same layout as a v2 row. */
   readonly #entries: Int32Array;
-  /** Per index slot, two words: the key hash plus one (0 = empty), and the entry number. */
+  /** Per index slot, two words: the key's tag, its hash plus one (0 = empty), and the entry number; probing starts at the tag's slot. */
   readonly #index: Int32Array;
   /** Index slot of each entry, so eviction clears only the slots in use. */
   readonly #entrySlot: Int32Array;
@@ -75,7 +75,7 @@ export class FlowTable {
     let longest = 0;
     for (let e = 0; e < this.#size; e++) {
       const slot = this.#entrySlot[e];
-      const home = (index[slot * 2] - 1) & mask;
+      const home = index[slot * 2] & mask; // where add() started probing for this key
       longest = Math.max(longest, ((slot - home) & mask) + 1);
     }
     return longest;
