@@ -127,6 +127,36 @@ test('the stream decoder joins records split across chunks and reports a danglin
   );
 });
 
+test('the rows before a malformed one are returned, uncopied, with its error', () => {
+  const buf = encodeV2(Array.from({ length: 6 }, (_, i) => makeFlow({ srcPort: i })));
+  buf[4 * V2_RECORD_BYTES + V2.DIRECTION] = 9;
+  const { batch, error } = decodeV2Records(buf, { baseOffset: 50 });
+  assert.deepEqual(
+    Array.from(batch.flows(), (f) => f.srcPort),
+    [0, 1, 2, 3],
+  );
+  assert.equal(batch.bytes.buffer, buf.buffer);
+  assert.ok(error instanceof MalformedRecordError);
+  assert.equal(error.offset, 50 + 4 * V2_RECORD_BYTES + V2.DIRECTION);
+});
+
+test('the stream decoder hands on the records before a malformed one, then throws its error', () => {
+  const buf = encodeV2(Array.from({ length: 5 }, (_, i) => makeFlow({ srcPort: i })));
+  buf[3 * V2_RECORD_BYTES + V2.DIRECTION] = 4;
+  const decoder = new RecordStreamDecoder({
+    name: 'v2',
+    recordBytes: V2_RECORD_BYTES,
+    decodeRecords: (b, base) => decodeV2Records(b, { baseOffset: base }),
+  });
+  const first = decoder.push(buf.subarray(0, 2 * V2_RECORD_BYTES + 10));
+  const second = decoder.push(buf.subarray(2 * V2_RECORD_BYTES + 10));
+  assert.deepEqual([first?.count, second?.count], [2, 1]);
+  const isBadDirection = (e: unknown) =>
+    e instanceof MalformedRecordError && e.offset === 3 * V2_RECORD_BYTES + V2.DIRECTION;
+  assert.throws(() => decoder.end(), isBadDirection);
+  assert.throws(() => decoder.push(Buffer.alloc(V2_RECORD_BYTES)), isBadDirection);
+});
+
 test('the builder grows, and drops a reserved row cleanly', () => {
   const builder = new RecordBatchBuilder(1);
   for (let i = 0; i < 5; i++) builder.append(makeFlow({ srcPort: i }));
