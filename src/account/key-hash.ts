@@ -27,13 +27,17 @@ const MULTIPLIERS = randomMultipliers(V2_KEY_WORDS * 2);
 /** Hash of the 16-word key of the row starting at word `r` of `words`, in [0, KEY_HASH_PRIME). */
 export function hashKey(words: Int32Array, r: number): number {
   const m = MULTIPLIERS;
-  let sum = 0;
+  // Two sums, so the additions of low and high halves do not wait on each other.
+  let low = 0;
+  let high = 0;
   for (let w = 0, k = 0; w < V2_KEY_WORDS; w++, k += 2) {
     const x = words[r + w];
-    sum += (x & 0xffff) * m[k] + (x >>> 16) * m[k + 1];
+    low += (x & 0xffff) * m[k];
+    high += ((x >> 16) & 0xffff) * m[k + 1];
   }
-  // Reduce mod p with 2^31 ≡ 1: high * 2^31 + low ≡ high + low, and that is below 2p.
-  const high = Math.floor(sum / TWO_POW_31);
-  const h = sum - high * TWO_POW_31 + high;
+  const sum = low + high;
+  // Reduce mod p with 2^31 ≡ 1: q * 2^31 + rest ≡ q + rest, and that is below 2p.
+  const q = Math.floor(sum / TWO_POW_31);
+  const h = sum - q * TWO_POW_31 + q;
   return h >= KEY_HASH_PRIME ? h - KEY_HASH_PRIME : h;
 }
