@@ -25,8 +25,8 @@ export interface RecordLayout {
 
 /**
  * Turns a stream of chunks into record batches, one batch per chunk. A malformed record ends the
- * stream without losing what came before it: `push` returns the good records before it, and the
- * next `push` or `end` throws its error.
+ * stream without losing what came before it: `push` returns the good records before it, then
+ * `failure` holds its error and the next `push` or `end` throws it.
  */
 export class RecordStreamDecoder {
   #carry: Buffer = Buffer.alloc(0);
@@ -38,6 +38,11 @@ export class RecordStreamDecoder {
   /** Stream offset of the first byte not yet decoded. */
   get offset(): number {
     return this.#offset;
+  }
+
+  /** The first malformed record's error, once one was met: the stream ends there. */
+  get failure(): MalformedRecordError | undefined {
+    return this.#failure;
   }
 
   /** Decodes the whole records now available; undefined when none is complete yet. */

@@ -153,6 +153,7 @@ test('the stream decoder hands on the records before a malformed one, then throw
   assert.deepEqual([first?.count, second?.count], [2, 1]);
   const isBadDirection = (e: unknown) =>
     e instanceof MalformedRecordError && e.offset === 3 * V2_RECORD_BYTES + V2.DIRECTION;
+  assert.ok(isBadDirection(decoder.failure));
   assert.throws(() => decoder.end(), isBadDirection);
   assert.throws(() => decoder.push(Buffer.alloc(V2_RECORD_BYTES)), isBadDirection);
 });

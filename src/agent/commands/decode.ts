@@ -50,6 +50,7 @@ async function* recordBatches(input: Readable, layout: RecordLayout): AsyncGener
   for await (const chunk of input) {
     const batch = decoder.push(chunk as Buffer);
     if (batch) yield batch;
+    if (decoder.failure !== undefined) break; // no need to read past the damage
   }
   decoder.end();
 }
