@@ -10,7 +10,11 @@ import { parse as parseYaml } from 'yaml';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
 import { ConfigError, InputError } from '../errors.ts';
 import type { ListenMode } from '../ifaces/watcher.ts';
+import type { StoreSettings } from '../store/store-exporter.ts';
+import { defaultStoreDirectory, storeFile } from '../store/store-path.ts';
 import {
+  ageSetting,
+  byteSizeSetting,
   choiceSetting,
   durationSetting,
   hostPortSetting,
@@ -18,12 +22,13 @@ import {
   integerSetting,
   interfacePatternItem,
   listSetting,
+  pathSetting,
   type RawValue,
   type SettingParser,
 } from './settings.ts';
 
 /** Where evicted flows go; several may be given, each batch goes to all. */
-export const EXPORT_KINDS = ['json', 'grpc', 'kafka', 'ipfix+udp', 'ipfix+tcp'] as const;
+export const EXPORT_KINDS = ['json', 'grpc', 'kafka', 'ipfix+udp', 'ipfix+tcp', 'store'] as const;
 /** One export target kind. */
 export type ExportKind = (typeof EXPORT_KINDS)[number];
 /** How the `json` export prints to stdout: JSON lines, or a table for people. */
@@ -53,6 +58,8 @@ export interface ExportSettings {
   readonly output: OutputFormat;
   /** The KAFKA_* variables (and file keys), for the Kafka exporter's own parser. */
   readonly kafkaSettings: Readonly<Record<string, string>>;
+  /** The flow store of the `store` export (STORE_PATH, STORE_RETENTION, STORE_MAX_BYTES). */
+  readonly store: StoreSettings;
 }
 
 /** Every setting of `flowtap run`, validated. */
@@ -99,6 +106,8 @@ export interface CommandLineValues {
   metrics?: string | boolean;
   output?: string;
   config?: string;
+  /** Directory (or .duckdb file) of the flow store. */
+  storePath?: string;
 }
 
 /** Everything configuration is read from. */
@@ -111,6 +120,9 @@ export interface ConfigSources {
 
 /** Where `--metrics` listens when no address is given; loopback, since metrics are unauthenticated. */
 export const DEFAULT_METRICS_ADDRESS: HostPort = Object.freeze({ host: '127.0.0.1', port: 9400 });
+
+/** How long the flow store keeps flows by default (STORE_RETENTION). */
+export const DEFAULT_STORE_RETENTION_MS = 7 * 86_400_000;
 
 interface SettingSpec<T> {
   /** Environment variable (and config file key). */
@@ -194,6 +206,9 @@ const SPECS = {
   grpcMessageMaxFlows: { env: 'GRPC_MESSAGE_MAX_FLOWS', parser: integerSetting(1, 1_000_000) },
   metrics: { env: 'METRICS', flag: ['--metrics', 'metrics'], parser: hostPortSetting('127.0.0.1', 0) },
   output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['table', 'json']) },
+  storePath: { env: 'STORE_PATH', flag: ['--store-path', 'storePath'], parser: pathSetting },
+  storeRetention: { env: 'STORE_RETENTION', parser: ageSetting },
+  storeMaxBytes: { env: 'STORE_MAX_BYTES', parser: byteSizeSetting },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 type SpecKey = keyof typeof SPECS;
@@ -381,6 +396,11 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     metrics: readMetrics(reader),
     output: reader.get('output', sources.stdoutIsTty ? 'table' : 'json'),
     kafkaSettings: Object.freeze(reader.kafkaSettings()),
+    store: Object.freeze({
+      file: storeFile(reader.get('storePath', defaultStoreDirectory(sources.env))),
+      retentionMs: reader.get('storeRetention', DEFAULT_STORE_RETENTION_MS),
+      maxBytes: reader.get('storeMaxBytes', 0),
+    }),
   };
   return Object.freeze(config);
 }
