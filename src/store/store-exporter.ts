@@ -12,6 +12,11 @@ import { FlowStore } from './flow-store.ts';
 
 /** How often retention, the disk budget and a checkpoint are applied. */
 export const STORE_UPKEEP_INTERVAL_MS = 60_000;
+/**
+ * How often appended flows are committed (besides every COMMIT_ROWS): the most a killed agent
+ * loses beyond its queue, and how far queries lag behind the agent.
+ */
+export const STORE_COMMIT_INTERVAL_MS = 1_000;
 
 /** What the store exporter needs to know. */
 export interface StoreSettings {
@@ -47,6 +52,7 @@ export class StoreExporter extends QueuedExporter {
   readonly #logger: StoreLog;
   readonly #nowMs: () => number;
   readonly #timer: NodeJS.Timeout | undefined;
+  readonly #commitTimer: NodeJS.Timeout;
   #store: FlowStore | undefined;
   #openError: StoreError | undefined;
   #upkeep: Promise<void> = Promise.resolve();
@@ -62,6 +68,9 @@ export class StoreExporter extends QueuedExporter {
         this.#upkeep = this.#upkeep.then(() => this.upkeep());
       }, interval).unref();
     }
+    this.#commitTimer = setInterval(() => {
+      this.#store?.commit().catch((err: unknown) => this.#logger.warn({ err }, 'flow store commit failed'));
+    }, STORE_COMMIT_INTERVAL_MS).unref();
   }
 
   /** A store exporter with its store opened, or, when it cannot be, one that counts every batch as failed. */
@@ -128,6 +137,7 @@ export class StoreExporter extends QueuedExporter {
 
   protected override async close(): Promise<void> {
     clearInterval(this.#timer);
+    clearInterval(this.#commitTimer);
     await this.#upkeep;
     await this.#store?.close();
     this.#store = undefined;

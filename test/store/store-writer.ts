@@ -1,7 +1,7 @@
 /**
  * A writer process for the store's multi-process tests: appends `batches` batches of
- * `flowsPerBatch` flows to the store at argv[2], printing `committed N` (flows so far) after each
- * commit, then waits to be killed. It stands in for a running agent without needing the kernel.
+ * `flowsPerBatch` flows to the store at argv[2], committing each and printing `committed N` (flows
+ * so far), then waits to be killed. It stands in for a running agent without needing the kernel.
  */
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
 import { FlowStore } from '../../src/store/flow-store.ts';
@@ -20,6 +20,7 @@ const batch = recordBatchOf(
 let committed = 0;
 for (let i = 0; i < batches; i++) {
   await store.append(batch);
+  await store.commit();
   committed += batch.count;
   process.stdout.write(`committed ${committed}\n`);
   // Give readers a chance to copy between commits, as an agent between evictions does.
