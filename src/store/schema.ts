@@ -104,21 +104,22 @@ const PROTOCOL_CASES = Array.from({ length: 256 }, (_, p) => [p, transportProtoc
 
 /**
  * Macros the view uses: the text of a stored address exactly as `formatIp` prints it (IPv4 flows
- * dotted, IPv6 in RFC 5952 form), and a MAC's text. Only rows a query returns pay for them.
+ * dotted, IPv6 in RFC 5952 form), and a MAC's text. A macro's argument is copied wherever the
+ * body names it, so each value used more than once is bound once as the parameter of a lambda
+ * over a one-element list; copied, the address macro grew to a tree DuckDB took seconds to plan.
  */
 export const MACRO_SQL = [
-  `CREATE OR REPLACE MACRO flowtap_v6_trim(r) AS
+  `CREATE OR REPLACE MACRO flowtap_v6_trim(text) AS list_transform([text], r ->
      CASE WHEN r = '::' THEN r
           WHEN starts_with(r, '::') THEN left(r, -1)
           WHEN ends_with(r, '::') THEN substr(r, 2)
-          ELSE substr(r, 2, length(r) - 2) END`,
-  `CREATE OR REPLACE MACRO flowtap_v6_text(p) AS ${V6_COMPRESSED}`,
-  `CREATE OR REPLACE MACRO flowtap_ip_hex_text(h, etype) AS
+          ELSE substr(r, 2, length(r) - 2) END)[1]`,
+  `CREATE OR REPLACE MACRO flowtap_v6_text(padded) AS list_transform([padded], p -> ${V6_COMPRESSED})[1]`,
+  `CREATE OR REPLACE MACRO flowtap_ip_text(ip, etype) AS list_transform([hex(ip)], h ->
      CASE WHEN etype <> ${EtherType.IPV6} AND left(h, 24) IN ('00000000000000000000FFFF', '000000000000000000000000')
             THEN concat(${V4_TEXT})
           WHEN left(h, 24) = '00000000000000000000FFFF' THEN '::ffff:' || concat(${V4_TEXT})
-          ELSE flowtap_v6_text(':' || ${V6_GROUPS} || ':') END`,
-  `CREATE OR REPLACE MACRO flowtap_ip_text(ip, etype) AS flowtap_ip_hex_text(hex(ip), etype)`,
+          ELSE flowtap_v6_text(':' || ${V6_GROUPS} || ':') END)[1]`,
   `CREATE OR REPLACE MACRO flowtap_proto_name(p) AS CASE p ${PROTOCOL_CASES} ELSE p::VARCHAR END`,
   `CREATE OR REPLACE MACRO flowtap_direction_name(d) AS
      CASE d WHEN ${Direction.INGRESS} THEN 'INGRESS' WHEN ${Direction.EGRESS} THEN 'EGRESS' ELSE 'UNKNOWN' END`,
