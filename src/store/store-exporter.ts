@@ -22,7 +22,7 @@ export const STORE_COMMIT_INTERVAL_MS = 1_000;
 export interface StoreSettings {
   /** The database file. */
   readonly file: string;
-  /** Partitions whose flows all ended longer ago than this are dropped. */
+  /** Partitions whose flows all ended longer ago than this are dropped; 0 = kept forever. */
   readonly retentionMs: number;
   /** Disk budget in bytes; 0 = none. */
   readonly maxBytes: number;
@@ -117,9 +117,11 @@ export class StoreExporter extends QueuedExporter {
       return;
     }
     try {
-      const expired = await store.dropPartitionsBefore(this.#nowMs() - this.#settings.retentionMs);
-      if (expired.length > 0)
-        this.#logger.info({ partitions: expired }, 'flow store: retention dropped partitions');
+      if (this.#settings.retentionMs > 0) {
+        const expired = await store.dropPartitionsBefore(this.#nowMs() - this.#settings.retentionMs);
+        if (expired.length > 0)
+          this.#logger.info({ partitions: expired }, 'flow store: retention dropped partitions');
+      }
       if (this.#settings.maxBytes > 0) {
         const shrunk = await store.shrinkTo(this.#settings.maxBytes);
         if (shrunk.length > 0) {

@@ -77,10 +77,17 @@ async function openChecked(
     instance.closeSync();
     cleanup();
   };
-  const found = await connection.runAndReadAll(
-    `SELECT count(*) FROM duckdb_views() WHERE view_name = '${FLOWS_VIEW}'`,
-  );
-  if (Number(found.getRows()[0]?.[0] ?? 0) === 0) {
+  let views: number;
+  try {
+    const found = await connection.runAndReadAll(
+      `SELECT count(*) FROM duckdb_views() WHERE view_name = '${FLOWS_VIEW}'`,
+    );
+    views = Number(found.getRows()[0]?.[0] ?? 0);
+  } catch (err) {
+    close();
+    throw describeOpenError(file, err);
+  }
+  if (views === 0) {
     close();
     throw new StoreError(
       file,
