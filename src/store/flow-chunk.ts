@@ -31,10 +31,18 @@ export class FlowChunkWriter {
   readonly #u32 = new Uint32Array(CHUNK_ROWS);
   readonly #u16 = STORE_COLUMNS.map(() => new Uint16Array(CHUNK_ROWS));
   readonly #u8 = STORE_COLUMNS.map(() => new Uint8Array(CHUNK_ROWS));
+  /** Each row's addresses in `#rows`, made once: the rows are always copied to the same place. */
+  readonly #srcAddrs = Array.from({ length: CHUNK_ROWS }, (_, i) => this.#addressAt(i, V2.SRC_ADDR));
+  readonly #dstAddrs = Array.from({ length: CHUNK_ROWS }, (_, i) => this.#addressAt(i, V2.DST_ADDR));
 
   constructor(appender: DuckDBAppender) {
     const types = Array.from({ length: appender.columnCount }, (_, i) => appender.columnType(i));
     this.#chunk = DuckDBDataChunk.create(types);
+  }
+
+  #addressAt(row: number, offset: number): Uint8Array {
+    const at = row * V2_RECORD_BYTES + offset;
+    return this.#rows.subarray(at, at + 16);
   }
 
   /** Appends rows `from` (inclusive) to `to` (exclusive) of `batch`, at most CHUNK_ROWS of them. */
@@ -110,13 +118,14 @@ export class FlowChunkWriter {
     const dst = duckdb.data_chunk_get_vector(raw, COLUMN.dst_ip);
     const names = duckdb.data_chunk_get_vector(raw, COLUMN.interface);
     const ifIndexes = this.#u32;
-    const rows = this.#rows;
     const words = this.#rowWords;
+    const srcAddrs = this.#srcAddrs;
+    const dstAddrs = this.#dstAddrs;
     let lastIndex = -1;
     let lastName = '';
     for (let i = 0, o = 0; i < n; i++, o += V2_RECORD_BYTES) {
-      duckdb.vector_assign_string_element_len(src, i, rows.subarray(o + V2.SRC_ADDR, o + V2.SRC_ADDR + 16));
-      duckdb.vector_assign_string_element_len(dst, i, rows.subarray(o + V2.DST_ADDR, o + V2.DST_ADDR + 16));
+      duckdb.vector_assign_string_element_len(src, i, srcAddrs[i]);
+      duckdb.vector_assign_string_element_len(dst, i, dstAddrs[i]);
       const ifIndex = words[(o + V2.IF_INDEX) / 4];
       ifIndexes[i] = ifIndex;
       if (ifIndex !== lastIndex) {
