@@ -53,7 +53,7 @@ function benchBatch(): RecordBatch {
   return recordBatchOf(flows, names);
 }
 
-/** Gives batch number `k` its own hosts (65 536 sources in all) and a time `k/batches` into the week. */
+/** Gives batch number `k` random sources (65 536 per family, ~116 000 in all) and a time `k/batches` into the week. */
 function reshape(batch: RecordBatch, k: number, batches: number): void {
   const b = batch.bytes;
   const endNs = START_NS + (WEEK_NS * BigInt(k)) / BigInt(batches);
