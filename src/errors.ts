@@ -209,3 +209,18 @@ export class TlsHandshakeError extends FlowtapError {
     super('FLOWTAP_TLS_HANDSHAKE', message, options);
   }
 }
+
+/**
+ * The flow store (an embedded DuckDB file) cannot be opened, written or queried: in use by another
+ * process, damaged, not a flowtap store, or a query DuckDB refused (its message is kept as is).
+ */
+export class StoreError extends FlowtapError {
+  constructor(
+    /** The database file. */
+    readonly path: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('FLOWTAP_STORE', message, options);
+  }
+}

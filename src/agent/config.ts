@@ -11,8 +11,12 @@ import type { CaptureDirection } from '../capture/ebpf/capture.ts';
 import { ConfigError, InputError } from '../errors.ts';
 import type { ClientTlsFiles, PemFile } from '../export/tls.ts';
 import type { ListenMode } from '../ifaces/watcher.ts';
+import type { StoreSettings } from '../store/store-exporter.ts';
+import { defaultStoreDirectory, storeFile } from '../store/store-path.ts';
 import {
+  ageSetting,
   booleanSetting,
+  byteSizeSetting,
   choiceSetting,
   durationSetting,
   hostPortSetting,
@@ -26,7 +30,7 @@ import {
 } from './settings.ts';
 
 /** Where evicted flows go; several may be given, each batch goes to all. */
-export const EXPORT_KINDS = ['json', 'grpc', 'kafka', 'ipfix+udp', 'ipfix+tcp'] as const;
+export const EXPORT_KINDS = ['json', 'grpc', 'kafka', 'ipfix+udp', 'ipfix+tcp', 'store'] as const;
 /** One export target kind. */
 export type ExportKind = (typeof EXPORT_KINDS)[number];
 /** How the `json` export prints to stdout: JSON lines, or a table for people. */
@@ -58,6 +62,8 @@ export interface ExportSettings {
   readonly output: OutputFormat;
   /** The KAFKA_* variables (and file keys), for the Kafka exporter's own parser. */
   readonly kafkaSettings: Readonly<Record<string, string>>;
+  /** The flow store of the `store` export (STORE_PATH, STORE_RETENTION, STORE_MAX_BYTES). */
+  readonly store: StoreSettings;
 }
 
 /** Every setting of `flowtap run`, validated. */
@@ -110,6 +116,8 @@ export interface CommandLineValues {
   metrics?: string | boolean;
   output?: string;
   config?: string;
+  /** Directory (or .duckdb file) of the flow store. */
+  storePath?: string;
 }
 
 /** Everything configuration is read from. */
@@ -122,6 +130,9 @@ export interface ConfigSources {
 
 /** Where `--metrics` listens when no address is given; loopback, since metrics are unauthenticated. */
 export const DEFAULT_METRICS_ADDRESS: HostPort = Object.freeze({ host: '127.0.0.1', port: 9400 });
+
+/** How long the flow store keeps flows by default (STORE_RETENTION). */
+export const DEFAULT_STORE_RETENTION_MS = 7 * 86_400_000;
 
 interface SettingSpec<T> {
   /** Environment variable (and config file key). */
@@ -218,6 +229,9 @@ const SPECS = {
   },
   metrics: { env: 'METRICS', flag: ['--metrics', 'metrics'], parser: hostPortSetting('127.0.0.1', 0) },
   output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['table', 'json']) },
+  storePath: { env: 'STORE_PATH', flag: ['--store-path', 'storePath'], parser: pathSetting },
+  storeRetention: { env: 'STORE_RETENTION', parser: ageSetting },
+  storeMaxBytes: { env: 'STORE_MAX_BYTES', parser: byteSizeSetting },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 type SpecKey = keyof typeof SPECS;
@@ -440,6 +454,11 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     metrics: readMetrics(reader),
     output: reader.get('output', sources.stdoutIsTty ? 'table' : 'json'),
     kafkaSettings: Object.freeze(reader.kafkaSettings()),
+    store: Object.freeze({
+      file: storeFile(reader.get('storePath', defaultStoreDirectory(sources.env))),
+      retentionMs: reader.get('storeRetention', DEFAULT_STORE_RETENTION_MS),
+      maxBytes: reader.get('storeMaxBytes', 0),
+    }),
   };
   return Object.freeze(config);
 }

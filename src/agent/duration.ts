@@ -27,3 +27,25 @@ export function parseDurationMs(text: string): number | undefined {
   }
   return at === 0 ? undefined : total;
 }
+
+const AGE_UNIT_MS: Record<string, number> = { ...UNIT_MS, d: 86_400_000, w: 604_800_000 };
+
+/**
+ * Milliseconds in an age such as `7d`, `1d12h`, `90m` or `2w`: a Go duration that may also use
+ * days (`d`) and weeks (`w`), for retention and query windows. Undefined when it is not one.
+ */
+export function parseAgeMs(text: string): number | undefined {
+  const s = text.trim();
+  if (s === '0') return 0;
+  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)/y;
+  let total = 0;
+  let at = 0;
+  while (at < s.length) {
+    re.lastIndex = at;
+    const m = re.exec(s);
+    if (!m) return undefined;
+    total += Number(m[1]) * AGE_UNIT_MS[m[2]];
+    at = re.lastIndex;
+  }
+  return at === 0 ? undefined : total;
+}

@@ -70,6 +70,13 @@ export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = 
       onResult: c.onResult,
       onTransportError: (err) => c.logger.warn({ err }, 'IPFIX collector unreachable; retrying with backoff'),
     }),
+  store: async (c) =>
+    (await import('../store/store-exporter.ts')).StoreExporter.create({
+      settings: c.settings.store,
+      logger: c.logger,
+      maxQueuedBatches: c.settings.buffersLength,
+      onResult: c.onResult,
+    }),
 };
 
 /** The collector of an export that needs one (loadConfig has checked it is set). */

@@ -4,7 +4,7 @@
  * `accepted` what it takes, for the ConfigError that names a wrong value.
  */
 import { z } from 'zod';
-import { parseDurationMs } from './duration.ts';
+import { parseAgeMs, parseDurationMs } from './duration.ts';
 
 /** A raw setting value as a flag, an environment variable or a config file gives it. */
 export type RawValue = string | number | boolean | readonly unknown[];
@@ -144,6 +144,44 @@ export const booleanSetting: SettingParser<boolean> = fromSchema(
       .pipe(z.enum(['true', 'false', '1', '0']))
       .transform((s) => s === 'true' || s === '1'),
   ]),
+);
+
+/** An age such as `7d` or `36h` (Go duration, plus `d` and `w`) as milliseconds; `0` allowed. */
+export const ageSetting: SettingParser<number> = fromSchema(
+  'an age such as 7d, 36h or 2w (0: keep forever)',
+  z.string().transform((s, ctx) => {
+    const ms = parseAgeMs(s);
+    if (ms !== undefined) return ms;
+    ctx.addIssue({ code: 'custom', message: 'not an age' });
+    return z.NEVER;
+  }),
+);
+
+const BYTE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+};
+
+/** A byte size such as `10GB`, `512MiB` or `1000000` (0: no limit). */
+export const byteSizeSetting: SettingParser<number> = fromSchema(
+  'a size such as 10GB, 512MiB or a number of bytes (0: no limit)',
+  z.union([z.number().int().min(0), z.string()]).transform((raw, ctx) => {
+    const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(String(raw).trim());
+    const unit = m ? BYTE_UNITS[m[2].toLowerCase()] : undefined;
+    if (!m || unit === undefined) {
+      ctx.addIssue({ code: 'custom' });
+      return z.NEVER;
+    }
+    return Math.round(Number(m[1]) * unit);
+  }),
 );
 
 /** A file path (not checked here: the module that reads the file names the setting when it cannot). */

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { createVethPair, run } from '../net/netns.ts';
 
@@ -66,10 +68,15 @@ export interface Flowtap {
   untilLog(msg: string, iface?: string): Promise<LogLine>;
 }
 
-/** Starts `flowtap run ...args`; killed (by pid) in `t.after` if still running. */
+/**
+ * Starts `flowtap run ...args`; killed (by pid) in `t.after` if still running. Its flow store goes
+ * to a temporary directory (removed after the test) unless `env` names a STORE_PATH.
+ */
 export function startFlowtap(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Flowtap {
+  const storeDir = mkdtempSync(join(tmpdir(), 'flowtap-run-store-'));
+  t.after(() => rmSync(storeDir, { recursive: true, force: true }));
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'run', ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, STORE_PATH: storeDir, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const flows: JsonFlow[] = [];

@@ -2,6 +2,8 @@
 import type { Command } from 'commander';
 import { registerCollectCommand } from './collect.ts';
 import { registerDecodeCommand } from './decode.ts';
+import { registerExportParquetCommand } from './export-parquet.ts';
+import { registerQueryCommand } from './query.ts';
 import { registerReadCommand } from './read.ts';
 import { registerRunCommand } from './run.ts';
 
@@ -11,4 +13,6 @@ export function registerCommands(program: Command): void {
   registerDecodeCommand(program);
   registerReadCommand(program);
   registerCollectCommand(program);
+  registerQueryCommand(program);
+  registerExportParquetCommand(program);
 }

@@ -129,7 +129,9 @@ export function registerReadCommand(program: Command): void {
       '-e, --export <kinds>',
       'where flows go: json, grpc, kafka, ipfix+udp, ipfix+tcp (comma-separated)',
     )
-    .option('--target <host:port>', 'collector of the grpc and ipfix exports');
+    .option('--target <host:port>', 'collector of the grpc and ipfix exports')
+    .option('--store', 'also keep the flows in the flow store (same as adding store to --export)')
+    .option('--store-path <path>', 'directory (or .duckdb file) of the flow store [STORE_PATH]');
   addTargetTlsOptions(command)
     .option('--output <format>', 'stdout form of the json export: json or table')
     .option('--log-level <level>', 'log level of the messages on stderr')
@@ -158,6 +160,8 @@ export function registerReadCommand(program: Command): void {
           cacheActiveTimeout: number;
           web?: string | boolean;
           export?: string;
+          store?: boolean;
+          storePath?: string;
           target?: string;
           output?: string;
           logLevel?: string;
@@ -166,7 +170,8 @@ export function registerReadCommand(program: Command): void {
       ) => {
         const localHosts = parseLocalHosts(opts.localNet, opts.localMac);
         const flags: CommandLineValues = {
-          export: opts.export,
+          export: opts.store ? `${opts.export ?? 'json'},store` : opts.export,
+          storePath: opts.storePath,
           target: opts.target,
           output: opts.output,
           logLevel: opts.logLevel,
@@ -175,6 +180,12 @@ export function registerReadCommand(program: Command): void {
         const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
         const logger = createLogger(config.logLevel);
         const exporters = await createExporters(config, logger, logExportResults(logger));
+        // A file can be read again later: a store that cannot be opened ends the read before it starts.
+        const storeError = exporters.map((e) => (e as { openError?: Error }).openError).find((e) => e);
+        if (storeError) {
+          await Promise.all(exporters.map((e) => e.stop(0)));
+          throw storeError;
+        }
         const web =
           opts.web === undefined
             ? undefined

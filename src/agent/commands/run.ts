@@ -22,10 +22,26 @@ export interface RunExtension {
 }
 
 /** Runs the agent with `flags` (and the environment) until it is stopped by a signal or fails. */
-export async function runAgent(flags: CommandLineValues, extension: RunExtension = {}): Promise<void> {
-  const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
+export async function runAgent(
+  flags: CommandLineValues & { store?: boolean },
+  extension: RunExtension = {},
+): Promise<void> {
+  const { store, ...settings } = flags;
+  const config = loadConfig({
+    flags: settings,
+    env: process.env,
+    stdoutIsTty: process.stdout.isTTY === true,
+  });
   const logger = createLogger(config.logLevel);
-  const exporters = await createExporters(config, logger, logExportResults(logger));
+  // The flow store is on for every run unless --no-store; a store that cannot be opened is logged
+  // and counted by its exporter while capture goes on.
+  const exportKinds =
+    store === false || config.export.includes('store') ? config.export : [...config.export, 'store' as const];
+  const exporters = await createExporters(
+    { ...config, export: exportKinds },
+    logger,
+    logExportResults(logger),
+  );
   const agent = await Agent.start({ config, logger, exporters, observers: extension.observers }).catch(
     async (err: unknown) => {
       // The agent never started, so nothing else owns the exporters' sockets and timers.
@@ -106,13 +122,19 @@ export function registerRunCommand(program: Command): void {
       '--output <format>',
       'the json export on stdout as json lines or a table [OUTPUT; table on a terminal]',
     )
+    .option(
+      '--store-path <path>',
+      'directory (or .duckdb file) of the flow store [STORE_PATH; /var/lib/flowtap as root, else $XDG_STATE_HOME/flowtap]',
+    )
+    .option('--no-store', 'do not keep flows in the flow store (kept by default, see flowtap query)')
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .addHelpText(
       'after',
       '\nPrecedence: flags > environment variables > --config file > defaults. Other settings: ' +
-        'GRPC_MESSAGE_MAX_FLOWS (10000), FLOWS_TARGET_HOST/FLOWS_TARGET_PORT (older names), KAFKA_* (EXPORT=kafka).',
+        'GRPC_MESSAGE_MAX_FLOWS (10000), FLOWS_TARGET_HOST/FLOWS_TARGET_PORT (older names), KAFKA_* (EXPORT=kafka), ' +
+        'STORE_RETENTION (7d), STORE_MAX_BYTES (0: no limit).',
     )
-    .action(async (opts: CommandLineValues & { web?: string | boolean }) => {
+    .action(async (opts: CommandLineValues & { web?: string | boolean; store?: boolean }) => {
       const { web, ...flags } = opts;
       await runAgent(flags, web === undefined ? {} : webViewExtension(parseWebAddress(web)));
     });

@@ -1,0 +1,139 @@
+/**
+ * Rows of a RecordBatch → one DuckDB data chunk, read in place. Fixed-width fields are copied
+ * word by word from the v2 rows into one typed array per column and handed to DuckDB with a
+ * single copy per column; only the three variable-width cells of a row (two address BLOBs and
+ * the interface name) cost a call into DuckDB each. `@duckdb/node-api` wraps chunks in value
+ * objects per cell, so this module talks to its binding layer (`@duckdb/node-bindings`, the same
+ * version, installed with it) for the raw vectors.
+ */
+
+import type { DuckDBAppender } from '@duckdb/node-api';
+import { DuckDBDataChunk } from '@duckdb/node-api';
+import duckdb from '@duckdb/node-bindings';
+import type { RecordBatch } from '../codec/record-batch.ts';
+import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { COLUMN, STORE_COLUMNS } from './schema.ts';
+
+/** Rows in one DuckDB chunk (DuckDB's vector size, 2048). */
+export const CHUNK_ROWS = duckdb.vector_size();
+
+const ROW_WORDS = V2_RECORD_BYTES / 4;
+const ROW_HALVES = V2_RECORD_BYTES / 2;
+
+/** Fills and appends chunks of flow rows; one per appender, reused for every chunk. */
+export class FlowChunkWriter {
+  readonly #chunk: DuckDBDataChunk;
+  /** Rows copied here first, so the typed views below are aligned whatever the batch's offset. */
+  readonly #rows = new Uint8Array(CHUNK_ROWS * V2_RECORD_BYTES);
+  readonly #rowWords = new Uint32Array(this.#rows.buffer);
+  readonly #rowHalves = new Uint16Array(this.#rows.buffer);
+  readonly #u64 = STORE_COLUMNS.map(() => new Uint32Array(CHUNK_ROWS * 2));
+  readonly #u32 = new Uint32Array(CHUNK_ROWS);
+  readonly #u16 = STORE_COLUMNS.map(() => new Uint16Array(CHUNK_ROWS));
+  readonly #u8 = STORE_COLUMNS.map(() => new Uint8Array(CHUNK_ROWS));
+  /** Each row's addresses in `#rows`, made once: the rows are always copied to the same place. */
+  readonly #srcAddrs = Array.from({ length: CHUNK_ROWS }, (_, i) => this.#addressAt(i, V2.SRC_ADDR));
+  readonly #dstAddrs = Array.from({ length: CHUNK_ROWS }, (_, i) => this.#addressAt(i, V2.DST_ADDR));
+
+  constructor(appender: DuckDBAppender) {
+    const types = Array.from({ length: appender.columnCount }, (_, i) => appender.columnType(i));
+    this.#chunk = DuckDBDataChunk.create(types);
+  }
+
+  #addressAt(row: number, offset: number): Uint8Array {
+    const at = row * V2_RECORD_BYTES + offset;
+    return this.#rows.subarray(at, at + 16);
+  }
+
+  /** Appends rows `from` (inclusive) to `to` (exclusive) of `batch`, at most CHUNK_ROWS of them. */
+  append(appender: DuckDBAppender, batch: RecordBatch, from: number, to: number): void {
+    const n = to - from;
+    this.#rows.set(batch.bytes.subarray(from * V2_RECORD_BYTES, to * V2_RECORD_BYTES));
+    const chunk = this.#chunk;
+    chunk.reset();
+    chunk.rowCount = n;
+    const raw = chunk.chunk;
+    this.#copy64(raw, COLUMN.time_start, V2.FIRST_SEEN_NS, n);
+    this.#copy64(raw, COLUMN.time_end, V2.LAST_SEEN_NS, n);
+    this.#copy64(raw, COLUMN.bytes, V2.BYTES, n);
+    this.#copy64(raw, COLUMN.packets, V2.PACKETS, n);
+    this.#copy16(raw, COLUMN.etype, V2.ETH_PROTOCOL, n);
+    this.#copy16(raw, COLUMN.src_port, V2.SRC_PORT, n);
+    this.#copy16(raw, COLUMN.dst_port, V2.DST_PORT, n);
+    this.#copy16(raw, COLUMN.tcp_flags, V2.TCP_FLAGS, n);
+    this.#copy8(raw, COLUMN.direction, V2.DIRECTION, n);
+    this.#copy8(raw, COLUMN.proto, V2.TRANSPORT_PROTOCOL, n);
+    this.#copy8(raw, COLUMN.icmp_type, V2.ICMP_TYPE, n);
+    this.#copy8(raw, COLUMN.icmp_code, V2.ICMP_CODE, n);
+    this.#copy8(raw, COLUMN.dscp, V2.DSCP, n);
+    this.#copyMac(raw, COLUMN.src_mac, V2.SRC_MAC, n);
+    this.#copyMac(raw, COLUMN.dst_mac, V2.DST_MAC, n);
+    this.#copyVarying(raw, batch, n);
+    appender.appendDataChunk(chunk);
+  }
+
+  #put(raw: duckdb.DataChunk, column: number, data: ArrayBufferView, byteCount: number): void {
+    const vector = duckdb.data_chunk_get_vector(raw, column);
+    duckdb.copy_data_to_vector(vector, 0, data.buffer as ArrayBuffer, data.byteOffset, byteCount);
+  }
+
+  #copy64(raw: duckdb.DataChunk, column: number, offset: number, n: number): void {
+    const out = this.#u64[column];
+    const rows = this.#rowWords;
+    for (let i = 0, w = offset / 4; i < n; i++, w += ROW_WORDS) {
+      out[2 * i] = rows[w];
+      out[2 * i + 1] = rows[w + 1];
+    }
+    this.#put(raw, column, out, n * 8);
+  }
+
+  #copy16(raw: duckdb.DataChunk, column: number, offset: number, n: number): void {
+    const out = this.#u16[column];
+    const rows = this.#rowHalves;
+    for (let i = 0, h = offset / 2; i < n; i++, h += ROW_HALVES) out[i] = rows[h];
+    this.#put(raw, column, out, n * 2);
+  }
+
+  #copy8(raw: duckdb.DataChunk, column: number, offset: number, n: number): void {
+    const out = this.#u8[column];
+    const rows = this.#rows;
+    for (let i = 0, o = offset; i < n; i++, o += V2_RECORD_BYTES) out[i] = rows[o];
+    this.#put(raw, column, out, n);
+  }
+
+  /** A MAC in wire order as the number 0x112233445566, as a little-endian u64. */
+  #copyMac(raw: duckdb.DataChunk, column: number, offset: number, n: number): void {
+    const out = this.#u64[column];
+    const b = this.#rows;
+    for (let i = 0, o = offset; i < n; i++, o += V2_RECORD_BYTES) {
+      out[2 * i] = ((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0;
+      out[2 * i + 1] = (b[o] << 8) | b[o + 1];
+    }
+    this.#put(raw, column, out, n * 8);
+  }
+
+  /** Addresses (BLOB) and interface index and name. */
+  #copyVarying(raw: duckdb.DataChunk, batch: RecordBatch, n: number): void {
+    const src = duckdb.data_chunk_get_vector(raw, COLUMN.src_ip);
+    const dst = duckdb.data_chunk_get_vector(raw, COLUMN.dst_ip);
+    const names = duckdb.data_chunk_get_vector(raw, COLUMN.interface);
+    const ifIndexes = this.#u32;
+    const words = this.#rowWords;
+    const srcAddrs = this.#srcAddrs;
+    const dstAddrs = this.#dstAddrs;
+    let lastIndex = -1;
+    let lastName = '';
+    for (let i = 0, o = 0; i < n; i++, o += V2_RECORD_BYTES) {
+      duckdb.vector_assign_string_element_len(src, i, srcAddrs[i]);
+      duckdb.vector_assign_string_element_len(dst, i, dstAddrs[i]);
+      const ifIndex = words[(o + V2.IF_INDEX) / 4];
+      ifIndexes[i] = ifIndex;
+      if (ifIndex !== lastIndex) {
+        lastIndex = ifIndex;
+        lastName = batch.interfaces.nameOf(ifIndex);
+      }
+      duckdb.vector_assign_string_element(names, i, lastName);
+    }
+    this.#put(raw, COLUMN.if_index, ifIndexes, n * 4);
+  }
+}
