@@ -211,23 +211,47 @@ static __always_inline void fallback_to_ringbuf(const struct flow_key *key, cons
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
+/* Bounded so the verifier sees an end; each lost race means a later time was stored meanwhile. */
+#define MAX_LAST_SEEN_RETRIES 4
+
 static __always_inline void add_to_flow(struct flow_metrics *m, __u64 len, __u64 now, __u16 tcp_flags,
                                         __u8 dscp)
 {
     if (flowtap_config.shared_map) {
+        __u64 last;
+
         __sync_fetch_and_add(&m->bytes, len);
         __sync_fetch_and_add(&m->packets, 1);
         if (tcp_flags && (m->tcp_flags & tcp_flags) != tcp_flags)
             __sync_fetch_and_or((__u32 *)&m->tcp_flags, (__u32)tcp_flags);
-    } else {
-        m->bytes += len;
-        m->packets += 1;
-        m->tcp_flags |= tcp_flags;
+        /*
+         * Every CPU writes this one entry: a plain "if older then store" could let an earlier
+         * packet's time overwrite a later one. Compare-and-swap keeps last_seen the latest time,
+         * and the DSCP is stored by the packet that set it (the latest packet's, per flow_record.h).
+         * first_seen was set when the entry was created.
+         */
+        last = m->last_seen_ns;
+        for (int i = 0; i < MAX_LAST_SEEN_RETRIES; i++) {
+            __u64 seen;
+
+            if (last > now)
+                return;
+            seen = __sync_val_compare_and_swap(&m->last_seen_ns, last, now);
+            if (seen == last) {
+                m->dscp = dscp;
+                return;
+            }
+            last = seen;
+        }
+        return;
     }
+    m->bytes += len;
+    m->packets += 1;
+    m->tcp_flags |= tcp_flags;
     /* A per-CPU entry starts zeroed on every CPU but the one that created it. */
     if (m->first_seen_ns == 0)
         m->first_seen_ns = now;
-    /* Racing CPUs may store slightly out of order; the drain keeps the latest per CPU anyway. */
+    /* One CPU's packets arrive in order; the drain keeps the latest CPU's time and DSCP. */
     if (m->last_seen_ns < now)
         m->last_seen_ns = now;
     m->dscp = dscp;
