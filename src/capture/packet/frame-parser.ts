@@ -63,6 +63,14 @@ export function parseEthernetFrame(
   return parseFromEtherType(f, off + ETHERNET_HEADER_BYTES, end, (f[off + 12] << 8) | f[off + 13], out, row);
 }
 
+/** The outer VLAN id of the Ethernet frame `f[off, end)`, or -1 when it carries no tag. */
+export function outerVlanId(f: Uint8Array, off: number, end: number): number {
+  if (end - off < ETHERNET_HEADER_BYTES + VLAN_TAG_BYTES) return -1;
+  const type = (f[off + 12] << 8) | f[off + 13];
+  if (type !== ETH_P_8021Q && type !== ETH_P_8021AD) return -1;
+  return ((f[off + 14] << 8) | f[off + 15]) & 0x0fff;
+}
+
 /**
  * Parses what follows an Ethernet type field (`etype`, host order) starting at `off`: up to two
  * VLAN tags, then IPv4 or IPv6; any other type is a flow of that type without addresses.
