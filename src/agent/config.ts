@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
 import { ConfigError, InputError } from '../errors.ts';
+import { buildFilter } from '../filter/build.ts';
+import type { FilterProgram } from '../filter/program.ts';
 import type { ListenMode } from '../ifaces/watcher.ts';
 import {
   choiceSetting,
@@ -79,6 +81,8 @@ export interface AgentConfig extends ExportSettings {
   readonly direction: CaptureDirection;
   /** Where `/metrics` listens; undefined = metrics off. */
   readonly metrics: HostPort | undefined;
+  /** The compiled FILTER expression and FLOW_FILTER_RULES; undefined = count every packet. */
+  readonly filter: FilterProgram | undefined;
 }
 
 /** Values as the command line gave them (commander's camelCase option names); absent = not given. */
@@ -99,6 +103,8 @@ export interface CommandLineValues {
   metrics?: string | boolean;
   output?: string;
   config?: string;
+  /** The filter expression (positional argument or `--filter`). */
+  filter?: string;
 }
 
 /** Everything configuration is read from. */
@@ -194,6 +200,19 @@ const SPECS = {
   grpcMessageMaxFlows: { env: 'GRPC_MESSAGE_MAX_FLOWS', parser: integerSetting(1, 1_000_000) },
   metrics: { env: 'METRICS', flag: ['--metrics', 'metrics'], parser: hostPortSetting('127.0.0.1', 0) },
   output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['table', 'json']) },
+  filter: {
+    env: 'FILTER',
+    flag: ['--filter', 'filter'],
+    parser: {
+      accepted: 'a pcap-filter expression such as "tcp port 443"',
+      parse: (raw: RawValue) => (typeof raw === 'string' ? raw : undefined),
+    },
+  },
+  // Checked by the filter compiler, which says which rule and key is wrong.
+  flowFilterRules: {
+    env: 'FLOW_FILTER_RULES',
+    parser: { accepted: 'a JSON or YAML list of rules', parse: (raw: RawValue): unknown => raw },
+  },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 type SpecKey = keyof typeof SPECS;
@@ -381,6 +400,7 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     metrics: readMetrics(reader),
     output: reader.get('output', sources.stdoutIsTty ? 'table' : 'json'),
     kafkaSettings: Object.freeze(reader.kafkaSettings()),
+    filter: buildFilter({ expression: reader.get('filter'), rules: reader.get('flowFilterRules') }),
   };
   return Object.freeze(config);
 }
