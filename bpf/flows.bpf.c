@@ -70,9 +70,10 @@ struct {
  * flow-map lookup, so a rejected packet costs its parse, a few tests and no map update.
  * Form: a decision program of at most FILTER_MAX_INSNS tests over the parsed flow key, the
  * packet's TCP flags and its outer VLAN id; each test jumps forward to another test or ends in a
- * verdict (reject, or accept with a per-rule 1-in-N sampling rate). Address tests look the
- * address up in an LPM trie keyed by (set id, address). Cost per packet: two array lookups plus
- * one step per test met (an LPM lookup for address tests).
+ * verdict (reject, or accept with a per-rule 1-in-N sampling rate). A test of one prefix
+ * compares the address with a prefix kept in the program; a test of a set of several prefixes
+ * looks the address up in an LPM trie keyed by (set id, address). Cost per packet: two array
+ * lookups plus one step per test met (a trie lookup for a set test).
  * Replacing it while running: user space writes the new program into the inactive slot of
  * flowtap_filter_programs (and its prefixes under that slot's set ids), then flips
  * flowtap_filter_active; a packet reads the slot once, so it sees one whole program.
@@ -97,6 +98,7 @@ enum filter_op {
     FILTER_OP_ICMP_CODE = 7, /* key.icmp_code == a */
     FILTER_OP_TCP_FLAGS = 8, /* (tcp_flags & a) == b */
     FILTER_OP_DIRECTION = 9, /* key.direction == a */
+    FILTER_OP_PREFIX = 10,   /* address on side arg in inline prefix a: four masked compares */
 };
 
 struct filter_insn {
@@ -109,10 +111,17 @@ struct filter_insn {
     __u32 b;
 };
 
+/* A set of one prefix, kept in the program: address and mask as network-order words. */
+struct filter_prefix {
+    __u32 addr[4];
+    __u32 mask[4];
+};
+
 struct filter_program {
     __u32 insn_count;
     __u32 pad;
     struct filter_insn insns[FILTER_MAX_INSNS];
+    struct filter_prefix prefixes[FILTER_MAX_INSNS];
 };
 
 struct filter_prefix_key {
@@ -345,6 +354,14 @@ static __always_inline __u32 filter_packet(const struct flow_key *key, __u16 tcp
         case FILTER_OP_DIRECTION:
             result = key->direction == a;
             break;
+        case FILTER_OP_PREFIX: {
+            const struct filter_prefix *p = &prog->prefixes[a & (FILTER_MAX_INSNS - 1)];
+            const __u32 *addr = (const __u32 *)(insn->arg ? key->dst_addr : key->src_addr);
+
+            result = (addr[0] & p->mask[0]) == p->addr[0] && (addr[1] & p->mask[1]) == p->addr[1] &&
+                     (addr[2] & p->mask[2]) == p->addr[2] && (addr[3] & p->mask[3]) == p->addr[3];
+            break;
+        }
         default:
             result = 0;
         }

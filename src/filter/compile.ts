@@ -11,6 +11,8 @@ import {
   FILTER_MAX_INSNS,
   FILTER_MAX_PREFIXES,
   FILTER_MAX_SETS,
+  FILTER_PREFIX_BYTES,
+  FILTER_PREFIXES_OFFSET,
   FILTER_PROGRAM_BYTES,
   type FilterAtom,
   FilterOp,
@@ -83,6 +85,8 @@ class ProgramBuilder {
   readonly #insns: Insn[] = [];
   readonly #sets: Prefix[][] = [];
   readonly #setIds = new Map<string, number>();
+  readonly #inline: Prefix[] = [];
+  readonly #inlineIds = new Map<string, number>();
   #prefixCount = 0;
 
   constructor(readonly label: string) {}
@@ -110,6 +114,9 @@ class ProgramBuilder {
       case 'proto':
         return { op: FilterOp.PROTO, arg: 0, a: a.value, b: 0 };
       case 'addr':
+        if (a.prefixes.length === 1) {
+          return { op: FilterOp.PREFIX, arg: SIDE_ARG[a.side], a: this.#inlineId(a.prefixes[0]), b: 0 };
+        }
         return { op: FilterOp.ADDR, arg: SIDE_ARG[a.side], a: this.#setId(a.prefixes), b: 0 };
       case 'port':
         return { op: FilterOp.PORT, arg: SIDE_ARG[a.side], a: a.lo, b: a.hi };
@@ -124,6 +131,17 @@ class ProgramBuilder {
       case 'direction':
         return { op: FilterOp.DIRECTION, arg: 0, a: a.value, b: 0 };
     }
+  }
+
+  /** Index of `prefix` in the program's inline prefix table (one entry per distinct prefix). */
+  #inlineId(prefix: Prefix): number {
+    const key = `${Buffer.from(prefix.bytes).toString('hex')}/${prefix.bits}`;
+    const known = this.#inlineIds.get(key);
+    if (known !== undefined) return known;
+    // At most one prefix per test, and the tests are bounded by FILTER_MAX_INSNS.
+    this.#inline.push(prefix);
+    this.#inlineIds.set(key, this.#inline.length - 1);
+    return this.#inline.length - 1;
   }
 
   #setId(prefixes: readonly Prefix[]): number {
@@ -189,6 +207,15 @@ class ProgramBuilder {
       code.writeUInt32LE(insn.a >>> 0, at + INSN.A);
       code.writeUInt32LE(insn.b >>> 0, at + INSN.B);
     }
+    this.#inline.forEach((prefix, i) => {
+      const at = FILTER_PREFIXES_OFFSET + i * FILTER_PREFIX_BYTES;
+      for (let byte = 0; byte < 16; byte++) {
+        const bits = Math.max(0, Math.min(8, prefix.bits - byte * 8));
+        const mask = (0xff00 >> bits) & 0xff;
+        code[at + 16 + byte] = mask;
+        code[at + byte] = prefix.bytes[byte] & mask;
+      }
+    });
     return Object.freeze({ code, insnCount: used, prefixSets: this.#sets, source });
   }
 }

@@ -9,6 +9,8 @@ import {
   ANY_VLAN,
   FILTER_INSN_BYTES,
   FILTER_MAX_INSNS,
+  FILTER_PREFIX_BYTES,
+  FILTER_PREFIXES_OFFSET,
   FilterOp,
   type FilterProgram,
   INSN,
@@ -68,6 +70,14 @@ export function filterVerdict(program: FilterProgram, rows: Uint8Array, row: num
       case FilterOp.DIRECTION:
         result = rows[row + V2.DIRECTION] === a;
         break;
+      case FilterOp.PREFIX: {
+        const addr = row + (arg === 0 ? V2.SRC_ADDR : V2.DST_ADDR);
+        const prefix = FILTER_PREFIXES_OFFSET + a * FILTER_PREFIX_BYTES;
+        result = true;
+        for (let i = 0; i < 16 && result; i++)
+          result = (rows[addr + i] & code[prefix + 16 + i]) === code[prefix + i];
+        break;
+      }
       default:
         result = false;
     }

@@ -7,7 +7,7 @@
 import { FilterSyntaxError } from '../errors.ts';
 import { parseIp } from '../model/ip.ts';
 import { type FilterToken, tokenize } from './lexer.ts';
-import { allOf, anyOf, atom, type Formula, type Prefix, type Side } from './program.ts';
+import { allOf, anyOf, atom, type Formula, ipProtocol, type Prefix, type Side } from './program.ts';
 
 const ETH_P_IPV4 = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
@@ -111,7 +111,7 @@ class ExpressionParser {
       this.#at++;
       const inner = this.#expr();
       const close = this.#peek();
-      if (!close || close.type !== ')') {
+      if (close?.type !== ')') {
         return this.#fail(close, `unbalanced '(' at position ${t.position + 1}: expected ')'`);
       }
       this.#at++;
@@ -169,7 +169,7 @@ class ExpressionParser {
 
   #direction(): Direction | undefined {
     const t = this.#peek();
-    if (!t || t.type !== 'word') return undefined;
+    if (t?.type !== 'word') return undefined;
     const word = t.text.toLowerCase();
     if (word !== 'src' && word !== 'dst') return undefined;
     this.#at++;
@@ -190,7 +190,7 @@ class ExpressionParser {
   /** The next token when it is a value (not a keyword or operator). */
   #optionalValue(): FilterToken | undefined {
     const t = this.#peek();
-    if (!t || t.type !== 'word' || RESERVED.has(t.text.toLowerCase())) return undefined;
+    if (t?.type !== 'word' || RESERVED.has(t.text.toLowerCase())) return undefined;
     this.#at++;
     return t;
   }
@@ -316,8 +316,7 @@ class ExpressionParser {
     const sides = sidesOf(q.dir);
     const tests = sides.map((side) => atom({ test: 'port', side, lo, hi }));
     return allOf([
-      anyOf([atom({ test: 'ethertype', value: ETH_P_IPV4 }), atom({ test: 'ethertype', value: ETH_P_IPV6 })]),
-      anyOf(protocols.map((value) => atom({ test: 'proto', value }))),
+      anyOf(protocols.map((value) => ipProtocol(value))),
       q.dir === 'src and dst' ? allOf(tests) : anyOf(tests),
     ]);
   }
@@ -341,10 +340,9 @@ class ExpressionParser {
     const protocol =
       PROTOCOL_NAMES[name] ??
       this.#integer({ ...value, text: name }, 0, 255, 'a protocol number or tcp, udp, sctp, icmp, icmp6');
-    const families =
-      q.proto === 'ip' ? [ETH_P_IPV4] : q.proto === 'ip6' ? [ETH_P_IPV6] : [ETH_P_IPV4, ETH_P_IPV6];
+    if (q.proto === undefined) return ipProtocol(protocol);
     return allOf([
-      anyOf(families.map((value) => atom({ test: 'ethertype', value }))),
+      atom({ test: 'ethertype', value: q.proto === 'ip' ? ETH_P_IPV4 : ETH_P_IPV6 }),
       atom({ test: 'proto', value: protocol }),
     ]);
   }
@@ -374,11 +372,10 @@ function protocolFormula(proto: string): Formula {
   if (proto === 'ip') return atom({ test: 'ethertype', value: ETH_P_IPV4 });
   if (proto === 'ip6') return atom({ test: 'ethertype', value: ETH_P_IPV6 });
   const value = PROTOCOL_NAMES[proto];
-  const families =
-    proto === 'icmp' ? [ETH_P_IPV4] : proto === 'icmp6' ? [ETH_P_IPV6] : [ETH_P_IPV4, ETH_P_IPV6];
+  if (proto !== 'icmp' && proto !== 'icmp6') return ipProtocol(value);
   return allOf([
-    anyOf(families.map((etype) => atom({ test: 'ethertype', value: etype }))),
     atom({ test: 'proto', value }),
+    atom({ test: 'ethertype', value: proto === 'icmp' ? ETH_P_IPV4 : ETH_P_IPV6 }),
   ]);
 }
 

@@ -16,8 +16,12 @@ export const FILTER_MAX_SETS = FILTER_MAX_INSNS;
 export const FILTER_MAX_PREFIXES = 512;
 /** Bytes of one `struct filter_insn`. */
 export const FILTER_INSN_BYTES = 16;
-/** Bytes of one `struct filter_program`: count (4), pad (4), the tests. */
-export const FILTER_PROGRAM_BYTES = 8 + FILTER_MAX_INSNS * FILTER_INSN_BYTES;
+/** Bytes of one `struct filter_prefix`: the address as 4 words, then their masks. */
+export const FILTER_PREFIX_BYTES = 32;
+/** Offset of the inline prefix table in `struct filter_program`. */
+export const FILTER_PREFIXES_OFFSET = 8 + FILTER_MAX_INSNS * FILTER_INSN_BYTES;
+/** Bytes of one `struct filter_program`: count (4), pad (4), the tests, the inline prefixes. */
+export const FILTER_PROGRAM_BYTES = FILTER_PREFIXES_OFFSET + FILTER_MAX_INSNS * FILTER_PREFIX_BYTES;
 /** Bytes of a prefix-trie key: prefix length (u32), set id (1), address (16). */
 export const FILTER_PREFIX_KEY_BYTES = 21;
 
@@ -34,7 +38,7 @@ export const FilterOp = {
   ETHERTYPE: 1,
   /** Transport protocol (after IPv6 extension headers) equals `a`. */
   PROTO: 2,
-  /** The address on side `arg` (0 source, 1 destination) is in prefix set `a`. */
+  /** The address on side `arg` (0 source, 1 destination) is in prefix set `a` (an LPM trie lookup). */
   ADDR: 3,
   /** The port on side `arg` is in `[a, b]`. */
   PORT: 4,
@@ -48,6 +52,11 @@ export const FilterOp = {
   TCP_FLAGS: 8,
   /** Direction (0 ingress, 1 egress) equals `a`. */
   DIRECTION: 9,
+  /**
+   * The address on side `arg` is in inline prefix `a` of the program: a set of one prefix, tested
+   * by four masked word compares instead of a trie lookup.
+   */
+  PREFIX: 10,
 } as const;
 
 /** Value of `a` in a VLAN test that matches any VLAN id. */
@@ -89,7 +98,7 @@ export interface FilterProgram {
   readonly code: Buffer;
   /** Number of tests used. */
   readonly insnCount: number;
-  /** Prefix set k is `prefixSets[k]`. */
+  /** Prefix set k (of two or more prefixes, tested in the kernel's LPM trie) is `prefixSets[k]`. */
   readonly prefixSets: readonly (readonly Prefix[])[];
   /** Where the filter came from, for the web view and logs. */
   readonly source: FilterSource;
@@ -131,4 +140,17 @@ export function anyOf(parts: readonly Formula[]): Formula {
 /** A formula of one test. */
 export function atom(a: FilterAtom): Formula {
   return { kind: 'atom', atom: a };
+}
+
+/**
+ * "IP packet of transport protocol `value`" (IPv4 or IPv6). The flow key's transport protocol is
+ * 0 for every frame that is not IPv4 or IPv6, so a non-zero protocol needs no Ethernet type test.
+ */
+export function ipProtocol(value: number): Formula {
+  const proto = atom({ test: 'proto', value });
+  if (value !== 0) return proto;
+  return allOf([
+    anyOf([atom({ test: 'ethertype', value: 0x0800 }), atom({ test: 'ethertype', value: 0x86dd })]),
+    proto,
+  ]);
 }

@@ -3,13 +3,23 @@
  * it. A list (JSON or YAML) of rules, tried in order; the first rule whose every condition holds
  * decides (Accept, with its own 1-in-N `sample`, or Reject). A packet no rule matches is rejected
  * when some rule accepts, and accepted when every rule rejects (a deny list). The rules compile
- * into the same program as an expression (compile.ts).
+ * into the same program as an expression (compile.ts). Beyond netobserv, `cidr` and `peer_cidr`
+ * may list several networks (one LPM trie set in the kernel).
  */
 import { parse as parseYaml } from 'yaml';
 import { FilterSyntaxError } from '../errors.ts';
 import { parseIp } from '../model/ip.ts';
 import type { CompiledRule } from './compile.ts';
-import { allOf, anyOf, atom, type Formula, MAX_RULE_SAMPLING, type Prefix, type Side } from './program.ts';
+import {
+  allOf,
+  anyOf,
+  atom,
+  type Formula,
+  ipProtocol,
+  MAX_RULE_SAMPLING,
+  type Prefix,
+  type Side,
+} from './program.ts';
 
 /** The setting's name, used in messages. */
 export const FLOW_FILTER_RULES = 'FLOW_FILTER_RULES';
@@ -34,9 +44,9 @@ const TCP_FLAG_BITS: Record<string, number> = {
 /** Rule keys, normalised (lower case, no `_`), and what each takes. */
 const RULE_KEYS: Record<string, string> = {
   action: 'Accept or Reject',
-  cidr: 'a CIDR such as 10.0.0.0/8 (either address of the packet)',
-  ipcidr: 'a CIDR such as 10.0.0.0/8 (either address of the packet)',
-  peercidr: 'a CIDR: the other address of the packet, with cidr',
+  cidr: 'a CIDR such as 10.0.0.0/8, or a list of CIDRs of one IP version (either address of the packet)',
+  ipcidr: 'a CIDR such as 10.0.0.0/8, or a list of CIDRs of one IP version (either address of the packet)',
+  peercidr: 'a CIDR or a list of them: the other address of the packet, with cidr',
   peerip: 'an address: the other address of the packet, with cidr',
   protocol: 'TCP, UDP, SCTP, ICMP, ICMPv6 or a protocol number',
   direction: 'Ingress or Egress',
@@ -105,22 +115,27 @@ function parseRule(raw: unknown, n: number): CompiledRule {
   const action = (text('action') ?? 'accept').toLowerCase();
   if (action !== 'accept' && action !== 'reject') bad('action', text('action'));
 
-  const cidrText = text('cidr') ?? text('ipcidr');
-  const peerText = text('peercidr') ?? text('peerip');
-  if (peerText !== undefined && cidrText === undefined) fail(`rule ${n}: peer_cidr needs cidr`);
-  if (cidrText !== undefined) {
-    const cidr = parseCidr(cidrText) ?? bad('cidr', cidrText);
-    const peer = peerText === undefined ? undefined : (parseCidr(peerText) ?? bad('peercidr', peerText));
+  // Address tests go last: a rule usually fails on its protocol or port first, which costs less.
+  const addressParts: Formula[] = [];
+  const cidrRaw = fields.get('cidr') ?? fields.get('ipcidr');
+  const peerRaw = fields.get('peercidr') ?? fields.get('peerip');
+  if (peerRaw !== undefined && cidrRaw === undefined) fail(`rule ${n}: peer_cidr needs cidr`);
+  if (cidrRaw !== undefined && cidrRaw !== null) {
+    const cidr = parseCidrList(cidrRaw) ?? bad('cidr', String(cidrRaw));
+    const peer =
+      peerRaw === undefined || peerRaw === null
+        ? undefined
+        : (parseCidrList(peerRaw) ?? bad('peercidr', String(peerRaw)));
     if (peer && peer.v4 !== cidr.v4) fail(`rule ${n}: cidr and peer_cidr are of different IP versions`);
-    const on = (side: Side, p: Prefix) => atom({ test: 'addr', side, prefixes: [p] });
-    parts.push(atom({ test: 'ethertype', value: cidr.v4 ? ETH_P_IPV4 : ETH_P_IPV6 }));
-    parts.push(
+    const on = (side: Side, prefixes: Prefix[]) => atom({ test: 'addr', side, prefixes });
+    addressParts.push(atom({ test: 'ethertype', value: cidr.v4 ? ETH_P_IPV4 : ETH_P_IPV6 }));
+    addressParts.push(
       peer
         ? anyOf([
-            allOf([on('src', cidr.prefix), on('dst', peer.prefix)]),
-            allOf([on('dst', cidr.prefix), on('src', peer.prefix)]),
+            allOf([on('src', cidr.prefixes), on('dst', peer.prefixes)]),
+            allOf([on('dst', cidr.prefixes), on('src', peer.prefixes)]),
           ])
-        : anyOf([on('src', cidr.prefix), on('dst', cidr.prefix)]),
+        : anyOf([on('src', cidr.prefixes), on('dst', cidr.prefixes)]),
     );
   }
 
@@ -128,10 +143,7 @@ function parseRule(raw: unknown, n: number): CompiledRule {
   if (protocolText !== undefined) {
     const protocol =
       PROTOCOLS[protocolText.toLowerCase()] ?? integer(protocolText, 255) ?? bad('protocol', protocolText);
-    parts.push(
-      anyOf([atom({ test: 'ethertype', value: ETH_P_IPV4 }), atom({ test: 'ethertype', value: ETH_P_IPV6 })]),
-    );
-    parts.push(atom({ test: 'proto', value: protocol }));
+    parts.push(ipProtocol(protocol));
   }
 
   const directionText = text('direction');
@@ -176,13 +188,7 @@ function parseRule(raw: unknown, n: number): CompiledRule {
   }
   if (portTests.length > 0) {
     if (protocolText === undefined) {
-      parts.push(
-        anyOf([
-          atom({ test: 'ethertype', value: ETH_P_IPV4 }),
-          atom({ test: 'ethertype', value: ETH_P_IPV6 }),
-        ]),
-      );
-      parts.push(anyOf(PORT_PROTOCOLS.map((value) => atom({ test: 'proto', value }))));
+      parts.push(anyOf(PORT_PROTOCOLS.map((value) => ipProtocol(value))));
     }
     parts.push(...portTests);
   }
@@ -215,7 +221,17 @@ function parseRule(raw: unknown, n: number): CompiledRule {
       );
     sampling = Math.max(1, value as number);
   }
-  return { formula: allOf(parts), accept: action === 'accept', sampling };
+  return { formula: allOf([...parts, ...addressParts]), accept: action === 'accept', sampling };
+}
+
+/** One CIDR, a comma-separated list or a YAML list of them, all of one IP version. */
+function parseCidrList(raw: unknown): { v4: boolean; prefixes: Prefix[] } | undefined {
+  const items = Array.isArray(raw) ? raw.map(String) : String(raw).split(',');
+  const parsed = items.map((item) => parseCidr(item.trim()));
+  if (parsed.length === 0 || parsed.some((p) => p === undefined)) return undefined;
+  const v4 = (parsed[0] as { v4: boolean }).v4;
+  if (parsed.some((p) => p?.v4 !== v4)) return undefined;
+  return { v4, prefixes: parsed.map((p) => (p as { prefix: Prefix }).prefix) };
 }
 
 function parseCidr(text: string): { v4: boolean; prefix: Prefix } | undefined {

@@ -24,7 +24,8 @@ const PORTS = [22, 53, 80, 123, 443, 1024, 5201, 8080, 33000, 65535];
 const MAC_A = Buffer.from('020000000001', 'hex');
 const MAC_B = Buffer.from('020000000002', 'hex');
 
-function ethernet(type: number, payload: Buffer, vlanId?: number): Buffer {
+/** An Ethernet frame (02:..:01 → 02:..:02) of `type` around `payload`, 802.1Q tagged when `vlanId` is given. */
+export function ethernet(type: number, payload: Buffer, vlanId?: number): Buffer {
   const head = Buffer.alloc(14);
   MAC_B.copy(head, 0);
   MAC_A.copy(head, 6);
@@ -39,7 +40,8 @@ function ethernet(type: number, payload: Buffer, vlanId?: number): Buffer {
   return Buffer.concat([head, tag, payload]);
 }
 
-function ipv4(
+/** An IPv4 packet (checksum zero) of `proto` around `payload`. */
+export function ipv4(
   src: string,
   dst: string,
   proto: number,
@@ -69,7 +71,8 @@ function ipv6(src: string, dst: string, next: number, payload: Buffer): Buffer {
   return Buffer.concat([h, payload]);
 }
 
-function ports(sport: number, dport: number, bytes: number): Buffer {
+/** A transport header of `bytes` starting with the two ports. */
+export function ports(sport: number, dport: number, bytes: number): Buffer {
   const b = Buffer.alloc(bytes);
   b.writeUInt16BE(sport, 0);
   b.writeUInt16BE(dport, 2);

@@ -178,6 +178,19 @@ export const RULES_VECTORS: readonly RulesVector[] = [
     accepts: [...V4_UDP, TAGGED[0]],
   },
   {
+    name: 'a list of CIDRs is one set, with a peer list on the other side',
+    rules: [
+      {
+        action: 'Accept',
+        cidr: ['10.0.0.0/8', '198.51.100.0/24'],
+        peer_cidr: '192.0.2.1, 203.0.113.0/24',
+        protocol: 'ICMP',
+      },
+      { action: 'Accept', cidr: '2001:db8:ffff::/48,fe80::/10' },
+    ],
+    accepts: [...V4_ICMP, ...V6_LINK_LOCAL],
+  },
+  {
     name: 'direction ingress matches every ingress packet and egress none',
     rules: [
       { action: 'Accept', direction: 'Egress' },
