@@ -14,6 +14,7 @@ import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
 import { readCapture } from '../../capture/pcap/read-capture.ts';
 import { ExportError } from '../../errors.ts';
 import type { FlowExporter } from '../../export/exporter.ts';
+import { describeFilter } from '../../filter/build.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress } from '../../web/address.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
@@ -193,6 +194,7 @@ export function registerReadCommand(program: Command): void {
                 health: (): HealthSnapshot => ({
                   packetsSeen: read.decoder.stats.packets,
                   parseErrors: read.decoder.stats.skippedTotal,
+                  filter: describeFilter(config.filter),
                 }),
               });
         if (web) process.stderr.write(`flowtap read: web view at ${web.url}\n`);
