@@ -3,9 +3,12 @@
  * `filter_packet()`) and the offline evaluator (evaluate.ts): a decision program of at most
  * {@link FILTER_MAX_INSNS} tests over a packet's flow key, its TCP flags and its VLAN tag. Each
  * test jumps forward to another test or ends in a verdict, so a packet takes at most
- * FILTER_MAX_INSNS steps. Address tests look the address up in a prefix set (an LPM trie in the
- * kernel, keyed by set id and address). Byte layouts here mirror `struct filter_insn` and
- * `struct filter_program` in bpf/flows.bpf.c; test/filter/program.test.ts checks them.
+ * FILTER_MAX_INSNS steps. A one-prefix address test compares with a prefix kept in the program;
+ * a test of several prefixes looks the address up in a set (an LPM trie in the kernel, keyed by
+ * set id and address). Byte layouts here mirror `struct filter_insn` and
+ * `struct filter_program` in bpf/flows.bpf.c: test/ebpf/filter.test.ts runs every filter vector
+ * through the kernel program, so a layout that drifts fails there; test/filter/program.test.ts
+ * pins the encoding.
  */
 
 /** Tests a program holds at most (the kernel's FILTER_MAX_INSNS). */
