@@ -301,7 +301,7 @@ static __always_inline int filter_in_set(__u32 slot, __u32 set, const __u8 *addr
 /*
  * Runs the installed filter program on a parsed packet: FILTER_NONE when none is installed, else
  * FILTER_TARGET_REJECT or FILTER_TARGET_ACCEPT + sampling. src/filter/evaluate.ts is the same
- * interpreter in TypeScript; test/filter/vectors.ts holds the cases both must pass.
+ * interpreter in TypeScript; test/vectors/filters.ts holds the cases both must pass.
  */
 static __always_inline __u32 filter_packet(const struct flow_key *key, __u16 tcp_flags, __u32 vlan_id)
 {
