@@ -37,8 +37,10 @@ enum flowtap_counter {
     COUNTER_MAP_UPDATE_FAILED = 1, /* flow-map inserts that failed (map full or other error) */
     COUNTER_RINGBUF_LOST = 2,     /* fallbacks that found the ring buffer full: really lost */
     COUNTER_PARSE_ERROR = 3,      /* packets whose headers are truncated or invalid */
-    COUNTER_SAMPLED_OUT = 4,      /* packets skipped by 1/N sampling */
-    COUNTER_MAX = 5,
+    COUNTER_SAMPLED_OUT = 4,      /* packets skipped by 1/N sampling (global or a rule's) */
+    COUNTER_FILTER_ACCEPTED = 5,  /* packets a filter accepted (only while one is installed) */
+    COUNTER_FILTER_REJECTED = 6,  /* packets a filter rejected: parsed, tested, not counted */
+    COUNTER_MAX = 7,
 };
 
 /* One slot holding the flow hash map in use; user space creates and swaps the inner maps. */
@@ -60,6 +62,97 @@ struct {
     __type(key, __u32);
     __type(value, __u64);
 } flowtap_counters SEC(".maps");
+
+/*
+ * Filter (pcap-filter expressions and FLOW_FILTER_RULES, compiled in user space by
+ * src/filter/compile.ts; layouts mirrored in src/filter/program.ts).
+ * What it hooks: nothing new; the TC programs run it after parsing a packet and before the
+ * flow-map lookup, so a rejected packet costs its parse, a few tests and no map update.
+ * Form: a decision program of at most FILTER_MAX_INSNS tests over the parsed flow key, the
+ * packet's TCP flags and its outer VLAN id; each test jumps forward to another test or ends in a
+ * verdict (reject, or accept with a per-rule 1-in-N sampling rate). A test of one prefix
+ * compares the address with a prefix kept in the program; a test of a set of several prefixes
+ * looks the address up in an LPM trie keyed by (set id, address). Cost per packet: two array
+ * lookups plus one step per test met (a trie lookup for a set test).
+ * Replacing it while running: user space writes the new program into the inactive slot of
+ * flowtap_filter_programs (and its prefixes under that slot's set ids), then flips
+ * flowtap_filter_active; a packet reads the slot once, so it sees one whole program.
+ * When a map is full: user space refuses a program larger than the maps before writing anything.
+ */
+#define FILTER_MAX_INSNS 64 /* a power of two: the program counter is masked to it */
+#define FILTER_MAX_SETS 64
+#define FILTER_MAX_PREFIXES 512
+#define FILTER_TARGET_ACCEPT 0x8000 /* jump targets from here: accept, low bits = sampling */
+#define FILTER_TARGET_REJECT 0xffff
+#define FILTER_NONE 0 /* no filter installed */
+#define FILTER_ANY_VLAN 0xffffffff
+#define NO_VLAN 0xffffffff
+
+enum filter_op {
+    FILTER_OP_ETHERTYPE = 1, /* key.eth_protocol == a */
+    FILTER_OP_PROTO = 2,     /* key.transport_protocol == a */
+    FILTER_OP_ADDR = 3,      /* address on side arg (0 src, 1 dst) in prefix set a */
+    FILTER_OP_PORT = 4,      /* a <= port on side arg <= b */
+    FILTER_OP_VLAN = 5,      /* tagged, and outer VLAN id == a unless a is FILTER_ANY_VLAN */
+    FILTER_OP_ICMP_TYPE = 6, /* key.icmp_type == a */
+    FILTER_OP_ICMP_CODE = 7, /* key.icmp_code == a */
+    FILTER_OP_TCP_FLAGS = 8, /* (tcp_flags & a) == b */
+    FILTER_OP_DIRECTION = 9, /* key.direction == a */
+    FILTER_OP_PREFIX = 10,   /* address on side arg in inline prefix a: four masked compares */
+};
+
+struct filter_insn {
+    __u8 op;
+    __u8 arg;
+    __u16 on_true;  /* next test, or a verdict (>= FILTER_TARGET_ACCEPT) */
+    __u16 on_false;
+    __u16 pad;
+    __u32 a;
+    __u32 b;
+};
+
+/* A set of one prefix, kept in the program: address and mask as network-order words. */
+struct filter_prefix {
+    __u32 addr[4];
+    __u32 mask[4];
+};
+
+struct filter_program {
+    __u32 insn_count;
+    __u32 pad;
+    struct filter_insn insns[FILTER_MAX_INSNS];
+    struct filter_prefix prefixes[FILTER_MAX_INSNS];
+};
+
+struct filter_prefix_key {
+    __u32 prefixlen; /* 8 (the set id) + prefix bits over the 16-byte address */
+    __u8 set;        /* slot * FILTER_MAX_SETS + set index */
+    __u8 addr[FLOWTAP_IP_LEN];
+} __attribute__((packed));
+
+/* Two slots: the program in use and the one user space writes next. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 2);
+    __type(key, __u32);
+    __type(value, struct filter_program);
+} flowtap_filter_programs SEC(".maps");
+
+/* 0: no filter; 1 + slot: the program in that slot is in use. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} flowtap_filter_active SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+    __uint(max_entries, 2 * FILTER_MAX_PREFIXES);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, struct filter_prefix_key);
+    __type(value, __u8);
+} flowtap_filter_prefixes SEC(".maps");
 
 #define DIRECTION_INGRESS 0
 #define DIRECTION_EGRESS 1
@@ -194,6 +287,92 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct f
     return parse_transport(skb, off, key, tcp_flags);
 }
 
+/* Whether the address at `addr` is in prefix set `set` of program slot `slot`. */
+static __always_inline int filter_in_set(__u32 slot, __u32 set, const __u8 *addr)
+{
+    struct filter_prefix_key k;
+
+    k.prefixlen = 8 + 8 * FLOWTAP_IP_LEN;
+    k.set = (__u8)(slot * FILTER_MAX_SETS + set);
+    __builtin_memcpy(k.addr, addr, FLOWTAP_IP_LEN);
+    return bpf_map_lookup_elem(&flowtap_filter_prefixes, &k) != NULL;
+}
+
+/*
+ * Runs the installed filter program on a parsed packet: FILTER_NONE when none is installed, else
+ * FILTER_TARGET_REJECT or FILTER_TARGET_ACCEPT + sampling. src/filter/evaluate.ts is the same
+ * interpreter in TypeScript; test/vectors/filters.ts holds the cases both must pass.
+ */
+static __always_inline __u32 filter_packet(const struct flow_key *key, __u16 tcp_flags, __u32 vlan_id)
+{
+    struct filter_program *prog;
+    __u32 zero = 0;
+    __u32 *active;
+    __u32 slot;
+    __u32 pc = 0;
+
+    active = bpf_map_lookup_elem(&flowtap_filter_active, &zero);
+    if (!active || *active == 0)
+        return FILTER_NONE;
+    slot = *active - 1;
+    prog = bpf_map_lookup_elem(&flowtap_filter_programs, &slot);
+    if (!prog)
+        return FILTER_NONE;
+
+    for (int step = 0; step < FILTER_MAX_INSNS; step++) {
+        const struct filter_insn *insn = &prog->insns[pc & (FILTER_MAX_INSNS - 1)];
+        __u32 a = insn->a;
+        __u32 value;
+        int result;
+
+        switch (insn->op) {
+        case FILTER_OP_ETHERTYPE:
+            result = key->eth_protocol == a;
+            break;
+        case FILTER_OP_PROTO:
+            result = key->transport_protocol == a;
+            break;
+        case FILTER_OP_ADDR:
+            result = filter_in_set(slot, a, insn->arg ? key->dst_addr : key->src_addr);
+            break;
+        case FILTER_OP_PORT:
+            value = insn->arg ? key->dst_port : key->src_port;
+            result = value >= a && value <= insn->b;
+            break;
+        case FILTER_OP_VLAN:
+            result = vlan_id != NO_VLAN && (a == FILTER_ANY_VLAN || vlan_id == a);
+            break;
+        case FILTER_OP_ICMP_TYPE:
+            result = key->icmp_type == a;
+            break;
+        case FILTER_OP_ICMP_CODE:
+            result = key->icmp_code == a;
+            break;
+        case FILTER_OP_TCP_FLAGS:
+            result = (tcp_flags & a) == insn->b;
+            break;
+        case FILTER_OP_DIRECTION:
+            result = key->direction == a;
+            break;
+        case FILTER_OP_PREFIX: {
+            const struct filter_prefix *p = &prog->prefixes[a & (FILTER_MAX_INSNS - 1)];
+            const __u32 *addr = (const __u32 *)(insn->arg ? key->dst_addr : key->src_addr);
+
+            result = (addr[0] & p->mask[0]) == p->addr[0] && (addr[1] & p->mask[1]) == p->addr[1] &&
+                     (addr[2] & p->mask[2]) == p->addr[2] && (addr[3] & p->mask[3]) == p->addr[3];
+            break;
+        }
+        default:
+            result = 0;
+        }
+        pc = result ? insn->on_true : insn->on_false;
+        if (pc >= FILTER_TARGET_ACCEPT)
+            return pc;
+    }
+    /* Programs only jump forward, so only a damaged one gets here. */
+    return FILTER_TARGET_REJECT;
+}
+
 /* Sends one packet to user space as a record; used when the flow map cannot take it. */
 static __always_inline void fallback_to_ringbuf(const struct flow_key *key, const struct flow_metrics *m)
 {
@@ -211,23 +390,47 @@ static __always_inline void fallback_to_ringbuf(const struct flow_key *key, cons
     bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
 }
 
+/* Bounded so the verifier sees an end; each lost race means a later time was stored meanwhile. */
+#define MAX_LAST_SEEN_RETRIES 4
+
 static __always_inline void add_to_flow(struct flow_metrics *m, __u64 len, __u64 now, __u16 tcp_flags,
                                         __u8 dscp)
 {
     if (flowtap_config.shared_map) {
+        __u64 last;
+
         __sync_fetch_and_add(&m->bytes, len);
         __sync_fetch_and_add(&m->packets, 1);
         if (tcp_flags && (m->tcp_flags & tcp_flags) != tcp_flags)
             __sync_fetch_and_or((__u32 *)&m->tcp_flags, (__u32)tcp_flags);
-    } else {
-        m->bytes += len;
-        m->packets += 1;
-        m->tcp_flags |= tcp_flags;
+        /*
+         * Every CPU writes this one entry: a plain "if older then store" could let an earlier
+         * packet's time overwrite a later one. Compare-and-swap keeps last_seen the latest time,
+         * and the DSCP is stored by the packet that set it (the latest packet's, per flow_record.h).
+         * first_seen was set when the entry was created.
+         */
+        last = m->last_seen_ns;
+        for (int i = 0; i < MAX_LAST_SEEN_RETRIES; i++) {
+            __u64 seen;
+
+            if (last > now)
+                return;
+            seen = __sync_val_compare_and_swap(&m->last_seen_ns, last, now);
+            if (seen == last) {
+                m->dscp = dscp;
+                return;
+            }
+            last = seen;
+        }
+        return;
     }
+    m->bytes += len;
+    m->packets += 1;
+    m->tcp_flags |= tcp_flags;
     /* A per-CPU entry starts zeroed on every CPU but the one that created it. */
     if (m->first_seen_ns == 0)
         m->first_seen_ns = now;
-    /* Racing CPUs may store slightly out of order; the drain keeps the latest per CPU anyway. */
+    /* One CPU's packets arrive in order; the drain keeps the latest CPU's time and DSCP. */
     if (m->last_seen_ns < now)
         m->last_seen_ns = now;
     m->dscp = dscp;
@@ -245,6 +448,8 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
     __u32 zero = 0;
     struct ethhdr eth;
     __u8 vlan[4];
+    __u32 vlan_id = skb->vlan_present ? (skb->vlan_tci & 0x0fff) : NO_VLAN;
+    __u32 verdict;
     void *flows;
     int err;
 
@@ -271,6 +476,8 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
             count(COUNTER_PARSE_ERROR);
             return TC_ACT_UNSPEC;
         }
+        if (vlan_id == NO_VLAN)
+            vlan_id = (((__u16)vlan[0] << 8) | vlan[1]) & 0x0fff;
         eth_proto = ((__u16)vlan[2] << 8) | vlan[3];
         off += 4;
     }
@@ -287,6 +494,20 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
     if (err) {
         count(COUNTER_PARSE_ERROR);
         return TC_ACT_UNSPEC;
+    }
+
+    verdict = filter_packet(&key, tcp_flags, vlan_id);
+    if (verdict != FILTER_NONE) {
+        if (verdict == FILTER_TARGET_REJECT) {
+            count(COUNTER_FILTER_REJECTED);
+            return TC_ACT_UNSPEC;
+        }
+        count(COUNTER_FILTER_ACCEPTED);
+        verdict -= FILTER_TARGET_ACCEPT;
+        if (verdict > 1 && bpf_get_prandom_u32() % verdict != 0) {
+            count(COUNTER_SAMPLED_OUT);
+            return TC_ACT_UNSPEC;
+        }
     }
 
     __u64 now = bpf_ktime_get_ns();

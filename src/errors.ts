@@ -224,3 +224,27 @@ export class StoreError extends FlowtapError {
     super('FLOWTAP_STORE', message, options);
   }
 }
+
+/**
+ * A filter expression (pcap-filter subset) or a filter rule cannot be used. `position` is the
+ * 0-based character offset in the expression where the problem starts (-1 for rules); the CLI
+ * exits with 2, before anything is attached, so a filter is never half-applied.
+ */
+export class FilterSyntaxError extends FlowtapError {
+  override readonly exitCode = 2;
+  constructor(
+    /** The expression (or rule text) as given. */
+    readonly expression: string,
+    /** 0-based character offset of the problem; -1 when the problem has no single position. */
+    readonly position: number,
+    /** What is wrong and what is accepted instead. */
+    readonly reason: string,
+  ) {
+    super(
+      'FLOWTAP_FILTER',
+      position < 0
+        ? `invalid filter: ${reason}`
+        : `invalid filter at position ${position + 1}: ${reason}\n  ${expression}\n  ${' '.repeat(position)}^`,
+    );
+  }
+}

@@ -228,6 +228,15 @@
     if (h.attachedInterfaces) {
       figure(items, 'attached', 'Attached interfaces', h.attachedInterfaces.join(', ') || 'none');
     }
+    if (h.filter !== undefined) figure(items, 'filter', 'Filter', h.filter);
+    if (h.filterRejected !== undefined && h.filter !== 'none') {
+      figure(
+        items,
+        'filter-verdicts',
+        'Filter accepted / rejected',
+        `${count(h.filterAccepted)} / ${count(h.filterRejected)}`,
+      );
+    }
     if (h.uptimeSeconds !== undefined) figure(items, 'uptime', 'Uptime', `${Math.floor(h.uptimeSeconds)} s`);
     if (h.packetsSeen !== undefined) figure(items, 'packets', 'Packets seen', count(h.packetsSeen));
     if (h.bytesSeen !== undefined) figure(items, 'bytes', 'Bytes seen', humanBytes(h.bytesSeen));

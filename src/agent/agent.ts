@@ -8,6 +8,8 @@
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowExporter } from '../export/exporter.ts';
+import { describeFilter } from '../filter/build.ts';
+import type { FilterProgram } from '../filter/program.ts';
 import { InterfaceFilter } from '../ifaces/filter.ts';
 import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
 import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
@@ -31,6 +33,8 @@ export interface LiveCapture {
   attached(): string[];
   batches(): AsyncIterable<RecordBatch>;
   stats(): EbpfCaptureStats;
+  /** Replaces the packet filter without detaching (undefined: count every packet). */
+  setFilter(program: FilterProgram | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -58,6 +62,7 @@ export class Agent {
   readonly #startedAtMs = Date.now();
   readonly #exportStopTimeoutMs: number;
   #capture: LiveCapture | undefined;
+  #filter: FilterProgram | undefined;
   #watcher: InterfaceWatcher | undefined;
   #metricsServer: MetricsServer | undefined;
   #running: Promise<void> = Promise.resolve();
@@ -111,8 +116,10 @@ export class Agent {
       maxFlows: config.cacheMaxFlows,
       drainIntervalMs: config.cacheActiveTimeoutMs,
       interfaces: new InterfaceRegistry(),
+      filter: config.filter,
     });
     this.#capture = capture;
+    this.#filter = config.filter;
     this.#running = this.#pipeline.run(capture.batches()).then(
       () => undefined,
       (err: unknown) => {
@@ -146,6 +153,7 @@ export class Agent {
         listen: config.listenInterfaces,
         export: config.export,
         exporters: this.#pipeline.exporters.map((e) => e.name),
+        filter: describeFilter(config.filter),
       },
       'agent started',
     );
@@ -161,6 +169,17 @@ export class Agent {
     this.#pipeline.addExporter(observer);
   }
 
+  /**
+   * Puts `program` in use for every packet from now on (SIGHUP reload), without detaching;
+   * undefined counts every packet. Flows already counted stay.
+   */
+  setFilter(program: FilterProgram | undefined): void {
+    if (!this.#capture || this.#stopping) return;
+    this.#capture.setFilter(program);
+    this.#filter = program;
+    this.#logger.info({ filter: describeFilter(program) }, 'filter replaced');
+  }
+
   /** Every figure of the agent now, as plain numbers. */
   health(): HealthSnapshot {
     return healthSnapshot({
@@ -169,6 +188,7 @@ export class Agent {
       captureStats: () => this.#capture?.stats(),
       attachedInterfaces: () => this.#capture?.attached() ?? [],
       interfaceCounters: this.#interfaceCounters,
+      filter: describeFilter(this.#filter),
     });
   }
 

@@ -10,6 +10,8 @@ import { parse as parseYaml } from 'yaml';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
 import { ConfigError, InputError } from '../errors.ts';
 import type { ClientTlsFiles, PemFile } from '../export/tls.ts';
+import { buildFilter } from '../filter/build.ts';
+import type { FilterProgram } from '../filter/program.ts';
 import type { ListenMode } from '../ifaces/watcher.ts';
 import type { StoreSettings } from '../store/store-exporter.ts';
 import { defaultStoreDirectory, storeFile } from '../store/store-path.ts';
@@ -90,6 +92,8 @@ export interface AgentConfig extends ExportSettings {
   readonly direction: CaptureDirection;
   /** Where `/metrics` listens; undefined = metrics off. */
   readonly metrics: HostPort | undefined;
+  /** The compiled FILTER expression and FLOW_FILTER_RULES; undefined = count every packet. */
+  readonly filter: FilterProgram | undefined;
 }
 
 /** Values as the command line gave them (commander's camelCase option names); absent = not given. */
@@ -118,6 +122,8 @@ export interface CommandLineValues {
   config?: string;
   /** Directory (or .duckdb file) of the flow store. */
   storePath?: string;
+  /** The filter expression (positional argument or `--filter`). */
+  filter?: string;
 }
 
 /** Everything configuration is read from. */
@@ -232,6 +238,19 @@ const SPECS = {
   storePath: { env: 'STORE_PATH', flag: ['--store-path', 'storePath'], parser: pathSetting },
   storeRetention: { env: 'STORE_RETENTION', parser: ageSetting },
   storeMaxBytes: { env: 'STORE_MAX_BYTES', parser: byteSizeSetting },
+  filter: {
+    env: 'FILTER',
+    flag: ['--filter', 'filter'],
+    parser: {
+      accepted: 'a pcap-filter expression such as "tcp port 443"',
+      parse: (raw: RawValue) => (typeof raw === 'string' ? raw : undefined),
+    },
+  },
+  // Checked by the filter compiler, which says which rule and key is wrong.
+  flowFilterRules: {
+    env: 'FLOW_FILTER_RULES',
+    parser: { accepted: 'a JSON or YAML list of rules', parse: (raw: RawValue): unknown => raw },
+  },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 type SpecKey = keyof typeof SPECS;
@@ -459,6 +478,7 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
       retentionMs: reader.get('storeRetention', DEFAULT_STORE_RETENTION_MS),
       maxBytes: reader.get('storeMaxBytes', 0),
     }),
+    filter: buildFilter({ expression: reader.get('filter'), rules: reader.get('flowFilterRules') }),
   };
   return Object.freeze(config);
 }

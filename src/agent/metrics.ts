@@ -35,6 +35,8 @@ export interface HealthSources {
   /** Interfaces attached now. */
   attachedInterfaces: () => readonly string[];
   interfaceCounters: Readonly<InterfaceCounters>;
+  /** The filter in use as people read it (`none` when every packet is counted). */
+  filter: string;
 }
 
 /** Every figure of the agent at one instant, as plain data. */
@@ -61,6 +63,11 @@ export interface HealthSnapshot {
   parseErrors: number;
   mapUpdateFailures: number;
   drains: number;
+  /** The filter in use (`none`, an expression, and/or the number of FLOW_FILTER_RULES rules). */
+  filter: string;
+  /** Packets the filter accepted and rejected (rejected ones are in no flow). */
+  filterAccepted: number;
+  filterRejected: number;
   /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
   exporters: Array<
     { name: string; retries?: RetryCounts } & Omit<ExporterStats, 'flowsDropped'> &
@@ -88,6 +95,9 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     parseErrors: capture?.parseErrors ?? 0,
     mapUpdateFailures: capture?.mapUpdateFailures ?? 0,
     drains: capture?.drains ?? 0,
+    filter: sources.filter,
+    filterAccepted: capture?.filterAccepted ?? 0,
+    filterRejected: capture?.filterRejected ?? 0,
     exporters: p.exporters.map(exporterFigures),
   };
 }
@@ -177,6 +187,15 @@ export class AgentMetrics {
     );
     counter('flowtap_map_update_failures_total', 'Kernel flow-map inserts that failed', [], (s) =>
       one(s.mapUpdateFailures),
+    );
+    counter(
+      'flowtap_filter_packets_total',
+      'Packets tested by the filter (FILTER, FLOW_FILTER_RULES), by verdict; rejected ones are in no flow',
+      ['verdict'],
+      (s) => [
+        [{ verdict: 'accepted' }, s.filterAccepted],
+        [{ verdict: 'rejected' }, s.filterRejected],
+      ],
     );
     counter(
       'flowtap_export_batches_total',

@@ -31,3 +31,15 @@ export function handleStopSignals(
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   };
 }
+
+/**
+ * Calls `reload` on every SIGHUP (re-read the config file) instead of the default of ending the
+ * process. Returns the function that removes the handler.
+ */
+export function handleReloadSignal(reload: () => void): () => void {
+  const onSignal = () => reload();
+  process.on('SIGHUP', onSignal);
+  return () => {
+    process.off('SIGHUP', onSignal);
+  };
+}

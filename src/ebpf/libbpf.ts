@@ -97,6 +97,7 @@ function bind() {
       'int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)',
     ),
     mapLookupElem: lib.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
+    mapDeleteElem: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
     mapLookupAndDeleteBatch: lib.func(
       'int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, const void *opts)',
     ),

@@ -7,6 +7,12 @@ import koffi from 'koffi';
 import { V2_KEY_BYTES, V2_METRICS_BYTES } from '../codec/v2-layout.ts';
 import { ConfigError, InputError } from '../errors.ts';
 import { packagePath } from '../package-files.ts';
+import {
+  DatapathFilter,
+  FILTER_ACTIVE_MAP,
+  FILTER_PREFIXES_MAP,
+  FILTER_PROGRAMS_MAP,
+} from './filter-maps.ts';
 import { kernelError } from './kernel-error.ts';
 import { BpfMapType, lastErrno, libbpf, mapCreateOpts } from './libbpf.ts';
 
@@ -26,7 +32,7 @@ const COUNTERS_MAP = 'flowtap_counters';
 const RODATA_MAP = '.rodata';
 /** sizeof(struct flowtap_config): sampling (u32), shared_map (u32). */
 const CONFIG_BYTES = 8;
-const COUNTER_COUNT = 5;
+const COUNTER_COUNT = 7;
 
 /** How the kernel keeps flow counters: one hash per CPU (no atomics) or one shared hash (atomic adds). */
 export type FlowMapKind = 'percpu' | 'shared';
@@ -41,8 +47,12 @@ export interface DatapathCounters {
   ringBufferLost: number;
   /** Packets with truncated or invalid headers (docs/flow-key.md), counted in no flow. */
   parseErrors: number;
-  /** Packets skipped by 1/N sampling. */
+  /** Packets skipped by 1/N sampling (global or a filter rule's). */
   sampledOut: number;
+  /** Packets a filter accepted (counted only while one is installed). */
+  filterAccepted: number;
+  /** Packets a filter rejected: parsed and tested, counted in no flow. */
+  filterRejected: number;
 }
 
 /** What to load. */
@@ -113,6 +123,8 @@ export class FlowObject {
     readonly outerFd: number,
     /** Map fd of the per-CPU counters. */
     readonly countersFd: number,
+    /** The filter the programs run before counting (none until one is installed). */
+    readonly filter: DatapathFilter,
   ) {
     this.#obj = obj;
     this.#flowMapFds = flowMapFds;
@@ -167,6 +179,11 @@ export class FlowObject {
         lib.mapFd(findMap(obj, RINGBUF_MAP)),
         lib.mapFd(outer),
         lib.mapFd(findMap(obj, COUNTERS_MAP)),
+        new DatapathFilter(
+          lib.mapFd(findMap(obj, FILTER_PROGRAMS_MAP)),
+          lib.mapFd(findMap(obj, FILTER_ACTIVE_MAP)),
+          lib.mapFd(findMap(obj, FILTER_PREFIXES_MAP)),
+        ),
       );
       self.#install(0);
       return self;
@@ -220,6 +237,8 @@ export class FlowObject {
       ringBufferLost: sums[2],
       parseErrors: sums[3],
       sampledOut: sums[4],
+      filterAccepted: sums[5],
+      filterRejected: sums[6],
     };
   }
 
@@ -229,6 +248,22 @@ export class FlowObject {
    * real packet, so this checks the parser against known frames without any interface.
    */
   testRun(direction: 'ingress' | 'egress', frame: Buffer): number {
+    return this.#testRun(direction, frame, 1).retval;
+  }
+
+  /**
+   * Runs `frame` through one program `repeat` times with BPF_PROG_TEST_RUN and returns the
+   * kernel's mean time per run in nanoseconds: the program's own cost, for benchmarks.
+   */
+  testRunNsPerPacket(direction: 'ingress' | 'egress', frame: Buffer, repeat: number): number {
+    return this.#testRun(direction, frame, repeat).duration;
+  }
+
+  #testRun(
+    direction: 'ingress' | 'egress',
+    frame: Buffer,
+    repeat: number,
+  ): { retval: number; duration: number } {
     const lib = libbpf();
     const opts = {
       sz: koffi.sizeof(lib.testRunOptsType),
@@ -241,7 +276,7 @@ export class FlowObject {
       ctx_size_in: 0,
       ctx_size_out: 0,
       retval: 0,
-      repeat: 1,
+      repeat,
       duration: 0,
       flags: 0,
       cpu: 0,
@@ -252,7 +287,7 @@ export class FlowObject {
       lib.progTestRun(fd, opts),
       `test-running ${direction === 'ingress' ? INGRESS_PROGRAM : EGRESS_PROGRAM}`,
     );
-    return opts.retval | 0;
+    return { retval: opts.retval | 0, duration: opts.duration };
   }
 
   /** Whether `close()` has run. */

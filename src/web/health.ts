@@ -42,6 +42,11 @@ export interface HealthSnapshot {
   /** Kernel flow-map inserts that failed. */
   readonly mapUpdateFailures?: number;
   readonly exporters?: readonly ExporterHealth[];
+  /** The packet filter in use, as people read it (`none` when every packet is counted). */
+  readonly filter?: string;
+  /** Packets the filter accepted and rejected. */
+  readonly filterAccepted?: number;
+  readonly filterRejected?: number;
 }
 
 /** Where the web view gets health from; undefined while there is none yet. */

@@ -6,6 +6,8 @@ import { createLogger } from '../../src/agent/logger.ts';
 import type { EbpfCaptureStats } from '../../src/capture/ebpf/capture.ts';
 import type { RecordBatch } from '../../src/codec/record-batch.ts';
 import { InterfaceError } from '../../src/errors.ts';
+import { buildFilter, describeFilter } from '../../src/filter/build.ts';
+import type { FilterProgram } from '../../src/filter/program.ts';
 import type { InterfaceListener } from '../../src/ifaces/tracker.ts';
 import type { InterfaceWatcher } from '../../src/ifaces/watcher.ts';
 import { batchOf, RecordingExporter } from './fakes.ts';
@@ -72,7 +74,13 @@ class FakeCapture implements LiveCapture {
       ringBufferLost: 1,
       drains: 5,
       deferredDrains: 0,
+      filterAccepted: 40,
+      filterRejected: 9,
     };
+  }
+
+  setFilter(program: FilterProgram | undefined): void {
+    this.log.push(`filter ${describeFilter(program)}`);
   }
 
   async stop(): Promise<void> {
@@ -193,6 +201,8 @@ test('/metrics serves the agent figures on the configured loopback port', async 
   assert.match(text, /^flowtap_ring_buffer_fallbacks_total 3$/m);
   assert.match(text, /^flowtap_parse_errors_total 2$/m);
   assert.match(text, /^flowtap_ring_buffer_lost_total 1$/m);
+  assert.match(text, /^flowtap_filter_packets_total\{verdict="accepted"\} 40$/m);
+  assert.match(text, /^flowtap_filter_packets_total\{verdict="rejected"\} 9$/m);
   assert.match(text, /^flowtap_export_flows_total\{exporter="rec",result="ok"\} 0$/m);
   const missing = await fetch(`http://127.0.0.1:${address.port}/other`);
   assert.equal(missing.status, 404);
@@ -205,4 +215,18 @@ test('stopping the agent closes the metrics endpoint', async (t) => {
   const port = agent.metricsAddress?.port;
   await agent.stop();
   await assert.rejects(fetch(`http://127.0.0.1:${port}/metrics`));
+});
+
+test('replacing the filter keeps every interface attached and shows the new filter in health', async (t) => {
+  const capture = new FakeCapture(undefined);
+  const { agent } = await startAgent(t, capture, {
+    initial: ['veth0'],
+    config: { filter: buildFilter({ expression: 'udp' }) },
+  });
+  await eventually(() => capture.log.length === 1, 'the attach');
+  assert.equal(agent.health().filter, 'udp');
+  agent.setFilter(buildFilter({ expression: 'tcp port 5201' }));
+  assert.deepEqual(capture.log, ['attach veth0', 'filter tcp port 5201']);
+  assert.equal(agent.health().filter, 'tcp port 5201');
+  assert.deepEqual(agent.health().attachedInterfaces, ['veth0']);
 });

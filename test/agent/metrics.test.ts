@@ -17,6 +17,7 @@ function metricsOf(pipeline: Pipeline): AgentMetrics {
       captureStats: () => undefined,
       attachedInterfaces: () => [],
       interfaceCounters: { attaches: 0, detaches: 0, attachFailures: 0 },
+      filter: 'none',
     }),
   );
 }

@@ -93,14 +93,16 @@ test('the egress program marks its flows egress', (t) => {
   assert.equal(batch.flow(0).direction, 1);
 });
 
-test('repeated packets of one flow add up in one entry with first and last seen times', (t) => {
-  const obj = loadObject(t, 'percpu');
-  const frame = Buffer.from(PACKET_VECTORS[0].frame, 'hex');
-  for (let i = 0; i < 5; i++) obj.testRun('ingress', frame);
-  const builder = new RecordBatchBuilder(4);
-  new FlowMapDrainer(obj).drainInto(builder, splitOffset(0n));
-  const flow = builder.finish().flow(0);
-  assert.equal(flow.packets, 5);
-  assert.equal(flow.bytes, 5 * frame.length);
-  assert.ok(flow.timeFlowEndNs > flow.timeFlowStartNs, 'last seen after first seen');
-});
+for (const mapKind of ['percpu', 'shared'] as const) {
+  test(`repeated packets of one flow add up in one entry with first and last seen times (${mapKind} map)`, (t) => {
+    const obj = loadObject(t, mapKind);
+    const frame = Buffer.from(PACKET_VECTORS[0].frame, 'hex');
+    for (let i = 0; i < 5; i++) obj.testRun('ingress', frame);
+    const builder = new RecordBatchBuilder(4);
+    new FlowMapDrainer(obj).drainInto(builder, splitOffset(0n));
+    const flow = builder.finish().flow(0);
+    assert.equal(flow.packets, 5);
+    assert.equal(flow.bytes, 5 * frame.length);
+    assert.ok(flow.timeFlowEndNs > flow.timeFlowStartNs, 'last seen after first seen');
+  });
+}

@@ -1,5 +1,5 @@
 /**
- * Parsers of the file commands' own flags (decode, read) and the mapping of a file that cannot be
+ * Parsers of the file commands' own flags (decode, read), the filter expression of run and read, and the mapping of a file that cannot be
  * opened to an InputError; the agent's settings go through src/agent/config.ts instead.
  */
 import { ConfigError, InputError } from '../../errors.ts';
@@ -43,4 +43,18 @@ export function asInputError(err: unknown, file: string): unknown {
     return new InputError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
   return err;
+}
+
+/** Joins the positional filter expression and `--filter`, refusing both at once. */
+export function filterFlag(positional: readonly string[], flag: string | undefined): string | undefined {
+  if (positional.length === 0) return flag;
+  const expression = positional.join(' ');
+  if (flag !== undefined) {
+    throw new ConfigError(
+      '--filter',
+      flag,
+      `either --filter or an expression after the options, not both (got '${expression}' too)`,
+    );
+  }
+  return expression;
 }

@@ -14,13 +14,15 @@ import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
 import { readCapture } from '../../capture/pcap/read-capture.ts';
 import { ExportError } from '../../errors.ts';
 import type { FlowExporter } from '../../export/exporter.ts';
+import { describeFilter } from '../../filter/build.ts';
+import type { FilterProgram } from '../../filter/program.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress } from '../../web/address.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
 import { type CommandLineValues, loadConfig } from '../config.ts';
 import { createExporters, logExportResults } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
-import { asInputError, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
+import { asInputError, filterFlag, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
 import { addTargetTlsOptions, type TargetTlsFlags, targetTlsFlags } from './target-tls-options.ts';
 
 /** Options of a {@link CaptureRead}. */
@@ -31,6 +33,8 @@ export interface ReadOptions {
   cacheActiveTimeoutMs: number;
   /** Sources that make a packet EGRESS; empty: the capture's recorded direction, else INGRESS. */
   localHosts: LocalHosts;
+  /** Packets this filter rejects are counted in no flow (skipped as `filtered`). */
+  filter?: FilterProgram;
 }
 
 const READ_CHUNK_BYTES = 1 << 20;
@@ -53,7 +57,11 @@ export class CaptureRead {
 
   constructor(options: ReadOptions) {
     this.#options = options;
-    this.decoder = new CaptureDecoder({ localHosts: options.localHosts, initialRows: BATCH_ROWS });
+    this.decoder = new CaptureDecoder({
+      localHosts: options.localHosts,
+      initialRows: BATCH_ROWS,
+      filter: options.filter,
+    });
   }
 
   /**
@@ -108,6 +116,8 @@ export function registerReadCommand(program: Command): void {
       'read a pcap or pcapng capture from FILE (or - for stdin) and export its flows (JSON lines by default)',
     )
     .argument('<file>', 'capture file (pcap or pcapng), or - for standard input')
+    .argument('[expression...]', 'count only packets matching this pcap-filter expression [FILTER]')
+    .option('--filter <expression>', 'pcap-filter expression, as the positional argument [FILTER]')
     .option(
       '--local-net <cidrs>',
       'comma-separated local networks: packets from them are EGRESS, others INGRESS (e.g. 10.0.0.0/8,fd00::/8)',
@@ -153,6 +163,7 @@ export function registerReadCommand(program: Command): void {
     .action(
       async (
         file: string,
+        expression: string[],
         opts: {
           localNet?: string;
           localMac?: string;
@@ -166,6 +177,7 @@ export function registerReadCommand(program: Command): void {
           output?: string;
           logLevel?: string;
           exportFlushTimeout: number;
+          filter?: string;
         } & TargetTlsFlags,
       ) => {
         const localHosts = parseLocalHosts(opts.localNet, opts.localMac);
@@ -176,6 +188,7 @@ export function registerReadCommand(program: Command): void {
           output: opts.output,
           logLevel: opts.logLevel,
           ...targetTlsFlags(opts),
+          filter: filterFlag(expression, opts.filter),
         };
         const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
         const logger = createLogger(config.logLevel);
@@ -195,6 +208,7 @@ export function registerReadCommand(program: Command): void {
                 health: (): HealthSnapshot => ({
                   packetsSeen: read.decoder.stats.packets,
                   parseErrors: read.decoder.stats.skippedTotal,
+                  filter: describeFilter(config.filter),
                 }),
               });
         if (web) process.stderr.write(`flowtap read: web view at ${web.url}\n`);
@@ -204,6 +218,7 @@ export function registerReadCommand(program: Command): void {
           cacheMaxFlows: opts.cacheMaxFlows,
           cacheActiveTimeoutMs: opts.cacheActiveTimeout,
           localHosts,
+          filter: config.filter,
         });
         try {
           await read.run(input, web ? [...exporters, web] : exporters);

@@ -9,8 +9,9 @@ import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
 import { type CommandLineValues, DEFAULT_METRICS_ADDRESS, EXPORT_KINDS, loadConfig } from '../config.ts';
 import { createExporters, logExportResults } from '../exporters.ts';
-import { createLogger } from '../logger.ts';
-import { handleStopSignals } from '../signals.ts';
+import { createLogger, type Logger } from '../logger.ts';
+import { handleReloadSignal, handleStopSignals } from '../signals.ts';
+import { filterFlag } from './option-parsers.ts';
 import { addTargetTlsOptions } from './target-tls-options.ts';
 
 /** What other features (the web view) add to a run. */
@@ -49,7 +50,12 @@ export async function runAgent(
       throw err;
     },
   );
-  const removeHandlers = handleStopSignals(() => agent.stop(), logger);
+  const removeStopHandlers = handleStopSignals(() => agent.stop(), logger);
+  const removeReloadHandler = handleReloadSignal(() => reloadFilter(flags, agent, logger));
+  const removeHandlers = () => {
+    removeStopHandlers();
+    removeReloadHandler();
+  };
   try {
     await extension.onStarted?.(agent).catch(async (err: unknown) => {
       await agent.stop();
@@ -58,6 +64,23 @@ export async function runAgent(
     await agent.done();
   } finally {
     removeHandlers();
+  }
+}
+
+/**
+ * SIGHUP: reads the settings again (the --config file may have changed) and puts the new filter
+ * in use without detaching. A filter that does not compile is logged and the old one stays.
+ * Other settings keep the values the agent started with.
+ */
+function reloadFilter(flags: CommandLineValues, agent: Agent, logger: Logger): void {
+  try {
+    const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
+    agent.setFilter(config.filter);
+  } catch (err) {
+    logger.error(
+      { err: (err as Error).message },
+      'SIGHUP: the new settings are not valid; keeping the filter in use',
+    );
   }
 }
 
@@ -76,6 +99,10 @@ function webViewExtension(address: WebAddress): RunExtension {
 export function registerRunCommand(program: Command): void {
   const command = program
     .command('run', { isDefault: true })
+    .argument(
+      '[expression...]',
+      'count only packets matching this pcap-filter expression, e.g. tcp port 443 (see README) [FILTER]',
+    )
     .description(
       'capture flows live with eBPF on the selected interfaces and export them (the default command)',
     )
@@ -127,15 +154,20 @@ export function registerRunCommand(program: Command): void {
       'directory (or .duckdb file) of the flow store [STORE_PATH; /var/lib/flowtap as root, else $XDG_STATE_HOME/flowtap]',
     )
     .option('--no-store', 'do not keep flows in the flow store (kept by default, see flowtap query)')
+    .option('--filter <expression>', 'pcap-filter expression, as the positional argument [FILTER; none]')
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .addHelpText(
       'after',
       '\nPrecedence: flags > environment variables > --config file > defaults. Other settings: ' +
         'GRPC_MESSAGE_MAX_FLOWS (10000), FLOWS_TARGET_HOST/FLOWS_TARGET_PORT (older names), KAFKA_* (EXPORT=kafka), ' +
-        'STORE_RETENTION (7d), STORE_MAX_BYTES (0: no limit).',
+        'STORE_RETENTION (7d), STORE_MAX_BYTES (0: no limit), ' +
+        'FLOW_FILTER_RULES (JSON/YAML filter rules). SIGHUP re-reads the --config file and replaces the filter.',
     )
-    .action(async (opts: CommandLineValues & { web?: string | boolean; store?: boolean }) => {
-      const { web, ...flags } = opts;
-      await runAgent(flags, web === undefined ? {} : webViewExtension(parseWebAddress(web)));
-    });
+    .action(
+      async (expression: string[], opts: CommandLineValues & { web?: string | boolean; store?: boolean }) => {
+        const { web, ...flags } = opts;
+        flags.filter = filterFlag(expression, flags.filter);
+        await runAgent(flags, web === undefined ? {} : webViewExtension(parseWebAddress(web)));
+      },
+    );
 }

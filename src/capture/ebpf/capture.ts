@@ -23,6 +23,7 @@ import {
 import { RingBufferReader } from '../../ebpf/ringbuf.ts';
 import type { RowSink } from '../../ebpf/rows.ts';
 import { ConfigError, InterfaceError } from '../../errors.ts';
+import type { FilterProgram } from '../../filter/program.ts';
 import type { InterfaceRegistry } from '../../model/interfaces.ts';
 
 /** Which packets are counted: arriving, leaving, or both. */
@@ -53,6 +54,8 @@ export interface EbpfCaptureOptions {
   mapKind?: FlowMapKind;
   /** Force clsact filters even where TCX links exist; for tests of older kernels' path. */
   attachMode?: AttachMode;
+  /** Compiled filter run before counting (src/filter); undefined = count every packet. */
+  filter?: FilterProgram;
 }
 
 /** Counters of an {@link EbpfCapture}. */
@@ -65,6 +68,10 @@ export interface EbpfCaptureStats {
   mapUpdateFailures: number;
   /** Packets skipped by sampling. */
   sampledOut?: number;
+  /** Packets the filter accepted (0 without a filter). */
+  filterAccepted?: number;
+  /** Packets the filter rejected: counted in no flow. */
+  filterRejected?: number;
   /** Fallbacks lost because the ring buffer was full (raise ringBufferBytes or maxFlows). */
   ringBufferLost: number;
   /** Flow-map drains done. */
@@ -174,6 +181,7 @@ export class EbpfCapture {
       mapKind: opts.mapKind ?? 'percpu',
     });
     try {
+      obj.filter.install(opts.filter);
       const ring = new RingBufferReader(obj.ringBufferFd, obj.options.ringBufferBytes);
       const mode = opts.attachMode ?? (features.tcx ? 'tcx' : 'clsact');
       return new EbpfCapture(opts, obj, ring, new FlowMapDrainer(obj), mode);
@@ -208,6 +216,20 @@ export class EbpfCapture {
     this.#attachments.delete(ifName);
   }
 
+  /**
+   * Replaces the filter (undefined: count every packet) without detaching: packets from now on
+   * are tested by the new one (src/ebpf/filter-maps.ts).
+   */
+  setFilter(program: FilterProgram | undefined): void {
+    if (this.#stopping) return;
+    this.obj.filter.install(program);
+  }
+
+  /** The filter in use, undefined when every packet is counted. */
+  get filter(): FilterProgram | undefined {
+    return this.obj.filter.program;
+  }
+
   /** Names of the interfaces attached now. */
   attached(): string[] {
     return [...this.#attachments.keys()];
@@ -240,6 +262,8 @@ export class EbpfCapture {
       parseErrors: counters.parseErrors,
       mapUpdateFailures: counters.mapUpdateFailures,
       sampledOut: counters.sampledOut,
+      filterAccepted: counters.filterAccepted,
+      filterRejected: counters.filterRejected,
       ringBufferLost: counters.ringBufferLost,
       drains: this.#drains,
       deferredDrains: this.#deferredDrains,
@@ -284,6 +308,8 @@ export class EbpfCapture {
         ringBufferLost: 0,
         parseErrors: 0,
         sampledOut: 0,
+        filterAccepted: 0,
+        filterRejected: 0,
       };
       this.ring.close();
       this.obj.close();

@@ -64,6 +64,21 @@ export function parseEthernetFrame(
 }
 
 /**
+ * The outer VLAN id of a frame whose Ethernet type field (`etype`, host order) is followed by
+ * `f[off, end)`: the tag's id when `etype` is 802.1Q or 802.1ad, else -1 (untagged or cut short).
+ */
+export function vlanIdAfterEtherType(f: Uint8Array, off: number, end: number, etype: number): number {
+  if ((etype !== ETH_P_8021Q && etype !== ETH_P_8021AD) || end - off < VLAN_TAG_BYTES) return -1;
+  return ((f[off] << 8) | f[off + 1]) & 0x0fff;
+}
+
+/** The outer VLAN id of the Ethernet frame `f[off, end)`, or -1 when it carries no tag. */
+export function outerVlanId(f: Uint8Array, off: number, end: number): number {
+  if (end - off < ETHERNET_HEADER_BYTES) return -1;
+  return vlanIdAfterEtherType(f, off + ETHERNET_HEADER_BYTES, end, (f[off + 12] << 8) | f[off + 13]);
+}
+
+/**
  * Parses what follows an Ethernet type field (`etype`, host order) starting at `off`: up to two
  * VLAN tags, then IPv4 or IPv6; any other type is a flow of that type without addresses.
  */

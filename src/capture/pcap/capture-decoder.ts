@@ -6,6 +6,7 @@
  */
 import type { RecordBatch } from '../../codec/record-batch.ts';
 import { CaptureFormatError } from '../../errors.ts';
+import type { FilterProgram } from '../../filter/program.ts';
 import { ClassicPcapFramer, isClassicPcapMagic } from './classic.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { type CaptureStats, PacketSink, SkipReason } from './packet-sink.ts';
@@ -19,6 +20,8 @@ export interface CaptureDecoderOptions {
   localHosts?: LocalHosts;
   /** Rows the first batch buffer holds (it grows as needed). */
   initialRows?: number;
+  /** Compiled filter (src/filter): packets it rejects are skipped as `filtered`. */
+  filter?: FilterProgram;
 }
 
 /** Decodes one capture stream; see the module comment. */
@@ -35,7 +38,7 @@ export class CaptureDecoder {
   #failure: unknown;
 
   constructor(options: CaptureDecoderOptions = {}) {
-    this.#sink = new PacketSink(options.localHosts ?? NO_LOCAL_HOSTS, options.initialRows);
+    this.#sink = new PacketSink(options.localHosts ?? NO_LOCAL_HOSTS, options.initialRows, options.filter);
   }
 
   /** Counters of this read so far. */

@@ -6,6 +6,8 @@
  */
 import { RecordBatchBuilder } from '../../codec/record-batch.ts';
 import { V2 } from '../../codec/v2-layout.ts';
+import { filterVerdict, NO_VLAN, VERDICT_REJECT } from '../../filter/evaluate.ts';
+import type { FilterProgram } from '../../filter/program.ts';
 import { InterfaceRegistry } from '../../model/interfaces.ts';
 import { Direction } from '../../model/names.ts';
 import {
@@ -14,6 +16,7 @@ import {
   parseEthernetFrame,
   parseFromEtherType,
   parseIpPacket,
+  vlanIdAfterEtherType,
 } from '../packet/frame-parser.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { writeUnixNs } from './unix-time.ts';
@@ -42,6 +45,10 @@ export const SkipReason = {
   UNKNOWN_INTERFACE: 4,
   /** The input ends in the middle of a packet record. */
   TRUNCATED_END: 5,
+  /** The filter (expression or FLOW_FILTER_RULES) rejected the packet. */
+  FILTERED: 6,
+  /** The filter rule that accepted the packet samples 1 in N, and this was not the one. */
+  SAMPLED_OUT: 7,
 } as const;
 
 /** Names of {@link SkipReason} values, as the summary prints them. */
@@ -52,6 +59,8 @@ export const SKIP_REASON_NAMES = [
   'unsupported-link-type',
   'unknown-interface',
   'truncated-end',
+  'filtered',
+  'sampled-out',
 ] as const;
 
 /** Direction a capture recorded for a packet: unknown, or a `Direction` value. */
@@ -101,9 +110,11 @@ export class PacketSink {
   readonly stats = new CaptureStats();
   readonly #linkTypes: number[] = [];
   readonly #local: LocalHosts;
+  readonly #filter: FilterProgram | undefined;
 
-  constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096) {
+  constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096, filter?: FilterProgram) {
     this.#local = local;
+    this.#filter = filter;
     this.builder = new RecordBatchBuilder(initialRows, this.interfaces);
   }
 
@@ -150,9 +161,18 @@ export class PacketSink {
     let bytes = wireBytes;
     let direction = recordedDirection;
     let status: number;
+    let vlanId = NO_VLAN;
     switch (this.#linkTypes[ifIndex]) {
       case LinkType.ETHERNET:
         status = parseEthernetFrame(data, off, end, out, row);
+        if (this.#filter && end - off >= ETHERNET_HEADER_BYTES) {
+          vlanId = vlanIdAfterEtherType(
+            data,
+            off + ETHERNET_HEADER_BYTES,
+            end,
+            (data[off + 12] << 8) | data[off + 13],
+          );
+        }
         break;
       case LinkType.RAW:
       case LinkType.IPV4:
@@ -185,6 +205,7 @@ export class PacketSink {
           headerBytes +
           (arphrd === ARPHRD_ETHER || arphrd === ARPHRD_LOOPBACK ? ETHERNET_HEADER_BYTES : 0);
         status = parseFromEtherType(data, off + headerBytes, end, protocol, out, row);
+        if (this.#filter) vlanId = vlanIdAfterEtherType(data, off + headerBytes, end, protocol);
         break;
       }
       default:
@@ -204,6 +225,15 @@ export class PacketSink {
       direction = Direction.INGRESS;
     }
     out[row + V2.DIRECTION] = direction;
+    if (this.#filter) {
+      // After the direction is known, as the kernel program knows its own before testing.
+      const verdict = filterVerdict(this.#filter, out, row, vlanId);
+      if (verdict === VERDICT_REJECT || (verdict > 1 && Math.floor(Math.random() * verdict) !== 0)) {
+        builder.dropLastRow();
+        stats.skipped[verdict === VERDICT_REJECT ? SkipReason.FILTERED : SkipReason.SAMPLED_OUT]++;
+        return;
+      }
+    }
     out[row + V2.IF_INDEX] = ifIndex & 0xff;
     out[row + V2.IF_INDEX + 1] = (ifIndex >>> 8) & 0xff;
     out[row + V2.IF_INDEX + 2] = (ifIndex >>> 16) & 0xff;
