@@ -87,7 +87,7 @@ export class CaptureRead {
       line += `, ${skipped} skipped (${reasons.join(', ')})`;
     }
     if (s.unsupportedLinkTypes.size > 0)
-      line += `; link types not read: ${[...s.unsupportedLinkTypes].join(', ')}`;
+      line += `; link types not read: ${[...s.unsupportedLinkTypes].map(([type, n]) => `${type} (${n} packets)`).join(', ')}`;
     if (s.truncatedEndOffset >= 0)
       line += `; the input ends inside a record at byte offset ${s.truncatedEndOffset}`;
     if (s.otherBlocks > 0) line += `; ${s.otherBlocks} non-packet blocks passed over`;

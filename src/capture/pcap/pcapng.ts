@@ -12,13 +12,9 @@
  */
 import { CaptureFormatError } from '../../errors.ts';
 import { Direction } from '../../model/names.ts';
+import { RECORDED_DIRECTION_UNKNOWN } from '../packet/link-layers.ts';
 import { MAX_CAPTURED_BYTES } from './classic.ts';
-import {
-  MAX_CAPTURE_INTERFACES,
-  type PacketSink,
-  RECORDED_DIRECTION_UNKNOWN,
-  SkipReason,
-} from './packet-sink.ts';
+import { MAX_CAPTURE_INTERFACES, type PacketSink, SkipReason } from './packet-sink.ts';
 import { TickResolution } from './unix-time.ts';
 
 /** Block type of a Section Header Block (the same in both byte orders). */
@@ -194,13 +190,8 @@ export class PcapngFramer {
     }
     const captured = this.#u32(data, at + 20);
     const wire = this.#u32(data, at + 24);
-    const snap = this.#snapBytes[id];
-    if (
-      captured > length - MIN_EPB_BYTES ||
-      captured > wire ||
-      captured > MAX_CAPTURED_BYTES ||
-      (snap !== 0 && captured > snap)
-    ) {
+    // Above the interface's snap length but inside its block: read, as tshark reads it.
+    if (captured > length - MIN_EPB_BYTES || captured > wire || captured > MAX_CAPTURED_BYTES) {
       sink.skip(SkipReason.BAD_LENGTH);
       return;
     }
