@@ -44,19 +44,18 @@ export class ClassicPcapFramer {
   constructor(private readonly sink: PacketSink) {}
 
   /**
-   * Consumes the whole units in `data[pos..]` (`baseOffset` is the stream offset of `data[0]`)
+   * Consumes the whole units in `data[pos, end)` (`baseOffset` is the stream offset of `data[0]`)
    * and returns where it stopped; `needBytes` then says how many bytes the next unit needs.
    */
-  consume(data: Buffer, pos: number, baseOffset: number): number {
+  consume(data: Buffer, pos: number, end: number, baseOffset: number): number {
     let at = pos;
     if (!this.#headerRead) {
-      if (data.length - at < PCAP_FILE_HEADER_BYTES) return at;
+      if (end - at < PCAP_FILE_HEADER_BYTES) return at;
       this.#readFileHeader(data, at, baseOffset);
       at += PCAP_FILE_HEADER_BYTES;
     }
     const le = this.#littleEndian;
     const sink = this.sink;
-    const end = data.length;
     while (end - at >= RECORD_HEADER_BYTES) {
       const seconds = le ? data.readUInt32LE(at) : data.readUInt32BE(at);
       const fraction = le ? data.readUInt32LE(at + 4) : data.readUInt32BE(at + 4);

@@ -92,6 +92,11 @@ export class PacketSink {
   /** Counters of this read. */
   readonly stats = new CaptureStats();
   readonly #linkTypes: number[] = [];
+  readonly #names: string[] = [];
+  /** Interfaces declared by earlier inputs of the capture, and those the current input took over. */
+  #earlierInputsInterfaces = 0;
+  #takenOver: number[] = [];
+  #declaredInInput = 0;
   readonly #local: LocalHosts;
   readonly #link = new LinkLayerParser();
 
@@ -105,15 +110,38 @@ export class PacketSink {
     return this.#linkTypes.length;
   }
 
-  /** Declares the next interface (index = interfaces declared before it) and returns its index. */
+  /** Interfaces the current input has declared. */
+  get interfacesDeclaredInInput(): number {
+    return this.#declaredInInput;
+  }
+
+  /**
+   * Declares the current input's next interface and returns its index: a new one (index =
+   * interfaces declared before it), or one of an earlier input with the same name and link type.
+   */
   addInterface(linkType: number, name: string): number {
+    this.#declaredInInput++;
+    for (let i = 0; i < this.#earlierInputsInterfaces; i++) {
+      if (this.#linkTypes[i] === linkType && this.#names[i] === name && !this.#takenOver.includes(i)) {
+        this.#takenOver.push(i);
+        return i;
+      }
+    }
     const index = this.#linkTypes.length;
     this.#linkTypes.push(linkType);
+    this.#names.push(name);
     this.interfaces.set(index, name);
     if (!isSupportedLinkType(linkType) && !this.stats.unsupportedLinkTypes.has(linkType)) {
       this.stats.unsupportedLinkTypes.set(linkType, 0);
     }
     return index;
+  }
+
+  /** Starts the next input of the capture: its interfaces may be those of the inputs before. */
+  beginInput(): void {
+    this.#earlierInputsInterfaces = this.#linkTypes.length;
+    this.#takenOver = [];
+    this.#declaredInInput = 0;
   }
 
   /** Counts one packet record that cannot be used. */

@@ -64,12 +64,11 @@ export class PcapngFramer {
   }
 
   /**
-   * Consumes the whole blocks in `data[pos..]` (`baseOffset` is the stream offset of `data[0]`)
+   * Consumes the whole blocks in `data[pos, end)` (`baseOffset` is the stream offset of `data[0]`)
    * and returns where it stopped; `needBytes` then says how many bytes the next block needs.
    */
-  consume(data: Buffer, pos: number, baseOffset: number): number {
+  consume(data: Buffer, pos: number, end: number, baseOffset: number): number {
     let at = pos;
-    const end = data.length;
     for (;;) {
       if (end - at < MIN_BLOCK_BYTES) {
         this.needBytes = MIN_BLOCK_BYTES;
@@ -169,7 +168,8 @@ export class PcapngFramer {
       resolution = new TickResolution(tsresol);
       this.#resolutions.set(tsresol, resolution);
     }
-    const index = this.sink.interfaceCount;
+    // Unnamed interfaces are numbered within their input, so rotated files name them alike.
+    const index = this.sink.interfacesDeclaredInInput;
     this.#ifIndex.push(this.sink.addInterface(linkType, name === '' ? `if${index}` : name));
     this.#snapBytes.push(snapBytes);
     this.#resolution.push(resolution);
