@@ -75,6 +75,14 @@ describe('flowtap read of several inputs', () => {
     assert.equal(await flows([join(dir, 'ng-?.pcapng*')]), await flows([file('whole.pcapng')]));
   });
 
+  test('a damaged gzip stream is an input error naming the file', async () => {
+    const gz = gzipSync(classicPcap(packets));
+    writeFileSync(file('cut.pcap.gz'), gz.subarray(0, gz.length - 100));
+    const { code, stderr } = await runCli(['read', file('cut.pcap.gz')]);
+    assert.equal(code, 1);
+    assert.match(stderr, /cannot gunzip .*cut\.pcap\.gz: unexpected end of file/);
+  });
+
   test('a zstd-compressed input is refused with what to do instead', async () => {
     writeFileSync(file('cap.pcap.zst'), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]));
     const { code, stderr } = await runCli(['read', file('cap.pcap.zst')]);
