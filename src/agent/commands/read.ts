@@ -1,18 +1,18 @@
 /**
- * `flowtap read FILE|-`: reads a pcap or pcapng capture (a file, or a pipe such as
+ * `flowtap read FILE...|-`: reads a pcap or pcapng capture (files, gzipped or not, shell
+ * patterns such as `'cap-*.pcap.gz'` read in time order as one capture, or a pipe such as
  * `tcpdump -w - | flowtap read -`), counts every packet into flows with the kernel program's
  * meaning (docs/flow-key.md), accounts them on the packets' own times and prints each evicted
  * flow as a JSON line. A summary (packets read, skipped by reason, flows) goes to stderr at the
  * end, also when a damaged capture ends the read with exit 1 after the flows before the damage.
  */
-import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
 import { Accounter } from '../../account/accounter.ts';
 import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
+import { CaptureInputs, partitionReadArguments } from '../../capture/pcap/capture-inputs.ts';
 import { type LocalHosts, parseLocalHosts } from '../../capture/pcap/direction.ts';
 import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
-import { readCapture } from '../../capture/pcap/read-capture.ts';
-import { ExportError } from '../../errors.ts';
+import { ExportError, InputError } from '../../errors.ts';
 import type { FlowExporter } from '../../export/exporter.ts';
 import { describeFilter } from '../../filter/build.ts';
 import type { FilterProgram } from '../../filter/program.ts';
@@ -23,6 +23,7 @@ import { type CommandLineValues, loadConfig } from '../config.ts';
 import { createExporters, logExportResults } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
 import { asInputError, filterFlag, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
+import { ReadProgress, wantsProgress } from './read-progress.ts';
 import { addTargetTlsOptions, type TargetTlsFlags, targetTlsFlags } from './target-tls-options.ts';
 
 /** Options of a {@link CaptureRead}. */
@@ -37,7 +38,6 @@ export interface ReadOptions {
   filter?: FilterProgram;
 }
 
-const READ_CHUNK_BYTES = 1 << 20;
 const EVICT_BUFFER_LEN = 4;
 /** How long exporters may take, by default, after the capture ends, to deliver what they hold. */
 const EXPORT_FLUSH_TIMEOUT_MS = 30_000;
@@ -54,6 +54,7 @@ export class CaptureRead {
   /** Flows written so far. */
   flows = 0;
   readonly #options: ReadOptions;
+  #accounter: Accounter | undefined;
 
   constructor(options: ReadOptions) {
     this.#options = options;
@@ -69,18 +70,24 @@ export class CaptureRead {
    * each exporter. A file can wait, so the read pauses while an exporter's queue is full
    * instead of dropping flows.
    */
-  async run(input: AsyncIterable<Buffer | string>, exporters: readonly FlowExporter[]): Promise<void> {
+  async run(inputs: CaptureInputs, exporters: readonly FlowExporter[]): Promise<void> {
     const accounter = new Accounter({
       maxEntries: this.#options.cacheMaxFlows,
       evictBufferLen: EVICT_BUFFER_LEN,
       evictTimeoutMs: this.#options.cacheActiveTimeoutMs,
       activeTimeoutBy: 'record-time',
     });
-    for await (const batch of accounter.account(readCapture(input, this.decoder))) {
+    this.#accounter = accounter;
+    for await (const batch of accounter.account(inputs.batches(this.decoder))) {
       for (const exporter of exporters) await exporter.whenReady?.();
       for (const exporter of exporters) exporter.export(batch);
       this.flows += batch.count;
     }
+  }
+
+  /** Flows in the cache, not written yet. */
+  get cachedFlows(): number {
+    return this.#accounter?.cachedFlows ?? 0;
   }
 
   /** The one-line summary: format, packets read, counted, skipped by reason, flows, and export losses. */
@@ -96,7 +103,7 @@ export class CaptureRead {
       line += `, ${skipped} skipped (${reasons.join(', ')})`;
     }
     if (s.unsupportedLinkTypes.size > 0)
-      line += `; link types not read: ${[...s.unsupportedLinkTypes].join(', ')}`;
+      line += `; link types not read: ${[...s.unsupportedLinkTypes].map(([type, n]) => `${type} (${n} packets)`).join(', ')}`;
     if (s.truncatedEndOffset >= 0)
       line += `; the input ends inside a record at byte offset ${s.truncatedEndOffset}`;
     if (s.otherBlocks > 0) line += `; ${s.otherBlocks} non-packet blocks passed over`;
@@ -113,11 +120,14 @@ export function registerReadCommand(program: Command): void {
   const command = program
     .command('read')
     .description(
-      'read a pcap or pcapng capture from FILE (or - for stdin) and export its flows (JSON lines by default)',
+      'read a pcap or pcapng capture from FILEs (or - for stdin) and export its flows (JSON lines by default)',
     )
-    .argument('<file>', 'capture file (pcap or pcapng), or - for standard input')
-    .argument('[expression...]', 'count only packets matching this pcap-filter expression [FILTER]')
-    .option('--filter <expression>', 'pcap-filter expression, as the positional argument [FILTER]')
+    .argument(
+      '<files...>',
+      'capture files (pcap or pcapng, gzipped or not) or quoted patterns (cap-*.pcap.gz) read in time order as one capture, or - for standard input; the words after the last file are a pcap-filter expression [FILTER]',
+    )
+    .option('--filter <expression>', 'pcap-filter expression, as the words after the files [FILTER]')
+    .option('--quiet', 'no progress line on stderr (drawn only when stderr is a terminal)')
     .option(
       '--local-net <cidrs>',
       'comma-separated local networks: packets from them are EGRESS, others INGRESS (e.g. 10.0.0.0/8,fd00::/8)',
@@ -162,9 +172,9 @@ export function registerReadCommand(program: Command): void {
     )
     .action(
       async (
-        file: string,
-        expression: string[],
+        args: string[],
         opts: {
+          quiet?: boolean;
           localNet?: string;
           localMac?: string;
           cacheMaxFlows: number;
@@ -181,6 +191,14 @@ export function registerReadCommand(program: Command): void {
         } & TargetTlsFlags,
       ) => {
         const localHosts = parseLocalHosts(opts.localNet, opts.localMac);
+        const { files, rest } = await partitionReadArguments(args);
+        // The first argument must be an input; the words after the last input are the filter.
+        if (files.length === 0) {
+          throw new InputError(`cannot read ${rest[0]}: no such file, and no file matches it as a pattern`);
+        }
+        const inputs = await CaptureInputs.open(files).catch((err: unknown) => {
+          throw asInputError(err, files.join(' '));
+        });
         const flags: CommandLineValues = {
           export: opts.store ? `${opts.export ?? 'json'},store` : opts.export,
           storePath: opts.storePath,
@@ -188,7 +206,7 @@ export function registerReadCommand(program: Command): void {
           output: opts.output,
           logLevel: opts.logLevel,
           ...targetTlsFlags(opts),
-          filter: filterFlag(expression, opts.filter),
+          filter: filterFlag(rest, opts.filter),
         };
         const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
         const logger = createLogger(config.logLevel);
@@ -212,19 +230,27 @@ export function registerReadCommand(program: Command): void {
                 }),
               });
         if (web) process.stderr.write(`flowtap read: web view at ${web.url}\n`);
-        const input =
-          file === '-' ? process.stdin : createReadStream(file, { highWaterMark: READ_CHUNK_BYTES });
         const read = new CaptureRead({
           cacheMaxFlows: opts.cacheMaxFlows,
           cacheActiveTimeoutMs: opts.cacheActiveTimeout,
           localHosts,
           filter: config.filter,
         });
+        const progress = wantsProgress(process.stderr, opts.quiet === true)
+          ? new ReadProgress(process.stderr, () => ({
+              bytesRead: inputs.bytesRead,
+              totalBytes: inputs.totalBytes,
+              packets: read.decoder.stats.packets,
+              flows: read.flows + read.cachedFlows,
+            }))
+          : undefined;
+        progress?.start();
         try {
-          await read.run(input, web ? [...exporters, web] : exporters);
+          await read.run(inputs, web ? [...exporters, web] : exporters);
         } catch (err) {
-          throw asInputError(err, file);
+          throw asInputError(err, inputs.currentPath || files.join(' '));
         } finally {
+          progress?.stop();
           await Promise.all(exporters.map((e) => e.stop(opts.exportFlushTimeout)));
           process.stderr.write(read.summary(exporters));
           if (web) {
