@@ -12,7 +12,7 @@ import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
 import { CaptureInputs, partitionReadArguments } from '../../capture/pcap/capture-inputs.ts';
 import { type LocalHosts, parseLocalHosts } from '../../capture/pcap/direction.ts';
 import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
-import { ExportError, InputError } from '../../errors.ts';
+import { ExportError } from '../../errors.ts';
 import type { FlowExporter } from '../../export/exporter.ts';
 import { describeFilter } from '../../filter/build.ts';
 import type { FilterProgram } from '../../filter/program.ts';
@@ -191,14 +191,8 @@ export function registerReadCommand(program: Command): void {
         } & TargetTlsFlags,
       ) => {
         const localHosts = parseLocalHosts(opts.localNet, opts.localMac);
+        // The words after the last input are the filter, checked (in loadConfig) before any input is opened.
         const { files, rest } = await partitionReadArguments(args);
-        // The first argument must be an input; the words after the last input are the filter.
-        if (files.length === 0) {
-          throw new InputError(`cannot read ${rest[0]}: no such file, and no file matches it as a pattern`);
-        }
-        const inputs = await CaptureInputs.open(files).catch((err: unknown) => {
-          throw asInputError(err, files.join(' '));
-        });
         const flags: CommandLineValues = {
           export: opts.store ? `${opts.export ?? 'json'},store` : opts.export,
           storePath: opts.storePath,
@@ -209,6 +203,9 @@ export function registerReadCommand(program: Command): void {
           filter: filterFlag(rest, opts.filter),
         };
         const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
+        const inputs = await CaptureInputs.open(files).catch((err: unknown) => {
+          throw asInputError(err, files.join(' '));
+        });
         const logger = createLogger(config.logLevel);
         const exporters = await createExporters(config, logger, logExportResults(logger));
         // A file can be read again later: a store that cannot be opened ends the read before it starts.

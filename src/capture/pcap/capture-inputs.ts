@@ -26,8 +26,9 @@ async function isFile(path: string): Promise<boolean> {
 }
 
 /**
- * Splits `args` into inputs and the rest: leading arguments that are `-`, an existing file or a
- * pattern matching files are inputs; the first argument that is none of these ends them.
+ * Splits `args` into inputs and the rest: the first argument is always an input (opening it says
+ * what is wrong with it), then leading arguments that are `-`, an existing file or a pattern
+ * matching files are inputs; the first argument that is none of these ends them.
  */
 export async function partitionReadArguments(args: readonly string[]): Promise<ReadArguments> {
   const files: string[] = [];
@@ -38,10 +39,14 @@ export async function partitionReadArguments(args: readonly string[]): Promise<R
       files.push(arg);
       continue;
     }
-    if (!hasWildcard(arg)) break;
     const matches: string[] = [];
-    for (const path of await expandGlob(arg)) if (await isFile(path)) matches.push(path);
-    if (matches.length === 0) break;
+    if (hasWildcard(arg))
+      for (const path of await expandGlob(arg)) if (await isFile(path)) matches.push(path);
+    if (matches.length === 0) {
+      if (i > 0) break;
+      files.push(arg);
+      continue;
+    }
     files.push(...matches);
   }
   if (files.includes('-') && files.length > 1) {

@@ -6,7 +6,7 @@
  */
 import { RecordBatchBuilder } from '../../codec/record-batch.ts';
 import { V2 } from '../../codec/v2-layout.ts';
-import { filterVerdict, NO_VLAN, VERDICT_REJECT } from '../../filter/evaluate.ts';
+import { filterVerdict, VERDICT_REJECT } from '../../filter/evaluate.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import { InterfaceRegistry } from '../../model/interfaces.ts';
 import { Direction } from '../../model/names.ts';
