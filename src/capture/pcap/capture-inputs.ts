@@ -44,6 +44,9 @@ export async function partitionReadArguments(args: readonly string[]): Promise<R
       for (const path of await expandGlob(arg)) if (await isFile(path)) matches.push(path);
     if (matches.length === 0) {
       if (i > 0) break;
+      if (hasWildcard(arg)) {
+        throw new InputError(`cannot read ${arg}: no such file, and no file matches it as a pattern`);
+      }
       files.push(arg);
       continue;
     }
