@@ -10,7 +10,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import { ConfigError } from '../errors.ts';
-import type { ExporterStats, FlowExporter } from '../export/exporter.ts';
+import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
 import type { HostPort } from './config.ts';
 import type { Pipeline } from './pipeline.ts';
 
@@ -61,7 +61,7 @@ export interface HealthSnapshot {
   mapUpdateFailures: number;
   drains: number;
   /** Per exporter: its counters. */
-  exporters: Array<{ name: string } & Omit<ExporterStats, 'flowsDropped'> & ExporterStats['flowsDropped']>;
+  exporters: Array<{ name: string } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']>;
 }
 
 /** Gathers every figure now. */
@@ -88,7 +88,7 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
   };
 }
 
-function exporterFigures(exporter: FlowExporter): HealthSnapshot['exporters'][number] {
+function exporterFigures(exporter: FlowSink): HealthSnapshot['exporters'][number] {
   const { flowsDropped, ...rest } = exporter.stats;
   return { name: exporter.name, ...rest, ...flowsDropped };
 }

@@ -1,9 +1,16 @@
 /**
- * The one interface every exporter implements, and the bounded queue they share. An exporter
- * takes evicted flow batches, sends them in order, reports each batch's outcome, drops (and
- * counts) batches beyond its queue bound instead of growing without limit, and stops by flushing.
+ * The bounded queue every exporter shares. An exporter is a flow sink (src/sink/flow-sink.ts) that
+ * sends evicted batches in order, reports each batch's outcome, drops (and counts) batches beyond
+ * its queue bound instead of growing without limit, and stops by flushing.
  */
 import type { RecordBatch } from '../codec/record-batch.ts';
+import {
+  DEFAULT_STOP_TIMEOUT_MS,
+  emptySinkStats,
+  type FlowSink,
+  type SinkDropReason,
+  type SinkStats,
+} from '../sink/flow-sink.ts';
 
 /** Outcome of one batch, reported to `onResult` listeners (metrics, logs, the web view). */
 export interface BatchResult {
@@ -16,37 +23,7 @@ export interface BatchResult {
   /** Why delivery failed or the batch was dropped. */
   error?: Error;
   /** `queue-full` or `stopped` when the batch was dropped without a send attempt. */
-  dropReason?: 'queue-full' | 'stopped';
-}
-
-/** Counters every exporter keeps; exposed as metrics. */
-export interface ExporterStats {
-  batchesSent: number;
-  batchesFailed: number;
-  flowsSent: number;
-  flowsFailed: number;
-  /** Flows dropped without a send attempt, by reason. */
-  flowsDropped: { 'queue-full': number; stopped: number };
-  /** Batches waiting in the queue now. */
-  queuedBatches: number;
-}
-
-/** What the agent's pipeline needs from an exporter. */
-export interface FlowExporter {
-  /** Short name used in metrics and logs. */
-  readonly name: string;
-  /** Counters since start. */
-  readonly stats: Readonly<ExporterStats>;
-  /** Queues a batch for sending; never blocks. Returns false when the batch was dropped. */
-  export(batch: RecordBatch): boolean;
-  /**
-   * Resolves when `export` would accept another batch. Live capture never waits (it drops and
-   * counts); sources that can pause, such as a capture file, wait here so nothing is dropped.
-   * Exporters without a queue may leave it out.
-   */
-  whenReady?(): Promise<void>;
-  /** Sends what is queued (waiting at most `timeoutMs`), drops and counts the rest, releases resources. */
-  stop(timeoutMs?: number): Promise<void>;
+  dropReason?: SinkDropReason;
 }
 
 /** Options shared by queued exporters. */
@@ -59,23 +36,14 @@ export interface QueuedExporterOptions {
 
 /** Default bound on waiting batches. */
 export const DEFAULT_MAX_QUEUED_BATCHES = 100;
-/** Default time `stop()` waits for queued batches. */
-export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 
 /**
  * Base for exporters that send one batch at a time: subclasses implement `send` (throwing on
  * failure) and optionally `close`. Batches are sent in arrival order by a single loop.
  */
-export abstract class QueuedExporter implements FlowExporter {
+export abstract class QueuedExporter implements FlowSink {
   abstract readonly name: string;
-  readonly stats: ExporterStats = {
-    batchesSent: 0,
-    batchesFailed: 0,
-    flowsSent: 0,
-    flowsFailed: 0,
-    flowsDropped: { 'queue-full': 0, stopped: 0 },
-    queuedBatches: 0,
-  };
+  readonly stats: SinkStats = emptySinkStats();
   readonly #queue: RecordBatch[] = [];
   readonly #maxQueued: number;
   readonly #onResult?: (result: BatchResult) => void;
@@ -162,7 +130,7 @@ export abstract class QueuedExporter implements FlowExporter {
     this.#draining = undefined;
   }
 
-  #drop(batch: RecordBatch, reason: 'queue-full' | 'stopped'): void {
+  #drop(batch: RecordBatch, reason: SinkDropReason): void {
     this.stats.flowsDropped[reason] += batch.count;
     this.#onResult?.({ exporter: this.name, flows: batch.count, ok: false, dropReason: reason });
   }

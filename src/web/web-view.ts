@@ -1,5 +1,5 @@
 /**
- * The live web view: an exporter named `web` that aggregates evicted batches (FlowAggregate), and
+ * The live web view: a flow sink named `web` that aggregates evicted batches (FlowAggregate), and
  * the HTTP server of its page. The page (web/index.html, app.js, style.css, and uPlot from its
  * package) is read once at start and served from memory, so it works offline and nothing is built
  * at run time. `/events` is a server-sent event stream: a new or reconnecting page gets the
@@ -16,8 +16,8 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { ConfigError, InputError } from '../errors.ts';
-import type { ExporterStats, FlowExporter } from '../export/exporter.ts';
 import { packagePath } from '../package-files.ts';
+import { emptySinkStats, type FlowSink, type SinkStats } from '../sink/flow-sink.ts';
 import { FlowAggregate, type FlowAggregateOptions, type Timeline } from './aggregate.ts';
 import type { HealthProvider, HealthSnapshot } from './health.ts';
 import { buildSnapshot, NO_FILTER, parseWebFilter, type WebFilter, type WebSnapshot } from './snapshot.ts';
@@ -133,16 +133,9 @@ export interface WebServerStats {
 }
 
 /** The running web view; see the module comment. Create it with {@link startWebView}. */
-export class WebView implements FlowExporter {
+export class WebView implements FlowSink {
   readonly name = 'web';
-  readonly stats: ExporterStats = {
-    batchesSent: 0,
-    batchesFailed: 0,
-    flowsSent: 0,
-    flowsFailed: 0,
-    flowsDropped: { 'queue-full': 0, stopped: 0 },
-    queuedBatches: 0,
-  };
+  readonly stats: SinkStats = emptySinkStats();
   /** Counters of the HTTP side. */
   readonly serverStats: WebServerStats = {
     pushes: 0,
@@ -213,7 +206,7 @@ export class WebView implements FlowExporter {
     return buildSnapshot(this.aggregate, filter, this.#topN, this.#health());
   }
 
-  /** As an exporter: stopping closes the server (there is nothing queued to flush). */
+  /** As a sink: stopping closes the server (there is nothing queued to flush). */
   stop(): Promise<void> {
     return this.close();
   }

@@ -13,7 +13,7 @@ import { type LocalHosts, parseLocalHosts } from '../../capture/pcap/direction.t
 import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
 import { readCapture } from '../../capture/pcap/read-capture.ts';
 import { ExportError } from '../../errors.ts';
-import type { FlowExporter } from '../../export/exporter.ts';
+import type { FlowSink } from '../../sink/flow-sink.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress } from '../../web/address.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
@@ -60,7 +60,7 @@ export class CaptureRead {
    * each exporter. A file can wait, so the read pauses while an exporter's queue is full
    * instead of dropping flows.
    */
-  async run(input: AsyncIterable<Buffer | string>, exporters: readonly FlowExporter[]): Promise<void> {
+  async run(input: AsyncIterable<Buffer | string>, exporters: readonly FlowSink[]): Promise<void> {
     const accounter = new Accounter({
       maxEntries: this.#options.cacheMaxFlows,
       evictBufferLen: EVICT_BUFFER_LEN,
@@ -75,7 +75,7 @@ export class CaptureRead {
   }
 
   /** The one-line summary: format, packets read, counted, skipped by reason, flows, and export losses. */
-  summary(exporters: readonly FlowExporter[] = []): string {
+  summary(exporters: readonly FlowSink[] = []): string {
     const s = this.decoder.stats;
     let line = `flowtap read: ${s.format || 'capture'}, ${s.packets} packets read, ${s.counted} counted into ${this.flows} flows`;
     const skipped = s.skippedTotal;
