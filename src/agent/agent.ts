@@ -12,6 +12,7 @@ import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
 import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
 import { InterfaceRegistry } from '../model/interfaces.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
+import { type UnhandledRejections, unhandledRejections } from '../unhandled-rejections.ts';
 import type { AgentConfig, HostPort } from './config.ts';
 import type { Logger } from './logger.ts';
 import {
@@ -48,6 +49,8 @@ export interface AgentOptions {
   createWatcher?: (listener: InterfaceListener) => InterfaceWatcher;
   /** How long stop waits for exporters to send what they hold. */
   exportStopTimeoutMs?: number;
+  /** Where stray errors are counted for /metrics; defaults to the process's tracker. */
+  unhandledRejections?: UnhandledRejections;
 }
 
 /** A running live agent. */
@@ -169,6 +172,7 @@ export class Agent {
       captureStats: () => this.#capture?.stats(),
       attachedInterfaces: () => this.#capture?.attached() ?? [],
       interfaceCounters: this.#interfaceCounters,
+      unhandledRejections: (this.options.unhandledRejections ?? unhandledRejections).counts,
     });
   }
 

@@ -34,6 +34,8 @@ export interface HealthSources {
   /** Interfaces attached now. */
   attachedInterfaces: () => readonly string[];
   interfaceCounters: Readonly<InterfaceCounters>;
+  /** Errors no caller handled, by origin (src/unhandled-rejections.ts). */
+  unhandledRejections: ReadonlyMap<string, number>;
 }
 
 /** Every figure of the agent at one instant, as plain data. */
@@ -60,6 +62,8 @@ export interface HealthSnapshot {
   parseErrors: number;
   mapUpdateFailures: number;
   drains: number;
+  /** Errors no caller handled (stray promise rejections, failing listeners), by origin. */
+  unhandledRejections: Record<string, number>;
   /** Per exporter: its counters. */
   exporters: Array<{ name: string } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']>;
 }
@@ -84,6 +88,7 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     parseErrors: capture?.parseErrors ?? 0,
     mapUpdateFailures: capture?.mapUpdateFailures ?? 0,
     drains: capture?.drains ?? 0,
+    unhandledRejections: Object.fromEntries(sources.unhandledRejections),
     exporters: p.exporters.map(exporterFigures),
   };
 }
@@ -200,6 +205,12 @@ export class AgentMetrics {
           [{ exporter: e.name, reason: 'queue-full' }, e['queue-full']],
           [{ exporter: e.name, reason: 'stopped' }, e.stopped],
         ]),
+    );
+    counter(
+      'flowtap_unhandled_rejections_total',
+      'Errors no caller handled (stray promise rejections, failing listeners), by the package raising them',
+      ['origin'],
+      (s) => Object.entries(s.unhandledRejections).map(([origin, v]): Sample => [{ origin }, v]),
     );
     counter('flowtap_interface_attach_failures_total', 'Interface attaches that failed', [], (s) =>
       one(s.interfaces.attachFailures),

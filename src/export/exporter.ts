@@ -11,6 +11,7 @@ import {
   type SinkDropReason,
   type SinkStats,
 } from '../sink/flow-sink.ts';
+import { unhandledRejections } from '../unhandled-rejections.ts';
 
 /** Outcome of one batch, reported to `onResult` listeners (metrics, logs, the web view). */
 export interface BatchResult {
@@ -30,7 +31,10 @@ export interface BatchResult {
 export interface QueuedExporterOptions {
   /** Batches that may wait to be sent; beyond it new batches are dropped and counted. */
   maxQueuedBatches?: number;
-  /** Called after every batch outcome. */
+  /**
+   * Called after every batch outcome. If it throws, the error is counted as unhandled (see
+   * src/unhandled-rejections.ts) and delivery goes on.
+   */
   onResult?: (result: BatchResult) => void;
 }
 
@@ -39,7 +43,8 @@ export const DEFAULT_MAX_QUEUED_BATCHES = 100;
 
 /**
  * Base for exporters that send one batch at a time: subclasses implement `send` (throwing on
- * failure) and optionally `close`. Batches are sent in arrival order by a single loop.
+ * failure) and optionally `close`. Batches are sent in arrival order by a single loop that no
+ * failure ends: a failing send counts its batch as failed, a failing listener is counted apart.
  */
 export abstract class QueuedExporter implements FlowSink {
   abstract readonly name: string;
@@ -49,8 +54,8 @@ export abstract class QueuedExporter implements FlowSink {
   readonly #onResult?: (result: BatchResult) => void;
   #draining?: Promise<void>;
   readonly #readyWaiters: Array<() => void> = [];
-  #stopping = false;
-  #stopped = false;
+  /** The one stop in progress or done; later `stop()` calls return it. */
+  #stopping: Promise<void> | undefined;
 
   protected constructor(options: QueuedExporterOptions = {}) {
     this.#maxQueued = options.maxQueuedBatches ?? DEFAULT_MAX_QUEUED_BATCHES;
@@ -87,9 +92,12 @@ export abstract class QueuedExporter implements FlowSink {
     return new Promise((resolve) => this.#readyWaiters.push(resolve));
   }
 
-  async stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopping = true;
+  stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+    this.#stopping ??= this.#stop(timeoutMs);
+    return this.#stopping;
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
     if (this.#draining) {
       let timer: NodeJS.Timeout | undefined;
@@ -106,23 +114,14 @@ export abstract class QueuedExporter implements FlowSink {
         this.abort();
       }
     }
-    this.#stopped = true;
     await this.close();
   }
 
+  /** The single send loop. Nothing in it throws, so it always ends by clearing `#draining`. */
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
       const batch = this.#queue[0];
-      try {
-        await this.send(batch);
-        this.stats.batchesSent++;
-        this.stats.flowsSent += batch.count;
-        this.#onResult?.({ exporter: this.name, flows: batch.count, ok: true });
-      } catch (err) {
-        this.stats.batchesFailed++;
-        this.stats.flowsFailed += batch.count;
-        this.#onResult?.({ exporter: this.name, flows: batch.count, ok: false, error: asError(err) });
-      }
+      this.#report(await this.#deliver(batch));
       if (this.#queue[0] === batch) this.#queue.shift();
       this.stats.queuedBatches = this.#queue.length;
       for (const resolve of this.#readyWaiters.splice(0)) resolve();
@@ -130,12 +129,41 @@ export abstract class QueuedExporter implements FlowSink {
     this.#draining = undefined;
   }
 
+  /** Sends one batch and counts its outcome; a failing send becomes a failed result, never a throw. */
+  async #deliver(batch: RecordBatch): Promise<BatchResult> {
+    try {
+      await this.send(batch);
+    } catch (err) {
+      this.stats.batchesFailed++;
+      this.stats.flowsFailed += batch.count;
+      return { exporter: this.name, flows: batch.count, ok: false, error: asError(err) };
+    }
+    this.stats.batchesSent++;
+    this.stats.flowsSent += batch.count;
+    return { exporter: this.name, flows: batch.count, ok: true };
+  }
+
   #drop(batch: RecordBatch, reason: SinkDropReason): void {
     this.stats.flowsDropped[reason] += batch.count;
-    this.#onResult?.({ exporter: this.name, flows: batch.count, ok: false, dropReason: reason });
+    this.#report({ exporter: this.name, flows: batch.count, ok: false, dropReason: reason });
+  }
+
+  /** Tells the listener; its failure (a log write to a closed stderr, say) must not stop delivery. */
+  #report(result: BatchResult): void {
+    try {
+      this.#onResult?.(result);
+    } catch (err) {
+      unhandledRejections.record(err);
+    }
   }
 }
 
 function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
+  if (err instanceof Error) return err;
+  try {
+    return new Error(String(err));
+  } catch {
+    // A thrown object whose toString throws still makes a failed batch, not a dead loop.
+    return new Error(`send threw a ${typeof err} that cannot be printed`);
+  }
 }

@@ -14,6 +14,7 @@ import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
 import { readCapture } from '../../capture/pcap/read-capture.ts';
 import { ExportError } from '../../errors.ts';
 import type { FlowSink } from '../../sink/flow-sink.ts';
+import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress } from '../../web/address.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
@@ -171,6 +172,7 @@ export function registerReadCommand(program: Command): void {
         };
         const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
         const logger = createLogger(config.logLevel);
+        unhandledRejections.useLogger(logger);
         const exporters = await createExporters(config, logger, logExportResults(logger));
         const web =
           opts.web === undefined

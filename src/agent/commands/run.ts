@@ -4,6 +4,7 @@
  * counted flow exported); a second signal exits at once.
  */
 import type { Command } from 'commander';
+import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
@@ -24,6 +25,7 @@ export interface RunExtension {
 export async function runAgent(flags: CommandLineValues, extension: RunExtension = {}): Promise<void> {
   const config = loadConfig({ flags, env: process.env, stdoutIsTty: process.stdout.isTTY === true });
   const logger = createLogger(config.logLevel);
+  unhandledRejections.useLogger(logger);
   const exporters = await createExporters(config, logger, logExportResults(logger));
   const agent = await Agent.start({ config, logger, exporters, observers: extension.observers }).catch(
     async (err: unknown) => {
