@@ -1,0 +1,111 @@
+/**
+ * The flags of `flowtap read` and what they become: the read's own settings (cache, direction,
+ * flush timeout, web view) and the agent's export settings (through src/agent/config.ts, so
+ * `read` builds its exporters as `run` does), parsed once into a frozen object.
+ */
+import type { Command } from 'commander';
+import { parseLocalHosts } from '../../capture/pcap/direction.ts';
+import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
+import { type AgentConfig, type CommandLineValues, loadConfig } from '../config.ts';
+import { positiveDurationOption, positiveIntOption } from './option-parsers.ts';
+import type { ReadOptions } from './read-pipeline.ts';
+
+/** How long exporters may take, by default, after the capture ends, to deliver what they hold. */
+const EXPORT_FLUSH_TIMEOUT_MS = 30_000;
+
+/** The values commander gives for the flags {@link addReadOptions} declares. */
+export interface ReadFlags {
+  localNet?: string;
+  localMac?: string;
+  cacheMaxFlows: number;
+  cacheActiveTimeout: number;
+  web?: string | boolean;
+  export?: string;
+  target?: string;
+  output?: string;
+  logLevel?: string;
+  exportFlushTimeout: number;
+}
+
+/** Everything one `flowtap read` runs with. */
+export interface ReadSettings {
+  /** The capture file, or `-` for standard input. */
+  readonly file: string;
+  /** Cache, timeout and direction of the read. */
+  readonly read: ReadOptions;
+  /** Export kinds, target, output and log level, as `run` has them. */
+  readonly config: AgentConfig;
+  /** How long exporters may take after the capture ends. */
+  readonly exportFlushTimeoutMs: number;
+  /** Where the web view listens; undefined without `--web`. */
+  readonly web?: WebAddress;
+}
+
+/** Declares the flags of `flowtap read` on `command`. */
+export function addReadOptions(command: Command): Command {
+  return command
+    .option(
+      '--local-net <cidrs>',
+      'comma-separated local networks: packets from them are EGRESS, others INGRESS (e.g. 10.0.0.0/8,fd00::/8)',
+    )
+    .option('--local-mac <macs>', 'comma-separated local MAC addresses: packets from them are EGRESS')
+    .option(
+      '--cache-max-flows <n>',
+      'flows cached before the cache is evicted',
+      positiveIntOption('--cache-max-flows'),
+      100_000,
+    )
+    .option(
+      '--cache-active-timeout <duration>',
+      'active timeout on the packets’ times (Go duration)',
+      positiveDurationOption('--cache-active-timeout'),
+      5_000,
+    )
+    .option(
+      '-e, --export <kinds>',
+      'where flows go: json, grpc, kafka, ipfix+udp, ipfix+tcp (comma-separated)',
+    )
+    .option('--target <host:port>', 'collector of the grpc and ipfix exports')
+    .option('--output <format>', 'stdout form of the json export: json or table')
+    .option('--log-level <level>', 'log level of the messages on stderr')
+    .option(
+      '--export-flush-timeout <duration>',
+      'how long exporters may take after the capture ends to deliver what they hold',
+      positiveDurationOption('--export-flush-timeout'),
+      EXPORT_FLUSH_TIMEOUT_MS,
+    )
+    .option(
+      '--web [addr]',
+      `also serve the web view of the capture's timeline at addr (host:port or port), until SIGINT/SIGTERM [off, ${DEFAULT_WEB_ADDRESS.host}:${DEFAULT_WEB_ADDRESS.port} when given alone]`,
+    );
+}
+
+/**
+ * The settings of a read of `file` with `flags` (and the environment's export settings); throws
+ * ConfigError naming the first bad flag or setting.
+ */
+export function readSettings(
+  file: string,
+  flags: ReadFlags,
+  process: { env: NodeJS.ProcessEnv; stdoutIsTty: boolean },
+): ReadSettings {
+  const localHosts = parseLocalHosts(flags.localNet, flags.localMac);
+  const exportFlags: CommandLineValues = {
+    export: flags.export,
+    target: flags.target,
+    output: flags.output,
+    logLevel: flags.logLevel,
+  };
+  const config = loadConfig({ flags: exportFlags, env: process.env, stdoutIsTty: process.stdoutIsTty });
+  return Object.freeze({
+    file,
+    read: Object.freeze({
+      cacheMaxFlows: flags.cacheMaxFlows,
+      cacheActiveTimeoutMs: flags.cacheActiveTimeout,
+      localHosts,
+    }),
+    config,
+    exportFlushTimeoutMs: flags.exportFlushTimeout,
+    web: flags.web === undefined ? undefined : parseWebAddress(flags.web),
+  });
+}
