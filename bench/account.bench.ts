@@ -4,11 +4,12 @@
  * class. Prints records/s, ns/record, the ratio to the reference and heap bytes per cached flow.
  */
 import { Accounter } from '../src/account/accounter.ts';
-import { hashKey, rowWords } from '../src/account/flow-table.ts';
+import { hashKey } from '../src/account/key-hash.ts';
 import { RecordBatch, RecordBatchBuilder } from '../src/codec/record-batch.ts';
+import { rowWords } from '../src/codec/row-words.ts';
 import { decodeV1Batch, encodeV1, V1_RECORD_BYTES } from '../src/codec/v1.ts';
 import { decodeV2Batch } from '../src/codec/v2.ts';
-import { V2, V2_RECORD_BYTES } from '../src/codec/v2-layout.ts';
+import { V2, V2_RECORD_BYTES, V2_ROW_WORDS } from '../src/codec/v2-layout.ts';
 import { makeFlow } from '../test/helpers/flows.ts';
 
 const BATCH_RECORDS = 1024;
@@ -82,7 +83,7 @@ async function accountOnce(
   return { ms, heapBytes: accounter.cacheHeapBytes };
 }
 
-const ROW_WORDS = V2_RECORD_BYTES / 4;
+const ROW_WORDS = V2_ROW_WORDS;
 
 /**
  * What a map-reduce over 2 worker accounters costs the main thread before any worker starts:
@@ -96,7 +97,7 @@ function shardSplit(batches: RecordBatch[]): number {
     const fill = [0, 0];
     for (let i = 0; i < batch.count; i++) {
       const r = i * ROW_WORDS;
-      const shard = hashKey(words, r) >>> 31;
+      const shard = hashKey(words, r) & 1;
       shards[shard].set(words.subarray(r, r + ROW_WORDS), fill[shard]);
       fill[shard] += ROW_WORDS;
     }

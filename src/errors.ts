@@ -185,3 +185,27 @@ export class ListenError extends FlowtapError {
     );
   }
 }
+
+/** Why a TLS handshake with a collector failed, as far as the error tells. */
+export type TlsHandshakeProblem =
+  | 'client-certificate-required'
+  | 'client-certificate-rejected'
+  | 'server-certificate-untrusted'
+  | 'server-name-mismatch'
+  | 'not-tls';
+
+/**
+ * A TLS handshake with a collector failed: the message names the collector, what went wrong and
+ * the setting that fixes it. Exporters retry after a backoff, since either side may be fixed.
+ */
+export class TlsHandshakeError extends FlowtapError {
+  constructor(
+    /** The collector as `host:port`. */
+    readonly target: string,
+    readonly problem: TlsHandshakeProblem,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('FLOWTAP_TLS_HANDSHAKE', message, options);
+  }
+}

@@ -4,9 +4,11 @@
  * on every active-timeout tick, and when the input ends (only then does the output end).
  */
 import type { RecordBatch } from '../codec/record-batch.ts';
+import { rowWords } from '../codec/row-words.ts';
+import { V2_KEY_WORDS, V2_METRICS_WORD, V2_ROW_WORDS } from '../codec/v2-layout.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 import { type Clock, systemClock } from './clock.ts';
-import { FlowTable, rowLastSeenNs, rowWords } from './flow-table.ts';
+import { FlowTable } from './flow-table.ts';
 
 /** Why a batch was evicted. */
 export type EvictionReason = 'full' | 'timeout' | 'end';
@@ -17,7 +19,10 @@ export interface AccounterOptions {
   maxEntries: number;
   /** Evicted batches that may wait for the consumer before accounting pauses its input. */
   evictBufferLen: number;
-  /** Active timeout: the whole cache is evicted this often (reference default 5 s). */
+  /**
+   * Active timeout: the whole cache is evicted this often (reference default 5 s). In
+   * `record-time` mode it must be at least 1 ns, the finest step a record's time takes.
+   */
   evictTimeoutMs: number;
   /**
    * What drives the active timeout: `clock` ticks on the wall clock (live capture); `record-time`
@@ -33,6 +38,13 @@ export interface AccounterOptions {
 }
 
 const NS_PER_MS = 1_000_000;
+const W_LAST = V2_KEY_WORDS + V2_METRICS_WORD.LAST_SEEN_NS;
+
+/** Last-seen time of row `i` of `words`, exactly. */
+function rowLastSeenNs(words: Int32Array, i: number): bigint {
+  const r = i * V2_ROW_WORDS + W_LAST;
+  return (BigInt(words[r + 1] >>> 0) << 32n) | BigInt(words[r] >>> 0);
+}
 
 /** Accumulates flows in memory and evicts them in batches; one instance serves one input. */
 export class Accounter {
@@ -43,11 +55,13 @@ export class Accounter {
   #ended = false;
   #failure: unknown;
   #timeoutPending = false;
-  #windowEndNs = Number.POSITIVE_INFINITY;
+  /** End of the current record-time window (exclusive); undefined until the first record. */
+  #windowEndNs: bigint | undefined;
   #wakeConsumer?: () => void;
   #wakeProducer?: () => void;
   #started = false;
-  readonly #timeoutNs: number;
+  /** The active timeout in whole nanoseconds, for record-time windows. */
+  readonly #timeoutNs: bigint;
 
   constructor(options: AccounterOptions) {
     for (const key of ['maxEntries', 'evictBufferLen', 'evictTimeoutMs'] as const) {
@@ -58,7 +72,13 @@ export class Accounter {
     this.#options = options;
     this.#table = new FlowTable(options.maxEntries);
     this.#interfaces = options.interfaces ?? NO_INTERFACE_NAMES;
-    this.#timeoutNs = options.evictTimeoutMs * NS_PER_MS;
+    const timeoutNs = Math.round(options.evictTimeoutMs * NS_PER_MS);
+    if (options.activeTimeoutBy === 'record-time' && timeoutNs < 1) {
+      throw new RangeError(
+        `Accounter evictTimeoutMs ${options.evictTimeoutMs} is below 1 ns, the finest step of a record's time`,
+      );
+    }
+    this.#timeoutNs = BigInt(timeoutNs);
   }
 
   /** Flows cached now. */
@@ -91,17 +111,12 @@ export class Accounter {
       for await (const batch of input) {
         if (this.#options.interfaces === undefined) this.#interfaces = batch.interfaces;
         const words = rowWords(batch);
-        if (!byClock && this.#windowEndNs === Number.POSITIVE_INFINITY && batch.count > 0) {
+        if (!byClock && this.#windowEndNs === undefined && batch.count > 0) {
           this.#windowEndNs = rowLastSeenNs(words, 0) + this.#timeoutNs;
         }
         let from = 0;
         for (;;) {
-          const stop = this.#table.add(
-            words,
-            batch.count,
-            from,
-            byClock ? Number.POSITIVE_INFINITY : this.#windowEndNs,
-          );
+          const stop = this.#table.add(words, batch.count, from, this.#windowEndNs);
           if (stop === 'done') break;
           from = this.#table.stoppedAt;
           await this.#spaceForEviction();
@@ -109,9 +124,11 @@ export class Accounter {
             this.#evict('full');
           } else {
             this.#evict('timeout');
-            // Windows are fixed-length from the first record, as the reference's ticker is from start.
-            const rowNs = rowLastSeenNs(words, from);
-            while (this.#windowEndNs <= rowNs) this.#windowEndNs += this.#timeoutNs;
+            // Windows are fixed-length from the first record, as the reference's ticker is from
+            // start: jump to the window holding the row in one step, however far ahead it lies.
+            const windowEndNs = this.#windowEndNs as bigint;
+            const passed = (rowLastSeenNs(words, from) - windowEndNs) / this.#timeoutNs + 1n;
+            this.#windowEndNs = windowEndNs + passed * this.#timeoutNs;
           }
         }
         await this.#spaceForEviction();

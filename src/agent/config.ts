@@ -9,8 +9,10 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
 import { ConfigError, InputError } from '../errors.ts';
+import type { ClientTlsFiles, PemFile } from '../export/tls.ts';
 import type { ListenMode } from '../ifaces/watcher.ts';
 import {
+  booleanSetting,
   choiceSetting,
   durationSetting,
   hostPortSetting,
@@ -18,6 +20,7 @@ import {
   integerSetting,
   interfacePatternItem,
   listSetting,
+  pathSetting,
   type RawValue,
   type SettingParser,
 } from './settings.ts';
@@ -47,6 +50,8 @@ export interface ExportSettings {
   readonly target: HostPort | undefined;
   /** Flows per gRPC message at most. */
   readonly grpcMessageMaxFlows: number;
+  /** TLS of the grpc export (TARGET_ENABLE_TLS, TARGET_TLS_*); undefined = plaintext. */
+  readonly targetTls: ClientTlsFiles | undefined;
   /** Batches each exporter may queue (BUFFERS_LENGTH). */
   readonly buffersLength: number;
   /** Format of the `json` export on stdout. */
@@ -87,6 +92,12 @@ export interface CommandLineValues {
   excludeInterfaces?: string;
   export?: string;
   target?: string;
+  /** `true` when `--target-tls` is given. */
+  targetTls?: string | boolean;
+  targetTlsCa?: string;
+  targetTlsCert?: string;
+  targetTlsKey?: string;
+  targetTlsInsecureSkipVerify?: string | boolean;
   sampling?: string;
   cacheMaxFlows?: string;
   cacheActiveTimeout?: string;
@@ -127,6 +138,10 @@ const interfaceList = listSetting(
   interfacePatternItem,
 );
 const exportList = listSetting(`a comma-separated list of ${EXPORT_KINDS.join(', ')}`).parse;
+
+function pemPathSpec(env: string, flag: string, key: keyof CommandLineValues): SettingSpec<string> {
+  return { env, flag: [flag, key], parser: pathSetting };
+}
 
 const SPECS = {
   interfaces: { env: 'INTERFACES', flag: ['--interfaces', 'interfaces'], parser: interfaceList },
@@ -192,6 +207,15 @@ const SPECS = {
   targetPort: { env: 'TARGET_PORT', legacyEnv: ['FLOWS_TARGET_PORT'], parser: integerSetting(1, 65_535) },
   target: { env: 'TARGET', flag: ['--target', 'target'], parser: hostPortSetting('') },
   grpcMessageMaxFlows: { env: 'GRPC_MESSAGE_MAX_FLOWS', parser: integerSetting(1, 1_000_000) },
+  targetTls: { env: 'TARGET_ENABLE_TLS', flag: ['--target-tls', 'targetTls'], parser: booleanSetting },
+  targetTlsCa: pemPathSpec('TARGET_TLS_CA_CERT_PATH', '--target-tls-ca', 'targetTlsCa'),
+  targetTlsCert: pemPathSpec('TARGET_TLS_USER_CERT_PATH', '--target-tls-cert', 'targetTlsCert'),
+  targetTlsKey: pemPathSpec('TARGET_TLS_USER_KEY_PATH', '--target-tls-key', 'targetTlsKey'),
+  targetTlsInsecureSkipVerify: {
+    env: 'TARGET_TLS_INSECURE_SKIP_VERIFY',
+    flag: ['--target-tls-insecure-skip-verify', 'targetTlsInsecureSkipVerify'],
+    parser: booleanSetting,
+  },
   metrics: { env: 'METRICS', flag: ['--metrics', 'metrics'], parser: hostPortSetting('127.0.0.1', 0) },
   output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['table', 'json']) },
 } satisfies Record<string, SettingSpec<unknown>>;
@@ -347,6 +371,40 @@ function readTarget(reader: SourceReader): HostPort | undefined {
   return Object.freeze({ host, port });
 }
 
+/**
+ * TLS of the grpc export. A CA, certificate or key path turns TLS on by itself (a CA meant for a
+ * connection that then goes in clear helps nobody); TARGET_ENABLE_TLS=false turns it off and the
+ * paths are ignored, as KAFKA_ENABLE_TLS=false does. The files are read by the exporter at start.
+ */
+function readTargetTls(reader: SourceReader): ClientTlsFiles | undefined {
+  const file = (key: 'targetTlsCa' | 'targetTlsCert' | 'targetTlsKey'): PemFile | undefined => {
+    const path = reader.get(key);
+    return path === undefined ? undefined : Object.freeze({ setting: reader.raw(key)?.label ?? '', path });
+  };
+  const [ca, cert, key] = [file('targetTlsCa'), file('targetTlsCert'), file('targetTlsKey')];
+  const enabled = reader.get('targetTls') ?? (ca ?? cert ?? key) !== undefined;
+  if (!enabled) return undefined;
+  if (cert === undefined && key !== undefined) {
+    throw new ConfigError(
+      'TARGET_TLS_USER_CERT_PATH',
+      '',
+      `the PEM client certificate (--target-tls-cert) of the key ${key.setting}=${key.path}`,
+    );
+  }
+  if (key === undefined && cert !== undefined) {
+    throw new ConfigError(
+      'TARGET_TLS_USER_KEY_PATH',
+      '',
+      `the PEM private key (--target-tls-key) of the certificate ${cert.setting}=${cert.path}`,
+    );
+  }
+  return Object.freeze({
+    ca,
+    keyPair: cert && key && Object.freeze({ cert, key }),
+    insecureSkipVerify: reader.get('targetTlsInsecureSkipVerify', false),
+  });
+}
+
 /** Validates `sources` (and the config file they name) into one frozen AgentConfig. */
 export function loadConfig(sources: ConfigSources): AgentConfig {
   const filePath = sources.flags.config;
@@ -378,6 +436,7 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     export: Object.freeze(exportKinds),
     target,
     grpcMessageMaxFlows: reader.get('grpcMessageMaxFlows', 10_000),
+    targetTls: readTargetTls(reader),
     metrics: readMetrics(reader),
     output: reader.get('output', sources.stdoutIsTty ? 'table' : 'json'),
     kafkaSettings: Object.freeze(reader.kafkaSettings()),

@@ -27,14 +27,3 @@ export function parseDurationMs(text: string): number | undefined {
   }
   return at === 0 ? undefined : total;
 }
-
-/** Milliseconds as a short Go-style duration, for messages and defaults (`5s`, `1m30s`, `250ms`). */
-export function formatDurationMs(ms: number): string {
-  if (ms < 1000 || ms % 1000 !== 0) return `${ms}ms`;
-  let seconds = ms / 1000;
-  const h = Math.floor(seconds / 3600);
-  seconds -= h * 3600;
-  const m = Math.floor(seconds / 60);
-  seconds -= m * 60;
-  return `${h ? `${h}h` : ''}${m ? `${m}m` : ''}${seconds || (!h && !m) ? `${seconds}s` : ''}`;
-}

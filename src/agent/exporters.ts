@@ -3,7 +3,7 @@
  * the same way. Every exporter queues at most BUFFERS_LENGTH batches and counts what it drops.
  */
 import type { Writable } from 'node:stream';
-import { ConfigError, NotSupportedError } from '../errors.ts';
+import { ConfigError, NotSupportedError, TlsHandshakeError } from '../errors.ts';
 import type { BatchResult } from '../export/exporter.ts';
 import { JsonLinesExporter } from '../export/json-lines.ts';
 import type { FlowSink } from '../sink/flow-sink.ts';
@@ -34,14 +34,22 @@ export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = 
     const options = { out: c.stdout, maxQueuedBatches: c.settings.buffersLength, onResult: c.onResult };
     return c.settings.output === 'table' ? new TableOutput(options) : new JsonLinesExporter(options);
   },
-  grpc: async (c) =>
-    new (await import('../export/grpc.ts')).GrpcExporter({
+  grpc: async (c) => {
+    const tls = c.settings.targetTls;
+    return new (await import('../export/grpc.ts')).GrpcExporter({
       ...collector(c),
+      // Read now, at start, so a bad file stops the command with a ConfigError before any flow.
+      credentials: tls && (await (await import('../export/tls.ts')).clientCredentialsFromFiles(tls)),
       maxMessageFlows: c.settings.grpcMessageMaxFlows,
       maxQueuedBatches: c.settings.buffersLength,
       onResult: c.onResult,
-      onTransportError: (err) => c.logger.warn({ err }, 'gRPC collector unreachable; retrying with backoff'),
-    }),
+      onTransportError: (err) => {
+        // A handshake failure says what to do in its message: one line, no stack.
+        if (err instanceof TlsHandshakeError) c.logger.warn(`${err.message}; retrying with backoff`);
+        else c.logger.warn({ err }, 'gRPC collector unreachable; retrying with backoff');
+      },
+    });
+  },
   kafka: async (c) =>
     new (await import('../export/kafka.ts')).KafkaExporter({
       settings: (await import('../export/kafka-config.ts')).parseKafkaSettings(c.settings.kafkaSettings),

@@ -10,6 +10,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import { ConfigError } from '../errors.ts';
+import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backoff.ts';
 import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
 import type { HostPort } from './config.ts';
 import type { Pipeline } from './pipeline.ts';
@@ -64,8 +65,10 @@ export interface HealthSnapshot {
   drains: number;
   /** Errors no caller handled (stray promise rejections, failing listeners), by origin. */
   unhandledRejections: Record<string, number>;
-  /** Per exporter: its counters. */
-  exporters: Array<{ name: string } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']>;
+  /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
+  exporters: Array<
+    { name: string; retries?: RetryCounts } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']
+  >;
 }
 
 /** Gathers every figure now. */
@@ -95,7 +98,8 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
 
 function exporterFigures(exporter: FlowSink): HealthSnapshot['exporters'][number] {
   const { flowsDropped, ...rest } = exporter.stats;
-  return { name: exporter.name, ...rest, ...flowsDropped };
+  const figures = { name: exporter.name, ...rest, ...flowsDropped };
+  return isRetryingExporter(exporter) ? { ...figures, retries: { ...exporter.retries } } : figures;
 }
 
 type Labels = Record<string, string>;
@@ -151,6 +155,8 @@ export class AgentMetrics {
     const one = (value: number): Sample[] => [[{}, value]];
     const byReason = (values: Record<string, number>): Sample[] =>
       Object.entries(values).map(([reason, v]) => [{ reason }, v]);
+    const byReasonOf = (exporter: string, values: object): Sample[] =>
+      Object.entries(values).map(([reason, v]: [string, number]) => [{ exporter, reason }, v]);
 
     counter('flowtap_packets_total', 'Packets counted by capture', [], (s) => one(s.packetsSeen));
     counter('flowtap_bytes_total', 'Bytes counted by capture', [], (s) => one(s.bytesSeen));
@@ -211,6 +217,12 @@ export class AgentMetrics {
       'Errors no caller handled (stray promise rejections, failing listeners), by the package raising them',
       ['origin'],
       (s) => Object.entries(s.unhandledRejections).map(([origin, v]): Sample => [{ origin }, v]),
+    );
+    counter(
+      'flowtap_export_retries_total',
+      'Send attempts that failed and were retried after a backoff, by exporter and reason (tls: handshake failed)',
+      ['exporter', 'reason'],
+      (s) => s.exporters.flatMap((e): Sample[] => (e.retries ? byReasonOf(e.name, e.retries) : [])),
     );
     counter('flowtap_interface_attach_failures_total', 'Interface attaches that failed', [], (s) =>
       one(s.interfaces.attachFailures),

@@ -131,3 +131,20 @@ export function hostPortSetting(
     },
   };
 }
+
+/** `true`/`false` (also `1`/`0`), as text or a YAML boolean; a flag given alone reads as true. */
+export const booleanSetting: SettingParser<boolean> = fromSchema(
+  'true or false',
+  z.union([
+    z.boolean(),
+    z
+      .string()
+      .trim()
+      .toLowerCase()
+      .pipe(z.enum(['true', 'false', '1', '0']))
+      .transform((s) => s === 'true' || s === '1'),
+  ]),
+);
+
+/** A file path (not checked here: the module that reads the file names the setting when it cannot). */
+export const pathSetting: SettingParser<string> = fromSchema('a file path', z.string().trim().min(1));

@@ -5,9 +5,8 @@
  */
 import type { Flow } from '../model/flow.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
+import { TWO_POW_32 } from '../model/u64.ts';
 import { V2, V2_RECORD_BYTES } from './v2-layout.ts';
-
-const TWO_POW_32 = 2 ** 32;
 
 function readU64Number(buf: Buffer, offset: number): number {
   return buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_POW_32;

@@ -6,9 +6,11 @@
 import { MalformedRecordError, TruncatedRecordError } from '../errors.ts';
 import type { Flow } from '../model/flow.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
-import { EtherType } from '../model/names.ts';
+import { TWO_POW_32 } from '../model/u64.ts';
 import { RecordBatch } from './record-batch.ts';
-import { V2_RECORD_BYTES } from './v2-layout.ts';
+import type { DecodedRecords } from './record-stream.ts';
+import { int32Words } from './row-words.ts';
+import { V2_RECORD_BYTES, V2_ROW_WORDS } from './v2-layout.ts';
 
 /** Size of one v1 record. */
 export const V1_RECORD_BYTES = 36;
@@ -28,10 +30,9 @@ export const V1 = {
 } as const;
 
 const LAYOUT = 'v1';
-const ROW_WORDS = V2_RECORD_BYTES / 4;
+const ROW_WORDS = V2_ROW_WORDS;
 /** Bytes 8..11 of an IPv4-mapped address (00 00 ff ff) read as a little-endian word. */
 const IPV4_MAPPED_PREFIX_WORD = 0xffff0000 | 0;
-const TWO_POW_32 = 2 ** 32;
 
 /** What a v1 record does not carry and the reader supplies. */
 export interface V1Context {
@@ -45,16 +46,15 @@ export interface V1Context {
   baseOffset?: number;
 }
 
-function checkRecord(buf: Buffer, at: number, baseOffset: number): void {
+/** The error of a record whose direction byte is neither ingress nor egress (v1's one check). */
+function badDirection(buf: Buffer, at: number, baseOffset: number): MalformedRecordError {
   const direction = buf[at + V1.DIRECTION];
-  if (direction > 1) {
-    throw new MalformedRecordError(
-      baseOffset + at + V1.DIRECTION,
-      'direction',
-      `is ${direction}, not 0 or 1`,
-      LAYOUT,
-    );
-  }
+  return new MalformedRecordError(
+    baseOffset + at + V1.DIRECTION,
+    'direction',
+    `is ${direction}, not 0 or 1`,
+    LAYOUT,
+  );
 }
 
 const V1_RECORD_WORDS = V1_RECORD_BYTES / 4;
@@ -63,37 +63,32 @@ function byteSwap(x: number): number {
   return ((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24);
 }
 
-/** `buf` as little-endian words, copied once into aligned memory when it is not 4-byte aligned. */
-function alignedWords(buf: Buffer, length: number): Int32Array {
-  if ((buf.byteOffset & 3) === 0) return new Int32Array(buf.buffer, buf.byteOffset, length);
-  const copy = new Int32Array(length);
-  new Uint8Array(copy.buffer).set(buf.subarray(0, length * 4));
-  return copy;
-}
-
 /**
- * Decodes every whole v1 record in `buf` into one v2 batch (one allocation for the batch, none per
- * record). `buf` must hold whole records: a remainder raises `TruncatedRecordError` naming its offset.
+ * Decodes the whole v1 records of `buf` into one v2 batch (one allocation for the batch, none per
+ * record), up to the first malformed record: the records before it are returned with its error.
+ * `buf` must hold whole records: a remainder raises `TruncatedRecordError` naming its offset.
  */
-export function decodeV1Batch(buf: Buffer, ctx: V1Context): RecordBatch {
+export function decodeV1Records(buf: Buffer, ctx: V1Context): DecodedRecords {
   const base = ctx.baseOffset ?? 0;
   const count = Math.floor(buf.length / V1_RECORD_BYTES);
   const rest = buf.length - count * V1_RECORD_BYTES;
   if (rest !== 0) {
     throw new TruncatedRecordError(base + count * V1_RECORD_BYTES, V1_RECORD_BYTES, rest, LAYOUT);
   }
-  for (let i = 0, at = 0; i < count; i++, at += V1_RECORD_BYTES) checkRecord(buf, at, base);
 
-  // Rows are written word by word into memory that is not zero-filled first: every word is set.
+  // Rows are written word by word into memory that is not zero-filled first: every word of a
+  // returned row is set, and the rows after a malformed record are cut off.
   const out = Buffer.allocUnsafeSlow(count * V2_RECORD_BYTES);
   const words = new Int32Array(out.buffer, out.byteOffset, count * ROW_WORDS);
   const ifIndex = (ctx.ifIndex ?? 0) | 0;
   const timeLo = Number(ctx.readTimeNs & 0xffffffffn) | 0;
   const timeHi = Number(ctx.readTimeNs >> 32n) | 0;
   // v1 records are 9 words long; reading them as words and shifting beats 36 byte loads.
-  const input = alignedWords(buf, count * V1_RECORD_WORDS);
-  for (let i = 0, a = 0, w = 0; i < count; i++, a += V1_RECORD_WORDS, w += ROW_WORDS) {
+  const input = int32Words(buf, count * V1_RECORD_WORDS);
+  let i = 0;
+  for (let a = 0, w = 0; i < count; i++, a += V1_RECORD_WORDS, w += ROW_WORDS) {
     const i0 = input[a];
+    if (((i0 >>> 16) & 0xff) > 1) break; // direction: neither ingress nor egress
     const i1 = input[a + 1];
     const i2 = input[a + 2];
     const i3 = input[a + 3];
@@ -127,7 +122,20 @@ export function decodeV1Batch(buf: Buffer, ctx: V1Context): RecordBatch {
     words[w + 24] = 0;
     words[w + 25] = 0;
   }
-  return new RecordBatch(out, count, ctx.interfaces ?? NO_INTERFACE_NAMES);
+  return {
+    batch: new RecordBatch(out.subarray(0, i * V2_RECORD_BYTES), i, ctx.interfaces ?? NO_INTERFACE_NAMES),
+    error: i < count ? badDirection(buf, i * V1_RECORD_BYTES, base) : undefined,
+  };
+}
+
+/**
+ * Decodes every whole v1 record in `buf` into one v2 batch; any malformed record raises its
+ * `MalformedRecordError`, a remainder `TruncatedRecordError`.
+ */
+export function decodeV1Batch(buf: Buffer, ctx: V1Context): RecordBatch {
+  const { batch, error } = decodeV1Records(buf, ctx);
+  if (error !== undefined) throw error;
+  return batch;
 }
 
 /** Decodes the one v1 record at `offset` of `buf` (the reference's `ReadFrom`). */
@@ -164,9 +172,4 @@ export function encodeV1(flow: Flow, out: Buffer = Buffer.alloc(V1_RECORD_BYTES)
   out.writeUInt32LE((flow.bytes % TWO_POW_32) >>> 0, offset + V1.BYTES);
   out.writeUInt32LE(Math.floor(flow.bytes / TWO_POW_32) >>> 0, offset + V1.BYTES + 4);
   return out;
-}
-
-/** True when v1 can carry this flow's key unchanged (IPv4 or non-IP). */
-export function fitsV1(flow: Flow): boolean {
-  return flow.etype !== EtherType.IPV6;
 }

@@ -36,3 +36,20 @@ export const V2_METRICS_BYTES = 40;
 export const V2_RECORD_BYTES = V2_KEY_BYTES + V2_METRICS_BYTES;
 /** Key size in 32-bit words, for hashing and comparing keys word by word. */
 export const V2_KEY_WORDS = V2_KEY_BYTES / 4;
+/** Size of `struct flow_record` in 32-bit words: hot paths read and write rows word by word. */
+export const V2_ROW_WORDS = V2_RECORD_BYTES / 4;
+/** Size of `struct flow_metrics` in 32-bit words (a per-CPU map value is one of these). */
+export const V2_METRICS_WORDS = V2_METRICS_BYTES / 4;
+
+/**
+ * Word indexes of the metrics inside `struct flow_metrics` (add `V2_KEY_WORDS` for a whole row).
+ * A u64 spans two words, low first.
+ */
+export const V2_METRICS_WORD = {
+  BYTES: (V2.BYTES - V2_KEY_BYTES) / 4,
+  PACKETS: (V2.PACKETS - V2_KEY_BYTES) / 4,
+  FIRST_SEEN_NS: (V2.FIRST_SEEN_NS - V2_KEY_BYTES) / 4,
+  LAST_SEEN_NS: (V2.LAST_SEEN_NS - V2_KEY_BYTES) / 4,
+  /** tcp_flags (u16, bits 0..15), dscp (u8, bits 16..23) and a pad byte share one word. */
+  FLAGS_DSCP: (V2.TCP_FLAGS - V2_KEY_BYTES) / 4,
+} as const;

@@ -8,7 +8,8 @@ import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts'
 import { isIpv4Mapped } from '../model/ip.ts';
 import { EtherType } from '../model/names.ts';
 import { RecordBatch, writeFlowRow } from './record-batch.ts';
-import { V2, V2_KEY_BYTES, V2_RECORD_BYTES } from './v2-layout.ts';
+import type { DecodedRecords } from './record-stream.ts';
+import { V2, V2_KEY_BYTES, V2_RECORD_BYTES, V2_ROW_WORDS } from './v2-layout.ts';
 
 const LAYOUT = 'v2';
 
@@ -20,40 +21,41 @@ export interface V2Context {
   baseOffset?: number;
 }
 
-function fail(base: number, at: number, field: string, detail: string): never {
-  throw new MalformedRecordError(base + at, field, detail, LAYOUT);
+function malformed(base: number, at: number, field: string, detail: string): MalformedRecordError {
+  return new MalformedRecordError(base + at, field, detail, LAYOUT);
 }
 
-const ROW_WORDS = V2_RECORD_BYTES / 4;
+const ROW_WORDS = V2_ROW_WORDS;
 /** Bytes 8..11 of an IPv4-mapped address (00 00 ff ff) read as a little-endian word. */
 const IPV4_MAPPED_PREFIX_WORD = 0xffff0000 | 0;
 const ETH_IPV4_WORD_LOW = EtherType.IPV4;
 
-/** Throws `MalformedRecordError` naming the first field of the row at byte `o` that v2 does not allow. */
-export function checkV2Row(buf: Buffer, o: number, baseOffset = 0): void {
+/** The error naming the first field of the row at byte `o` that v2 does not allow; undefined when the row is good. */
+function rowError(buf: Buffer, o: number, base: number): MalformedRecordError | undefined {
   const direction = buf[o + V2.DIRECTION];
-  if (direction > 1) fail(baseOffset, o + V2.DIRECTION, 'direction', `is ${direction}, not 0 or 1`);
+  if (direction > 1) return malformed(base, o + V2.DIRECTION, 'direction', `is ${direction}, not 0 or 1`);
   for (let p = V2.KEY_PAD; p < V2_KEY_BYTES; p++) {
-    if (buf[p + o] !== 0) fail(baseOffset, o + p, 'key_pad', 'is not zero');
+    if (buf[p + o] !== 0) return malformed(base, o + p, 'key_pad', 'is not zero');
   }
   for (let p = V2.METRICS_PAD; p < V2_RECORD_BYTES; p++) {
-    if (buf[p + o] !== 0) fail(baseOffset, o + p, 'metrics_pad', 'is not zero');
+    if (buf[p + o] !== 0) return malformed(base, o + p, 'metrics_pad', 'is not zero');
   }
   if (buf.readUInt32LE(o + V2.PACKETS) === 0 && buf.readUInt32LE(o + V2.PACKETS + 4) === 0) {
-    fail(baseOffset, o + V2.PACKETS, 'packets', 'is 0: a record counts at least one packet');
+    return malformed(base, o + V2.PACKETS, 'packets', 'is 0: a record counts at least one packet');
   }
   if (buf.readBigUInt64LE(o + V2.LAST_SEEN_NS) < buf.readBigUInt64LE(o + V2.FIRST_SEEN_NS)) {
-    fail(baseOffset, o + V2.LAST_SEEN_NS, 'last_seen_ns', 'is before first_seen_ns');
+    return malformed(base, o + V2.LAST_SEEN_NS, 'last_seen_ns', 'is before first_seen_ns');
   }
   if (buf.readUInt16LE(o + V2.ETH_PROTOCOL) === EtherType.IPV4) {
     if (!isIpv4Mapped(buf, o + V2.SRC_ADDR))
-      fail(baseOffset, o + V2.SRC_ADDR, 'src_addr', 'is not IPv4-mapped in an IPv4 flow');
+      return malformed(base, o + V2.SRC_ADDR, 'src_addr', 'is not IPv4-mapped in an IPv4 flow');
     if (!isIpv4Mapped(buf, o + V2.DST_ADDR))
-      fail(baseOffset, o + V2.DST_ADDR, 'dst_addr', 'is not IPv4-mapped in an IPv4 flow');
+      return malformed(base, o + V2.DST_ADDR, 'dst_addr', 'is not IPv4-mapped in an IPv4 flow');
   }
+  return undefined;
 }
 
-/** True when row `i` passes every check of {@link checkV2Row}, tested word by word (the fast path). */
+/** True when row `i` passes every check of `rowError`, tested word by word (the fast path). */
 function rowLooksValid(w: Int32Array, i: number): boolean {
   const r = i * ROW_WORDS;
   const w0 = w[r];
@@ -72,25 +74,39 @@ function rowLooksValid(w: Int32Array, i: number): boolean {
 }
 
 /**
- * Validates every row of `buf` and wraps it as a batch without copying. `buf` must hold whole
+ * Validates the rows of `buf` up to the first malformed one and wraps the good ones before it as
+ * a batch, without copying; the malformed row's error comes with them. `buf` must hold whole
  * records: a remainder raises `TruncatedRecordError` naming its offset.
  */
-export function decodeV2Batch(buf: Buffer, ctx: V2Context = {}): RecordBatch {
+export function decodeV2Records(buf: Buffer, ctx: V2Context = {}): DecodedRecords {
   const base = ctx.baseOffset ?? 0;
   const count = Math.floor(buf.length / V2_RECORD_BYTES);
   const rest = buf.length - count * V2_RECORD_BYTES;
   if (rest !== 0)
     throw new TruncatedRecordError(base + count * V2_RECORD_BYTES, V2_RECORD_BYTES, rest, LAYOUT);
-  if ((buf.byteOffset & 3) === 0) {
-    const words = new Int32Array(buf.buffer, buf.byteOffset, count * ROW_WORDS);
-    for (let i = 0; i < count; i++) {
-      // The slow check runs only to name the offending field.
-      if (!rowLooksValid(words, i)) checkV2Row(buf, i * V2_RECORD_BYTES, base);
-    }
-  } else {
-    for (let i = 0, o = 0; i < count; i++, o += V2_RECORD_BYTES) checkV2Row(buf, o, base);
+  const aligned = (buf.byteOffset & 3) === 0;
+  // Unaligned input (a slice of a concatenated chunk) skips the word test: one copy would cost more.
+  const words = aligned ? new Int32Array(buf.buffer, buf.byteOffset, count * ROW_WORDS) : undefined;
+  let good = 0;
+  let error: MalformedRecordError | undefined;
+  for (; good < count; good++) {
+    // The byte-wise check runs only to name the offending field.
+    if (words !== undefined && rowLooksValid(words, good)) continue;
+    error = rowError(buf, good * V2_RECORD_BYTES, base);
+    if (error !== undefined) break;
   }
-  return new RecordBatch(buf, count, ctx.interfaces ?? NO_INTERFACE_NAMES);
+  const rows = good === count ? buf : buf.subarray(0, good * V2_RECORD_BYTES);
+  return { batch: new RecordBatch(rows, good, ctx.interfaces ?? NO_INTERFACE_NAMES), error };
+}
+
+/**
+ * Validates every row of `buf` and wraps it as a batch without copying; any malformed row raises
+ * its `MalformedRecordError`, a remainder `TruncatedRecordError`.
+ */
+export function decodeV2Batch(buf: Buffer, ctx: V2Context = {}): RecordBatch {
+  const { batch, error } = decodeV2Records(buf, ctx);
+  if (error !== undefined) throw error;
+  return batch;
 }
 
 /** Decodes the one v2 record at `offset` of `buf`. */

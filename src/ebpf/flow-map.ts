@@ -4,25 +4,47 @@
  * times into Unix-epoch nanoseconds. No object is made per flow.
  */
 import { constants } from 'node:os';
-import { V2, V2_KEY_BYTES, V2_METRICS_BYTES } from '../codec/v2-layout.ts';
+import { mergeFlowMetrics } from '../codec/merge-rule.ts';
+import { RowWords } from '../codec/row-words.ts';
+import { V2_KEY_BYTES, V2_KEY_WORDS, V2_METRICS_WORD, V2_METRICS_WORDS } from '../codec/v2-layout.ts';
 import type { SplitOffset } from './clock.ts';
 import { kernelError } from './kernel-error.ts';
 import { batchOpts, libbpf } from './libbpf.ts';
 import type { FlowObject } from './object.ts';
-import { addOffsetWords, type RowSink, RowWords } from './rows.ts';
+import { addOffsetWords, type RowSink } from './rows.ts';
 
 const MAX_BATCH_ENTRIES = 4096;
 const MAX_BATCH_VALUE_BYTES = 4 << 20;
-const KEY_WORDS = V2_KEY_BYTES / 4;
-const METRICS_WORDS = V2_METRICS_BYTES / 4;
-// Word indexes inside struct flow_metrics (a row's metrics start at word KEY_WORDS).
-const W_BYTES = (V2.BYTES - V2_KEY_BYTES) / 4;
-const W_PACKETS = (V2.PACKETS - V2_KEY_BYTES) / 4;
-const W_FIRST = (V2.FIRST_SEEN_NS - V2_KEY_BYTES) / 4;
-const W_LAST = (V2.LAST_SEEN_NS - V2_KEY_BYTES) / 4;
-/** tcp_flags (u16), dscp (u8) and a pad byte share one word. */
-const W_FLAGS_DSCP = (V2.TCP_FLAGS - V2_KEY_BYTES) / 4;
-const TWO_POW_32 = 2 ** 32;
+const KEY_WORDS = V2_KEY_WORDS;
+const METRICS_WORDS = V2_METRICS_WORDS;
+const W_PACKETS = V2_METRICS_WORD.PACKETS;
+const W_FIRST = V2_METRICS_WORD.FIRST_SEEN_NS;
+const W_LAST = V2_METRICS_WORD.LAST_SEEN_NS;
+
+/**
+ * Folds one flow's per-CPU values (`cpus` consecutive `struct flow_metrics` from word `v` of
+ * `values`) into the metrics at word `at` of `into`, by the merge rule, in CPU order; CPUs that
+ * counted no packet are skipped. All zero when no CPU counted one.
+ */
+export function mergePerCpuMetrics(
+  values: Int32Array,
+  v: number,
+  cpus: number,
+  into: Int32Array,
+  at: number,
+): void {
+  let merged = false;
+  for (let cpu = 0, s = v; cpu < cpus; cpu++, s += METRICS_WORDS) {
+    if (values[s + W_PACKETS] === 0 && values[s + W_PACKETS + 1] === 0) continue;
+    if (merged) {
+      mergeFlowMetrics(into, at, values, s);
+    } else {
+      for (let w = 0; w < METRICS_WORDS; w++) into[at + w] = values[s + w];
+      merged = true;
+    }
+  }
+  if (!merged) into.fill(0, at, at + METRICS_WORDS);
+}
 
 /** Moves every flow out of the kernel into rows. One per `FlowObject`. */
 export class FlowMapDrainer {
@@ -30,7 +52,9 @@ export class FlowMapDrainer {
   #keys: Buffer;
   #values: Buffer;
   #keyWords: Uint32Array;
-  #valueWords: Uint32Array;
+  #valueWords: Int32Array;
+  /** One flow's metrics while its per-CPU values are folded. */
+  readonly #merged = new Int32Array(METRICS_WORDS);
   readonly #rowWords = new RowWords();
   readonly #inBatch = Buffer.alloc(8);
   readonly #outBatch = Buffer.alloc(8);
@@ -45,7 +69,7 @@ export class FlowMapDrainer {
     this.#keys = Buffer.alloc(this.#entries * V2_KEY_BYTES);
     this.#values = Buffer.alloc(this.#entries * obj.flowValueBytes);
     this.#keyWords = new Uint32Array(this.#keys.buffer, this.#keys.byteOffset, this.#keys.length / 4);
-    this.#valueWords = new Uint32Array(this.#values.buffer, this.#values.byteOffset, this.#values.length / 4);
+    this.#valueWords = new Int32Array(this.#values.buffer, this.#values.byteOffset, this.#values.length / 4);
   }
 
   /**
@@ -89,7 +113,7 @@ export class FlowMapDrainer {
     this.#keys = Buffer.alloc(this.#entries * V2_KEY_BYTES);
     this.#values = Buffer.alloc(this.#entries * this.obj.flowValueBytes);
     this.#keyWords = new Uint32Array(this.#keys.buffer, this.#keys.byteOffset, this.#keys.length / 4);
-    this.#valueWords = new Uint32Array(this.#values.buffer, this.#values.byteOffset, this.#values.length / 4);
+    this.#valueWords = new Int32Array(this.#values.buffer, this.#values.byteOffset, this.#values.length / 4);
   }
 
   #appendFlow(sink: RowSink, i: number, offset: SplitOffset): void {
@@ -104,52 +128,11 @@ export class FlowMapDrainer {
       const values = this.#valueWords;
       for (let w = 0; w < METRICS_WORDS; w++) row[m + w] = values[v + w];
     } else {
-      this.#mergePerCpu(v, row, m);
+      const merged = this.#merged;
+      mergePerCpuMetrics(this.#valueWords, v, this.obj.possibleCpus, merged, 0);
+      for (let w = 0; w < METRICS_WORDS; w++) row[m + w] = merged[w];
     }
     addOffsetWords(row, m + W_FIRST, offset);
     addOffsetWords(row, m + W_LAST, offset);
-  }
-
-  /** Sums one flow's per-CPU slots (from word `v`) into the metrics at word `m` of `row`; idle CPUs are skipped. */
-  #mergePerCpu(v: number, row: Uint32Array, m: number): void {
-    const values = this.#valueWords;
-    let bytes = 0;
-    let packets = 0;
-    let firstHi = 0xffffffff;
-    let firstLo = 0xffffffff;
-    let lastHi = 0;
-    let lastLo = 0;
-    let flags = 0;
-    let dscp = 0;
-    for (let cpu = 0, s = v; cpu < this.obj.possibleCpus; cpu++, s += METRICS_WORDS) {
-      const cpuPackets = values[s + W_PACKETS] + values[s + W_PACKETS + 1] * TWO_POW_32;
-      if (cpuPackets === 0) continue;
-      packets += cpuPackets;
-      bytes += values[s + W_BYTES] + values[s + W_BYTES + 1] * TWO_POW_32;
-      const flagsDscp = values[s + W_FLAGS_DSCP];
-      flags |= flagsDscp & 0xffff;
-      const fLo = values[s + W_FIRST];
-      const fHi = values[s + W_FIRST + 1];
-      if (fHi < firstHi || (fHi === firstHi && fLo < firstLo)) {
-        firstHi = fHi;
-        firstLo = fLo;
-      }
-      const lLo = values[s + W_LAST];
-      const lHi = values[s + W_LAST + 1];
-      if (lHi > lastHi || (lHi === lastHi && lLo >= lastLo)) {
-        lastHi = lHi;
-        lastLo = lLo;
-        dscp = (flagsDscp >>> 16) & 0xff; // DSCP of the flow's latest packet
-      }
-    }
-    row[m + W_BYTES] = bytes % TWO_POW_32;
-    row[m + W_BYTES + 1] = Math.floor(bytes / TWO_POW_32);
-    row[m + W_PACKETS] = packets % TWO_POW_32;
-    row[m + W_PACKETS + 1] = Math.floor(packets / TWO_POW_32);
-    row[m + W_FIRST] = firstLo;
-    row[m + W_FIRST + 1] = firstHi;
-    row[m + W_LAST] = lastLo;
-    row[m + W_LAST + 1] = lastHi;
-    row[m + W_FLAGS_DSCP] = flags | (dscp << 16);
   }
 }

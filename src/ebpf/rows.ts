@@ -5,28 +5,15 @@
  */
 import type { SplitOffset } from './clock.ts';
 
+// The row view lives with the other row views; ringbuf.ts still takes it from here.
+export { RowWords } from '../codec/row-words.ts';
+
 /** Where drained rows go: `RecordBatchBuilder`, or a wrapper that cuts batches at a size. */
 export interface RowSink {
   /** Reserves one zeroed row and returns its byte offset in `bytes`. */
   appendRow(): number;
   /** The buffer rows are written to; re-read after `appendRow()`, which may replace it. */
   readonly bytes: Buffer;
-}
-
-/** A cached 32-bit view of whichever buffer a sink currently writes to. */
-export class RowWords {
-  #buffer: Buffer | undefined;
-  #words: Uint32Array = new Uint32Array(0);
-
-  /** The words of `buffer` (which must start 4-byte aligned, as `Buffer.alloc` buffers do). */
-  of(buffer: Buffer): Uint32Array {
-    if (buffer !== this.#buffer) {
-      if (buffer.byteOffset % 4 !== 0) throw new RangeError('row buffer is not 4-byte aligned');
-      this.#buffer = buffer;
-      this.#words = new Uint32Array(buffer.buffer, buffer.byteOffset, buffer.length >>> 2);
-    }
-    return this.#words;
-  }
 }
 
 /** Adds `offset` to the little-endian u64 held in `words[i]` (low) and `words[i + 1]` (high). */

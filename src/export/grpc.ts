@@ -14,6 +14,10 @@
  * Messages the collector rejects (INVALID_ARGUMENT, RESOURCE_EXHAUSTED, INTERNAL, ...) are not
  * resent; their batch fails, counted in `flowsFailed` (whole, even when earlier messages of it
  * were delivered).
+ *
+ * A TLS handshake that fails (no client certificate for a collector requiring one, an untrusted
+ * collector certificate) is retried the same way, since either side may be fixed, and reported to
+ * `onTransportError` as a TlsHandshakeError saying which setting fixes it.
  */
 import {
   type CallOptions,
@@ -35,8 +39,10 @@ import {
   INITIAL_BACKOFF_MS,
   MAX_BACKOFF_MS,
   ReconnectBackoff,
+  type RetryCounts,
   waitUnref,
 } from './reconnect-backoff.ts';
+import { tlsHandshakeError } from './tls-handshake.ts';
 
 /** Default flows per message (GRPC_MESSAGE_MAX_FLOWS), as the reference. */
 export const DEFAULT_GRPC_MESSAGE_MAX_FLOWS = 10_000;
@@ -62,7 +68,7 @@ export interface GrpcExporterOptions extends QueuedExporterOptions, BackoffOptio
   credentials?: ChannelCredentials;
   /** Time the collector has to answer one message (default {@link DEFAULT_SEND_TIMEOUT_MS}). */
   sendTimeoutMs?: number;
-  /** Called with every failed attempt that will be retried (for logs). */
+  /** Called with every failed attempt that will be retried (for logs); a TlsHandshakeError for a failed handshake. */
   onTransportError?: (err: Error) => void;
 }
 
@@ -73,9 +79,11 @@ export class GrpcExporter extends QueuedExporter {
   readonly name = 'grpc';
   /** Messages acknowledged by the collector. */
   messagesSent = 0;
-  /** Attempts that failed and were retried. */
-  retries = 0;
+  /** Attempts that failed and were retried, by reason: a failed TLS handshake, or another transport failure. */
+  readonly retries: RetryCounts = { tls: 0, transport: 0 };
   readonly #client: Client;
+  /** The collector as `host:port`, for messages. */
+  readonly #target: string;
   readonly #maxMessageFlows: number;
   readonly #sendTimeoutMs: number;
   readonly #backoff: ReconnectBackoff;
@@ -90,18 +98,15 @@ export class GrpcExporter extends QueuedExporter {
     this.#backoff = new ReconnectBackoff(options);
     this.#onTransportError = options.onTransportError;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-    this.#client = new Client(
-      `${host}:${options.port}`,
-      options.credentials ?? credentials.createInsecure(),
-      {
-        // The channel's own reconnect backoff (grpc-js defaults: 1 s growing to 120 s) would keep
-        // a restarted collector waiting long after our retries began; align it with ours.
-        'grpc.initial_reconnect_backoff_ms': options.initialBackoffMs ?? INITIAL_BACKOFF_MS,
-        'grpc.max_reconnect_backoff_ms': options.maxBackoffMs ?? MAX_BACKOFF_MS,
-        // A 10 000-flow message is over the 4 MiB default of some collectors' peers; the collector bounds it.
-        'grpc.max_send_message_length': -1,
-      },
-    );
+    this.#target = `${host}:${options.port}`;
+    this.#client = new Client(this.#target, options.credentials ?? credentials.createInsecure(), {
+      // The channel's own reconnect backoff (grpc-js defaults: 1 s growing to 120 s) would keep
+      // a restarted collector waiting long after our retries began; align it with ours.
+      'grpc.initial_reconnect_backoff_ms': options.initialBackoffMs ?? INITIAL_BACKOFF_MS,
+      'grpc.max_reconnect_backoff_ms': options.maxBackoffMs ?? MAX_BACKOFF_MS,
+      // A 10 000-flow message is over the 4 MiB default of some collectors' peers; the collector bounds it.
+      'grpc.max_send_message_length': -1,
+    });
   }
 
   protected async send(batch: RecordBatch): Promise<void> {
@@ -137,8 +142,9 @@ export class GrpcExporter extends QueuedExporter {
             cause: err,
           });
         }
-        this.retries++;
-        this.#onTransportError?.(err as Error);
+        const handshake = tlsHandshakeError(err as Error, this.#target);
+        this.retries[handshake ? 'tls' : 'transport']++;
+        this.#onTransportError?.(handshake ?? (err as Error));
         await waitUnref(this.#backoff.nextDelayMs(), this.#stopping.signal);
       }
     }

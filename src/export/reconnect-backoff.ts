@@ -13,6 +13,26 @@ const BACKOFF_MULTIPLIER = 2;
 /** Each delay is randomly moved by up to this fraction either way, so agents restarted together spread out. */
 const BACKOFF_JITTER = 0.2;
 
+/**
+ * Failed attempts an exporter retried after a backoff, by reason: `tls` for a failed TLS
+ * handshake, `transport` for any other (collector unreachable, call cut or timed out).
+ */
+export interface RetryCounts {
+  tls: number;
+  transport: number;
+}
+
+/** An exporter that counts its retried attempts (the grpc exporter); /metrics exposes them. */
+export interface RetryingExporter {
+  readonly retries: Readonly<RetryCounts>;
+}
+
+/** Whether `exporter` counts its retried attempts. */
+export function isRetryingExporter(exporter: object): exporter is RetryingExporter {
+  const retries = (exporter as Partial<RetryingExporter>).retries;
+  return typeof retries === 'object' && retries !== null;
+}
+
 /** Settings of a {@link ReconnectBackoff}. */
 export interface BackoffOptions {
   /** First delay (default {@link INITIAL_BACKOFF_MS}). */

@@ -47,20 +47,10 @@ export interface Flow extends FlowKey {
   timeFlowEndNs: bigint;
   /** OR of the TCP flags of every packet (bit 0 FIN ... bit 8 NS). */
   tcpFlags: number;
-  /** DSCP of the last packet (6 bits). */
+  /** DSCP of the flow's latest packet (6 bits); see src/codec/merge-rule.ts. */
   dscp: number;
   /** Name of the interface (`ifIndex` resolved), '' when unknown. */
   interface: string;
-}
-
-/** Adds `src` (a later record of the same flow) into `dst`, as the reference's `Accumulate`. */
-export function accumulate(dst: Flow, src: Flow): void {
-  dst.bytes += src.bytes;
-  dst.packets += src.packets;
-  if (src.timeFlowStartNs < dst.timeFlowStartNs) dst.timeFlowStartNs = src.timeFlowStartNs;
-  if (src.timeFlowEndNs > dst.timeFlowEndNs) dst.timeFlowEndNs = src.timeFlowEndNs;
-  dst.tcpFlags |= src.tcpFlags;
-  dst.dscp = src.dscp;
 }
 
 const JSON_STRINGS = new Map<string, string>();

@@ -11,6 +11,7 @@
  */
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { TWO_POW_32 } from '../model/u64.ts';
 import { ThroughputWindow } from './throughput.ts';
 import { TopWindow } from './top-window.ts';
 
@@ -63,7 +64,6 @@ export interface AggregateStats {
   prunedKeys: number;
 }
 
-const TWO_POW_32 = 2 ** 32;
 const NS_PER_SECOND = 1e9;
 
 /** Unix seconds of the u64 nanoseconds at `offset` (a double is exact enough for seconds). */

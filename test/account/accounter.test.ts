@@ -206,6 +206,47 @@ describe('Accounter', () => {
     );
   });
 
+  test('records years apart with a 10ms record-time timeout take one eviction per window they fall in', async () => {
+    const evictions: EvictionReason[] = [];
+    const threeYearsNs = 3n * 365n * 86_400n * 1_000_000_000n;
+    const at = (ns: bigint, port: number) =>
+      makeFlow({ srcPort: port, timeFlowStartNs: ns, timeFlowEndNs: ns });
+    const t0 = 1_700_000_000_000_000_000n;
+    const out = await collect(
+      accounter({ activeTimeoutBy: 'record-time', evictTimeoutMs: 10 }, evictions).account(
+        from(recordBatchOf([at(t0, 1), at(t0 + threeYearsNs, 2), at(t0 + threeYearsNs + 9_000_000n, 2)])),
+      ),
+    );
+    assert.deepEqual(
+      out.map((b) => Array.from(b.flows(), (f) => `${f.srcPort}x${f.packets}`)),
+      [['1x1'], ['2x2']],
+    );
+    assert.deepEqual(evictions, ['timeout', 'end']);
+  });
+
+  test('record-time windows of 100ns stay exact at times past 2^53 ns', async () => {
+    const base = 2n ** 63n + 7n; // doubles step by 2048 ns here
+    const at = (ns: bigint, port: number) =>
+      makeFlow({ srcPort: port, timeFlowStartNs: ns, timeFlowEndNs: ns });
+    const out = await collect(
+      accounter({ activeTimeoutBy: 'record-time', evictTimeoutMs: 0.0001 }).account(
+        from(
+          recordBatchOf([at(base, 1), at(base + 99n, 1), at(base + 100n, 2), at(base + 250n, 3)]),
+          recordBatchOf([at(base + 299n, 3), at(2n ** 64n - 1n, 4)]),
+        ),
+      ),
+    );
+    assert.deepEqual(
+      out.map((b) => Array.from(b.flows(), (f) => `${f.srcPort}x${f.packets}`)),
+      [['1x2'], ['2x1'], ['3x2'], ['4x1']],
+    );
+    assert.equal(out[3].flow(0).timeFlowEndNs, 2n ** 64n - 1n);
+  });
+
+  test('a record-time timeout under 1ns is refused at construction', () => {
+    assert.throws(() => accounter({ activeTimeoutBy: 'record-time', evictTimeoutMs: 1e-7 }), /below 1 ns/);
+  });
+
   test('accounting matches a simple map over many random records', async () => {
     const random = seededRandom(42);
     const flows = Array.from({ length: 20_000 }, () =>

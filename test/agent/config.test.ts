@@ -189,3 +189,55 @@ test('KAFKA_ settings from the file and the environment are kept for the Kafka e
   const c = load({ config: file }, { KAFKA_TOPIC: 'override' });
   assert.deepEqual(c.kafkaSettings, { KAFKA_BROKERS: 'a:9092', KAFKA_TOPIC: 'override' });
 });
+
+test('the grpc export is in clear unless TLS is asked for', () => {
+  assert.equal(load({ export: 'grpc', target: 'c:1' }).targetTls, undefined);
+});
+
+test('TARGET_TLS_* paths turn TLS on for the grpc export, each named as the user gave it', (t) => {
+  const file = configFile(t, 'tls.yaml', 'targetTlsCaCertPath: /etc/ca.pem\n');
+  const c = load(
+    { config: file, targetTlsCert: '/etc/agent.pem' },
+    { TARGET_TLS_USER_KEY_PATH: '/etc/agent.key', TARGET_TLS_INSECURE_SKIP_VERIFY: 'true' },
+  );
+  assert.deepEqual(c.targetTls, {
+    ca: { setting: `TARGET_TLS_CA_CERT_PATH in ${file}`, path: '/etc/ca.pem' },
+    keyPair: {
+      cert: { setting: '--target-tls-cert', path: '/etc/agent.pem' },
+      key: { setting: 'TARGET_TLS_USER_KEY_PATH', path: '/etc/agent.key' },
+    },
+    insecureSkipVerify: true,
+  });
+  assert.ok(Object.isFrozen(c.targetTls));
+});
+
+test('--target-tls alone trusts the system roots and presents no client certificate', () => {
+  assert.deepEqual(load({ targetTls: true }).targetTls, {
+    ca: undefined,
+    keyPair: undefined,
+    insecureSkipVerify: false,
+  });
+});
+
+test('TARGET_ENABLE_TLS=false keeps the grpc export in clear and ignores the TLS paths', () => {
+  const c = load({}, { TARGET_ENABLE_TLS: 'false', TARGET_TLS_CA_CERT_PATH: '/nonexistent/ca.pem' });
+  assert.equal(c.targetTls, undefined);
+});
+
+test('a client certificate without its key names the missing setting', () => {
+  assertConfigError(
+    () => load({ targetTlsCert: '/etc/agent.pem' }),
+    'TARGET_TLS_USER_KEY_PATH',
+    '',
+    /private key \(--target-tls-key\) of the certificate --target-tls-cert=\/etc\/agent.pem/,
+  );
+});
+
+test('TARGET_ENABLE_TLS takes true or false', () => {
+  assertConfigError(
+    () => load({}, { TARGET_ENABLE_TLS: 'maybe' }),
+    'TARGET_ENABLE_TLS',
+    'maybe',
+    /true or false/,
+  );
+});

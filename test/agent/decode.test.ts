@@ -98,6 +98,64 @@ describe('flowtap decode', () => {
     assert.match(stderr, /--layout="v9": expected v1 or v2/);
   });
 
+  test('a v1 file whose 11th of 20 records is malformed prints the 10 before it, then the error, exit 1', async () => {
+    const records = v1File(Array.from({ length: 20 }, (_, i) => makeFlow({ srcPort: 1000 + i })));
+    records[10 * V1_RECORD_BYTES + 2] = 7;
+    const { code, stdout, stderr } = await runCli(['decode', '-'], { stdin: records });
+    assert.equal(code, 1);
+    assert.deepEqual(
+      stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).Transport.SrcPort),
+      Array.from({ length: 10 }, (_, i) => 1000 + i),
+    );
+    assert.match(stderr, /field direction at byte offset 362/);
+    assert.doesNotMatch(stderr, /\n\s+at /);
+  });
+
+  test('records years apart with a 10ms active timeout are decoded, one flow per window', async () => {
+    const thirtyYearsNs = 30n * 365n * 86_400n * 1_000_000_000n;
+    const at = (ns: bigint) => makeFlow({ timeFlowStartNs: ns, timeFlowEndNs: ns });
+    const records = encodeV2([at(1_000_000_000n), at(1_000_000_000n + thirtyYearsNs)]);
+    const { code, stdout, stderr } = await runCli(
+      ['decode', '--layout', 'v2', '--cache-active-timeout', '10ms', '-'],
+      { stdin: records, timeoutMs: 60_000 },
+    );
+    assert.equal(code, 0, `exit ${code}: ${stderr}`);
+    assert.deepEqual(
+      stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).TimeFlowEnd),
+      ['1970-01-01T00:00:01Z', '1999-12-25T00:00:01Z'],
+    );
+  });
+
+  test('a 100ns active timeout keeps exact windows at times past 2^53 ns', async () => {
+    const base = 2n ** 62n;
+    const at = (ns: bigint) => makeFlow({ timeFlowStartNs: ns, timeFlowEndNs: ns });
+    const records = encodeV2([at(base), at(base + 99n), at(base + 100n), at(base + 1_000_000n)]);
+    const { code, stdout, stderr } = await runCli(
+      ['decode', '--layout', 'v2', '--cache-active-timeout', '100ns', '-'],
+      { stdin: records, timeoutMs: 60_000 },
+    );
+    assert.equal(code, 0, `exit ${code}: ${stderr}`);
+    assert.deepEqual(
+      stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).Packets),
+      [2, 1, 1],
+    );
+  });
+
+  test('an active timeout under 1ns is a settings error naming the flag, exit 2', async () => {
+    const { code, stderr } = await runCli(['decode', '--cache-active-timeout', '0.5ns', '-']);
+    assert.equal(code, 2);
+    assert.match(stderr, /--cache-active-timeout="0\.5ns": expected a Go duration of at least 1ns/);
+  });
+
   test('a v2 record with a bad field names it and its offset', async () => {
     const buf = encodeV2([makeFlow(), makeFlow()]);
     buf[104 + 2] = 5;

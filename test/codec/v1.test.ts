@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeV1, decodeV1Batch, encodeV1, V1_RECORD_BYTES } from '../../src/codec/v1.ts';
+import { decodeV1, decodeV1Batch, decodeV1Records, encodeV1, V1_RECORD_BYTES } from '../../src/codec/v1.ts';
+import { V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import { MalformedRecordError, TruncatedRecordError } from '../../src/errors.ts';
 import { flowToJson } from '../../src/model/flow.ts';
 import { makeFlow } from '../helpers/flows.ts';
@@ -75,4 +76,19 @@ test('a direction other than ingress or egress is a malformed record, not a wron
     () => decodeV1Batch(buf, { readTimeNs: READ_NS }),
     (err: unknown) => err instanceof MalformedRecordError && err.offset === 38 && err.field === 'direction',
   );
+});
+
+test('the records before a malformed one are decoded and returned with its error', () => {
+  const flows = Array.from({ length: 20 }, (_, i) => makeFlow({ srcPort: 1000 + i }));
+  const buf = Buffer.alloc(flows.length * V1_RECORD_BYTES);
+  for (const [i, f] of flows.entries()) encodeV1(f, buf, i * V1_RECORD_BYTES);
+  buf[10 * V1_RECORD_BYTES + 2] = 7;
+  const { batch, error } = decodeV1Records(buf, { readTimeNs: READ_NS, baseOffset: 100 });
+  assert.deepEqual(
+    Array.from(batch.flows(), (f) => f.srcPort),
+    Array.from({ length: 10 }, (_, i) => 1000 + i),
+  );
+  assert.equal(batch.bytes.length, 10 * V2_RECORD_BYTES, 'no undecoded row is handed on');
+  assert.ok(error instanceof MalformedRecordError);
+  assert.equal(error.offset, 100 + 10 * V1_RECORD_BYTES + 2);
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RecordBatchBuilder, recordBatchOf } from '../../src/codec/record-batch.ts';
 import { RecordStreamDecoder } from '../../src/codec/record-stream.ts';
-import { decodeV2, decodeV2Batch, encodeV2 } from '../../src/codec/v2.ts';
+import { decodeV2, decodeV2Batch, decodeV2Records, encodeV2 } from '../../src/codec/v2.ts';
 import { V2, V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import { MalformedRecordError, TruncatedRecordError } from '../../src/errors.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
@@ -109,7 +109,7 @@ test('the stream decoder joins records split across chunks and reports a danglin
   const decoder = new RecordStreamDecoder({
     name: 'v2',
     recordBytes: V2_RECORD_BYTES,
-    decodeBatch: (b, base) => decodeV2Batch(b, { baseOffset: base }),
+    decodeRecords: (b, base) => decodeV2Records(b, { baseOffset: base }),
   });
   let rows = 0;
   let at = 0;
@@ -125,6 +125,37 @@ test('the stream decoder joins records split across chunks and reports a danglin
     () => decoder.end(),
     (e: unknown) => e instanceof TruncatedRecordError && e.offset === buf.length,
   );
+});
+
+test('the rows before a malformed one are returned, uncopied, with its error', () => {
+  const buf = encodeV2(Array.from({ length: 6 }, (_, i) => makeFlow({ srcPort: i })));
+  buf[4 * V2_RECORD_BYTES + V2.DIRECTION] = 9;
+  const { batch, error } = decodeV2Records(buf, { baseOffset: 50 });
+  assert.deepEqual(
+    Array.from(batch.flows(), (f) => f.srcPort),
+    [0, 1, 2, 3],
+  );
+  assert.equal(batch.bytes.buffer, buf.buffer);
+  assert.ok(error instanceof MalformedRecordError);
+  assert.equal(error.offset, 50 + 4 * V2_RECORD_BYTES + V2.DIRECTION);
+});
+
+test('the stream decoder hands on the records before a malformed one, then throws its error', () => {
+  const buf = encodeV2(Array.from({ length: 5 }, (_, i) => makeFlow({ srcPort: i })));
+  buf[3 * V2_RECORD_BYTES + V2.DIRECTION] = 4;
+  const decoder = new RecordStreamDecoder({
+    name: 'v2',
+    recordBytes: V2_RECORD_BYTES,
+    decodeRecords: (b, base) => decodeV2Records(b, { baseOffset: base }),
+  });
+  const first = decoder.push(buf.subarray(0, 2 * V2_RECORD_BYTES + 10));
+  const second = decoder.push(buf.subarray(2 * V2_RECORD_BYTES + 10));
+  assert.deepEqual([first?.count, second?.count], [2, 1]);
+  const isBadDirection = (e: unknown) =>
+    e instanceof MalformedRecordError && e.offset === 3 * V2_RECORD_BYTES + V2.DIRECTION;
+  assert.ok(isBadDirection(decoder.failure));
+  assert.throws(() => decoder.end(), isBadDirection);
+  assert.throws(() => decoder.push(Buffer.alloc(V2_RECORD_BYTES)), isBadDirection);
 });
 
 test('the builder grows, and drops a reserved row cleanly', () => {

@@ -1,4 +1,7 @@
-/** A throwaway CA with a server certificate for `localhost` and a client certificate, made by openssl. */
+/**
+ * A throwaway CA with a server certificate for `localhost` and 127.0.0.1 and a client
+ * certificate, made by openssl. P-256 keys: generated at once, where RSA takes a second each.
+ */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,9 +9,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
 
 /** Paths of the PEM files. */
 export interface TlsFiles {
+  /** The temporary directory holding them (removed when the test ends). */
+  dir: string;
   ca: string;
   serverCert: string;
   serverKey: string;
@@ -21,8 +27,7 @@ async function signedCert(dir: string, name: string, subject: string, extensions
   await run('sh', ['-c', `printf '%s\\n' "$1" > "$2"`, 'sh', extensions, ext]);
   await run('openssl', [
     'req',
-    '-newkey',
-    'rsa:2048',
+    ...EC_KEY,
     '-nodes',
     '-keyout',
     join(dir, `${name}.key`),
@@ -57,8 +62,7 @@ export async function makeTlsFiles(t: { after: (fn: () => unknown) => void }): P
   await run('openssl', [
     'req',
     '-x509',
-    '-newkey',
-    'rsa:2048',
+    ...EC_KEY,
     '-nodes',
     '-keyout',
     join(dir, 'ca.key'),
@@ -72,6 +76,7 @@ export async function makeTlsFiles(t: { after: (fn: () => unknown) => void }): P
   await signedCert(dir, 'server', '/CN=localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
   await signedCert(dir, 'client', '/CN=flowtap agent', 'extendedKeyUsage=clientAuth');
   return {
+    dir,
     ca: join(dir, 'ca.pem'),
     serverCert: join(dir, 'server.pem'),
     serverKey: join(dir, 'server.key'),

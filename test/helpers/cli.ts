@@ -10,15 +10,21 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `flowtap ...args` to completion, feeding `stdin` when given. */
+/**
+ * Runs `flowtap ...args` to completion, feeding `stdin` when given. With `timeoutMs`, a run that
+ * has not ended by then is killed and reported with `code` null, so a hang fails the test
+ * instead of stalling the suite.
+ */
 export function runCli(
   args: string[],
-  options: { stdin?: Buffer; env?: NodeJS.ProcessEnv } = {},
+  options: { stdin?: Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: options.timeoutMs,
+      killSignal: 'SIGKILL',
     });
     let stdout = '';
     let stderr = '';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { accumulate, flowToJson } from '../../src/model/flow.ts';
+import { flowToJson } from '../../src/model/flow.ts';
 import { formatIp, formatIpv6, parseIp } from '../../src/model/ip.ts';
 import { formatMac, macToNumber, parseMac } from '../../src/model/mac.ts';
 import { directionName, humanBytes, tcpFlagNames, transportProtocolName } from '../../src/model/names.ts';
@@ -139,19 +139,5 @@ describe('time', () => {
     assert.equal(formatRfc3339Nano(1647502932414480074n), '2022-03-17T07:42:12.414480074Z');
     assert.equal(formatRfc3339Nano(1647502932410000000n), '2022-03-17T07:42:12.41Z');
     assert.equal(formatRfc3339Nano(1647502932000000000n), '2022-03-17T07:42:12Z');
-  });
-});
-
-describe('accumulate', () => {
-  test('adds bytes and packets, widens the time span, ORs flags', () => {
-    const a = makeFlow({ bytes: 100, packets: 1, timeFlowStartNs: 10n, timeFlowEndNs: 20n, tcpFlags: 2 });
-    accumulate(
-      a,
-      makeFlow({ bytes: 50, packets: 2, timeFlowStartNs: 15n, timeFlowEndNs: 30n, tcpFlags: 16, dscp: 10 }),
-    );
-    assert.deepEqual(
-      [a.bytes, a.packets, a.timeFlowStartNs, a.timeFlowEndNs, a.tcpFlags, a.dscp],
-      [150, 3, 10n, 30n, 18, 10],
-    );
   });
 });

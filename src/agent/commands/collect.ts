@@ -2,13 +2,16 @@
  * `flowtap collect --port N`: a pbflow collector on the command line. Receives `Collector.Send`
  * from flowtap agents (EXPORT=grpc) or the reference agent and prints every flow as a JSON line in
  * the reference's form, or as tables. Rejected requests are logged on stderr; SIGINT/SIGTERM stop
- * it after the calls in progress finish.
+ * it after the calls in progress finish. With `--tls-cert`/`--tls-key` it serves TLS, and with
+ * `--tls-client-ca` it requires client certificates (mutual TLS); each flag may come from its
+ * COLLECTOR_TLS_* variable instead.
  */
 import { once } from 'node:events';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { recordBatchOf } from '../../codec/record-batch.ts';
 import { ConfigError } from '../../errors.ts';
 import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from '../../export/grpc-limits.ts';
+import type { PemFile, ServerTlsFiles } from '../../export/tls.ts';
 import { type Flow, flowToJson } from '../../model/flow.ts';
 import { createLogger } from '../logger.ts';
 import { formatTable } from '../table-output.ts';
@@ -46,21 +49,50 @@ function render(flows: Flow[], output: 'json' | 'table'): string {
   return text;
 }
 
-async function collect(opts: CollectOptions): Promise<void> {
+/** The TLS flags and their variables, by option key. */
+const TLS_OPTIONS = {
+  tlsCert: { flag: '--tls-cert', env: 'COLLECTOR_TLS_CERT_PATH' },
+  tlsKey: { flag: '--tls-key', env: 'COLLECTOR_TLS_KEY_PATH' },
+  tlsClientCa: { flag: '--tls-client-ca', env: 'COLLECTOR_TLS_CLIENT_CA_PATH' },
+} as const;
+
+/** The TLS files given (flags or COLLECTOR_TLS_*), each named as the user gave it; undefined = plaintext. */
+function tlsFiles(opts: CollectOptions, command: Command): ServerTlsFiles | undefined {
+  const file = (key: keyof typeof TLS_OPTIONS): PemFile | undefined => {
+    const path = opts[key];
+    if (path === undefined) return undefined;
+    const { flag, env } = TLS_OPTIONS[key];
+    return { setting: command.getOptionValueSource(key) === 'env' ? env : flag, path };
+  };
+  const [cert, key, clientCa] = [file('tlsCert'), file('tlsKey'), file('tlsClientCa')];
+  if (cert === undefined && key === undefined) {
+    if (clientCa) {
+      throw new ConfigError(
+        clientCa.setting,
+        clientCa.path,
+        "a client CA only with --tls-cert and --tls-key: mutual TLS needs the collector's own certificate",
+      );
+    }
+    return undefined;
+  }
+  if (cert === undefined || key === undefined) {
+    const given = (cert ?? key) as PemFile;
+    const missing = cert === undefined ? TLS_OPTIONS.tlsCert : TLS_OPTIONS.tlsKey;
+    throw new ConfigError(
+      missing.flag,
+      '',
+      `a PEM file (or ${missing.env}) to go with ${given.setting}=${given.path}`,
+    );
+  }
+  return { keyPair: { cert, key }, clientCa };
+}
+
+async function collect(opts: CollectOptions, command: Command): Promise<void> {
   // Loaded here so other commands do not pay for gRPC at start-up.
   const { startCollector } = await import('../../export/grpc-collector.ts');
   const { serverCredentialsFromFiles } = await import('../../export/tls.ts');
-  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) {
-    throw new ConfigError('--tls-cert/--tls-key', opts.tlsCert ?? opts.tlsKey ?? '', 'both or neither');
-  }
-  const credentials =
-    opts.tlsCert && opts.tlsKey
-      ? await serverCredentialsFromFiles({
-          certPath: opts.tlsCert,
-          keyPath: opts.tlsKey,
-          clientCaPath: opts.tlsClientCa,
-        })
-      : undefined;
+  const tls = tlsFiles(opts, command);
+  const credentials = tls && (await serverCredentialsFromFiles(tls));
   const log = createLogger('info');
   const out = process.stdout;
   const collector = await startCollector({
@@ -75,7 +107,11 @@ async function collect(opts: CollectOptions): Promise<void> {
     onError: (err, peer) =>
       log.warn({ peer, code: (err as { code?: string }).code }, `rejected a request: ${err.message}`),
   });
-  log.info({ host: opts.host, port: collector.port }, `listening on ${opts.host}:${collector.port}`);
+  const security = !tls ? 'plaintext' : tls.clientCa ? 'TLS, client certificates required' : 'TLS';
+  log.info(
+    { host: opts.host, port: collector.port, security },
+    `listening on ${opts.host}:${collector.port} (${security})`,
+  );
   const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
   log.info({ signal }, 'stopping');
   await collector.close();
@@ -99,8 +135,17 @@ export function registerCollectCommand(program: Command): void {
       integerIn('--max-message-bytes', 1024, 2 ** 31 - 1),
       DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
     )
-    .option('--tls-cert <file>', 'serve TLS with this PEM certificate chain (needs --tls-key)')
-    .option('--tls-key <file>', 'PEM private key of --tls-cert')
-    .option('--tls-client-ca <file>', 'require client certificates signed by these PEM CAs (mutual TLS)')
-    .action((opts: CollectOptions) => collect(opts));
+    .addOption(
+      new Option('--tls-cert <file>', 'serve TLS with this PEM certificate chain (needs --tls-key)').env(
+        TLS_OPTIONS.tlsCert.env,
+      ),
+    )
+    .addOption(new Option('--tls-key <file>', 'PEM private key of --tls-cert').env(TLS_OPTIONS.tlsKey.env))
+    .addOption(
+      new Option(
+        '--tls-client-ca <file>',
+        'require client certificates signed by these PEM CAs (mutual TLS; needs --tls-cert)',
+      ).env(TLS_OPTIONS.tlsClientCa.env),
+    )
+    .action((opts: CollectOptions, command: Command) => collect(opts, command));
 }

@@ -9,8 +9,8 @@ import type { Command } from 'commander';
 import { Accounter } from '../../account/accounter.ts';
 import type { RecordBatch } from '../../codec/record-batch.ts';
 import { type RecordLayout, RecordStreamDecoder } from '../../codec/record-stream.ts';
-import { decodeV1Batch, V1_RECORD_BYTES } from '../../codec/v1.ts';
-import { decodeV2Batch } from '../../codec/v2.ts';
+import { decodeV1Records, V1_RECORD_BYTES } from '../../codec/v1.ts';
+import { decodeV2Records } from '../../codec/v2.ts';
 import { V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
 import { ConfigError } from '../../errors.ts';
 import { flowToJson } from '../../model/flow.ts';
@@ -33,13 +33,13 @@ function layoutOf(name: 'v1' | 'v2'): RecordLayout {
     return {
       name,
       recordBytes: V1_RECORD_BYTES,
-      decodeBatch: (buf, baseOffset) => decodeV1Batch(buf, { readTimeNs: nowUnixNs(), baseOffset }),
+      decodeRecords: (buf, baseOffset) => decodeV1Records(buf, { readTimeNs: nowUnixNs(), baseOffset }),
     };
   }
   return {
     name,
     recordBytes: V2_RECORD_BYTES,
-    decodeBatch: (buf, baseOffset) => decodeV2Batch(buf, { baseOffset }),
+    decodeRecords: (buf, baseOffset) => decodeV2Records(buf, { baseOffset }),
   };
 }
 
@@ -48,6 +48,7 @@ async function* recordBatches(input: Readable, layout: RecordLayout): AsyncGener
   for await (const chunk of input) {
     const batch = decoder.push(chunk as Buffer);
     if (batch) yield batch;
+    if (decoder.failure !== undefined) break; // no need to read past the damage
   }
   decoder.end();
 }

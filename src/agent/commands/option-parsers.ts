@@ -14,12 +14,23 @@ export function positiveIntOption(setting: string): (value: string) => number {
   };
 }
 
-/** A commander option parser accepting a positive Go duration, returning milliseconds. */
+const NS_PER_MS = 1_000_000;
+/** 1 ns, less what parsing decimal text into milliseconds may lose. */
+const SHORTEST_TIMEOUT_NS = 1 - 1e-9;
+
+/**
+ * A commander option parser accepting a Go duration of at least 1ns, returning milliseconds.
+ * Record times are whole nanoseconds: a shorter timeout is a step no record clock can take.
+ */
 export function positiveDurationOption(setting: string): (value: string) => number {
   return (value) => {
     const ms = parseDurationMs(value);
-    if (ms === undefined || ms <= 0) {
-      throw new ConfigError(setting, value, 'a positive Go duration such as 5s or 500ms');
+    if (ms === undefined || !(ms * NS_PER_MS >= SHORTEST_TIMEOUT_NS)) {
+      throw new ConfigError(
+        setting,
+        value,
+        'a Go duration of at least 1ns (the finest step of a record time), such as 5s or 500ms',
+      );
     }
     return ms;
   };

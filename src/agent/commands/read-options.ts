@@ -9,12 +9,13 @@ import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web
 import { type AgentConfig, type CommandLineValues, loadConfig } from '../config.ts';
 import { positiveDurationOption, positiveIntOption } from './option-parsers.ts';
 import type { ReadOptions } from './read-pipeline.ts';
+import { addTargetTlsOptions, type TargetTlsFlags, targetTlsFlags } from './target-tls-options.ts';
 
 /** How long exporters may take, by default, after the capture ends, to deliver what they hold. */
 const EXPORT_FLUSH_TIMEOUT_MS = 30_000;
 
 /** The values commander gives for the flags {@link addReadOptions} declares. */
-export interface ReadFlags {
+export interface ReadFlags extends TargetTlsFlags {
   localNet?: string;
   localMac?: string;
   cacheMaxFlows: number;
@@ -43,7 +44,7 @@ export interface ReadSettings {
 
 /** Declares the flags of `flowtap read` on `command`. */
 export function addReadOptions(command: Command): Command {
-  return command
+  command
     .option(
       '--local-net <cidrs>',
       'comma-separated local networks: packets from them are EGRESS, others INGRESS (e.g. 10.0.0.0/8,fd00::/8)',
@@ -65,7 +66,8 @@ export function addReadOptions(command: Command): Command {
       '-e, --export <kinds>',
       'where flows go: json, grpc, kafka, ipfix+udp, ipfix+tcp (comma-separated)',
     )
-    .option('--target <host:port>', 'collector of the grpc and ipfix exports')
+    .option('--target <host:port>', 'collector of the grpc and ipfix exports');
+  return addTargetTlsOptions(command)
     .option('--output <format>', 'stdout form of the json export: json or table')
     .option('--log-level <level>', 'log level of the messages on stderr')
     .option(
@@ -95,6 +97,7 @@ export function readSettings(
     target: flags.target,
     output: flags.output,
     logLevel: flags.logLevel,
+    ...targetTlsFlags(flags),
   };
   const config = loadConfig({ flags: exportFlags, env: process.env, stdoutIsTty: process.stdoutIsTty });
   return Object.freeze({

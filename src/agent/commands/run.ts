@@ -12,6 +12,7 @@ import { type CommandLineValues, DEFAULT_METRICS_ADDRESS, EXPORT_KINDS, loadConf
 import { createExporters, logExportResults } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
 import { handleStopSignals } from '../signals.ts';
+import { addTargetTlsOptions } from './target-tls-options.ts';
 
 /** What other features (the web view) add to a run. */
 export interface RunExtension {
@@ -59,7 +60,7 @@ function webViewExtension(address: WebAddress): RunExtension {
 
 /** Registers `flowtap run` as the default command. */
 export function registerRunCommand(program: Command): void {
-  program
+  const command = program
     .command('run', { isDefault: true })
     .description(
       'capture flows live with eBPF on the selected interfaces and export them (the default command)',
@@ -76,7 +77,8 @@ export function registerRunCommand(program: Command): void {
       '-e, --export <kinds>',
       `where flows go: ${EXPORT_KINDS.join(', ')}, comma-separated [EXPORT; json]`,
     )
-    .option('--target <host:port>', 'collector for grpc and ipfix [TARGET_HOST + TARGET_PORT]')
+    .option('--target <host:port>', 'collector for grpc and ipfix [TARGET_HOST + TARGET_PORT]');
+  addTargetTlsOptions(command)
     .option('--sampling <n>', 'count one packet in n (0 or 1: all) [SAMPLING; 1]')
     .option('--cache-max-flows <n>', 'flows cached before the cache is evicted [CACHE_MAX_FLOWS; 1000]')
     .option(

@@ -4,9 +4,9 @@
  * two 32-bit words. pcapng's 64-bit tick counts are divided by long division in 16-bit digits;
  * only resolutions no real capture tool writes (finer than 10^-11 s or 2^-23 s) take a BigInt.
  */
+import { TWO_POW_32 } from '../../model/u64.ts';
 
 const TWO_POW_16 = 65536;
-const TWO_POW_32 = 4294967296;
 const NS_PER_S = 1_000_000_000;
 /** Largest whole second whose nanoseconds still fit in a u64. */
 const MAX_UNIX_SECONDS = 18_446_744_072;

@@ -11,6 +11,7 @@ import { V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
 import { ConfigError } from '../../errors.ts';
 import type { InterfaceNames } from '../../model/interfaces.ts';
 import { EtherType } from '../../model/names.ts';
+import { TWO_POW_32 } from '../../model/u64.ts';
 import {
   encodeTemplateSet,
   IPFIX_VERSION,
@@ -43,7 +44,6 @@ export interface IpfixMessages {
   messageEnds: number[];
 }
 
-const TWO_POW_32 = 4_294_967_296;
 const NS_PER_MS = 1_000_000;
 const EMPTY = Buffer.alloc(0);
 const FIXED_BYTES = TEMPLATES.map((t) => t.fixedBytes);

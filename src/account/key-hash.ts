@@ -1,0 +1,43 @@
+/**
+ * The flow table's key hash, seeded per process so that nobody outside the process can build
+ * keys that share one probe chain (hash flooding: IPv6 interface ids and ports are the sender's
+ * choice). A multilinear hash over the prime field of p = 2^31 - 1: the 16 key words are cut into
+ * 32 half-words, each multiplied by its own random multiplier drawn from the OS at module load.
+ * For two different keys the hashes are equal with probability 1/p whatever the keys are, so a
+ * set of keys colliding in one process is spread in every other. Exact in doubles: each product
+ * is below 2^47 and their sum below 2^52.
+ */
+import { getRandomValues } from 'node:crypto';
+import { V2_KEY_WORDS } from '../codec/v2-layout.ts';
+
+/** The field's prime, 2^31 - 1: hashes lie in [0, KEY_HASH_PRIME). */
+export const KEY_HASH_PRIME = 2_147_483_647;
+const TWO_POW_31 = 2_147_483_648;
+
+function randomMultipliers(count: number): Float64Array {
+  const raw = getRandomValues(new Uint32Array(count));
+  const multipliers = new Float64Array(count);
+  for (let i = 0; i < count; i++) multipliers[i] = raw[i] % KEY_HASH_PRIME;
+  return multipliers;
+}
+
+/** Two per key word: low half-word, high half-word. */
+const MULTIPLIERS = randomMultipliers(V2_KEY_WORDS * 2);
+
+/** Hash of the 16-word key of the row starting at word `r` of `words`, in [0, KEY_HASH_PRIME). */
+export function hashKey(words: Int32Array, r: number): number {
+  const m = MULTIPLIERS;
+  // Two sums, so the additions of low and high halves do not wait on each other.
+  let low = 0;
+  let high = 0;
+  for (let w = 0, k = 0; w < V2_KEY_WORDS; w++, k += 2) {
+    const x = words[r + w];
+    low += (x & 0xffff) * m[k];
+    high += ((x >> 16) & 0xffff) * m[k + 1];
+  }
+  const sum = low + high;
+  // Reduce mod p with 2^31 ≡ 1: q * 2^31 + rest ≡ q + rest, and that is below 2p.
+  const q = Math.floor(sum / TWO_POW_31);
+  const h = sum - q * TWO_POW_31 + q;
+  return h >= KEY_HASH_PRIME ? h - KEY_HASH_PRIME : h;
+}

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { FlowTable } from '../../src/account/flow-table.ts';
+import { hashKey } from '../../src/account/key-hash.ts';
+import { RecordBatchBuilder } from '../../src/codec/record-batch.ts';
+import { rowWords } from '../../src/codec/row-words.ts';
+import { V2, V2_KEY_WORDS, V2_ROW_WORDS } from '../../src/codec/v2-layout.ts';
+import { makeFlow } from '../helpers/flows.ts';
+
+/** The key hash flowtap used before it was seeded: fixed odd multipliers, summed, then mixed. */
+const UNSEEDED_MULTIPLIERS = [
+  0x9e3779b1, 0x85ebca77, 0xc2b2ae3d, 0x27d4eb2f, 0x165667b1, 0xd3a2646d, 0xfd7046c5, 0xb55a4f09, 0x7feb352d,
+  0x846ca68b, 0x9e485565, 0xef1d6b47, 0x5bd1e995, 0x1b873593, 0xcc9e2d51, 0xe6546b65,
+];
+
+function unseededSum(words: Int32Array, r: number): number {
+  let sum = 0;
+  for (let w = 0; w < V2_KEY_WORDS; w++) sum = (sum + Math.imul(words[r + w], UNSEEDED_MULTIPLIERS[w])) | 0;
+  return sum;
+}
+
+/** The inverse of an odd number modulo 2^32 (Newton's iteration). */
+function inverseMod32(odd: number): number {
+  let x = odd;
+  for (let i = 0; i < 5; i++) x = Math.imul(x, 2 - Math.imul(odd, x));
+  return x;
+}
+
+/**
+ * IPv6 flows whose source interface ids (address words 2 and 3, key words 6 and 7) an attacker
+ * chose so that every key has the same unseeded hash: raising word 6 by t and lowering word 7
+ * by t * m6 / m7 leaves the multilinear sum unchanged.
+ */
+function collidingKeys(count: number): Int32Array {
+  const builder = new RecordBatchBuilder(count);
+  for (let i = 0; i < count; i++) {
+    builder.append(makeFlow({ etype: 0x86dd, srcAddr: '2001:db8::', dstAddr: '2001:db8::1' }));
+  }
+  const words = rowWords(builder.finish());
+  const step = Math.imul(UNSEEDED_MULTIPLIERS[6], inverseMod32(UNSEEDED_MULTIPLIERS[7]));
+  const word6 = V2.SRC_ADDR / 4 + 2;
+  for (let i = 0; i < count; i++) {
+    words[i * V2_ROW_WORDS + word6] = i;
+    words[i * V2_ROW_WORDS + word6 + 1] = -Math.imul(i, step);
+  }
+  return words;
+}
+
+test('keys built to share one unseeded hash still find their flows in a few probes', () => {
+  const count = 20_000;
+  const words = collidingKeys(count);
+  const sum = unseededSum(words, 0);
+  for (let i = 1; i < count; i++) assert.equal(unseededSum(words, i * V2_ROW_WORDS), sum);
+
+  const table = new FlowTable(100_000);
+  assert.equal(table.add(words, count), 'done');
+  assert.equal(table.size, count);
+  // Every one of them in one chain would make the longest probe 20 000 slots.
+  assert.ok(table.longestProbe <= 32, `longest probe ${table.longestProbe}`);
+});
+
+test('the longest probe counts the slots a lookup walks past', () => {
+  const table = new FlowTable(8); // 16 index slots
+  const builder = new RecordBatchBuilder(4096);
+  for (let port = 0; port < 4096; port++) builder.append(makeFlow({ srcPort: port }));
+  const words = rowWords(builder.finish());
+  const rows: number[] = [];
+  for (let i = 0; i < 4096 && rows.length < 8; i++) {
+    if ((hashKey(words, i * V2_ROW_WORDS) + 1) % 16 === 5) rows.push(i);
+  }
+  assert.equal(rows.length, 8);
+  const chain = new Int32Array(8 * V2_ROW_WORDS);
+  rows.forEach((row, i) => {
+    chain.set(words.subarray(row * V2_ROW_WORDS, (row + 1) * V2_ROW_WORDS), i * V2_ROW_WORDS);
+  });
+  table.add(chain, 8);
+  assert.equal(table.longestProbe, 8);
+});
+
+test('the key hash is seeded per process', () => {
+  const keyHashModule = new URL('../../src/account/key-hash.ts', import.meta.url).href;
+  const script =
+    `import { hashKey } from ${JSON.stringify(keyHashModule)};` +
+    'const key = new Int32Array(16).map((_, i) => i * 7919);' +
+    'console.log(hashKey(key, 0));';
+  const hashes = [0, 1, 2].map(() => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 0, run.stderr);
+    return run.stdout.trim();
+  });
+  // Three processes agreeing by chance: about 1 in 2^62.
+  assert.ok(new Set(hashes).size > 1, `every process hashed the key to ${hashes[0]}`);
+});
