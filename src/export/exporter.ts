@@ -117,30 +117,31 @@ export abstract class QueuedExporter implements FlowSink {
     await this.close();
   }
 
-  /** The single send loop. Nothing in it throws, so it always ends by clearing `#draining`. */
+  /**
+   * The single send loop. Nothing in it throws (a failing send becomes a failed result, a failing
+   * listener is counted apart), so it always ends by clearing `#draining`. The outcome is reported
+   * as soon as the send settles, before a waiting `stop()` resumes.
+   */
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
       const batch = this.#queue[0];
-      this.#report(await this.#deliver(batch));
+      let result: BatchResult;
+      try {
+        await this.send(batch);
+        this.stats.batchesSent++;
+        this.stats.flowsSent += batch.count;
+        result = { exporter: this.name, flows: batch.count, ok: true };
+      } catch (err) {
+        this.stats.batchesFailed++;
+        this.stats.flowsFailed += batch.count;
+        result = { exporter: this.name, flows: batch.count, ok: false, error: asError(err) };
+      }
+      this.#report(result);
       if (this.#queue[0] === batch) this.#queue.shift();
       this.stats.queuedBatches = this.#queue.length;
       for (const resolve of this.#readyWaiters.splice(0)) resolve();
     }
     this.#draining = undefined;
-  }
-
-  /** Sends one batch and counts its outcome; a failing send becomes a failed result, never a throw. */
-  async #deliver(batch: RecordBatch): Promise<BatchResult> {
-    try {
-      await this.send(batch);
-    } catch (err) {
-      this.stats.batchesFailed++;
-      this.stats.flowsFailed += batch.count;
-      return { exporter: this.name, flows: batch.count, ok: false, error: asError(err) };
-    }
-    this.stats.batchesSent++;
-    this.stats.flowsSent += batch.count;
-    return { exporter: this.name, flows: batch.count, ok: true };
   }
 
   #drop(batch: RecordBatch, reason: SinkDropReason): void {
