@@ -7,11 +7,13 @@
 
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
+import type { KernelMemory } from '../ebpf/kernel-memory.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowExporter } from '../export/exporter.ts';
 import { InterfaceFilter } from '../ifaces/filter.ts';
 import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
 import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
 import { InterfaceRegistry } from '../model/interfaces.ts';
+import { humanBytes } from '../model/names.ts';
 import type { AgentConfig, HostPort } from './config.ts';
 import type { Logger } from './logger.ts';
 import {
@@ -32,6 +34,8 @@ export interface LiveCapture {
   batches(): AsyncIterable<RecordBatch>;
   stats(): EbpfCaptureStats;
   stop(): Promise<void>;
+  /** Kernel memory the datapath takes (absent in fakes). */
+  readonly kernelMemory?: KernelMemory;
 }
 
 /** Everything an {@link Agent} is built from. */
@@ -111,8 +115,24 @@ export class Agent {
       maxFlows: config.cacheMaxFlows,
       drainIntervalMs: config.cacheActiveTimeoutMs,
       interfaces: new InterfaceRegistry(),
+      mapKind: config.kernelMapKind,
+      kernelMemoryMaxBytes: config.kernelMemoryMaxBytes,
     });
     this.#capture = capture;
+    if (capture.kernelMemory) {
+      const memory = capture.kernelMemory;
+      this.#logger.info(
+        {
+          kernelMemoryBytes: memory.totalBytes,
+          kernelMemoryMaxBytes: config.kernelMemoryMaxBytes,
+          flowMapBytes: memory.flowMapBytes,
+          ringBufferBytes: memory.ringBufferBytes,
+          mapKind: memory.mapKind,
+          possibleCpus: memory.possibleCpus,
+        },
+        `datapath loaded: ${humanBytes(memory.totalBytes)} of kernel memory (${memory.mapKind} flow maps)`,
+      );
+    }
     this.#running = this.#pipeline.run(capture.batches()).then(
       () => undefined,
       (err: unknown) => {

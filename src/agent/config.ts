@@ -8,9 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
+import { DEFAULT_KERNEL_MEMORY_MAX_BYTES, type FlowMapKindSetting } from '../ebpf/kernel-memory.ts';
 import { ConfigError, InputError } from '../errors.ts';
 import type { ListenMode } from '../ifaces/watcher.ts';
 import {
+  byteSizeSetting,
   choiceSetting,
   durationSetting,
   hostPortSetting,
@@ -79,6 +81,10 @@ export interface AgentConfig extends ExportSettings {
   readonly direction: CaptureDirection;
   /** Where `/metrics` listens; undefined = metrics off. */
   readonly metrics: HostPort | undefined;
+  /** Kernel memory the datapath may take (flow maps, ring buffer); a larger setting is refused. */
+  readonly kernelMemoryMaxBytes: number;
+  /** Kernel flow map kind: by CPU count, or forced. */
+  readonly kernelMapKind: FlowMapKindSetting;
 }
 
 /** Values as the command line gave them (commander's camelCase option names); absent = not given. */
@@ -98,6 +104,8 @@ export interface CommandLineValues {
   /** `true` when `--metrics` is given without an address. */
   metrics?: string | boolean;
   output?: string;
+  kernelMemoryMax?: string;
+  kernelMapKind?: string;
   config?: string;
 }
 
@@ -194,6 +202,16 @@ const SPECS = {
   grpcMessageMaxFlows: { env: 'GRPC_MESSAGE_MAX_FLOWS', parser: integerSetting(1, 1_000_000) },
   metrics: { env: 'METRICS', flag: ['--metrics', 'metrics'], parser: hostPortSetting('127.0.0.1', 0) },
   output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['table', 'json']) },
+  kernelMemoryMax: {
+    env: 'KERNEL_MEMORY_MAX',
+    flag: ['--kernel-memory-max', 'kernelMemoryMax'],
+    parser: byteSizeSetting(2 ** 20, 2 ** 40),
+  },
+  kernelMapKind: {
+    env: 'KERNEL_MAP_KIND',
+    flag: ['--kernel-map-kind', 'kernelMapKind'],
+    parser: choiceSetting(['auto', 'percpu', 'shared']),
+  },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 type SpecKey = keyof typeof SPECS;
@@ -381,6 +399,8 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     metrics: readMetrics(reader),
     output: reader.get('output', sources.stdoutIsTty ? 'table' : 'json'),
     kafkaSettings: Object.freeze(reader.kafkaSettings()),
+    kernelMemoryMaxBytes: reader.get('kernelMemoryMax', DEFAULT_KERNEL_MEMORY_MAX_BYTES),
+    kernelMapKind: reader.get('kernelMapKind', 'auto'),
   };
   return Object.freeze(config);
 }

@@ -4,6 +4,7 @@
  * counted flow exported); a second signal exits at once.
  */
 import type { Command } from 'commander';
+import { SHARED_MAP_MIN_CPUS } from '../../ebpf/kernel-memory.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
@@ -103,6 +104,14 @@ export function registerRunCommand(program: Command): void {
     .option(
       '--output <format>',
       'the json export on stdout as json lines or a table [OUTPUT; table on a terminal]',
+    )
+    .option(
+      '--kernel-memory-max <size>',
+      'kernel memory the flow maps and ring buffer may take, e.g. 512MiB [KERNEL_MEMORY_MAX; 256MiB]',
+    )
+    .option(
+      '--kernel-map-kind <kind>',
+      `kernel flow map: auto (per-CPU below ${SHARED_MAP_MIN_CPUS} CPUs, shared from ${SHARED_MAP_MIN_CPUS}), percpu or shared [KERNEL_MAP_KIND; auto]`,
     )
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .addHelpText(
