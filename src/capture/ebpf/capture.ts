@@ -74,6 +74,8 @@ export interface EbpfCaptureStats {
   sampledOut?: number;
   /** Fallbacks lost because the ring buffer was full (raise ringBufferBytes or maxFlows). */
   ringBufferLost: number;
+  /** Ring-buffer records that were not a whole flow record, dropped (never expected: a mismatched object). */
+  ringBufferMalformed: number;
   /** Flow-map drains done. */
   drains: number;
   /** Timer drains and ring-buffer polls skipped because the consumer lagged (see MAX_QUEUED_BATCHES). */
@@ -259,6 +261,7 @@ export class EbpfCapture {
       mapUpdateFailures: counters.mapUpdateFailures,
       sampledOut: counters.sampledOut,
       ringBufferLost: counters.ringBufferLost,
+      ringBufferMalformed: this.ring.malformedRecords,
       drains: this.#drains,
       deferredDrains: this.#deferredDrains,
     };
