@@ -13,7 +13,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { NotSupportedError } from '../errors.ts';
 import type { InterfaceFilter } from './filter.ts';
-import { readInterfaces, SYS_CLASS_NET } from './sysfs.ts';
+import { listInterfaces, SYS_CLASS_NET } from './sysfs.ts';
 import { type InterfaceListener, InterfaceTracker } from './tracker.ts';
 import type { InterfaceWatcher } from './watcher.ts';
 
@@ -68,7 +68,7 @@ export class LinkMonitorWatcher implements InterfaceWatcher {
     if (this.#child) return;
     await this.#spawnMonitor();
     // Listing after the monitor subscribed: a change during the listing shows up as an event.
-    this.#tracker.update(readInterfaces(this.#root));
+    this.#tracker.update(listInterfaces(this.#root, this.options.onWarning));
   }
 
   async stop(): Promise<void> {
@@ -154,7 +154,7 @@ export class LinkMonitorWatcher implements InterfaceWatcher {
   #rescan(): void {
     if (this.#stopping) return;
     try {
-      this.#tracker.update(readInterfaces(this.#root));
+      this.#tracker.update(listInterfaces(this.#root, this.options.onWarning));
     } catch (err) {
       this.options.onWarning?.(`listing interfaces in ${this.#root} failed`, err);
     }
