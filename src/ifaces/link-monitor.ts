@@ -23,11 +23,21 @@ export const INITIAL_RESTART_DELAY_MS = 100;
 /** Longest delay between restarts of the subscription. */
 export const MAX_RESTART_DELAY_MS = 10_000;
 
-/** The worker's module, as built beside this one (.ts under tsx, .js in dist). */
-const WORKER_URL = new URL(
-  `./link-events-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
-  import.meta.url,
-);
+const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
+/** The worker's module beside this one (.js when built, .ts when run from source under tsx). */
+const WORKER_URL = new URL(`./link-events-worker${RUNNING_FROM_SOURCE ? '.ts' : '.js'}`, import.meta.url);
+
+/**
+ * Starts the link-event worker. Built, it is a plain module. From source (tests, `npm run dev`)
+ * Node 20 does not carry tsx's `--import` hooks into workers, so a two-line bootstrap registers
+ * tsx inside the worker before importing it.
+ */
+function startWorker(workerData: LinkEventsWorkerData): Worker {
+  if (!RUNNING_FROM_SOURCE) return new Worker(WORKER_URL, { workerData });
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const bootstrap = `import(${tsx}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
 
 /** Settings of a {@link LinkMonitorWatcher}. */
 export interface LinkMonitorOptions {
@@ -94,9 +104,7 @@ export class LinkMonitorWatcher implements InterfaceWatcher {
     }
     const [wakeReadFd, wakeWriteFd] = wakeFds;
     const workerData: LinkEventsWorkerData = { socketFd, wakeFd: wakeReadFd };
-    const worker = new Worker(WORKER_URL, { workerData });
-    // The agent's own handles keep the process alive; a forgotten watcher must not.
-    worker.unref();
+    const worker = startWorker(workerData);
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     const subscription: Subscription = { socketFd, wakeReadFd, wakeWriteFd, worker, exited };
     this.#subscription = subscription;
@@ -114,8 +122,6 @@ export class LinkMonitorWatcher implements InterfaceWatcher {
 
   /** Wakes the worker, waits for it to end, then closes what it used. */
   async #release(subscription: Subscription): Promise<void> {
-    // Held while waiting, or a process with nothing else to do would exit before the worker ends.
-    subscription.worker.ref();
     wake(subscription.wakeWriteFd);
     await subscription.exited;
     closeFd(subscription.socketFd);
