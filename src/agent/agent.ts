@@ -7,12 +7,14 @@
 
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
+import type { KernelMemory } from '../ebpf/kernel-memory.ts';
 import { describeFilter } from '../filter/build.ts';
 import type { FilterProgram } from '../filter/program.ts';
 import { InterfaceFilter } from '../ifaces/filter.ts';
 import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
 import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
 import { InterfaceRegistry } from '../model/interfaces.ts';
+import { humanBytes } from '../model/names.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
 import { type UnhandledRejections, unhandledRejections } from '../unhandled-rejections.ts';
 import type { AgentConfig, HostPort } from './config.ts';
@@ -37,6 +39,8 @@ export interface LiveCapture {
   /** Replaces the packet filter without detaching (undefined: count every packet). */
   setFilter(program: FilterProgram | undefined): void;
   stop(): Promise<void>;
+  /** Kernel memory the datapath takes (absent in fakes). */
+  readonly kernelMemory?: KernelMemory;
 }
 
 /** Everything an {@link Agent} is built from. */
@@ -120,9 +124,25 @@ export class Agent {
       drainIntervalMs: config.cacheActiveTimeoutMs,
       interfaces: new InterfaceRegistry(),
       filter: config.filter,
+      mapKind: config.kernelMapKind,
+      kernelMemoryMaxBytes: config.kernelMemoryMaxBytes,
     });
     this.#capture = capture;
     this.#filter = config.filter;
+    if (capture.kernelMemory) {
+      const memory = capture.kernelMemory;
+      this.#logger.info(
+        {
+          kernelMemoryBytes: memory.totalBytes,
+          kernelMemoryMaxBytes: config.kernelMemoryMaxBytes,
+          flowMapBytes: memory.flowMapBytes,
+          ringBufferBytes: memory.ringBufferBytes,
+          mapKind: memory.mapKind,
+          possibleCpus: memory.possibleCpus,
+        },
+        `datapath loaded: ${humanBytes(memory.totalBytes)} of kernel memory (${memory.mapKind} flow maps)`,
+      );
+    }
     this.#running = this.#pipeline.run(capture.batches()).then(
       () => undefined,
       (err: unknown) => {

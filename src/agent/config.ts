@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
+import { DEFAULT_KERNEL_MEMORY_MAX_BYTES, type FlowMapKindSetting } from '../ebpf/kernel-memory.ts';
 import { ConfigError, InputError } from '../errors.ts';
 import type { ClientTlsFiles, PemFile } from '../export/tls.ts';
 import { buildFilter } from '../filter/build.ts';
@@ -94,6 +95,10 @@ export interface AgentConfig extends ExportSettings {
   readonly metrics: HostPort | undefined;
   /** The compiled FILTER expression and FLOW_FILTER_RULES; undefined = count every packet. */
   readonly filter: FilterProgram | undefined;
+  /** Kernel memory the datapath may take (flow maps, ring buffer); a larger setting is refused. */
+  readonly kernelMemoryMaxBytes: number;
+  /** Kernel flow map kind: by CPU count, or forced. */
+  readonly kernelMapKind: FlowMapKindSetting;
 }
 
 /** Values as the command line gave them (commander's camelCase option names); absent = not given. */
@@ -119,6 +124,8 @@ export interface CommandLineValues {
   /** `true` when `--metrics` is given without an address. */
   metrics?: string | boolean;
   output?: string;
+  kernelMemoryMax?: string;
+  kernelMapKind?: string;
   config?: string;
   /** Directory (or .duckdb file) of the flow store. */
   storePath?: string;
@@ -237,7 +244,7 @@ const SPECS = {
   output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['table', 'json']) },
   storePath: { env: 'STORE_PATH', flag: ['--store-path', 'storePath'], parser: pathSetting },
   storeRetention: { env: 'STORE_RETENTION', parser: ageSetting },
-  storeMaxBytes: { env: 'STORE_MAX_BYTES', parser: byteSizeSetting },
+  storeMaxBytes: { env: 'STORE_MAX_BYTES', parser: byteSizeSetting(0, Number.MAX_SAFE_INTEGER) },
   filter: {
     env: 'FILTER',
     flag: ['--filter', 'filter'],
@@ -250,6 +257,16 @@ const SPECS = {
   flowFilterRules: {
     env: 'FLOW_FILTER_RULES',
     parser: { accepted: 'a JSON or YAML list of rules', parse: (raw: RawValue): unknown => raw },
+  },
+  kernelMemoryMax: {
+    env: 'KERNEL_MEMORY_MAX',
+    flag: ['--kernel-memory-max', 'kernelMemoryMax'],
+    parser: byteSizeSetting(2 ** 20, 2 ** 40),
+  },
+  kernelMapKind: {
+    env: 'KERNEL_MAP_KIND',
+    flag: ['--kernel-map-kind', 'kernelMapKind'],
+    parser: choiceSetting(['auto', 'percpu', 'shared']),
   },
 } satisfies Record<string, SettingSpec<unknown>>;
 
@@ -479,6 +496,8 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
       maxBytes: reader.get('storeMaxBytes', 0),
     }),
     filter: buildFilter({ expression: reader.get('filter'), rules: reader.get('flowFilterRules') }),
+    kernelMemoryMaxBytes: reader.get('kernelMemoryMax', DEFAULT_KERNEL_MEMORY_MAX_BYTES),
+    kernelMapKind: reader.get('kernelMapKind', 'auto'),
   };
   return Object.freeze(config);
 }

@@ -4,6 +4,7 @@
  * counted flow exported); a second signal exits at once.
  */
 import type { Command } from 'commander';
+import { SHARED_MAP_MIN_CPUS } from '../../ebpf/kernel-memory.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
@@ -157,6 +158,14 @@ export function registerRunCommand(program: Command): void {
     )
     .option('--no-store', 'do not keep flows in the flow store (kept by default, see flowtap query)')
     .option('--filter <expression>', 'pcap-filter expression, as the positional argument [FILTER; none]')
+    .option(
+      '--kernel-memory-max <size>',
+      'kernel memory the flow maps and ring buffer may take, e.g. 512MiB [KERNEL_MEMORY_MAX; 256MiB]',
+    )
+    .option(
+      '--kernel-map-kind <kind>',
+      `kernel flow map: auto (per-CPU below ${SHARED_MAP_MIN_CPUS} CPUs, shared from ${SHARED_MAP_MIN_CPUS}), percpu or shared [KERNEL_MAP_KIND; auto]`,
+    )
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .addHelpText(
       'after',
