@@ -40,9 +40,9 @@ export interface FlowExporter {
   /** Queues a batch for sending; never blocks. Returns false when the batch was dropped. */
   export(batch: RecordBatch): boolean;
   /**
-   * Resolves when `export` would accept another batch. Live capture never waits (it drops and
-   * counts); sources that can pause, such as a capture file, wait here so nothing is dropped.
-   * Exporters without a queue may leave it out.
+   * Resolves when `export` would accept another batch. The agent's pipeline and a capture file's
+   * read wait here before handing out a batch, so a full queue pauses the source (live: flows
+   * wait in the kernel map) instead of dropping. Exporters without a queue may leave it out.
    */
   whenReady?(): Promise<void>;
   /** Sends what is queued (waiting at most `timeoutMs`), drops and counts the rest, releases resources. */
