@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './agent/commands/index.ts';
+import { watchProcessStdout } from './agent/stdout.ts';
 import { FlowtapError } from './errors.ts';
 import { VERSION } from './version.ts';
 
@@ -21,6 +22,8 @@ process.on('unhandledRejection', (reason) => {
   process.stderr.write(`flowtap: unhandled promise rejection (reported, agent continues): ${text}\n`);
 });
 
+// A reader of stdout that goes away (`flowtap read x.pcap | head -1`) ends the command quietly.
+watchProcessStdout();
 registerCommands(program);
 
 try {

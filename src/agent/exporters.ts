@@ -8,6 +8,7 @@ import type { BatchResult, FlowExporter } from '../export/exporter.ts';
 import { JsonLinesExporter } from '../export/json-lines.ts';
 import type { ExportKind, ExportSettings } from './config.ts';
 import type { Logger } from './logger.ts';
+import { flowStdout } from './stdout.ts';
 import { TableOutput } from './table-output.ts';
 
 /** What an exporter is built from. */
@@ -80,7 +81,7 @@ export async function createExporters(
   settings: ExportSettings,
   logger: Logger,
   onResult: (result: BatchResult) => void,
-  stdout: Writable = process.stdout,
+  stdout: Writable = flowStdout(),
 ): Promise<FlowExporter[]> {
   const exporters: FlowExporter[] = [];
   try {

@@ -7,10 +7,17 @@ import type { Command } from 'commander';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
-import { type CommandLineValues, DEFAULT_METRICS_ADDRESS, EXPORT_KINDS, loadConfig } from '../config.ts';
+import {
+  type CommandLineValues,
+  DEFAULT_CACHE_MAX_FLOWS,
+  DEFAULT_METRICS_ADDRESS,
+  EXPORT_KINDS,
+  loadConfig,
+} from '../config.ts';
 import { createExporters, logExportResults } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
 import { handleStopSignals } from '../signals.ts';
+import { onStdoutClosed } from '../stdout.ts';
 
 /** What other features (the web view) add to a run. */
 export interface RunExtension {
@@ -33,6 +40,11 @@ export async function runAgent(flags: CommandLineValues, extension: RunExtension
     },
   );
   const removeHandlers = handleStopSignals(() => agent.stop(), logger);
+  // `flowtap run | head` ends like a stop signal once head exits: kernel maps drained, filters removed.
+  const restoreStdoutClosed = onStdoutClosed(() => {
+    logger.info('the reader of stdout went away: stopping');
+    void agent.stop();
+  });
   try {
     await extension.onStarted?.(agent).catch(async (err: unknown) => {
       await agent.stop();
@@ -41,6 +53,7 @@ export async function runAgent(flags: CommandLineValues, extension: RunExtension
     await agent.done();
   } finally {
     removeHandlers();
+    restoreStdoutClosed();
   }
 }
 
@@ -76,7 +89,10 @@ export function registerRunCommand(program: Command): void {
     )
     .option('--target <host:port>', 'collector for grpc and ipfix [TARGET_HOST + TARGET_PORT]')
     .option('--sampling <n>', 'count one packet in n (0 or 1: all) [SAMPLING; 1]')
-    .option('--cache-max-flows <n>', 'flows cached before the cache is evicted [CACHE_MAX_FLOWS; 1000]')
+    .option(
+      '--cache-max-flows <n>',
+      `flows cached before the cache is evicted [CACHE_MAX_FLOWS; ${DEFAULT_CACHE_MAX_FLOWS}]`,
+    )
     .option(
       '--cache-active-timeout <duration>',
       'flows are evicted this often (Go duration) [CACHE_ACTIVE_TIMEOUT; 5s]',
