@@ -24,11 +24,12 @@ import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowExporter } from '../export/exporter.ts';
 
 /**
- * Flows per batch handed to exporters at most (425 KiB of rows): an evicted cache of 2^17 flows
- * goes out as 32 slices, so a queue of BUFFERS_LENGTH batches holds megabytes, not gigabytes, and
- * no exporter builds one huge message or string.
+ * Flows per batch handed to exporters at most (104 KiB of rows): an evicted cache of 2^17 flows
+ * goes out as 128 slices, so a queue of BUFFERS_LENGTH batches holds 5 MB, not gigabytes, a
+ * lagging exporter holds the pipeline back early, and what it holds at stop can be sent within
+ * the stop timeout.
  */
-export const EXPORT_SLICE_FLOWS = 4096;
+export const EXPORT_SLICE_FLOWS = 1024;
 
 /** Counters of a {@link Pipeline}; plain numbers, read by metrics and the web view. */
 export interface PipelineStats {
