@@ -189,6 +189,7 @@ async function runCase(name: string, pair: VethPair, sink: Sink): Promise<void> 
       void exited.then(() => reject(new Error(`agent exited: ${stderr}`)));
     });
     const before = await waitForQuiet(pair.hostIf, 200);
+    const startRssKb = peakRssKb;
     const flood = pair.spawn('hping3', ['-S', '-p', '80', '--flood', '-q', pair.hostAddr4]);
     const floodEnded = once(flood, 'exit');
     await new Promise((resolve) => setTimeout(resolve, FLOOD_SECONDS * 1000));
@@ -215,7 +216,7 @@ async function runCase(name: string, pair: VethPair, sink: Sink): Promise<void> 
       `${name.padEnd(22)} ${(offered.rxPackets / FLOOD_SECONDS / 1e3).toFixed(0)} k SYN/s  ` +
         `packets ${delivered.packets}/${expected} (lost ${lost}, ${((lost / expected) * 100).toFixed(2)} %)  ` +
         `flows ${delivered.flows} (not delivered: ${dropped}), ring lost ${health.ringBufferLost}  ` +
-        `peak RSS ${rssMb.toFixed(0)} MB (x${(rssMb / TARGET_PEAK_RSS_MB).toFixed(2)} of ${TARGET_PEAK_RSS_MB} MB)  exit ${code}`,
+        `peak RSS ${rssMb.toFixed(0)} MB (${((startRssKb * 1024) / 1e6).toFixed(0)} MB before the flood) (x${(rssMb / TARGET_PEAK_RSS_MB).toFixed(2)} of ${TARGET_PEAK_RSS_MB} MB)  exit ${code}`,
     );
   } finally {
     clearInterval(pollRss);
