@@ -1,8 +1,9 @@
 /**
  * The agent's data path: capture → Accounter → fan-out to every exporter, bounded at each hand-off.
  *
- * - The Accounter pulls its input only while at most `buffersLength` evicted batches wait, so when
- *   a stage lags the pull stops, the capture's own bounded queue fills, and the capture defers its
+ * - The Accounter pulls its input only while at most EVICTED_BATCHES_WAITING evicted batches wait
+ *   (fewer if `buffersLength` is smaller), so when a stage lags the pull stops, the capture's own
+ *   bounded queue fills, and the capture defers its
  *   drains (counted): flows keep aggregating in the kernel map, and what overflows it is counted
  *   as ring-buffer loss. Nothing counted is dropped in user space before accounting.
  * - Evicted batches go out in slices of at most EXPORT_SLICE_FLOWS flows, so an exporter's queue of
@@ -30,6 +31,14 @@ import { DEFAULT_STOP_TIMEOUT_MS, type FlowExporter } from '../export/exporter.t
  * the stop timeout.
  */
 export const EXPORT_SLICE_FLOWS = 1024;
+
+/**
+ * Evicted batches that may wait for the fan-out. An eviction can be the whole cache (13.6 MB at
+ * 2^17 flows), so the bound is small: a lagging exporter then stops the Accounter's input after
+ * two evictions and the flows wait in the kernel map, where they cost no memory of ours (a bound
+ * of BUFFERS_LENGTH, 50, would let 50 whole caches, 680 MB, wait behind a slow collector).
+ */
+export const EVICTED_BATCHES_WAITING = 2;
 
 /** Counters of a {@link Pipeline}; plain numbers, read by metrics and the web view. */
 export interface PipelineStats {
@@ -95,7 +104,7 @@ export class Pipeline {
     });
     this.#accounter = new Accounter({
       maxEntries: options.cacheMaxFlows,
-      evictBufferLen: options.buffersLength,
+      evictBufferLen: Math.min(options.buffersLength, EVICTED_BATCHES_WAITING),
       evictTimeoutMs: options.cacheActiveTimeoutMs,
       activeTimeoutBy: options.activeTimeoutBy,
       clock: options.clock,
