@@ -3,9 +3,8 @@
  *
  * - The Accounter pulls its input only while at most EVICTED_BATCHES_WAITING evicted batches wait
  *   (fewer if `buffersLength` is smaller), so when a stage lags the pull stops, the capture's own
- *   bounded queue fills, and the capture defers its
- *   drains (counted): flows keep aggregating in the kernel map, and what overflows it is counted
- *   as ring-buffer loss. Nothing counted is dropped in user space before accounting.
+ *   bounded queue fills, and the capture defers its drains (counted): flows keep aggregating in
+ *   the kernel map, and what overflows it is counted as ring-buffer loss. Nothing counted is dropped in user space before accounting.
  * - Evicted batches go out in slices of at most EXPORT_SLICE_FLOWS flows, so an exporter's queue of
  *   `buffersLength` batches is bounded in bytes, whatever the cache size.
  * - The fan-out waits while a configured exporter's queue is full (backpressure) instead of letting
