@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { onStdoutClosed, stdoutClosed } from '../../src/agent/stdout.ts';
 import { classicPcap } from '../capture/pcap/capture-files.ts';
 import { PACKET_VECTORS } from '../vectors/packets.ts';
 
@@ -48,4 +49,18 @@ test('flowtap read ends quietly with status 0 when the reader of stdout goes awa
   const [code, signal] = await exited;
   assert.equal(stderr, '', 'nothing is printed about the closed pipe');
   assert.deepEqual([code, signal], [0, null]);
+});
+
+test('a command that installs its own action is told once, however many streams report the closed pipe', () => {
+  let told = 0;
+  const restore = onStdoutClosed(() => {
+    told++;
+  });
+  try {
+    stdoutClosed();
+    stdoutClosed();
+  } finally {
+    restore();
+  }
+  assert.equal(told, 1);
 });
