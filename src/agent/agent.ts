@@ -2,7 +2,8 @@
  * The live agent: owns the capture, the interface watcher, the pipeline, the exporters and the
  * metrics endpoint, and releases all of them on stop in the order that loses nothing: stop
  * following interfaces, stop the capture (it detaches, then drains the kernel maps), let the
- * Accounter flush, let the exporters send what they hold (bounded wait), close the endpoint.
+ * Accounter flush into the exporters (waiting for room at most the export stop timeout), let the
+ * exporters send what they hold (bounded wait), close the endpoint.
  */
 
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
@@ -239,7 +240,11 @@ export class Agent {
     await step('stopping the interface watcher', () => this.#watcher?.stop());
     await this.#interfaceOps;
     await step('stopping the capture', () => this.#capture?.stop());
+    // The last flows may wait for room in an exporter's queue, but no longer than the exporters
+    // may take to flush: a sink that stopped taking flows must not hold the stop up.
+    const giveUp = setTimeout(() => this.#pipeline.stopWaiting(), this.#exportStopTimeoutMs);
     await this.#running;
+    clearTimeout(giveUp);
     await step('stopping the exporters', () => this.#pipeline.stopExporters(this.#exportStopTimeoutMs));
     await step('closing the metrics endpoint', () => this.#metricsServer?.close());
     this.#logger.info({ health: this.health() }, 'agent stopped');

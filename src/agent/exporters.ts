@@ -9,6 +9,7 @@ import { JsonLinesExporter } from '../export/json-lines.ts';
 import type { FlowSink } from '../sink/flow-sink.ts';
 import type { ExportKind, ExportSettings } from './config.ts';
 import type { Logger } from './logger.ts';
+import { flowStdout } from './stdout.ts';
 import { TableOutput } from './table-output.ts';
 
 /** What an exporter is built from. */
@@ -96,7 +97,7 @@ export async function createExporters(
   settings: ExportSettings,
   logger: Logger,
   onResult: (result: BatchResult) => void,
-  stdout: Writable = process.stdout,
+  stdout: Writable = flowStdout(),
 ): Promise<FlowSink[]> {
   const exporters: FlowSink[] = [];
   try {

@@ -51,7 +51,7 @@ test('defaults are the reference values and json lines on a pipe', () => {
     {
       interfaces: [],
       exclude: ['lo'],
-      cacheMaxFlows: 1000,
+      cacheMaxFlows: 131_072,
       timeout: 5000,
       buffers: 50,
       listen: 'watch',

@@ -9,10 +9,17 @@ import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
-import { type CommandLineValues, DEFAULT_METRICS_ADDRESS, EXPORT_KINDS, loadConfig } from '../config.ts';
+import {
+  type CommandLineValues,
+  DEFAULT_CACHE_MAX_FLOWS,
+  DEFAULT_METRICS_ADDRESS,
+  EXPORT_KINDS,
+  loadConfig,
+} from '../config.ts';
 import { createExporters, logExportResults } from '../exporters.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { handleReloadSignal, handleStopSignals } from '../signals.ts';
+import { onStdoutClosed } from '../stdout.ts';
 import { filterFlag } from './option-parsers.ts';
 import { addTargetTlsOptions } from './target-tls-options.ts';
 
@@ -59,6 +66,11 @@ export async function runAgent(
     removeStopHandlers();
     removeReloadHandler();
   };
+  // `flowtap run | head` ends like a stop signal once head exits: kernel maps drained, filters removed.
+  const restoreStdoutClosed = onStdoutClosed(() => {
+    logger.info('the reader of stdout went away: stopping');
+    void agent.stop();
+  });
   try {
     await extension.onStarted?.(agent).catch(async (err: unknown) => {
       await agent.stop();
@@ -67,6 +79,7 @@ export async function runAgent(
     await agent.done();
   } finally {
     removeHandlers();
+    restoreStdoutClosed();
   }
 }
 
@@ -124,7 +137,10 @@ export function registerRunCommand(program: Command): void {
     .option('--target <host:port>', 'collector for grpc and ipfix [TARGET_HOST + TARGET_PORT]');
   addTargetTlsOptions(command)
     .option('--sampling <n>', 'count one packet in n (0 or 1: all) [SAMPLING; 1]')
-    .option('--cache-max-flows <n>', 'flows cached before the cache is evicted [CACHE_MAX_FLOWS; 1000]')
+    .option(
+      '--cache-max-flows <n>',
+      `flows cached before the cache is evicted [CACHE_MAX_FLOWS; ${DEFAULT_CACHE_MAX_FLOWS}]`,
+    )
     .option(
       '--cache-active-timeout <duration>',
       'flows are evicted this often (Go duration) [CACHE_ACTIVE_TIMEOUT; 5s]',
