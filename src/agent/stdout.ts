@@ -2,24 +2,27 @@
  * Standard output as flowtap's commands write flows to it, and what happens when its reader goes
  * away.
  *
- * Node writes `process.stdout` synchronously when it is a file or a pipe, so a reader that stops
- * reading (a paused pager) would stall the whole process: timers, kernel drains, signals.
- * {@link flowStdout} writes descriptor 1 from libuv's thread pool instead: a slow reader only
- * fills the exporter's queue, which holds the pipeline back, and the agent stays responsive.
+ * Node writes `process.stdout` synchronously when it is a file, so a slow disk would stall the
+ * whole process: timers, kernel drains, signals. {@link flowStdout} writes a file from libuv's
+ * thread pool instead. A pipe or socket is written through `process.stdout` itself: Node keeps
+ * such a descriptor non-blocking and libuv waits for room with epoll, so a reader that stops
+ * reading (a paused pager) only fills the exporter's queue, which holds the pipeline back. (The
+ * thread pool cannot write a non-blocking pipe: a full pipe fails the write with EAGAIN.)
  *
  * When the reader is gone for good (`flowtap read big.pcap | head -1`), a write fails with EPIPE
  * and the command ends quietly, as other Unix tools do: by default the process exits with
  * {@link STDOUT_CLOSED_EXIT_CODE} at once; a command with something to release (the live agent)
  * installs its own way to stop with {@link onStdoutClosed}.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, fstatSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 
 /** Exit status when the reader of stdout went away: success, like `yes | head -1` without pipefail. */
 export const STDOUT_CLOSED_EXIT_CODE = 0;
 
 const STDOUT_FD = 1;
 
-let stream: WriteStream | undefined;
+let stream: Writable | undefined;
 let closedAction: () => void = exitQuietly;
 let closed = false;
 
@@ -51,15 +54,22 @@ export function onStdoutClosed(action: () => void): () => void {
 }
 
 /**
- * Descriptor 1 as an asynchronous stream, created on first use and never closed (the process
- * owns the descriptor). Its other errors (a full disk) fail the writes, and the exporter counts them.
+ * Descriptor 1 as an asynchronous stream, chosen on first use and never closed (the process owns
+ * the descriptor): a file through the thread pool, anything else (pipe, socket, terminal) through
+ * `process.stdout`. Other errors (a full disk) fail the writes, and the exporter counts them.
  */
-export function flowStdout(): WriteStream {
+export function flowStdout(): Writable {
   if (stream) return stream;
-  stream = createWriteStream('', { fd: STDOUT_FD, autoClose: false });
-  stream.on('error', (err) => {
+  if (!fstatSync(STDOUT_FD).isFile()) {
+    // Its EPIPE is handled by watchProcessStdout, which the CLI installs for every command.
+    stream = process.stdout;
+    return stream;
+  }
+  const file = createWriteStream('', { fd: STDOUT_FD, autoClose: false });
+  file.on('error', (err) => {
     if (isReaderGone(err)) stdoutClosed();
   });
+  stream = file;
   return stream;
 }
 

@@ -10,7 +10,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { createVethPair, run } from '../net/netns.ts';
+import { createVethPair } from '../net/netns.ts';
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 

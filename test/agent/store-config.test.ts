@@ -42,7 +42,7 @@ test('a wrong STORE_RETENTION or STORE_MAX_BYTES is a ConfigError saying what is
       return true;
     },
   );
-  assert.throws(() => load({ STORE_MAX_BYTES: '10 parsecs' }), /STORE_MAX_BYTES.*a size such as 10GB/);
+  assert.throws(() => load({ STORE_MAX_BYTES: '10 parsecs' }), /STORE_MAX_BYTES.*a byte size such as 512MiB/);
 });
 
 test('the store is one of the EXPORT kinds', () => {
