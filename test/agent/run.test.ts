@@ -133,5 +133,9 @@ test('run logs the kernel memory the datapath takes when it starts', async (t) =
   assert.match(String(line?.msg), /of kernel memory \(shared flow maps\)/);
   assert.ok(Number(line?.kernelMemoryBytes) > 2 ** 24);
   flowtap.child.kill('SIGTERM');
-  assert.equal(await flowtap.exited, 0);
+  assert.equal(
+    await flowtap.exited,
+    0,
+    `signal ${flowtap.child.signalCode}; logs: ${JSON.stringify(flowtap.logs.slice(-6))}`,
+  );
 });

@@ -53,14 +53,24 @@ export async function runAgent(
     logger,
     logExportResults(logger),
   );
+  // Signals are handled from before the start: one that comes while interfaces are being attached
+  // stops the agent as soon as it runs, instead of killing it with filters attached.
+  let started: Agent | undefined;
+  let stopRequested = false;
+  const removeStopHandlers = handleStopSignals(async () => {
+    stopRequested = true;
+    await started?.stop();
+  }, logger);
   const agent = await Agent.start({ config, logger, exporters, observers: extension.observers }).catch(
     async (err: unknown) => {
+      removeStopHandlers();
       // The agent never started, so nothing else owns the exporters' sockets and timers.
       await Promise.all(exporters.map((e) => e.stop(0)));
       throw err;
     },
   );
-  const removeStopHandlers = handleStopSignals(() => agent.stop(), logger);
+  started = agent;
+  if (stopRequested) void agent.stop();
   const removeReloadHandler = handleReloadSignal(() => reloadFilter(flags, agent, logger));
   const removeHandlers = () => {
     removeStopHandlers();
