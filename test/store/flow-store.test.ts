@@ -75,7 +75,7 @@ describe('flow store', () => {
     await store.close();
     const rows = await rowsOf(
       file,
-      'SELECT * EXCLUDE (src_ip, dst_ip) FROM flows ORDER BY time_end DESC, src_addr',
+      'SELECT * EXCLUDE (src_ip_hi, src_ip_lo, dst_ip_hi, dst_ip_lo) FROM flows ORDER BY time_end DESC, src_addr',
     );
     const expected = flows
       .map((f) => ({
