@@ -5,7 +5,9 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './agent/commands/index.ts';
+import { createLogger } from './agent/logger.ts';
 import { FlowtapError } from './errors.ts';
+import { unhandledRejections } from './unhandled-rejections.ts';
 import { VERSION } from './version.ts';
 
 const program = new Command('flowtap')
@@ -15,11 +17,10 @@ const program = new Command('flowtap')
   .exitOverride();
 
 // A library's stray promise rejection (kafkajs has known ones) must not end an agent that is
-// counting traffic: report it on stderr and keep running.
-process.on('unhandledRejection', (reason) => {
-  const text = reason instanceof Error ? (reason.stack ?? reason.message) : String(reason);
-  process.stderr.write(`flowtap: unhandled promise rejection (reported, agent continues): ${text}\n`);
-});
+// counting traffic, nor pass unseen: it is counted by origin (/metrics) and logged once per origin.
+// Commands hand the tracker their configured logger; until then it logs at info.
+unhandledRejections.useLogger(createLogger('info'));
+process.on('unhandledRejection', (reason) => unhandledRejections.record(reason));
 
 registerCommands(program);
 

@@ -7,13 +7,14 @@
 
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
-import { DEFAULT_STOP_TIMEOUT_MS, type FlowExporter } from '../export/exporter.ts';
 import { describeFilter } from '../filter/build.ts';
 import type { FilterProgram } from '../filter/program.ts';
 import { InterfaceFilter } from '../ifaces/filter.ts';
 import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
 import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
 import { InterfaceRegistry } from '../model/interfaces.ts';
+import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
+import { type UnhandledRejections, unhandledRejections } from '../unhandled-rejections.ts';
 import type { AgentConfig, HostPort } from './config.ts';
 import type { Logger } from './logger.ts';
 import {
@@ -43,15 +44,17 @@ export interface AgentOptions {
   config: AgentConfig;
   logger: Logger;
   /** The configured exporters (see createExporters); the agent stops them. */
-  exporters: readonly FlowExporter[];
+  exporters: readonly FlowSink[];
   /** More consumers of evicted batches (the web view); stopped like the exporters. */
-  observers?: readonly FlowExporter[];
+  observers?: readonly FlowSink[];
   /** Opens the capture; defaults to `EbpfCapture.open`. */
   openCapture?: (options: EbpfCaptureOptions) => Promise<LiveCapture>;
   /** Builds the interface watcher; defaults to the one `config.listenInterfaces` names. */
   createWatcher?: (listener: InterfaceListener) => InterfaceWatcher;
   /** How long stop waits for exporters to send what they hold. */
   exportStopTimeoutMs?: number;
+  /** Where stray errors are counted for /metrics; defaults to the process's tracker. */
+  unhandledRejections?: UnhandledRejections;
 }
 
 /** A running live agent. */
@@ -165,7 +168,7 @@ export class Agent {
   }
 
   /** Adds a consumer of evicted batches from now on (see Pipeline.addExporter); stopped with the rest. */
-  addObserver(observer: FlowExporter): void {
+  addObserver(observer: FlowSink): void {
     this.#pipeline.addExporter(observer);
   }
 
@@ -189,6 +192,7 @@ export class Agent {
       attachedInterfaces: () => this.#capture?.attached() ?? [],
       interfaceCounters: this.#interfaceCounters,
       filter: describeFilter(this.#filter),
+      unhandledRejections: (this.options.unhandledRejections ?? unhandledRejections).counts,
     });
   }
 

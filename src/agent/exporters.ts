@@ -4,8 +4,9 @@
  */
 import type { Writable } from 'node:stream';
 import { ConfigError, NotSupportedError, TlsHandshakeError } from '../errors.ts';
-import type { BatchResult, FlowExporter } from '../export/exporter.ts';
+import type { BatchResult } from '../export/exporter.ts';
 import { JsonLinesExporter } from '../export/json-lines.ts';
+import type { FlowSink } from '../sink/flow-sink.ts';
 import type { ExportKind, ExportSettings } from './config.ts';
 import type { Logger } from './logger.ts';
 import { TableOutput } from './table-output.ts';
@@ -25,7 +26,7 @@ export interface ExporterContext {
  * command loads the Kafka, gRPC or IPFIX clients (half a second of start-up together) only when
  * its EXPORT names them.
  */
-export type ExporterFactory = (context: ExporterContext) => Promise<FlowExporter>;
+export type ExporterFactory = (context: ExporterContext) => Promise<FlowSink>;
 
 /** The exporters this build has, by EXPORT kind. */
 export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = {
@@ -96,8 +97,8 @@ export async function createExporters(
   logger: Logger,
   onResult: (result: BatchResult) => void,
   stdout: Writable = process.stdout,
-): Promise<FlowExporter[]> {
-  const exporters: FlowExporter[] = [];
+): Promise<FlowSink[]> {
+  const exporters: FlowSink[] = [];
   try {
     for (const kind of settings.export) {
       const factory = EXPORTER_FACTORIES[kind];

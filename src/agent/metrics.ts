@@ -10,8 +10,8 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import { ConfigError } from '../errors.ts';
-import type { ExporterStats, FlowExporter } from '../export/exporter.ts';
 import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backoff.ts';
+import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
 import type { HostPort } from './config.ts';
 import type { Pipeline } from './pipeline.ts';
 
@@ -37,6 +37,8 @@ export interface HealthSources {
   interfaceCounters: Readonly<InterfaceCounters>;
   /** The filter in use as people read it (`none` when every packet is counted). */
   filter: string;
+  /** Errors no caller handled, by origin (src/unhandled-rejections.ts). */
+  unhandledRejections: ReadonlyMap<string, number>;
 }
 
 /** Every figure of the agent at one instant, as plain data. */
@@ -68,10 +70,11 @@ export interface HealthSnapshot {
   /** Packets the filter accepted and rejected (rejected ones are in no flow). */
   filterAccepted: number;
   filterRejected: number;
+  /** Errors no caller handled (stray promise rejections, failing listeners), by origin. */
+  unhandledRejections: Record<string, number>;
   /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
   exporters: Array<
-    { name: string; retries?: RetryCounts } & Omit<ExporterStats, 'flowsDropped'> &
-      ExporterStats['flowsDropped']
+    { name: string; retries?: RetryCounts } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']
   >;
 }
 
@@ -98,11 +101,12 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     filter: sources.filter,
     filterAccepted: capture?.filterAccepted ?? 0,
     filterRejected: capture?.filterRejected ?? 0,
+    unhandledRejections: Object.fromEntries(sources.unhandledRejections),
     exporters: p.exporters.map(exporterFigures),
   };
 }
 
-function exporterFigures(exporter: FlowExporter): HealthSnapshot['exporters'][number] {
+function exporterFigures(exporter: FlowSink): HealthSnapshot['exporters'][number] {
   const { flowsDropped, ...rest } = exporter.stats;
   const figures = { name: exporter.name, ...rest, ...flowsDropped };
   return isRetryingExporter(exporter) ? { ...figures, retries: { ...exporter.retries } } : figures;
@@ -226,6 +230,12 @@ export class AgentMetrics {
           [{ exporter: e.name, reason: 'queue-full' }, e['queue-full']],
           [{ exporter: e.name, reason: 'stopped' }, e.stopped],
         ]),
+    );
+    counter(
+      'flowtap_unhandled_rejections_total',
+      'Errors no caller handled (stray promise rejections, failing listeners), by the package raising them',
+      ['origin'],
+      (s) => Object.entries(s.unhandledRejections).map(([origin, v]): Sample => [{ origin }, v]),
     );
     counter(
       'flowtap_export_retries_total',

@@ -8,12 +8,12 @@
  * - The fan-out never waits: each exporter bounds its own queue and counts what it drops.
  *
  * The seam for extra consumers (the web view): `addExporter()` takes anything implementing
- * `FlowExporter`; it receives every batch evicted from then on, like the configured exporters.
+ * `FlowSink`; it receives every batch evicted from then on, like the configured exporters.
  */
 import { Accounter, type AccounterOptions, type EvictionReason } from '../account/accounter.ts';
 import type { Clock } from '../account/clock.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
-import { DEFAULT_STOP_TIMEOUT_MS, type FlowExporter } from '../export/exporter.ts';
+import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
 
 /** Counters of a {@link Pipeline}; plain numbers, read by metrics and the web view. */
 export interface PipelineStats {
@@ -57,14 +57,14 @@ export class Pipeline {
     evictions: { full: 0, timeout: 0, end: 0 },
     flowsEvicted: { full: 0, timeout: 0, end: 0 },
   };
-  readonly #exporters: FlowExporter[] = [];
+  readonly #exporters: FlowSink[] = [];
   readonly #accounter: Accounter;
   #running = false;
 
   constructor(
     options: PipelineOptions,
     /** The configured exporters; more can be added with {@link addExporter}. */
-    exporters: readonly FlowExporter[] = [],
+    exporters: readonly FlowSink[] = [],
   ) {
     this.#exporters.push(...exporters);
     this.#accounter = new Accounter({
@@ -82,12 +82,12 @@ export class Pipeline {
   }
 
   /** Adds a consumer of evicted batches (the web view, a test observer); it gets every later batch. */
-  addExporter(exporter: FlowExporter): void {
+  addExporter(exporter: FlowSink): void {
     this.#exporters.push(exporter);
   }
 
   /** Every consumer of evicted batches. */
-  get exporters(): readonly FlowExporter[] {
+  get exporters(): readonly FlowSink[] {
     return this.#exporters;
   }
 

@@ -1,9 +1,17 @@
 /**
- * The one interface every exporter implements, and the bounded queue they share. An exporter
- * takes evicted flow batches, sends them in order, reports each batch's outcome, drops (and
- * counts) batches beyond its queue bound instead of growing without limit, and stops by flushing.
+ * The bounded queue every exporter shares. An exporter is a flow sink (src/sink/flow-sink.ts) that
+ * sends evicted batches in order, reports each batch's outcome, drops (and counts) batches beyond
+ * its queue bound instead of growing without limit, and stops by flushing.
  */
 import type { RecordBatch } from '../codec/record-batch.ts';
+import {
+  DEFAULT_STOP_TIMEOUT_MS,
+  emptySinkStats,
+  type FlowSink,
+  type SinkDropReason,
+  type SinkStats,
+} from '../sink/flow-sink.ts';
+import { unhandledRejections } from '../unhandled-rejections.ts';
 
 /** Outcome of one batch, reported to `onResult` listeners (metrics, logs, the web view). */
 export interface BatchResult {
@@ -16,73 +24,38 @@ export interface BatchResult {
   /** Why delivery failed or the batch was dropped. */
   error?: Error;
   /** `queue-full` or `stopped` when the batch was dropped without a send attempt. */
-  dropReason?: 'queue-full' | 'stopped';
-}
-
-/** Counters every exporter keeps; exposed as metrics. */
-export interface ExporterStats {
-  batchesSent: number;
-  batchesFailed: number;
-  flowsSent: number;
-  flowsFailed: number;
-  /** Flows dropped without a send attempt, by reason. */
-  flowsDropped: { 'queue-full': number; stopped: number };
-  /** Batches waiting in the queue now. */
-  queuedBatches: number;
-}
-
-/** What the agent's pipeline needs from an exporter. */
-export interface FlowExporter {
-  /** Short name used in metrics and logs. */
-  readonly name: string;
-  /** Counters since start. */
-  readonly stats: Readonly<ExporterStats>;
-  /** Queues a batch for sending; never blocks. Returns false when the batch was dropped. */
-  export(batch: RecordBatch): boolean;
-  /**
-   * Resolves when `export` would accept another batch. Live capture never waits (it drops and
-   * counts); sources that can pause, such as a capture file, wait here so nothing is dropped.
-   * Exporters without a queue may leave it out.
-   */
-  whenReady?(): Promise<void>;
-  /** Sends what is queued (waiting at most `timeoutMs`), drops and counts the rest, releases resources. */
-  stop(timeoutMs?: number): Promise<void>;
+  dropReason?: SinkDropReason;
 }
 
 /** Options shared by queued exporters. */
 export interface QueuedExporterOptions {
   /** Batches that may wait to be sent; beyond it new batches are dropped and counted. */
   maxQueuedBatches?: number;
-  /** Called after every batch outcome. */
+  /**
+   * Called after every batch outcome. If it throws, the error is counted as unhandled (see
+   * src/unhandled-rejections.ts) and delivery goes on.
+   */
   onResult?: (result: BatchResult) => void;
 }
 
 /** Default bound on waiting batches. */
 export const DEFAULT_MAX_QUEUED_BATCHES = 100;
-/** Default time `stop()` waits for queued batches. */
-export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 
 /**
  * Base for exporters that send one batch at a time: subclasses implement `send` (throwing on
- * failure) and optionally `close`. Batches are sent in arrival order by a single loop.
+ * failure) and optionally `close`. Batches are sent in arrival order by a single loop that no
+ * failure ends: a failing send counts its batch as failed, a failing listener is counted apart.
  */
-export abstract class QueuedExporter implements FlowExporter {
+export abstract class QueuedExporter implements FlowSink {
   abstract readonly name: string;
-  readonly stats: ExporterStats = {
-    batchesSent: 0,
-    batchesFailed: 0,
-    flowsSent: 0,
-    flowsFailed: 0,
-    flowsDropped: { 'queue-full': 0, stopped: 0 },
-    queuedBatches: 0,
-  };
+  readonly stats: SinkStats = emptySinkStats();
   readonly #queue: RecordBatch[] = [];
   readonly #maxQueued: number;
   readonly #onResult?: (result: BatchResult) => void;
   #draining?: Promise<void>;
   readonly #readyWaiters: Array<() => void> = [];
-  #stopping = false;
-  #stopped = false;
+  /** The one stop in progress or done; later `stop()` calls return it. */
+  #stopping: Promise<void> | undefined;
 
   protected constructor(options: QueuedExporterOptions = {}) {
     this.#maxQueued = options.maxQueuedBatches ?? DEFAULT_MAX_QUEUED_BATCHES;
@@ -119,9 +92,12 @@ export abstract class QueuedExporter implements FlowExporter {
     return new Promise((resolve) => this.#readyWaiters.push(resolve));
   }
 
-  async stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
-    if (this.#stopped) return;
-    this.#stopping = true;
+  stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
+    this.#stopping ??= this.#stop(timeoutMs);
+    return this.#stopping;
+  }
+
+  async #stop(timeoutMs: number): Promise<void> {
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
     if (this.#draining) {
       let timer: NodeJS.Timeout | undefined;
@@ -138,23 +114,29 @@ export abstract class QueuedExporter implements FlowExporter {
         this.abort();
       }
     }
-    this.#stopped = true;
     await this.close();
   }
 
+  /**
+   * The single send loop. Nothing in it throws (a failing send becomes a failed result, a failing
+   * listener is counted apart), so it always ends by clearing `#draining`. The outcome is reported
+   * as soon as the send settles, before a waiting `stop()` resumes.
+   */
   async #drain(): Promise<void> {
     while (this.#queue.length > 0) {
       const batch = this.#queue[0];
+      let result: BatchResult;
       try {
         await this.send(batch);
         this.stats.batchesSent++;
         this.stats.flowsSent += batch.count;
-        this.#onResult?.({ exporter: this.name, flows: batch.count, ok: true });
+        result = { exporter: this.name, flows: batch.count, ok: true };
       } catch (err) {
         this.stats.batchesFailed++;
         this.stats.flowsFailed += batch.count;
-        this.#onResult?.({ exporter: this.name, flows: batch.count, ok: false, error: asError(err) });
+        result = { exporter: this.name, flows: batch.count, ok: false, error: asError(err) };
       }
+      this.#report(result);
       if (this.#queue[0] === batch) this.#queue.shift();
       this.stats.queuedBatches = this.#queue.length;
       for (const resolve of this.#readyWaiters.splice(0)) resolve();
@@ -162,12 +144,27 @@ export abstract class QueuedExporter implements FlowExporter {
     this.#draining = undefined;
   }
 
-  #drop(batch: RecordBatch, reason: 'queue-full' | 'stopped'): void {
+  #drop(batch: RecordBatch, reason: SinkDropReason): void {
     this.stats.flowsDropped[reason] += batch.count;
-    this.#onResult?.({ exporter: this.name, flows: batch.count, ok: false, dropReason: reason });
+    this.#report({ exporter: this.name, flows: batch.count, ok: false, dropReason: reason });
+  }
+
+  /** Tells the listener; its failure (a log write to a closed stderr, say) must not stop delivery. */
+  #report(result: BatchResult): void {
+    try {
+      this.#onResult?.(result);
+    } catch (err) {
+      unhandledRejections.record(err);
+    }
   }
 }
 
 function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
+  if (err instanceof Error) return err;
+  try {
+    return new Error(String(err));
+  } catch {
+    // A thrown object whose toString throws still makes a failed batch, not a dead loop.
+    return new Error(`send threw a ${typeof err} that cannot be printed`);
+  }
 }

@@ -10,6 +10,7 @@ import { buildFilter, describeFilter } from '../../src/filter/build.ts';
 import type { FilterProgram } from '../../src/filter/program.ts';
 import type { InterfaceListener } from '../../src/ifaces/tracker.ts';
 import type { InterfaceWatcher } from '../../src/ifaces/watcher.ts';
+import { UnhandledRejections } from '../../src/unhandled-rejections.ts';
 import { batchOf, RecordingExporter } from './fakes.ts';
 
 /** A capture that hands out what the test pushes, and one last batch when stopped (the final drain). */
@@ -117,7 +118,7 @@ function testConfig(overrides: Partial<AgentConfig> = {}): AgentConfig {
 async function startAgent(
   t: TestContext,
   capture: FakeCapture,
-  options: { initial?: string[]; config?: Partial<AgentConfig> } = {},
+  options: { initial?: string[]; config?: Partial<AgentConfig>; rejections?: UnhandledRejections } = {},
 ) {
   const exporter = new RecordingExporter('rec');
   let watcher: FakeWatcher | undefined;
@@ -126,6 +127,7 @@ async function startAgent(
     logger: createLogger('silent'),
     exporters: [exporter],
     openCapture: async () => capture,
+    unhandledRejections: options.rejections,
     createWatcher: (listener) => {
       watcher = new FakeWatcher(listener, options.initial ?? []);
       return watcher;
@@ -207,6 +209,23 @@ test('/metrics serves the agent figures on the configured loopback port', async 
   const missing = await fetch(`http://127.0.0.1:${address.port}/other`);
   assert.equal(missing.status, 404);
   await missing.body?.cancel();
+});
+
+test('/metrics counts stray errors by the package that raised them', async (t) => {
+  const rejections = new UnhandledRejections();
+  rejections.useLogger({ error() {}, debug() {} });
+  const { agent } = await startAgent(t, new FakeCapture(undefined), {
+    config: { metrics: { host: '127.0.0.1', port: 0 } },
+    rejections,
+  });
+  const fromKafka = new Error('broker went away');
+  fromKafka.stack =
+    'Error: broker went away\n    at f (/opt/flowtap/node_modules/kafkajs/src/broker/index.js:1:2)';
+  rejections.record(fromKafka);
+  rejections.record(fromKafka);
+  const text = await (await fetch(`http://127.0.0.1:${agent.metricsAddress?.port}/metrics`)).text();
+  assert.match(text, /^flowtap_unhandled_rejections_total\{origin="kafkajs"\} 2$/m);
+  assert.deepEqual(agent.health().unhandledRejections, { kafkajs: 2 });
 });
 
 test('stopping the agent closes the metrics endpoint', async (t) => {

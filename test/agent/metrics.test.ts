@@ -18,6 +18,7 @@ function metricsOf(pipeline: Pipeline): AgentMetrics {
       attachedInterfaces: () => [],
       interfaceCounters: { attaches: 0, detaches: 0, attachFailures: 0 },
       filter: 'none',
+      unhandledRejections: new Map(),
     }),
   );
 }

@@ -4,7 +4,6 @@
  * producers and for benchmarks; bad input ends with a message naming the byte offset and exit 1,
  * after the flows decoded before it are printed.
  */
-import { createReadStream } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { Accounter } from '../../account/accounter.ts';
@@ -16,6 +15,7 @@ import { V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
 import { ConfigError } from '../../errors.ts';
 import { flowToJson } from '../../model/flow.ts';
 import { nowUnixNs } from '../../model/time.ts';
+import { openInput } from './open-input.ts';
 import { asInputError, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
 
 /** Options of {@link decodeRecords}. */
@@ -27,8 +27,6 @@ export interface DecodeOptions {
   /** Active timeout, applied on the records' own times. */
   cacheActiveTimeoutMs: number;
 }
-
-const READ_CHUNK_BYTES = 1 << 20;
 
 function layoutOf(name: 'v1' | 'v2'): RecordLayout {
   if (name === 'v1') {
@@ -87,12 +85,6 @@ export async function decodeRecords(input: Readable, out: Writable, options: Dec
     await writeWithBackpressure(out, text);
   }
   return flows;
-}
-
-function openInput(path: string): Readable {
-  if (path === '-') return process.stdin;
-  const stream = createReadStream(path, { highWaterMark: READ_CHUNK_BYTES });
-  return stream;
 }
 
 /** Registers `flowtap decode`. */

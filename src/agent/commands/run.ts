@@ -4,6 +4,7 @@
  * counted flow exported); a second signal exits at once.
  */
 import type { Command } from 'commander';
+import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
@@ -34,6 +35,7 @@ export async function runAgent(
     stdoutIsTty: process.stdout.isTTY === true,
   });
   const logger = createLogger(config.logLevel);
+  unhandledRejections.useLogger(logger);
   // The flow store is on for every run unless --no-store; a store that cannot be opened is logged
   // and counted by its exporter while capture goes on.
   const exportKinds =

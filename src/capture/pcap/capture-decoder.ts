@@ -1,8 +1,12 @@
 /**
  * A push-style reader of pcap and pcapng byte streams (files of any size, pipes such as
- * `tcpdump -w -`): chunks in, RecordBatches of one v2 row per packet out. Memory stays bounded:
- * besides the batch of the current chunk it keeps at most the one record or block split across
- * chunks (≤ 16 MiB for pcapng, ≤ 256 KiB for pcap), and collects its pieces without re-copying.
+ * `tcpdump -w -`): chunks in, RecordBatches of one v2 row per packet out. Records are parsed in
+ * place in the chunk; only a record split across two chunks is copied, into one carry buffer the
+ * decoder owns and reuses (it grows to the largest record met: ≤ 16 MiB for pcapng, ≤ 256 KiB for
+ * pcap). A chunk is not referenced after `push` returns, so the caller may refill it.
+ *
+ * Several inputs of one capture (the rotated files of `tcpdump -C/-G`, read in time order) go
+ * through one decoder: `nextInput()` between them, so they form one stream of rows.
  */
 import type { RecordBatch } from '../../codec/record-batch.ts';
 import { CaptureFormatError } from '../../errors.ts';
@@ -28,11 +32,11 @@ export interface CaptureDecoderOptions {
 export class CaptureDecoder {
   readonly #sink: PacketSink;
   #framer: ClassicPcapFramer | PcapngFramer | undefined;
-  /** Unconsumed bytes: pieces of the record split across chunks, and their total. */
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  /** The unit (header, record, block) split across chunks: its first `#carryBytes` bytes. */
+  #carry = Buffer.alloc(0);
+  #carryBytes = 0;
   #needBytes = MAGIC_BYTES;
-  /** Stream offset of the first pending byte. */
+  /** Stream offset of the first byte not yet decoded. */
   #offset = 0;
   /** The framing error met, thrown again by every later call. */
   #failure: unknown;
@@ -58,16 +62,8 @@ export class CaptureDecoder {
    */
   push(chunk: Buffer): RecordBatch | undefined {
     if (this.#failure !== undefined) throw this.#failure;
-    if (chunk.length === 0) return undefined;
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#pendingBytes < this.#needBytes) return undefined;
-    const data =
-      this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending, this.#pendingBytes);
-    const framer = this.#framer ?? this.#detect(data);
-    let consumed: number;
     try {
-      consumed = framer.consume(data, 0, this.#offset);
+      this.#decode(chunk);
     } catch (err) {
       // The packets before the damage are handed out first; the error comes with the next call.
       this.#failure = err;
@@ -75,11 +71,43 @@ export class CaptureDecoder {
       if (batch === undefined) throw err;
       return batch;
     }
-    this.#needBytes = framer.needBytes;
-    this.#offset += consumed;
-    this.#pendingBytes = data.length - consumed;
-    this.#pending = this.#pendingBytes === 0 ? [] : [data.subarray(consumed)];
     return this.#takeBatch();
+  }
+
+  #decode(chunk: Buffer): void {
+    let at = 0;
+    // Completes a unit begun in an earlier chunk, copying only the bytes it still lacks.
+    while (this.#carryBytes > 0 || this.#framer === undefined) {
+      const take = Math.min(this.#needBytes - this.#carryBytes, chunk.length - at);
+      this.#reserveCarry(this.#needBytes);
+      chunk.copy(this.#carry, this.#carryBytes, at, at + take);
+      this.#carryBytes += take;
+      at += take;
+      if (this.#carryBytes < this.#needBytes) return;
+      const framer = this.#framer ?? this.#detect(this.#carry);
+      const consumed = framer.consume(this.#carry, 0, this.#carryBytes, this.#offset);
+      this.#offset += consumed;
+      this.#needBytes = framer.needBytes;
+      this.#carry.copyWithin(0, consumed, this.#carryBytes);
+      this.#carryBytes -= consumed;
+    }
+    // The rest of the chunk in place; a unit cut by its end waits in the carry buffer.
+    const consumed = this.#framer.consume(chunk, at, chunk.length, this.#offset - at);
+    this.#needBytes = this.#framer.needBytes;
+    this.#offset += consumed - at;
+    const left = chunk.length - consumed;
+    if (left > 0) {
+      this.#reserveCarry(Math.max(left, this.#needBytes));
+      chunk.copy(this.#carry, 0, consumed);
+      this.#carryBytes = left;
+    }
+  }
+
+  #reserveCarry(bytes: number): void {
+    if (this.#carry.length >= bytes) return;
+    const grown = Buffer.alloc(Math.max(bytes, this.#carry.length * 2));
+    this.#carry.copy(grown, 0, 0, this.#carryBytes);
+    this.#carry = grown;
   }
 
   /**
@@ -93,17 +121,30 @@ export class CaptureDecoder {
       throw new CaptureFormatError(
         0,
         this.#sink.stats.format || 'capture',
-        this.#pendingBytes === 0
+        this.#carryBytes === 0
           ? 'the input is empty'
-          : `the input ends inside its header (${this.#pendingBytes} bytes)`,
+          : `the input ends inside its header (${this.#carryBytes} bytes)`,
       );
     }
-    if (this.#pendingBytes > 0) {
+    if (this.#carryBytes > 0) {
       this.#sink.skip(SkipReason.TRUNCATED_END);
       this.#sink.stats.truncatedEndOffset = this.#offset;
-      this.#pending = [];
-      this.#pendingBytes = 0;
+      this.#carryBytes = 0;
     }
+  }
+
+  /**
+   * Starts the next input of the same capture, after `end()` of the one before: it begins with
+   * its own file or section header. An interface it declares with the name and link type of one
+   * an earlier input declared is that interface, so flows spanning rotated files join.
+   */
+  nextInput(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    this.#framer = undefined;
+    this.#carryBytes = 0;
+    this.#needBytes = MAGIC_BYTES;
+    this.#offset = 0;
+    this.#sink.beginInput();
   }
 
   #detect(data: Buffer): ClassicPcapFramer | PcapngFramer {

@@ -2,10 +2,12 @@
  * Classic libpcap files: a 24-byte file header (magic in either byte order, microsecond or
  * nanosecond timestamps), then 16-byte record headers each followed by the captured bytes.
  * Records have no trailer, so a record length that cannot be right ends the read with a
- * `CaptureFormatError`; one that is merely inconsistent is a counted skip.
+ * `CaptureFormatError`; one that is merely inconsistent is a counted skip. The header's snap
+ * length is not enforced: a longer record that lies whole in the file is read, as tshark does.
  */
 import { CaptureFormatError } from '../../errors.ts';
-import { type PacketSink, RECORDED_DIRECTION_UNKNOWN, SkipReason } from './packet-sink.ts';
+import { RECORDED_DIRECTION_UNKNOWN } from '../packet/link-layers.ts';
+import { type PacketSink, SkipReason } from './packet-sink.ts';
 
 /** Size of the classic pcap file header. */
 export const PCAP_FILE_HEADER_BYTES = 24;
@@ -38,24 +40,22 @@ export class ClassicPcapFramer {
   #headerRead = false;
   #littleEndian = true;
   #nanosPerTick = 1000;
-  #snapBytes = 0;
 
   constructor(private readonly sink: PacketSink) {}
 
   /**
-   * Consumes the whole units in `data[pos..]` (`baseOffset` is the stream offset of `data[0]`)
+   * Consumes the whole units in `data[pos, end)` (`baseOffset` is the stream offset of `data[0]`)
    * and returns where it stopped; `needBytes` then says how many bytes the next unit needs.
    */
-  consume(data: Buffer, pos: number, baseOffset: number): number {
+  consume(data: Buffer, pos: number, end: number, baseOffset: number): number {
     let at = pos;
     if (!this.#headerRead) {
-      if (data.length - at < PCAP_FILE_HEADER_BYTES) return at;
+      if (end - at < PCAP_FILE_HEADER_BYTES) return at;
       this.#readFileHeader(data, at, baseOffset);
       at += PCAP_FILE_HEADER_BYTES;
     }
     const le = this.#littleEndian;
     const sink = this.sink;
-    const end = data.length;
     while (end - at >= RECORD_HEADER_BYTES) {
       const seconds = le ? data.readUInt32LE(at) : data.readUInt32BE(at);
       const fraction = le ? data.readUInt32LE(at + 4) : data.readUInt32BE(at + 4);
@@ -72,7 +72,8 @@ export class ClassicPcapFramer {
         this.needBytes = RECORD_HEADER_BYTES + captured;
         return at;
       }
-      if (captured > wire || (this.#snapBytes !== 0 && captured > this.#snapBytes)) {
+      // A record above the file's snap length but whole in the file is read, as tshark reads it.
+      if (captured > wire) {
         sink.skip(SkipReason.BAD_LENGTH);
       } else {
         sink.packet(
@@ -101,7 +102,6 @@ export class ClassicPcapFramer {
     if (major !== 2) {
       throw new CaptureFormatError(baseOffset + at + 4, 'pcap', `unsupported version ${major} (expected 2)`);
     }
-    this.#snapBytes = le ? data.readUInt32LE(at + 16) : data.readUInt32BE(at + 16);
     // The upper bits of the link-type field carry FCS information, not the link type.
     const linkType = (le ? data.readUInt32LE(at + 20) : data.readUInt32BE(at + 20)) & 0xffff;
     this.sink.addInterface(linkType, 'pcap0');

@@ -6,30 +6,21 @@
  */
 import { RecordBatchBuilder } from '../../codec/record-batch.ts';
 import { V2 } from '../../codec/v2-layout.ts';
-import { filterVerdict, NO_VLAN, VERDICT_REJECT } from '../../filter/evaluate.ts';
+import { filterVerdict, VERDICT_REJECT } from '../../filter/evaluate.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import { InterfaceRegistry } from '../../model/interfaces.ts';
 import { Direction } from '../../model/names.ts';
+import { PARSE_OK, PARSE_TRUNCATED } from '../packet/frame-parser.ts';
 import {
-  PARSE_OK,
-  PARSE_TRUNCATED,
-  parseEthernetFrame,
-  parseFromEtherType,
-  parseIpPacket,
-  vlanIdAfterEtherType,
-} from '../packet/frame-parser.ts';
+  isSupportedLinkType,
+  LinkLayerParser,
+  PARSE_ENCRYPTED,
+  PARSE_LINK_CONTROL,
+  PARSE_UNSUPPORTED_LINK,
+  RECORDED_DIRECTION_UNKNOWN,
+} from '../packet/link-layers.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { writeUnixNs } from './unix-time.ts';
-
-/** Link types (tcpdump.org LINKTYPE_*) flowtap reads. */
-export const LinkType = {
-  ETHERNET: 1,
-  RAW: 101,
-  LINUX_SLL: 113,
-  IPV4: 228,
-  IPV6: 229,
-  LINUX_SLL2: 276,
-} as const;
 
 /** Why a packet was read but counted in no flow. */
 export const SkipReason = {
@@ -45,10 +36,17 @@ export const SkipReason = {
   UNKNOWN_INTERFACE: 4,
   /** The input ends in the middle of a packet record. */
   TRUNCATED_END: 5,
+  /**
+   * The frame carries no network packet: 802.11 management, control, null-data and A-MSDU
+   * frames, non-SNAP LLC, PPP control protocols, loopback families other than IPv4/IPv6.
+   */
+  LINK_CONTROL: 6,
+  /** An 802.11 data frame with an encrypted payload. */
+  ENCRYPTED: 7,
   /** The filter (expression or FLOW_FILTER_RULES) rejected the packet. */
-  FILTERED: 6,
+  FILTERED: 8,
   /** The filter rule that accepted the packet samples 1 in N, and this was not the one. */
-  SAMPLED_OUT: 7,
+  SAMPLED_OUT: 9,
 } as const;
 
 /** Names of {@link SkipReason} values, as the summary prints them. */
@@ -59,19 +57,12 @@ export const SKIP_REASON_NAMES = [
   'unsupported-link-type',
   'unknown-interface',
   'truncated-end',
+  'link-control',
+  'encrypted',
   'filtered',
   'sampled-out',
 ] as const;
 
-/** Direction a capture recorded for a packet: unknown, or a `Direction` value. */
-export const RECORDED_DIRECTION_UNKNOWN = -1;
-
-const SLL_HEADER_BYTES = 16;
-const SLL2_HEADER_BYTES = 20;
-const ETHERNET_HEADER_BYTES = 14;
-const PACKET_OUTGOING = 4;
-const ARPHRD_ETHER = 1;
-const ARPHRD_LOOPBACK = 772;
 /** Interfaces one capture may declare: enough for any real capture, a bound for a hostile one. */
 export const MAX_CAPTURE_INTERFACES = 65_536;
 
@@ -89,8 +80,8 @@ export class CaptureStats {
   otherBlocks = 0;
   /** Byte offset of the record cut short at the end of the input, -1 when none. */
   truncatedEndOffset = -1;
-  /** Link types met that flowtap does not read. */
-  readonly unsupportedLinkTypes = new Set<number>();
+  /** Link types met that flowtap does not read, with the packets passed over for each. */
+  readonly unsupportedLinkTypes = new Map<number, number>();
 
   /** Sum of all skips. */
   get skippedTotal(): number {
@@ -109,12 +100,20 @@ export class PacketSink {
   /** Counters of this read. */
   readonly stats = new CaptureStats();
   readonly #linkTypes: number[] = [];
+  readonly #names: string[] = [];
+  /** Interfaces declared by earlier inputs of the capture, and those the current input took over. */
+  #earlierInputsInterfaces = 0;
+  #takenOver: number[] = [];
+  #declaredInInput = 0;
   readonly #local: LocalHosts;
   readonly #filter: FilterProgram | undefined;
+  readonly #link = new LinkLayerParser();
 
   constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096, filter?: FilterProgram) {
     this.#local = local;
     this.#filter = filter;
+    // The filter's `vlan` test needs the outer tag, which the row does not keep.
+    this.#link.trackVlan = filter !== undefined;
     this.builder = new RecordBatchBuilder(initialRows, this.interfaces);
   }
 
@@ -123,13 +122,38 @@ export class PacketSink {
     return this.#linkTypes.length;
   }
 
-  /** Declares the next interface (index = interfaces declared before it) and returns its index. */
+  /** Interfaces the current input has declared. */
+  get interfacesDeclaredInInput(): number {
+    return this.#declaredInInput;
+  }
+
+  /**
+   * Declares the current input's next interface and returns its index: a new one (index =
+   * interfaces declared before it), or one of an earlier input with the same name and link type.
+   */
   addInterface(linkType: number, name: string): number {
+    this.#declaredInInput++;
+    for (let i = 0; i < this.#earlierInputsInterfaces; i++) {
+      if (this.#linkTypes[i] === linkType && this.#names[i] === name && !this.#takenOver.includes(i)) {
+        this.#takenOver.push(i);
+        return i;
+      }
+    }
     const index = this.#linkTypes.length;
     this.#linkTypes.push(linkType);
+    this.#names.push(name);
     this.interfaces.set(index, name);
-    if (!isSupportedLinkType(linkType)) this.stats.unsupportedLinkTypes.add(linkType);
+    if (!isSupportedLinkType(linkType) && !this.stats.unsupportedLinkTypes.has(linkType)) {
+      this.stats.unsupportedLinkTypes.set(linkType, 0);
+    }
     return index;
+  }
+
+  /** Starts the next input of the capture: its interfaces may be those of the inputs before. */
+  beginInput(): void {
+    this.#earlierInputsInterfaces = this.#linkTypes.length;
+    this.#takenOver = [];
+    this.#declaredInInput = 0;
   }
 
   /** Counts one packet record that cannot be used. */
@@ -157,68 +181,20 @@ export class PacketSink {
     const builder = this.builder;
     const row = builder.appendRow();
     const out = builder.bytes;
-    const end = off + captured;
-    let bytes = wireBytes;
-    let direction = recordedDirection;
-    let status: number;
-    let vlanId = NO_VLAN;
-    switch (this.#linkTypes[ifIndex]) {
-      case LinkType.ETHERNET:
-        status = parseEthernetFrame(data, off, end, out, row);
-        if (this.#filter && end - off >= ETHERNET_HEADER_BYTES) {
-          vlanId = vlanIdAfterEtherType(
-            data,
-            off + ETHERNET_HEADER_BYTES,
-            end,
-            (data[off + 12] << 8) | data[off + 13],
-          );
-        }
-        break;
-      case LinkType.RAW:
-      case LinkType.IPV4:
-      case LinkType.IPV6:
-        status = parseIpPacket(data, off, end, out, row);
-        break;
-      case LinkType.LINUX_SLL:
-      case LinkType.LINUX_SLL2: {
-        const sll2 = this.#linkTypes[ifIndex] === LinkType.LINUX_SLL2;
-        const headerBytes = sll2 ? SLL2_HEADER_BYTES : SLL_HEADER_BYTES;
-        if (captured < headerBytes || wireBytes < headerBytes) {
-          status = PARSE_TRUNCATED;
-          break;
-        }
-        const packetType = sll2 ? data[off + 10] : data[off + 1];
-        const arphrd = sll2 ? (data[off + 8] << 8) | data[off + 9] : (data[off + 2] << 8) | data[off + 3];
-        const addressBytes = sll2 ? data[off + 11] : data[off + 5];
-        const protocol = sll2 ? (data[off + 0] << 8) | data[off + 1] : (data[off + 14] << 8) | data[off + 15];
-        if (addressBytes === 6) {
-          // The cooked header carries the sender's link-layer address only; the destination stays zero.
-          const from = off + (sll2 ? 12 : 6);
-          for (let i = 0; i < 6; i++) out[row + V2.SRC_MAC + i] = data[from + i];
-        }
-        if (direction === RECORDED_DIRECTION_UNKNOWN) {
-          direction = packetType === PACKET_OUTGOING ? Direction.EGRESS : Direction.INGRESS;
-        }
-        // Count what the kernel counts on the device: its own link header, not the cooked one.
-        bytes =
-          wireBytes -
-          headerBytes +
-          (arphrd === ARPHRD_ETHER || arphrd === ARPHRD_LOOPBACK ? ETHERNET_HEADER_BYTES : 0);
-        status = parseFromEtherType(data, off + headerBytes, end, protocol, out, row);
-        if (this.#filter) vlanId = vlanIdAfterEtherType(data, off + headerBytes, end, protocol);
-        break;
-      }
-      default:
-        builder.dropLastRow();
-        stats.skipped[SkipReason.UNSUPPORTED_LINK_TYPE]++;
-        return;
-    }
+    const link = this.#link;
+    const status = link.parse(this.#linkTypes[ifIndex], data, off, captured, wireBytes, out, row);
     if (status !== PARSE_OK) {
       builder.dropLastRow();
-      const snapped = status === PARSE_TRUNCATED && captured < wireBytes;
-      stats.skipped[snapped ? SkipReason.SNAPPED : SkipReason.PARSE_ERROR]++;
+      stats.skipped[skipReasonOf(status, captured < wireBytes)]++;
+      if (status === PARSE_UNSUPPORTED_LINK) {
+        const linkType = link.unsupportedLinkType;
+        stats.unsupportedLinkTypes.set(linkType, (stats.unsupportedLinkTypes.get(linkType) ?? 0) + 1);
+      }
       return;
     }
+    const bytes = link.countedBytes;
+    let direction =
+      recordedDirection === RECORDED_DIRECTION_UNKNOWN ? link.recordedDirection : recordedDirection;
     if (!this.#local.isEmpty) {
       direction = this.#local.isLocalSource(out, row) ? Direction.EGRESS : Direction.INGRESS;
     } else if (direction === RECORDED_DIRECTION_UNKNOWN) {
@@ -227,7 +203,7 @@ export class PacketSink {
     out[row + V2.DIRECTION] = direction;
     if (this.#filter) {
       // After the direction is known, as the kernel program knows its own before testing.
-      const verdict = filterVerdict(this.#filter, out, row, vlanId);
+      const verdict = filterVerdict(this.#filter, out, row, link.vlanId);
       if (verdict === VERDICT_REJECT || (verdict > 1 && Math.floor(Math.random() * verdict) !== 0)) {
         builder.dropLastRow();
         stats.skipped[verdict === VERDICT_REJECT ? SkipReason.FILTERED : SkipReason.SAMPLED_OUT]++;
@@ -249,14 +225,18 @@ export class PacketSink {
   }
 }
 
-/** True for the link types {@link PacketSink} parses. */
-export function isSupportedLinkType(linkType: number): boolean {
-  return (
-    linkType === LinkType.ETHERNET ||
-    linkType === LinkType.RAW ||
-    linkType === LinkType.IPV4 ||
-    linkType === LinkType.IPV6 ||
-    linkType === LinkType.LINUX_SLL ||
-    linkType === LinkType.LINUX_SLL2
-  );
+/** The skip reason of a parse status other than PARSE_OK; `cut`: the capture kept less than the wire had. */
+function skipReasonOf(status: number, cut: boolean): number {
+  switch (status) {
+    case PARSE_TRUNCATED:
+      return cut ? SkipReason.SNAPPED : SkipReason.PARSE_ERROR;
+    case PARSE_LINK_CONTROL:
+      return SkipReason.LINK_CONTROL;
+    case PARSE_ENCRYPTED:
+      return SkipReason.ENCRYPTED;
+    case PARSE_UNSUPPORTED_LINK:
+      return SkipReason.UNSUPPORTED_LINK_TYPE;
+    default:
+      return SkipReason.PARSE_ERROR;
+  }
 }

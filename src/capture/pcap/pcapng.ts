@@ -12,13 +12,9 @@
  */
 import { CaptureFormatError } from '../../errors.ts';
 import { Direction } from '../../model/names.ts';
+import { RECORDED_DIRECTION_UNKNOWN } from '../packet/link-layers.ts';
 import { MAX_CAPTURED_BYTES } from './classic.ts';
-import {
-  MAX_CAPTURE_INTERFACES,
-  type PacketSink,
-  RECORDED_DIRECTION_UNKNOWN,
-  SkipReason,
-} from './packet-sink.ts';
+import { MAX_CAPTURE_INTERFACES, type PacketSink, SkipReason } from './packet-sink.ts';
 import { TickResolution } from './unix-time.ts';
 
 /** Block type of a Section Header Block (the same in both byte orders). */
@@ -68,12 +64,11 @@ export class PcapngFramer {
   }
 
   /**
-   * Consumes the whole blocks in `data[pos..]` (`baseOffset` is the stream offset of `data[0]`)
+   * Consumes the whole blocks in `data[pos, end)` (`baseOffset` is the stream offset of `data[0]`)
    * and returns where it stopped; `needBytes` then says how many bytes the next block needs.
    */
-  consume(data: Buffer, pos: number, baseOffset: number): number {
+  consume(data: Buffer, pos: number, end: number, baseOffset: number): number {
     let at = pos;
-    const end = data.length;
     for (;;) {
       if (end - at < MIN_BLOCK_BYTES) {
         this.needBytes = MIN_BLOCK_BYTES;
@@ -173,7 +168,8 @@ export class PcapngFramer {
       resolution = new TickResolution(tsresol);
       this.#resolutions.set(tsresol, resolution);
     }
-    const index = this.sink.interfaceCount;
+    // Unnamed interfaces are numbered within their input, so rotated files name them alike.
+    const index = this.sink.interfacesDeclaredInInput;
     this.#ifIndex.push(this.sink.addInterface(linkType, name === '' ? `if${index}` : name));
     this.#snapBytes.push(snapBytes);
     this.#resolution.push(resolution);
@@ -194,13 +190,8 @@ export class PcapngFramer {
     }
     const captured = this.#u32(data, at + 20);
     const wire = this.#u32(data, at + 24);
-    const snap = this.#snapBytes[id];
-    if (
-      captured > length - MIN_EPB_BYTES ||
-      captured > wire ||
-      captured > MAX_CAPTURED_BYTES ||
-      (snap !== 0 && captured > snap)
-    ) {
+    // Above the interface's snap length but inside its block: read, as tshark reads it.
+    if (captured > length - MIN_EPB_BYTES || captured > wire || captured > MAX_CAPTURED_BYTES) {
       sink.skip(SkipReason.BAD_LENGTH);
       return;
     }

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { LinkType } from '../../../src/capture/packet/link-layers.ts';
 import { CaptureDecoder } from '../../../src/capture/pcap/capture-decoder.ts';
 import { parseLocalHosts } from '../../../src/capture/pcap/direction.ts';
-import { LinkType, SkipReason } from '../../../src/capture/pcap/packet-sink.ts';
+import { SkipReason } from '../../../src/capture/pcap/packet-sink.ts';
 import { TickResolution, writeUnixNs } from '../../../src/capture/pcap/unix-time.ts';
 import type { RecordBatch } from '../../../src/codec/record-batch.ts';
 import { CaptureFormatError, ConfigError } from '../../../src/errors.ts';
@@ -270,18 +271,12 @@ describe('bad input', () => {
   });
 
   test('inconsistent lengths, unknown link types and unknown interfaces are counted skips', () => {
-    const pcap = classicPcap(
-      [
-        { frame: TCP4, seconds: T0, fraction: 0, wireBytes: 10 },
-        { frame: TCP4, seconds: T0, fraction: 0 },
-      ],
-      { snapBytes: 40 },
-    );
+    const pcap = classicPcap([{ frame: TCP4, seconds: T0, fraction: 0, wireBytes: 10 }]);
     const classic = decode(pcap).decoder.stats;
-    assert.equal(classic.skipped[SkipReason.BAD_LENGTH], 2);
+    assert.equal(classic.skipped[SkipReason.BAD_LENGTH], 1);
     const ng = new PcapngWriter()
       .section()
-      .iface({ linkType: 9 })
+      .iface({ linkType: 147 })
       .epb(0, 1n, TCP4)
       .epb(3, 1n, TCP4)
       .toBuffer();
@@ -289,8 +284,18 @@ describe('bad input', () => {
     assert.equal(flows.length, 0);
     assert.equal(decoder.stats.skipped[SkipReason.UNSUPPORTED_LINK_TYPE], 1);
     assert.equal(decoder.stats.skipped[SkipReason.UNKNOWN_INTERFACE], 1);
-    assert.deepEqual([...decoder.stats.unsupportedLinkTypes], [9]);
+    assert.deepEqual([...decoder.stats.unsupportedLinkTypes], [[147, 1]]);
     assert.equal(decoder.stats.packets, 2);
+  });
+
+  test('a record longer than the snap length but whole in the file is read, as tshark reads it', () => {
+    const pcap = classicPcap([{ frame: TCP4, seconds: T0, fraction: 0 }], { snapBytes: 40 });
+    const ng = new PcapngWriter().section().iface({ linkType: 1, snapBytes: 40 }).epb(0, 1n, TCP4).toBuffer();
+    for (const capture of [pcap, ng]) {
+      const { flows, decoder } = decode(capture);
+      assert.equal(decoder.stats.skippedTotal, 0);
+      assert.equal(flows[0].bytes, TCP4.length);
+    }
   });
 
   test('a file cut inside its last packet keeps the packets before and counts the cut one with its offset', () => {

@@ -4,9 +4,10 @@
  * cuts, insertions), and one run that feeds a mutant in random chunks and classifies the outcome.
  * Shared by the quick slice in the tests and the long run in bench/pcap-fuzz.bench.ts.
  */
+
+import { LinkType } from '../../../src/capture/packet/link-layers.ts';
 import { CaptureDecoder } from '../../../src/capture/pcap/capture-decoder.ts';
 import { parseLocalHosts } from '../../../src/capture/pcap/direction.ts';
-import { LinkType } from '../../../src/capture/pcap/packet-sink.ts';
 import { FlowtapError } from '../../../src/errors.ts';
 import { seededRandom } from '../../helpers/flows.ts';
 import { PACKET_VECTORS } from '../../vectors/packets.ts';

@@ -42,6 +42,26 @@ describe('flowtap read', () => {
     );
   });
 
+  test('the summary names each link type passed over with its packet count', async () => {
+    const capture = new PcapngWriter()
+      .section()
+      .iface({ linkType: 1 })
+      .iface({ linkType: 147 })
+      .iface({ linkType: 189 })
+      .epb(0, 1n, TCP4)
+      .epb(1, 2n, TCP4)
+      .epb(1, 3n, TCP4)
+      .epb(2, 4n, TCP4)
+      .toBuffer();
+    const { code, stderr } = await runCli(['read', '-'], { stdin: capture });
+    assert.equal(code, 0, stderr);
+    assert.equal(
+      stderr,
+      'flowtap read: pcapng, 4 packets read, 1 counted into 1 flows, 3 skipped (3 unsupported-link-type); ' +
+        'link types not read: 147 (2 packets), 189 (1 packets)\n',
+    );
+  });
+
   test('the active timeout runs on the packets’ times', async () => {
     const file = join(dir, 'timeout.pcap');
     writeFileSync(file, classicPcap([0, 1, 7].map((s) => ({ frame: TCP4, seconds: T0 + s, fraction: 0 }))));

@@ -16,23 +16,12 @@ import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../helpers/cli.ts';
 import { createVethPair, run, type VethPair } from '../../net/netns.ts';
 import { type TrafficPlan, trafficCommand } from '../../net/traffic.ts';
-
-/** tshark's conversation table kinds compared here. */
-type ConvKind = 'tcp' | 'udp' | 'ip' | 'ipv6';
-
-/** Frames and bytes one way. */
-interface Count {
-  frames: number;
-  bytes: number;
-}
-
-/** One row of a tshark conversation table. */
-interface Conversation {
-  a: string;
-  b: string;
-  aToB: Count;
-  bToA: Count;
-}
+import {
+  assertSameConversations,
+  type ConvKind,
+  type JsonFlow,
+  tsharkConversations,
+} from './tshark-conversations.ts';
 
 const CLI = new URL('../../../src/cli.ts', import.meta.url).pathname;
 const MARKER = 'ftpemark';
@@ -109,35 +98,6 @@ async function sendFromNamespace(plan: TrafficPlan): Promise<void> {
   await run('ip', ['netns', 'exec', vethPair().ns, ...trafficCommand(plan)]);
 }
 
-async function tsharkConversations(file: string, kind: ConvKind): Promise<Conversation[]> {
-  const text = await run('tshark', ['-r', file, '-q', '-z', `conv,${kind}`]);
-  const rows: Conversation[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.includes('<->')) continue;
-    const m = /^(\S+)\s+<->\s+(\S+)\s+(\d+)\s+(\d+) bytes\s+(\d+)\s+(\d+) bytes/.exec(line);
-    // tshark prints ≥ 10 000 bytes rounded to kB: the traffic is kept below that.
-    assert.ok(m, `unparsed tshark conversation line: ${line}`);
-    rows.push({
-      a: m[1],
-      b: m[2],
-      bToA: { frames: Number(m[3]), bytes: Number(m[4]) },
-      aToB: { frames: Number(m[5]), bytes: Number(m[6]) },
-    });
-  }
-  return rows;
-}
-
-interface JsonFlow {
-  Etype: number;
-  Direction: string;
-  DataLink: { SrcMac: string; DstMac: string };
-  Network: { SrcAddr: string; DstAddr: string };
-  Transport: { SrcPort: number; DstPort: number; Proto: string };
-  Bytes: number;
-  Packets: number;
-  IcmpType?: number;
-}
-
 async function flowtapFlows(file: string, extraArgs: string[] = []): Promise<JsonFlow[]> {
   const { code, stdout, stderr } = await runCli(['read', ...extraArgs, file]);
   assert.equal(code, 0, stderr);
@@ -147,27 +107,6 @@ async function flowtapFlows(file: string, extraArgs: string[] = []): Promise<Jso
     .trim()
     .split('\n')
     .map((line) => JSON.parse(line) as JsonFlow);
-}
-
-/** flowtap's flows summed one way per conversation endpoint pair, as tshark keys them. */
-function flowtapCounts(flows: JsonFlow[], kind: ConvKind): Map<string, Count> {
-  const counts = new Map<string, Count>();
-  for (const f of flows) {
-    const family = f.Etype === 0x0800 ? 'ip' : f.Etype === 0x86dd ? 'ipv6' : '';
-    let key: string;
-    if (kind === 'ip' || kind === 'ipv6') {
-      if (family !== kind) continue;
-      key = `${f.Network.SrcAddr}>${f.Network.DstAddr}`;
-    } else {
-      if (f.Transport.Proto !== kind.toUpperCase()) continue;
-      key = `${f.Network.SrcAddr}:${f.Transport.SrcPort}>${f.Network.DstAddr}:${f.Transport.DstPort}`;
-    }
-    const c = counts.get(key) ?? { frames: 0, bytes: 0 };
-    c.frames += f.Packets;
-    c.bytes += f.Bytes;
-    counts.set(key, c);
-  }
-  return counts;
 }
 
 /** The suite's veth pair (prefix `ftp`), made in `before` and removed in `after`. */
@@ -248,23 +187,9 @@ describe('flowtap read agrees with tshark on captures made by tcpdump and editca
       const flows = await flowtapFlows(file(name));
       const extraPerFrame = COOKED_EXTRA_BYTES[name] ?? 0;
       const seen: Record<ConvKind, number> = { tcp: 0, udp: 0, ip: 0, ipv6: 0 };
+      const tables = await tsharkConversations(file(name));
       for (const kind of ['tcp', 'udp', 'ip', 'ipv6'] as const) {
-        const ours = flowtapCounts(flows, kind);
-        let tsharkFrames = 0;
-        for (const conv of await tsharkConversations(file(name), kind)) {
-          for (const [from, to, count] of [
-            [conv.a, conv.b, conv.aToB],
-            [conv.b, conv.a, conv.bToA],
-          ] as const) {
-            if (count.frames === 0) continue;
-            const expected = { frames: count.frames, bytes: count.bytes - extraPerFrame * count.frames };
-            assert.deepEqual(ours.get(`${from}>${to}`), expected, `${kind} ${from} -> ${to}`);
-            tsharkFrames += count.frames;
-          }
-        }
-        const ourFrames = [...ours.values()].reduce((sum, c) => sum + c.frames, 0);
-        assert.equal(ourFrames, tsharkFrames, `${kind}: no packet outside tshark's conversations`);
-        seen[kind] = tsharkFrames;
+        seen[kind] = assertSameConversations(tables[kind], flows, kind, extraPerFrame);
       }
       // The traffic sent: 2 TCP connections, 4 UDP flows with replies, pings over both families.
       assert.ok(seen.tcp >= 12, `tcp frames ${seen.tcp}`);

@@ -1,0 +1,130 @@
+/**
+ * The flags of `flowtap read` and what they become: the read's own settings (cache, direction,
+ * flush timeout, web view) and the agent's export settings (through src/agent/config.ts, so
+ * `read` builds its exporters as `run` does), parsed once into a frozen object.
+ */
+import type { Command } from 'commander';
+import { parseLocalHosts } from '../../capture/pcap/direction.ts';
+import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
+import { type AgentConfig, type CommandLineValues, loadConfig } from '../config.ts';
+import { filterFlag, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
+import type { ReadOptions } from './read-pipeline.ts';
+import { addTargetTlsOptions, type TargetTlsFlags, targetTlsFlags } from './target-tls-options.ts';
+
+/** How long exporters may take, by default, after the capture ends, to deliver what they hold. */
+const EXPORT_FLUSH_TIMEOUT_MS = 30_000;
+
+/** The values commander gives for the flags {@link addReadOptions} declares. */
+export interface ReadFlags extends TargetTlsFlags {
+  filter?: string;
+  quiet?: boolean;
+  store?: boolean;
+  storePath?: string;
+  localNet?: string;
+  localMac?: string;
+  cacheMaxFlows: number;
+  cacheActiveTimeout: number;
+  web?: string | boolean;
+  export?: string;
+  target?: string;
+  output?: string;
+  logLevel?: string;
+  exportFlushTimeout: number;
+}
+
+/** Everything one `flowtap read` runs with. */
+export interface ReadSettings {
+  /** The capture files (patterns expanded) in the order given, or `['-']` for standard input. */
+  readonly files: readonly string[];
+  /** No progress line on stderr. */
+  readonly quiet: boolean;
+  /** Cache, timeout and direction of the read. */
+  readonly read: ReadOptions;
+  /** Export kinds, target, output and log level, as `run` has them. */
+  readonly config: AgentConfig;
+  /** How long exporters may take after the capture ends. */
+  readonly exportFlushTimeoutMs: number;
+  /** Where the web view listens; undefined without `--web`. */
+  readonly web?: WebAddress;
+}
+
+/** Declares the flags of `flowtap read` on `command`. */
+export function addReadOptions(command: Command): Command {
+  command
+    .option('--filter <expression>', 'pcap-filter expression, as the words after the files [FILTER]')
+    .option('--quiet', 'no progress line on stderr (drawn only when stderr is a terminal)')
+    .option(
+      '--local-net <cidrs>',
+      'comma-separated local networks: packets from them are EGRESS, others INGRESS (e.g. 10.0.0.0/8,fd00::/8)',
+    )
+    .option('--local-mac <macs>', 'comma-separated local MAC addresses: packets from them are EGRESS')
+    .option(
+      '--cache-max-flows <n>',
+      'flows cached before the cache is evicted',
+      positiveIntOption('--cache-max-flows'),
+      100_000,
+    )
+    .option(
+      '--cache-active-timeout <duration>',
+      'active timeout on the packets’ times (Go duration)',
+      positiveDurationOption('--cache-active-timeout'),
+      5_000,
+    )
+    .option(
+      '-e, --export <kinds>',
+      'where flows go: json, grpc, kafka, ipfix+udp, ipfix+tcp (comma-separated)',
+    )
+    .option('--target <host:port>', 'collector of the grpc and ipfix exports')
+    .option('--store', 'also keep the flows in the flow store (same as adding store to --export)')
+    .option('--store-path <path>', 'directory (or .duckdb file) of the flow store [STORE_PATH]');
+  return addTargetTlsOptions(command)
+    .option('--output <format>', 'stdout form of the json export: json or table')
+    .option('--log-level <level>', 'log level of the messages on stderr')
+    .option(
+      '--export-flush-timeout <duration>',
+      'how long exporters may take after the capture ends to deliver what they hold',
+      positiveDurationOption('--export-flush-timeout'),
+      EXPORT_FLUSH_TIMEOUT_MS,
+    )
+    .option(
+      '--web [addr]',
+      `also serve the web view of the capture's timeline at addr (host:port or port), until SIGINT/SIGTERM [off, ${DEFAULT_WEB_ADDRESS.host}:${DEFAULT_WEB_ADDRESS.port} when given alone]`,
+    );
+}
+
+/**
+ * The settings of a read of `files` with `flags` (and the environment's export settings); the
+ * words after the files (`filterWords`) are the filter expression. Throws ConfigError naming the
+ * first bad flag or setting, FilterSyntaxError for a bad filter.
+ */
+export function readSettings(
+  files: readonly string[],
+  filterWords: readonly string[],
+  flags: ReadFlags,
+  process: { env: NodeJS.ProcessEnv; stdoutIsTty: boolean },
+): ReadSettings {
+  const localHosts = parseLocalHosts(flags.localNet, flags.localMac);
+  const exportFlags: CommandLineValues = {
+    export: flags.store ? `${flags.export ?? 'json'},store` : flags.export,
+    storePath: flags.storePath,
+    target: flags.target,
+    output: flags.output,
+    logLevel: flags.logLevel,
+    ...targetTlsFlags(flags),
+    filter: filterFlag(filterWords, flags.filter),
+  };
+  const config = loadConfig({ flags: exportFlags, env: process.env, stdoutIsTty: process.stdoutIsTty });
+  return Object.freeze({
+    files: Object.freeze([...files]),
+    quiet: flags.quiet === true,
+    read: Object.freeze({
+      cacheMaxFlows: flags.cacheMaxFlows,
+      cacheActiveTimeoutMs: flags.cacheActiveTimeout,
+      localHosts,
+      filter: config.filter,
+    }),
+    config,
+    exportFlushTimeoutMs: flags.exportFlushTimeout,
+    web: flags.web === undefined ? undefined : parseWebAddress(flags.web),
+  });
+}

@@ -1,0 +1,74 @@
+/**
+ * The data path of `flowtap read`: capture inputs → CaptureDecoder → Accounter on the packets' own
+ * times → every sink. A file can wait, so the read pauses while a sink's queue is full instead of
+ * dropping flows.
+ */
+import { Accounter } from '../../account/accounter.ts';
+import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
+import type { CaptureInputs } from '../../capture/pcap/capture-inputs.ts';
+import type { LocalHosts } from '../../capture/pcap/direction.ts';
+import type { FilterProgram } from '../../filter/program.ts';
+import type { FlowSink } from '../../sink/flow-sink.ts';
+
+/** Options of a {@link CaptureRead}. */
+export interface ReadOptions {
+  /** Flows cached before the whole cache is evicted. */
+  cacheMaxFlows: number;
+  /** Active timeout on the packets' times. */
+  cacheActiveTimeoutMs: number;
+  /** Sources that make a packet EGRESS; empty: the capture's recorded direction, else INGRESS. */
+  localHosts: LocalHosts;
+  /** Packets this filter rejects are counted in no flow (skipped as `filtered`). */
+  filter?: FilterProgram;
+}
+
+/** Evicted batches that may wait for the sinks before the Accounter stops pulling packets. */
+const EVICT_BUFFER_LEN = 4;
+/** Rows a batch starts with: about the packets of one 1 MiB chunk of a snapped capture, so it rarely grows. */
+const BATCH_ROWS = 16_384;
+
+/**
+ * One read of a capture into sinks. Its counters fill in as the read goes, so the summary can
+ * still be reported when a damaged capture makes `run` reject.
+ */
+export class CaptureRead {
+  /** The capture decoder; `decoder.stats` holds the packet counts. */
+  readonly decoder: CaptureDecoder;
+  /** Flows written so far. */
+  flows = 0;
+  readonly #options: ReadOptions;
+  #accounter: Accounter | undefined;
+
+  constructor(options: ReadOptions) {
+    this.#options = options;
+    this.decoder = new CaptureDecoder({
+      localHosts: options.localHosts,
+      initialRows: BATCH_ROWS,
+      filter: options.filter,
+    });
+  }
+
+  /** Flows in the cache, not written yet. */
+  get cachedFlows(): number {
+    return this.#accounter?.cachedFlows ?? 0;
+  }
+
+  /**
+   * Reads `inputs` as one capture, accounts its packets into flows and hands every evicted batch
+   * to each sink, waiting while one of them is full.
+   */
+  async run(inputs: CaptureInputs, sinks: readonly FlowSink[]): Promise<void> {
+    const accounter = new Accounter({
+      maxEntries: this.#options.cacheMaxFlows,
+      evictBufferLen: EVICT_BUFFER_LEN,
+      evictTimeoutMs: this.#options.cacheActiveTimeoutMs,
+      activeTimeoutBy: 'record-time',
+    });
+    this.#accounter = accounter;
+    for await (const batch of accounter.account(inputs.batches(this.decoder))) {
+      for (const sink of sinks) await sink.whenReady?.();
+      for (const sink of sinks) sink.export(batch);
+      this.flows += batch.count;
+    }
+  }
+}

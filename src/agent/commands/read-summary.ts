@@ -1,0 +1,36 @@
+/**
+ * The line `flowtap read` ends with on stderr, also after a damaged capture: format, packets read,
+ * counted, skipped by reason, flows, and what a sink did not deliver.
+ */
+import type { CaptureStats } from '../../capture/pcap/packet-sink.ts';
+import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
+import type { FlowSink } from '../../sink/flow-sink.ts';
+
+/** Flows `sink` took but did not deliver: failed sends and drops of every reason. */
+export function undeliveredFlows(sink: FlowSink): number {
+  const s = sink.stats;
+  return s.flowsFailed + s.flowsDropped['queue-full'] + s.flowsDropped.stopped;
+}
+
+/** The summary line (with its newline) of a read that decoded `stats` into `flows` flows. */
+export function readSummary(stats: CaptureStats, flows: number, sinks: readonly FlowSink[] = []): string {
+  let line = `flowtap read: ${stats.format || 'capture'}, ${stats.packets} packets read, ${stats.counted} counted into ${flows} flows`;
+  const skipped = stats.skippedTotal;
+  if (skipped > 0) {
+    const reasons: string[] = [];
+    stats.skipped.forEach((n, reason) => {
+      if (n > 0) reasons.push(`${n} ${SKIP_REASON_NAMES[reason]}`);
+    });
+    line += `, ${skipped} skipped (${reasons.join(', ')})`;
+  }
+  if (stats.unsupportedLinkTypes.size > 0)
+    line += `; link types not read: ${[...stats.unsupportedLinkTypes].map(([type, n]) => `${type} (${n} packets)`).join(', ')}`;
+  if (stats.truncatedEndOffset >= 0)
+    line += `; the input ends inside a record at byte offset ${stats.truncatedEndOffset}`;
+  if (stats.otherBlocks > 0) line += `; ${stats.otherBlocks} non-packet blocks passed over`;
+  for (const sink of sinks) {
+    const lost = undeliveredFlows(sink);
+    if (lost > 0) line += `; ${lost} flows not delivered by ${sink.name}`;
+  }
+  return `${line}\n`;
+}

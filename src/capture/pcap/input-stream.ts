@@ -1,0 +1,138 @@
+/**
+ * The bytes of one capture input (a file, or `-` for standard input) as chunks for a
+ * CaptureDecoder, gunzipped on the way when the input starts with the gzip magic (whatever its
+ * name: `.pcap.gz`, `.pcapng.gz`, or a rotated file with no extension). A plain file is read
+ * into one reused buffer, so reading allocates nothing per chunk; each chunk is valid until the
+ * next is asked for. zstd is recognised and refused with what to do instead: Node 20's zlib has
+ * no zstd and no dependency flowtap keeps reads it.
+ */
+import { createReadStream } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { InputError } from '../../errors.ts';
+
+/** Bytes a plain file is read in, and the chunk size asked of gunzip. */
+export const READ_CHUNK_BYTES = 1 << 20;
+const GZIP_MAGIC = [0x1f, 0x8b] as const;
+const ZSTD_MAGIC = [0x28, 0xb5, 0x2f, 0xfd] as const;
+
+/** How an input's bytes are stored. */
+export type InputCompression = 'none' | 'gzip' | 'zstd';
+
+/** The compression `head` (the first bytes of an input) starts with. */
+export function compressionOf(head: Uint8Array): InputCompression {
+  if (head.length >= 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1]) return 'gzip';
+  if (head.length >= 4 && ZSTD_MAGIC.every((b, i) => head[i] === b)) return 'zstd';
+  return 'none';
+}
+
+function refuseZstd(name: string): never {
+  throw new InputError(
+    `${name} is zstd-compressed, which flowtap does not read: decompress it on the way, ` +
+      `e.g. zstd -dc ${name === 'standard input' ? 'FILE' : name} | flowtap read -`,
+  );
+}
+
+/** One input being read; `bytesRead` counts its stored (compressed) bytes. */
+export class CaptureInputStream {
+  /** Stored bytes read so far (before gunzip). */
+  bytesRead = 0;
+
+  /** `path` is a file name, or `-` for standard input. */
+  constructor(readonly path: string) {}
+
+  /** The input's decompressed bytes, chunk by chunk. */
+  async *chunks(): AsyncGenerator<Buffer> {
+    if (this.path === '-') {
+      yield* this.#stdin();
+      return;
+    }
+    const handle = await open(this.path, 'r');
+    try {
+      const head = Buffer.alloc(ZSTD_MAGIC.length);
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      const compression = compressionOf(head.subarray(0, bytesRead));
+      if (compression === 'zstd') refuseZstd(this.path);
+      if (compression === 'gzip') {
+        const file = createReadStream(this.path, {
+          fd: handle,
+          autoClose: false,
+          start: 0,
+          highWaterMark: READ_CHUNK_BYTES,
+        });
+        yield* this.#gunzip(file, () => file.bytesRead);
+        return;
+      }
+      yield* this.#plain(handle);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async *#plain(handle: FileHandle): AsyncGenerator<Buffer> {
+    const buffer = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return;
+      this.bytesRead += bytesRead;
+      yield bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+    }
+  }
+
+  async *#gunzip(stored: Readable, storedBytes: () => number): AsyncGenerator<Buffer> {
+    const gunzip = createGunzip({ chunkSize: READ_CHUNK_BYTES });
+    stored.on('error', (err) => gunzip.destroy(err));
+    stored.pipe(gunzip);
+    try {
+      for await (const chunk of gunzip) {
+        this.bytesRead = storedBytes();
+        yield chunk as Buffer;
+      }
+    } catch (err) {
+      throw new InputError(`cannot gunzip ${this.#name}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      stored.unpipe(gunzip);
+      stored.destroy();
+    }
+  }
+
+  async *#stdin(): AsyncGenerator<Buffer> {
+    const iterator = process.stdin[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    if (first.done) return;
+    const head = toBuffer(first.value);
+    const compression = compressionOf(head);
+    if (compression === 'zstd') refuseZstd(this.#name);
+    const rest = async function* (): AsyncGenerator<Buffer> {
+      yield head;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next())
+        yield toBuffer(next.value);
+    };
+    if (compression === 'gzip') {
+      let stored = 0;
+      const counted = Readable.from(
+        (async function* () {
+          for await (const chunk of rest()) {
+            stored += chunk.length;
+            yield chunk;
+          }
+        })(),
+      );
+      yield* this.#gunzip(counted, () => stored);
+      return;
+    }
+    for await (const chunk of rest()) {
+      this.bytesRead += chunk.length;
+      yield chunk;
+    }
+  }
+
+  get #name(): string {
+    return this.path === '-' ? 'standard input' : this.path;
+  }
+}
+
+function toBuffer(chunk: Buffer | string): Buffer {
+  return typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+}

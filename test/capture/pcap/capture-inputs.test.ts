@@ -1,0 +1,116 @@
+/**
+ * One capture in several inputs: split, rotated, gzipped (named .gz or not), named by a pattern
+ * flowtap expands, in any order of names or arguments. Each gives byte for byte the flows of the
+ * same capture read from one uncompressed file.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { CaptureInputs, partitionReadArguments } from '../../../src/capture/pcap/capture-inputs.ts';
+import { InputError } from '../../../src/errors.ts';
+import { runCli } from '../../helpers/cli.ts';
+import { PACKET_VECTORS } from '../../vectors/packets.ts';
+import { type ClassicPacket, classicPcap, PcapngWriter } from './capture-files.ts';
+
+const T0 = 1_700_000_000;
+const PACKETS = 600;
+const FLOWS = 25;
+
+/** Packets of 25 TCP flows over 40 s, so flows span the 5 s active timeout and the file splits. */
+const packets: ClassicPacket[] = Array.from({ length: PACKETS }, (_, i) => {
+  const frame = Buffer.from(PACKET_VECTORS[0].frame, 'hex');
+  frame.writeUInt16BE(10_000 + ((i * 7) % FLOWS), 34);
+  return { frame, seconds: T0 + Math.floor(i / 15), fraction: (i * 1237) % 1_000_000 };
+});
+
+function pcapng(part: readonly ClassicPacket[]): Buffer {
+  const writer = new PcapngWriter().section().iface({ linkType: 1, name: 'eth0' });
+  for (const p of part) writer.epb(0, BigInt(p.seconds) * 1_000_000n + BigInt(p.fraction), p.frame);
+  return writer.toBuffer();
+}
+
+async function flows(args: string[], stdin?: Buffer): Promise<string> {
+  const { code, stdout, stderr } = await runCli(['read', ...args], { stdin });
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, new RegExp(`${PACKETS} packets read, ${PACKETS} counted`));
+  return stdout;
+}
+
+describe('flowtap read of several inputs', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flowtap-inputs-'));
+  const file = (name: string) => join(dir, name);
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const thirds = [packets.slice(0, 200), packets.slice(200, 400), packets.slice(400)];
+  writeFileSync(file('whole.pcap'), classicPcap(packets));
+  writeFileSync(file('whole.pcapng'), pcapng(packets));
+  // Names sort against time: rot-c holds the first third, rot-a the second, rot-b the last.
+  writeFileSync(file('rot-c.pcap'), classicPcap(thirds[0]));
+  writeFileSync(file('rot-a.pcap.gz'), gzipSync(classicPcap(thirds[1])));
+  writeFileSync(file('rot-b'), gzipSync(classicPcap(thirds[2])));
+  writeFileSync(file('ng-1.pcapng.gz'), gzipSync(pcapng(thirds[0])));
+  writeFileSync(file('ng-2.pcapng'), pcapng(thirds[1]));
+  writeFileSync(file('ng-3.pcapng.gz'), gzipSync(pcapng(thirds[2])));
+
+  test('a gzipped capture gives the same flows as the uncompressed one', async () => {
+    writeFileSync(file('whole.pcap.gz'), gzipSync(classicPcap(packets)));
+    const expected = await flows([file('whole.pcap')]);
+    assert.ok(expected.split('\n').length > FLOWS, 'flows span the active timeout');
+    assert.equal(await flows([file('whole.pcap.gz')]), expected);
+    assert.equal(await flows(['-'], gzipSync(classicPcap(packets))), expected);
+  });
+
+  test('a quoted pattern reads the rotated files in time order as one capture', async () => {
+    assert.equal(await flows([join(dir, 'rot-*')]), await flows([file('whole.pcap')]));
+  });
+
+  test('files named one by one, in any order, are read in time order as one capture', async () => {
+    const expected = await flows([file('whole.pcap')]);
+    assert.equal(await flows([file('rot-b'), file('rot-c.pcap'), file('rot-a.pcap.gz')]), expected);
+  });
+
+  test('rotated pcapng files, some gzipped, give the flows of the whole pcapng file', async () => {
+    assert.equal(await flows([join(dir, 'ng-?.pcapng*')]), await flows([file('whole.pcapng')]));
+  });
+
+  test('a damaged gzip stream is an input error naming the file', async () => {
+    const gz = gzipSync(classicPcap(packets));
+    writeFileSync(file('cut.pcap.gz'), gz.subarray(0, gz.length - 100));
+    const { code, stderr } = await runCli(['read', file('cut.pcap.gz')]);
+    assert.equal(code, 1);
+    assert.match(stderr, /cannot gunzip .*cut\.pcap\.gz: unexpected end of file/);
+  });
+
+  test('a zstd-compressed input is refused with what to do instead', async () => {
+    writeFileSync(file('cap.pcap.zst'), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]));
+    const { code, stderr } = await runCli(['read', file('cap.pcap.zst')]);
+    assert.equal(code, 1);
+    assert.match(stderr, /zstd-compressed.*zstd -dc/);
+  });
+
+  test('an argument that is neither a file nor a pattern matching one is an input error', async () => {
+    const { code, stderr } = await runCli(['read', join(dir, 'absent-*.pcap')]);
+    assert.equal(code, 1);
+    assert.match(stderr, /cannot read .*absent-\*\.pcap: no such file, and no file matches it/);
+  });
+
+  test('arguments after the inputs are returned, not read; - is read alone', async () => {
+    const { files, rest } = await partitionReadArguments([
+      file('whole.pcap'),
+      join(dir, 'rot-?'),
+      'tcp',
+      'port',
+    ]);
+    assert.deepEqual(files, [file('whole.pcap'), file('rot-b')]);
+    assert.deepEqual(rest, ['tcp', 'port']);
+    await assert.rejects(partitionReadArguments(['-', file('whole.pcap')]), InputError);
+  });
+
+  test('the total size is that of the stored files and the order is by first packet time', async () => {
+    const inputs = await CaptureInputs.open([file('rot-b'), file('rot-a.pcap.gz'), file('rot-c.pcap')]);
+    assert.deepEqual(inputs.paths, [file('rot-c.pcap'), file('rot-a.pcap.gz'), file('rot-b')]);
+    assert.ok(inputs.totalBytes !== undefined && inputs.totalBytes < classicPcap(packets).length);
+  });
+});
