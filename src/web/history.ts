@@ -1,18 +1,18 @@
 /**
  * A past window of the web view, answered from the flow store: the same top flows, top talkers
  * and throughput chart as the live snapshot, with the page's filters, computed by DuckDB over the
- * stored flows whose last packet falls in the window. Every request opens the store through its
- * read path (a read-only open, or a private snapshot copy while the agent holds the write lock),
- * so a running agent is never blocked; the rows it committed up to then are seen.
+ * stored flows whose last packet falls in the window. The queries run through StoreQueries: on a
+ * connection of the agent's own open store (between its appends), or through the reader's path
+ * (a private snapshot copy while another process holds the write lock); either way the rows
+ * committed up to then are seen and capture is never blocked.
  *
  * Grouping is on the stored columns (addresses as integer halves) and only the rows returned are
  * turned into text. The chart puts a flow's bytes in the step of its last packet, so a long flow
  * shows as a spike rather than spread over its life as the live chart does.
  */
-import { StoreError } from '../errors.ts';
 import { transportProtocolName } from '../model/names.ts';
 import { timestampLiteral } from '../store/questions.ts';
-import { openStoreReader } from '../store/store-reader.ts';
+import type { StoreQueries } from '../store/store-reader.ts';
 import type { HealthSnapshot } from './health.ts';
 import type { ChartSeries, FlowRow, TalkerRow, WebFilter, WebSnapshot } from './snapshot.ts';
 
@@ -143,63 +143,51 @@ export function chartStepSeconds(spanMs: number): number {
 
 type Row = Record<string, unknown>;
 
-/** The snapshot of `window` in the store `file`, through `filter`, `topN` rows per table. */
+/** The snapshot of `window` of the store `queries` reads, through `filter`, `topN` rows per table. */
 export async function historySnapshot(
-  file: string,
+  queries: StoreQueries,
   window: HistoryWindow,
   filter: WebFilter,
   topN: number,
   health: HealthSnapshot | undefined,
 ): Promise<HistorySnapshot> {
-  const reader = await openStoreReader(file);
-  try {
-    const c = reader.connection;
-    const rows = async (sql: string): Promise<Row[]> => {
-      try {
-        return (await c.runAndReadAll(sql)).getRowObjectsJS() as Row[];
-      } catch (err) {
-        throw new StoreError(
-          file,
-          `the flow store ${file} could not answer the window: ${(err as Error).message}`,
-          {
-            cause: err,
-          },
-        );
-      }
-    };
-    const step = chartStepSeconds(window.toMs - window.fromMs);
-    const flowRows = await rows(flowsSql(window, filter, topN));
-    const talkerRows = await rows(talkersSql(window, filter, topN));
-    const chartRows = await rows(chartSql(window, filter, step));
-    const interfaceRows = await rows(interfacesSql(window));
-    const startSecond = Math.floor(window.fromMs / 1_000);
-    const points = Math.ceil((window.toMs - window.fromMs) / 1_000 / step);
-    return {
-      timeline: 'history',
-      fromMs: window.fromMs,
-      toMs: window.toMs,
-      chartStepSeconds: step,
-      chartStartSecond: startSecond,
-      endSecond: startSecond + (points - 1) * step,
-      chart: chartSeries(chartRows, points, step),
-      topWindowSeconds: Math.round((window.toMs - window.fromMs) / 1_000),
-      topN,
-      flows: flowRows.map(flowRow),
-      talkers: talkerRows.map(talkerRow),
-      matchingFlows: Number(flowRows[0]?.matching ?? 0),
-      matchingTalkers: Number(talkerRows[0]?.matching ?? 0),
-      interfaces: interfaceRows.map((r) => String(r.iface)),
-      filter: {
-        interface: filter.interfaceName,
-        proto: filter.proto === undefined ? '' : transportProtocolName(filter.proto),
-        q: filter.text,
-      },
-      aggregate: null,
-      health: health ?? null,
-    };
-  } finally {
-    reader.close();
-  }
+  const step = chartStepSeconds(window.toMs - window.fromMs);
+  const [flowRows, talkerRows, chartRows, interfaceRows] = await queries(async (c) => {
+    const rows = async (sql: string): Promise<Row[]> =>
+      (await c.runAndReadAll(sql)).getRowObjectsJS() as Row[];
+    return [
+      await rows(flowsSql(window, filter, topN)),
+      await rows(talkersSql(window, filter, topN)),
+      await rows(chartSql(window, filter, step)),
+      await rows(interfacesSql(window)),
+    ];
+  });
+  const startSecond = Math.floor(window.fromMs / 1_000);
+  const points = Math.ceil((window.toMs - window.fromMs) / 1_000 / step);
+  return {
+    timeline: 'history',
+    fromMs: window.fromMs,
+    toMs: window.toMs,
+    chartStepSeconds: step,
+    chartStartSecond: startSecond,
+    endSecond: startSecond + (points - 1) * step,
+    chart: chartSeries(chartRows, points, step),
+    topWindowSeconds: Math.round((window.toMs - window.fromMs) / 1_000),
+    topN,
+    flows: flowRows.map(flowRow),
+    talkers: talkerRows.map(talkerRow),
+    matchingFlows: Number(flowRows[0]?.matching ?? 0),
+    matchingTalkers: Number(talkerRows[0]?.matching ?? 0),
+    interfaces: interfaceRows.map((r) => String(r.iface)),
+    filter: {
+      interface: filter.interfaceName,
+      proto: filter.proto === undefined ? '' : transportProtocolName(filter.proto),
+      q: filter.text,
+    },
+    aggregate: null,
+    health: health ?? null,
+    historyAvailable: true,
+  };
 }
 
 function flowRow(r: Row): FlowRow {

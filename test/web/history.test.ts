@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { FlowStore } from '../../src/store/flow-store.ts';
+import { queriesOfFile } from '../../src/store/store-reader.ts';
 import { chartStepSeconds, historySnapshot, parseHistoryWindow } from '../../src/web/history.ts';
 import { NO_FILTER } from '../../src/web/snapshot.ts';
 import { makeFlow } from '../helpers/flows.ts';
@@ -23,6 +24,7 @@ function flowAt(offsetMs: number, spec: Parameters<typeof makeFlow>[0]) {
 describe('web view history', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-history-'));
   const file = join(dir, 'flows.duckdb');
+  const queries = queriesOfFile(file);
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   before(async () => {
@@ -70,7 +72,7 @@ describe('web view history', () => {
   const window = { fromMs: T0_MS, toMs: T0_MS + 60_000 };
 
   test('a window holds the top flows and talkers of the stored flows that ended in it, summed', async () => {
-    const s = await historySnapshot(file, window, NO_FILTER, 10, undefined);
+    const s = await historySnapshot(queries, window, NO_FILTER, 10, undefined);
     assert.equal(s.timeline, 'history');
     assert.deepEqual(
       s.flows.map((f) => [
@@ -101,7 +103,7 @@ describe('web view history', () => {
   });
 
   test('the chart of a window sums each step’s bytes per second and interface direction', async () => {
-    const s = await historySnapshot(file, window, NO_FILTER, 10, undefined);
+    const s = await historySnapshot(queries, window, NO_FILTER, 10, undefined);
     assert.equal(s.chartStepSeconds, 1);
     assert.equal(s.chart.length, 1);
     const series = s.chart[0];
@@ -115,17 +117,23 @@ describe('web view history', () => {
   });
 
   test('the page’s filters narrow a window as they narrow the live view', async () => {
-    const udp = await historySnapshot(file, window, { ...NO_FILTER, proto: 17 }, 10, undefined);
+    const udp = await historySnapshot(queries, window, { ...NO_FILTER, proto: 17 }, 10, undefined);
     assert.deepEqual(
       udp.flows.map((f) => f.src),
       ['2001:db8::5'],
     );
-    const text = await historySnapshot(file, window, { ...NO_FILTER, text: '443' }, 10, undefined);
+    const text = await historySnapshot(queries, window, { ...NO_FILTER, text: '443' }, 10, undefined);
     assert.deepEqual(
       text.flows.map((f) => f.dstPort),
       [443],
     );
-    const none = await historySnapshot(file, window, { ...NO_FILTER, interfaceName: 'eth9' }, 10, undefined);
+    const none = await historySnapshot(
+      queries,
+      window,
+      { ...NO_FILTER, interfaceName: 'eth9' },
+      10,
+      undefined,
+    );
     assert.deepEqual(none.flows, []);
     assert.equal(none.matchingFlows, 0);
   });
