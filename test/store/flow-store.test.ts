@@ -167,4 +167,18 @@ describe('flow store', () => {
     await store.close();
     assert.ok(statSync(file).size > 0);
   });
+
+  test('the writer reads its own store between appends and sees every committed flow', async () => {
+    const file = freshFile();
+    const store = await FlowStore.open(file);
+    const count = () =>
+      store.read(async (c) => Number((await c.runAndReadAll('SELECT count(*) FROM flows')).getRows()[0][0]));
+    await store.append(recordBatchOf([makeFlow({}), makeFlow({})]));
+    await store.commit();
+    assert.equal(await count(), 2);
+    await store.append(recordBatchOf([makeFlow({})]));
+    await store.checkpoint();
+    assert.equal(await count(), 3);
+    await store.close();
+  });
 });
