@@ -55,11 +55,23 @@
     return text ? `?${text}` : '';
   }
 
-  /** The chosen window as [from, to] in Unix ms, or null for live. */
+  /** `YYYY-MM-DDTHH:MM:SS` of Unix ms `ms` in local time, as a datetime-local input holds it. */
+  function localInputValue(ms) {
+    const local = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+    return local.toISOString().slice(0, 19);
+  }
+
+  /** The chosen window as [from, to] in Unix ms, or null for live (undefined while incomplete). */
   function chosenWindow() {
     const range = $('range').value;
     if (range === 'live') return null;
     if (range === 'custom') {
+      if (!$('range-from').value && !$('range-to').value) {
+        // Start from the last hour, in the local time the inputs show.
+        const now = Date.now();
+        $('range-from').value = localInputValue(now - RANGE_MS['1h']);
+        $('range-to').value = localInputValue(now);
+      }
       const from = Date.parse($('range-from').value);
       const to = Date.parse($('range-to').value);
       return Number.isFinite(from) && Number.isFinite(to) ? [from, to] : undefined;
