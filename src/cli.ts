@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './agent/commands/index.ts';
 import { createLogger } from './agent/logger.ts';
+import { watchProcessStdout } from './agent/stdout.ts';
 import { FlowtapError } from './errors.ts';
 import { unhandledRejections } from './unhandled-rejections.ts';
 import { VERSION } from './version.ts';
@@ -22,6 +23,8 @@ const program = new Command('flowtap')
 unhandledRejections.useLogger(createLogger('info'));
 process.on('unhandledRejection', (reason) => unhandledRejections.record(reason));
 
+// A reader of stdout that goes away (`flowtap read x.pcap | head -1`) ends the command quietly.
+watchProcessStdout();
 registerCommands(program);
 
 try {

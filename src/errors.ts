@@ -142,6 +142,21 @@ export class EbpfError extends FlowtapError {
   }
 }
 
+/** A reader or other resource was used after `close()` released what it reads. */
+export class ClosedError extends FlowtapError {
+  constructor(
+    /** What was closed, e.g. `ring buffer reader`. */
+    readonly resource: string,
+    /** What was attempted on it. */
+    readonly operation: string,
+  ) {
+    super(
+      'FLOWTAP_CLOSED',
+      `${operation} on a closed ${resource}: it was released by close(); open a new one (this is a bug in the caller)`,
+    );
+  }
+}
+
 /** An exporter could not deliver a batch to its collector (refused, closed, or stopped while waiting). */
 export class ExportError extends FlowtapError {
   constructor(

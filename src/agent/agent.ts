@@ -2,17 +2,20 @@
  * The live agent: owns the capture, the interface watcher, the pipeline, the exporters and the
  * metrics endpoint, and releases all of them on stop in the order that loses nothing: stop
  * following interfaces, stop the capture (it detaches, then drains the kernel maps), let the
- * Accounter flush, let the exporters send what they hold (bounded wait), close the endpoint.
+ * Accounter flush into the exporters (waiting for room at most the export stop timeout), let the
+ * exporters send what they hold (bounded wait), close the endpoint.
  */
 
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
+import type { KernelMemory } from '../ebpf/kernel-memory.ts';
 import { describeFilter } from '../filter/build.ts';
 import type { FilterProgram } from '../filter/program.ts';
 import { InterfaceFilter } from '../ifaces/filter.ts';
 import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
 import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
 import { InterfaceRegistry } from '../model/interfaces.ts';
+import { humanBytes } from '../model/names.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
 import { type UnhandledRejections, unhandledRejections } from '../unhandled-rejections.ts';
 import type { AgentConfig, HostPort } from './config.ts';
@@ -37,6 +40,8 @@ export interface LiveCapture {
   /** Replaces the packet filter without detaching (undefined: count every packet). */
   setFilter(program: FilterProgram | undefined): void;
   stop(): Promise<void>;
+  /** Kernel memory the datapath takes (absent in fakes). */
+  readonly kernelMemory?: KernelMemory;
 }
 
 /** Everything an {@link Agent} is built from. */
@@ -120,9 +125,25 @@ export class Agent {
       drainIntervalMs: config.cacheActiveTimeoutMs,
       interfaces: new InterfaceRegistry(),
       filter: config.filter,
+      mapKind: config.kernelMapKind,
+      kernelMemoryMaxBytes: config.kernelMemoryMaxBytes,
     });
     this.#capture = capture;
     this.#filter = config.filter;
+    if (capture.kernelMemory) {
+      const memory = capture.kernelMemory;
+      this.#logger.info(
+        {
+          kernelMemoryBytes: memory.totalBytes,
+          kernelMemoryMaxBytes: config.kernelMemoryMaxBytes,
+          flowMapBytes: memory.flowMapBytes,
+          ringBufferBytes: memory.ringBufferBytes,
+          mapKind: memory.mapKind,
+          possibleCpus: memory.possibleCpus,
+        },
+        `datapath loaded: ${humanBytes(memory.totalBytes)} of kernel memory (${memory.mapKind} flow maps)`,
+      );
+    }
     this.#running = this.#pipeline.run(capture.batches()).then(
       () => undefined,
       (err: unknown) => {
@@ -219,7 +240,11 @@ export class Agent {
     await step('stopping the interface watcher', () => this.#watcher?.stop());
     await this.#interfaceOps;
     await step('stopping the capture', () => this.#capture?.stop());
+    // The last flows may wait for room in an exporter's queue, but no longer than the exporters
+    // may take to flush: a sink that stopped taking flows must not hold the stop up.
+    const giveUp = setTimeout(() => this.#pipeline.stopWaiting(), this.#exportStopTimeoutMs);
     await this.#running;
+    clearTimeout(giveUp);
     await step('stopping the exporters', () => this.#pipeline.stopExporters(this.#exportStopTimeoutMs));
     await step('closing the metrics endpoint', () => this.#metricsServer?.close());
     this.#logger.info({ health: this.health() }, 'agent stopped');

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
+import { DEFAULT_KERNEL_MEMORY_MAX_BYTES, type FlowMapKindSetting } from '../ebpf/kernel-memory.ts';
 import { ConfigError, InputError } from '../errors.ts';
 import type { ClientTlsFiles, PemFile } from '../export/tls.ts';
 import { buildFilter } from '../filter/build.ts';
@@ -94,6 +95,10 @@ export interface AgentConfig extends ExportSettings {
   readonly metrics: HostPort | undefined;
   /** The compiled FILTER expression and FLOW_FILTER_RULES; undefined = count every packet. */
   readonly filter: FilterProgram | undefined;
+  /** Kernel memory the datapath may take (flow maps, ring buffer); a larger setting is refused. */
+  readonly kernelMemoryMaxBytes: number;
+  /** Kernel flow map kind: by CPU count, or forced. */
+  readonly kernelMapKind: FlowMapKindSetting;
 }
 
 /** Values as the command line gave them (commander's camelCase option names); absent = not given. */
@@ -119,6 +124,8 @@ export interface CommandLineValues {
   /** `true` when `--metrics` is given without an address. */
   metrics?: string | boolean;
   output?: string;
+  kernelMemoryMax?: string;
+  kernelMapKind?: string;
   config?: string;
   /** Directory (or .duckdb file) of the flow store. */
   storePath?: string;
@@ -133,6 +140,17 @@ export interface ConfigSources {
   /** Whether stdout is a terminal: decides the default `output`. */
   stdoutIsTty: boolean;
 }
+
+/**
+ * Default CACHE_MAX_FLOWS: 2^17 flows in the kernel map and the accounter (the reference's 1000
+ * fills at once under a flood of new flows, and every further packet then costs a ring-buffer
+ * record). It holds every flow of a SYN flood cycling all 65 536 source ports, in both directions,
+ * within one active timeout, so such a flood aggregates in the kernel. It costs 13.6 MB of rows in
+ * user space, and in the kernel 2^17 x 104 B per CPU for each of the two per-CPU maps: 27 MiB per
+ * CPU, 54 MiB on 2 CPUs, 218 MiB on 8; larger hosts need the shared map (27 MiB whatever the
+ * CPU count) to stay within a 256 MiB kernel-memory budget.
+ */
+export const DEFAULT_CACHE_MAX_FLOWS = 1 << 17;
 
 /** Where `--metrics` listens when no address is given; loopback, since metrics are unauthenticated. */
 export const DEFAULT_METRICS_ADDRESS: HostPort = Object.freeze({ host: '127.0.0.1', port: 9400 });
@@ -237,7 +255,7 @@ const SPECS = {
   output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['table', 'json']) },
   storePath: { env: 'STORE_PATH', flag: ['--store-path', 'storePath'], parser: pathSetting },
   storeRetention: { env: 'STORE_RETENTION', parser: ageSetting },
-  storeMaxBytes: { env: 'STORE_MAX_BYTES', parser: byteSizeSetting },
+  storeMaxBytes: { env: 'STORE_MAX_BYTES', parser: byteSizeSetting(0, Number.MAX_SAFE_INTEGER) },
   filter: {
     env: 'FILTER',
     flag: ['--filter', 'filter'],
@@ -250,6 +268,16 @@ const SPECS = {
   flowFilterRules: {
     env: 'FLOW_FILTER_RULES',
     parser: { accepted: 'a JSON or YAML list of rules', parse: (raw: RawValue): unknown => raw },
+  },
+  kernelMemoryMax: {
+    env: 'KERNEL_MEMORY_MAX',
+    flag: ['--kernel-memory-max', 'kernelMemoryMax'],
+    parser: byteSizeSetting(2 ** 20, 2 ** 40),
+  },
+  kernelMapKind: {
+    env: 'KERNEL_MAP_KIND',
+    flag: ['--kernel-map-kind', 'kernelMapKind'],
+    parser: choiceSetting(['auto', 'percpu', 'shared']),
   },
 } satisfies Record<string, SettingSpec<unknown>>;
 
@@ -459,7 +487,7 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     excludeInterfaces: Object.freeze(reader.get('excludeInterfaces', ['lo'])),
     // The reference reads 0 as "sampling off", i.e. every packet.
     sampling: Math.max(1, reader.get('sampling', 1)),
-    cacheMaxFlows: reader.get('cacheMaxFlows', 1000),
+    cacheMaxFlows: reader.get('cacheMaxFlows', DEFAULT_CACHE_MAX_FLOWS),
     cacheActiveTimeoutMs: reader.get('cacheActiveTimeout', 5_000),
     buffersLength: reader.get('buffersLength', 50),
     logLevel: level === 'panic' ? 'fatal' : level,
@@ -479,6 +507,8 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
       maxBytes: reader.get('storeMaxBytes', 0),
     }),
     filter: buildFilter({ expression: reader.get('filter'), rules: reader.get('flowFilterRules') }),
+    kernelMemoryMaxBytes: reader.get('kernelMemoryMax', DEFAULT_KERNEL_MEMORY_MAX_BYTES),
+    kernelMapKind: reader.get('kernelMapKind', 'auto'),
   };
   return Object.freeze(config);
 }

@@ -11,6 +11,7 @@ import type { StoreExporter } from '../store/store-exporter.ts';
 import type { StoreQueries } from '../store/store-reader.ts';
 import type { ExportKind, ExportSettings } from './config.ts';
 import type { Logger } from './logger.ts';
+import { flowStdout } from './stdout.ts';
 import { TableOutput } from './table-output.ts';
 
 /** What an exporter is built from. */
@@ -98,7 +99,7 @@ export async function createExporters(
   settings: ExportSettings,
   logger: Logger,
   onResult: (result: BatchResult) => void,
-  stdout: Writable = process.stdout,
+  stdout: Writable = flowStdout(),
 ): Promise<FlowSink[]> {
   const exporters: FlowSink[] = [];
   try {

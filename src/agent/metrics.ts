@@ -59,6 +59,8 @@ export interface HealthSnapshot {
   flowsEvicted: Record<EvictionReason, number>;
   /** Packets lost because the ring buffer was full (kernel map full and user space behind). */
   ringBufferLost: number;
+  /** Ring-buffer records dropped because they were not a whole flow record. */
+  ringBufferMalformed: number;
   /** Drains the capture put off because the pipeline lagged (flows stayed in the kernel map). */
   deferredDrains: number;
   ringBufferFallbacks: number;
@@ -93,6 +95,7 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     evictions: { ...p.stats.evictions },
     flowsEvicted: { ...p.stats.flowsEvicted },
     ringBufferLost: capture?.ringBufferLost ?? 0,
+    ringBufferMalformed: capture?.ringBufferMalformed ?? 0,
     deferredDrains: capture?.deferredDrains ?? 0,
     ringBufferFallbacks: capture?.ringBufferFallbacks ?? 0,
     parseErrors: capture?.parseErrors ?? 0,
@@ -179,6 +182,12 @@ export class AgentMetrics {
     );
     counter('flowtap_ring_buffer_lost_total', 'Packets lost to a full ring buffer', [], (s) =>
       one(s.ringBufferLost),
+    );
+    counter(
+      'flowtap_ring_buffer_malformed_total',
+      'Ring-buffer records dropped because they were not a whole flow record',
+      [],
+      (s) => one(s.ringBufferMalformed),
     );
     counter('flowtap_deferred_drains_total', 'Kernel map drains put off while the pipeline lagged', [], (s) =>
       one(s.deferredDrains),

@@ -1,19 +1,43 @@
 /**
  * The agent's data path: capture → Accounter → fan-out to every exporter, bounded at each hand-off.
  *
- * - The Accounter pulls its input only while at most `buffersLength` evicted batches wait, so when
- *   a stage lags the pull stops, the capture's own bounded queue fills, and the capture defers its
- *   drains (counted): flows keep aggregating in the kernel map, and what overflows it is counted
- *   as ring-buffer loss. Nothing counted is dropped in user space before accounting.
- * - The fan-out never waits: each exporter bounds its own queue and counts what it drops.
+ * - The Accounter pulls its input only while at most EVICTED_BATCHES_WAITING evicted batches wait
+ *   (fewer if `buffersLength` is smaller), so when a stage lags the pull stops, the capture's own
+ *   bounded queue fills, and the capture defers its drains (counted): flows keep aggregating in
+ *   the kernel map, and what overflows it is counted as ring-buffer loss. Nothing counted is dropped in user space before accounting.
+ * - Evicted batches go out in slices of at most EXPORT_SLICE_FLOWS flows, so an exporter's queue of
+ *   `buffersLength` batches is bounded in bytes, whatever the cache size.
+ * - The fan-out waits while a configured exporter's queue is full (backpressure) instead of letting
+ *   it drop: the wait travels back to the kernel map, where a flow's later packets cost no memory
+ *   at all, so a burst the exporters cannot take at once is delivered late rather than lost. Only
+ *   flows new while the map is full can then be lost, and the kernel counts them. `stopWaiting()`
+ *   ends the waiting when the agent stops, so a dead sink cannot hold a stop up.
  *
  * The seam for extra consumers (the web view): `addExporter()` takes anything implementing
- * `FlowSink`; it receives every batch evicted from then on, like the configured exporters.
+ * `FlowSink`; it receives every batch evicted from then on, like the configured exporters, but
+ * never holds the pipeline back: a slow observer drops and counts, as its queue does.
  */
 import { Accounter, type AccounterOptions, type EvictionReason } from '../account/accounter.ts';
 import type { Clock } from '../account/clock.ts';
-import type { RecordBatch } from '../codec/record-batch.ts';
+import { RecordBatch } from '../codec/record-batch.ts';
+import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
+
+/**
+ * Flows per batch handed to exporters at most (104 KiB of rows): an evicted cache of 2^17 flows
+ * goes out as 128 slices, so a queue of BUFFERS_LENGTH batches holds 5 MB, not gigabytes, a
+ * lagging exporter holds the pipeline back early, and what it holds at stop can be sent within
+ * the stop timeout.
+ */
+export const EXPORT_SLICE_FLOWS = 1024;
+
+/**
+ * Evicted batches that may wait for the fan-out. An eviction can be the whole cache (13.6 MB at
+ * 2^17 flows), so the bound is small: a lagging exporter then stops the Accounter's input after
+ * two evictions and the flows wait in the kernel map, where they cost no memory of ours (a bound
+ * of BUFFERS_LENGTH, 50, would let 50 whole caches, 680 MB, wait behind a slow collector).
+ */
+export const EVICTED_BATCHES_WAITING = 2;
 
 /** Counters of a {@link Pipeline}; plain numbers, read by metrics and the web view. */
 export interface PipelineStats {
@@ -58,18 +82,28 @@ export class Pipeline {
     flowsEvicted: { full: 0, timeout: 0, end: 0 },
   };
   readonly #exporters: FlowSink[] = [];
+  /** The configured exporters: the fan-out waits for room in their queues. */
+  readonly #waitedFor: readonly FlowSink[];
   readonly #accounter: Accounter;
   #running = false;
+  /** Resolves when the fan-out must stop waiting for room (the agent stops). */
+  readonly #waitingEnded: Promise<void>;
+  #endWaiting: () => void = () => {};
+  #waiting = true;
 
   constructor(
     options: PipelineOptions,
-    /** The configured exporters; more can be added with {@link addExporter}. */
+    /** The configured exporters, which hold the pipeline back while their queues are full. */
     exporters: readonly FlowSink[] = [],
   ) {
     this.#exporters.push(...exporters);
+    this.#waitedFor = [...exporters];
+    this.#waitingEnded = new Promise((resolve) => {
+      this.#endWaiting = resolve;
+    });
     this.#accounter = new Accounter({
       maxEntries: options.cacheMaxFlows,
-      evictBufferLen: options.buffersLength,
+      evictBufferLen: Math.min(options.buffersLength, EVICTED_BATCHES_WAITING),
       evictTimeoutMs: options.cacheActiveTimeoutMs,
       activeTimeoutBy: options.activeTimeoutBy,
       clock: options.clock,
@@ -81,7 +115,10 @@ export class Pipeline {
     });
   }
 
-  /** Adds a consumer of evicted batches (the web view, a test observer); it gets every later batch. */
+  /**
+   * Adds a consumer of evicted batches (the web view, a test observer); it gets every later batch
+   * and never holds the pipeline back.
+   */
   addExporter(exporter: FlowSink): void {
     this.#exporters.push(exporter);
   }
@@ -105,7 +142,27 @@ export class Pipeline {
     if (this.#running) throw new Error('a Pipeline runs one source only');
     this.#running = true;
     for await (const evicted of this.#accounter.account(this.#counted(source))) {
-      for (const exporter of this.#exporters) exporter.export(evicted);
+      for (let start = 0; start < evicted.count; start += EXPORT_SLICE_FLOWS) {
+        const slice = sliceOf(evicted, start, Math.min(evicted.count, start + EXPORT_SLICE_FLOWS));
+        await this.#roomInExporters();
+        for (const exporter of this.#exporters) exporter.export(slice);
+      }
+    }
+  }
+
+  /**
+   * From now on batches go to exporters at once, full queues or not (they drop and count): called
+   * when the agent stops, so that a sink that stopped taking flows cannot hold the stop up.
+   */
+  stopWaiting(): void {
+    this.#waiting = false;
+    this.#endWaiting();
+  }
+
+  async #roomInExporters(): Promise<void> {
+    for (const exporter of this.#waitedFor) {
+      if (!this.#waiting || !exporter.whenReady) continue;
+      await Promise.race([exporter.whenReady(), this.#waitingEnded]);
     }
   }
 
@@ -126,4 +183,11 @@ export class Pipeline {
       yield batch;
     }
   }
+}
+
+/** Rows `start` to `end` of `batch`, sharing its memory. */
+function sliceOf(batch: RecordBatch, start: number, end: number): RecordBatch {
+  if (start === 0 && end === batch.count) return batch;
+  const bytes = batch.bytes.subarray(start * V2_RECORD_BYTES, end * V2_RECORD_BYTES);
+  return new RecordBatch(bytes, end - start, batch.interfaces);
 }

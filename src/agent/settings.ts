@@ -69,6 +69,38 @@ export function durationSetting(minMs: number, maxMs: number, example: string): 
   );
 }
 
+const BYTE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+};
+
+/** A byte size from `min` to `max`: a number of bytes, or with a unit (`512MiB`, `2GiB`, `300MB`). */
+export function byteSizeSetting(min: number, max: number): SettingParser<number> {
+  const sizeText = z
+    .string()
+    .trim()
+    .transform((s, ctx) => {
+      const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(s);
+      const unit = m ? BYTE_UNITS[m[2] === '' ? 'b' : m[2].toLowerCase()] : undefined;
+      if (!m || unit === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'not a byte size' });
+        return z.NEVER;
+      }
+      return Math.floor(Number(m[1]) * unit);
+    });
+  return fromSchema(
+    `a byte size such as 512MiB or 2GiB (units B, KiB, MiB, GiB, TiB, KB, MB, GB, TB) from ${min} to ${max} bytes`,
+    z.union([z.number(), sizeText]).pipe(z.number().int().min(min).max(max)),
+  );
+}
+
 /** A comma-separated list (or a file's array) of non-empty strings; empty text is an empty list. */
 export function listSetting(
   accepted: string,
@@ -154,33 +186,6 @@ export const ageSetting: SettingParser<number> = fromSchema(
     if (ms !== undefined) return ms;
     ctx.addIssue({ code: 'custom', message: 'not an age' });
     return z.NEVER;
-  }),
-);
-
-const BYTE_UNITS: Record<string, number> = {
-  '': 1,
-  b: 1,
-  kb: 1e3,
-  mb: 1e6,
-  gb: 1e9,
-  tb: 1e12,
-  kib: 2 ** 10,
-  mib: 2 ** 20,
-  gib: 2 ** 30,
-  tib: 2 ** 40,
-};
-
-/** A byte size such as `10GB`, `512MiB` or `1000000` (0: no limit). */
-export const byteSizeSetting: SettingParser<number> = fromSchema(
-  'a size such as 10GB, 512MiB or a number of bytes (0: no limit)',
-  z.union([z.number().int().min(0), z.string()]).transform((raw, ctx) => {
-    const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(String(raw).trim());
-    const unit = m ? BYTE_UNITS[m[2].toLowerCase()] : undefined;
-    if (!m || unit === undefined) {
-      ctx.addIssue({ code: 'custom' });
-      return z.NEVER;
-    }
-    return Math.round(Number(m[1]) * unit);
   }),
 );
 

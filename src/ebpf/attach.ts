@@ -2,32 +2,27 @@
  * Attaching the datapath programs to one interface and releasing them again.
  *
  * - TCX links (Linux 6.6+): one link per direction, never pinned, so the kernel releases them
- *   when flowtap's process ends, even on a crash: nothing can be left behind.
- * - clsact (older kernels): a tc filter per direction at flowtap's own handle and priority. The
- *   clsact qdisc is created only if absent and removed on detach only if flowtap created it.
- *   Filters left by a crashed run are recognised by their program name (`flowtap_…`) at that
- *   handle and priority and replaced or removed before anything else happens.
+ *   when flowtap's process ends, even on a crash: nothing can be left behind, and any number of
+ *   flowtap instances (and other tools) attach side by side.
+ * - clsact (older kernels): a tc filter per direction at flowtap's priority, with the process id
+ *   as its handle, so each instance owns exactly its own filters. Detach removes those filters
+ *   and nothing else; the clsact qdisc goes only if flowtap created it and no filter is left on
+ *   it (another tool's or another flowtap's). Filters at flowtap's priority whose handle names a
+ *   process that no longer exists were left by a crashed flowtap and are removed at attach.
+ *   Instances in different PID namespaces sharing a network namespace could share a handle:
+ *   run those on a kernel with TCX.
  */
 import { constants } from 'node:os';
 import { InterfaceError } from '../errors.ts';
 import { kernelError } from './kernel-error.ts';
-import {
-  BPF_TC_F_REPLACE,
-  BpfAttachType,
-  libbpf,
-  TcAttachPoint,
-  tcHook,
-  tcOpts,
-  tcOptsProgId,
-} from './libbpf.ts';
+import { BPF_TC_F_REPLACE, BpfAttachType, libbpf, TcAttachPoint, tcHook, tcOpts } from './libbpf.ts';
 import { FLOWTAP_NAME_PREFIX } from './object.ts';
+import { listTcFilters, type TcFilter } from './tc-filters.ts';
 
 /** How programs are attached: TCX links, or filters on a clsact qdisc. */
 export type AttachMode = 'tcx' | 'clsact';
 
-/** Handle of flowtap's tc filters (clsact mode); with the priority it identifies them. */
-export const FLOWTAP_TC_HANDLE = 0xf1044;
-/** Priority of flowtap's tc filters (clsact mode). */
+/** Priority of flowtap's tc filters (clsact mode); each process's filters have its pid as handle. */
 export const FLOWTAP_TC_PRIORITY = 0xf104;
 
 const PROG_INFO_BYTES = 80;
@@ -60,11 +55,21 @@ function programName(id: number): string | undefined {
   }
 }
 
-/** Id of the program in flowtap's filter slot of `ifIndex` at `point`, or 0 when the slot is empty. */
-function filterProgramId(ifIndex: number, point: number): number {
-  const opts = tcOpts({ handle: FLOWTAP_TC_HANDLE, priority: FLOWTAP_TC_PRIORITY });
-  if (libbpf().tcQuery(tcHook(ifIndex, point), opts) < 0) return 0;
-  return tcOptsProgId(opts);
+/** flowtap's filters (by priority and program name) at `point` of `ifIndex`. */
+function flowtapFilters(ifIndex: number, point: number): TcFilter[] {
+  return filtersOrNone(ifIndex, point).filter(
+    (f) => f.kind === 'bpf' && f.priority === FLOWTAP_TC_PRIORITY && f.name.startsWith(FLOWTAP_NAME_PREFIX),
+  );
+}
+
+/** Whether process `pid` exists (in this PID namespace); EPERM means it does, owned by another user. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 const MAX_QUERIED_PROGRAMS = 64;
@@ -78,31 +83,47 @@ function tcxProgramIds(ifIndex: number, attachType: number): number[] {
   return Array.from({ length: n }, (_, i) => ids.readUInt32LE(4 * i));
 }
 
-/**
- * Names of the programs attached to `ifIndex` through TCX (any) and in flowtap's tc filter slot,
- * ingress first: what `flowtap` would find there, for diagnostics and leftover checks.
- */
-export function attachedProgramNames(ifIndex: number): string[] {
-  const ids = [
-    ...tcxProgramIds(ifIndex, BpfAttachType.TCX_INGRESS),
-    filterProgramId(ifIndex, TcAttachPoint.INGRESS),
-    ...tcxProgramIds(ifIndex, BpfAttachType.TCX_EGRESS),
-    filterProgramId(ifIndex, TcAttachPoint.EGRESS),
-  ];
-  return ids.filter((id) => id !== 0).map((id) => programName(id) ?? `#${id}`);
+/** Filters of every kind at `point`, or none when the interface is gone. */
+function filtersOrNone(ifIndex: number, point: number): TcFilter[] {
+  try {
+    return listTcFilters(ifIndex, point);
+  } catch {
+    return []; // the interface went away: it holds nothing any more
+  }
 }
 
 /**
- * Removes the tc filters a crashed flowtap left in its slot on `ifIndex` (both directions) and
- * returns how many it removed. A filter of another program there is left alone.
+ * Names of the programs attached to `ifIndex` through TCX (any) and as flowtap tc filters (any
+ * instance's), ingress first: what `flowtap` would find there, for diagnostics and leftover checks.
  */
-export function removeStaleFilters(ifIndex: number): number {
+export function attachedProgramNames(ifIndex: number): string[] {
+  const names = (ids: number[]) => ids.map((id) => programName(id) ?? `#${id}`);
+  const filterIds = (point: number) =>
+    filtersOrNone(ifIndex, point)
+      .filter((f) => f.kind === 'bpf' && f.priority === FLOWTAP_TC_PRIORITY)
+      .map((f) => f.programId);
+  return [
+    ...names(tcxProgramIds(ifIndex, BpfAttachType.TCX_INGRESS)),
+    ...names(filterIds(TcAttachPoint.INGRESS)),
+    ...names(tcxProgramIds(ifIndex, BpfAttachType.TCX_EGRESS)),
+    ...names(filterIds(TcAttachPoint.EGRESS)),
+  ];
+}
+
+/**
+ * Removes the tc filters crashed flowtap processes left on `ifIndex` (both directions): flowtap's
+ * priority and program name, and a handle naming a process that is gone (or this process, which
+ * has attached nothing there yet: a crashed run that had the same pid). Returns how many it removed;
+ * a live instance's filters and every other tool's are left alone.
+ */
+export function removeStaleFilters(ifIndex: number, ownerPid = process.pid): number {
   let removed = 0;
   for (const point of [TcAttachPoint.INGRESS, TcAttachPoint.EGRESS]) {
-    const id = filterProgramId(ifIndex, point);
-    if (id === 0 || !programName(id)?.startsWith(FLOWTAP_NAME_PREFIX)) continue;
-    const opts = tcOpts({ handle: FLOWTAP_TC_HANDLE, priority: FLOWTAP_TC_PRIORITY });
-    if (libbpf().tcDetach(tcHook(ifIndex, point), opts) === 0) removed++;
+    for (const filter of flowtapFilters(ifIndex, point)) {
+      if (filter.handle !== ownerPid && processAlive(filter.handle)) continue;
+      const opts = tcOpts({ handle: filter.handle, priority: FLOWTAP_TC_PRIORITY });
+      if (libbpf().tcDetach(tcHook(ifIndex, point), opts) === 0) removed++;
+    }
   }
   return removed;
 }
@@ -130,18 +151,24 @@ export class InterfaceAttachment {
     readonly ifIndex: number,
     /** How the programs are attached. */
     readonly mode: AttachMode,
+    /** Handle of this process's tc filters (clsact mode): its pid. */
+    readonly filterHandle: number,
   ) {}
 
-  /** Attaches `programs` to `ifIndex`; on failure releases what it acquired and throws. */
+  /**
+   * Attaches `programs` to `ifIndex`; on failure releases what it acquired and throws.
+   * `ownerPid` (this process by default) is the handle of the tc filters in clsact mode.
+   */
   static attach(
     ifName: string,
     ifIndex: number,
     programs: DirectionPrograms,
     mode: AttachMode,
+    ownerPid = process.pid,
   ): InterfaceAttachment {
-    const self = new InterfaceAttachment(ifName, ifIndex, mode);
+    const self = new InterfaceAttachment(ifName, ifIndex, mode, ownerPid);
     try {
-      removeStaleFilters(ifIndex);
+      removeStaleFilters(ifIndex, ownerPid);
       if (mode === 'tcx') self.#attachTcx(programs);
       else self.#attachClsact(programs);
     } catch (err) {
@@ -179,17 +206,11 @@ export class InterfaceAttachment {
     ];
     for (const [progFd, point] of wanted) {
       if (progFd === undefined) continue;
-      if (filterProgramId(this.ifIndex, point) !== 0) {
-        throw new InterfaceError(
-          this.ifName,
-          `another program holds tc filter handle ${FLOWTAP_TC_HANDLE.toString(16)} priority ${FLOWTAP_TC_PRIORITY} ` +
-            `on ${this.ifName}; remove it (tc filter del dev ${this.ifName} ...) or run flowtap on a kernel with TCX (6.6+)`,
-        );
-      }
+      // Replacing is safe: a filter at this process's own handle can only be a crashed run's.
       const opts = tcOpts({
         progFd,
         flags: BPF_TC_F_REPLACE,
-        handle: FLOWTAP_TC_HANDLE,
+        handle: this.filterHandle,
         priority: FLOWTAP_TC_PRIORITY,
       });
       const result: number = lib.tcAttach(tcHook(this.ifIndex, point), opts);
@@ -198,7 +219,10 @@ export class InterfaceAttachment {
     }
   }
 
-  /** Releases links, filters and a qdisc flowtap created; safe to call twice. */
+  /**
+   * Releases exactly what `attach` acquired: its links, its own filters (by handle and priority),
+   * and the clsact qdisc if it created it and no filter of anyone else is left on it. Safe to call twice.
+   */
   detach(): void {
     const lib = libbpf();
     for (const fd of this.#linkFds) lib.close(fd);
@@ -207,13 +231,22 @@ export class InterfaceAttachment {
       // The interface may be gone already, and its filters with it: nothing to release then.
       lib.tcDetach(
         tcHook(this.ifIndex, point),
-        tcOpts({ handle: FLOWTAP_TC_HANDLE, priority: FLOWTAP_TC_PRIORITY }),
+        tcOpts({ handle: this.filterHandle, priority: FLOWTAP_TC_PRIORITY }),
       );
     }
     this.#filterPoints = [];
     if (this.#createdQdisc) {
-      lib.tcHookDestroy(tcHook(this.ifIndex, TcAttachPoint.INGRESS | TcAttachPoint.EGRESS));
       this.#createdQdisc = false;
+      let othersLeft = true;
+      try {
+        othersLeft =
+          listTcFilters(this.ifIndex, TcAttachPoint.INGRESS).length +
+            listTcFilters(this.ifIndex, TcAttachPoint.EGRESS).length >
+          0;
+      } catch {
+        // The interface is gone (and the qdisc with it), or its filters cannot be listed: keep it.
+      }
+      if (!othersLeft) lib.tcHookDestroy(tcHook(this.ifIndex, TcAttachPoint.INGRESS | TcAttachPoint.EGRESS));
     }
   }
 }

@@ -60,7 +60,8 @@ function bind() {
     cpu: 'uint32_t',
     batch_size: 'uint32_t',
   });
-  const timespec = koffi.struct('flowtap_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
+  // Registered by name for clock_gettime's signature below.
+  koffi.struct('flowtap_timespec', { tv_sec: 'int64_t', tv_nsec: 'int64_t' });
   const printFn = koffi.proto('int flowtap_libbpf_print_fn(int level, const char *fmt, void *args)');
   const vsnprintf = libc.func('int vsnprintf(_Out_ uint8_t *buf, size_t size, const char *fmt, void *args)');
   const lineBuf = Buffer.alloc(1024);
@@ -78,7 +79,6 @@ function bind() {
 
   return {
     testRunOptsType: testRunOpts,
-    timespecType: timespec,
     objectOpenFile: lib.func('void *bpf_object__open_file(const char *path, const void *opts)'),
     objectLoad: lib.func('int bpf_object__load(void *obj)'),
     objectClose: lib.func('void bpf_object__close(void *obj)'),
@@ -88,7 +88,6 @@ function bind() {
     mapSetMaxEntries: lib.func('int bpf_map__set_max_entries(void *map, uint32_t n)'),
     mapSetInnerMapFd: lib.func('int bpf_map__set_inner_map_fd(void *map, int fd)'),
     mapSetInitialValue: lib.func('int bpf_map__set_initial_value(void *map, const void *data, size_t size)'),
-    mapInitialValue: lib.func('void *bpf_map__initial_value(void *map, _Out_ size_t *size)'),
     programFd: lib.func('int bpf_program__fd(void *prog)'),
     mapCreate: lib.func(
       'int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)',

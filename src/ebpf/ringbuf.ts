@@ -5,6 +5,7 @@
  */
 import koffi from 'koffi';
 import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { ClosedError } from '../errors.ts';
 import type { SplitOffset } from './clock.ts';
 import { kernelError } from './kernel-error.ts';
 import { lastErrno, libbpf } from './libbpf.ts';
@@ -22,18 +23,20 @@ const RECORD_WORDS = V2_RECORD_BYTES / 4;
 const W_FIRST = V2.FIRST_SEEN_NS / 4;
 const W_LAST = V2.LAST_SEEN_NS / 4;
 
-/** Consumer of one ring buffer map. */
+/**
+ * Consumer of one ring buffer map. After `close()` the mappings are gone: every read throws
+ * ClosedError rather than touching unmapped memory (which would kill the process).
+ */
 export class RingBufferReader {
   readonly #pageBytes: number;
   readonly #dataBytes: number;
-  #consumerMapping: bigint;
-  #producerMapping: bigint;
+  #consumerMapping: bigint | null;
+  #producerMapping: bigint | null;
   readonly #consumerPos: BigUint64Array;
   readonly #producerPos: BigUint64Array;
   readonly #dataWords: Uint32Array;
   readonly #rowWords = new RowWords();
-  /** Records that were not a whole `struct flow_record` (never expected; counted, not kept). */
-  malformedRecords = 0;
+  #malformedRecords = 0;
 
   /** Maps the ring buffer `mapFd` of `dataBytes` (its max_entries). */
   constructor(mapFd: number, dataBytes: number) {
@@ -56,16 +59,18 @@ export class RingBufferReader {
     this.#dataWords = new Uint32Array(producer, this.#pageBytes, (2 * dataBytes) / 4);
   }
 
-  /** Bytes written by the kernel and not yet consumed. */
+  /** Bytes written by the kernel and not yet consumed. Throws ClosedError after close(). */
   pendingBytes(): number {
+    this.#checkOpen('pendingBytes');
     return Number(Atomics.load(this.#producerPos, 0) - Atomics.load(this.#consumerPos, 0));
   }
 
   /**
    * Appends every committed record to `sink` with times shifted by `offset`, frees their space
-   * for the kernel, and returns how many rows were appended.
+   * for the kernel, and returns how many rows were appended. Throws ClosedError after close().
    */
   readInto(sink: RowSink, offset: SplitOffset): number {
+    this.#checkOpen('readInto');
     const start = Atomics.load(this.#consumerPos, 0);
     const producer = Number(Atomics.load(this.#producerPos, 0) - start);
     const mask = this.#dataBytes - 1;
@@ -88,7 +93,7 @@ export class RingBufferReader {
           addOffsetWords(row, o + W_LAST, offset);
           rows++;
         } else {
-          this.malformedRecords++;
+          this.#malformedRecords++;
         }
       }
       consumed += (length + RECORD_HEADER_BYTES + 7) & ~7;
@@ -97,12 +102,27 @@ export class RingBufferReader {
     return rows;
   }
 
-  /** Unmaps the buffer (the map itself belongs to the object). */
+  /** Records that were not a whole `struct flow_record` (never expected; counted, not kept). Readable after close. */
+  get malformedRecords(): number {
+    return this.#malformedRecords;
+  }
+
+  /** Whether `close()` has run. */
+  get closed(): boolean {
+    return this.#consumerMapping === null;
+  }
+
+  /** Unmaps the buffer (the map itself belongs to the object); later calls do nothing. */
   close(): void {
+    if (this.#consumerMapping === null || this.#producerMapping === null) return;
     const lib = libbpf();
-    if (this.#consumerMapping) lib.munmap(this.#consumerMapping, this.#pageBytes);
-    if (this.#producerMapping) lib.munmap(this.#producerMapping, this.#pageBytes + 2 * this.#dataBytes);
-    this.#consumerMapping = 0n;
-    this.#producerMapping = 0n;
+    lib.munmap(this.#consumerMapping, this.#pageBytes);
+    lib.munmap(this.#producerMapping, this.#pageBytes + 2 * this.#dataBytes);
+    this.#consumerMapping = null;
+    this.#producerMapping = null;
+  }
+
+  #checkOpen(operation: string): void {
+    if (this.#consumerMapping === null) throw new ClosedError('ring buffer reader', operation);
   }
 }

@@ -1,8 +1,9 @@
 /**
  * `json`: every flow as one line in the reference's JSON form (`flowToJson`), to stdout or a file.
- * A batch becomes one string and one write, and the next batch waits until the stream has written
- * it, so a slow reader (a pipe, a full disk) fills the bounded queue and costs counted drops, not
- * memory.
+ * A batch is written in pieces of LINES_PER_WRITE lines, each waiting for the stream to drain
+ * when its buffer is full, and counts as sent once the stream has written all of it. So a slow
+ * reader (a pipe, a full disk) fills the bounded queue, which holds the agent's pipeline back
+ * (the flows wait in the kernel map), and no batch ever becomes one huge string.
  */
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
@@ -20,10 +21,16 @@ export interface JsonLinesExporterOptions extends QueuedExporterOptions {
   endOnStop?: boolean;
 }
 
-/** The JSON lines of every flow in `batch`, each ending in a newline. */
-export function batchToJsonLines(batch: RecordBatch): string {
+/**
+ * Lines per write: about 90 KiB of text. Longer strings built line by line outlive V8's young
+ * generation and made JSON 4x slower (measured: 0.4 M flows/s at 256 lines, 0.1 M at 1024).
+ */
+export const LINES_PER_WRITE = 256;
+
+/** The JSON lines of flows `start` to `end` (default: all) of `batch`, each ending in a newline. */
+export function batchToJsonLines(batch: RecordBatch, start = 0, end = batch.count): string {
   let text = '';
-  for (let i = 0; i < batch.count; i++) text += `${flowToJson(batch.flow(i))}\n`;
+  for (let i = start; i < end; i++) text += `${flowToJson(batch.flow(i))}\n`;
   return text;
 }
 
@@ -46,14 +53,27 @@ export class JsonLinesExporter extends QueuedExporter {
 
   protected async send(batch: RecordBatch): Promise<void> {
     this.#throwStreamError();
-    // The callback comes once the stream has written the batch (or failed to): a batch counts as
-    // sent only when it was, and at most one batch sits in the stream's buffer.
-    await new Promise<void>((resolve, reject) => {
-      this.#out.write(batchToJsonLines(batch), (err) => {
+    // A write's callback comes once the stream has written it (or failed to): a batch counts as
+    // sent only when its last piece was, and the stream's buffer holds about one piece.
+    let written: Promise<void> = Promise.resolve();
+    for (let start = 0; start < batch.count; start += LINES_PER_WRITE) {
+      written = this.#write(batchToJsonLines(batch, start, Math.min(batch.count, start + LINES_PER_WRITE)));
+      if (this.#out.writableNeedDrain) await written;
+    }
+    await written;
+  }
+
+  /** Writes `text`; the promise settles with the write's callback. */
+  #write(text: string): Promise<void> {
+    const written = new Promise<void>((resolve, reject) => {
+      this.#out.write(text, (err) => {
         if (!err) resolve();
         else reject(new ExportError(this.name, `writing failed: ${err.message}`, { cause: err }));
       });
     });
+    // A failed piece not awaited fails the batch through the later pieces, which fail with it.
+    written.catch(() => {});
+    return written;
   }
 
   protected override async close(): Promise<void> {

@@ -1,30 +1,43 @@
 /**
- * `watch` discovery: follows rtnetlink link events through a long-lived `ip -o monitor link` child
- * process, and on each event re-lists /sys/class/net to learn what changed.
+ * `watch` discovery: subscribes to rtnetlink link events (RTMGRP_LINK) and, on each burst of
+ * events, re-lists /sys/class/net to learn what changed. No event is parsed: each only says
+ * "something changed", and the listing says what.
  *
- * Why a child process: Node has no netlink sockets, and a NETLINK_ROUTE socket through koffi would
- * need a reader thread (a blocking recv would stall the event loop) plus hand-written parsing of
- * nlmsghdr/ifinfomsg/rtattr. `ip monitor` gets the same kernel events with the same latency, and
- * treating each line only as "something changed" (then listing sysfs) means no part of its text
- * format is relied on. The watcher owns the child: it is restarted with backoff if it dies, and
- * killed (and waited for) on stop.
+ * The socket is opened and subscribed on the main thread before the first listing, so a change
+ * during that listing shows up as an event. Waiting for events happens on a worker thread blocked
+ * in poll() (src/ifaces/link-events-worker.ts): Node cannot watch a netlink socket itself, and a
+ * blocking call on libuv's thread pool would take one of its four threads for good. The watcher
+ * owns the socket, the wake-up pipe and the worker: a worker that fails is restarted with backoff,
+ * and stop() wakes it, waits for it to end and closes both descriptors.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readlinkSync } from 'node:fs';
-import { NotSupportedError } from '../errors.ts';
+import { Worker } from 'node:worker_threads';
+import { closeFd, openRouteSocket, openWakePipe, RTMGRP_LINK, wake } from '../netlink/socket.ts';
 import type { InterfaceFilter } from './filter.ts';
-import { readInterfaces, SYS_CLASS_NET } from './sysfs.ts';
+import type { LinkEventsMessage, LinkEventsWorkerData } from './link-events-worker.ts';
+import { listInterfaces, SYS_CLASS_NET } from './sysfs.ts';
 import { type InterfaceListener, InterfaceTracker } from './tracker.ts';
 import type { InterfaceWatcher } from './watcher.ts';
 
-/** First delay before restarting a monitor that died; doubles up to {@link MAX_RESTART_DELAY_MS}. */
+/** First delay before restarting a subscription that failed; doubles up to {@link MAX_RESTART_DELAY_MS}. */
 export const INITIAL_RESTART_DELAY_MS = 100;
-/** Longest delay between restarts of the monitor. */
+/** Longest delay between restarts of the subscription. */
 export const MAX_RESTART_DELAY_MS = 10_000;
-/** How long `stop()` waits for the monitor to exit after SIGTERM before SIGKILL. */
-const KILL_GRACE_MS = 1_000;
-/** How long start waits for the monitor to open its netlink socket. */
-const SOCKET_WAIT_MS = 2_000;
+
+const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
+/** The worker's module beside this one (.js when built, .ts when run from source under tsx). */
+const WORKER_URL = new URL(`./link-events-worker${RUNNING_FROM_SOURCE ? '.ts' : '.js'}`, import.meta.url);
+
+/**
+ * Starts the link-event worker. Built, it is a plain module. From source (tests, `npm run dev`)
+ * Node 20 does not carry tsx's `--import` hooks into workers, so a two-line bootstrap registers
+ * tsx inside the worker before importing it.
+ */
+function startWorker(workerData: LinkEventsWorkerData): Worker {
+  if (!RUNNING_FROM_SOURCE) return new Worker(WORKER_URL, { workerData });
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const bootstrap = `import(${tsx}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
 
 /** Settings of a {@link LinkMonitorWatcher}. */
 export interface LinkMonitorOptions {
@@ -32,32 +45,28 @@ export interface LinkMonitorOptions {
   listener: InterfaceListener;
   /** Where interfaces are listed. */
   sysClassNet?: string;
-  /** Told when the monitor dies and is restarted, or a listing fails. */
+  /** Told when the subscription fails and is restarted, or a listing fails or skips interfaces. */
   onWarning?: (message: string, err?: unknown) => void;
 }
 
-function hasSocket(pid: number): boolean {
-  try {
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) return true;
-    }
-  } catch {
-    // the process exited or its fd moved on while listed: the caller's deadline decides
-  }
-  return false;
+/** One subscription: the socket, the pipe that wakes the worker, the worker. */
+interface Subscription {
+  socketFd: number;
+  wakeReadFd: number;
+  wakeWriteFd: number;
+  worker: Worker;
+  exited: Promise<void>;
 }
 
-/** Lists interfaces on every link event; owns one `ip monitor` child process at a time. */
+/** Lists interfaces on every link event; owns one netlink subscription at a time. */
 export class LinkMonitorWatcher implements InterfaceWatcher {
   readonly #tracker: InterfaceTracker;
   readonly #root: string;
-  #child: ChildProcess | undefined;
+  #subscription: Subscription | undefined;
   #stopping = false;
   #rescanQueued = false;
   #restartDelayMs = INITIAL_RESTART_DELAY_MS;
   #restartTimer: NodeJS.Timeout | undefined;
-  /** A restart in progress; stop() waits for it so no child outlives the watcher. */
-  #restarting: Promise<void> | undefined;
 
   constructor(private readonly options: LinkMonitorOptions) {
     this.#tracker = new InterfaceTracker(options.filter, options.listener);
@@ -65,83 +74,90 @@ export class LinkMonitorWatcher implements InterfaceWatcher {
   }
 
   async start(): Promise<void> {
-    if (this.#child) return;
-    await this.#spawnMonitor();
-    // Listing after the monitor subscribed: a change during the listing shows up as an event.
-    this.#tracker.update(readInterfaces(this.#root));
+    if (this.#subscription) return;
+    this.#subscribe();
+    // Listing after subscribing: a change during the listing shows up as an event.
+    this.#tracker.update(listInterfaces(this.#root, this.options.onWarning));
   }
 
   async stop(): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
-    await this.#restarting;
-    const child = this.#child;
-    this.#child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-    child.kill('SIGTERM');
-    const killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-    await closed;
-    clearTimeout(killTimer);
+    const subscription = this.#subscription;
+    this.#subscription = undefined;
+    if (subscription) await this.#release(subscription);
   }
 
   current(): ReadonlyMap<string, number> {
     return this.#tracker.current;
   }
 
-  /** Starts `ip -o monitor link` and resolves once it listens; rejects if it cannot run. */
-  async #spawnMonitor(): Promise<void> {
-    const child = spawn('ip', ['-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    await new Promise<void>((resolve, reject) => {
-      child.once('spawn', resolve);
-      child.once('error', (err) => {
-        reject(
-          new NotSupportedError(
-            'ip monitor',
-            `cannot run "ip -o monitor link" to watch interfaces (${err.message}): install iproute2, ` +
-              'or set LISTEN_INTERFACES=poll',
-            { cause: err },
-          ),
-        );
-      });
-    });
-    this.#child = child;
-    let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (text: string) => {
-      stderr = (stderr + text).slice(-512);
-    });
-    child.stdout?.setEncoding('utf8').on('data', () => {
+  /** Opens the socket (subscribed when this returns) and starts the worker waiting on it. */
+  #subscribe(): void {
+    const socketFd = openRouteSocket(RTMGRP_LINK);
+    let wakeFds: [number, number];
+    try {
+      wakeFds = openWakePipe();
+    } catch (err) {
+      closeFd(socketFd);
+      throw err;
+    }
+    const [wakeReadFd, wakeWriteFd] = wakeFds;
+    const workerData: LinkEventsWorkerData = { socketFd, wakeFd: wakeReadFd };
+    const worker = startWorker(workerData);
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    const subscription: Subscription = { socketFd, wakeReadFd, wakeWriteFd, worker, exited };
+    this.#subscription = subscription;
+    worker.on('message', (message: LinkEventsMessage) => {
+      if ('error' in message) {
+        this.#fail(subscription, `watching link events failed: ${message.error}`);
+        return;
+      }
       this.#restartDelayMs = INITIAL_RESTART_DELAY_MS;
       this.#queueRescan();
     });
-    child.on('close', (code, signal) => {
-      if (this.#child !== child || this.#stopping) return;
-      this.#child = undefined;
-      this.#scheduleRestart(`ip monitor exited (code ${code}, signal ${signal}): ${stderr.trim()}`);
-    });
-    const deadline = Date.now() + SOCKET_WAIT_MS;
-    const pid = child.pid ?? 0;
-    while (!hasSocket(pid) && Date.now() < deadline && child.exitCode === null) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    worker.on('error', (err) => this.#fail(subscription, `the link event worker failed: ${err.message}`));
+    worker.on('exit', (code) => this.#fail(subscription, `the link event worker ended (code ${code})`));
   }
 
-  #scheduleRestart(reason: string): void {
+  /** Wakes the worker, waits for it to end, then closes what it used. */
+  async #release(subscription: Subscription): Promise<void> {
+    wake(subscription.wakeWriteFd);
+    await subscription.exited;
+    closeFd(subscription.socketFd);
+    closeFd(subscription.wakeReadFd);
+    closeFd(subscription.wakeWriteFd);
+  }
+
+  #fail(subscription: Subscription, reason: string): void {
+    if (this.#subscription !== subscription || this.#stopping) return;
+    this.#subscription = undefined;
+    this.#scheduleRestart(reason, this.#release(subscription));
+  }
+
+  #scheduleRestart(reason: string, released: Promise<void>): void {
     const delayMs = this.#restartDelayMs * (0.5 + Math.random() / 2);
     this.#restartDelayMs = Math.min(this.#restartDelayMs * 2, MAX_RESTART_DELAY_MS);
     this.options.onWarning?.(`${reason}; restarting in ${Math.round(delayMs)} ms`);
-    this.#restartTimer = setTimeout(() => {
+    this.#restartTimer = setTimeout(async () => {
+      await released;
       if (this.#stopping) return;
-      this.#restarting = this.#spawnMonitor().then(
-        // Events while no monitor ran were missed: a listing catches up on them.
-        () => this.#rescan(),
-        (err: unknown) => this.#scheduleRestart(`restarting ip monitor failed: ${String(err)}`),
-      );
+      try {
+        this.#subscribe();
+      } catch (err) {
+        this.#scheduleRestart(
+          `subscribing to link events failed: ${(err as Error).message}`,
+          Promise.resolve(),
+        );
+        return;
+      }
+      // Events while no subscription ran were missed: a listing catches up on them.
+      this.#rescan();
     }, delayMs);
     this.#restartTimer.unref();
   }
 
-  /** Coalesces the lines of one burst of events into one listing. */
+  /** Coalesces one burst of events into one listing. */
   #queueRescan(): void {
     if (this.#rescanQueued) return;
     this.#rescanQueued = true;
@@ -154,7 +170,7 @@ export class LinkMonitorWatcher implements InterfaceWatcher {
   #rescan(): void {
     if (this.#stopping) return;
     try {
-      this.#tracker.update(readInterfaces(this.#root));
+      this.#tracker.update(listInterfaces(this.#root, this.options.onWarning));
     } catch (err) {
       this.options.onWarning?.(`listing interfaces in ${this.#root} failed`, err);
     }

@@ -1,6 +1,6 @@
 /** `poll` discovery: lists /sys/class/net every period and reports what changed. */
 import type { InterfaceFilter } from './filter.ts';
-import { readInterfaces, SYS_CLASS_NET } from './sysfs.ts';
+import { listInterfaces, SYS_CLASS_NET } from './sysfs.ts';
 import { type InterfaceListener, InterfaceTracker } from './tracker.ts';
 import type { InterfaceWatcher } from './watcher.ts';
 
@@ -30,7 +30,7 @@ export class PollWatcher implements InterfaceWatcher {
   async start(): Promise<void> {
     if (this.#timer) return;
     // The first listing throws (no /sys mounted, say): nothing could ever be found then.
-    this.#tracker.update(readInterfaces(this.#root));
+    this.#tracker.update(this.#list());
     this.#timer = setInterval(() => this.#poll(), this.options.pollPeriodMs);
   }
 
@@ -43,9 +43,13 @@ export class PollWatcher implements InterfaceWatcher {
     return this.#tracker.current;
   }
 
+  #list() {
+    return listInterfaces(this.#root, this.options.onWarning);
+  }
+
   #poll(): void {
     try {
-      this.#tracker.update(readInterfaces(this.#root));
+      this.#tracker.update(this.#list());
     } catch (err) {
       this.options.onWarning?.(`listing interfaces in ${this.#root} failed; retrying next period`, err);
     }

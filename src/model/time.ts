@@ -15,22 +15,27 @@ export function formatRfc3339Nano(unixNs: bigint): string {
     seconds -= 1n;
   }
   const wholeSeconds = Number(seconds);
-  // Flows evicted together mostly share their second: format the date part once per second.
-  if (wholeSeconds !== lastSeconds) {
-    lastSeconds = wholeSeconds;
-    lastBase = new Date(wholeSeconds * 1000).toISOString().slice(0, 19); // YYYY-MM-DDTHH:MM:SS
+  // A flow's start and end, and the flows evicted together, fall in a few distinct seconds: the
+  // date part of each is formatted once, in a small cache indexed by the second's low bits (one
+  // entry would be replaced at every call when start and end lie in different seconds).
+  const slot = wholeSeconds & (DATE_CACHE_SLOTS - 1);
+  if (cachedSeconds[slot] !== wholeSeconds) {
+    cachedSeconds[slot] = wholeSeconds;
+    cachedDates[slot] = new Date(wholeSeconds * 1000).toISOString().slice(0, 19); // YYYY-MM-DDTHH:MM:SS
   }
-  if (fraction === 0) return `${lastBase}Z`;
+  const base = cachedDates[slot];
+  if (fraction === 0) return `${base}Z`;
   let digits = 9;
   while (fraction % 10 === 0) {
     fraction /= 10;
     digits--;
   }
-  return `${lastBase}.${String(fraction).padStart(digits, '0')}Z`;
+  return `${base}.${String(fraction).padStart(digits, '0')}Z`;
 }
 
-let lastSeconds = Number.NaN;
-let lastBase = '';
+const DATE_CACHE_SLOTS = 64;
+const cachedSeconds = new Float64Array(DATE_CACHE_SLOTS).fill(Number.NaN);
+const cachedDates: string[] = new Array<string>(DATE_CACHE_SLOTS).fill('');
 
 /** Parses RFC 3339 text (any fraction length, `Z` or offset) into Unix nanoseconds; undefined if invalid. */
 export function parseRfc3339Nano(text: string): bigint | undefined {

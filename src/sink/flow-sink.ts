@@ -30,9 +30,9 @@ export interface FlowSink {
   /** Takes a batch; never blocks. Returns false when the batch was dropped. */
   export(batch: RecordBatch): boolean;
   /**
-   * Resolves when `export` would accept another batch. Live capture never waits (it drops and
-   * counts); sources that can pause, such as a capture file, wait here so nothing is dropped.
-   * Sinks without a queue may leave it out.
+   * Resolves when `export` would accept another batch. The agent's pipeline and a capture file's
+   * read wait here before handing out a batch, so a full queue pauses the source (live: flows
+   * wait in the kernel map) instead of dropping. Sinks without a queue may leave it out.
    */
   whenReady?(): Promise<void>;
   /**

@@ -73,6 +73,7 @@ class FakeCapture implements LiveCapture {
       parseErrors: 2,
       mapUpdateFailures: 0,
       ringBufferLost: 1,
+      ringBufferMalformed: 4,
       drains: 5,
       deferredDrains: 0,
       filterAccepted: 40,
@@ -205,6 +206,7 @@ test('/metrics serves the agent figures on the configured loopback port', async 
   assert.match(text, /^flowtap_ring_buffer_lost_total 1$/m);
   assert.match(text, /^flowtap_filter_packets_total\{verdict="accepted"\} 40$/m);
   assert.match(text, /^flowtap_filter_packets_total\{verdict="rejected"\} 9$/m);
+  assert.match(text, /^flowtap_ring_buffer_malformed_total 4$/m);
   assert.match(text, /^flowtap_export_flows_total\{exporter="rec",result="ok"\} 0$/m);
   const missing = await fetch(`http://127.0.0.1:${address.port}/other`);
   assert.equal(missing.status, 404);

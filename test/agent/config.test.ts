@@ -51,7 +51,7 @@ test('defaults are the reference values and json lines on a pipe', () => {
     {
       interfaces: [],
       exclude: ['lo'],
-      cacheMaxFlows: 1000,
+      cacheMaxFlows: 131_072,
       timeout: 5000,
       buffers: 50,
       listen: 'watch',
@@ -142,6 +142,25 @@ test('LOG_LEVEL panic, a reference level, is read as fatal', () => {
 
 test('a wrong integer names the flag, the value and the range', () => {
   assertConfigError(() => load({ cacheMaxFlows: 'lots' }), '--cache-max-flows', 'lots', /integer from 1/);
+});
+
+test('KERNEL_MEMORY_MAX takes a byte size with a unit, and the map kind defaults to auto', () => {
+  assert.equal(load().kernelMemoryMaxBytes, 256 * 2 ** 20);
+  assert.equal(load().kernelMapKind, 'auto');
+  assert.equal(load({}, { KERNEL_MEMORY_MAX: '512MiB' }).kernelMemoryMaxBytes, 512 * 2 ** 20);
+  assert.equal(load({ kernelMemoryMax: '2 GiB' }).kernelMemoryMaxBytes, 2 * 2 ** 30);
+  assert.equal(load({ kernelMemoryMax: '300MB' }).kernelMemoryMaxBytes, 300e6);
+  assert.equal(load({ kernelMemoryMax: '16777216' }).kernelMemoryMaxBytes, 16 * 2 ** 20);
+  assert.equal(load({}, { KERNEL_MAP_KIND: 'shared' }).kernelMapKind, 'shared');
+});
+
+test('a kernel memory budget without a known unit is refused with the accepted units', () => {
+  assertConfigError(
+    () => load({ kernelMemoryMax: '512 potatoes' }),
+    '--kernel-memory-max',
+    '512 potatoes',
+    /byte size such as 512MiB/,
+  );
 });
 
 test('a wrong duration names the environment variable and gives an example', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Pipeline, type PipelineOptions } from '../../src/agent/pipeline.ts';
+import { EXPORT_SLICE_FLOWS, Pipeline, type PipelineOptions } from '../../src/agent/pipeline.ts';
 import type { RecordBatch } from '../../src/codec/record-batch.ts';
 import { batchOf, RecordingExporter } from './fakes.ts';
 
@@ -58,11 +58,12 @@ test('a full cache is evicted whole and counted by reason', async () => {
   assert.equal(out.flows.length, 6);
 });
 
-test('a stalled exporter drops and counts batches beyond its bound without holding up the others', async () => {
+test('a stalled observer drops and counts batches beyond its bound without holding up the exporters', async () => {
   const stalled = new RecordingExporter('stalled', 1);
   const healthy = new RecordingExporter('healthy');
   stalled.hold();
-  const pipeline = new Pipeline({ ...OPTIONS, cacheMaxFlows: 2 }, [stalled, healthy]);
+  const pipeline = new Pipeline({ ...OPTIONS, cacheMaxFlows: 2 }, [healthy]);
+  pipeline.addExporter(stalled);
   // 8 flows in a cache of 2: four evicted batches of 2 flows.
   await pipeline.run(source(batchOf(8)));
   assert.equal(healthy.flows.length, 8, 'the healthy exporter got everything');
@@ -76,6 +77,49 @@ test('a stalled exporter drops and counts batches beyond its bound without holdi
     8,
     'nothing is lost uncounted',
   );
+});
+
+/** Lets queued callbacks and timers run a few times over. */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+test('a configured exporter with a full queue holds the pipeline back instead of dropping', async () => {
+  const slow = new RecordingExporter('slow', 1);
+  slow.hold();
+  const pipeline = new Pipeline({ ...OPTIONS, cacheMaxFlows: 2 }, [slow]);
+  const running = pipeline.run(source(batchOf(8)));
+  await turns(10);
+  slow.release();
+  await running;
+  await pipeline.stopExporters();
+  assert.equal(slow.stats.flowsDropped['queue-full'], 0);
+  assert.equal(slow.flows.length, 8);
+});
+
+test('after stopWaiting a full exporter drops and counts instead of holding the pipeline back', async () => {
+  const dead = new RecordingExporter('dead', 1);
+  dead.hold();
+  const pipeline = new Pipeline({ ...OPTIONS, cacheMaxFlows: 2 }, [dead]);
+  const running = pipeline.run(source(batchOf(8)));
+  await turns(10);
+  pipeline.stopWaiting();
+  await running;
+  assert.equal(dead.stats.flowsDropped['queue-full'], 6);
+  dead.release();
+  await pipeline.stopExporters();
+});
+
+test('a large eviction reaches exporters in slices of at most EXPORT_SLICE_FLOWS flows', async () => {
+  const out = new RecordingExporter('out');
+  const pipeline = new Pipeline(OPTIONS, [out]);
+  await pipeline.run(source(batchOf(EXPORT_SLICE_FLOWS + 10)));
+  await pipeline.stopExporters();
+  assert.deepEqual(
+    out.results.map((r) => r.flows),
+    [EXPORT_SLICE_FLOWS, 10],
+  );
+  assert.equal(new Set(out.flows.map((f) => f.srcPort)).size, EXPORT_SLICE_FLOWS + 10);
 });
 
 test('a failing source still exports what it delivered, then reports its error', async () => {

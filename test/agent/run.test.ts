@@ -107,3 +107,31 @@ for (const mode of ['watch', 'poll'] as const) {
     );
   });
 }
+
+test('run refuses a flow cache whose kernel maps exceed KERNEL_MEMORY_MAX with exit 2 and the figure', async (t) => {
+  const flowtap = startFlowtap(t, [
+    '-i',
+    'lo',
+    '--cache-max-flows',
+    '16777216',
+    '--kernel-memory-max',
+    '64MiB',
+  ]);
+  assert.equal(await flowtap.exited, 2);
+  const said = flowtap.logs.map((l) => l.msg).join('\n');
+  assert.match(said, /16777216 flows need [\d.]+ GiB of kernel memory/);
+  assert.match(said, /raise KERNEL_MEMORY_MAX/);
+  assert.doesNotMatch(said, /\n\s+at /, 'no stack trace');
+});
+
+test('run logs the kernel memory the datapath takes when it starts', async (t) => {
+  const pair = await ftaPair(t, 9);
+  const flowtap = startFlowtap(t, ['-i', pair.hostIf, '--kernel-map-kind', 'shared']);
+  const line = await flowtap
+    .untilLog('attached', pair.hostIf)
+    .then(() => flowtap.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('datapath loaded')));
+  assert.match(String(line?.msg), /of kernel memory \(shared flow maps\)/);
+  assert.ok(Number(line?.kernelMemoryBytes) > 2 ** 24);
+  flowtap.child.kill('SIGTERM');
+  assert.equal(await flowtap.exited, 0);
+});

@@ -1,4 +1,4 @@
-/** The `json` exporter: golden lines, one write per batch, file target, backpressure, stream errors. */
+/** The `json` exporter: golden lines, writes in pieces, file target, backpressure, stream errors. */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
 import { ExportError } from '../../src/errors.ts';
-import { JsonLinesExporter, openJsonLinesFile } from '../../src/export/json-lines.ts';
+import { JsonLinesExporter, LINES_PER_WRITE, openJsonLinesFile } from '../../src/export/json-lines.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { makeFlow } from '../helpers/flows.ts';
 
@@ -76,13 +76,37 @@ class HeldWritable extends Writable {
   }
 }
 
-test('flows print as the reference JSON form, one write per batch', async () => {
+test('flows print as the reference JSON form, a small batch in one write', async () => {
   const out = new HeldWritable();
   const exporter = new JsonLinesExporter({ out });
   exporter.export(goldenBatch());
   out.open();
   await exporter.stop();
   assert.deepEqual(out.chunks, [`${GOLDEN.join('\n')}\n`]);
+});
+
+test('a batch longer than LINES_PER_WRITE is written whole and in order, in pieces of LINES_PER_WRITE lines', async () => {
+  const flows = LINES_PER_WRITE * 2 + 3;
+  const batch = recordBatchOf(Array.from({ length: flows }, (_, i) => makeFlow({ srcPort: 1000 + i })));
+  const out = new HeldWritable();
+  const exporter = new JsonLinesExporter({ out });
+  exporter.export(batch);
+  out.open();
+  await exporter.stop();
+  assert.deepEqual(
+    out.chunks.map((chunk) => chunk.split('\n').length - 1),
+    [LINES_PER_WRITE, LINES_PER_WRITE, 3],
+  );
+  const ports = out.chunks
+    .join('')
+    .trim()
+    .split('\n')
+    .map((line) => (JSON.parse(line) as { Transport: { SrcPort: number } }).Transport.SrcPort);
+  assert.deepEqual(
+    ports,
+    Array.from({ length: flows }, (_, i) => 1000 + i),
+  );
+  assert.equal(exporter.stats.flowsSent, flows);
 });
 
 test('a file target receives the lines appended and is closed on stop', async (t) => {

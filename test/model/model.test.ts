@@ -141,3 +141,21 @@ describe('time', () => {
     assert.equal(formatRfc3339Nano(1647502932000000000n), '2022-03-17T07:42:12Z');
   });
 });
+
+test('times in different seconds format exactly whatever order they come in, seconds 64 apart included', () => {
+  const base = 1_700_000_000n * 1_000_000_000n;
+  const times = [base, base + 5_000_000_001n, base + 64_000_000_000n, base + 1n, base - 1n];
+  const expected = [
+    '2023-11-14T22:13:20Z',
+    '2023-11-14T22:13:25.000000001Z',
+    '2023-11-14T22:14:24Z',
+    '2023-11-14T22:13:20.000000001Z',
+    '2023-11-14T22:13:19.999999999Z',
+  ];
+  for (let round = 0; round < 2; round++) {
+    assert.deepEqual(
+      times.map((t) => formatRfc3339Nano(t)),
+      expected,
+    );
+  }
+});

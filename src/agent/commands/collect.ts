@@ -7,13 +7,16 @@
  * COLLECTOR_TLS_* variable instead.
  */
 import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import { type Command, Option } from 'commander';
 import { recordBatchOf } from '../../codec/record-batch.ts';
 import { ConfigError } from '../../errors.ts';
 import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from '../../export/grpc-limits.ts';
+import { LINES_PER_WRITE } from '../../export/json-lines.ts';
 import type { PemFile, ServerTlsFiles } from '../../export/tls.ts';
 import { type Flow, flowToJson } from '../../model/flow.ts';
 import { createLogger } from '../logger.ts';
+import { flowStdout } from '../stdout.ts';
 import { formatTable } from '../table-output.ts';
 
 /** Options of `flowtap collect` as commander parses them. */
@@ -42,11 +45,18 @@ function outputFormat(value: string): 'json' | 'table' {
   return value;
 }
 
-function render(flows: Flow[], output: 'json' | 'table'): string {
-  if (output === 'table') return formatTable(recordBatchOf(flows));
-  let text = '';
-  for (const flow of flows) text += `${flowToJson(flow)}\n`;
-  return text;
+/** Writes `flows` to `out`, JSON in pieces of LINES_PER_WRITE lines (see json-lines.ts), waiting for it to drain. */
+async function print(out: Writable, flows: Flow[], output: 'json' | 'table'): Promise<void> {
+  if (output === 'table') {
+    if (!out.write(formatTable(recordBatchOf(flows)))) await once(out, 'drain');
+    return;
+  }
+  for (let start = 0; start < flows.length; start += LINES_PER_WRITE) {
+    const end = Math.min(flows.length, start + LINES_PER_WRITE);
+    let text = '';
+    for (let i = start; i < end; i++) text += `${flowToJson(flows[i])}\n`;
+    if (!out.write(text)) await once(out, 'drain');
+  }
 }
 
 /** The TLS flags and their variables, by option key. */
@@ -94,16 +104,14 @@ async function collect(opts: CollectOptions, command: Command): Promise<void> {
   const tls = tlsFiles(opts, command);
   const credentials = tls && (await serverCredentialsFromFiles(tls));
   const log = createLogger('info');
-  const out = process.stdout;
+  const out = flowStdout();
   const collector = await startCollector({
     host: opts.host,
     port: opts.port,
     credentials,
     maxReceiveMessageBytes: opts.maxMessageBytes,
     // The reply waits for stdout to drain, so a slow reader slows the agents, not our memory.
-    onRecords: async (flows) => {
-      if (!out.write(render(flows, opts.output))) await once(out, 'drain');
-    },
+    onRecords: (flows) => print(out, flows, opts.output),
     onError: (err, peer) =>
       log.warn({ peer, code: (err as { code?: string }).code }, `rejected a request: ${err.message}`),
   });

@@ -4,15 +4,23 @@
  * counted flow exported); a second signal exits at once.
  */
 import type { Command } from 'commander';
+import { SHARED_MAP_MIN_CPUS } from '../../ebpf/kernel-memory.ts';
 import type { StoreQueries } from '../../store/store-reader.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
-import { type CommandLineValues, DEFAULT_METRICS_ADDRESS, EXPORT_KINDS, loadConfig } from '../config.ts';
+import {
+  type CommandLineValues,
+  DEFAULT_CACHE_MAX_FLOWS,
+  DEFAULT_METRICS_ADDRESS,
+  EXPORT_KINDS,
+  loadConfig,
+} from '../config.ts';
 import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { handleReloadSignal, handleStopSignals } from '../signals.ts';
+import { onStdoutClosed } from '../stdout.ts';
 import { filterFlag } from './option-parsers.ts';
 import { addTargetTlsOptions } from './target-tls-options.ts';
 
@@ -62,6 +70,11 @@ export async function runAgent(
     removeStopHandlers();
     removeReloadHandler();
   };
+  // `flowtap run | head` ends like a stop signal once head exits: kernel maps drained, filters removed.
+  const restoreStdoutClosed = onStdoutClosed(() => {
+    logger.info('the reader of stdout went away: stopping');
+    void agent.stop();
+  });
   try {
     await extension.onStarted?.(agent, storeQueries(exporters)).catch(async (err: unknown) => {
       await agent.stop();
@@ -70,6 +83,7 @@ export async function runAgent(
     await agent.done();
   } finally {
     removeHandlers();
+    restoreStdoutClosed();
   }
 }
 
@@ -135,7 +149,10 @@ export function registerRunCommand(program: Command): void {
     .option('--target <host:port>', 'collector for grpc and ipfix [TARGET_HOST + TARGET_PORT]');
   addTargetTlsOptions(command)
     .option('--sampling <n>', 'count one packet in n (0 or 1: all) [SAMPLING; 1]')
-    .option('--cache-max-flows <n>', 'flows cached before the cache is evicted [CACHE_MAX_FLOWS; 1000]')
+    .option(
+      '--cache-max-flows <n>',
+      `flows cached before the cache is evicted [CACHE_MAX_FLOWS; ${DEFAULT_CACHE_MAX_FLOWS}]`,
+    )
     .option(
       '--cache-active-timeout <duration>',
       'flows are evicted this often (Go duration) [CACHE_ACTIVE_TIMEOUT; 5s]',
@@ -169,6 +186,14 @@ export function registerRunCommand(program: Command): void {
     )
     .option('--no-store', 'do not keep flows in the flow store (kept by default, see flowtap query)')
     .option('--filter <expression>', 'pcap-filter expression, as the positional argument [FILTER; none]')
+    .option(
+      '--kernel-memory-max <size>',
+      'kernel memory the flow maps and ring buffer may take, e.g. 512MiB [KERNEL_MEMORY_MAX; 256MiB]',
+    )
+    .option(
+      '--kernel-map-kind <kind>',
+      `kernel flow map: auto (per-CPU below ${SHARED_MAP_MIN_CPUS} CPUs, shared from ${SHARED_MAP_MIN_CPUS}), percpu or shared [KERNEL_MAP_KIND; auto]`,
+    )
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .addHelpText(
       'after',

@@ -12,10 +12,15 @@ import { type AttachMode, type DirectionPrograms, InterfaceAttachment } from '..
 import { monotonicToUnixOffsetNs, splitOffset } from '../../ebpf/clock.ts';
 import { requireLiveCapture } from '../../ebpf/features.ts';
 import { FlowMapDrainer } from '../../ebpf/flow-map.ts';
+import {
+  DEFAULT_KERNEL_MEMORY_MAX_BYTES,
+  type FlowMapKindSetting,
+  type KernelMemory,
+  planKernelMemory,
+} from '../../ebpf/kernel-memory.ts';
 import { libbpf } from '../../ebpf/libbpf.ts';
 import {
   type DatapathCounters,
-  type FlowMapKind,
   FlowObject,
   type ProgramRunStats,
   programRunStats,
@@ -50,8 +55,10 @@ export interface EbpfCaptureOptions {
   interfaces: InterfaceRegistry;
   /** Ring buffer size, a power of two (default {@link DEFAULT_RING_BUFFER_BYTES}). */
   ringBufferBytes?: number;
-  /** Per-CPU (default, measured faster) or shared atomic flow map; for benchmarks. */
-  mapKind?: FlowMapKind;
+  /** Flow map kind: by CPU count (`auto`, the default), or forced per-CPU or shared. */
+  mapKind?: FlowMapKindSetting;
+  /** Kernel memory the datapath may take (default {@link DEFAULT_KERNEL_MEMORY_MAX_BYTES}). */
+  kernelMemoryMaxBytes?: number;
   /** Force clsact filters even where TCX links exist; for tests of older kernels' path. */
   attachMode?: AttachMode;
   /** Compiled filter run before counting (src/filter); undefined = count every packet. */
@@ -74,6 +81,8 @@ export interface EbpfCaptureStats {
   filterRejected?: number;
   /** Fallbacks lost because the ring buffer was full (raise ringBufferBytes or maxFlows). */
   ringBufferLost: number;
+  /** Ring-buffer records that were not a whole flow record, dropped (never expected: a mismatched object). */
+  ringBufferMalformed: number;
   /** Flow-map drains done. */
   drains: number;
   /** Timer drains and ring-buffer polls skipped because the consumer lagged (see MAX_QUEUED_BATCHES). */
@@ -152,6 +161,8 @@ export class EbpfCapture {
     private readonly ring: RingBufferReader,
     private readonly drainer: FlowMapDrainer,
     private readonly mode: AttachMode,
+    /** What the loaded datapath takes in kernel memory, and the flow map kind chosen. */
+    readonly kernelMemory: KernelMemory,
   ) {
     this.#sink = new BatchCutter(opts.interfaces, (batch) => {
       this.#queue.push(batch);
@@ -168,23 +179,32 @@ export class EbpfCapture {
   }
 
   /**
-   * Checks privileges and kernel features, then loads the datapath. Throws `PermissionError`,
-   * `NotSupportedError` or `ConfigError` saying what is missing and what to do.
+   * Checks the kernel memory the settings need against the budget, privileges and kernel
+   * features, then loads the datapath. Throws `ConfigError` (over the budget, or a bad setting),
+   * `PermissionError` or `NotSupportedError` saying what is missing and what to do.
    */
   static async open(opts: EbpfCaptureOptions): Promise<EbpfCapture> {
     checkOptions(opts);
+    const ringBufferBytes = opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES;
+    const memory = planKernelMemory({
+      maxFlows: opts.maxFlows,
+      ringBufferBytes,
+      possibleCpus: libbpf().numPossibleCpus(),
+      mapKind: opts.mapKind ?? 'auto',
+      maxBytes: opts.kernelMemoryMaxBytes ?? DEFAULT_KERNEL_MEMORY_MAX_BYTES,
+    });
     const features = requireLiveCapture();
     const obj = FlowObject.load({
       sampling: opts.sampling,
       maxFlows: opts.maxFlows,
-      ringBufferBytes: opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES,
-      mapKind: opts.mapKind ?? 'percpu',
+      ringBufferBytes,
+      mapKind: memory.mapKind,
     });
     try {
       obj.filter.install(opts.filter);
       const ring = new RingBufferReader(obj.ringBufferFd, obj.options.ringBufferBytes);
       const mode = opts.attachMode ?? (features.tcx ? 'tcx' : 'clsact');
-      return new EbpfCapture(opts, obj, ring, new FlowMapDrainer(obj), mode);
+      return new EbpfCapture(opts, obj, ring, new FlowMapDrainer(obj), mode, memory);
     } catch (err) {
       obj.close();
       throw err;
@@ -265,6 +285,7 @@ export class EbpfCapture {
       filterAccepted: counters.filterAccepted,
       filterRejected: counters.filterRejected,
       ringBufferLost: counters.ringBufferLost,
+      ringBufferMalformed: this.ring.malformedRecords,
       drains: this.#drains,
       deferredDrains: this.#deferredDrains,
     };

@@ -27,54 +27,61 @@ async function udpSink(t: { after: (fn: () => void) => void }, host: string): Pr
   return socket.address().port;
 }
 
-test('udp datagrams and icmp echo over ipv4 are counted exactly per flow and direction, and all flows add up to the interface counters', async (t) => {
-  const pair = await createVethPair('fte3c4');
-  t.after(() => pair.cleanup());
-  const port = await udpSink(t, pair.hostAddr4);
-  const { capture, flows, done } = await openCollecting(t);
-  const before = readInterfaceCounters(pair.hostIf);
-  await capture.attach(pair.hostIf);
+for (const [mapKind, veth] of [
+  ['percpu', 'fte3c4'],
+  ['shared', 'fte3c8'],
+] as const) {
+  test(`udp datagrams and icmp echo over ipv4 are counted exactly per flow and direction, and all flows add up to the interface counters (${mapKind} flow map)`, async (t) => {
+    const pair = await createVethPair(veth);
+    t.after(() => pair.cleanup());
+    const port = await udpSink(t, pair.hostAddr4);
+    const { capture, flows, done } = await openCollecting(t, { mapKind });
+    const before = readInterfaceCounters(pair.hostIf);
+    await capture.attach(pair.hostIf);
 
-  const datagrams = 40;
-  const payloadBytes = 100;
-  const udp = await sendTraffic(pair, {
-    kind: 'udp',
-    host: pair.hostAddr4,
-    port,
-    count: datagrams,
-    payloadBytes,
-  });
-  await pair.exec('ping', ['-c', String(PING_COUNT), '-i', '0.01', '-W', '2', pair.hostAddr4]);
-  const after = await waitForQuiet(pair.hostIf, 200);
-  await capture.stop();
-  await done;
+    const datagrams = 40;
+    const payloadBytes = 100;
+    const udp = await sendTraffic(pair, {
+      kind: 'udp',
+      host: pair.hostAddr4,
+      port,
+      count: datagrams,
+      payloadBytes,
+    });
+    await pair.exec('ping', ['-c', String(PING_COUNT), '-i', '0.01', '-W', '2', pair.hostAddr4]);
+    const after = await waitForQuiet(pair.hostIf, 200);
+    await capture.stop();
+    await done;
 
-  const delta = counterDelta(before, after);
-  assert.deepEqual(sum(flows, flowOf(INGRESS, UDP, pair.nsAddr4, pair.hostAddr4, udp.srcPorts[0], port)), {
-    packets: datagrams,
-    bytes: datagrams * (ETH_IPV4_UDP_HEADERS + payloadBytes),
+    const delta = counterDelta(before, after);
+    assert.deepEqual(sum(flows, flowOf(INGRESS, UDP, pair.nsAddr4, pair.hostAddr4, udp.srcPorts[0], port)), {
+      packets: datagrams,
+      bytes: datagrams * (ETH_IPV4_UDP_HEADERS + payloadBytes),
+    });
+    assert.deepEqual(
+      sum(flows, (f) => f.direction === EGRESS && f.proto === UDP),
+      { packets: 0, bytes: 0 },
+    );
+    const echo = (f: (typeof flows)[number]) =>
+      f.proto === ICMP && f.icmpType === 8 && f.direction === INGRESS;
+    const reply = (f: (typeof flows)[number]) =>
+      f.proto === ICMP && f.icmpType === 0 && f.direction === EGRESS;
+    assert.deepEqual(sum(flows, echo), { packets: PING_COUNT, bytes: PING_COUNT * PING_IPV4_FRAME });
+    assert.deepEqual(sum(flows, reply), { packets: PING_COUNT, bytes: PING_COUNT * PING_IPV4_FRAME });
+    assert.deepEqual(
+      sum(flows, (f) => f.direction === INGRESS),
+      { packets: delta.rxPackets, bytes: delta.rxBytes },
+    );
+    assert.deepEqual(
+      sum(flows, (f) => f.direction === EGRESS),
+      { packets: delta.txPackets, bytes: delta.txBytes },
+    );
+    assert.ok(
+      flows.every((f) => f.interface === pair.hostIf),
+      'every flow names the interface',
+    );
   });
-  assert.deepEqual(
-    sum(flows, (f) => f.direction === EGRESS && f.proto === UDP),
-    { packets: 0, bytes: 0 },
-  );
-  const echo = (f: (typeof flows)[number]) => f.proto === ICMP && f.icmpType === 8 && f.direction === INGRESS;
-  const reply = (f: (typeof flows)[number]) => f.proto === ICMP && f.icmpType === 0 && f.direction === EGRESS;
-  assert.deepEqual(sum(flows, echo), { packets: PING_COUNT, bytes: PING_COUNT * PING_IPV4_FRAME });
-  assert.deepEqual(sum(flows, reply), { packets: PING_COUNT, bytes: PING_COUNT * PING_IPV4_FRAME });
-  assert.deepEqual(
-    sum(flows, (f) => f.direction === INGRESS),
-    { packets: delta.rxPackets, bytes: delta.rxBytes },
-  );
-  assert.deepEqual(
-    sum(flows, (f) => f.direction === EGRESS),
-    { packets: delta.txPackets, bytes: delta.txBytes },
-  );
-  assert.ok(
-    flows.every((f) => f.interface === pair.hostIf),
-    'every flow names the interface',
-  );
-});
+}
 
 test('a tcp connection is counted in both directions with its handshake and close flags, and all flows add up to the interface counters', async (t) => {
   const pair = await createVethPair('fte3c5');

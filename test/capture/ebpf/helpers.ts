@@ -1,7 +1,9 @@
 /** Shared steps of the live-capture tests: open a capture, collect its flows, check for leftovers. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { EbpfCapture, type EbpfCaptureOptions } from '../../../src/capture/ebpf/capture.ts';
 import { attachedProgramNames } from '../../../src/ebpf/attach.ts';
 import type { Flow } from '../../../src/model/flow.ts';
@@ -115,4 +117,33 @@ export async function assertNothingLeft(
   const ifIndex = Number(readFileSync(`/sys/class/net/${ifName}/ifindex`, 'utf8'));
   assert.deepEqual(attachedProgramNames(ifIndex), [], `no program attached to ${ifName}`);
   assert.equal(bpfFdCount(), bpfFdsBefore, 'every program, map and link fd is closed');
+}
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/open-capture.ts', import.meta.url));
+
+/**
+ * Runs the capture fixture (another flowtap process) in a child; `firstLine` resolves once it
+ * printed READY (or its error line). Closing its stdin stops it cleanly.
+ */
+export function startFixture(options: object, ifName: string, as?: { uid: number; gid: number }) {
+  const child = spawn('node', ['--import', 'tsx', FIXTURE, JSON.stringify(options), ifName], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...as,
+  });
+  const firstLine = new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(out.slice(0, nl));
+    });
+    child.once('exit', (code) => reject(new Error(`fixture exited with ${code} before a line: ${out}`)));
+  });
+  return { child, firstLine };
+}
+
+/** Resolves once `child` has exited. */
+export function waitForExit(child: ReturnType<typeof spawn>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
 }

@@ -1,44 +1,26 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { EbpfCapture } from '../../../src/capture/ebpf/capture.ts';
 import { ConfigError, InterfaceError } from '../../../src/errors.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
 import { counterDelta, createVethPair, readInterfaceCounters, run, waitForQuiet } from '../../net/netns.ts';
 import { trafficCommand } from '../../net/traffic.ts';
-import { assertNothingLeft, bpfFdCount, openCollecting, sum, tcFilters } from './helpers.ts';
+import {
+  assertNothingLeft,
+  bpfFdCount,
+  openCollecting,
+  startFixture,
+  sum,
+  tcFilters,
+  waitForExit,
+} from './helpers.ts';
 
 const INGRESS = 0;
 const UDP = 17;
 const ICMP = 1;
 const PING_COUNT = 3;
-const FIXTURE = fileURLToPath(new URL('./fixtures/open-capture.ts', import.meta.url));
 const NOBODY = 65534;
-
-/** Runs the capture fixture in a child; resolves with the child once it printed READY (or its error line). */
-function startFixture(options: object, ifName: string, as?: { uid: number; gid: number }) {
-  const child = spawn('node', ['--import', 'tsx', FIXTURE, JSON.stringify(options), ifName], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    ...as,
-  });
-  const firstLine = new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const nl = out.indexOf('\n');
-      if (nl >= 0) resolve(out.slice(0, nl));
-    });
-    child.once('exit', (code) => reject(new Error(`fixture exited with ${code} before a line: ${out}`)));
-  });
-  return { child, firstLine };
-}
-
-function waitForExit(child: ReturnType<typeof spawn>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once('exit', () => resolve()));
-}
 
 test('stopping in the middle of traffic hands out every packet counted, then leaves no program, filter, qdisc, map or link behind', async (t) => {
   const pair = await createVethPair('fte3l1');
@@ -161,10 +143,11 @@ test('tc filters left by a killed flowtap are replaced by the next run and remov
   const { capture, flows, done } = await openCollecting(t, { attachMode: 'clsact' });
   await capture.attach(pair.hostIf);
   assert.equal(
-    (await tcFilters(pair.hostIf, 'ingress')).match(/handle 0xf1044/g)?.length,
+    (await tcFilters(pair.hostIf, 'ingress')).match(/flowtap_ingress:\[/g)?.length,
     1,
-    'one flowtap filter',
+    "one flowtap filter: the killed run's is gone",
   );
+  assert.match(await tcFilters(pair.hostIf, 'ingress'), new RegExp(`handle 0x${process.pid.toString(16)} `));
   await pair.exec('ping', ['-c', String(PING_COUNT), '-i', '0.01', '-W', '2', pair.hostAddr4]);
   await capture.stop();
   await done;

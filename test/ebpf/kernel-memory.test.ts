@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { V2_KEY_BYTES, V2_METRICS_BYTES } from '../../src/codec/v2-layout.ts';
+import {
+  flowMapBytes,
+  kernelMemory,
+  planKernelMemory,
+  ringBufferMemoryBytes,
+  SHARED_MAP_MIN_CPUS,
+} from '../../src/ebpf/kernel-memory.ts';
+import { BpfMapType, libbpf, mapCreateOpts } from '../../src/ebpf/libbpf.ts';
+import { ConfigError } from '../../src/errors.ts';
+
+const MIB = 2 ** 20;
+const RING = 1 << 24;
+
+test('two per-CPU flow maps cost entries times CPUs times the 40-byte value each, plus the hash overhead', () => {
+  const flows = 1 << 24;
+  const memory = kernelMemory({
+    maxFlows: flows,
+    ringBufferBytes: RING,
+    possibleCpus: 64,
+    mapKind: 'percpu',
+  });
+  // per-CPU values alone: 2^24 x 64 x 40 B = 40 GiB per map
+  assert.ok(memory.flowMapBytes > flows * 64 * V2_METRICS_BYTES);
+  assert.ok(memory.flowMapBytes < flows * (64 * V2_METRICS_BYTES + 200));
+  assert.equal(memory.totalBytes, 2 * memory.flowMapBytes + memory.ringBufferBytes + memory.otherBytes);
+  assert.ok(memory.ringBufferBytes > RING);
+});
+
+test('a shared flow map does not grow with the CPU count but for a spare element per CPU', () => {
+  const on2 = flowMapBytes(100_000, 2, 'shared');
+  const on64 = flowMapBytes(100_000, 64, 'shared');
+  assert.ok(on64 - on2 < 62 * (V2_KEY_BYTES + V2_METRICS_BYTES + 100));
+  assert.ok(flowMapBytes(100_000, 64, 'percpu') > 10 * on64);
+});
+
+test('auto picks the per-CPU map below the CPU threshold and the shared map from it on', () => {
+  const input = { maxFlows: 1000, ringBufferBytes: RING, maxBytes: 256 * MIB, mapKind: 'auto' as const };
+  assert.equal(planKernelMemory({ ...input, possibleCpus: SHARED_MAP_MIN_CPUS - 1 }).mapKind, 'percpu');
+  assert.equal(planKernelMemory({ ...input, possibleCpus: SHARED_MAP_MIN_CPUS }).mapKind, 'shared');
+  assert.equal(planKernelMemory({ ...input, possibleCpus: 64, mapKind: 'percpu' }).mapKind, 'percpu');
+});
+
+test('a setting over the kernel memory budget is refused with the figure, the flows that fit and what to change', () => {
+  assert.throws(
+    () =>
+      planKernelMemory({
+        maxFlows: 100_000,
+        ringBufferBytes: RING,
+        possibleCpus: 64,
+        mapKind: 'percpu',
+        maxBytes: 256 * MIB,
+      }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.exitCode, 2);
+      assert.equal(err.setting, 'CACHE_MAX_FLOWS');
+      assert.match(err.message, /100000 flows need 5\d\d\.\d\d MiB of kernel memory/);
+      assert.match(err.message, /KERNEL_MEMORY_MAX=256\.00 MiB/);
+      assert.match(err.message, /lower CACHE_MAX_FLOWS to \d+ or less/);
+      assert.match(err.message, /KERNEL_MAP_KIND=shared/);
+      return true;
+    },
+  );
+});
+
+test('the flow count the refusal suggests fits the budget and one more does not', () => {
+  const input = { ringBufferBytes: RING, possibleCpus: 64, mapKind: 'percpu' as const };
+  let suggested = 0;
+  try {
+    planKernelMemory({ ...input, maxFlows: 1 << 24, maxBytes: 256 * MIB });
+  } catch (err) {
+    suggested = Number(/to (\d+) or less/.exec((err as Error).message)?.[1]);
+  }
+  assert.ok(suggested > 0);
+  assert.ok(kernelMemory({ ...input, maxFlows: suggested }).totalBytes <= 256 * MIB);
+  assert.ok(kernelMemory({ ...input, maxFlows: suggested + 1 }).totalBytes > 256 * MIB);
+});
+
+test('a ring buffer larger than the whole budget is refused even for one flow', () => {
+  assert.throws(
+    () =>
+      planKernelMemory({
+        maxFlows: 1,
+        ringBufferBytes: 1 << 30,
+        possibleCpus: 2,
+        mapKind: 'auto',
+        maxBytes: 256 * MIB,
+      }),
+    /lower CACHE_MAX_FLOWS to 0 or less, or raise KERNEL_MEMORY_MAX/,
+  );
+});
+
+/** The kernel's own figure for map `fd` (memlock in /proc/self/fdinfo). */
+function kernelMemlock(fd: number): number {
+  return Number(/memlock:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]);
+}
+
+const rootOnly = process.getuid?.() !== 0 && 'needs root to create maps';
+
+test('the estimate matches what the kernel accounts for the flow maps and the ring buffer', {
+  skip: rootOnly,
+}, (t) => {
+  const lib = libbpf();
+  const cpus: number = lib.numPossibleCpus();
+  const cases = [
+    ['percpu', BpfMapType.PERCPU_HASH, 1000],
+    ['percpu', BpfMapType.PERCPU_HASH, 100_000],
+    ['shared', BpfMapType.HASH, 1000],
+    ['shared', BpfMapType.HASH, 100_000],
+  ] as const;
+  for (const [kind, type, flows] of cases) {
+    const fd: number = lib.mapCreate(
+      type,
+      'flowtap_memtest',
+      V2_KEY_BYTES,
+      V2_METRICS_BYTES,
+      flows,
+      mapCreateOpts(),
+    );
+    assert.ok(fd >= 0, `creating a ${kind} map`);
+    t.after(() => lib.close(fd));
+    const measured = kernelMemlock(fd);
+    const estimate = flowMapBytes(flows, cpus, kind);
+    assert.ok(
+      Math.abs(estimate - measured) <= measured * 0.01,
+      `${kind} ${flows}: ${estimate} vs ${measured}`,
+    );
+  }
+  const ring: number = lib.mapCreate(BpfMapType.RINGBUF, 'flowtap_memtest', 0, 0, RING, mapCreateOpts());
+  assert.ok(ring >= 0, 'creating a ring buffer');
+  t.after(() => lib.close(ring));
+  const measured = kernelMemlock(ring);
+  assert.ok(Math.abs(ringBufferMemoryBytes(RING) - measured) <= measured * 0.01, `ring: ${measured}`);
+});
