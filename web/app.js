@@ -2,6 +2,8 @@
 // server), rendering each snapshot into a uPlot chart, two sortable tables and the health panel.
 // Sorting happens here on the rows the server sent: they are the top N by bytes together with the
 // top N by packets, so sorting on either column shows its true top N without asking the server.
+// The time range switches between that live stream and a window of the flow store's history,
+// fetched once from /history.json (same snapshot shape, same filters) when chosen or filtered.
 
 (() => {
   const MAX_RETRY_MS = 30_000;
@@ -9,6 +11,8 @@
   const CHART_HEIGHT = 260;
   const COLORS = ['#2f7ed8', '#d9534f', '#5cb85c', '#f0ad4e', '#8e44ad', '#16a085', '#e67e22', '#7f8c8d'];
   const TEXT_KEYS = new Set(['interface', 'direction', 'proto', 'src', 'dst', 'address']);
+  /** Length of each preset of the time range, in ms. */
+  const RANGE_MS = { '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 };
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -19,6 +23,8 @@
     chart: null,
     chartKey: '',
     sort: { flows: { key: 'bytes', desc: true }, talkers: { key: 'bytes', desc: true } },
+    /** Bumped by every history fetch, so an answer that arrives after a newer request is dropped. */
+    historyRequest: 0,
   };
 
   const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -40,8 +46,7 @@
     el.textContent = text;
   }
 
-  function filterQuery() {
-    const params = new URLSearchParams();
+  function filterQuery(params = new URLSearchParams()) {
     if ($('filter-interface').value) params.set('interface', $('filter-interface').value);
     if ($('filter-proto').value) params.set('proto', $('filter-proto').value);
     const q = $('filter-q').value.trim();
@@ -50,9 +55,81 @@
     return text ? `?${text}` : '';
   }
 
+  /** `YYYY-MM-DDTHH:MM:SS` of Unix ms `ms` in local time, as a datetime-local input holds it. */
+  function localInputValue(ms) {
+    const local = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+    return local.toISOString().slice(0, 19);
+  }
+
+  /** The chosen window as [from, to] in Unix ms, or null for live (undefined while incomplete). */
+  function chosenWindow() {
+    const range = $('range').value;
+    if (range === 'live') return null;
+    if (range === 'custom') {
+      if (!$('range-from').value && !$('range-to').value) {
+        // Start from the last hour, in the local time the inputs show.
+        const now = Date.now();
+        $('range-from').value = localInputValue(now - RANGE_MS['1h']);
+        $('range-to').value = localInputValue(now);
+      }
+      const from = Date.parse($('range-from').value);
+      const to = Date.parse($('range-to').value);
+      return Number.isFinite(from) && Number.isFinite(to) ? [from, to] : undefined;
+    }
+    const to = Date.now();
+    return [to - RANGE_MS[range], to];
+  }
+
+  /** Shows what the time range asks for: the live stream, or a fetched window. */
+  function refresh() {
+    const window = chosenWindow();
+    $('range-custom').hidden = $('range').value !== 'custom';
+    if (window === null) {
+      connect();
+      return;
+    }
+    clearTimeout(state.retryTimer);
+    if (state.source) state.source.close();
+    state.source = null;
+    if (window === undefined) {
+      setStatus('history', 'choose from and to');
+      return;
+    }
+    fetchHistory(window[0], window[1]);
+  }
+
+  async function fetchHistory(from, to) {
+    const request = ++state.historyRequest;
+    setStatus('connecting', 'loading history…');
+    const params = new URLSearchParams({ from: String(from), to: String(to) });
+    try {
+      const res = await fetch(`history.json${filterQuery(params)}`);
+      const body = await res.json();
+      if (request !== state.historyRequest) return;
+      if (!res.ok) {
+        setStatus('error', body.error ?? `history failed (${res.status})`);
+        return;
+      }
+      state.snapshot = body;
+      setStatus('history', 'history');
+      render();
+    } catch (err) {
+      if (request === state.historyRequest) setStatus('error', `history failed: ${err.message}`);
+    }
+  }
+
+  /** Offers the history ranges only when the server keeps a flow store. */
+  function renderHistoryAvailable(s) {
+    if (s.historyAvailable === undefined) return;
+    for (const option of $('range').options)
+      if (option.value !== 'live') option.disabled = !s.historyAvailable;
+    $('range-note').textContent = s.historyAvailable ? '' : 'history is off (no flow store)';
+  }
+
   // EventSource retries on its own after a dropped stream (the server asks for 1 s); when the
   // browser gives up (an HTTP error such as 503), retry here with exponential backoff and jitter.
   function connect() {
+    state.historyRequest++;
     clearTimeout(state.retryTimer);
     if (state.source) state.source.close();
     const source = new EventSource(`events${filterQuery()}`);
@@ -79,17 +156,25 @@
   function render() {
     const s = state.snapshot;
     if (!s) return;
-    $('timeline').textContent = s.timeline === 'records' ? 'capture timeline' : 'live';
+    $('timeline').textContent =
+      s.timeline === 'history' ? 'history' : s.timeline === 'records' ? 'capture timeline' : 'live';
+    renderHistoryAvailable(s);
     renderInterfaces(s.interfaces);
     renderChart(s);
     renderTable('flows', s.flows, s.topN, flowCells);
     renderTable('talkers', s.talkers, s.topN, talkerCells);
+    const span =
+      s.timeline === 'history'
+        ? `from ${isoTime(s.fromMs)} to ${isoTime(s.toMs)}`
+        : `over the last ${s.topWindowSeconds} s`;
     $('flows-note').textContent =
-      `${count(Math.min(s.topN, s.flows.length))} of ${count(s.matchingFlows)} over the last ${s.topWindowSeconds} s`;
+      `${count(Math.min(s.topN, s.flows.length))} of ${count(s.matchingFlows)} ${span}`;
     $('talkers-note').textContent =
-      `${count(Math.min(s.topN, s.talkers.length))} of ${count(s.matchingTalkers)} over the last ${s.topWindowSeconds} s`;
+      `${count(Math.min(s.topN, s.talkers.length))} of ${count(s.matchingTalkers)} ${span}`;
     renderHealth(s);
   }
+
+  const isoTime = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
   function renderInterfaces(names) {
     const select = $('filter-interface');
@@ -122,9 +207,10 @@
       $('chart-range').textContent = '';
       return;
     }
-    const seconds = s.chart[0].bytesPerSecond.length;
-    const xs = new Array(seconds);
-    for (let i = 0; i < seconds; i++) xs[i] = s.chartStartSecond + i;
+    const points = s.chart[0].bytesPerSecond.length;
+    const step = s.chartStepSeconds ?? 1;
+    const xs = new Array(points);
+    for (let i = 0; i < points; i++) xs[i] = s.chartStartSecond + i * step;
     const data = [xs, ...s.chart.map((series) => series.bytesPerSecond)];
     const key = s.chart.map((series) => `${series.interface} ${series.direction}`).join('\n');
     if (!state.chart || key !== state.chartKey) {
@@ -153,8 +239,10 @@
     } else {
       state.chart.setData(data);
     }
-    const end = new Date(s.endSecond * 1000).toISOString().replace('.000Z', 'Z');
-    $('chart-range').textContent = `last ${seconds} s to ${end}, per interface and direction`;
+    $('chart-range').textContent =
+      s.timeline === 'history'
+        ? `${isoTime(s.fromMs)} to ${isoTime(s.toMs)}, ${step} s steps, per interface and direction`
+        : `last ${points} s to ${isoTime(s.endSecond * 1000)}, per interface and direction`;
   }
 
   function compareRows(key, desc) {
@@ -256,9 +344,11 @@
       );
       figure(items, `export-drops-${e.name}`, `Export drops (${e.name})`, count(e['queue-full'] + e.stopped));
     }
-    figure(items, 'view-records', 'Records in the view', count(s.aggregate.records));
-    figure(items, 'view-late', 'Records older than the window', count(s.aggregate.outOfWindow));
-    figure(items, 'view-pruned', 'Small flows forgotten (bound)', count(s.aggregate.prunedKeys));
+    if (s.aggregate) {
+      figure(items, 'view-records', 'Records in the view', count(s.aggregate.records));
+      figure(items, 'view-late', 'Records older than the window', count(s.aggregate.outOfWindow));
+      figure(items, 'view-pruned', 'Small flows forgotten (bound)', count(s.aggregate.prunedKeys));
+    }
     $('health').replaceChildren(...items);
   }
 
@@ -276,13 +366,15 @@
   let filterTimer = 0;
   function onFilterChange() {
     clearTimeout(filterTimer);
-    filterTimer = setTimeout(connect, FILTER_DEBOUNCE_MS);
+    filterTimer = setTimeout(refresh, FILTER_DEBOUNCE_MS);
   }
 
   document.addEventListener('DOMContentLoaded', () => {
     for (const id of ['flows', 'talkers']) $(id).tHead.addEventListener('click', onSortClick);
-    $('filter-interface').addEventListener('change', connect);
-    $('filter-proto').addEventListener('change', connect);
+    $('filter-interface').addEventListener('change', refresh);
+    $('filter-proto').addEventListener('change', refresh);
+    $('range').addEventListener('change', refresh);
+    $('range-show').addEventListener('click', refresh);
     $('filter-q').addEventListener('input', onFilterChange);
     $('filters').addEventListener('submit', (event) => event.preventDefault());
     window.addEventListener('resize', () => {

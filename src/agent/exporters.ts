@@ -7,6 +7,8 @@ import { ConfigError, NotSupportedError, TlsHandshakeError } from '../errors.ts'
 import type { BatchResult } from '../export/exporter.ts';
 import { JsonLinesExporter } from '../export/json-lines.ts';
 import type { FlowSink } from '../sink/flow-sink.ts';
+import type { StoreExporter } from '../store/store-exporter.ts';
+import type { StoreQueries } from '../store/store-reader.ts';
 import type { ExportKind, ExportSettings } from './config.ts';
 import type { Logger } from './logger.ts';
 import { flowStdout } from './stdout.ts';
@@ -148,4 +150,15 @@ export function logExportResults(logger: Logger): (result: BatchResult) => void 
       );
     }
   };
+}
+
+/**
+ * Queries on the flow store of the `store` exporter among `exporters` (the web view's history),
+ * or undefined when the store is off.
+ */
+export function storeQueries(exporters: readonly FlowSink[]): StoreQueries | undefined {
+  const store = exporters.find((e) => e.name === 'store') as Partial<StoreExporter> | undefined;
+  if (typeof store?.read !== 'function') return undefined;
+  const exporter = store as StoreExporter;
+  return (query) => exporter.read(query);
 }

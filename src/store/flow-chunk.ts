@@ -1,8 +1,8 @@
 /**
  * Rows of a RecordBatch → one DuckDB data chunk, read in place. Fixed-width fields are copied
  * word by word from the v2 rows into one typed array per column and handed to DuckDB with a
- * single copy per column; only the three variable-width cells of a row (two address BLOBs and
- * the interface name) cost a call into DuckDB each. `@duckdb/node-api` wraps chunks in value
+ * single copy per column (addresses as two big-endian halves each); only the interface name,
+ * the one variable-width cell of a row, costs a call into DuckDB. `@duckdb/node-api` wraps chunks in value
  * objects per cell, so this module talks to its binding layer (`@duckdb/node-bindings`, the same
  * version, installed with it) for the raw vectors.
  */
@@ -31,18 +31,10 @@ export class FlowChunkWriter {
   readonly #u32 = new Uint32Array(CHUNK_ROWS);
   readonly #u16 = STORE_COLUMNS.map(() => new Uint16Array(CHUNK_ROWS));
   readonly #u8 = STORE_COLUMNS.map(() => new Uint8Array(CHUNK_ROWS));
-  /** Each row's addresses in `#rows`, made once: the rows are always copied to the same place. */
-  readonly #srcAddrs = Array.from({ length: CHUNK_ROWS }, (_, i) => this.#addressAt(i, V2.SRC_ADDR));
-  readonly #dstAddrs = Array.from({ length: CHUNK_ROWS }, (_, i) => this.#addressAt(i, V2.DST_ADDR));
 
   constructor(appender: DuckDBAppender) {
     const types = Array.from({ length: appender.columnCount }, (_, i) => appender.columnType(i));
     this.#chunk = DuckDBDataChunk.create(types);
-  }
-
-  #addressAt(row: number, offset: number): Uint8Array {
-    const at = row * V2_RECORD_BYTES + offset;
-    return this.#rows.subarray(at, at + 16);
   }
 
   /** Appends rows `from` (inclusive) to `to` (exclusive) of `batch`, at most CHUNK_ROWS of them. */
@@ -68,7 +60,11 @@ export class FlowChunkWriter {
     this.#copy8(raw, COLUMN.dscp, V2.DSCP, n);
     this.#copyMac(raw, COLUMN.src_mac, V2.SRC_MAC, n);
     this.#copyMac(raw, COLUMN.dst_mac, V2.DST_MAC, n);
-    this.#copyVarying(raw, batch, n);
+    this.#copyAddressHalf(raw, COLUMN.src_ip_hi, V2.SRC_ADDR, n);
+    this.#copyAddressHalf(raw, COLUMN.src_ip_lo, V2.SRC_ADDR + 8, n);
+    this.#copyAddressHalf(raw, COLUMN.dst_ip_hi, V2.DST_ADDR, n);
+    this.#copyAddressHalf(raw, COLUMN.dst_ip_lo, V2.DST_ADDR + 8, n);
+    this.#copyInterfaces(raw, batch, n);
     appender.appendDataChunk(chunk);
   }
 
@@ -112,20 +108,25 @@ export class FlowChunkWriter {
     this.#put(raw, column, out, n * 8);
   }
 
-  /** Addresses (BLOB) and interface index and name. */
-  #copyVarying(raw: duckdb.DataChunk, batch: RecordBatch, n: number): void {
-    const src = duckdb.data_chunk_get_vector(raw, COLUMN.src_ip);
-    const dst = duckdb.data_chunk_get_vector(raw, COLUMN.dst_ip);
+  /** 8 address bytes in network order as the number they spell, as a little-endian u64. */
+  #copyAddressHalf(raw: duckdb.DataChunk, column: number, offset: number, n: number): void {
+    const out = this.#u64[column];
+    const b = this.#rows;
+    for (let i = 0, o = offset; i < n; i++, o += V2_RECORD_BYTES) {
+      out[2 * i] = ((b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7]) >>> 0;
+      out[2 * i + 1] = ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+    }
+    this.#put(raw, column, out, n * 8);
+  }
+
+  /** Interface index and name. */
+  #copyInterfaces(raw: duckdb.DataChunk, batch: RecordBatch, n: number): void {
     const names = duckdb.data_chunk_get_vector(raw, COLUMN.interface);
     const ifIndexes = this.#u32;
     const words = this.#rowWords;
-    const srcAddrs = this.#srcAddrs;
-    const dstAddrs = this.#dstAddrs;
     let lastIndex = -1;
     let lastName = '';
     for (let i = 0, o = 0; i < n; i++, o += V2_RECORD_BYTES) {
-      duckdb.vector_assign_string_element_len(src, i, srcAddrs[i]);
-      duckdb.vector_assign_string_element_len(dst, i, dstAddrs[i]);
       const ifIndex = words[(o + V2.IF_INDEX) / 4];
       ifIndexes[i] = ifIndex;
       if (ifIndex !== lastIndex) {

@@ -173,6 +173,23 @@ export class FlowStore {
     await this.#connection.run(viewSql([TEMPLATE_TABLE, ...this.#partitions]));
   }
 
+  /**
+   * Runs `query` on a connection of its own to this store, between appends: it sees every
+   * committed row. This is how the writing process reads its own store: DuckDB's file lock does
+   * not stop a second open from the same process, and nothing would keep such a reader's view of
+   * the file consistent with this writer's checkpoints.
+   */
+  read<T>(query: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
+    return this.#exclusive(async () => {
+      const connection = await this.#instance.connect();
+      try {
+        return await query(connection);
+      } finally {
+        connection.closeSync();
+      }
+    });
+  }
+
   /** Drops every partition that ended before `cutoffMs`; returns their names. */
   dropPartitionsBefore(cutoffMs: number): Promise<string[]> {
     return this.#exclusive(() =>

@@ -1,7 +1,7 @@
 /**
  * The named questions of `flowtap query`, each as one SQL statement over the `flows` view.
- * Grouping is done on the stored binary columns and only the rows returned are turned into text,
- * so the questions stay fast on millions of flows.
+ * Grouping is done on the stored integer halves of addresses and only the rows returned (after
+ * the LIMIT) are turned into text, so the questions stay fast on millions of flows.
  */
 import { IP_BYTES } from '../model/ip.ts';
 
@@ -42,9 +42,11 @@ export function timestampLiteral(ms: number): string {
   return `TIMESTAMP_NS '${new Date(ms).toISOString().replace('T', ' ').replace('Z', '')}'`;
 }
 
-function blobLiteral(address: Uint8Array): string {
+/** SQL matching rows whose `side` (`src` or `dst`) address is `address` (16 bytes). */
+function addressIs(side: 'src' | 'dst', address: Uint8Array): string {
   if (address.length !== IP_BYTES) throw new RangeError(`an address has ${IP_BYTES} bytes`);
-  return `unhex('${Buffer.from(address).toString('hex')}')`;
+  const b = Buffer.from(address);
+  return `(${side}_ip_hi = ${b.readBigUInt64BE(0)}::UBIGINT AND ${side}_ip_lo = ${b.readBigUInt64BE(8)}::UBIGINT)`;
 }
 
 /** The WHERE clause of `options`' filters. */
@@ -52,12 +54,14 @@ function where(o: QuestionOptions): string {
   const terms: string[] = [];
   if (o.sinceMs !== undefined) terms.push(`time_end >= ${timestampLiteral(o.sinceMs)}`);
   if (o.untilMs !== undefined) terms.push(`time_end < ${timestampLiteral(o.untilMs)}`);
-  if (o.host) terms.push(`(src_ip = ${blobLiteral(o.host)} OR dst_ip = ${blobLiteral(o.host)})`);
+  if (o.host) terms.push(`(${addressIs('src', o.host)} OR ${addressIs('dst', o.host)})`);
   if (o.port !== undefined) terms.push(`(src_port = ${o.port} OR dst_port = ${o.port})`);
   return terms.length === 0 ? '' : `WHERE ${terms.join(' AND ')}`;
 }
 
 const TOTALS = 'sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS flows';
+/** True when the source address sorts at or before the destination address. */
+const SRC_FIRST = '(src_ip_hi < dst_ip_hi OR (src_ip_hi = dst_ip_hi AND src_ip_lo <= dst_ip_lo))';
 
 const TIMELINE_SERIES: Record<TimelineKey, string> = {
   total: "'total'",
@@ -73,17 +77,22 @@ export function questionSql(question: Question, o: QuestionOptions): string {
   const limit = Math.trunc(o.limit);
   switch (question) {
     case 'top talkers':
-      return `SELECT flowtap_ip_text(ip, etype) AS address, bytes, packets, flows FROM (
-        SELECT src_ip AS ip, max(etype) AS etype, ${TOTALS} FROM flows ${filter}
-        GROUP BY src_ip ORDER BY bytes DESC LIMIT ${limit}) ORDER BY bytes DESC, address`;
+      return `SELECT flowtap_ip_text(hi, lo, etype) AS address, bytes, packets, flows FROM (
+        SELECT src_ip_hi AS hi, src_ip_lo AS lo, max(etype) AS etype, ${TOTALS} FROM flows ${filter}
+        GROUP BY src_ip_hi, src_ip_lo ORDER BY bytes DESC LIMIT ${limit}) ORDER BY bytes DESC, address`;
     case 'top ports':
       return `SELECT flowtap_proto_name(proto) AS protocol, dst_port AS port, ${TOTALS} FROM flows ${filter}
         GROUP BY proto, dst_port ORDER BY bytes DESC, proto, port LIMIT ${limit}`;
     case 'top conversations':
-      return `SELECT flowtap_ip_text(a, etype) AS address_a, flowtap_ip_text(b, etype) AS address_b,
+      return `SELECT flowtap_ip_text(a_hi, a_lo, etype) AS address_a, flowtap_ip_text(b_hi, b_lo, etype) AS address_b,
           flowtap_proto_name(proto) AS protocol, bytes, packets, flows FROM (
-        SELECT least(src_ip, dst_ip) AS a, greatest(src_ip, dst_ip) AS b, max(etype) AS etype, proto, ${TOTALS}
-        FROM flows ${filter} GROUP BY a, b, proto ORDER BY bytes DESC LIMIT ${limit}) ORDER BY bytes DESC, address_a`;
+        SELECT a_hi, a_lo, b_hi, b_lo, max(etype) AS etype, proto, ${TOTALS} FROM (
+          SELECT CASE WHEN ${SRC_FIRST} THEN src_ip_hi ELSE dst_ip_hi END AS a_hi,
+            CASE WHEN ${SRC_FIRST} THEN src_ip_lo ELSE dst_ip_lo END AS a_lo,
+            CASE WHEN ${SRC_FIRST} THEN dst_ip_hi ELSE src_ip_hi END AS b_hi,
+            CASE WHEN ${SRC_FIRST} THEN dst_ip_lo ELSE src_ip_lo END AS b_lo,
+            etype, proto, bytes, packets FROM flows ${filter})
+        GROUP BY a_hi, a_lo, b_hi, b_lo, proto ORDER BY bytes DESC LIMIT ${limit}) ORDER BY bytes DESC, address_a`;
     case 'flows':
       return `SELECT * FROM (
         SELECT time_start, time_end, interface, flowtap_direction_name(direction) AS direction,

@@ -5,10 +5,12 @@
  * space without rewriting rows (a DELETE only marks them). Days rather than hours because a view
  * over the ~170 tables of a week of hours costs DuckDB ~100 ms to plan, more than the query.
  *
- * Addresses are stored as 16-byte BLOBs in network order (IPv4 mapped), so ORDER BY sorts them
- * numerically and GROUP BY is fast; their text is computed by the view. HUGEINT/UHUGEINT would be
- * the natural type, but DuckDB 1.5 reads them back from disk ~40× slower than BLOBs (a GROUP BY
- * over 10 M rows took 15 s instead of 0.4 s), so they are not used.
+ * Each address is stored as two UBIGINT halves of its 16 bytes in network order (IPv4 mapped):
+ * `src_ip_hi` the first 8 bytes, `src_ip_lo` the last 8, so ordering by (hi, lo) sorts addresses
+ * numerically. Fixed-width columns are filled a whole vector at a time and grouped on ~2× faster
+ * than 16-byte BLOBs (which cost a call into DuckDB per cell and a string hash per row); their
+ * text is computed by the view. HUGEINT/UHUGEINT would be the natural type, but DuckDB 1.5 reads
+ * them back from disk ~40× slower than BLOBs (a GROUP BY over 10 M rows took 15 s, not 0.4 s).
  */
 import { Direction, EtherType, transportProtocolName } from '../model/names.ts';
 
@@ -26,8 +28,10 @@ export const STORE_COLUMNS = [
   { name: 'etype', type: 'USMALLINT', doc: 'Ethernet type (2048 IPv4, 34525 IPv6)' },
   { name: 'direction', type: 'UTINYINT', doc: '0 ingress, 1 egress' },
   { name: 'proto', type: 'UTINYINT', doc: 'IANA transport protocol number' },
-  { name: 'src_ip', type: 'BLOB', doc: 'source address, 16 bytes in network order, IPv4 mapped' },
-  { name: 'dst_ip', type: 'BLOB', doc: 'destination address, 16 bytes' },
+  { name: 'src_ip_hi', type: 'UBIGINT', doc: 'source address, first 8 bytes (network order, IPv4 mapped)' },
+  { name: 'src_ip_lo', type: 'UBIGINT', doc: 'source address, last 8 bytes (IPv4: the low 32 bits)' },
+  { name: 'dst_ip_hi', type: 'UBIGINT', doc: 'destination address, first 8 bytes' },
+  { name: 'dst_ip_lo', type: 'UBIGINT', doc: 'destination address, last 8 bytes' },
   { name: 'src_port', type: 'USMALLINT', doc: 'source port (0 without one)' },
   { name: 'dst_port', type: 'USMALLINT', doc: 'destination port' },
   { name: 'icmp_type', type: 'UTINYINT', doc: 'ICMP type' },
@@ -55,7 +59,7 @@ export const TEMPLATE_TABLE = 'flows_template';
 /** Key/value facts about the database (its schema version). */
 export const META_TABLE = 'flowtap_meta';
 /** Bumped when stored columns change; a store of another version is refused, not misread. */
-export const SCHEMA_VERSION = '1';
+export const SCHEMA_VERSION = '2';
 
 /** Length of one partition. */
 export const PARTITION_MS = 86_400_000;
@@ -80,10 +84,8 @@ export function createTableSql(name: string): string {
   return `CREATE TABLE IF NOT EXISTS ${name} (${STORE_COLUMNS.map((c) => `${c.name} ${c.type}`).join(', ')})`;
 }
 
-/** Dotted quad of the last 4 bytes of the 32 hex digits `h`. */
-const V4_TEXT = Array.from({ length: 4 }, (_, i) => `('0x' || substr(h, ${25 + 2 * i}, 2))::INTEGER`).join(
-  ", '.', ",
-);
+/** Dotted quad of the low 32 bits of the UBIGINT `lo`. */
+const V4_TEXT = [24, 16, 8, 0].map((shift) => `(lo >> ${shift}) & 255`).join(", '.', ");
 /** `:g0:g1:...:g7:`, each group of `h` in lower-case hex without leading zeros. */
 const V6_GROUPS = Array.from(
   { length: 8 },
@@ -116,11 +118,11 @@ export const MACRO_SQL = [
           WHEN ends_with(r, '::') THEN substr(r, 2)
           ELSE substr(r, 2, length(r) - 2) END)[1]`,
   `CREATE OR REPLACE MACRO flowtap_v6_text(padded) AS list_transform([padded], p -> ${V6_COMPRESSED})[1]`,
-  `CREATE OR REPLACE MACRO flowtap_ip_text(ip, etype) AS list_transform([hex(ip)], h ->
-     CASE WHEN etype <> ${EtherType.IPV6} AND left(h, 24) IN ('00000000000000000000FFFF', '000000000000000000000000')
-            THEN concat(${V4_TEXT})
-          WHEN left(h, 24) = '00000000000000000000FFFF' THEN '::ffff:' || concat(${V4_TEXT})
-          ELSE flowtap_v6_text(':' || ${V6_GROUPS} || ':') END)[1]`,
+  `CREATE OR REPLACE MACRO flowtap_ip_text(hi, lo, etype) AS
+     CASE WHEN hi = 0 AND etype <> ${EtherType.IPV6} AND lo >> 32 IN (0, 65535) THEN concat(${V4_TEXT})
+          WHEN hi = 0 AND lo >> 32 = 65535 THEN '::ffff:' || concat(${V4_TEXT})
+          ELSE list_transform([printf('%016X%016X', hi, lo)], h ->
+            flowtap_v6_text(':' || ${V6_GROUPS} || ':'))[1] END`,
   `CREATE OR REPLACE MACRO flowtap_proto_name(p) AS CASE p ${PROTOCOL_CASES} ELSE p::VARCHAR END`,
   `CREATE OR REPLACE MACRO flowtap_direction_name(d) AS
      CASE d WHEN ${Direction.INGRESS} THEN 'INGRESS' WHEN ${Direction.EGRESS} THEN 'EGRESS' ELSE 'UNKNOWN' END`,
@@ -134,6 +136,7 @@ export function viewSql(tables: readonly string[]): string {
   const union = tables.map((t) => `SELECT * FROM ${t}`).join(' UNION ALL ');
   return `CREATE OR REPLACE VIEW ${FLOWS_VIEW} AS
     SELECT * REPLACE (flowtap_mac_text(src_mac) AS src_mac, flowtap_mac_text(dst_mac) AS dst_mac),
-      flowtap_ip_text(src_ip, etype) AS src_addr, flowtap_ip_text(dst_ip, etype) AS dst_addr
+      flowtap_ip_text(src_ip_hi, src_ip_lo, etype) AS src_addr,
+      flowtap_ip_text(dst_ip_hi, dst_ip_lo, etype) AS dst_addr
     FROM (${union})`;
 }

@@ -5,10 +5,12 @@
  * says so once and counts every batch as failed, so capture and the other exporters carry on;
  * it tries to open the store again at each upkeep.
  */
+import type { DuckDBConnection } from '@duckdb/node-api';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import type { StoreError } from '../errors.ts';
 import { QueuedExporter, type QueuedExporterOptions } from '../export/exporter.ts';
 import { FlowStore } from './flow-store.ts';
+import { queriesOfFile } from './store-reader.ts';
 
 /** How often retention, the disk budget and a checkpoint are applied. */
 export const STORE_UPKEEP_INTERVAL_MS = 60_000;
@@ -102,6 +104,14 @@ export class StoreExporter extends QueuedExporter {
         );
       }
     }
+  }
+
+  /**
+   * Runs read-only `query` on the store: through this process's open store when it is open (see
+   * FlowStore.read), else through the reader's path (a snapshot while another process holds it).
+   */
+  read<T>(query: (connection: DuckDBConnection) => Promise<T>): Promise<T> {
+    return this.#store ? this.#store.read(query) : queriesOfFile(this.#settings.file)(query);
   }
 
   protected async send(batch: RecordBatch): Promise<void> {

@@ -30,6 +30,24 @@ const HEADER_BYTES = 3 * 4096;
 /** Snapshot attempts before giving up (each fails only if the agent checkpointed meanwhile). */
 const SNAPSHOT_ATTEMPTS = 5;
 
+/**
+ * Runs read-only queries against a flow store, on a connection lent for the call; how depends on
+ * who holds the store (see StoreExporter.read).
+ */
+export type StoreQueries = <T>(query: (connection: DuckDBConnection) => Promise<T>) => Promise<T>;
+
+/** Queries on the store `file` through {@link openStoreReader}, opened for each call. */
+export function queriesOfFile(file: string): StoreQueries {
+  return async (query) => {
+    const reader = await openStoreReader(file);
+    try {
+      return await query(reader.connection);
+    } finally {
+      reader.close();
+    }
+  };
+}
+
 /** A read-only view of a flow store. */
 export interface StoreReader {
   /** The connection to query. */

@@ -30,6 +30,8 @@ export interface EventStreamsOptions {
   health: () => HealthSnapshot | undefined;
   /** Where pushes, skips and refusals are counted. */
   stats: WebServerStats;
+  /** Whether snapshots tell the page it may ask for past windows. */
+  historyAvailable: boolean;
 }
 
 /** One open event stream. */
@@ -89,7 +91,11 @@ export class EventStreams {
     // A page that connects or reconnects sees the current state at once, not after a push period.
     aggregate.tick();
     const health = this.#options.health();
-    this.#send(client, JSON.stringify(buildSnapshot(aggregate, filter, topN, health)), healthKey(health));
+    this.#send(
+      client,
+      JSON.stringify(buildSnapshot(aggregate, filter, topN, health, this.#options.historyAvailable)),
+      healthKey(health),
+    );
   }
 
   /** One push period: slide the window, then send each stream its snapshot if anything changed. */
@@ -116,7 +122,9 @@ export class EventStreams {
       }
       let json = byFilter.get(client.filterKey);
       if (json === undefined) {
-        json = JSON.stringify(buildSnapshot(aggregate, client.filter, topN, health));
+        json = JSON.stringify(
+          buildSnapshot(aggregate, client.filter, topN, health, this.#options.historyAvailable),
+        );
         byFilter.set(client.filterKey, json);
       }
       this.#send(client, json, key);

@@ -112,6 +112,8 @@ export interface WebSnapshot {
   filter: { interface: string; proto: string; q: string };
   aggregate: AggregateStats;
   health: HealthSnapshot | null;
+  /** True when the view keeps a flow store, so the page may ask for past windows (/history.json). */
+  historyAvailable: boolean;
 }
 
 /** Address text of the 16 bytes at `offset` of a key string. */
@@ -255,6 +257,7 @@ export function buildSnapshot(
   filter: WebFilter,
   topN: number,
   health: HealthSnapshot | undefined,
+  historyAvailable = false,
 ): WebSnapshot {
   const throughput = aggregate.throughput;
   const endSecond = aggregate.endSecond;
@@ -292,5 +295,6 @@ export function buildSnapshot(
     },
     aggregate: aggregate.stats,
     health: health ?? null,
+    historyAvailable,
   };
 }

@@ -1,6 +1,7 @@
 /**
  * The web view's HTTP server and its routes: the page's files, `/events` (handed to the event
- * streams) and `/snapshot.json` (the same snapshot once, for scripts). Filters travel in the query
+ * streams), `/snapshot.json` (the same snapshot once, for scripts) and `/history.json` (a past
+ * window from the flow store, see history.ts). Filters travel in the query
  * and are parsed here (see snapshot.ts for why the server applies them). Bound to loopback, it
  * answers only requests that name a loopback host, so a page elsewhere cannot rebind its own name
  * to 127.0.0.1 and read the flows.
@@ -9,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { ConfigError } from '../errors.ts';
 import type { EventStreams } from './event-streams.ts';
+import { type HistorySnapshot, type HistoryWindow, parseHistoryWindow } from './history.ts';
 import { COMMON_HEADERS, type WebServerStats } from './http-common.ts';
 import type { PageAsset } from './page-assets.ts';
 import { parseWebFilter, type WebFilter, type WebSnapshot } from './snapshot.ts';
@@ -23,6 +25,8 @@ export interface WebRoutes {
   streams: EventStreams;
   /** The snapshot a page with `filter` would get now. */
   snapshot(filter: WebFilter): WebSnapshot;
+  /** The snapshot of a past window; absent when the view keeps no flow store. */
+  history?: (window: HistoryWindow, filter: WebFilter) => Promise<HistorySnapshot>;
   /** Where refused requests are counted. */
   stats: WebServerStats;
 }
@@ -90,7 +94,7 @@ export class WebServer {
       res.end(req.method === 'HEAD' ? undefined : asset.body);
       return;
     }
-    if (url.pathname !== '/events' && url.pathname !== '/snapshot.json') {
+    if (url.pathname !== '/events' && url.pathname !== '/snapshot.json' && url.pathname !== '/history.json') {
       this.#fail(res, 404, 'not found: the page is at /\n');
       return;
     }
@@ -99,12 +103,49 @@ export class WebServer {
       this.#fail(res, 400, `${filter}\n`);
       return;
     }
+    if (url.pathname === '/history.json') {
+      void this.#history(res, url.searchParams, filter);
+      return;
+    }
     if (url.pathname === '/snapshot.json') {
       res.writeHead(200, { ...COMMON_HEADERS, 'content-type': 'application/json' });
       res.end(JSON.stringify(this.#routes.snapshot(filter)));
       return;
     }
     this.#routes.streams.open(req, res, filter);
+  }
+
+  /** Answers a past window as JSON, or `{ "error": ... }` with 404 (no store), 400 or 503. */
+  async #history(res: ServerResponse, params: URLSearchParams, filter: WebFilter): Promise<void> {
+    const history = this.#routes.history;
+    if (!history) {
+      this.#failJson(
+        res,
+        404,
+        'history is off: this web view keeps no flow store (flowtap run without --no-store, or flowtap read --store)',
+      );
+      return;
+    }
+    const window = parseHistoryWindow(params);
+    if (typeof window === 'string') {
+      this.#failJson(res, 400, window);
+      return;
+    }
+    let body: string;
+    try {
+      body = JSON.stringify(await history(window, filter));
+    } catch (err) {
+      this.#failJson(res, 503, (err as Error).message);
+      return;
+    }
+    res.writeHead(200, { ...COMMON_HEADERS, 'content-type': 'application/json' });
+    res.end(body);
+  }
+
+  #failJson(res: ServerResponse, status: number, message: string): void {
+    this.#routes.stats.badRequests++;
+    res.writeHead(status, { ...COMMON_HEADERS, 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: message }));
   }
 
   #fail(res: ServerResponse, status: number, message: string): void {

@@ -3,13 +3,18 @@
  * (aggregate-sink.ts), the HTTP server and routes (web-server.ts), the server-sent event streams
  * (event-streams.ts) and the static page (page-assets.ts). As a whole it is a flow sink named
  * `web`: evicted batches go into a bounded FlowAggregate, and every page sees snapshots of it.
+ * Given a flow store, it also answers past windows of it (history.ts), one at a time: each opens
+ * its own DuckDB instance, which a burst of requests must not multiply.
  */
 import type { RecordBatch } from '../codec/record-batch.ts';
+import { StoreError } from '../errors.ts';
 import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
+import type { StoreQueries } from '../store/store-reader.ts';
 import { FlowAggregate, type FlowAggregateOptions, type Timeline } from './aggregate.ts';
 import { AggregateSink } from './aggregate-sink.ts';
 import { EventStreams } from './event-streams.ts';
 import type { HealthProvider, HealthSnapshot } from './health.ts';
+import { type HistorySnapshot, type HistoryWindow, historySnapshot } from './history.ts';
 import type { WebServerStats } from './http-common.ts';
 import { loadPageAssets, type PageAsset } from './page-assets.ts';
 import { buildSnapshot, NO_FILTER, type WebFilter, type WebSnapshot } from './snapshot.ts';
@@ -40,6 +45,8 @@ export interface WebViewOptions {
   pushIntervalMs?: number;
   /** Event streams served at once. */
   maxClients?: number;
+  /** How past windows are read from the flow store; without it the page offers only live. */
+  store?: StoreQueries;
 }
 
 /** Default rows per table. */
@@ -67,6 +74,8 @@ export class WebView implements FlowSink {
   #timer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
   #healthFailing = false;
+  /** The history request running (or last run); the next one waits for it. */
+  #historyQueue: Promise<unknown> = Promise.resolve();
   readonly #closed: Promise<void>;
   #settleClosed: () => void = () => {};
 
@@ -81,11 +90,13 @@ export class WebView implements FlowSink {
       maxClients: options.maxClients ?? DEFAULT_MAX_CLIENTS,
       health: () => this.#health(),
       stats: this.serverStats,
+      historyAvailable: options.store !== undefined,
     });
     this.#server = new WebServer({
       assets,
       streams: this.#streams,
       snapshot: (filter) => this.snapshot(filter),
+      history: options.store === undefined ? undefined : (window, filter) => this.history(window, filter),
       stats: this.serverStats,
     });
     this.#closed = new Promise((resolve) => {
@@ -132,7 +143,26 @@ export class WebView implements FlowSink {
   /** The snapshot a page with `filter` would get now. */
   snapshot(filter: WebFilter = NO_FILTER): WebSnapshot {
     this.aggregate.tick();
-    return buildSnapshot(this.aggregate, filter, this.#topN, this.#health());
+    return buildSnapshot(
+      this.aggregate,
+      filter,
+      this.#topN,
+      this.#health(),
+      this.#options.store !== undefined,
+    );
+  }
+
+  /** The snapshot of a past window of the flow store; StoreError when there is none or it fails. */
+  history(window: HistoryWindow, filter: WebFilter = NO_FILTER): Promise<HistorySnapshot> {
+    const store = this.#options.store;
+    if (store === undefined) {
+      return Promise.reject(new StoreError('', 'history is off: this web view keeps no flow store'));
+    }
+    const run = this.#historyQueue.then(() =>
+      historySnapshot(store, window, filter, this.#topN, this.#health()),
+    );
+    this.#historyQueue = run.catch(() => undefined);
+    return run;
   }
 
   /** As a sink: stopping closes the server (there is nothing queued to flush). */

@@ -10,6 +10,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import type { HistorySnapshot } from '../../src/web/history.ts';
 import type { WebSnapshot } from '../../src/web/snapshot.ts';
 import { classicPcap } from '../capture/pcap/capture-files.ts';
 import { PACKET_VECTORS } from '../vectors/packets.ts';
@@ -41,9 +42,10 @@ function writeCapture(t: TestContext): string {
 }
 
 /** Starts the CLI; resolves stderr lines as they come through `untilStderr`. */
-function startCli(t: TestContext, args: string[]) {
+function startCli(t: TestContext, args: string[], env: NodeJS.ProcessEnv = process.env) {
   const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
+    env,
   });
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   t.after(() => {
@@ -78,13 +80,17 @@ function startCli(t: TestContext, args: string[]) {
 }
 
 function getJson<T>(url: string): Promise<T> {
+  return getJsonWithStatus<T>(url).then(([, body]) => body);
+}
+
+function getJsonWithStatus<T>(url: string): Promise<[number, T]> {
   return new Promise((resolve, reject) => {
     request(url, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (chunk: string) => {
         body += chunk;
       });
-      res.on('end', () => resolve(JSON.parse(body) as T));
+      res.on('end', () => resolve([res.statusCode ?? 0, JSON.parse(body) as T]));
     })
       .on('error', reject)
       .end();
@@ -114,6 +120,48 @@ test('read --web serves the capture on its own timeline after the file ends and 
     `every byte of the capture is in the chart (to rounding): ${perSecond}`,
   );
 
+  cli.child.kill('SIGTERM');
+  assert.equal(await cli.exited, 0);
+});
+
+test('read --store --web answers a past window of the stored capture from /history.json', async (t) => {
+  const file = writeCapture(t);
+  const storeDir = mkdtempSync(join(tmpdir(), 'flowtap-web-store-'));
+  t.after(() => rmSync(storeDir, { recursive: true, force: true }));
+  // Retention counts from the wall clock; the capture is from 2023.
+  const env = { ...process.env, STORE_RETENTION: '0' };
+  const cli = startCli(t, ['read', file, '--store', '--store-path', storeDir, '--web', '127.0.0.1:0'], env);
+  const url = (await cli.untilStderr(/web view at (http:\/\/\S+)/))[1];
+  await cli.untilStderr(/keeps serving until SIGINT or SIGTERM/);
+
+  assert.equal((await getJson<WebSnapshot>(`${url}snapshot.json`)).historyAvailable, true);
+  const window = `from=${T0 * 1000}&to=${(T0 + 60) * 1000}`;
+  const [status, history] = await getJsonWithStatus<HistorySnapshot>(
+    `${url}history.json?${window}&proto=UDP`,
+  );
+  assert.equal(status, 200);
+  assert.equal(history.timeline, 'history');
+  assert.deepEqual(
+    history.flows.map((f) => [f.proto, f.src, f.srcPort, f.dst, f.dstPort, f.packets, f.bytes]),
+    [['UDP', '192.0.2.1', 5353, '198.51.100.2', 53, 5, 370]],
+  );
+  const [badStatus, bad] = await getJsonWithStatus<{ error: string }>(`${url}history.json?from=5&to=1`);
+  assert.equal(badStatus, 400);
+  assert.match(bad.error, /to= must be after from=/);
+
+  cli.child.kill('SIGTERM');
+  assert.equal(await cli.exited, 0);
+});
+
+test('read --web without --store answers /history.json 404 saying history is off', async (t) => {
+  const file = writeCapture(t);
+  const cli = startCli(t, ['read', file, '--web', '127.0.0.1:0']);
+  const url = (await cli.untilStderr(/web view at (http:\/\/\S+)/))[1];
+  await cli.untilStderr(/keeps serving until SIGINT or SIGTERM/);
+  assert.equal((await getJson<WebSnapshot>(`${url}snapshot.json`)).historyAvailable, false);
+  const [status, body] = await getJsonWithStatus<{ error: string }>(`${url}history.json?from=0&to=1000`);
+  assert.equal(status, 404);
+  assert.match(body.error, /history is off/);
   cli.child.kill('SIGTERM');
   assert.equal(await cli.exited, 0);
 });

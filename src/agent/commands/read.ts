@@ -18,7 +18,7 @@ import { describeFilter } from '../../filter/build.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
-import { createExporters, logExportResults } from '../exporters.ts';
+import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
 import { asInputError } from './option-parsers.ts';
 import { addReadOptions, type ReadFlags, type ReadSettings, readSettings } from './read-options.ts';
@@ -76,6 +76,7 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
     (await startWebView({
       ...settings.web,
       timeline: 'records',
+      store: storeQueries(exporters),
       health: (): HealthSnapshot => ({
         packetsSeen: read.decoder.stats.packets,
         parseErrors: read.decoder.stats.skippedTotal,

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { SHARED_MAP_MIN_CPUS } from '../../ebpf/kernel-memory.ts';
+import type { StoreQueries } from '../../store/store-reader.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
@@ -16,7 +17,7 @@ import {
   EXPORT_KINDS,
   loadConfig,
 } from '../config.ts';
-import { createExporters, logExportResults } from '../exporters.ts';
+import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { handleReloadSignal, handleStopSignals } from '../signals.ts';
 import { onStdoutClosed } from '../stdout.ts';
@@ -27,8 +28,11 @@ import { addTargetTlsOptions } from './target-tls-options.ts';
 export interface RunExtension {
   /** Consumers of evicted batches besides the exporters; stopped with them. */
   observers?: AgentOptions['observers'];
-  /** Called once the agent runs (e.g. to serve its `health()`). */
-  onStarted?: (agent: Agent) => Promise<void>;
+  /**
+   * Called once the agent runs (e.g. to serve its `health()`), with queries on the flow store
+   * when the store is on.
+   */
+  onStarted?: (agent: Agent, store: StoreQueries | undefined) => Promise<void>;
 }
 
 /** Runs the agent with `flags` (and the environment) until it is stopped by a signal or fails. */
@@ -82,7 +86,7 @@ export async function runAgent(
     void agent.stop();
   });
   try {
-    await extension.onStarted?.(agent).catch(async (err: unknown) => {
+    await extension.onStarted?.(agent, storeQueries(exporters)).catch(async (err: unknown) => {
       await agent.stop();
       throw err;
     });
@@ -110,11 +114,19 @@ function reloadFilter(flags: CommandLineValues, agent: Agent, logger: Logger): v
   }
 }
 
-/** Serves the live web view of the running agent at `address`: wall-clock timeline, the agent's health. */
+/**
+ * Serves the live web view of the running agent at `address`: wall-clock timeline, the agent's
+ * health, and past windows of its flow store when it keeps one.
+ */
 function webViewExtension(address: WebAddress): RunExtension {
   return {
-    onStarted: async (agent) => {
-      const view = await startWebView({ ...address, timeline: 'wall', health: () => agent.health() });
+    onStarted: async (agent, store) => {
+      const view = await startWebView({
+        ...address,
+        timeline: 'wall',
+        health: () => agent.health(),
+        store,
+      });
       agent.addObserver(view);
       process.stderr.write(`flowtap: web view at ${view.url}\n`);
     },
