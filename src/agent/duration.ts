@@ -11,41 +11,40 @@ const UNIT_MS: Record<string, number> = {
   h: 3_600_000,
 };
 
-/** Milliseconds in a Go duration string; undefined when it is not one. A bare `0` is zero. */
-export function parseDurationMs(text: string): number | undefined {
+/** Milliseconds in `text`, a sum of number+unit terms with the units of `unitMs`; undefined when it is not one. */
+function parseTermsMs(
+  text: string,
+  unitMs: Readonly<Record<string, number>>,
+  re: RegExp,
+): number | undefined {
   const s = text.trim();
   if (s === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
   let total = 0;
   let at = 0;
   while (at < s.length) {
     re.lastIndex = at;
     const m = re.exec(s);
     if (!m) return undefined;
-    total += Number(m[1]) * UNIT_MS[m[2]];
+    total += Number(m[1]) * unitMs[m[2]];
     at = re.lastIndex;
   }
   return at === 0 ? undefined : total;
 }
 
+const DURATION_TERM = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
+
+/** Milliseconds in a Go duration string; undefined when it is not one. A bare `0` is zero. */
+export function parseDurationMs(text: string): number | undefined {
+  return parseTermsMs(text, UNIT_MS, DURATION_TERM);
+}
+
 const AGE_UNIT_MS: Record<string, number> = { ...UNIT_MS, d: 86_400_000, w: 604_800_000 };
+const AGE_TERM = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)/y;
 
 /**
  * Milliseconds in an age such as `7d`, `1d12h`, `90m` or `2w`: a Go duration that may also use
  * days (`d`) and weeks (`w`), for retention and query windows. Undefined when it is not one.
  */
 export function parseAgeMs(text: string): number | undefined {
-  const s = text.trim();
-  if (s === '0') return 0;
-  const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)/y;
-  let total = 0;
-  let at = 0;
-  while (at < s.length) {
-    re.lastIndex = at;
-    const m = re.exec(s);
-    if (!m) return undefined;
-    total += Number(m[1]) * AGE_UNIT_MS[m[2]];
-    at = re.lastIndex;
-  }
-  return at === 0 ? undefined : total;
+  return parseTermsMs(text, AGE_UNIT_MS, AGE_TERM);
 }

@@ -16,7 +16,7 @@ import { ConfigError } from '../../errors.ts';
 import { flowToJson } from '../../model/flow.ts';
 import { nowUnixNs } from '../../model/time.ts';
 import { openInput } from './open-input.ts';
-import { asInputError, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
+import { addFileCacheOptions, asInputError } from './option-parsers.ts';
 
 /** Options of {@link decodeRecords}. */
 export interface DecodeOptions {
@@ -89,7 +89,7 @@ export async function decodeRecords(input: Readable, out: Writable, options: Dec
 
 /** Registers `flowtap decode`. */
 export function registerDecodeCommand(program: Command): void {
-  program
+  const command = program
     .command('decode')
     .description(
       'read binary flow records from FILE (or - for stdin) and print the accumulated flows as JSON lines',
@@ -99,33 +99,21 @@ export function registerDecodeCommand(program: Command): void {
       '--layout <layout>',
       'record layout: v1 (the reference, 36 bytes) or v2 (flowtap, 104 bytes)',
       'v1',
-    )
-    .option(
-      '--cache-max-flows <n>',
-      'flows cached before the cache is evicted',
-      positiveIntOption('--cache-max-flows'),
-      100_000,
-    )
-    .option(
-      '--cache-active-timeout <duration>',
-      'active timeout on the records’ times (Go duration)',
-      positiveDurationOption('--cache-active-timeout'),
-      5_000,
-    )
-    .action(
-      async (file: string, opts: { layout: string; cacheMaxFlows: number; cacheActiveTimeout: number }) => {
-        if (opts.layout !== 'v1' && opts.layout !== 'v2')
-          throw new ConfigError('--layout', opts.layout, 'v1 or v2');
-        const input = openInput(file);
-        try {
-          await decodeRecords(input, process.stdout, {
-            layout: opts.layout,
-            cacheMaxFlows: opts.cacheMaxFlows,
-            cacheActiveTimeoutMs: opts.cacheActiveTimeout,
-          });
-        } catch (err) {
-          throw asInputError(err, file);
-        }
-      },
     );
+  addFileCacheOptions(command, 'records').action(
+    async (file: string, opts: { layout: string; cacheMaxFlows: number; cacheActiveTimeout: number }) => {
+      if (opts.layout !== 'v1' && opts.layout !== 'v2')
+        throw new ConfigError('--layout', opts.layout, 'v1 or v2');
+      const input = openInput(file);
+      try {
+        await decodeRecords(input, process.stdout, {
+          layout: opts.layout,
+          cacheMaxFlows: opts.cacheMaxFlows,
+          cacheActiveTimeoutMs: opts.cacheActiveTimeout,
+        });
+      } catch (err) {
+        throw asInputError(err, file);
+      }
+    },
+  );
 }

@@ -2,6 +2,7 @@
  * Parsers of the file commands' own flags (decode, read), the filter expression of run and read, and the mapping of a file that cannot be
  * opened to an InputError; the agent's settings go through src/agent/config.ts instead.
  */
+import type { Command } from 'commander';
 import { ConfigError, InputError } from '../../errors.ts';
 import { parseDurationMs } from '../duration.ts';
 
@@ -58,3 +59,29 @@ export function filterFlag(positional: readonly string[], flag: string | undefin
   }
   return expression;
 }
+
+/**
+ * Declares `--cache-max-flows` and `--cache-active-timeout` of the file commands (`decode`, `read`),
+ * whose timeout runs on the times of `what` (records or packets).
+ */
+export function addFileCacheOptions<C extends Command>(command: C, what: string): C {
+  command
+    .option(
+      '--cache-max-flows <n>',
+      'flows cached before the cache is evicted',
+      positiveIntOption('--cache-max-flows'),
+      FILE_CACHE_MAX_FLOWS,
+    )
+    .option(
+      '--cache-active-timeout <duration>',
+      `active timeout on the ${what}’ times (Go duration)`,
+      positiveDurationOption('--cache-active-timeout'),
+      FILE_CACHE_ACTIVE_TIMEOUT_MS,
+    );
+  return command;
+}
+
+/** Flows the file commands cache before evicting: files are read once, so a large cache costs little time. */
+const FILE_CACHE_MAX_FLOWS = 100_000;
+/** The reference's active timeout, on the file's own times. */
+const FILE_CACHE_ACTIVE_TIMEOUT_MS = 5_000;

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { parseLocalHosts } from '../../capture/pcap/direction.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { type AgentConfig, type CommandLineValues, loadConfig } from '../config.ts';
-import { filterFlag, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
+import { addFileCacheOptions, filterFlag, positiveDurationOption } from './option-parsers.ts';
 import type { ReadOptions } from './read-pipeline.ts';
 import { addTargetTlsOptions, type TargetTlsFlags, targetTlsFlags } from './target-tls-options.ts';
 
@@ -57,19 +57,8 @@ export function addReadOptions(command: Command): Command {
       '--local-net <cidrs>',
       'comma-separated local networks: packets from them are EGRESS, others INGRESS (e.g. 10.0.0.0/8,fd00::/8)',
     )
-    .option('--local-mac <macs>', 'comma-separated local MAC addresses: packets from them are EGRESS')
-    .option(
-      '--cache-max-flows <n>',
-      'flows cached before the cache is evicted',
-      positiveIntOption('--cache-max-flows'),
-      100_000,
-    )
-    .option(
-      '--cache-active-timeout <duration>',
-      'active timeout on the packets’ times (Go duration)',
-      positiveDurationOption('--cache-active-timeout'),
-      5_000,
-    )
+    .option('--local-mac <macs>', 'comma-separated local MAC addresses: packets from them are EGRESS');
+  addFileCacheOptions(command, 'packets')
     .option(
       '-e, --export <kinds>',
       'where flows go: json, grpc, kafka, ipfix+udp, ipfix+tcp (comma-separated)',
