@@ -58,16 +58,22 @@ export async function runAgent(
     logExportResults(logger),
   );
   // Signals are handled from before the start: one that comes while interfaces are being attached
-  // stops the agent as soon as it runs, instead of killing it with filters attached.
+  // acts as soon as the agent runs, instead of killing it with filters attached.
   let started: Agent | undefined;
   let stopRequested = false;
+  let reloadRequested = false;
   const removeStopHandlers = handleStopSignals(async () => {
     stopRequested = true;
     await started?.stop();
   }, logger);
+  const removeReloadHandler = handleReloadSignal(() => {
+    if (started) reloadFilter(flags, started, logger);
+    else reloadRequested = true;
+  });
   const agent = await Agent.start({ config, logger, exporters, observers: extension.observers }).catch(
     async (err: unknown) => {
       removeStopHandlers();
+      removeReloadHandler();
       // The agent never started, so nothing else owns the exporters' sockets and timers.
       await Promise.all(exporters.map((e) => e.stop(0)));
       throw err;
@@ -75,7 +81,7 @@ export async function runAgent(
   );
   started = agent;
   if (stopRequested) void agent.stop();
-  const removeReloadHandler = handleReloadSignal(() => reloadFilter(flags, agent, logger));
+  else if (reloadRequested) reloadFilter(flags, agent, logger);
   const removeHandlers = () => {
     removeStopHandlers();
     removeReloadHandler();
