@@ -8,12 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, type TestContext, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { FlowStore } from '../../src/store/flow-store.ts';
 import { queriesOfFile } from '../../src/store/store-reader.ts';
 import { startWebView, type WebView, type WebViewOptions } from '../../src/web/web-view.ts';
+import { launchChromium } from '../helpers/browser.ts';
 import { makeFlow } from '../helpers/flows.ts';
 
 const WAIT_MS = 15_000;
@@ -55,20 +56,7 @@ before(async () => {
     ),
   );
   await store.close();
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    env: { ...process.env, TZ: 'UTC' },
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium({ TZ: 'UTC' });
 });
 
 after(async () => {

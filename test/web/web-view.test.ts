@@ -7,12 +7,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { get } from 'node:http';
 import { after, before, type TestContext, test } from 'node:test';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
 import type { Flow } from '../../src/model/flow.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import type { HealthSnapshot } from '../../src/web/health.ts';
 import { startWebView, type WebView, type WebViewOptions } from '../../src/web/web-view.ts';
+import { launchChromium } from '../helpers/browser.ts';
 import { type FlowSpec, makeFlow } from '../helpers/flows.ts';
 
 const ARTIFACTS = new URL('../../test-artifacts/', import.meta.url).pathname;
@@ -47,19 +48,7 @@ let browser: Browser;
 
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
