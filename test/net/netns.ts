@@ -123,6 +123,31 @@ async function sysctl(nsExec: string[] | null, settings: readonly string[]): Pro
   else await run('sysctl', args);
 }
 
+const CARRIER_WAIT_MS = 5000;
+const CARRIER_POLL_MS = 20;
+
+/**
+ * Waits (bounded) until both ends report carrier and, with IPv6, the namespace has its prefix
+ * route: the kernel applies carrier changes from a deferred worker, and IPv6 installs the routes
+ * of `nodad` addresses only then, so a connect right after `link set up` can fail ENETUNREACH.
+ */
+async function waitForCarrier(pair: VethPair, inNs: string[], ipv6: boolean): Promise<void> {
+  const deadline = Date.now() + CARRIER_WAIT_MS;
+  for (;;) {
+    const host = readFileSync(`/sys/class/net/${pair.hostIf}/operstate`, 'utf8').trim();
+    const ns = (await run('ip', [...inNs, 'cat', `/sys/class/net/${pair.nsIf}/operstate`])).trim();
+    const routed =
+      !ipv6 || (await run('ip', [...inNs, 'ip', '-6', 'route', 'show', 'dev', pair.nsIf])).includes('/64');
+    if (host === 'up' && ns === 'up' && routed) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `veth ${pair.hostIf}/${pair.nsIf} not ready after ${CARRIER_WAIT_MS} ms (${host}/${ns})`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, CARRIER_POLL_MS));
+  }
+}
+
 /**
  * Creates `<prefix>0` in the root namespace and `<prefix>1` in namespace `<prefix>-ns`, up and
  * addressed (IPv4 10.251.X.1/.2, IPv6 fd00:f7e:X::1/::2 without DAD), removing leftovers of the
@@ -185,6 +210,7 @@ export async function createVethPair(prefix: string, options: { ipv6?: boolean }
     await run('ip', ['link', 'set', hostIf, 'up']);
     await run('ip', [...inNs, 'ip', 'link', 'set', nsIf, 'up']);
     await run('ip', [...inNs, 'ip', 'link', 'set', 'lo', 'up']);
+    await waitForCarrier(pair, inNs, ipv6);
     const hostMac = readFileSync(`/sys/class/net/${hostIf}/address`, 'utf8').trim();
     const nsMac = (await run('ip', [...inNs, 'cat', `/sys/class/net/${nsIf}/address`])).trim();
     return { ...pair, hostMac, nsMac };
