@@ -8,14 +8,17 @@ import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { IE } from '../../../src/export/ipfix/templates.ts';
 import { IpfixUdpExporter } from '../../../src/export/ipfix/udp.ts';
+import { skipUnlessPacketCapture } from '../../helpers/privileges.ts';
 import { assertDecodedVariedFlows, variedBatch } from './flows.ts';
 import { captureLoopback, dataRecords, decodeIpfix, subtrees } from './tshark.ts';
+
+const skip = skipUnlessPacketCapture('capture the export on loopback with tshark');
 
 const FLOWS = 40;
 const MAX_MESSAGE_BYTES = 512;
 const OBSERVATION_DOMAIN_ID = 0xc0ffee;
 
-describe('ipfix+udp export decoded by tshark', () => {
+describe('ipfix+udp export decoded by tshark', { skip }, () => {
   let messages: Record<string, unknown>[] = [];
   const releases: (() => unknown)[] = [];
   after(async () => {
