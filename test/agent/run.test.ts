@@ -143,3 +143,35 @@ test('run logs the kernel memory the datapath takes when it starts', { skip }, a
     `signal ${flowtap.child.signalCode}; logs: ${JSON.stringify(flowtap.logs.slice(-6))}`,
   );
 });
+
+test('run --duration 2s stops on its own with exit 0 and flushes the flows counted before', {
+  skip,
+}, async (t) => {
+  const pair = await ftaPair(t, 5);
+  // An active timeout longer than the run: only the flush at the end can export the flow.
+  const startedMs = performance.now();
+  const flowtap = startFlowtap(t, ['-i', pair.hostIf, '--cache-active-timeout', '10m', '--duration', '2s']);
+  await flowtap.untilLog('attached', pair.hostIf);
+  const srcPort = await sendUdp(pair.nsAddr, 9, 20, PAYLOAD_BYTES);
+  assert.equal(await flowtap.exited, 0);
+  const elapsedMs = performance.now() - startedMs;
+  assert.ok(elapsedMs >= 2_000 && elapsedMs < 4_000, `exited after ${Math.round(elapsedMs)} ms`);
+  assert.deepEqual(egressFrom(flowtap.flows, pair.hostIf, srcPort), {
+    packets: 20,
+    bytes: 20 * (HEADER_BYTES + PAYLOAD_BYTES),
+  });
+  assert.ok(flowtap.logs.some((l) => /--duration of 2000 ms reached/.test(String(l.msg))));
+});
+
+test('run -i with an interface that does not exist warns at once and says so in its health', {
+  skip,
+}, async (t) => {
+  const flowtap = startFlowtap(t, ['-i', 'fta-nosuch0', '--metrics', '127.0.0.1:0']);
+  const warning = await flowtap.untilLog('interface fta-nosuch0 does not exist: waiting for it to appear');
+  assert.equal(warning.level, 40);
+  flowtap.child.kill('SIGTERM');
+  assert.equal(await flowtap.exited, 0);
+  const summary = flowtap.logs.find((l) => l.msg === 'agent stopped');
+  const health = summary?.health as { warnings: string[] };
+  assert.deepEqual(health.warnings, ['no interface attached yet']);
+});
