@@ -65,10 +65,38 @@ describe('ipfix+udp export decoded by tshark', { skip }, () => {
     const elementsOf = (t: Record<string, unknown>) =>
       subtrees(t, 'Field (').map((f) => Number(f['cflow.template_ipfix_field_type']));
     const common = [7, 11, 4, 1, 2, 152, 153, 61, 56, 80, 256, 6, 5];
-    assert.deepEqual(elementsOf(templates[0]), [8, 12, ...common, IE.ingressInterface, 82]);
-    assert.deepEqual(elementsOf(templates[1]), [8, 12, ...common, IE.egressInterface, 82]);
-    assert.deepEqual(elementsOf(templates[2]), [27, 28, ...common, IE.ingressInterface, 82]);
-    assert.deepEqual(elementsOf(templates[3]), [27, 28, ...common, IE.egressInterface, 82]);
+    assert.deepEqual(elementsOf(templates[0]), [
+      8,
+      12,
+      ...common,
+      IE.ingressInterface,
+      82,
+      IE.icmpTypeCodeIPv4,
+    ]);
+    assert.deepEqual(elementsOf(templates[1]), [
+      8,
+      12,
+      ...common,
+      IE.egressInterface,
+      82,
+      IE.icmpTypeCodeIPv4,
+    ]);
+    assert.deepEqual(elementsOf(templates[2]), [
+      27,
+      28,
+      ...common,
+      IE.ingressInterface,
+      82,
+      IE.icmpTypeCodeIPv6,
+    ]);
+    assert.deepEqual(elementsOf(templates[3]), [
+      27,
+      28,
+      ...common,
+      IE.egressInterface,
+      82,
+      IE.icmpTypeCodeIPv6,
+    ]);
   });
 
   it('numbers each message with the count of data records sent before it', () => {
