@@ -198,7 +198,8 @@ export class Agent {
       },
       'agent started',
     );
-    this.#limit.start();
+    // performance.now() counts from the process's start: --duration bounds the whole run.
+    this.#limit.start(performance.now());
   }
 
   #boundReached(reason: RunLimitReason): void {

@@ -7,7 +7,7 @@
 
 /** When a run ends on its own; an absent bound never ends it. */
 export interface RunBounds {
-  /** Stop this long after the agent started. */
+  /** Stop this long after the process started (start-up included, as `timeout` would count). */
   readonly durationMs?: number;
   /** Stop once this many flows were evicted (and so handed to the exporters). */
   readonly maxFlows?: number;
@@ -27,10 +27,14 @@ export class RunLimit {
     private readonly onReached: (reason: RunLimitReason) => void,
   ) {}
 
-  /** Starts the duration clock (once the agent runs). */
-  start(): void {
+  /**
+   * Starts the duration clock once the agent runs, `elapsedMs` into the run (the process's start-up:
+   * loading the datapath and the exporters); a start-up longer than the duration stops at once.
+   */
+  start(elapsedMs: number): void {
     if (this.bounds.durationMs === undefined || this.#reached || this.#timer) return;
-    this.#timer = setTimeout(() => this.#reach('duration'), this.bounds.durationMs);
+    const leftMs = Math.max(0, this.bounds.durationMs - elapsedMs);
+    this.#timer = setTimeout(() => this.#reach('duration'), leftMs);
   }
 
   /** Adds `flows` evicted flows; reaching the count asks for the stop. */
