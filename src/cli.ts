@@ -4,6 +4,7 @@
  * their message (no stack trace) and exit with the error's code: 2 for bad settings, 1 otherwise.
  */
 import { Command, CommanderError } from 'commander';
+import { epilogueOf } from './agent/commands/error-epilogue.ts';
 import { registerCommands } from './agent/commands/index.ts';
 import { createLogger } from './agent/logger.ts';
 import { watchProcessStdout } from './agent/stdout.ts';
@@ -40,11 +41,11 @@ function exitCodeOf(err: unknown): number {
     return 2;
   }
   if (err instanceof FlowtapError) {
-    process.stderr.write(`flowtap: ${err.message}\n`);
+    process.stderr.write(`flowtap: ${err.message}\n${epilogueOf(err)}`);
     return err.exitCode;
   }
   process.stderr.write(
-    `flowtap: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    `flowtap: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n${epilogueOf(err)}`,
   );
   return 1;
 }

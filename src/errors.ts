@@ -18,8 +18,16 @@ export class FlowtapError extends Error {
   }
 }
 
+/**
+ * Exit code of `read` and `decode` when the input ends inside a record or packet: every whole one
+ * before it was counted and exported, so the output is good but the input was cut short
+ * (a capture still being written, a copy interrupted).
+ */
+export const TRUNCATED_INPUT_EXIT_CODE = 3;
+
 /** Binary input ends in the middle of a record. */
 export class TruncatedRecordError extends FlowtapError {
+  override readonly exitCode = TRUNCATED_INPUT_EXIT_CODE;
   constructor(
     /** Byte offset where the incomplete record starts. */
     readonly offset: number,
@@ -71,6 +79,23 @@ export class CaptureFormatError extends FlowtapError {
       'FLOWTAP_CAPTURE_FORMAT',
       `damaged ${format} capture at byte offset ${offset}: ${detail}; ` +
         `check that the input is a whole pcap or pcapng file (tcpdump -w, dumpcap, editcap)`,
+    );
+  }
+}
+
+/** A packet capture ends inside a packet record; the packets before it were all read. */
+export class TruncatedCaptureError extends FlowtapError {
+  override readonly exitCode = TRUNCATED_INPUT_EXIT_CODE;
+  constructor(
+    /** Byte offset where the incomplete packet record starts. */
+    readonly offset: number,
+    /** `pcap` or `pcapng`. */
+    readonly format: string,
+  ) {
+    super(
+      'FLOWTAP_TRUNCATED_CAPTURE',
+      `the ${format} capture ends inside a packet record at byte offset ${offset}: every packet before it was counted; ` +
+        'if the capture is still being written, read it again once it is closed',
     );
   }
 }

@@ -12,6 +12,7 @@ import type { KernelMemory } from '../ebpf/kernel-memory.ts';
 import { describeFilter } from '../filter/build.ts';
 import type { FilterProgram } from '../filter/program.ts';
 import { InterfaceFilter } from '../ifaces/filter.ts';
+import { missingInterfaceNames } from '../ifaces/sysfs.ts';
 import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
 import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
 import { InterfaceRegistry } from '../model/interfaces.ts';
@@ -29,6 +30,7 @@ import {
   startMetricsServer,
 } from './metrics.ts';
 import { Pipeline } from './pipeline.ts';
+import { type RunBounds, RunLimit, type RunLimitReason } from './run-limit.ts';
 
 /** What the agent needs of a live capture: `EbpfCapture` in production, fakes in tests. */
 export interface LiveCapture {
@@ -56,10 +58,14 @@ export interface AgentOptions {
   openCapture?: (options: EbpfCaptureOptions) => Promise<LiveCapture>;
   /** Builds the interface watcher; defaults to the one `config.listenInterfaces` names. */
   createWatcher?: (listener: InterfaceListener) => InterfaceWatcher;
+  /** Where interfaces named by `-i` are looked for at start (tests point it at a fake tree). */
+  sysClassNet?: string;
   /** How long stop waits for exporters to send what they hold. */
   exportStopTimeoutMs?: number;
   /** Where stray errors are counted for /metrics; defaults to the process's tracker. */
   unhandledRejections?: UnhandledRejections;
+  /** Ends the run on its own after a duration or a count of flows (`--duration`, `--count`). */
+  bounds?: RunBounds;
 }
 
 /** A running live agent. */
@@ -79,17 +85,22 @@ export class Agent {
   #stopping: Promise<void> | undefined;
   readonly #done: Promise<void>;
   #settleDone: (failure: unknown) => void = () => {};
+  readonly #limit: RunLimit;
 
   private constructor(private readonly options: AgentOptions) {
     const { config } = options;
     this.#logger = options.logger;
     this.#exportStopTimeoutMs = options.exportStopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+    this.#limit = new RunLimit(options.bounds ?? {}, (reason) => this.#boundReached(reason));
     this.#pipeline = new Pipeline(
       {
         buffersLength: config.buffersLength,
         cacheMaxFlows: config.cacheMaxFlows,
         cacheActiveTimeoutMs: config.cacheActiveTimeoutMs,
-        onEvict: (reason, flows) => this.#logger.debug({ reason, flows }, 'evicted flows'),
+        onEvict: (reason, flows) => {
+          this.#logger.debug({ reason, flows }, 'evicted flows');
+          this.#limit.countFlows(flows);
+        },
       },
       [...options.exporters, ...(options.observers ?? [])],
     );
@@ -165,6 +176,12 @@ export class Agent {
         onWarning: (message, err) => this.#logger.warn({ err }, message),
       });
     await this.#watcher.start();
+    for (const name of missingInterfaceNames(config.interfaces, this.options.sysClassNet)) {
+      this.#logger.warn(
+        { interface: name, hint: 'check the name with `ip link`; it is attached as soon as it appears' },
+        `interface ${name} does not exist: waiting for it to appear`,
+      );
+    }
 
     if (config.metrics) {
       const metrics = new AgentMetrics(() => this.health());
@@ -181,6 +198,16 @@ export class Agent {
       },
       'agent started',
     );
+    // performance.now() counts from the process's start: --duration bounds the whole run.
+    this.#limit.start(performance.now());
+  }
+
+  #boundReached(reason: RunLimitReason): void {
+    const bounds = this.options.bounds ?? {};
+    const what =
+      reason === 'duration' ? `--duration of ${bounds.durationMs} ms` : `--count of ${bounds.maxFlows} flows`;
+    this.#logger.info({ reason }, `${what} reached: stopping, every counted flow is flushed`);
+    void this.stop();
   }
 
   /** Where `/metrics` listens (the real port when 0 was configured); undefined when off. */
@@ -237,6 +264,7 @@ export class Agent {
         this.#logger.error({ err }, `${what} failed while stopping`);
       }
     };
+    this.#limit.stop();
     await step('stopping the interface watcher', () => this.#watcher?.stop());
     await this.#interfaceOps;
     await step('stopping the capture', () => this.#capture?.stop());

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
 import { DEFAULT_KERNEL_MEMORY_MAX_BYTES, type FlowMapKindSetting } from '../ebpf/kernel-memory.ts';
-import { ConfigError, InputError } from '../errors.ts';
+import { ConfigError } from '../errors.ts';
 import type { ClientTlsFiles, PemFile } from '../export/tls.ts';
 import { buildFilter } from '../filter/build.ts';
 import type { FilterProgram } from '../filter/program.ts';
@@ -295,7 +295,8 @@ function readConfigFile(path: string): Map<string, RawValue> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new InputError(`cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
+    // A settings problem like any other (exit 2): the file named by --config is part of the settings.
+    throw new ConfigError('--config', path, `a readable YAML or JSON file (${(err as Error).message})`);
   }
   let doc: unknown;
   try {

@@ -48,3 +48,26 @@ const AGE_TERM = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d|w)/y;
 export function parseAgeMs(text: string): number | undefined {
   return parseTermsMs(text, AGE_UNIT_MS, AGE_TERM);
 }
+
+const FORMAT_UNITS: readonly [string, number][] = [
+  ['h', 3_600_000],
+  ['m', 60_000],
+  ['s', 1000],
+  ['ms', 1],
+];
+
+/**
+ * `ms` as a Go duration people read (`5s`, `1m30s`, `250ms`), the inverse of parseDurationMs for
+ * whole milliseconds: how --help shows default durations.
+ */
+export function formatDurationMs(ms: number): string {
+  if (ms === 0) return '0s';
+  let rest = Math.round(ms);
+  let text = '';
+  for (const [unit, unitMs] of FORMAT_UNITS) {
+    const n = Math.floor(rest / unitMs);
+    if (n > 0) text += `${n}${unit}`;
+    rest -= n * unitMs;
+  }
+  return text;
+}

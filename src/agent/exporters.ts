@@ -11,6 +11,7 @@ import type { StoreExporter } from '../store/store-exporter.ts';
 import type { StoreQueries } from '../store/store-reader.ts';
 import type { ExportKind, ExportSettings } from './config.ts';
 import type { Logger } from './logger.ts';
+import { warnNetworkFailure } from './network-problems.ts';
 import { flowStdout } from './stdout.ts';
 import { TableOutput } from './table-output.ts';
 
@@ -49,7 +50,7 @@ export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = 
       onTransportError: (err) => {
         // A handshake failure says what to do in its message: one line, no stack.
         if (err instanceof TlsHandshakeError) c.logger.warn(`${err.message}; retrying with backoff`);
-        else c.logger.warn({ err }, 'gRPC collector unreachable; retrying with backoff');
+        else warnNetworkFailure(c.logger, err, 'gRPC collector', targetText(c), RETRY_TODO);
       },
     });
   },
@@ -59,7 +60,14 @@ export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = 
       maxQueuedBatches: c.settings.buffersLength,
       onResult: c.onResult,
       logger: c.logger,
-      onTransportError: (err) => c.logger.warn({ err }, 'Kafka brokers unreachable; retrying with backoff'),
+      onTransportError: (err) =>
+        warnNetworkFailure(
+          c.logger,
+          err,
+          'Kafka brokers',
+          c.settings.kafkaSettings.KAFKA_BROKERS ?? '',
+          RETRY_TODO,
+        ),
     }),
   'ipfix+udp': async (c) =>
     new (await import('../export/ipfix/udp.ts')).IpfixUdpExporter({
@@ -72,7 +80,8 @@ export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = 
       ...collector(c),
       maxQueuedBatches: c.settings.buffersLength,
       onResult: c.onResult,
-      onTransportError: (err) => c.logger.warn({ err }, 'IPFIX collector unreachable; retrying with backoff'),
+      onTransportError: (err) =>
+        warnNetworkFailure(c.logger, err, 'IPFIX collector', targetText(c), RETRY_TODO),
     }),
   store: async (c) =>
     (await import('../store/store-exporter.ts')).StoreExporter.create({
@@ -82,6 +91,15 @@ export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = 
       onResult: c.onResult,
     }),
 };
+
+/** What the logs of an unreachable collector tell the user. */
+const RETRY_TODO = 'retrying with backoff; check that the collector runs and --target names it';
+
+/** The collector as `host:port` for logs. */
+function targetText(c: ExporterContext): string {
+  const target = c.settings.target;
+  return target ? `${target.host}:${target.port}` : '';
+}
 
 /** The collector of an export that needs one (loadConfig has checked it is set). */
 function collector(c: ExporterContext): { host: string; port: number } {
@@ -144,9 +162,12 @@ export function logExportResults(logger: Logger): (result: BatchResult) => void 
         'exporter dropping batches (counted in flowtap_export_dropped_flows_total)',
       );
     } else {
-      logger.warn(
-        { exporter: result.exporter, err: result.error },
-        'export failing; batches are counted as failed',
+      warnNetworkFailure(
+        logger.child({ exporter: result.exporter }),
+        result.error,
+        `${result.exporter} export failing`,
+        '',
+        'its batches are counted as failed (flowtap_export_flows_total{result="failed"}) until it recovers',
       );
     }
   };

@@ -44,6 +44,8 @@ export interface HealthSources {
 /** Every figure of the agent at one instant, as plain data. */
 export interface HealthSnapshot {
   uptimeSeconds: number;
+  /** What needs attention, for people (`no interface attached yet`); empty when all is well. */
+  warnings: string[];
   /** Names of the interfaces attached now. */
   attachedInterfaces: string[];
   interfaces: InterfaceCounters;
@@ -86,6 +88,7 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
   const capture = sources.captureStats();
   return {
     uptimeSeconds: (Date.now() - sources.startedAtMs) / 1000,
+    warnings: healthWarnings(sources),
     attachedInterfaces: [...sources.attachedInterfaces()],
     interfaces: { ...sources.interfaceCounters },
     packetsSeen: p.stats.packetsIn,
@@ -107,6 +110,13 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     unhandledRejections: Object.fromEntries(sources.unhandledRejections),
     exporters: p.exporters.map(exporterFigures),
   };
+}
+
+/** The warning of an agent that never attached: nothing is counted until an interface appears. */
+export const NO_INTERFACE_WARNING = 'no interface attached yet';
+
+function healthWarnings(sources: HealthSources): string[] {
+  return sources.interfaceCounters.attaches === 0 ? [NO_INTERFACE_WARNING] : [];
 }
 
 function exporterFigures(exporter: FlowSink): HealthSnapshot['exporters'][number] {

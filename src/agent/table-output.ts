@@ -1,7 +1,7 @@
 /**
  * The `json` export for people at a terminal (`--output table`, the default when stdout is one):
  * each evicted batch is appended as a table, largest flows first, with human byte counts, protocol
- * names and directions. Pipes and files get JSON lines (src/export/json-lines.ts) instead.
+ * and service names (ICMP types for ICMP flows) and directions. Pipes and files get JSON lines (src/export/json-lines.ts) instead.
  */
 import type { Writable } from 'node:stream';
 import type { RecordBatch } from '../codec/record-batch.ts';
@@ -9,11 +9,12 @@ import { type BatchResult, QueuedExporter } from '../export/exporter.ts';
 import type { Flow } from '../model/flow.ts';
 import { formatIp } from '../model/ip.ts';
 import { directionName, humanBytes, transportProtocolName } from '../model/names.ts';
+import { flowServiceName } from '../model/services.ts';
 import { formatRfc3339Nano } from '../model/time.ts';
 
-const HEADER = ['END', 'INTERFACE', 'DIR', 'PROTO', 'SOURCE', 'DESTINATION', 'PACKETS', 'BYTES'];
+const HEADER = ['END', 'INTERFACE', 'DIR', 'PROTO', 'SERVICE', 'SOURCE', 'DESTINATION', 'PACKETS', 'BYTES'];
 /** Right-aligned columns (numbers). */
-const NUMERIC = new Set([6, 7]);
+const NUMERIC = new Set([7, 8]);
 
 function endpoint(flow: Flow, addr: Uint8Array, port: number): string {
   const ip = formatIp(addr, 0, flow.etype);
@@ -30,6 +31,8 @@ export function tableRow(flow: Flow): string[] {
     flow.interface || String(flow.ifIndex),
     dir === 'INGRESS' ? 'in' : dir === 'EGRESS' ? 'out' : '?',
     transportProtocolName(flow.proto),
+    // The ICMP type (ICMP flows have no ports) or the IANA name of the port.
+    flowServiceName(flow) || '-',
     endpoint(flow, flow.srcAddr, flow.srcPort),
     endpoint(flow, flow.dstAddr, flow.dstPort),
     String(flow.packets),

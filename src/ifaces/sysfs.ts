@@ -1,5 +1,6 @@
 /** The interfaces of this network namespace as /sys/class/net shows them now. */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { parseInterfacePattern } from './filter.ts';
 
 /** Where the kernel lists the interfaces of the namespace this process runs in. */
 export const SYS_CLASS_NET = '/sys/class/net';
@@ -75,4 +76,17 @@ export function listInterfaces(
     );
   }
   return listing;
+}
+
+/**
+ * The exact names (not `/regex/` entries) of `patterns` that name no interface under `root` now:
+ * the typo in `-i eht0` that would otherwise leave the agent waiting without a word.
+ */
+export function missingInterfaceNames(patterns: readonly string[], root = SYS_CLASS_NET): string[] {
+  const missing: string[] = [];
+  for (const entry of patterns) {
+    const pattern = parseInterfacePattern(entry);
+    if (pattern.kind === 'name' && !existsSync(`${root}/${pattern.name}`)) missing.push(pattern.name);
+  }
+  return missing;
 }

@@ -2,9 +2,11 @@
  * A flow in object form: what exporters, printers and tests handle one at a time. Hot paths keep
  * flows as rows of a `RecordBatch` (src/codec/record-batch.ts) and build these only at the edge.
  */
+
+import { isIcmpProtocol } from './icmp.ts';
 import { formatIp } from './ip.ts';
 import { formatMac } from './mac.ts';
-import { directionName, IpProto, transportProtocolName } from './names.ts';
+import { directionName, transportProtocolName } from './names.ts';
 import { formatRfc3339Nano } from './time.ts';
 
 /** What identifies a flow: the reference's key (Etype, Direction, MACs, IPs, ports, protocol, interface) plus ICMP type/code. */
@@ -110,14 +112,11 @@ function jsonString(text: string): string {
   return json;
 }
 
-function isIcmp(proto: number): boolean {
-  return proto === IpProto.ICMP || proto === IpProto.ICMPV6;
-}
-
 /**
- * The reference's JSON form of one flow, fields in its order; flowtap's extensions (`TcpFlags`,
- * `Dscp`, `IcmpType`, `IcmpCode`) follow and are left out when zero, so a flow the reference could
- * express prints exactly as the reference printed it.
+ * The reference's JSON form of one flow, fields in its order; flowtap's extensions follow:
+ * `TcpFlags` and `Dscp` left out when zero, so a flow the reference could express prints exactly
+ * as the reference printed it, and `IcmpType`/`IcmpCode` on every ICMP and ICMPv6 flow (0/0 is
+ * the echo reply, not an absence).
  */
 export function flowToJson(flow: Flow): string {
   let json =
@@ -130,7 +129,7 @@ export function flowToJson(flow: Flow): string {
     `"Packets":${flow.packets}`;
   if (flow.tcpFlags !== 0) json += `,"TcpFlags":${flow.tcpFlags}`;
   if (flow.dscp !== 0) json += `,"Dscp":${flow.dscp}`;
-  if (isIcmp(flow.proto) && (flow.icmpType !== 0 || flow.icmpCode !== 0)) {
+  if (isIcmpProtocol(flow.proto)) {
     json += `,"IcmpType":${flow.icmpType},"IcmpCode":${flow.icmpCode}`;
   }
   return `${json}}`;

@@ -24,6 +24,8 @@ export interface ExporterHealth {
 /** Agent health at one instant; every field is optional so each source gives what it has. */
 export interface HealthSnapshot {
   readonly uptimeSeconds?: number;
+  /** What needs attention, for people (`no interface attached yet`); absent or empty when all is well. */
+  readonly warnings?: readonly string[];
   /** Names of the interfaces attached now. */
   readonly attachedInterfaces?: readonly string[];
   /** Packets and bytes counted by capture. */

@@ -10,7 +10,9 @@
  * turned into text. The chart puts a flow's bytes in the step of its last packet, so a long flow
  * shows as a spike rather than spread over its life as the live chart does.
  */
+
 import { transportProtocolName } from '../model/names.ts';
+import { flowServiceName } from '../model/services.ts';
 import { timestampLiteral } from '../store/questions.ts';
 import type { StoreQueries } from '../store/store-reader.ts';
 import type { HealthSnapshot } from './health.ts';
@@ -104,12 +106,12 @@ function topSql(grouped: string, n: number, text: string): string {
 function flowsSql(window: HistoryWindow, filter: WebFilter, n: number): string {
   return topSql(
     `SELECT ${INTERFACE_NAME} AS iface, direction, proto, src_ip_hi, src_ip_lo, src_port, dst_ip_hi,
-       dst_ip_lo, dst_port, max(etype) AS etype, ${TOTALS}
+       dst_ip_lo, dst_port, icmp_type, icmp_code, max(etype) AS etype, ${TOTALS}
      FROM flows ${whereSql(window, filter, false)} GROUP BY ALL`,
     n,
     `iface AS interface, flowtap_direction_name(direction) AS direction, proto,
      flowtap_ip_text(src_ip_hi, src_ip_lo, etype) AS src, src_port,
-     flowtap_ip_text(dst_ip_hi, dst_ip_lo, etype) AS dst, dst_port`,
+     flowtap_ip_text(dst_ip_hi, dst_ip_lo, etype) AS dst, dst_port, icmp_type, icmp_code`,
   );
 }
 
@@ -199,6 +201,13 @@ function flowRow(r: Row): FlowRow {
     srcPort: Number(r.src_port),
     dst: String(r.dst),
     dstPort: Number(r.dst_port),
+    service: flowServiceName({
+      proto: Number(r.proto),
+      srcPort: Number(r.src_port),
+      dstPort: Number(r.dst_port),
+      icmpType: Number(r.icmp_type),
+      icmpCode: Number(r.icmp_code),
+    }),
     bytes: Number(r.bytes),
     packets: Number(r.packets),
     records: Number(r.records),

@@ -8,8 +8,11 @@
  * one host or port that are not among the biggest overall. A scan of the window (bounded by the
  * TopWindow capacity) per connected filter per push costs milliseconds; the page gets N rows.
  */
+
+import { V2 } from '../codec/v2-layout.ts';
 import { formatIp, isIpv4Mapped } from '../model/ip.ts';
 import { directionName, EtherType, transportProtocolName, transportProtocolNumber } from '../model/names.ts';
+import { flowServiceName } from '../model/services.ts';
 import {
   type AggregateStats,
   type EntryInfo,
@@ -66,6 +69,8 @@ export interface FlowRow {
   srcPort: number;
   dst: string;
   dstPort: number;
+  /** ICMP type name (`echo-request`) or the IANA service of its port (`https`); '' when unknown. */
+  service: string;
   bytes: number;
   packets: number;
   /** Flow records (evictions) summed into the row. */
@@ -133,6 +138,8 @@ const FK = {
   DST: 16,
   SRC_PORT: 32,
   DST_PORT: 34,
+  ICMP_TYPE: V2.ICMP_TYPE - V2.SRC_ADDR,
+  ICMP_CODE: V2.ICMP_CODE - V2.SRC_ADDR,
   DIRECTION: FLOW_KEY_DIRECTION_AT,
   PROTO: FLOW_KEY_DIRECTION_AT + 1,
 };
@@ -221,6 +228,13 @@ function flowRow(entry: WindowEntry<EntryInfo>): FlowRow {
     srcPort: u16At(key, FK.SRC_PORT),
     dst: dstText(entry),
     dstPort: u16At(key, FK.DST_PORT),
+    service: flowServiceName({
+      proto: key.charCodeAt(FK.PROTO),
+      srcPort: u16At(key, FK.SRC_PORT),
+      dstPort: u16At(key, FK.DST_PORT),
+      icmpType: key.charCodeAt(FK.ICMP_TYPE),
+      icmpCode: key.charCodeAt(FK.ICMP_CODE),
+    }),
     bytes: entry.bytes,
     packets: entry.packets,
     records: entry.records,

@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
+import { pino } from 'pino';
 import { Agent, type LiveCapture } from '../../src/agent/agent.ts';
 import { type AgentConfig, loadConfig } from '../../src/agent/config.ts';
-import { createLogger } from '../../src/agent/logger.ts';
+import { createLogger, type Logger } from '../../src/agent/logger.ts';
+import type { RunBounds } from '../../src/agent/run-limit.ts';
 import type { EbpfCaptureStats } from '../../src/capture/ebpf/capture.ts';
 import type { RecordBatch } from '../../src/codec/record-batch.ts';
 import { InterfaceError } from '../../src/errors.ts';
@@ -119,16 +125,25 @@ function testConfig(overrides: Partial<AgentConfig> = {}): AgentConfig {
 async function startAgent(
   t: TestContext,
   capture: FakeCapture,
-  options: { initial?: string[]; config?: Partial<AgentConfig>; rejections?: UnhandledRejections } = {},
+  options: {
+    initial?: string[];
+    config?: Partial<AgentConfig>;
+    rejections?: UnhandledRejections;
+    bounds?: RunBounds;
+    logger?: Logger;
+    sysClassNet?: string;
+  } = {},
 ) {
   const exporter = new RecordingExporter('rec');
   let watcher: FakeWatcher | undefined;
   const agent = await Agent.start({
     config: testConfig(options.config),
-    logger: createLogger('silent'),
+    logger: options.logger ?? createLogger('silent'),
     exporters: [exporter],
+    sysClassNet: options.sysClassNet,
     openCapture: async () => capture,
     unhandledRejections: options.rejections,
+    bounds: options.bounds,
     createWatcher: (listener) => {
       watcher = new FakeWatcher(listener, options.initial ?? []);
       return watcher;
@@ -250,4 +265,63 @@ test('replacing the filter keeps every interface attached and shows the new filt
   assert.deepEqual(capture.log, ['attach veth0', 'filter tcp port 5201']);
   assert.equal(agent.health().filter, 'tcp port 5201');
   assert.deepEqual(agent.health().attachedInterfaces, ['veth0']);
+});
+
+test('a run bounded by --count stops on its own once that many flows were evicted, flushing the rest', async (t) => {
+  const capture = new FakeCapture(batchOf(2, 9000));
+  // A cache of 3 flows evicts its 3 when the 4th comes: the count is reached by that eviction.
+  const { agent, exporter } = await startAgent(t, capture, {
+    bounds: { maxFlows: 3 },
+    config: { cacheMaxFlows: 3 },
+  });
+  capture.push(batchOf(3, 1000));
+  capture.push(batchOf(3, 2000));
+  await agent.done();
+  assert.ok(capture.log.includes('stop'), 'the capture was stopped and drained');
+  assert.equal(
+    exporter.flows.length,
+    8,
+    'the flows past the count and those of the final drain are exported',
+  );
+});
+
+test('a run bounded by --duration stops on its own and exports the final drain', async (t) => {
+  const capture = new FakeCapture(batchOf(4, 9000));
+  const { agent, exporter } = await startAgent(t, capture, { bounds: { durationMs: 20 } });
+  await agent.done();
+  assert.equal(exporter.flows.length, 4);
+});
+
+/** A logger keeping each line as an object. */
+function recordingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines };
+}
+
+test('an -i name that is no interface is warned about at start, and health says no interface is attached yet', async (t) => {
+  const sysClassNet = mkdtempSync(join(tmpdir(), 'flowtap-sys-'));
+  t.after(() => rmSync(sysClassNet, { recursive: true, force: true }));
+  mkdirSync(join(sysClassNet, 'veth0'));
+  const { logger, lines } = recordingLogger();
+  const { agent } = await startAgent(t, new FakeCapture(undefined), {
+    config: { interfaces: ['veth0', 'eht0', '/^br/'] },
+    logger,
+    sysClassNet,
+  });
+  await eventually(() => lines.some((l) => l.level === 40), 'the warning');
+  const warnings = lines.filter((l) => l.level === 40).map((l) => l.msg);
+  assert.deepEqual(warnings, ['interface eht0 does not exist: waiting for it to appear']);
+  assert.deepEqual(agent.health().warnings, ['no interface attached yet']);
+});
+
+test('health has no warning once an interface was attached', async (t) => {
+  const { agent } = await startAgent(t, new FakeCapture(undefined), { initial: ['veth0'] });
+  await eventually(() => agent.health().interfaces.attaches === 1, 'the attach');
+  assert.deepEqual(agent.health().warnings, []);
 });

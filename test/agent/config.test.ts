@@ -198,6 +198,12 @@ test('a wrong value in the config file names the key and the file', (t) => {
   assertConfigError(() => load({ config: file }), `LISTEN_INTERFACES in ${file}`, 'sometimes', /watch, poll/);
 });
 
+test('a config file that does not exist is a settings error (exit 2) naming the path', () => {
+  const path = join(tmpdir(), 'flowtap-no-such-config.yaml');
+  assertConfigError(() => load({ config: path }), '--config', path, /readable YAML or JSON file \(ENOENT/);
+  assert.equal(new ConfigError('--config', path, '').exitCode, 2);
+});
+
 test('an unknown key in the config file is refused', (t) => {
   const file = configFile(t, 'typo.yaml', 'cacheMaxFlow: 5\n');
   assertConfigError(() => load({ config: file }), `cacheMaxFlow in ${file}`, '5', /setting name/);

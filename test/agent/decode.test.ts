@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 import { encodeV1, V1_RECORD_BYTES } from '../../src/codec/v1.ts';
 import { encodeV2 } from '../../src/codec/v2.ts';
 import { V2, V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
+import { TRUNCATED_INPUT_EXIT_CODE } from '../../src/errors.ts';
 import { runCli } from '../helpers/cli.ts';
 import { makeFlow } from '../helpers/flows.ts';
 
@@ -77,10 +78,10 @@ describe('flowtap decode', () => {
     assert.equal(flow.Packets, 2);
   });
 
-  test('a truncated file prints the flows before the damage, then the offset, and exits 1 without a stack trace', async () => {
+  test('a truncated file prints the flows before the damage, then the offset, and exits 3 (truncated input) without a stack trace', async () => {
     const records = Buffer.concat([v1File([makeFlow(), makeFlow({ srcPort: 2 })]), Buffer.alloc(10)]);
     const { code, stdout, stderr } = await runCli(['decode', '-'], { stdin: records });
-    assert.equal(code, 1);
+    assert.equal(code, TRUNCATED_INPUT_EXIT_CODE);
     assert.equal(stdout.trim().split('\n').length, 2);
     assert.match(stderr, /truncated v1 record at byte offset 72/);
     assert.doesNotMatch(stderr, /\n\s+at /);

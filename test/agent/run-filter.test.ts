@@ -10,10 +10,12 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { skipUnlessKernel } from '../helpers/privileges.ts';
 import { createVethPair, type VethPair, waitForQuiet } from '../net/netns.ts';
 import { type JsonFlow, sendUdp, startFlowtap } from './live.ts';
 
 const ETHERNET_HEADER_BYTES = 14;
+const skip = skipUnlessKernel('attach the agent to veths in network namespaces');
 const FILTERED_PORT = 5201;
 const OTHER_TCP_PORT = 5202;
 
@@ -83,7 +85,9 @@ function sumFlows(flows: readonly JsonFlow[], direction: string) {
   return { packets, bytes };
 }
 
-test('with tcp port 5201 only that port’s flows appear while UDP and other TCP flood the veth, with exact counts', async (t) => {
+test('with tcp port 5201 only that port’s flows appear while UDP and other TCP flood the veth, with exact counts', {
+  skip,
+}, async (t) => {
   const pair = await ftfPair(t, 1);
   await startSinks(t, pair, [FILTERED_PORT, OTHER_TCP_PORT]);
   const nftCounts = await countTcpPort(t, pair, FILTERED_PORT);
@@ -141,7 +145,7 @@ test('with tcp port 5201 only that port’s flows appear while UDP and other TCP
   assert.equal(accepted, expected.egress.packets + expected.ingress.packets);
 });
 
-test('SIGHUP re-reads the config file and replaces the filter without detaching', async (t) => {
+test('SIGHUP re-reads the config file and replaces the filter without detaching', { skip }, async (t) => {
   const pair = await ftfPair(t, 2);
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-filter-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -180,7 +184,9 @@ test('SIGHUP re-reads the config file and replaces the filter without detaching'
   );
 });
 
-test('SIGHUP with a config file whose filter does not compile keeps the filter in use', async (t) => {
+test('SIGHUP with a config file whose filter does not compile keeps the filter in use', {
+  skip,
+}, async (t) => {
   const pair = await ftfPair(t, 3);
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-filter-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { attachedProgramNames } from '../../src/ebpf/attach.ts';
+import { skipUnlessKernel } from '../helpers/privileges.ts';
 import { run } from '../net/netns.ts';
 import { alive, childPidsOf, egressFrom, ftaPair, sendUdp, startFlowtap } from './live.ts';
 
 const PAYLOAD_BYTES = 100;
+const skip = skipUnlessKernel('attach the agent to veths in network namespaces');
 /** Ethernet + IPv4 + UDP headers. */
 const HEADER_BYTES = 14 + 20 + 8;
 
@@ -17,7 +19,7 @@ function ifIndexOf(ifName: string): number {
   return Number(readFileSync(`/sys/class/net/${ifName}/ifindex`, 'utf8'));
 }
 
-test('run prints the flows of known traffic as JSON lines and exits 0 on SIGTERM', async (t) => {
+test('run prints the flows of known traffic as JSON lines and exits 0 on SIGTERM', { skip }, async (t) => {
   const pair = await ftaPair(t, 1);
   const flowtap = startFlowtap(t, ['-i', pair.hostIf, '--cache-active-timeout', '300ms']);
   await flowtap.untilLog('attached', pair.hostIf);
@@ -39,7 +41,7 @@ test('run prints the flows of known traffic as JSON lines and exits 0 on SIGTERM
   assert.doesNotMatch(await run('tc', ['qdisc', 'show', 'dev', pair.hostIf]), /clsact/);
 });
 
-test('SIGTERM in the middle of traffic exports every packet counted before it', async (t) => {
+test('SIGTERM in the middle of traffic exports every packet counted before it', { skip }, async (t) => {
   const pair = await ftaPair(t, 2);
   // An active timeout longer than the test: only the drain and flush at stop can export these flows.
   const flowtap = startFlowtap(t, ['-i', pair.hostIf, '--cache-active-timeout', '10m']);
@@ -71,7 +73,9 @@ test('SIGTERM in the middle of traffic exports every packet counted before it', 
 });
 
 for (const mode of ['watch', 'poll'] as const) {
-  test(`in ${mode} mode veths added while running are attached, and detached when deleted`, async (t) => {
+  test(`in ${mode} mode veths added while running are attached, and detached when deleted`, {
+    skip,
+  }, async (t) => {
     const n = mode === 'watch' ? 3 : 4;
     const flowtap = startFlowtap(t, [
       '-i',
@@ -124,7 +128,7 @@ test('run refuses a flow cache whose kernel maps exceed KERNEL_MEMORY_MAX with e
   assert.doesNotMatch(said, /\n\s+at /, 'no stack trace');
 });
 
-test('run logs the kernel memory the datapath takes when it starts', async (t) => {
+test('run logs the kernel memory the datapath takes when it starts', { skip }, async (t) => {
   const pair = await ftaPair(t, 9);
   const flowtap = startFlowtap(t, ['-i', pair.hostIf, '--kernel-map-kind', 'shared']);
   const line = await flowtap
@@ -138,4 +142,38 @@ test('run logs the kernel memory the datapath takes when it starts', async (t) =
     0,
     `signal ${flowtap.child.signalCode}; logs: ${JSON.stringify(flowtap.logs.slice(-6))}`,
   );
+});
+
+test('run --duration 2s stops on its own with exit 0 and flushes the flows counted before', {
+  skip,
+}, async (t) => {
+  const pair = await ftaPair(t, 5);
+  // An active timeout longer than the run: only the flush at the end can export the flow.
+  const startedMs = performance.now();
+  const flowtap = startFlowtap(t, ['-i', pair.hostIf, '--cache-active-timeout', '10m', '--duration', '2s']);
+  await flowtap.untilLog('attached', pair.hostIf);
+  const srcPort = await sendUdp(pair.nsAddr, 9, 20, PAYLOAD_BYTES);
+  assert.equal(await flowtap.exited, 0);
+  // The duration counts from the process's start; how long start-up and the flush take depends on
+  // the machine's load, so only the lower bound is asserted.
+  const elapsedMs = performance.now() - startedMs;
+  assert.ok(elapsedMs >= 2_000, `exited after ${Math.round(elapsedMs)} ms`);
+  assert.deepEqual(egressFrom(flowtap.flows, pair.hostIf, srcPort), {
+    packets: 20,
+    bytes: 20 * (HEADER_BYTES + PAYLOAD_BYTES),
+  });
+  assert.ok(flowtap.logs.some((l) => /--duration of 2000 ms reached/.test(String(l.msg))));
+});
+
+test('run -i with an interface that does not exist warns at once and says so in its health', {
+  skip,
+}, async (t) => {
+  const flowtap = startFlowtap(t, ['-i', 'fta-nosuch0', '--metrics', '127.0.0.1:0']);
+  const warning = await flowtap.untilLog('interface fta-nosuch0 does not exist: waiting for it to appear');
+  assert.equal(warning.level, 40);
+  flowtap.child.kill('SIGTERM');
+  assert.equal(await flowtap.exited, 0);
+  const summary = flowtap.logs.find((l) => l.msg === 'agent stopped');
+  const health = summary?.health as { warnings: string[] };
+  assert.deepEqual(health.warnings, ['no interface attached yet']);
 });

@@ -30,9 +30,19 @@ test('the table shows human bytes, protocol names and directions, largest flow f
     ),
   );
   const lines = text.trimEnd().split('\n');
-  assert.match(lines[0], /^END\s+INTERFACE\s+DIR\s+PROTO\s+SOURCE\s+DESTINATION\s+PACKETS\s+BYTES$/);
-  assert.match(lines[1], /veth0\s+out\s+TCP\s+\[fd00::1\]:1234\s+\[fd00::2\]:80\s+4000\s+5\.00 MiB$/);
-  assert.match(lines[2], /veth0\s+in\s+UDP\s+10\.0\.0\.1:1234\s+10\.0\.0\.2:80\s+3\s+300$/);
+  assert.match(
+    lines[0],
+    /^END\s+INTERFACE\s+DIR\s+PROTO\s+SERVICE\s+SOURCE\s+DESTINATION\s+PACKETS\s+BYTES$/,
+  );
+  assert.match(lines[1], /veth0\s+out\s+TCP\s+http\s+\[fd00::1\]:1234\s+\[fd00::2\]:80\s+4000\s+5\.00 MiB$/);
+  assert.match(lines[2], /veth0\s+in\s+UDP\s+http\s+10\.0\.0\.1:1234\s+10\.0\.0\.2:80\s+3\s+300$/);
+});
+
+test('ICMP flows show their type and code by name, without ports', () => {
+  const text = formatTable(
+    batch(makeFlow({ ifIndex: 3, proto: 1, srcPort: 0, dstPort: 0, icmpType: 8, icmpCode: 0 })),
+  );
+  assert.match(text.split('\n')[1], /veth0\s+out\s+ICMP\s+echo-request\s+10\.0\.0\.1\s+10\.0\.0\.2\s/);
 });
 
 test('the table output writes one table per batch to its stream', async () => {

@@ -6,8 +6,11 @@ import { FlowMapDrainer } from '../../src/ebpf/flow-map.ts';
 import { FlowObject } from '../../src/ebpf/object.ts';
 import { buildFilter } from '../../src/filter/build.ts';
 import type { FilterProgram } from '../../src/filter/program.ts';
+import { skipUnlessKernel } from '../helpers/privileges.ts';
 import { EXPRESSION_VECTORS, RULES_VECTORS } from '../vectors/filters.ts';
 import { PACKET_VECTORS } from '../vectors/packets.ts';
+
+const skip = skipUnlessKernel('load the datapath and test-run it');
 
 const PARSABLE = PACKET_VECTORS.filter((v) => !('parseError' in v.expected));
 const sorted = (names: readonly string[]) => [...names].sort();
@@ -41,7 +44,7 @@ function checkCounters(
   assert.equal(after.filterRejected - before.filterRejected, PARSABLE.length - accepted, 'rejected counter');
 }
 
-test('every filter vector gives the same verdicts in the kernel program as in the table', (t) => {
+test('every filter vector gives the same verdicts in the kernel program as in the table', { skip }, (t) => {
   const obj = loadObject(t);
   const cases: { label: string; program: FilterProgram | undefined; accepts: readonly string[] }[] = [
     ...EXPRESSION_VECTORS.map((v) => ({
@@ -63,7 +66,7 @@ test('every filter vector gives the same verdicts in the kernel program as in th
   }
 });
 
-test('removing the filter counts every packet again and stops the filter counters', (t) => {
+test('removing the filter counts every packet again and stops the filter counters', { skip }, (t) => {
   const obj = loadObject(t);
   obj.filter.install(buildFilter({ expression: 'tcp' }));
   obj.filter.install(undefined);
@@ -73,13 +76,13 @@ test('removing the filter counts every packet again and stops the filter counter
   assert.equal(after.filterAccepted + after.filterRejected, before.filterAccepted + before.filterRejected);
 });
 
-test('a direction rule sees the egress program as egress', (t) => {
+test('a direction rule sees the egress program as egress', { skip }, (t) => {
   const obj = loadObject(t);
   obj.filter.install(buildFilter({ rules: [{ action: 'Accept', direction: 'Egress', protocol: 'SCTP' }] }));
   assert.deepEqual(sorted(kernelAccepts(obj, 'egress')), sorted(['ipv4 sctp', 'ipv6 sctp']));
 });
 
-test('replacing a filter many times leaves only the last one and no stale prefixes', (t) => {
+test('replacing a filter many times leaves only the last one and no stale prefixes', { skip }, (t) => {
   const obj = loadObject(t);
   for (let i = 0; i < 5; i++) {
     obj.filter.install(buildFilter({ expression: `net 192.0.2.0/24 or host 2001:db8::${i + 1}` }));

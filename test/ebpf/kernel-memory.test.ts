@@ -11,6 +11,7 @@ import {
 } from '../../src/ebpf/kernel-memory.ts';
 import { BpfMapType, libbpf, mapCreateOpts } from '../../src/ebpf/libbpf.ts';
 import { ConfigError } from '../../src/errors.ts';
+import { skipUnlessKernel } from '../helpers/privileges.ts';
 
 const MIB = 2 ** 20;
 const RING = 1 << 24;
@@ -99,7 +100,7 @@ function kernelMemlock(fd: number): number {
   return Number(/memlock:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1]);
 }
 
-const rootOnly = process.getuid?.() !== 0 && 'needs root to create maps';
+const rootOnly = skipUnlessKernel('create eBPF maps');
 
 test('the estimate matches what the kernel accounts for the flow maps and the ring buffer', {
   skip: rootOnly,

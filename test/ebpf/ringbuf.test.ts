@@ -5,8 +5,9 @@ import { splitOffset } from '../../src/ebpf/clock.ts';
 import { FlowObject } from '../../src/ebpf/object.ts';
 import { RingBufferReader } from '../../src/ebpf/ringbuf.ts';
 import { ClosedError } from '../../src/errors.ts';
+import { skipUnlessKernel } from '../helpers/privileges.ts';
 
-const rootOnly = process.getuid?.() !== 0 && 'needs root to load the datapath';
+const rootOnly = skipUnlessKernel('load the datapath');
 
 function openReader(t: { after: (fn: () => void) => void }): RingBufferReader {
   const obj = FlowObject.load({ sampling: 1, maxFlows: 16, ringBufferBytes: 1 << 16, mapKind: 'percpu' });

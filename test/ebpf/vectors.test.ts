@@ -6,7 +6,10 @@ import { FlowMapDrainer } from '../../src/ebpf/flow-map.ts';
 import { type FlowMapKind, FlowObject } from '../../src/ebpf/object.ts';
 import { formatIp } from '../../src/model/ip.ts';
 import { formatMac } from '../../src/model/mac.ts';
+import { skipUnlessKernel } from '../helpers/privileges.ts';
 import { PACKET_VECTORS, VECTOR_DST_MAC, VECTOR_SRC_MAC } from '../vectors/packets.ts';
+
+const skip = skipUnlessKernel('load the datapath and test-run it');
 
 const TC_ACT_UNSPEC = -1;
 const LOOPBACK_IFINDEX = 1;
@@ -36,7 +39,9 @@ function loadObject(t: { after: (fn: () => void) => void }, mapKind: FlowMapKind
 }
 
 for (const mapKind of ['percpu', 'shared'] as const) {
-  test(`every packet vector gives its expected flow or parse error in the kernel program (${mapKind} map)`, (t) => {
+  test(`every packet vector gives its expected flow or parse error in the kernel program (${mapKind} map)`, {
+    skip,
+  }, (t) => {
     const obj = loadObject(t, mapKind);
     const drainer = new FlowMapDrainer(obj);
     const zero = splitOffset(0n);
@@ -82,7 +87,7 @@ for (const mapKind of ['percpu', 'shared'] as const) {
   });
 }
 
-test('the egress program marks its flows egress', (t) => {
+test('the egress program marks its flows egress', { skip }, (t) => {
   const obj = loadObject(t, 'percpu');
   const vector = PACKET_VECTORS.find((v) => !('parseError' in v.expected))!;
   obj.testRun('egress', Buffer.from(vector.frame, 'hex'));
@@ -94,7 +99,9 @@ test('the egress program marks its flows egress', (t) => {
 });
 
 for (const mapKind of ['percpu', 'shared'] as const) {
-  test(`repeated packets of one flow add up in one entry with first and last seen times (${mapKind} map)`, (t) => {
+  test(`repeated packets of one flow add up in one entry with first and last seen times (${mapKind} map)`, {
+    skip,
+  }, (t) => {
     const obj = loadObject(t, mapKind);
     const frame = Buffer.from(PACKET_VECTORS[0].frame, 'hex');
     for (let i = 0; i < 5; i++) obj.testRun('ingress', frame);

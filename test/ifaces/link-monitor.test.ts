@@ -5,7 +5,10 @@ import { type TestContext, test } from 'node:test';
 import { InterfaceFilter } from '../../src/ifaces/filter.ts';
 import { LinkMonitorWatcher } from '../../src/ifaces/link-monitor.ts';
 import type { InterfaceEvent } from '../../src/ifaces/tracker.ts';
+import { skipUnlessKernel } from '../helpers/privileges.ts';
 import { run } from '../net/netns.ts';
+
+const skip = skipUnlessKernel('create veths');
 
 /** What this process's fds are (`socket:[…]`, `pipe:[…]`, paths), sorted. */
 function openFds(): string[] {
@@ -52,7 +55,7 @@ function watch(t: TestContext) {
   return { watcher, events, until };
 }
 
-test('watch mode adds a veth pair when it comes up and removes it when deleted', async (t) => {
+test('watch mode adds a veth pair when it comes up and removes it when deleted', { skip }, async (t) => {
   const { watcher, events, until } = watch(t);
   await watcher.start();
   assert.equal(events.length, 0);
@@ -72,7 +75,9 @@ test('watch mode adds a veth pair when it comes up and removes it when deleted',
   );
 });
 
-test('watch mode removes an interface that is set down and adds it back when it is up', async (t) => {
+test('watch mode removes an interface that is set down and adds it back when it is up', {
+  skip,
+}, async (t) => {
   await vethInRoot(t, 'ftaw0', 'ftaw1');
   await run('ip', ['link', 'set', 'ftaw0', 'up']);
   await run('ip', ['link', 'set', 'ftaw1', 'up']);

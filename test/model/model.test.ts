@@ -44,6 +44,17 @@ describe('JSON form', () => {
     assert.equal(json.IcmpCode, 0);
   });
 
+  test('every ICMP flow carries IcmpType and IcmpCode, also the echo reply 0/0, and other flows none', () => {
+    const reply = JSON.parse(
+      flowToJson(makeFlow({ proto: 1, icmpType: 0, icmpCode: 0, srcPort: 0, dstPort: 0 })),
+    );
+    assert.deepEqual([reply.IcmpType, reply.IcmpCode], [0, 0]);
+    const v6 = JSON.parse(flowToJson(makeFlow({ etype: 0x86dd, proto: 58, icmpType: 1, icmpCode: 4 })));
+    assert.deepEqual([v6.IcmpType, v6.IcmpCode], [1, 4]);
+    const udp = JSON.parse(flowToJson(makeFlow({ proto: 17 })));
+    assert.equal('IcmpType' in udp || 'IcmpCode' in udp, false);
+  });
+
   test('IPv6 flows print addresses in RFC 5952 form', () => {
     const json = JSON.parse(
       flowToJson(makeFlow({ etype: 0x86dd, srcAddr: '2001:DB8:0:0:0:0:0:1', dstAddr: 'fe80::1:0:0:2' })),

@@ -8,6 +8,7 @@ import { get } from 'node:http';
 import { test } from 'node:test';
 import type { WebSnapshot } from '../../src/web/snapshot.ts';
 import { ftaPair, sendUdp, startFlowtap } from '../agent/live.ts';
+import { skipUnlessKernel } from '../helpers/privileges.ts';
 
 const WAIT_MS = 20_000;
 
@@ -46,7 +47,7 @@ function untilEvent(url: string, check: (s: WebSnapshot) => boolean): Promise<We
 }
 
 test('run --web streams live flows and the attached interfaces, and SIGTERM closes it', {
-  skip: process.getuid?.() === 0 ? false : 'needs root for eBPF capture',
+  skip: skipUnlessKernel('capture with eBPF on a veth'),
 }, async (t) => {
   const pair = await ftaPair(t, 70);
   const flowtap = startFlowtap(t, [

@@ -2,9 +2,9 @@
  * Parsers of the file commands' own flags (decode, read), the filter expression of run and read, and the mapping of a file that cannot be
  * opened to an InputError; the agent's settings go through src/agent/config.ts instead.
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { ConfigError, InputError } from '../../errors.ts';
-import { parseDurationMs } from '../duration.ts';
+import { formatDurationMs, parseDurationMs } from '../duration.ts';
 
 /** A commander option parser accepting a positive integer; anything else is a ConfigError naming `setting`. */
 export function positiveIntOption(setting: string): (value: string) => number {
@@ -35,6 +35,17 @@ export function positiveDurationOption(setting: string): (value: string) => numb
     }
     return ms;
   };
+}
+
+/**
+ * A `--flags <duration>` option parsed by {@link positiveDurationOption} into milliseconds, whose
+ * default `--help` shows as a duration (`5s`), not as milliseconds.
+ */
+export function durationOption(flags: string, description: string, defaultMs: number): Option {
+  const setting = flags.split(' ')[0];
+  return new Option(flags, description)
+    .argParser(positiveDurationOption(setting))
+    .default(defaultMs, formatDurationMs(defaultMs));
 }
 
 /** `err` as an InputError naming `file` when it is a failure to open or read it; otherwise `err` unchanged. */
@@ -72,11 +83,12 @@ export function addFileCacheOptions<C extends Command>(command: C, what: string)
       positiveIntOption('--cache-max-flows'),
       FILE_CACHE_MAX_FLOWS,
     )
-    .option(
-      '--cache-active-timeout <duration>',
-      `active timeout on the ${what}’ times (Go duration)`,
-      positiveDurationOption('--cache-active-timeout'),
-      FILE_CACHE_ACTIVE_TIMEOUT_MS,
+    .addOption(
+      durationOption(
+        '--cache-active-timeout <duration>',
+        `active timeout on the ${what}’ times (Go duration)`,
+        FILE_CACHE_ACTIVE_TIMEOUT_MS,
+      ),
     );
   return command;
 }

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { parseLocalHosts } from '../../capture/pcap/direction.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { type AgentConfig, type CommandLineValues, loadConfig } from '../config.ts';
-import { addFileCacheOptions, filterFlag, positiveDurationOption } from './option-parsers.ts';
+import { addFileCacheOptions, durationOption, filterFlag } from './option-parsers.ts';
 import type { ReadOptions } from './read-pipeline.ts';
 import { addTargetTlsOptions, type TargetTlsFlags, targetTlsFlags } from './target-tls-options.ts';
 
@@ -69,11 +69,12 @@ export function addReadOptions(command: Command): Command {
   return addTargetTlsOptions(command)
     .option('--output <format>', 'stdout form of the json export: json or table')
     .option('--log-level <level>', 'log level of the messages on stderr')
-    .option(
-      '--export-flush-timeout <duration>',
-      'how long exporters may take after the capture ends to deliver what they hold',
-      positiveDurationOption('--export-flush-timeout'),
-      EXPORT_FLUSH_TIMEOUT_MS,
+    .addOption(
+      durationOption(
+        '--export-flush-timeout <duration>',
+        'how long exporters may take after the capture ends to deliver what they hold',
+        EXPORT_FLUSH_TIMEOUT_MS,
+      ),
     )
     .option(
       '--web [addr]',

@@ -4,8 +4,8 @@
  * `tcpdump -w - | flowtap read -`), counts every packet the filter accepts into flows with the
  * kernel program's meaning (docs/flow-key.md), accounts them on the packets' own times and prints
  * each evicted flow as a JSON line. A summary (packets read, skipped by reason, flows) goes to
- * stderr at the end, also when a damaged capture ends the read with exit 1 after the flows before
- * the damage.
+ * stderr at the end, also after the error when a damaged capture ends the read with exit 1 after
+ * the flows before the damage (exit 3 when the capture merely ends inside a packet).
  *
  * This module wires the parts: flags (read-options.ts), inputs (capture-inputs.ts), the data path
  * (read-pipeline.ts), the progress line (read-progress.ts), the summary (read-summary.ts), and the
@@ -13,13 +13,15 @@
  */
 import type { Command } from 'commander';
 import { CaptureInputs, partitionReadArguments } from '../../capture/pcap/capture-inputs.ts';
-import { ExportError } from '../../errors.ts';
+import { ExportError, type FlowtapError, TruncatedCaptureError } from '../../errors.ts';
 import { describeFilter } from '../../filter/build.ts';
+import type { FlowSink } from '../../sink/flow-sink.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
 import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
+import { withEpilogue } from './error-epilogue.ts';
 import { asInputError } from './option-parsers.ts';
 import { addReadOptions, type ReadFlags, type ReadSettings, readSettings } from './read-options.ts';
 import { CaptureRead } from './read-pipeline.ts';
@@ -93,26 +95,43 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
       }))
     : undefined;
   progress?.start();
+  let failure: unknown;
   try {
     await read.run(inputs, web ? [...exporters, web] : exporters);
   } catch (err) {
-    throw asInputError(err, inputs.currentPath || settings.files.join(' '));
+    failure = asInputError(err, inputs.currentPath || settings.files.join(' '));
   } finally {
     progress?.stop();
     await Promise.all(exporters.map((e) => e.stop(settings.exportFlushTimeoutMs)));
-    process.stderr.write(readSummary(read.decoder.stats, read.flows, exporters));
-    if (web) {
-      process.stderr.write('flowtap read: the web view keeps serving until SIGINT or SIGTERM\n');
-      await serveUntilSignal(web);
-    }
   }
+  failure ??= readFailure(read, exporters);
+  const summary = readSummary(read.decoder.stats, read.flows, exporters);
+  // The summary is the last word: after the error's message when the read failed.
+  if (failure === undefined || web) process.stderr.write(summary);
+  if (web) {
+    process.stderr.write('flowtap read: the web view keeps serving until SIGINT or SIGTERM\n');
+    await serveUntilSignal(web);
+  }
+  if (failure !== undefined) throw web ? failure : withEpilogue(failure, summary);
+}
+
+/**
+ * Why a read that went to the end still fails: an exporter that did not deliver every flow
+ * (ExportError), or a capture cut short inside a packet (TruncatedCaptureError); undefined when
+ * neither.
+ */
+function readFailure(read: CaptureRead, exporters: readonly FlowSink[]): FlowtapError | undefined {
   for (const e of exporters) {
     const undelivered = undeliveredFlows(e);
     if (undelivered > 0) {
-      throw new ExportError(
+      return new ExportError(
         e.name,
         `${undelivered} flows were not delivered; check that the collector is reachable`,
       );
     }
   }
+  const stats = read.decoder.stats;
+  if (stats.truncatedEndOffset >= 0)
+    return new TruncatedCaptureError(stats.truncatedEndOffset, stats.format || 'capture');
+  return undefined;
 }

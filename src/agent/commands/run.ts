@@ -1,7 +1,8 @@
 /**
  * `flowtap run` (the default command): live capture on the selected interfaces, flows exported
  * as configured (JSON lines on stdout by default). SIGINT/SIGTERM stop it cleanly (exit 0, every
- * counted flow exported); a second signal exits at once.
+ * counted flow exported); a second signal exits at once unless it follows the first within a short
+ * grace (src/agent/signals.ts). `--duration` and `--count` end the run the same way.
  */
 import type { Command } from 'commander';
 import { SHARED_MAP_MIN_CPUS } from '../../ebpf/kernel-memory.ts';
@@ -19,13 +20,16 @@ import {
 } from '../config.ts';
 import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
 import { createLogger, type Logger } from '../logger.ts';
+import type { RunBounds } from '../run-limit.ts';
 import { handleReloadSignal, handleStopSignals } from '../signals.ts';
 import { onStdoutClosed } from '../stdout.ts';
-import { filterFlag } from './option-parsers.ts';
+import { filterFlag, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
 import { addTargetTlsOptions } from './target-tls-options.ts';
 
 /** What other features (the web view) add to a run. */
 export interface RunExtension {
+  /** Ends the run after a duration or a count of flows (`--duration`, `--count`). */
+  bounds?: RunBounds;
   /** Consumers of evicted batches besides the exporters; stopped with them. */
   observers?: AgentOptions['observers'];
   /**
@@ -70,15 +74,19 @@ export async function runAgent(
     if (started) reloadFilter(flags, started, logger);
     else reloadRequested = true;
   });
-  const agent = await Agent.start({ config, logger, exporters, observers: extension.observers }).catch(
-    async (err: unknown) => {
-      removeStopHandlers();
-      removeReloadHandler();
-      // The agent never started, so nothing else owns the exporters' sockets and timers.
-      await Promise.all(exporters.map((e) => e.stop(0)));
-      throw err;
-    },
-  );
+  const agent = await Agent.start({
+    config,
+    logger,
+    exporters,
+    observers: extension.observers,
+    bounds: extension.bounds,
+  }).catch(async (err: unknown) => {
+    removeStopHandlers();
+    removeReloadHandler();
+    // The agent never started, so nothing else owns the exporters' sockets and timers.
+    await Promise.all(exporters.map((e) => e.stop(0)));
+    throw err;
+  });
   started = agent;
   if (stopRequested) void agent.stop();
   else if (reloadRequested) reloadFilter(flags, agent, logger);
@@ -137,6 +145,16 @@ function webViewExtension(address: WebAddress): RunExtension {
       process.stderr.write(`flowtap: web view at ${view.url}\n`);
     },
   };
+}
+
+/** Flags of `flowtap run` that are not agent settings (no environment variable or file key). */
+interface RunOnlyFlags {
+  web?: string | boolean;
+  store?: boolean;
+  /** --duration in milliseconds. */
+  duration?: number;
+  /** --count of flows. */
+  count?: number;
 }
 
 /** Registers `flowtap run` as the default command. */
@@ -211,6 +229,16 @@ export function registerRunCommand(program: Command): void {
       `kernel flow map: auto (per-CPU below ${SHARED_MAP_MIN_CPUS} CPUs, shared from ${SHARED_MAP_MIN_CPUS}), percpu or shared [KERNEL_MAP_KIND; auto]`,
     )
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
+    .option(
+      '--duration <duration>',
+      'stop after this long (Go duration, e.g. 30s), flushing every counted flow [until a signal]',
+      positiveDurationOption('--duration'),
+    )
+    .option(
+      '--count <n>',
+      'stop once n flows were exported, flushing every counted flow (so at least n) [until a signal]',
+      positiveIntOption('--count'),
+    )
     .addHelpText(
       'after',
       '\nPrecedence: flags > environment variables > --config file > defaults. Other settings: ' +
@@ -218,11 +246,10 @@ export function registerRunCommand(program: Command): void {
         'STORE_RETENTION (7d), STORE_MAX_BYTES (0: no limit), ' +
         'FLOW_FILTER_RULES (JSON/YAML filter rules). SIGHUP re-reads the --config file and replaces the filter.',
     )
-    .action(
-      async (expression: string[], opts: CommandLineValues & { web?: string | boolean; store?: boolean }) => {
-        const { web, ...flags } = opts;
-        flags.filter = filterFlag(expression, flags.filter);
-        await runAgent(flags, web === undefined ? {} : webViewExtension(parseWebAddress(web)));
-      },
-    );
+    .action(async (expression: string[], opts: CommandLineValues & RunOnlyFlags) => {
+      const { web, duration, count, ...flags } = opts;
+      flags.filter = filterFlag(expression, flags.filter);
+      const extension = web === undefined ? {} : webViewExtension(parseWebAddress(web));
+      await runAgent(flags, { ...extension, bounds: { durationMs: duration, maxFlows: count } });
+    });
 }

@@ -209,6 +209,9 @@ export class IpfixEncoder {
       p += 60;
       for (let k = 0; k < name.length; k++) out[p + k] = name[k];
       p += name.length;
+      out[p] = b[o + V2.ICMP_TYPE];
+      out[p + 1] = b[o + V2.ICMP_CODE];
+      p += 2;
       messageRecords++;
     }
     if (messageStart >= 0) {

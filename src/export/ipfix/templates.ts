@@ -2,7 +2,8 @@
  * IPFIX (RFC 7011) templates flowtap exports: one per address family and direction, since a
  * template has fixed fields and the interface goes in ingressInterface (IE 10) for INGRESS flows
  * and egressInterface (IE 14) for EGRESS flows. All Information Elements are IANA ones
- * (enterprise bit clear); field order here is the order the encoder writes.
+ * (enterprise bit clear); field order here is the order the encoder writes. ICMP type and code go
+ * in icmpTypeCodeIPv4 (IE 32) or icmpTypeCodeIPv6 (IE 139) by family, as nfdump and tshark read them.
  */
 
 /** IPFIX protocol version in every message header. */
@@ -27,6 +28,8 @@ export const IE = {
   tcpControlBits: 6,
   sourceTransportPort: 7,
   sourceIPv4Address: 8,
+  /** ICMP type × 256 + code of IPv4 flows (0 for other protocols). */
+  icmpTypeCodeIPv4: 32,
   ingressInterface: 10,
   destinationTransportPort: 11,
   destinationIPv4Address: 12,
@@ -36,6 +39,8 @@ export const IE = {
   sourceMacAddress: 56,
   flowDirection: 61,
   destinationMacAddress: 80,
+  /** ICMPv6 type × 256 + code of IPv6 flows (0 for other protocols). */
+  icmpTypeCodeIPv6: 139,
   interfaceName: 82,
   flowStartMilliseconds: 152,
   flowEndMilliseconds: 153,
@@ -73,6 +78,8 @@ function fields(ipv6: boolean, egress: boolean): readonly FieldSpecifier[] {
     [IE.ipClassOfService, 1],
     [egress ? IE.egressInterface : IE.ingressInterface, 4],
     [IE.interfaceName, VARIABLE_LENGTH],
+    // After the name, so the fixed offsets before it stay those of the first templates.
+    [ipv6 ? IE.icmpTypeCodeIPv6 : IE.icmpTypeCodeIPv4, 2],
   ];
 }
 
@@ -80,14 +87,18 @@ function fields(ipv6: boolean, egress: boolean): readonly FieldSpecifier[] {
 export interface IpfixTemplate {
   readonly id: number;
   readonly fields: readonly FieldSpecifier[];
-  /** Bytes of a record before the variable-length interface name. */
+  /** Bytes of a record's fixed-length fields: all but the variable-length interface name. */
   readonly fixedBytes: number;
+  /** Bytes of a record before the interface name's length prefix. */
+  readonly nameOffset: number;
 }
 
 function template(id: number, ipv6: boolean, egress: boolean): IpfixTemplate {
   const f = fields(ipv6, egress);
   const fixedBytes = f.reduce((sum, [, len]) => sum + (len === VARIABLE_LENGTH ? 0 : len), 0);
-  return Object.freeze({ id, fields: f, fixedBytes });
+  const nameAt = f.findIndex(([, len]) => len === VARIABLE_LENGTH);
+  const nameOffset = f.slice(0, nameAt).reduce((sum, [, len]) => sum + len, 0);
+  return Object.freeze({ id, fields: f, fixedBytes, nameOffset });
 }
 
 /** The four templates, in template-id order. */

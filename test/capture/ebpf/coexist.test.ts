@@ -4,13 +4,18 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { counterDelta, createVethPair, readInterfaceCounters, run, waitForQuiet } from '../../net/netns.ts';
 import { openCollecting, startFixture, sum, tcFilters, waitForExit } from './helpers.ts';
+
+const skip = skipUnlessKernel('attach TC programs to veths in network namespaces');
 
 const ICMP = 1;
 const PING_COUNT = 3;
 
-test('in clsact mode a foreign filter added after attach survives detach, and so does the clsact qdisc holding it', async (t) => {
+test('in clsact mode a foreign filter added after attach survives detach, and so does the clsact qdisc holding it', {
+  skip,
+}, async (t) => {
   const pair = await createVethPair('fte3x1');
   t.after(() => pair.cleanup());
   const { capture, done } = await openCollecting(t, { attachMode: 'clsact' });
@@ -46,7 +51,9 @@ test('in clsact mode a foreign filter added after attach survives detach, and so
 });
 
 for (const mode of ['clsact', 'tcx'] as const) {
-  test(`two flowtap instances on one veth (${mode}): stopping one leaves the other counting`, async (t) => {
+  test(`two flowtap instances on one veth (${mode}): stopping one leaves the other counting`, {
+    skip,
+  }, async (t) => {
     const pair = await createVethPair(mode === 'clsact' ? 'fte3x2' : 'fte3x3');
     t.after(() => pair.cleanup());
     const other = startFixture({ attachMode: mode }, pair.hostIf);

@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { createServer as createTcpServer } from 'node:net';
 import { test } from 'node:test';
+import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { counterDelta, createVethPair, readInterfaceCounters, waitForQuiet } from '../../net/netns.ts';
 import { flowOf, openCollecting, sendTraffic, sum } from './helpers.ts';
+
+const skip = skipUnlessKernel('attach TC programs to veths in network namespaces');
 
 const INGRESS = 0;
 const EGRESS = 1;
@@ -31,7 +34,9 @@ for (const [mapKind, veth] of [
   ['percpu', 'fte3c4'],
   ['shared', 'fte3c8'],
 ] as const) {
-  test(`udp datagrams and icmp echo over ipv4 are counted exactly per flow and direction, and all flows add up to the interface counters (${mapKind} flow map)`, async (t) => {
+  test(`udp datagrams and icmp echo over ipv4 are counted exactly per flow and direction, and all flows add up to the interface counters (${mapKind} flow map)`, {
+    skip,
+  }, async (t) => {
     const pair = await createVethPair(veth);
     t.after(() => pair.cleanup());
     const port = await udpSink(t, pair.hostAddr4);
@@ -83,7 +88,9 @@ for (const [mapKind, veth] of [
   });
 }
 
-test('a tcp connection is counted in both directions with its handshake and close flags, and all flows add up to the interface counters', async (t) => {
+test('a tcp connection is counted in both directions with its handshake and close flags, and all flows add up to the interface counters', {
+  skip,
+}, async (t) => {
   const pair = await createVethPair('fte3c5');
   t.after(() => pair.cleanup());
   const server = createTcpServer((socket) => {
@@ -129,7 +136,9 @@ test('a tcp connection is counted in both directions with its handshake and clos
   );
 });
 
-test('udp datagrams and icmpv6 echo over ipv6 are counted exactly, and all flows including neighbour discovery add up to the interface counters', async (t) => {
+test('udp datagrams and icmpv6 echo over ipv6 are counted exactly, and all flows including neighbour discovery add up to the interface counters', {
+  skip,
+}, async (t) => {
   const pair = await createVethPair('fte3c6', { ipv6: true });
   t.after(() => pair.cleanup());
   const port = await udpSink(t, pair.hostAddr6);
@@ -183,7 +192,7 @@ test('udp datagrams and icmpv6 echo over ipv6 are counted exactly, and all flows
   );
 });
 
-test('with direction ingress only arriving packets are counted', async (t) => {
+test('with direction ingress only arriving packets are counted', { skip }, async (t) => {
   const pair = await createVethPair('fte3c7');
   t.after(() => pair.cleanup());
   const { capture, flows, done } = await openCollecting(t, { direction: 'ingress' });

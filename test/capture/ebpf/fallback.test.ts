@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { test } from 'node:test';
+import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { counterDelta, createVethPair, readInterfaceCounters, waitForQuiet } from '../../net/netns.ts';
 import { flowOf, openCollecting, sendTraffic, sum } from './helpers.ts';
+
+const skip = skipUnlessKernel('attach TC programs to veths in network namespaces');
 
 const INGRESS = 0;
 const UDP = 17;
@@ -15,7 +18,9 @@ async function udpSink(t: { after: (fn: () => void) => void }, host: string): Pr
   return socket.address().port;
 }
 
-test('with 1-in-10 sampling the counted packets stay within six standard deviations of a tenth, and counted plus sampled out equals the interface counters', async (t) => {
+test('with 1-in-10 sampling the counted packets stay within six standard deviations of a tenth, and counted plus sampled out equals the interface counters', {
+  skip,
+}, async (t) => {
   const pair = await createVethPair('fte3f1');
   t.after(() => pair.cleanup());
   const port = await udpSink(t, pair.hostAddr4);
@@ -51,7 +56,9 @@ test('with 1-in-10 sampling the counted packets stay within six standard deviati
   assert.equal(sum(flows).packets + sampledOut, delta.rxPackets + delta.txPackets);
 });
 
-test('when the kernel flow map is full every packet still arrives through the ring buffer and nothing is lost', async (t) => {
+test('when the kernel flow map is full every packet still arrives through the ring buffer and nothing is lost', {
+  skip,
+}, async (t) => {
   const pair = await createVethPair('fte3f2');
   t.after(() => pair.cleanup());
   const port = await udpSink(t, pair.hostAddr4);

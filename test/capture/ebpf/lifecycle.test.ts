@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { EbpfCapture } from '../../../src/capture/ebpf/capture.ts';
 import { ConfigError, InterfaceError } from '../../../src/errors.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
+import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { counterDelta, createVethPair, readInterfaceCounters, run, waitForQuiet } from '../../net/netns.ts';
 import { trafficCommand } from '../../net/traffic.ts';
 import {
@@ -16,13 +17,17 @@ import {
   waitForExit,
 } from './helpers.ts';
 
+const skip = skipUnlessKernel('attach TC programs to veths in network namespaces');
+
 const INGRESS = 0;
 const UDP = 17;
 const ICMP = 1;
 const PING_COUNT = 3;
 const NOBODY = 65534;
 
-test('stopping in the middle of traffic hands out every packet counted, then leaves no program, filter, qdisc, map or link behind', async (t) => {
+test('stopping in the middle of traffic hands out every packet counted, then leaves no program, filter, qdisc, map or link behind', {
+  skip,
+}, async (t) => {
   const pair = await createVethPair('fte3l1');
   t.after(() => pair.cleanup());
   const sink = createSocket('udp4');
@@ -66,7 +71,9 @@ test('stopping in the middle of traffic hands out every packet counted, then lea
   await assertNothingLeft(pair.hostIf, fdsBefore);
 });
 
-test('flows counted before an interface is detached are still handed out, and none after', async (t) => {
+test('flows counted before an interface is detached are still handed out, and none after', {
+  skip,
+}, async (t) => {
   const pair = await createVethPair('fte3l2');
   t.after(() => pair.cleanup());
   const fdsBefore = bpfFdCount();
@@ -91,7 +98,9 @@ async function assertNothingLeftOnInterfaceOnly(ifName: string): Promise<void> {
   assert.doesNotMatch(await run('tc', ['qdisc', 'show', 'dev', ifName]), /clsact/);
 }
 
-test('in clsact mode the filters count traffic and a clsact qdisc flowtap did not create is kept on stop', async (t) => {
+test('in clsact mode the filters count traffic and a clsact qdisc flowtap did not create is kept on stop', {
+  skip,
+}, async (t) => {
   const pair = await createVethPair('fte3l3');
   t.after(() => pair.cleanup());
   await run('tc', ['qdisc', 'add', 'dev', pair.hostIf, 'clsact']);
@@ -114,7 +123,7 @@ test('in clsact mode the filters count traffic and a clsact qdisc flowtap did no
   await assertNothingLeft(pair.hostIf, fdsBefore, true);
 });
 
-test('in clsact mode a clsact qdisc flowtap created is removed on stop', async (t) => {
+test('in clsact mode a clsact qdisc flowtap created is removed on stop', { skip }, async (t) => {
   const pair = await createVethPair('fte3l4');
   t.after(() => pair.cleanup());
   const fdsBefore = bpfFdCount();
@@ -126,7 +135,9 @@ test('in clsact mode a clsact qdisc flowtap created is removed on stop', async (
   await assertNothingLeft(pair.hostIf, fdsBefore);
 });
 
-test('tc filters left by a killed flowtap are replaced by the next run and removed when it stops', async (t) => {
+test('tc filters left by a killed flowtap are replaced by the next run and removed when it stops', {
+  skip,
+}, async (t) => {
   const pair = await createVethPair('fte3l5');
   t.after(() => pair.cleanup());
   const crashed = startFixture({ attachMode: 'clsact' }, pair.hostIf);
@@ -157,7 +168,7 @@ test('tc filters left by a killed flowtap are replaced by the next run and remov
   await assertNothingLeft(pair.hostIf, fdsBefore, true);
 });
 
-test('TCX links of a killed flowtap vanish with its process', async (t) => {
+test('TCX links of a killed flowtap vanish with its process', { skip }, async (t) => {
   const pair = await createVethPair('fte3l6');
   t.after(() => pair.cleanup());
   const crashed = startFixture({ attachMode: 'tcx' }, pair.hostIf);
@@ -183,7 +194,9 @@ test('without privileges opening a capture fails with a PermissionError that say
   assert.match(line.message, /flowtap read FILE/);
 });
 
-test('attaching to an interface that does not exist fails with an InterfaceError naming it', async (t) => {
+test('attaching to an interface that does not exist fails with an InterfaceError naming it', {
+  skip,
+}, async (t) => {
   const { capture } = await openCollecting(t);
   await assert.rejects(
     capture.attach('fte-missing0'),

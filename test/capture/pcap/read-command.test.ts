@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { TRUNCATED_INPUT_EXIT_CODE } from '../../../src/errors.ts';
 import { startCollector } from '../../../src/export/grpc-collector.ts';
 import { runCli } from '../../helpers/cli.ts';
 import { PACKET_VECTORS } from '../../vectors/packets.ts';
@@ -39,6 +40,26 @@ describe('flowtap read', () => {
     assert.equal(
       stderr,
       'flowtap read: pcapng, 3 packets read, 2 counted into 1 flows, 1 skipped (1 parse-error)\n',
+    );
+  });
+
+  test('a capture that ends inside a packet exits 3 after its flows, with the error and then the summary', async () => {
+    const whole = new PcapngWriter()
+      .section()
+      .iface({ linkType: 1 })
+      .epb(0, 1n, TCP4)
+      .epb(0, 2n, TCP4)
+      .toBuffer();
+    const cut = whole.subarray(0, whole.length - 10);
+    const { code, stdout, stderr } = await runCli(['read', '-'], { stdin: cut });
+    assert.equal(code, TRUNCATED_INPUT_EXIT_CODE, stderr);
+    assert.equal(JSON.parse(stdout.trim()).Packets, 1, 'the whole packet before the cut is exported');
+    const lines = stderr.trim().split('\n');
+    assert.equal(lines.length, 2, stderr);
+    assert.match(lines[0], /^flowtap: the pcapng capture ends inside a packet record at byte offset \d+/);
+    assert.match(
+      lines[1],
+      /^flowtap read: pcapng, 2 packets read, 1 counted into 1 flows, 1 skipped \(1 truncated-end\)/,
     );
   });
 

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../helpers/cli.ts';
+import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { createVethPair, run, type VethPair } from '../../net/netns.ts';
 import { type TrafficPlan, trafficCommand } from '../../net/traffic.ts';
 import {
@@ -22,6 +23,8 @@ import {
   type JsonFlow,
   tsharkConversations,
 } from './tshark-conversations.ts';
+
+const skip = skipUnlessKernel('capture with tcpdump on veths in network namespaces');
 
 const CLI = new URL('../../../src/cli.ts', import.meta.url).pathname;
 const MARKER = 'ftpemark';
@@ -117,7 +120,7 @@ function vethPair(): VethPair {
   return pair;
 }
 
-describe('flowtap read agrees with tshark on captures made by tcpdump and editcap', () => {
+describe('flowtap read agrees with tshark on captures made by tcpdump and editcap', { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-pcap-tools-'));
   const file = (name: string) => join(dir, name);
   const captures = ['eth.pcap', 'eth.pcapng', 'eth-nsec.pcap', 'sll.pcap', 'sll2.pcap'];

@@ -34,7 +34,7 @@ test('interface names longer than the limit are cut at a character boundary', ()
   names.set(1, 'é'.repeat(MAX_INTERFACE_NAME_BYTES));
   const encoder = new IpfixEncoder();
   const { bytes } = encoder.encodeBatch(recordBatchOf([makeFlow({ ifIndex: 1 })], names), 0);
-  const lengthAt = FIRST_RECORD + TEMPLATES[0].fixedBytes;
+  const lengthAt = FIRST_RECORD + TEMPLATES[0].nameOffset;
   assert.equal(bytes[lengthAt], MAX_INTERFACE_NAME_BYTES);
   assert.equal(
     bytes.toString('utf8', lengthAt + 1, lengthAt + 1 + bytes[lengthAt]),

@@ -33,6 +33,9 @@ export function variedFlow(i: number): Flow {
     timeFlowEndNs: start + BigInt(i) * 1_500_000n,
     tcpFlags: (i * 37) & 0x1ff,
     dscp: i % 64,
+    // ICMP flows carry a type and code (destination unreachable, echo); others carry none.
+    ...(PROTOCOLS[i % PROTOCOLS.length] === 1 ? { icmpType: 3, icmpCode: i % 16 } : {}),
+    ...(PROTOCOLS[i % PROTOCOLS.length] === 58 ? { icmpType: 128 + (i % 2), icmpCode: 0 } : {}),
   });
 }
 
@@ -71,6 +74,14 @@ export function expectedCflowFields(flow: Flow): Record<string, string> {
     'cflow.tos': `0x${(flow.dscp << 2).toString(16).padStart(2, '0')}`,
     [flow.direction === 1 ? 'cflow.outputint' : 'cflow.inputint']: String(flow.ifIndex),
   };
+  // tshark shows icmpTypeCodeIPv4 (IE 32) as one hex word, icmpTypeCodeIPv6 (IE 139) as its two bytes.
+  if (ipv6) {
+    fields['cflow.icmp_ipv6_type'] = String(flow.icmpType);
+    fields['cflow.icmp_ipv6_code'] = String(flow.icmpCode);
+  } else {
+    fields['cflow.icmp_type_code_ipv4'] =
+      `0x${(flow.icmpType * 256 + flow.icmpCode).toString(16).padStart(4, '0')}`;
+  }
   return fields;
 }
 

@@ -9,8 +9,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { IpfixTcpExporter } from '../../../src/export/ipfix/tcp.ts';
 import { TEMPLATE_SET_ID } from '../../../src/export/ipfix/templates.ts';
+import { skipUnlessPacketCapture } from '../../helpers/privileges.ts';
 import { assertDecodedVariedFlows, variedBatch } from './flows.ts';
 import { captureLoopback, dataRecords, decodeIpfix, subtrees } from './tshark.ts';
+
+const skip = skipUnlessPacketCapture('capture the export on loopback with tshark');
 
 /** Header fields and set ids of one IPFIX message read off the stream. */
 interface MessageSummary {
@@ -74,7 +77,7 @@ async function listen(t: { after: (fn: () => unknown) => void }, collector: Mess
   return address.port;
 }
 
-test('tshark decodes the templates and every flow sent over TCP', async (t) => {
+test('tshark decodes the templates and every flow sent over TCP', { skip }, async (t) => {
   const collector = new MessageCollector();
   const port = await listen(t, collector);
   const capture = await captureLoopback((release) => t.after(release), `tcp port ${port}`);
