@@ -251,12 +251,13 @@ export class TlsHandshakeError extends FlowtapError {
 }
 
 /**
- * The flow store (an embedded DuckDB file) cannot be opened, written or queried: in use by another
- * process, damaged, not a flowtap store, or a query DuckDB refused (its message is kept as is).
+ * The flow store (an embedded DuckDB file, or ClickHouse) cannot be opened, written or queried: in
+ * use by another process, damaged, not a flowtap store, unreachable, or a query the engine refused
+ * (its message is kept as is).
  */
 export class StoreError extends FlowtapError {
   constructor(
-    /** The database file. */
+    /** The database file, or the ClickHouse URL (password hidden). */
     readonly path: string,
     message: string,
     options?: { cause?: unknown },

@@ -1,7 +1,8 @@
 /**
  * A pbflow collector: the gRPC service `pbflow.Collector/Send` of the reference, receiving
- * `Records` from flowtap or the reference agent and handing them on as Flow objects. Used by
- * `flowtap collect` and available to users writing their own collector.
+ * `Records` from flowtap or the reference agent and handing them on as one RecordBatch per request
+ * (the hand-written decoder, no object per flow) or as Flow objects. Used by `flowtap collect` and
+ * available to users writing their own collector.
  *
  * A request that is not a valid `pbflow.Records` is answered INVALID_ARGUMENT, one above the size
  * bound RESOURCE_EXHAUSTED (by grpc-js), and a failing `onRecords` INTERNAL; each is reported to
@@ -17,9 +18,11 @@ import {
   type sendUnaryData,
   status,
 } from '@grpc/grpc-js';
+import type { RecordBatch } from '../codec/record-batch.ts';
 import { ListenError, MalformedMessageError } from '../errors.ts';
 import type { Flow } from '../model/flow.ts';
 import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from './grpc-limits.ts';
+import { decodePbRecords } from './pbflow/decode.ts';
 import { flowsFromPbRecords } from './pbflow/from-pb.ts';
 
 /** Full method path of the reference's service: package `pbflow`, service `Collector`, rpc `Send`. */
@@ -30,12 +33,18 @@ export const DEFAULT_CLOSE_GRACE_MS = 1_000;
 
 /** Settings of {@link startCollector}. */
 export interface CollectorOptions {
+  /** Receives the flows of every valid request as objects; the reply waits for it to settle. */
+  onRecords?: (flows: Flow[], peer: string) => void | Promise<void>;
+  /**
+   * Receives the flows of every valid request as one batch, decoded without an object per flow
+   * (see pbflow/decode.ts for its interface numbering); used instead of `onRecords` when given.
+   * One of the two is required.
+   */
+  onBatch?: (batch: RecordBatch, peer: string) => void | Promise<void>;
   /** Address to listen on (default 127.0.0.1; 0.0.0.0 or :: for every interface). */
   host?: string;
   /** TCP port; 0 picks a free one (see `port` of the result). */
   port: number;
-  /** Receives the flows of every valid request; the reply waits for it to settle. */
-  onRecords: (flows: Flow[], peer: string) => void | Promise<void>;
   /** Told about every rejected request (malformed, failed `onRecords`). */
   onError?: (err: Error, peer: string) => void;
   /** Largest request accepted, in bytes (default {@link DEFAULT_MAX_RECEIVE_MESSAGE_BYTES}). */
@@ -77,6 +86,8 @@ function bindAddress(host: string, port: number): string {
 
 /** Starts a collector and resolves once it listens. */
 export async function startCollector(options: CollectorOptions): Promise<RunningCollector> {
+  if (!options.onBatch && !options.onRecords)
+    throw new TypeError('startCollector needs onRecords or onBatch');
   const server = new Server({
     'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? DEFAULT_MAX_RECEIVE_MESSAGE_BYTES,
   });
@@ -87,16 +98,24 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   server.addService(COLLECTOR_SERVICE, {
     Send: (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
       const peer = call.getPeer();
-      let flows: Flow[];
+      let deliver: () => void | Promise<void>;
       try {
-        flows = flowsFromPbRecords(call.request);
+        if (options.onBatch) {
+          const batch = decodePbRecords(call.request);
+          const onBatch = options.onBatch;
+          deliver = () => onBatch(batch, peer);
+        } else {
+          const flows = flowsFromPbRecords(call.request);
+          const onRecords = options.onRecords as NonNullable<CollectorOptions['onRecords']>;
+          deliver = () => onRecords(flows, peer);
+        }
       } catch (err) {
         if (err instanceof MalformedMessageError) reject(err, peer, status.INVALID_ARGUMENT, callback);
         else throw err;
         return;
       }
       Promise.resolve()
-        .then(() => options.onRecords(flows, peer))
+        .then(deliver)
         .then(
           () => callback(null, EMPTY_REPLY),
           (err: unknown) => {

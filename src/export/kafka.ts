@@ -342,14 +342,14 @@ function kafkajsLogCreator(logger: KafkaLogger | undefined) {
     };
 }
 
-/** The kafkajs client for `settings`: the default {@link KafkaProducerFactory}. */
-export function createKafkajsProducer(
-  settings: KafkaSettings,
-  logger: KafkaLogger | undefined,
-): KafkaProducerClient {
+/**
+ * The kafkajs client of `settings` (brokers, TLS, SASL, timeouts, retries, codecs, logging): the
+ * exporter's producer and the collector's consumer group both start from it.
+ */
+export function createKafkajsClient(settings: KafkaSettings, logger: KafkaLogger | undefined): Kafka {
   registerCodecs();
   const { tls, sasl } = settings;
-  const kafka = new Kafka({
+  return new Kafka({
     clientId: 'flowtap',
     brokers: [...settings.brokers],
     ssl: tls && { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !tls.insecureSkipVerify },
@@ -366,6 +366,14 @@ export function createKafkajsProducer(
     logLevel: logger ? logLevel.INFO : logLevel.NOTHING,
     logCreator: kafkajsLogCreator(logger),
   });
+}
+
+/** The kafkajs client for `settings`: the default {@link KafkaProducerFactory}. */
+export function createKafkajsProducer(
+  settings: KafkaSettings,
+  logger: KafkaLogger | undefined,
+): KafkaProducerClient {
+  const kafka = createKafkajsClient(settings, logger);
   // The default (murmur2) partitioner, as the Java client and kafka-go's Hash balancer place keys;
   // naming it also silences kafkajs's warning about its v2 partitioner change.
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });

@@ -14,37 +14,58 @@
  */
 import { Direction, EtherType, transportProtocolName } from '../model/names.ts';
 
-/** One stored column: name, DuckDB type, meaning. */
+/** One stored column: name, DuckDB type, ClickHouse type, meaning. */
 export interface StoreColumn {
   readonly name: string;
+  /** Type in the DuckDB store. */
   readonly type: string;
+  /**
+   * Type in ClickHouse (clickhouse-schema.ts): times are UInt64 Unix nanoseconds there, as
+   * ClickHouse 18.16 has no DateTime64.
+   */
+  readonly clickhouse: string;
   readonly doc: string;
 }
 
 /** Stored columns, in table order; the appender writes them in this order. */
 export const STORE_COLUMNS = [
-  { name: 'time_start', type: 'TIMESTAMP_NS', doc: 'first packet (UTC)' },
-  { name: 'time_end', type: 'TIMESTAMP_NS', doc: 'last packet (UTC); decides the partition' },
-  { name: 'etype', type: 'USMALLINT', doc: 'Ethernet type (2048 IPv4, 34525 IPv6)' },
-  { name: 'direction', type: 'UTINYINT', doc: '0 ingress, 1 egress' },
-  { name: 'proto', type: 'UTINYINT', doc: 'IANA transport protocol number' },
-  { name: 'src_ip_hi', type: 'UBIGINT', doc: 'source address, first 8 bytes (network order, IPv4 mapped)' },
-  { name: 'src_ip_lo', type: 'UBIGINT', doc: 'source address, last 8 bytes (IPv4: the low 32 bits)' },
-  { name: 'dst_ip_hi', type: 'UBIGINT', doc: 'destination address, first 8 bytes' },
-  { name: 'dst_ip_lo', type: 'UBIGINT', doc: 'destination address, last 8 bytes' },
-  { name: 'src_port', type: 'USMALLINT', doc: 'source port (0 without one)' },
-  { name: 'dst_port', type: 'USMALLINT', doc: 'destination port' },
-  { name: 'icmp_type', type: 'UTINYINT', doc: 'ICMP type' },
-  { name: 'icmp_code', type: 'UTINYINT', doc: 'ICMP code' },
-  { name: 'if_index', type: 'UINTEGER', doc: 'interface index' },
-  { name: 'interface', type: 'VARCHAR', doc: "interface name ('' when unknown)" },
+  { name: 'time_start', type: 'TIMESTAMP_NS', clickhouse: 'UInt64', doc: 'first packet (UTC)' },
+  {
+    name: 'time_end',
+    type: 'TIMESTAMP_NS',
+    clickhouse: 'UInt64',
+    doc: 'last packet (UTC); decides the partition',
+  },
+  { name: 'etype', type: 'USMALLINT', clickhouse: 'UInt16', doc: 'Ethernet type (2048 IPv4, 34525 IPv6)' },
+  { name: 'direction', type: 'UTINYINT', clickhouse: 'UInt8', doc: '0 ingress, 1 egress' },
+  { name: 'proto', type: 'UTINYINT', clickhouse: 'UInt8', doc: 'IANA transport protocol number' },
+  {
+    name: 'src_ip_hi',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: 'source address, first 8 bytes (network order, IPv4 mapped)',
+  },
+  {
+    name: 'src_ip_lo',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: 'source address, last 8 bytes (IPv4: the low 32 bits)',
+  },
+  { name: 'dst_ip_hi', type: 'UBIGINT', clickhouse: 'UInt64', doc: 'destination address, first 8 bytes' },
+  { name: 'dst_ip_lo', type: 'UBIGINT', clickhouse: 'UInt64', doc: 'destination address, last 8 bytes' },
+  { name: 'src_port', type: 'USMALLINT', clickhouse: 'UInt16', doc: 'source port (0 without one)' },
+  { name: 'dst_port', type: 'USMALLINT', clickhouse: 'UInt16', doc: 'destination port' },
+  { name: 'icmp_type', type: 'UTINYINT', clickhouse: 'UInt8', doc: 'ICMP type' },
+  { name: 'icmp_code', type: 'UTINYINT', clickhouse: 'UInt8', doc: 'ICMP code' },
+  { name: 'if_index', type: 'UINTEGER', clickhouse: 'UInt32', doc: 'interface index' },
+  { name: 'interface', type: 'VARCHAR', clickhouse: 'String', doc: "interface name ('' when unknown)" },
   // BIGINT, not UBIGINT: DuckDB sums signed columns ~30% faster, and no counter nears 2^63.
-  { name: 'bytes', type: 'BIGINT', doc: 'bytes counted' },
-  { name: 'packets', type: 'BIGINT', doc: 'packets counted' },
-  { name: 'tcp_flags', type: 'USMALLINT', doc: 'OR of the TCP flags seen' },
-  { name: 'dscp', type: 'UTINYINT', doc: 'DSCP of the last packet' },
-  { name: 'src_mac', type: 'UBIGINT', doc: 'source MAC as a 48-bit number' },
-  { name: 'dst_mac', type: 'UBIGINT', doc: 'destination MAC as a 48-bit number' },
+  { name: 'bytes', type: 'BIGINT', clickhouse: 'Int64', doc: 'bytes counted' },
+  { name: 'packets', type: 'BIGINT', clickhouse: 'Int64', doc: 'packets counted' },
+  { name: 'tcp_flags', type: 'USMALLINT', clickhouse: 'UInt16', doc: 'OR of the TCP flags seen' },
+  { name: 'dscp', type: 'UTINYINT', clickhouse: 'UInt8', doc: 'DSCP of the last packet' },
+  { name: 'src_mac', type: 'UBIGINT', clickhouse: 'UInt64', doc: 'source MAC as a 48-bit number' },
+  { name: 'dst_mac', type: 'UBIGINT', clickhouse: 'UInt64', doc: 'destination MAC as a 48-bit number' },
 ] as const satisfies readonly StoreColumn[];
 
 /** Index of each stored column by name. */

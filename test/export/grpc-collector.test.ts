@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Client, credentials, Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import type { RecordBatch } from '../../src/codec/record-batch.ts';
 import { MalformedMessageError } from '../../src/errors.ts';
 import { COLLECTOR_SEND_PATH, startCollector } from '../../src/export/grpc-collector.ts';
 import { IPSchema, NetworkSchema, RecordSchema, RecordsSchema } from '../../src/export/pbflow/gen/flow_pb.ts';
@@ -111,4 +112,38 @@ test('a consumer that throws is answered INTERNAL and reported', async (t) => {
   });
   assert.equal(code, status.INTERNAL);
   assert.equal(errors[0].message, 'disk full');
+});
+
+test('with onBatch each request arrives as one batch and garbage is still answered INVALID_ARGUMENT', async (t) => {
+  const batches: RecordBatch[] = [];
+  const errors: Error[] = [];
+  const collector = await startCollector({
+    port: 0,
+    onBatch: (batch) => {
+      batches.push(batch);
+    },
+    onError: (err) => errors.push(err),
+  });
+  t.after(() => collector.close(0));
+  const client = new Client(`127.0.0.1:${collector.port}`, credentials.createInsecure());
+  t.after(() => client.close());
+  const send = (bytes: Uint8Array) =>
+    new Promise<number>((resolve) => {
+      client.makeUnaryRequest(
+        COLLECTOR_SEND_PATH,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from(bytes),
+        new Metadata(),
+        {},
+        (err: ServiceError | null) => resolve(err ? err.code : status.OK),
+      );
+    });
+  assert.equal(await send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])), status.INVALID_ARGUMENT);
+  assert.ok(errors[0] instanceof MalformedMessageError);
+  assert.equal(await send(validRequest()), status.OK);
+  assert.equal(batches.length, 1);
+  assert.equal(batches[0].count, 1);
+  assert.equal(batches[0].flow(0).interface, 'eth0');
+  assert.equal(batches[0].flow(0).etype, 0x0800);
 });

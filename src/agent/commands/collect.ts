@@ -1,29 +1,43 @@
 /**
- * `flowtap collect --port N`: a pbflow collector on the command line. Receives `Collector.Send`
- * from flowtap agents (EXPORT=grpc) or the reference agent and prints every flow as a JSON line in
- * the reference's form, or as tables. Rejected requests are logged on stderr; SIGINT/SIGTERM stop
- * it after the calls in progress finish. With `--tls-cert`/`--tls-key` it serves TLS, and with
- * `--tls-client-ca` it requires client certificates (mutual TLS); each flag may come from its
- * COLLECTOR_TLS_* variable instead.
+ * `flowtap collect`: the fleet collector. Sources (`--from`, any of them together): gRPC
+ * `Collector.Send` from flowtap agents (EXPORT=grpc) or the reference agent, and a Kafka consumer
+ * group (the KAFKA_* settings of the exporter plus KAFKA_GROUP_ID). Sinks (`--to`, any of them
+ * together): JSON lines in the reference's form or tables on stdout, the embedded DuckDB flow
+ * store, and ClickHouse. Sources and sinks live in src/collect/; this module parses the flags and
+ * wires them. With `--metrics-port` it serves /metrics and /health. Rejected requests are logged
+ * on stderr; SIGINT/SIGTERM stop the sources, then let the sinks store what they hold. With
+ * `--tls-cert`/`--tls-key` gRPC is served over TLS, and with `--tls-client-ca` client
+ * certificates are required (mutual TLS); each flag may come from its COLLECTOR_TLS_* variable.
  */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { type Command, Option } from 'commander';
-import { recordBatchOf } from '../../codec/record-batch.ts';
+import { CollectMetrics } from '../../collect/collect-metrics.ts';
+import { type CollectorSink, SinkFanOut } from '../../collect/collector-sink.ts';
+import { PrintSink } from '../../collect/print-sink.ts';
 import { ConfigError } from '../../errors.ts';
 import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from '../../export/grpc-limits.ts';
-import { LINES_PER_WRITE } from '../../export/json-lines.ts';
 import type { PemFile, ServerTlsFiles } from '../../export/tls.ts';
-import { type Flow, flowToJson } from '../../model/flow.ts';
-import { createLogger } from '../logger.ts';
+import { parseDurationMs } from '../duration.ts';
+import { createLogger, type Logger } from '../logger.ts';
 import { flowStdout } from '../stdout.ts';
 import { formatTable } from '../table-output.ts';
 
+/** Sources `--from` names. */
+export const COLLECT_SOURCES = ['grpc', 'kafka'] as const;
+type CollectSource = (typeof COLLECT_SOURCES)[number];
+/** Time the sinks get at stop to store what they hold. */
+const SINK_CLOSE_TIMEOUT_MS = 10_000;
+
 /** Options of `flowtap collect` as commander parses them. */
 interface CollectOptions {
-  port: number;
+  port?: number;
   host: string;
-  output: 'json' | 'table';
+  output?: 'json' | 'table';
+  from: CollectSource[];
+  to?: string[];
+  metricsPort?: number;
+  kafkaSessionTimeout?: number;
   maxMessageBytes: number;
   tlsCert?: string;
   tlsKey?: string;
@@ -43,20 +57,6 @@ function integerIn(setting: string, min: number, max: number) {
 function outputFormat(value: string): 'json' | 'table' {
   if (value !== 'json' && value !== 'table') throw new ConfigError('--output', value, 'json or table');
   return value;
-}
-
-/** Writes `flows` to `out`, JSON in pieces of LINES_PER_WRITE lines (see json-lines.ts), waiting for it to drain. */
-async function print(out: Writable, flows: Flow[], output: 'json' | 'table'): Promise<void> {
-  if (output === 'table') {
-    if (!out.write(formatTable(recordBatchOf(flows)))) await once(out, 'drain');
-    return;
-  }
-  for (let start = 0; start < flows.length; start += LINES_PER_WRITE) {
-    const end = Math.min(flows.length, start + LINES_PER_WRITE);
-    let text = '';
-    for (let i = start; i < end; i++) text += `${flowToJson(flows[i])}\n`;
-    if (!out.write(text)) await once(out, 'drain');
-  }
 }
 
 /** The TLS flags and their variables, by option key. */
@@ -97,46 +97,203 @@ function tlsFiles(opts: CollectOptions, command: Command): ServerTlsFiles | unde
   return { keyPair: { cert, key }, clientCa };
 }
 
-async function collect(opts: CollectOptions, command: Command): Promise<void> {
+function sourceList(value: string, previous: CollectSource[] | undefined): CollectSource[] {
+  const list = value.split(',').map((v) => v.trim().toLowerCase());
+  for (const v of list) {
+    if (!(COLLECT_SOURCES as readonly string[]).includes(v)) {
+      throw new ConfigError('--from', value, COLLECT_SOURCES.join(', '));
+    }
+  }
+  return [...(previous ?? []), ...(list as CollectSource[])];
+}
+
+function sinkList(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function durationOption(setting: string) {
+  return (value: string): number => {
+    const ms = parseDurationMs(value);
+    if (ms === undefined || ms < 1) throw new ConfigError(setting, value, 'a duration such as 10s or 500ms');
+    return ms;
+  };
+}
+
+/** The sink `--to` names: json, table, store[:PATH] or clickhouse://host[:port]/db. */
+async function openSink(target: string, metrics: CollectMetrics): Promise<CollectorSink> {
+  const lower = target.toLowerCase();
+  if (lower === 'json' || lower === 'table') {
+    return new PrintSink(flowStdout(), lower, metrics.sink(lower), formatTable);
+  }
+  if (lower === 'store' || lower.startsWith('store:')) {
+    const { FlowStore } = await import('../../store/flow-store.ts');
+    const { DuckDbSink } = await import('../../collect/duckdb-sink.ts');
+    const { defaultStoreDirectory, storeFile } = await import('../../store/store-path.ts');
+    const path =
+      target.slice('store:'.length) || process.env.STORE_PATH || defaultStoreDirectory(process.env);
+    return new DuckDbSink(await FlowStore.open(storeFile(path)), metrics.sink('store'));
+  }
+  const store = await import('../../store/clickhouse-store.ts');
+  if (store.isClickHouseUrl(target)) {
+    const { ClickHouseSink } = await import('../../collect/clickhouse-sink.ts');
+    const clickhouse = new store.ClickHouseStore(store.parseClickHouseUrl('--to', target));
+    try {
+      await clickhouse.ensureSchema();
+    } catch (err) {
+      await clickhouse.close();
+      throw err;
+    }
+    return new ClickHouseSink(clickhouse, metrics.sink('clickhouse'));
+  }
+  throw new ConfigError(
+    '--to',
+    target,
+    'json, table, store, store:PATH or clickhouse://host[:port]/database',
+  );
+}
+
+/** Something started that stop() ends. */
+interface Stoppable {
+  stop(): Promise<void>;
+}
+
+async function startGrpc(
+  opts: CollectOptions,
+  command: Command,
+  sinks: SinkFanOut,
+  metrics: CollectMetrics,
+  log: Logger,
+): Promise<Stoppable> {
+  if (opts.port === undefined) throw new ConfigError('--port', '', 'the TCP port --from grpc listens on');
   // Loaded here so other commands do not pay for gRPC at start-up.
   const { startCollector } = await import('../../export/grpc-collector.ts');
   const { serverCredentialsFromFiles } = await import('../../export/tls.ts');
   const tls = tlsFiles(opts, command);
   const credentials = tls && (await serverCredentialsFromFiles(tls));
-  const log = createLogger('info');
-  const out = flowStdout();
+  const source = metrics.source('grpc');
   const collector = await startCollector({
     host: opts.host,
     port: opts.port,
     credentials,
     maxReceiveMessageBytes: opts.maxMessageBytes,
-    // The reply waits for stdout to drain, so a slow reader slows the agents, not our memory.
-    onRecords: (flows) => print(out, flows, opts.output),
-    onError: (err, peer) =>
-      log.warn({ peer, code: (err as { code?: string }).code }, `rejected a request: ${err.message}`),
+    // The reply waits until the sinks took the batch, so full queues slow the agents, not our memory.
+    onBatch: async (batch) => {
+      source.received += batch.count;
+      const { stored } = await sinks.accept(batch);
+      // gRPC senders do not resend: a batch a sink gives up on is counted there as dropped.
+      stored.catch(() => undefined);
+    },
+    onError: (err, peer) => {
+      source.drop('rejected_request');
+      log.warn({ peer, code: (err as { code?: string }).code }, `rejected a request: ${err.message}`);
+    },
   });
   const security = !tls ? 'plaintext' : tls.clientCa ? 'TLS, client certificates required' : 'TLS';
   log.info(
     { host: opts.host, port: collector.port, security },
     `listening on ${opts.host}:${collector.port} (${security})`,
   );
-  const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
-  log.info({ signal }, 'stopping');
-  await collector.close();
+  return { stop: () => collector.close() };
+}
+
+async function startKafka(
+  opts: CollectOptions,
+  sinks: SinkFanOut,
+  metrics: CollectMetrics,
+  log: Logger,
+): Promise<Stoppable> {
+  const { KafkaSource, parseKafkaSourceSettings } = await import('../../collect/kafka-source.ts');
+  const { settings, groupId } = parseKafkaSourceSettings(process.env);
+  const source = new KafkaSource({
+    settings,
+    groupId,
+    sinks,
+    metrics: metrics.source('kafka'),
+    logger: log,
+    sessionTimeoutMs: opts.kafkaSessionTimeout,
+  });
+  await source.start();
+  log.info({ topic: settings.topic, groupId }, `consuming ${settings.topic} in group ${groupId}`);
+  return source;
+}
+
+async function collect(opts: CollectOptions, command: Command): Promise<void> {
+  const log = createLogger('info');
+  const metrics = new CollectMetrics();
+  const targets = opts.to ?? [opts.output ?? 'json'];
+  const opened: CollectorSink[] = [];
+  const sources: Stoppable[] = [];
+  let metricsServer: { port: number; close(): Promise<void> } | undefined;
+  const fanOut = new SinkFanOut(opened);
+  const stopAll = async () => {
+    await Promise.allSettled(sources.map((s) => s.stop()));
+    await fanOut.close(SINK_CLOSE_TIMEOUT_MS);
+    await metricsServer?.close();
+  };
+  try {
+    for (const target of targets) opened.push(await openSink(target, metrics));
+    const from = opts.from.length === 0 ? (['grpc'] as CollectSource[]) : [...new Set(opts.from)];
+    for (const source of from) {
+      sources.push(
+        source === 'grpc'
+          ? await startGrpc(opts, command, fanOut, metrics, log)
+          : await startKafka(opts, fanOut, metrics, log),
+      );
+    }
+    if (opts.metricsPort !== undefined) {
+      const { startMetricsServer } = await import('../../collect/metrics-server.ts');
+      metricsServer = await startMetricsServer(metrics, opts.host, opts.metricsPort);
+      log.info({ port: metricsServer.port }, `metrics on http://${opts.host}:${metricsServer.port}/metrics`);
+    }
+    const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+    log.info({ signal }, 'stopping');
+    await stopAll();
+    log.info(metrics.health(), 'stopped');
+  } finally {
+    // Also when starting failed: release what was started (idempotent after a normal stop).
+    await stopAll();
+  }
 }
 
 /** Registers `flowtap collect`. */
 export function registerCollectCommand(program: Command): void {
   program
     .command('collect')
-    .description('receive flows over gRPC (pbflow, from flowtap or the reference agent) and print them')
-    .requiredOption(
+    .description(
+      'collect flows (gRPC from agents, a Kafka consumer group) and print or store them (stdout, DuckDB store, ClickHouse)',
+    )
+    .option(
+      '--from <source>',
+      `where flows come from: ${COLLECT_SOURCES.join(', ')} (repeat or comma-separate) [grpc]`,
+      sourceList,
+      [],
+    )
+    .option(
+      '--to <sink>',
+      'where flows go: json, table, store[:PATH] (the DuckDB store), clickhouse://[user[:password]@]host[:port]/database (repeatable) [json]',
+      sinkList,
+    )
+    .option(
       '--port <n>',
-      'TCP port to listen on (0 picks a free one)',
+      'TCP port --from grpc listens on (0 picks a free one)',
       integerIn('--port', 0, 65_535),
     )
     .option('--host <address>', 'address to listen on (0.0.0.0 or :: for every interface)', '127.0.0.1')
-    .option('--output <format>', 'json (JSON lines in the reference form) or table', outputFormat, 'json')
+    .option(
+      '--output <format>',
+      'json (JSON lines in the reference form) or table; same as --to json|table',
+      outputFormat,
+    )
+    .option(
+      '--metrics-port <n>',
+      'serve /metrics and /health on this port of --host',
+      integerIn('--metrics-port', 0, 65_535),
+    )
+    .option(
+      '--kafka-session-timeout <duration>',
+      'a group member silent this long loses its partitions to the others [30s]',
+      durationOption('--kafka-session-timeout'),
+    )
     .option(
       '--max-message-bytes <n>',
       'largest request accepted',
@@ -154,6 +311,15 @@ export function registerCollectCommand(program: Command): void {
         '--tls-client-ca <file>',
         'require client certificates signed by these PEM CAs (mutual TLS; needs --tls-cert)',
       ).env(TLS_OPTIONS.tlsClientCa.env),
+    )
+    .addHelpText(
+      'after',
+      '\n--from kafka reads KAFKA_BROKERS, KAFKA_TOPIC and the other KAFKA_* settings of EXPORT=kafka, and\n' +
+        'KAFKA_GROUP_ID: collectors with the same group share the partitions. Offsets are committed once\n' +
+        'every sink stored the flows (at least once: see README "Fleet collector").\n' +
+        'Examples:\n  flowtap collect --port 9999\n' +
+        '  KAFKA_BROKERS=k1:9092 KAFKA_GROUP_ID=flowtap flowtap collect --from kafka --to clickhouse://ch:8123/flows\n' +
+        '  flowtap query top talkers --store clickhouse://ch:8123/flows',
     )
     .action((opts: CollectOptions, command: Command) => collect(opts, command));
 }

@@ -47,6 +47,7 @@ export function readTimeWindow(
 }
 
 interface QueryFlags extends StoreReadFlags {
+  store?: string;
   host?: string;
   port?: number;
   by: string;
@@ -74,6 +75,19 @@ function parseQuestion(words: readonly string[]): { question: Question } | { sql
   return { question };
 }
 
+/** The ClickHouse store `--store` names (the client is loaded only when one is asked). */
+async function clickhouseTarget(url: string) {
+  const { isClickHouseUrl, parseClickHouseUrl } = await import('../../store/clickhouse-store.ts');
+  if (!isClickHouseUrl(url)) {
+    throw new ConfigError(
+      '--store',
+      url,
+      'clickhouse://host[:port]/database (a DuckDB store is --store-path)',
+    );
+  }
+  return parseClickHouseUrl('--store', url);
+}
+
 /** Registers `flowtap query`. */
 export function registerQueryCommand(program: Command): void {
   program
@@ -91,6 +105,10 @@ export function registerQueryCommand(program: Command): void {
     .option('--limit <n>', 'rows of the top lists and of flows', positiveIntOption('--limit'), 20)
     .option('--output <format>', `${RESULT_FORMATS.join(', ')} [table on a terminal, else json]`)
     .option('--store-path <path>', "directory or .duckdb file of the store [STORE_PATH; the agent's default]")
+    .option(
+      '--store <url>',
+      'ask ClickHouse instead of the DuckDB store: clickhouse://[user[:password]@]host[:port]/database (as flowtap collect --to writes it)',
+    )
     .addHelpText(
       'after',
       '\nThe store is read while the agent writes it (from a private snapshot copy), or from a stopped\n' +
@@ -104,6 +122,7 @@ export function registerQueryCommand(program: Command): void {
       if (!(RESULT_FORMATS as readonly string[]).includes(format)) {
         throw new ConfigError('--output', flags.output ?? '', RESULT_FORMATS.join(', '));
       }
+      const clickhouse = flags.store === undefined ? undefined : await clickhouseTarget(flags.store);
       let sql: string;
       if ('sql' in asked) {
         sql = asked.sql;
@@ -119,14 +138,29 @@ export function registerQueryCommand(program: Command): void {
           host = parseIp(flags.host);
           if (!host) throw new ConfigError('--host', flags.host, 'an IPv4 or IPv6 address');
         }
-        sql = questionSql(asked.question, {
-          ...readTimeWindow(flags),
-          limit: flags.limit,
-          host,
-          port: flags.port,
-          by: flags.by as TimelineKey,
-          stepMs,
-        });
+        sql = questionSql(
+          asked.question,
+          {
+            ...readTimeWindow(flags),
+            limit: flags.limit,
+            host,
+            port: flags.port,
+            by: flags.by as TimelineKey,
+            stepMs,
+          },
+          clickhouse && (await import('../../store/clickhouse-store.ts')).dialectOf(clickhouse),
+        );
+      }
+      if (clickhouse) {
+        const { ClickHouseStore } = await import('../../store/clickhouse-store.ts');
+        const { writeClickHouseResult } = await import('../../store/clickhouse-query.ts');
+        const store = new ClickHouseStore(clickhouse);
+        try {
+          await writeClickHouseResult(store, sql, process.stdout, format as ResultFormat);
+        } finally {
+          await store.close();
+        }
+        return;
       }
       const file = readStoreFile(flags);
       // DuckDB is loaded only by the commands that use the store.

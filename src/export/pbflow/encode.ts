@@ -8,34 +8,42 @@
  */
 import type { RecordBatch } from '../../codec/record-batch.ts';
 import { V2 } from '../../codec/v2-layout.ts';
+import {
+  DATA_LINK_FIELD,
+  IP_FIELD,
+  NETWORK_FIELD,
+  RECORD_FIELD,
+  RECORDS_FIELD,
+  TIMESTAMP_FIELD,
+  TRANSPORT_FIELD,
+  WIRE,
+  wireTag,
+} from './fields.ts';
 import { isPbIpv4 } from './record.ts';
 
-// Wire tags: (field number << 3) | wire type (0 varint, 2 length-delimited, 5 fixed32).
-const TAG_RECORD_ETH_PROTOCOL = 0x08;
-const TAG_RECORD_DIRECTION = 0x10;
-const TAG_RECORD_TIME_FLOW_START = 0x1a;
-const TAG_RECORD_TIME_FLOW_END = 0x22;
-const TAG_RECORD_DATA_LINK = 0x2a;
-const TAG_RECORD_NETWORK = 0x32;
-const TAG_RECORD_TRANSPORT = 0x3a;
-const TAG_RECORD_BYTES = 0x40;
-const TAG_RECORD_PACKETS = 0x48;
-const TAG_RECORD_INTERFACE = 0x52;
-const TAG_RECORDS_ENTRIES = 0x0a;
-/** Field 1 (varint) of Timestamp, DataLink and Transport. */
-const TAG_FIELD1_VARINT = 0x08;
-/** Field 2 (varint) of Timestamp, DataLink and Transport. */
-const TAG_FIELD2_VARINT = 0x10;
-/** Field 3 (varint) of Transport. */
-const TAG_FIELD3_VARINT = 0x18;
-/** Network.src_addr (field 1, message). */
-const TAG_NETWORK_SRC = 0x0a;
-/** Network.dst_addr (field 2, message). */
-const TAG_NETWORK_DST = 0x12;
-/** IP.ipv4 (field 1, fixed32). */
-const TAG_IP_IPV4 = 0x0d;
-/** IP.ipv6 (field 2, bytes). */
-const TAG_IP_IPV6 = 0x12;
+const { VARINT, LENGTH_DELIMITED, FIXED32 } = WIRE;
+const TAG_RECORD_ETH_PROTOCOL = wireTag(RECORD_FIELD.ETH_PROTOCOL, VARINT);
+const TAG_RECORD_DIRECTION = wireTag(RECORD_FIELD.DIRECTION, VARINT);
+const TAG_RECORD_TIME_FLOW_START = wireTag(RECORD_FIELD.TIME_FLOW_START, LENGTH_DELIMITED);
+const TAG_RECORD_TIME_FLOW_END = wireTag(RECORD_FIELD.TIME_FLOW_END, LENGTH_DELIMITED);
+const TAG_RECORD_DATA_LINK = wireTag(RECORD_FIELD.DATA_LINK, LENGTH_DELIMITED);
+const TAG_RECORD_NETWORK = wireTag(RECORD_FIELD.NETWORK, LENGTH_DELIMITED);
+const TAG_RECORD_TRANSPORT = wireTag(RECORD_FIELD.TRANSPORT, LENGTH_DELIMITED);
+const TAG_RECORD_BYTES = wireTag(RECORD_FIELD.BYTES, VARINT);
+const TAG_RECORD_PACKETS = wireTag(RECORD_FIELD.PACKETS, VARINT);
+const TAG_RECORD_INTERFACE = wireTag(RECORD_FIELD.INTERFACE, LENGTH_DELIMITED);
+const TAG_RECORDS_ENTRIES = wireTag(RECORDS_FIELD.ENTRIES, LENGTH_DELIMITED);
+const TAG_TIMESTAMP_SECONDS = wireTag(TIMESTAMP_FIELD.SECONDS, VARINT);
+const TAG_TIMESTAMP_NANOS = wireTag(TIMESTAMP_FIELD.NANOS, VARINT);
+const TAG_DATA_LINK_SRC_MAC = wireTag(DATA_LINK_FIELD.SRC_MAC, VARINT);
+const TAG_DATA_LINK_DST_MAC = wireTag(DATA_LINK_FIELD.DST_MAC, VARINT);
+const TAG_TRANSPORT_SRC_PORT = wireTag(TRANSPORT_FIELD.SRC_PORT, VARINT);
+const TAG_TRANSPORT_DST_PORT = wireTag(TRANSPORT_FIELD.DST_PORT, VARINT);
+const TAG_TRANSPORT_PROTOCOL = wireTag(TRANSPORT_FIELD.PROTOCOL, VARINT);
+const TAG_NETWORK_SRC = wireTag(NETWORK_FIELD.SRC_ADDR, LENGTH_DELIMITED);
+const TAG_NETWORK_DST = wireTag(NETWORK_FIELD.DST_ADDR, LENGTH_DELIMITED);
+const TAG_IP_IPV4 = wireTag(IP_FIELD.IPV4, FIXED32);
+const TAG_IP_IPV6 = wireTag(IP_FIELD.IPV6, LENGTH_DELIMITED);
 
 const IPV6_BYTES = 16;
 const NS_PER_S = 1_000_000_000;
@@ -145,11 +153,11 @@ function writeTimestamp(out: Buffer, pos: number, tag: number, row: Buffer, offs
   out[pos++] = tag;
   const lengthAt = pos++; // a Timestamp is at most 12 bytes: its length is one byte
   if (secondsLo !== 0 || qHigh !== 0) {
-    out[pos++] = TAG_FIELD1_VARINT;
+    out[pos++] = TAG_TIMESTAMP_SECONDS;
     pos = writeVarint64(out, pos, secondsLo, qHigh);
   }
   if (nanos !== 0) {
-    out[pos++] = TAG_FIELD2_VARINT;
+    out[pos++] = TAG_TIMESTAMP_NANOS;
     pos = writeVarint32(out, pos, nanos);
   }
   out[lengthAt] = pos - lengthAt - 1;
@@ -225,8 +233,8 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
 
   out[pos++] = TAG_RECORD_DATA_LINK;
   let lengthAt = pos++; // at most 2 × (1 + 7) bytes
-  pos = writeMac(out, pos, TAG_FIELD1_VARINT, row, o + V2.SRC_MAC);
-  pos = writeMac(out, pos, TAG_FIELD2_VARINT, row, o + V2.DST_MAC);
+  pos = writeMac(out, pos, TAG_DATA_LINK_SRC_MAC, row, o + V2.SRC_MAC);
+  pos = writeMac(out, pos, TAG_DATA_LINK_DST_MAC, row, o + V2.DST_MAC);
   out[lengthAt] = pos - lengthAt - 1;
 
   out[pos++] = TAG_RECORD_NETWORK;
@@ -237,9 +245,9 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
 
   out[pos++] = TAG_RECORD_TRANSPORT;
   lengthAt = pos++; // at most 3 × (1 + 3) bytes
-  pos = writeUint32Field(out, pos, TAG_FIELD1_VARINT, row.readUInt16LE(o + V2.SRC_PORT));
-  pos = writeUint32Field(out, pos, TAG_FIELD2_VARINT, row.readUInt16LE(o + V2.DST_PORT));
-  pos = writeUint32Field(out, pos, TAG_FIELD3_VARINT, row[o + V2.TRANSPORT_PROTOCOL]);
+  pos = writeUint32Field(out, pos, TAG_TRANSPORT_SRC_PORT, row.readUInt16LE(o + V2.SRC_PORT));
+  pos = writeUint32Field(out, pos, TAG_TRANSPORT_DST_PORT, row.readUInt16LE(o + V2.DST_PORT));
+  pos = writeUint32Field(out, pos, TAG_TRANSPORT_PROTOCOL, row[o + V2.TRANSPORT_PROTOCOL]);
   out[lengthAt] = pos - lengthAt - 1;
 
   pos = writeU64Field(out, pos, TAG_RECORD_BYTES, row, o + V2.BYTES);

@@ -1,0 +1,155 @@
+/**
+ * Flows into ClickHouse: batches are gathered into one RowBinary insert until it holds
+ * `maxInsertRows` flows or the oldest has waited `maxInsertDelayMs` (ClickHouse wants few large
+ * inserts: each one becomes a part to merge). One insert runs at a time, in order, so flows are
+ * stored in the order accepted and a source's commits follow that order. A failed insert is retried
+ * with exponential backoff and jitter, without limit while the collector runs: flows are never
+ * dropped for a down server; instead the bounded queue fills (`maxQueuedRows`) and `accept` waits,
+ * which pauses the source (the Kafka consumer stops fetching, gRPC replies wait). At close, what is
+ * queued gets until the close timeout, then is given up on and counted as dropped.
+ */
+import type { RecordBatch } from '../codec/record-batch.ts';
+import { ClosedError } from '../errors.ts';
+import { type BackoffOptions, ReconnectBackoff, waitUnref } from '../export/reconnect-backoff.ts';
+import { RowBinaryWriter } from '../store/clickhouse-rows.ts';
+import type { ClickHouseStore } from '../store/clickhouse-store.ts';
+import type { SinkMetrics } from './collect-metrics.ts';
+import type { Accepted, CollectorSink } from './collector-sink.ts';
+
+/** Flows per insert at most, by default. */
+export const DEFAULT_MAX_INSERT_ROWS = 100_000;
+/** Longest a flow waits for its insert to fill, by default. */
+export const DEFAULT_MAX_INSERT_DELAY_MS = 200;
+/** Flows queued (gathered and being inserted) at most, by default; beyond, sources wait. */
+export const DEFAULT_MAX_QUEUED_ROWS = 1_000_000;
+
+/** Settings of a {@link ClickHouseSink}. */
+export interface ClickHouseSinkOptions {
+  maxInsertRows?: number;
+  maxInsertDelayMs?: number;
+  maxQueuedRows?: number;
+  /** Backoff between failed inserts. */
+  backoff?: BackoffOptions;
+}
+
+/** Settles the batches gathered into one insert. */
+interface Group {
+  readonly promise: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+function newGroup(): Group {
+  let resolve = () => {};
+  let reject: (err: unknown) => void = () => {};
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Sources attach their own handlers; this one keeps a give-up at close from being unhandled.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** The ClickHouse sink of `flowtap collect --to clickhouse://...`. */
+export class ClickHouseSink implements CollectorSink {
+  readonly name = 'clickhouse';
+  readonly #writer = new RowBinaryWriter();
+  readonly #maxInsertRows: number;
+  readonly #maxInsertDelayMs: number;
+  readonly #maxQueuedRows: number;
+  readonly #backoff: ReconnectBackoff;
+  /** Aborted at close's deadline: retries stop, queued flows are given up on. */
+  readonly #giveUp = new AbortController();
+  #group = newGroup();
+  #queuedRows = 0;
+  #roomWaiters: (() => void)[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #inserts: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly store: ClickHouseStore,
+    private readonly metrics: SinkMetrics,
+    options: ClickHouseSinkOptions = {},
+  ) {
+    this.#maxInsertRows = options.maxInsertRows ?? DEFAULT_MAX_INSERT_ROWS;
+    this.#maxInsertDelayMs = options.maxInsertDelayMs ?? DEFAULT_MAX_INSERT_DELAY_MS;
+    this.#maxQueuedRows = Math.max(options.maxQueuedRows ?? DEFAULT_MAX_QUEUED_ROWS, this.#maxInsertRows);
+    this.#backoff = new ReconnectBackoff(options.backoff);
+  }
+
+  async accept(batch: RecordBatch): Promise<Accepted> {
+    // A batch larger than the whole queue still goes in once the queue is empty.
+    while (this.#queuedRows > 0 && this.#queuedRows + batch.count > this.#maxQueuedRows) {
+      if (this.#closing) break;
+      await new Promise<void>((resolve) => this.#roomWaiters.push(resolve));
+    }
+    if (this.#closing) throw new ClosedError('ClickHouse sink', 'accept');
+    this.#writer.append(batch);
+    this.#queuedRows += batch.count;
+    this.metrics.queuedFlows = this.#queuedRows;
+    const stored = this.#group.promise;
+    if (this.#writer.rows >= this.#maxInsertRows) this.#flush();
+    else this.#timer ??= setTimeout(() => this.#flush(), this.#maxInsertDelayMs);
+    return { stored };
+  }
+
+  close(timeoutMs: number): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#flush();
+      for (const wake of this.#roomWaiters.splice(0)) wake();
+      const deadline = setTimeout(
+        () => this.#giveUp.abort(new ClosedError('ClickHouse sink', 'accept')),
+        timeoutMs,
+      );
+      deadline.unref();
+      await this.#inserts;
+      clearTimeout(deadline);
+      await this.store.close();
+    })();
+    return this.#closing;
+  }
+
+  /** Hands what is gathered to the insert chain. */
+  #flush(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const rows = this.#writer.rows;
+    if (rows === 0) return;
+    const body = this.#writer.take();
+    const group = this.#group;
+    this.#group = newGroup();
+    this.#inserts = this.#inserts.then(() => this.#insert(body, rows, group));
+  }
+
+  /** Inserts `body` until it is stored or the sink gives up; never rejects. */
+  async #insert(body: Buffer, rows: number, group: Group): Promise<void> {
+    for (;;) {
+      if (this.#giveUp.signal.aborted) {
+        this.metrics.dropped += rows;
+        group.reject(this.#giveUp.signal.reason);
+        break;
+      }
+      const t0 = performance.now();
+      try {
+        await this.store.insertRowBinary(body);
+        this.metrics.recordInsert(rows, (performance.now() - t0) / 1000);
+        this.#backoff.reset();
+        group.resolve();
+        break;
+      } catch (err) {
+        this.metrics.failed(err);
+        this.metrics.retries++;
+        try {
+          await waitUnref(this.#backoff.nextDelayMs(), this.#giveUp.signal);
+        } catch {
+          // Given up: the loop's first check settles the group.
+        }
+      }
+    }
+    this.#queuedRows -= rows;
+    this.metrics.queuedFlows = this.#queuedRows;
+    for (const wake of this.#roomWaiters.splice(0)) wake();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * `--from kafka`: pbflow `Record` messages (what EXPORT=kafka and the reference produce) read by a
+ * consumer group, so several collectors with one KAFKA_GROUP_ID share the topic's partitions and
+ * the survivors take over the partitions of one that dies.
+ *
+ * At least once: kafkajs's automatic commits are off (a resolved offset only moves the fetch
+ * position). Each batch fetched from a partition is
+ * decoded, accepted by the sinks (waiting while their queues are full: the partition is not
+ * fetched meanwhile), and its next offset is committed only once every sink stored it; commits of
+ * a partition are chained in order. After a crash, the partitions' new owners start from the last
+ * committed offsets, so what repeats is what the dead collector had read but not yet committed:
+ * at most the flows queued in its sinks plus the batches being decoded, per partition it owned
+ * (bounded by the sink queue, by default 1 M flows, and in practice one or two inserts' worth).
+ */
+import type { Consumer, EachBatchPayload } from 'kafkajs';
+import { ConfigError, MalformedMessageError } from '../errors.ts';
+import { createKafkajsClient, type KafkaLogger } from '../export/kafka.ts';
+import { type KafkaSettings, parseKafkaSettings } from '../export/kafka-config.ts';
+import { PbflowBatchDecoder } from '../export/pbflow/decode.ts';
+import type { SourceMetrics } from './collect-metrics.ts';
+import type { SinkFanOut } from './collector-sink.ts';
+
+/** Default session timeout of the group: a member silent this long loses its partitions. */
+export const DEFAULT_GROUP_SESSION_TIMEOUT_MS = 30_000;
+/** Bytes fetched per partition per request at most (kafkajs's default is 1 MiB). */
+const MAX_BYTES_PER_PARTITION = 4 * 1024 * 1024;
+
+/** Settings of a {@link KafkaSource}. */
+export interface KafkaSourceOptions {
+  settings: KafkaSettings;
+  /** The consumer group (KAFKA_GROUP_ID). */
+  groupId: string;
+  sinks: SinkFanOut;
+  metrics: SourceMetrics;
+  logger?: KafkaLogger & { info(fields: object, message: string): void };
+  sessionTimeoutMs?: number;
+  /** Partitions processed at once (default: every partition assigned). */
+  partitionsConsumedConcurrently?: number;
+}
+
+/** A running consumer group member. */
+export class KafkaSource {
+  readonly #consumer: Consumer;
+  /** The last commit of each partition, so the next one is sent after it. */
+  readonly #commits = new Map<number, Promise<void>>();
+  #stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: KafkaSourceOptions) {
+    const sessionTimeout = options.sessionTimeoutMs ?? DEFAULT_GROUP_SESSION_TIMEOUT_MS;
+    this.#consumer = createKafkajsClient(options.settings, options.logger).consumer({
+      groupId: options.groupId,
+      sessionTimeout,
+      // kafkajs requires the rebalance timeout to be at least the session timeout.
+      rebalanceTimeout: Math.max(sessionTimeout, 10_000),
+      heartbeatInterval: Math.max(100, Math.floor(sessionTimeout / 10)),
+      maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
+      maxBytes: MAX_BYTES_PER_PARTITION * 4,
+    });
+    const { GROUP_JOIN } = this.#consumer.events;
+    this.#consumer.on(GROUP_JOIN, (event) => {
+      const partitions = event.payload.memberAssignment[options.settings.topic] ?? [];
+      options.logger?.info(
+        { groupId: options.groupId, topic: options.settings.topic, partitions },
+        `joined consumer group ${options.groupId}: partitions ${partitions.join(', ') || 'none'}`,
+      );
+    });
+  }
+
+  /** Joins the group and starts consuming (from the beginning for a group with no commits). */
+  async start(): Promise<void> {
+    const consumer = this.#consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topic: this.options.settings.topic, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.options.partitionsConsumedConcurrently ?? 64,
+      eachBatch: (payload) => this.#batch(payload),
+    });
+  }
+
+  /** Leaves the group (its partitions go to the others at once); idempotent. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      await this.#consumer.stop();
+      await Promise.all(this.#commits.values());
+      await this.#consumer.disconnect();
+    })();
+    return this.#stopping;
+  }
+
+  async #batch({ batch, heartbeat, isRunning, isStale, resolveOffset }: EachBatchPayload): Promise<void> {
+    if (batch.messages.length === 0 || !isRunning() || isStale()) return;
+    const { metrics, sinks } = this.options;
+    const decoder = new PbflowBatchDecoder(batch.messages.length);
+    for (const message of batch.messages) {
+      if (message.value === null) {
+        metrics.drop('empty_message');
+        continue;
+      }
+      try {
+        decoder.appendRecord(message.value);
+      } catch (err) {
+        if (!(err instanceof MalformedMessageError)) throw err;
+        metrics.drop('malformed');
+      }
+    }
+    const rows = decoder.finish();
+    metrics.received += rows.count;
+    metrics.lagByPartition.set(batch.partition, Number(batch.offsetLag()));
+    const { stored } = await sinks.accept(rows);
+    // Resolving moves kafkajs's fetch position on; only the commit below moves the group's.
+    resolveOffset(batch.lastOffset());
+    const next = String(BigInt(batch.lastOffset()) + 1n);
+    const partition = batch.partition;
+    const previous = this.#commits.get(partition) ?? Promise.resolve();
+    const commit = previous
+      .then(() => stored)
+      .then(() => this.#consumer.commitOffsets([{ topic: batch.topic, partition, offset: next }]))
+      .catch(() => {
+        // A failed store or commit: the offset stays where it was, so after the next rebalance or
+        // restart these flows are read again (at least once).
+        metrics.commitFailures++;
+      });
+    this.#commits.set(partition, commit);
+    await heartbeat();
+  }
+}
+
+/** The consumer group setting `--from kafka` needs beside the exporter's KAFKA_* settings. */
+export const KAFKA_GROUP_ID = 'KAFKA_GROUP_ID';
+
+/**
+ * The KAFKA_* settings of `--from kafka` from `env`: the exporter's (same names, same checks)
+ * and KAFKA_GROUP_ID, which it requires.
+ */
+export function parseKafkaSourceSettings(env: Readonly<Record<string, string | undefined>>): {
+  settings: KafkaSettings;
+  groupId: string;
+} {
+  const raw: Record<string, string> = {};
+  for (const [name, value] of Object.entries(env)) {
+    if (name.startsWith('KAFKA_') && name !== KAFKA_GROUP_ID && value !== undefined) raw[name] = value;
+  }
+  const groupId = env[KAFKA_GROUP_ID]?.trim() ?? '';
+  if (groupId === '') {
+    throw new ConfigError(
+      KAFKA_GROUP_ID,
+      '',
+      'a consumer group name for --from kafka: collectors with the same one share the partitions',
+    );
+  }
+  return { settings: parseKafkaSettings(raw), groupId };
+}

@@ -1,0 +1,46 @@
+/**
+ * Field numbers and wire types of the pbflow messages (proto/flow.proto), the one place the
+ * hand-written encoder (encode.ts) and decoder (decode.ts) take them from: a field added to the
+ * .proto is added here, then written by one and read by the other.
+ */
+
+/** Protobuf wire types used by pbflow. */
+export const WIRE = {
+  VARINT: 0,
+  FIXED64: 1,
+  LENGTH_DELIMITED: 2,
+  FIXED32: 5,
+} as const;
+
+/** `Records` fields. */
+export const RECORDS_FIELD = { ENTRIES: 1 } as const;
+
+/** `Record` fields. */
+export const RECORD_FIELD = {
+  ETH_PROTOCOL: 1,
+  DIRECTION: 2,
+  TIME_FLOW_START: 3,
+  TIME_FLOW_END: 4,
+  DATA_LINK: 5,
+  NETWORK: 6,
+  TRANSPORT: 7,
+  BYTES: 8,
+  PACKETS: 9,
+  INTERFACE: 10,
+} as const;
+
+/** `google.protobuf.Timestamp` fields. */
+export const TIMESTAMP_FIELD = { SECONDS: 1, NANOS: 2 } as const;
+/** `DataLink` fields. */
+export const DATA_LINK_FIELD = { SRC_MAC: 1, DST_MAC: 2 } as const;
+/** `Network` fields. */
+export const NETWORK_FIELD = { SRC_ADDR: 1, DST_ADDR: 2 } as const;
+/** `IP` fields (members of the `ip_family` oneof). */
+export const IP_FIELD = { IPV4: 1, IPV6: 2 } as const;
+/** `Transport` fields. */
+export const TRANSPORT_FIELD = { SRC_PORT: 1, DST_PORT: 2, PROTOCOL: 3 } as const;
+
+/** The wire tag (key byte(s) before a value) of `field` with `wireType`. */
+export function wireTag(field: number, wireType: number): number {
+  return (field << 3) | wireType;
+}

@@ -1,0 +1,138 @@
+/**
+ * Rows of RecordBatches → ClickHouse's RowBinary input format, read in place from the v2 rows
+ * into one buffer per insert: fixed-width little-endian values, the interface name as a varint
+ * length and its UTF-8 bytes. No object per flow; the only per-row lookup is the name, cached per
+ * interface index of a batch. Addresses and MACs become the numbers schema.ts describes.
+ */
+import type { RecordBatch } from '../codec/record-batch.ts';
+import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+
+/** The columns a RowBinary row holds, in the order written (the INSERT names them so). */
+export const ROW_BINARY_COLUMNS = [
+  'time_start',
+  'time_end',
+  'etype',
+  'direction',
+  'proto',
+  'src_ip_hi',
+  'src_ip_lo',
+  'dst_ip_hi',
+  'dst_ip_lo',
+  'src_port',
+  'dst_port',
+  'icmp_type',
+  'icmp_code',
+  'if_index',
+  'interface',
+  'bytes',
+  'packets',
+  'tcp_flags',
+  'dscp',
+  'src_mac',
+  'dst_mac',
+] as const;
+
+/** Bytes of a row without its name's length and bytes. */
+const FIXED_ROW_BYTES = 8 * 2 + 2 + 1 + 1 + 8 * 4 + 2 * 2 + 1 + 1 + 4 + 8 * 2 + 2 + 1 + 8 * 2;
+/** A name's varint length takes at most this many bytes (names are far below 2^21). */
+const MAX_NAME_LENGTH_BYTES = 3;
+/** Longer names are cut (never a Linux one: IFNAMSIZ is 16); keeps a row's size bounded. */
+export const MAX_INTERFACE_NAME_BYTES = 256;
+
+/** Collects rows of several batches into one RowBinary body. */
+export class RowBinaryWriter {
+  #out: Buffer;
+  #pos = 0;
+  #rows = 0;
+
+  constructor(initialBytes = 1 << 20) {
+    this.#out = Buffer.allocUnsafe(initialBytes);
+  }
+
+  /** Rows written since the last `take()`. */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** Appends rows `from` to `to - 1` of `batch`. */
+  append(batch: RecordBatch, from = 0, to = batch.count): void {
+    const names = new Map<number, Buffer>();
+    const b = batch.bytes;
+    for (let i = from; i < to; i++) {
+      const o = i * V2_RECORD_BYTES;
+      const ifIndex = b.readUInt32LE(o + V2.IF_INDEX);
+      let name = names.get(ifIndex);
+      if (name === undefined) {
+        name = Buffer.from(batch.interfaces.nameOf(ifIndex), 'utf8').subarray(0, MAX_INTERFACE_NAME_BYTES);
+        names.set(ifIndex, name);
+      }
+      this.#reserve(FIXED_ROW_BYTES + MAX_NAME_LENGTH_BYTES + name.length);
+      const out = this.#out;
+      let p = this.#pos;
+      p = copy(out, p, b, o + V2.FIRST_SEEN_NS, 8);
+      p = copy(out, p, b, o + V2.LAST_SEEN_NS, 8);
+      p = copy(out, p, b, o + V2.ETH_PROTOCOL, 2);
+      out[p++] = b[o + V2.DIRECTION];
+      out[p++] = b[o + V2.TRANSPORT_PROTOCOL];
+      p = reversed(out, p, b, o + V2.SRC_ADDR, 8);
+      p = reversed(out, p, b, o + V2.SRC_ADDR + 8, 8);
+      p = reversed(out, p, b, o + V2.DST_ADDR, 8);
+      p = reversed(out, p, b, o + V2.DST_ADDR + 8, 8);
+      p = copy(out, p, b, o + V2.SRC_PORT, 2);
+      p = copy(out, p, b, o + V2.DST_PORT, 2);
+      out[p++] = b[o + V2.ICMP_TYPE];
+      out[p++] = b[o + V2.ICMP_CODE];
+      p = copy(out, p, b, o + V2.IF_INDEX, 4);
+      let length = name.length;
+      while (length > 0x7f) {
+        out[p++] = (length & 0x7f) | 0x80;
+        length >>>= 7;
+      }
+      out[p++] = length;
+      for (let k = 0; k < name.length; k++) out[p++] = name[k];
+      p = copy(out, p, b, o + V2.BYTES, 8);
+      p = copy(out, p, b, o + V2.PACKETS, 8);
+      p = copy(out, p, b, o + V2.TCP_FLAGS, 2);
+      out[p++] = b[o + V2.DSCP];
+      p = mac(out, p, b, o + V2.SRC_MAC);
+      p = mac(out, p, b, o + V2.DST_MAC);
+      this.#pos = p;
+      this.#rows++;
+    }
+  }
+
+  /** The rows written as one body (a copy), and a fresh start. */
+  take(): Buffer {
+    const body = Buffer.from(this.#out.subarray(0, this.#pos));
+    this.#pos = 0;
+    this.#rows = 0;
+    return body;
+  }
+
+  #reserve(bytes: number): void {
+    if (this.#pos + bytes <= this.#out.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.#out.length * 2, this.#pos + bytes));
+    this.#out.copy(grown, 0, 0, this.#pos);
+    this.#out = grown;
+  }
+}
+
+/** Copies `n` little-endian bytes as they are (the v2 row is little-endian too). */
+function copy(out: Buffer, p: number, b: Buffer, at: number, n: number): number {
+  for (let k = 0; k < n; k++) out[p++] = b[at + k];
+  return p;
+}
+
+/** `n` bytes in network order as the little-endian number they spell. */
+function reversed(out: Buffer, p: number, b: Buffer, at: number, n: number): number {
+  for (let k = n - 1; k >= 0; k--) out[p++] = b[at + k];
+  return p;
+}
+
+/** A MAC in wire order as the little-endian UInt64 0x112233445566. */
+function mac(out: Buffer, p: number, b: Buffer, at: number): number {
+  p = reversed(out, p, b, at, 6);
+  out[p++] = 0;
+  out[p++] = 0;
+  return p;
+}

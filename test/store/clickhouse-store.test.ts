@@ -1,0 +1,226 @@
+/**
+ * The ClickHouse store against Debian's clickhouse-server (18.16) started for this file: RowBinary
+ * rows read back as the flows they came from, days as partitions, and every named question
+ * answering exactly what the DuckDB store answers for the same flows.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
+import type { Flow } from '../../src/model/flow.ts';
+import { InterfaceRegistry } from '../../src/model/interfaces.ts';
+import { formatIp, parseIp } from '../../src/model/ip.ts';
+import { writeClickHouseResult } from '../../src/store/clickhouse-query.ts';
+import { RowBinaryWriter } from '../../src/store/clickhouse-rows.ts';
+import { ClickHouseStore, dialectOf, parseClickHouseUrl } from '../../src/store/clickhouse-store.ts';
+import { FlowStore } from '../../src/store/flow-store.ts';
+import { QUESTIONS, type QuestionOptions, questionSql, TIMELINE_KEYS } from '../../src/store/questions.ts';
+import { writeQueryResult } from '../../src/store/run-query.ts';
+import { openStoreReader } from '../../src/store/store-reader.ts';
+import { type ClickHouseServer, clickhouseAvailable, startClickHouse } from '../helpers/clickhouse.ts';
+import { makeFlow, seededRandom } from '../helpers/flows.ts';
+
+/** Addresses whose text each engine builds differently unless the dialect is right. */
+const ADDRESSES = [
+  '10.0.0.1',
+  '10.0.0.2',
+  '192.168.1.200',
+  '0.0.0.0',
+  '::1',
+  '::',
+  '::a00:1',
+  '::1:2',
+  '::ffff:10.1.2.3',
+  'fd00::1',
+  '2001:db8::1:0:0:1',
+  '2001:db8:0:0:1::1',
+  'fe80::1234:5678:9abc:def0',
+  '1:2:3:4:5:6:7:8',
+];
+const T0_NS = 1_764_669_600_000_000_000n; // 2025-12-02T10:00:00Z
+
+function names(): InterfaceRegistry {
+  const registry = new InterfaceRegistry();
+  registry.set(1, 'eth0');
+  registry.set(2, 'veth-ü');
+  return registry;
+}
+
+/** Seeded varied flows over two days, both families, with fractions of seconds and names. */
+function variedFlows(seed: number, count: number): Flow[] {
+  const random = seededRandom(seed);
+  const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
+  return Array.from({ length: count }, () => {
+    const src = pick(ADDRESSES);
+    const dst = pick(ADDRESSES);
+    const etype = src.includes(':') || dst.includes(':') ? 0x86dd : 0x0800;
+    const start =
+      T0_NS +
+      BigInt(Math.floor(random() * 2 * 86_400_000)) * 1_000_000n +
+      BigInt(Math.floor(random() * 3) * 250_000);
+    return makeFlow({
+      etype,
+      direction: Math.floor(random() * 2),
+      srcAddr: etype === 0x86dd && !src.includes(':') ? `::ffff:${src}` : src,
+      dstAddr: etype === 0x86dd && !dst.includes(':') ? `::ffff:${dst}` : dst,
+      srcPort: pick([80, 443, 53, 40_000]),
+      dstPort: pick([80, 443, 53, 8080]),
+      proto: pick([6, 17, 1, 58, 200]),
+      ifIndex: Math.floor(random() * 3),
+      bytes: 1 + Math.floor(random() * 1e6),
+      packets: 1 + Math.floor(random() * 1000),
+      timeFlowStartNs: start,
+      timeFlowEndNs: start + BigInt(Math.floor(random() * 5_000_000_000)),
+      tcpFlags: Math.floor(random() * 512),
+      dscp: Math.floor(random() * 64),
+      srcMac: '02:00:00:00:00:01',
+      dstMac: 'aa:bb:cc:dd:ee:ff',
+    });
+  });
+}
+
+class TextSink extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+describe('ClickHouse store', { skip: !clickhouseAvailable() && 'clickhouse-server is not installed' }, () => {
+  let server: ClickHouseServer;
+  let store: ClickHouseStore;
+  let batch: RecordBatch;
+  const dir = mkdtempSync(join(tmpdir(), 'flowtap-ch-duckdb-'));
+  const duckFile = join(dir, 'flows.duckdb');
+  /** Run after the suite, last registered first (hooks registered inside `before` would run at once). */
+  const cleanups: (() => unknown)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+
+  before(async () => {
+    server = await startClickHouse({ after: (fn) => cleanups.push(fn) });
+    store = new ClickHouseStore(parseClickHouseUrl('--store', server.storeUrl('flowtap_test')));
+    cleanups.push(() => store.close());
+    await store.ensureSchema();
+    batch = recordBatchOf(variedFlows(7, 3_000), names());
+    const writer = new RowBinaryWriter(1024);
+    writer.append(batch, 0, 1_000);
+    writer.append(batch, 1_000, batch.count);
+    await store.insertRowBinary(writer.take());
+    const duck = await FlowStore.open(duckFile);
+    await duck.append(batch);
+    await duck.close();
+  });
+
+  test('rows inserted as RowBinary read back as the flows they came from', async () => {
+    const result = await store.query(
+      `SELECT time_start, time_end, etype, direction, proto, src_port, dst_port, if_index, interface, bytes,
+        packets, tcp_flags, dscp, src_mac, dst_mac, src_ip_hi, src_ip_lo FROM flowtap_test.flows
+        ORDER BY time_start, time_end, bytes`,
+    );
+    const flows = [...batch.flows()].sort((a, b) =>
+      a.timeFlowStartNs !== b.timeFlowStartNs
+        ? Number(a.timeFlowStartNs - b.timeFlowStartNs)
+        : a.timeFlowEndNs !== b.timeFlowEndNs
+          ? Number(a.timeFlowEndNs - b.timeFlowEndNs)
+          : a.bytes - b.bytes,
+    );
+    assert.equal(result.rows.length, flows.length);
+    for (let i = 0; i < flows.length; i++) {
+      const f = flows[i];
+      const row = result.rows[i].map(String);
+      const hi = Buffer.from(f.srcAddr).readBigUInt64BE(0);
+      const lo = Buffer.from(f.srcAddr).readBigUInt64BE(8);
+      assert.deepEqual(row, [
+        String(f.timeFlowStartNs),
+        String(f.timeFlowEndNs),
+        String(f.etype),
+        String(f.direction),
+        String(f.proto),
+        String(f.srcPort),
+        String(f.dstPort),
+        String(f.ifIndex),
+        f.interface,
+        String(f.bytes),
+        String(f.packets),
+        String(f.tcpFlags),
+        String(f.dscp),
+        String(0x020000000001),
+        String(0xaabbccddeeff),
+        String(hi),
+        String(lo),
+      ]);
+    }
+  });
+
+  test('flows are partitioned by the UTC day of their last packet', async () => {
+    const text = await server.query(
+      "SELECT DISTINCT partition FROM system.parts WHERE database = 'flowtap_test' AND active ORDER BY partition",
+    );
+    const days = [
+      ...new Set(
+        [...batch.flows()].map((f) =>
+          new Date(Number(f.timeFlowEndNs / 1_000_000n)).toISOString().slice(0, 10).replaceAll('-', ''),
+        ),
+      ),
+    ].sort();
+    assert.deepEqual(text.trim().split('\n'), days);
+  });
+
+  test('every address prints as formatIp prints it for its flow', async () => {
+    const result = await store.query(
+      `SELECT DISTINCT ${dialectOf(store.target).ipText('src_ip_hi', 'src_ip_lo', 'etype')} AS text, src_ip_hi, src_ip_lo, etype FROM flowtap_test.flows`,
+    );
+    for (const [text, hi, lo, etype] of result.rows as [string, string, string, number][]) {
+      const bytes = Buffer.alloc(16);
+      bytes.writeBigUInt64BE(BigInt(hi), 0);
+      bytes.writeBigUInt64BE(BigInt(lo), 8);
+      assert.equal(text, formatIp(bytes, 0, Number(etype)));
+    }
+  });
+
+  const windowStartMs = Number(T0_NS / 1_000_000n) + 3_600_000;
+  const cases: [string, QuestionOptions][] = [
+    ['no filter', { limit: 10, by: 'total', stepMs: 3_600_000 }],
+    [
+      'a window',
+      { limit: 5, by: 'total', stepMs: 600_000, sinceMs: windowStartMs, untilMs: windowStartMs + 86_400_000 },
+    ],
+    ['an IPv4 host', { limit: 50, by: 'total', stepMs: 3_600_000, host: parseIp('10.0.0.1') }],
+    [
+      'an IPv6 host and a port',
+      { limit: 50, by: 'total', stepMs: 3_600_000, host: parseIp('fd00::1'), port: 443 },
+    ],
+  ];
+  for (const question of QUESTIONS) {
+    for (const [what, options] of cases) {
+      const byKeys = question === 'timeline' ? TIMELINE_KEYS : (['total'] as const);
+      for (const by of byKeys) {
+        test(`${question}${question === 'timeline' ? ` by ${by}` : ''} with ${what} answers as the DuckDB store does`, async () => {
+          const o = { ...options, by };
+          const duckOut = new TextSink();
+          const reader = await openStoreReader(duckFile);
+          try {
+            await writeQueryResult(reader, duckFile, questionSql(question, o), duckOut, 'json');
+          } finally {
+            reader.close();
+          }
+          const chOut = new TextSink();
+          await writeClickHouseResult(
+            store,
+            questionSql(question, o, dialectOf(store.target)),
+            chOut,
+            'json',
+          );
+          assert.ok(duckOut.text.length > 0);
+          assert.equal(chOut.text, duckOut.text);
+        });
+      }
+    }
+  }
+});
