@@ -1,8 +1,10 @@
 /**
  * Network failures every collector connection meets in normal life (refused, reset, unreachable,
  * timed out, name not found, gRPC UNAVAILABLE): logged as one line naming the target and what to
- * do, with the stack only at debug level. Anything else keeps its stack: it may be a bug.
+ * do, with the stack only at debug level; so are flowtap's own typed errors. Anything else keeps
+ * its stack: it may be a bug.
  */
+import { FlowtapError } from '../errors.ts';
 import type { Logger } from './logger.ts';
 
 /** What each expected errno means to people. */
@@ -34,6 +36,9 @@ export function expectedNetworkProblem(err: unknown): string | undefined {
     }
     at = e.cause;
   }
+  // flowtap's own typed errors already say what went wrong and what to do (an export stopped
+  // before the collector answered, a TLS handshake refused): their stack is no news either.
+  if (err instanceof FlowtapError) return err.message;
   return undefined;
 }
 

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { expectedNetworkProblem, warnNetworkFailure } from '../../src/agent/network-problems.ts';
+import { ExportError } from '../../src/errors.ts';
 
 function recordingLogger(level: string) {
   const lines: Record<string, unknown>[] = [];
@@ -32,6 +33,18 @@ test('refused, timed out, unreachable and gRPC unavailable errors are expected n
     'unavailable',
   );
   assert.equal(expectedNetworkProblem(new TypeError('cannot read properties of undefined')), undefined);
+});
+
+test("flowtap's own typed errors are expected: their message is the problem, with no stack", () => {
+  const stopped = new ExportError('grpc', 'stopped before the collector acknowledged the batch');
+  assert.equal(
+    expectedNetworkProblem(stopped),
+    'grpc export: stopped before the collector acknowledged the batch',
+  );
+  const info = recordingLogger('info');
+  warnNetworkFailure(info.logger, stopped, 'grpc export failing', '', 'counted as failed');
+  assert.equal(info.lines.length, 1);
+  assert.equal(info.lines[0].err, undefined, 'no error object, so no stack');
 });
 
 test('an expected network failure is one warning line naming the target and what to do, its stack only at debug', () => {
