@@ -30,9 +30,9 @@ const OUTER_MAP = 'flowtap_flows';
 const RINGBUF_MAP = 'flowtap_events';
 const COUNTERS_MAP = 'flowtap_counters';
 const RODATA_MAP = '.rodata';
-/** sizeof(struct flowtap_config): sampling (u32), shared_map (u32). */
-const CONFIG_BYTES = 8;
-const COUNTER_COUNT = 7;
+/** sizeof(struct flowtap_config): sampling, shared_map, dedup, tunnels, cpus (u32 each). */
+const CONFIG_BYTES = 20;
+const COUNTER_COUNT = 8;
 
 /** How the kernel keeps flow counters: one hash per CPU (no atomics) or one shared hash (atomic adds). */
 export type FlowMapKind = 'percpu' | 'shared';
@@ -53,6 +53,11 @@ export interface DatapathCounters {
   filterAccepted: number;
   /** Packets a filter rejected: parsed and tested, counted in no flow. */
   filterRejected: number;
+  /**
+   * Packets met on an interface their flow's full crossed list (FLOWTAP_MAX_CROSSED) could not
+   * take: counted once as always, the interface is missing from the flow's list.
+   */
+  crossedOverflow: number;
 }
 
 /** What to load. */
@@ -65,6 +70,10 @@ export interface FlowObjectOptions {
   ringBufferBytes: number;
   /** Per-CPU or shared flow map. */
   mapKind: FlowMapKind;
+  /** One entry per packet across interfaces, counted where first seen (default true). */
+  dedup?: boolean;
+  /** Key tunnelled packets by the packet inside (default false). */
+  tunnels?: boolean;
   /** Compiled object to load; the committed one by default. */
   objectPath?: string;
 }
@@ -165,6 +174,9 @@ export class FlowObject {
       const config = Buffer.alloc(CONFIG_BYTES);
       config.writeUInt32LE(opts.sampling, 0);
       config.writeUInt32LE(opts.mapKind === 'shared' ? 1 : 0, 4);
+      config.writeUInt32LE(opts.dedup === false ? 0 : 1, 8);
+      config.writeUInt32LE(opts.tunnels ? 1 : 0, 12);
+      config.writeUInt32LE(lib.numPossibleCpus(), 16);
       check(
         lib.mapSetInitialValue(findMap(obj, RODATA_MAP), config, CONFIG_BYTES),
         'setting the datapath constants',
@@ -239,6 +251,7 @@ export class FlowObject {
       sampledOut: sums[4],
       filterAccepted: sums[5],
       filterRejected: sums[6],
+      crossedOverflow: sums[7],
     };
   }
 
