@@ -33,6 +33,9 @@ const RODATA_MAP = '.rodata';
 /** sizeof(struct flowtap_config): sampling, shared_map, dedup, tunnels, cpus (u32 each). */
 const CONFIG_BYTES = 20;
 const COUNTER_COUNT = 8;
+/** sizeof(struct __sk_buff), and where its `ifindex` is: a test run's context picks the device. */
+const SK_BUFF_CTX_BYTES = 192;
+const SK_BUFF_CTX_IFINDEX = 40;
 
 /** How the kernel keeps flow counters: one hash per CPU (no atomics) or one shared hash (atomic adds). */
 export type FlowMapKind = 'percpu' | 'shared';
@@ -257,11 +260,12 @@ export class FlowObject {
 
   /**
    * Runs `frame` (a whole Ethernet frame) through one program with BPF_PROG_TEST_RUN, as if it
-   * passed the loopback interface, and returns the program's verdict. Counting happens as for a
-   * real packet, so this checks the parser against known frames without any interface.
+   * passed the loopback interface (or the interface `ifIndex`, which must exist), on the calling
+   * thread's CPU, and returns the program's verdict. Counting happens as for a real packet, so
+   * this checks the parser against known frames without sending anything.
    */
-  testRun(direction: 'ingress' | 'egress', frame: Buffer): number {
-    return this.#testRun(direction, frame, 1).retval;
+  testRun(direction: 'ingress' | 'egress', frame: Buffer, ifIndex?: number): number {
+    return this.#testRun(direction, frame, 1, ifIndex).retval;
   }
 
   /**
@@ -276,17 +280,23 @@ export class FlowObject {
     direction: 'ingress' | 'egress',
     frame: Buffer,
     repeat: number,
+    ifIndex?: number,
   ): { retval: number; duration: number } {
     const lib = libbpf();
+    let ctx: Buffer | null = null;
+    if (ifIndex !== undefined) {
+      ctx = Buffer.alloc(SK_BUFF_CTX_BYTES);
+      ctx.writeUInt32LE(ifIndex, SK_BUFF_CTX_IFINDEX);
+    }
     const opts = {
       sz: koffi.sizeof(lib.testRunOptsType),
       data_in: frame,
       data_out: null,
       data_size_in: frame.length,
       data_size_out: 0,
-      ctx_in: null,
+      ctx_in: ctx,
       ctx_out: null,
-      ctx_size_in: 0,
+      ctx_size_in: ctx === null ? 0 : ctx.length,
       ctx_size_out: 0,
       retval: 0,
       repeat,

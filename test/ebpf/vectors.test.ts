@@ -6,6 +6,7 @@ import { FlowMapDrainer } from '../../src/ebpf/flow-map.ts';
 import { type FlowMapKind, FlowObject } from '../../src/ebpf/object.ts';
 import { formatMac } from '../../src/model/mac.ts';
 import {
+  ALL_PACKET_VECTORS,
   expectedOf,
   observedFields,
   PACKET_VECTORS,
@@ -57,7 +58,7 @@ for (const [mapKind, dedup, tunnels] of [
     const obj = loadObject(t, mapKind, { dedup, tunnels });
     const drainer = new FlowMapDrainer(obj);
     const zero = splitOffset(0n);
-    for (const vector of PACKET_VECTORS) {
+    for (const vector of ALL_PACKET_VECTORS) {
       const parseErrorsBefore = obj.readCounters().parseErrors;
       assert.equal(obj.testRun('ingress', runnableFrame(vector.frame)), TC_ACT_UNSPEC, vector.name);
       const builder = new RecordBatchBuilder(4);
