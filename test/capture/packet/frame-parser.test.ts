@@ -8,7 +8,6 @@ import {
   ALL_PACKET_VECTORS,
   expectedOf,
   observedFields,
-  PACKET_VECTORS,
   VECTOR_DST_MAC,
   VECTOR_SRC_MAC,
   withDefaults,
