@@ -195,14 +195,18 @@ export class EbpfCapture {
   static async open(opts: EbpfCaptureOptions): Promise<EbpfCapture> {
     checkOptions(opts);
     const ringBufferBytes = opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES;
-    const memory = planKernelMemory({
-      maxFlows: opts.maxFlows,
-      ringBufferBytes,
-      possibleCpus: libbpf().numPossibleCpus(),
-      mapKind: opts.mapKind ?? 'auto',
-      maxBytes: opts.kernelMemoryMaxBytes ?? DEFAULT_KERNEL_MEMORY_MAX_BYTES,
-    });
+    const plan = (mapKind: FlowMapKindSetting) =>
+      planKernelMemory({
+        maxFlows: opts.maxFlows,
+        ringBufferBytes,
+        possibleCpus: libbpf().numPossibleCpus(),
+        mapKind,
+        maxBytes: opts.kernelMemoryMaxBytes ?? DEFAULT_KERNEL_MEMORY_MAX_BYTES,
+      });
+    let memory = plan(opts.mapKind ?? 'auto');
     const features = requireLiveCapture();
+    // Per-CPU dedup needs helpers of Linux 5.19; before it, the shared map dedups without them.
+    if (opts.dedup !== false && memory.mapKind === 'percpu' && !features.perCpuDedup) memory = plan('shared');
     const obj = FlowObject.load({
       sampling: opts.sampling,
       maxFlows: opts.maxFlows,
