@@ -27,9 +27,13 @@
 struct flowtap_config {
     __u32 sampling;      /* count 1 packet in `sampling` (1 = every packet) */
     __u32 shared_map;    /* 1: the flow map is one shared hash (atomic adds); 0: per-CPU hash */
+    __u32 dedup;         /* 1: one entry per packet across interfaces (DEDUPER=firstCome) */
+    __u32 tunnels;       /* 1: a tunnelled packet is keyed by the packet inside (ENABLE_TUNNELS) */
+    __u32 cpus;          /* possible CPUs: the slots of a per-CPU entry */
 };
 
-volatile const struct flowtap_config flowtap_config = {.sampling = 1, .shared_map = 0};
+volatile const struct flowtap_config flowtap_config = {
+    .sampling = 1, .shared_map = 0, .dedup = 1, .tunnels = 0, .cpus = 1};
 
 /* Indexes of the per-CPU counters array; keep in step with src/ebpf/object.ts. */
 enum flowtap_counter {
@@ -40,7 +44,8 @@ enum flowtap_counter {
     COUNTER_SAMPLED_OUT = 4,      /* packets skipped by 1/N sampling (global or a rule's) */
     COUNTER_FILTER_ACCEPTED = 5,  /* packets a filter accepted (only while one is installed) */
     COUNTER_FILTER_REJECTED = 6,  /* packets a filter rejected: parsed, tested, not counted */
-    COUNTER_MAX = 7,
+    COUNTER_CROSSED_OVERFLOW = 7, /* packets met on an interface a full crossed list could not take */
+    COUNTER_MAX = 8,
 };
 
 /* One slot holding the flow hash map in use; user space creates and swaps the inner maps. */
@@ -159,22 +164,89 @@ struct {
 
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
+#define ETH_P_TEB_ 0x6558 /* transparent Ethernet bridging: an Ethernet frame follows */
 #define MAX_VLAN_TAGS 2
 #define MAX_IPV6_EXT_HEADERS 8
 
 #define IPPROTO_HOPOPTS_ 0
+#define IPPROTO_IPIP_ 4
 #define IPPROTO_ROUTING_ 43
 #define IPPROTO_FRAGMENT_ 44
+#define IPPROTO_IPV6_ 41
+#define IPPROTO_GRE_ 47
 #define IPPROTO_AH_ 51
 #define IPPROTO_DSTOPTS_ 60
 #define IPPROTO_ICMPV6_ 58
 #define IPPROTO_SCTP_ 132
+
+#define VXLAN_PORT 4789
+#define GENEVE_PORT 6081
+#define VXLAN_FLAG_VNI 0x08
+#define GRE_FLAG_CSUM 0x80
+#define GRE_FLAG_ROUTING 0x40
+#define GRE_FLAG_KEY 0x20
+#define GRE_FLAG_SEQ 0x10
 
 static __always_inline void count(__u32 index)
 {
     __u64 *value = bpf_map_lookup_elem(&flowtap_counters, &index);
     if (value)
         *value += 1; /* per-CPU slot: no other CPU writes it */
+}
+
+/*
+ * Where the network header of one layer (the packet, or a tunnel's inner packet) is, and what
+ * parsing it left for the next step.
+ */
+struct layer {
+    __u32 off;        /* network header; after parse_ip: the transport header */
+    __u16 eth_proto;  /* Ethernet type of the network header */
+    __u8 fragment;    /* the IP packet is a fragment (any: first, middle or last) */
+    __u8 no_transport; /* a later fragment: no transport header to read */
+};
+
+/*
+ * Reads up to two VLAN tags at `l->off` (after the Ethernet type `l->eth_proto`) into the key's
+ * VLAN ids: the first tag is the outer one unless `offloaded` (the driver took the outer tag out
+ * of the frame), in which case it is the inner. 0 when fine, -1 when a tag is truncated.
+ */
+static __always_inline int parse_vlans(struct __sk_buff *skb, struct layer *l, struct flow_key *key,
+                                       int offloaded)
+{
+    __u8 vlan[4];
+
+#pragma unroll
+    for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+        __u16 id;
+
+        if (l->eth_proto != ETH_P_8021Q_ && l->eth_proto != ETH_P_8021AD_)
+            break;
+        if (bpf_skb_load_bytes(skb, l->off, vlan, 4) < 0)
+            return -1;
+        id = (((__u16)vlan[0] << 8) | vlan[1]) & 0x0fff;
+        if (i == 0 && !offloaded)
+            key->vlan_outer = id;
+        else if (key->vlan_inner == 0)
+            key->vlan_inner = id;
+        l->eth_proto = ((__u16)vlan[2] << 8) | vlan[3];
+        l->off += 4;
+    }
+    return 0;
+}
+
+/* Reads the Ethernet header at `l->off` (MACs into the key) and its VLAN tags. */
+static __always_inline int parse_ethernet(struct __sk_buff *skb, struct layer *l, struct flow_key *key,
+                                          int offloaded)
+{
+    struct ethhdr eth;
+
+    if (bpf_skb_load_bytes(skb, l->off, &eth, sizeof(eth)) < 0)
+        return -1;
+    __builtin_memcpy(key->src_mac, eth.h_source, ETH_ALEN);
+    __builtin_memcpy(key->dst_mac, eth.h_dest, ETH_ALEN);
+    l->eth_proto = bpf_ntohs(eth.h_proto);
+    l->off += ETH_HLEN;
+    return parse_vlans(skb, l, key, offloaded);
 }
 
 /* Reads the L4 ports / ICMP type and code at `off`; 0 when fine, -1 when truncated. */
@@ -217,13 +289,12 @@ static __always_inline int parse_transport(struct __sk_buff *skb, __u32 off, str
     return 0;
 }
 
-/* Fills the IPv4 part of the key; 0 when fine, -1 on a parse error. */
-static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct flow_key *key,
-                                      __u16 *tcp_flags, __u8 *dscp)
+/* Fills the IPv4 part of the key and moves `l->off` to the transport header; -1 on a parse error. */
+static __always_inline int parse_ipv4(struct __sk_buff *skb, struct layer *l, struct flow_key *key, __u8 *dscp)
 {
     struct iphdr ip;
 
-    if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)) < 0)
+    if (bpf_skb_load_bytes(skb, l->off, &ip, sizeof(ip)) < 0)
         return -1;
     if (ip.version != 4 || ip.ihl < 5)
         return -1;
@@ -235,17 +306,21 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, __u32 off, struct f
     key->dst_addr[10] = 0xff;
     key->dst_addr[11] = 0xff;
     __builtin_memcpy(&key->dst_addr[12], &ip.daddr, 4);
-    /* Only the first fragment carries the transport header; later ones count without ports. */
-    if (ip.frag_off & bpf_htons(0x1fff))
-        return 0;
-    return parse_transport(skb, off + ip.ihl * 4, key, tcp_flags);
+    /* more-fragments or an offset: a fragment; only the first carries the transport header */
+    l->fragment = (ip.frag_off & bpf_htons(0x3fff)) != 0;
+    l->no_transport = (ip.frag_off & bpf_htons(0x1fff)) != 0;
+    l->off += ip.ihl * 4;
+    return 0;
 }
 
-/* Fills the IPv6 part of the key, skipping extension headers; 0 when fine, -1 on a parse error. */
-static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct flow_key *key,
-                                      __u16 *tcp_flags, __u8 *dscp)
+/*
+ * Fills the IPv6 part of the key, skipping extension headers, and moves `l->off` to the
+ * transport header; -1 on a parse error.
+ */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, struct layer *l, struct flow_key *key, __u8 *dscp)
 {
     struct ipv6hdr ip;
+    __u32 off = l->off;
     __u8 ext[4];
     __u8 next;
 
@@ -269,10 +344,11 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct f
             return -1;
         if (next == IPPROTO_FRAGMENT_) {
             next = ext[0];
+            l->fragment = 1;
             /* A later fragment has no transport header: count it under the protocol, no ports. */
             if (((((__u16)ext[2] << 8) | ext[3]) & 0xfff8) != 0) {
-                key->transport_protocol = next;
-                return 0;
+                l->no_transport = 1;
+                break;
             }
             off += 8;
         } else if (next == IPPROTO_AH_) {
@@ -284,7 +360,162 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, __u32 off, struct f
         }
     }
     key->transport_protocol = next;
-    return parse_transport(skb, off, key, tcp_flags);
+    l->off = off;
+    return 0;
+}
+
+/* Parses the IP header of layer `l` when it has one; other Ethernet types have no addresses. */
+static __always_inline int parse_ip(struct __sk_buff *skb, struct layer *l, struct flow_key *key, __u8 *dscp)
+{
+    key->eth_protocol = l->eth_proto;
+    if (l->eth_proto == ETH_P_IP)
+        return parse_ipv4(skb, l, key, dscp);
+    if (l->eth_proto == ETH_P_IPV6)
+        return parse_ipv6(skb, l, key, dscp);
+    l->no_transport = 1;
+    return 0;
+}
+
+/* What follows a tunnel header: an Ethernet frame, or an IP packet of this Ethernet type. */
+#define INNER_ETHERNET 0
+
+/*
+ * Whether the packet of layer `outer` (parsed up to its transport header) is a tunnel flowtap
+ * opens (docs/flow-key.md, "Tunnels"): sets `inner` to the encapsulated packet, `*inner_type`
+ * to INNER_ETHERNET or its Ethernet type, `*id` to the VNI or GRE key and returns the
+ * FLOWTAP_TUNNEL_* type; FLOWTAP_TUNNEL_NONE when it is none; -1 when a header is truncated.
+ */
+static __always_inline int find_tunnel(struct __sk_buff *skb, const struct layer *outer, __u8 proto,
+                                       struct layer *inner, __u16 *inner_type, __u32 *id)
+{
+    __u8 h[8];
+    __u32 off = outer->off;
+
+    if (outer->fragment)
+        return FLOWTAP_TUNNEL_NONE; /* only the first fragment holds the inner headers */
+    switch (proto) {
+    case IPPROTO_IPIP_:
+    case IPPROTO_IPV6_:
+        inner->off = off;
+        *inner_type = proto == IPPROTO_IPIP_ ? ETH_P_IP : ETH_P_IPV6;
+        return FLOWTAP_TUNNEL_IPIP;
+    case IPPROTO_GRE_: {
+        __u32 hdr = 4;
+
+        /* flags and version (2), protocol (2), then checksum+reserved, key, sequence if flagged */
+        if (bpf_skb_load_bytes(skb, off, h, 4) < 0)
+            return -1;
+        if ((h[1] & 7) != 0 || (h[0] & GRE_FLAG_ROUTING))
+            return FLOWTAP_TUNNEL_NONE; /* PPTP's enhanced GRE, or RFC 1701 source routing */
+        *inner_type = ((__u16)h[2] << 8) | h[3];
+        if (*inner_type != ETH_P_TEB_ && *inner_type != ETH_P_IP && *inner_type != ETH_P_IPV6)
+            return FLOWTAP_TUNNEL_NONE;
+        if (*inner_type == ETH_P_TEB_)
+            *inner_type = INNER_ETHERNET;
+        if (h[0] & GRE_FLAG_CSUM)
+            hdr += 4;
+        if (h[0] & GRE_FLAG_KEY) {
+            if (bpf_skb_load_bytes(skb, off + hdr, h + 4, 4) < 0)
+                return -1;
+            *id = ((__u32)h[4] << 24) | ((__u32)h[5] << 16) | ((__u32)h[6] << 8) | h[7];
+            hdr += 4;
+        }
+        if (h[0] & GRE_FLAG_SEQ)
+            hdr += 4;
+        inner->off = off + hdr;
+        return FLOWTAP_TUNNEL_GRE;
+    }
+    case IPPROTO_UDP: {
+        __u16 port;
+
+        if (bpf_skb_load_bytes(skb, off, h, 8) < 0)
+            return -1;
+        port = ((__u16)h[2] << 8) | h[3];
+        if (port != VXLAN_PORT && port != GENEVE_PORT)
+            return FLOWTAP_TUNNEL_NONE;
+        /* VXLAN: flags (1), reserved (3), VNI (3), reserved (1). Geneve: version and option
+         * length (1), flags (1), protocol (2), VNI (3), reserved (1), options. */
+        if (bpf_skb_load_bytes(skb, off + 8, h, 8) < 0)
+            return -1;
+        *id = ((__u32)h[4] << 16) | ((__u32)h[5] << 8) | h[6];
+        if (port == VXLAN_PORT) {
+            if (!(h[0] & VXLAN_FLAG_VNI))
+                return FLOWTAP_TUNNEL_NONE;
+            *inner_type = INNER_ETHERNET;
+            inner->off = off + 16;
+            return FLOWTAP_TUNNEL_VXLAN;
+        }
+        if ((h[0] >> 6) != 0)
+            return FLOWTAP_TUNNEL_NONE; /* a Geneve version this parser does not know */
+        *inner_type = ((__u16)h[2] << 8) | h[3];
+        if (*inner_type != ETH_P_TEB_ && *inner_type != ETH_P_IP && *inner_type != ETH_P_IPV6)
+            return FLOWTAP_TUNNEL_NONE;
+        if (*inner_type == ETH_P_TEB_)
+            *inner_type = INNER_ETHERNET;
+        inner->off = off + 16 + (__u32)(h[0] & 0x3f) * 4;
+        return FLOWTAP_TUNNEL_GENEVE;
+    }
+    default:
+        return FLOWTAP_TUNNEL_NONE;
+    }
+}
+
+/*
+ * Parses a packet into its flow key (MACs, VLAN ids, addresses, protocol, ports) and the
+ * packet's TCP flags, DSCP and tunnel fields (into `m`); with tunnels on, a tunnelled packet
+ * gives the key of the packet inside. `*filter_vlan` is the outer VLAN id the filter tests.
+ * 0 when fine, -1 on a parse error.
+ */
+static __always_inline int parse_packet(struct __sk_buff *skb, struct flow_key *key, struct flow_metrics *m,
+                                        __u32 *filter_vlan)
+{
+    struct layer l = {};
+    struct layer inner = {};
+    __u16 inner_type = INNER_ETHERNET;
+    __u32 tunnel_id = 0;
+    int offloaded = skb->vlan_present;
+    int tunnel;
+
+    if (offloaded)
+        key->vlan_outer = skb->vlan_tci & 0x0fff;
+    if (parse_ethernet(skb, &l, key, offloaded) < 0)
+        return -1;
+    /* a priority tag (id 0) is a tag too: the filter's `vlan` matches it */
+    *filter_vlan = offloaded || l.off > ETH_HLEN ? key->vlan_outer : NO_VLAN;
+    if (parse_ip(skb, &l, key, &m->dscp) < 0)
+        return -1;
+    if (!flowtap_config.tunnels || l.no_transport)
+        goto transport;
+    tunnel = find_tunnel(skb, &l, key->transport_protocol, &inner, &inner_type, &tunnel_id);
+    if (tunnel < 0)
+        return -1;
+    if (tunnel == FLOWTAP_TUNNEL_NONE)
+        goto transport;
+
+    m->tunnel_type = tunnel;
+    m->tunnel_id = tunnel_id;
+    __builtin_memcpy(m->tunnel_src, key->src_addr, FLOWTAP_IP_LEN);
+    __builtin_memcpy(m->tunnel_dst, key->dst_addr, FLOWTAP_IP_LEN);
+    __builtin_memset(key->src_addr, 0, FLOWTAP_IP_LEN);
+    __builtin_memset(key->dst_addr, 0, FLOWTAP_IP_LEN);
+    key->transport_protocol = 0;
+    if (inner_type == INNER_ETHERNET) {
+        /* The key's MACs and VLAN ids are those of the frame inside. */
+        key->vlan_outer = 0;
+        key->vlan_inner = 0;
+        if (parse_ethernet(skb, &inner, key, 0) < 0)
+            return -1;
+    } else {
+        inner.eth_proto = inner_type;
+    }
+    if (parse_ip(skb, &inner, key, &m->dscp) < 0)
+        return -1;
+    l = inner;
+
+transport:
+    if (l.no_transport)
+        return 0;
+    return parse_transport(skb, l.off, key, &m->tcp_flags);
 }
 
 /* Whether the address at `addr` is in prefix set `set` of program slot `slot`. */
@@ -393,16 +624,24 @@ static __always_inline void fallback_to_ringbuf(const struct flow_key *key, cons
 /* Bounded so the verifier sees an end; each lost race means a later time was stored meanwhile. */
 #define MAX_LAST_SEEN_RETRIES 4
 
-static __always_inline void add_to_flow(struct flow_metrics *m, __u64 len, __u64 now, __u16 tcp_flags,
-                                        __u8 dscp)
+/* The packet being counted, beside the new entry it would create (`struct flow_metrics`). */
+struct packet_info {
+    __u64 len;
+    __u64 now;
+    __u32 if_index;
+    __u8 direction;
+};
+
+static __always_inline void add_to_flow(struct flow_metrics *m, const struct flow_metrics *pkt,
+                                        const struct packet_info *p)
 {
     if (flowtap_config.shared_map) {
         __u64 last;
 
-        __sync_fetch_and_add(&m->bytes, len);
+        __sync_fetch_and_add(&m->bytes, p->len);
         __sync_fetch_and_add(&m->packets, 1);
-        if (tcp_flags && (m->tcp_flags & tcp_flags) != tcp_flags)
-            __sync_fetch_and_or((__u32 *)&m->tcp_flags, (__u32)tcp_flags);
+        if (pkt->tcp_flags && (m->tcp_flags & pkt->tcp_flags) != pkt->tcp_flags)
+            __sync_fetch_and_or((__u32 *)&m->tcp_flags, (__u32)pkt->tcp_flags);
         /*
          * Every CPU writes this one entry: a plain "if older then store" could let an earlier
          * packet's time overwrite a later one. Compare-and-swap keeps last_seen the latest time,
@@ -413,42 +652,180 @@ static __always_inline void add_to_flow(struct flow_metrics *m, __u64 len, __u64
         for (int i = 0; i < MAX_LAST_SEEN_RETRIES; i++) {
             __u64 seen;
 
-            if (last > now)
+            if (last > p->now)
                 return;
-            seen = __sync_val_compare_and_swap(&m->last_seen_ns, last, now);
+            seen = __sync_val_compare_and_swap(&m->last_seen_ns, last, p->now);
             if (seen == last) {
-                m->dscp = dscp;
+                m->dscp = pkt->dscp;
                 return;
             }
             last = seen;
         }
         return;
     }
-    m->bytes += len;
+    m->bytes += p->len;
     m->packets += 1;
-    m->tcp_flags |= tcp_flags;
+    m->tcp_flags |= pkt->tcp_flags;
     /* A per-CPU entry starts zeroed on every CPU but the one that created it. */
     if (m->first_seen_ns == 0)
-        m->first_seen_ns = now;
+        m->first_seen_ns = p->now;
     /* One CPU's packets arrive in order; the drain keeps the latest CPU's time and DSCP. */
-    if (m->last_seen_ns < now)
-        m->last_seen_ns = now;
-    m->dscp = dscp;
+    if (m->last_seen_ns < p->now)
+        m->last_seen_ns = p->now;
+    m->dscp = pkt->dscp;
+}
+
+/*
+ * Interfaces crossed (DEDUPER=firstCome; docs/flow-key.md, "One packet, several interfaces").
+ * What it hooks: nothing new; the TC programs look a packet's flow up by a key whose MACs,
+ * interface and direction are zero, so the same packet met on every interface of its path finds
+ * one entry. The entry's crossed_if_index[0]/crossed_direction[0] is the interface (and
+ * direction) that saw the flow's first packet: only a packet met there is counted; any other
+ * interface is only added to the crossed list. Cost per packet: the one lookup there was
+ * anyway, one compare, and on a non-counting interface a scan of at most FLOWTAP_MAX_CROSSED
+ * entries. How a per-CPU entry learns its counting interface: a CPU that finds its slot of the
+ * entry empty (another CPU created it) copies entry 0 from the first CPU slot that has one
+ * (bpf_map_lookup_percpu_elem, once per flow and CPU), so every CPU counts at the same
+ * interface and a packet whose hops run on different CPUs is still counted once. When the
+ * list is full: the interface is not listed and crossedOverflow counts the packet.
+ */
+struct owner_scan {
+    struct flow_key key;
+    __u32 if_index;
+    __u8 direction;
+    __u8 found;
+    __u8 src_mac[FLOWTAP_MAC_LEN];
+    __u8 dst_mac[FLOWTAP_MAC_LEN];
+};
+
+static long scan_cpu_for_owner(__u32 cpu, void *ctx)
+{
+    struct owner_scan *scan = ctx;
+    struct flow_metrics *other;
+    __u32 zero = 0;
+    void *flows;
+
+    flows = bpf_map_lookup_elem(&flowtap_flows, &zero);
+    if (!flows)
+        return 1;
+    other = bpf_map_lookup_percpu_elem(flows, &scan->key, cpu);
+    if (!other || other->crossed_count == 0)
+        return 0;
+    scan->if_index = other->crossed_if_index[0];
+    scan->direction = other->crossed_direction[0];
+    __builtin_memcpy(scan->src_mac, other->dedup_src_mac, FLOWTAP_MAC_LEN);
+    __builtin_memcpy(scan->dst_mac, other->dedup_dst_mac, FLOWTAP_MAC_LEN);
+    scan->found = 1;
+    return 1;
+}
+
+/* Fills this CPU's empty slot `m` of the entry `key` with the flow's counting interface. */
+static __always_inline void learn_owner(struct flow_metrics *m, const struct flow_key *key,
+                                        const struct flow_metrics *pkt)
+{
+    struct owner_scan scan = {};
+
+    __builtin_memcpy(&scan.key, key, sizeof(*key));
+    bpf_loop(flowtap_config.cpus, scan_cpu_for_owner, &scan, 0);
+    if (scan.found) {
+        m->crossed_if_index[0] = scan.if_index;
+        m->crossed_direction[0] = scan.direction;
+        __builtin_memcpy(m->dedup_src_mac, scan.src_mac, FLOWTAP_MAC_LEN);
+        __builtin_memcpy(m->dedup_dst_mac, scan.dst_mac, FLOWTAP_MAC_LEN);
+    } else {
+        /* Never expected (the creating CPU's slot holds it); this packet's interface counts. */
+        m->crossed_if_index[0] = pkt->crossed_if_index[0];
+        m->crossed_direction[0] = pkt->crossed_direction[0];
+        __builtin_memcpy(m->dedup_src_mac, pkt->dedup_src_mac, FLOWTAP_MAC_LEN);
+        __builtin_memcpy(m->dedup_dst_mac, pkt->dedup_dst_mac, FLOWTAP_MAC_LEN);
+    }
+    m->crossed_count = 1;
+}
+
+/* Adds (interface, direction) to the crossed list of a per-CPU slot unless it is there. */
+static __always_inline void note_crossed_percpu(struct flow_metrics *m, const struct packet_info *p)
+{
+    __u8 n = m->crossed_count;
+
+#pragma unroll
+    for (int i = 1; i < FLOWTAP_MAX_CROSSED; i++) {
+        if (i < n && m->crossed_if_index[i] == p->if_index && m->crossed_direction[i] == p->direction)
+            return;
+    }
+    if (n >= FLOWTAP_MAX_CROSSED) {
+        count(COUNTER_CROSSED_OVERFLOW);
+        return;
+    }
+    m->crossed_if_index[n] = p->if_index;
+    m->crossed_direction[n] = p->direction;
+    m->crossed_count = n + 1;
+}
+
+/*
+ * The same for the shared entry every CPU writes: a slot is claimed by swapping its interface
+ * index from 0 (no interface has index 0), so two CPUs never take the same one; the count is
+ * raised after. Two CPUs adding the same interface at once may list it twice: the drain
+ * removes repeats.
+ */
+static __always_inline void note_crossed_shared(struct flow_metrics *m, const struct packet_info *p)
+{
+#pragma unroll
+    for (int i = 1; i < FLOWTAP_MAX_CROSSED; i++) {
+        if (m->crossed_if_index[i] == p->if_index && m->crossed_direction[i] == p->direction)
+            return;
+    }
+#pragma unroll
+    for (int i = 1; i < FLOWTAP_MAX_CROSSED; i++) {
+        if (__sync_val_compare_and_swap(&m->crossed_if_index[i], 0, p->if_index) == 0) {
+            m->crossed_direction[i] = p->direction;
+            if (m->crossed_count <= i)
+                m->crossed_count = i + 1;
+            return;
+        }
+    }
+    count(COUNTER_CROSSED_OVERFLOW);
+}
+
+/* Counts the packet into the existing entry `m`, or only lists its interface (dedup mode). */
+static __always_inline void account(struct flow_metrics *m, const struct flow_key *key,
+                                    const struct flow_metrics *pkt, const struct packet_info *p)
+{
+    /* The tunnel fields are those of the latest packet that came through a tunnel. */
+    if (pkt->tunnel_type && (m->tunnel_type != pkt->tunnel_type || m->tunnel_id != pkt->tunnel_id)) {
+        m->tunnel_type = pkt->tunnel_type;
+        m->tunnel_id = pkt->tunnel_id;
+        __builtin_memcpy(m->tunnel_src, pkt->tunnel_src, FLOWTAP_IP_LEN);
+        __builtin_memcpy(m->tunnel_dst, pkt->tunnel_dst, FLOWTAP_IP_LEN);
+    }
+    if (!flowtap_config.dedup) {
+        if (m->crossed_count == 0) {
+            m->crossed_if_index[0] = p->if_index;
+            m->crossed_direction[0] = p->direction;
+            m->crossed_count = 1;
+        }
+        add_to_flow(m, pkt, p);
+        return;
+    }
+    if (!flowtap_config.shared_map && m->crossed_count == 0)
+        learn_owner(m, key, pkt);
+    if (m->crossed_if_index[0] == p->if_index && m->crossed_direction[0] == p->direction) {
+        add_to_flow(m, pkt, p);
+        return;
+    }
+    if (flowtap_config.shared_map)
+        note_crossed_shared(m, p);
+    else
+        note_crossed_percpu(m, p);
 }
 
 static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
 {
     struct flow_key key;
-    struct flow_metrics metrics;
+    struct flow_metrics pkt;
     struct flow_metrics *m;
-    __u16 eth_proto;
-    __u16 tcp_flags = 0;
-    __u8 dscp = 0;
-    __u32 off = ETH_HLEN;
+    struct packet_info p;
     __u32 zero = 0;
-    struct ethhdr eth;
-    __u8 vlan[4];
-    __u32 vlan_id = skb->vlan_present ? (skb->vlan_tci & 0x0fff) : NO_VLAN;
+    __u32 vlan_id;
     __u32 verdict;
     void *flows;
     int err;
@@ -459,44 +836,15 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
     }
 
     __builtin_memset(&key, 0, sizeof(key));
-    if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0) {
+    __builtin_memset(&pkt, 0, sizeof(pkt));
+    if (parse_packet(skb, &key, &pkt, &vlan_id) < 0) {
         count(COUNTER_PARSE_ERROR);
         return TC_ACT_UNSPEC;
     }
-    __builtin_memcpy(key.src_mac, eth.h_source, ETH_ALEN);
-    __builtin_memcpy(key.dst_mac, eth.h_dest, ETH_ALEN);
-    eth_proto = bpf_ntohs(eth.h_proto);
-
-    /* VLAN tags in the frame are skipped (a tag the driver took out never reaches the data). */
-#pragma unroll
-    for (int i = 0; i < MAX_VLAN_TAGS; i++) {
-        if (eth_proto != ETH_P_8021Q_ && eth_proto != ETH_P_8021AD_)
-            break;
-        if (bpf_skb_load_bytes(skb, off, vlan, 4) < 0) {
-            count(COUNTER_PARSE_ERROR);
-            return TC_ACT_UNSPEC;
-        }
-        if (vlan_id == NO_VLAN)
-            vlan_id = (((__u16)vlan[0] << 8) | vlan[1]) & 0x0fff;
-        eth_proto = ((__u16)vlan[2] << 8) | vlan[3];
-        off += 4;
-    }
-    key.eth_protocol = eth_proto;
     key.direction = direction;
     key.if_index = skb->ifindex;
 
-    if (eth_proto == ETH_P_IP)
-        err = parse_ipv4(skb, off, &key, &tcp_flags, &dscp);
-    else if (eth_proto == ETH_P_IPV6)
-        err = parse_ipv6(skb, off, &key, &tcp_flags, &dscp);
-    else
-        err = 0;
-    if (err) {
-        count(COUNTER_PARSE_ERROR);
-        return TC_ACT_UNSPEC;
-    }
-
-    verdict = filter_packet(&key, tcp_flags, vlan_id);
+    verdict = filter_packet(&key, pkt.tcp_flags, vlan_id);
     if (verdict != FILTER_NONE) {
         if (verdict == FILTER_TARGET_REJECT) {
             count(COUNTER_FILTER_REJECTED);
@@ -510,39 +858,47 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
         }
     }
 
-    __u64 now = bpf_ktime_get_ns();
-    __u64 len = skb->len;
+    p.len = skb->len;
+    p.now = bpf_ktime_get_ns();
+    p.if_index = skb->ifindex;
+    p.direction = direction;
+    pkt.bytes = p.len;
+    pkt.packets = 1;
+    pkt.first_seen_ns = p.now;
+    pkt.last_seen_ns = p.now;
+    pkt.crossed_if_index[0] = p.if_index;
+    pkt.crossed_direction[0] = direction;
+    pkt.crossed_count = 1;
+    if (flowtap_config.dedup) {
+        /* The lookup key of "this packet anywhere on the host"; the drain puts them back. */
+        __builtin_memcpy(pkt.dedup_src_mac, key.src_mac, FLOWTAP_MAC_LEN);
+        __builtin_memcpy(pkt.dedup_dst_mac, key.dst_mac, FLOWTAP_MAC_LEN);
+        __builtin_memset(key.src_mac, 0, FLOWTAP_MAC_LEN);
+        __builtin_memset(key.dst_mac, 0, FLOWTAP_MAC_LEN);
+        key.if_index = 0;
+        key.direction = 0;
+    }
 
     flows = bpf_map_lookup_elem(&flowtap_flows, &zero);
     if (flows) {
         m = bpf_map_lookup_elem(flows, &key);
         if (m) {
-            add_to_flow(m, len, now, tcp_flags, dscp);
+            account(m, &key, &pkt, &p);
             return TC_ACT_UNSPEC;
         }
-    }
-
-    __builtin_memset(&metrics, 0, sizeof(metrics));
-    metrics.bytes = len;
-    metrics.packets = 1;
-    metrics.first_seen_ns = now;
-    metrics.last_seen_ns = now;
-    metrics.tcp_flags = tcp_flags;
-    metrics.dscp = dscp;
-    if (flows) {
-        err = bpf_map_update_elem(flows, &key, &metrics, BPF_NOEXIST);
+        err = bpf_map_update_elem(flows, &key, &pkt, BPF_NOEXIST);
         if (err == 0)
             return TC_ACT_UNSPEC;
         if (err == -17 /* EEXIST: another CPU created it first */) {
             m = bpf_map_lookup_elem(flows, &key);
             if (m) {
-                add_to_flow(m, len, now, tcp_flags, dscp);
+                account(m, &key, &pkt, &p);
                 return TC_ACT_UNSPEC;
             }
         }
     }
     count(COUNTER_MAP_UPDATE_FAILED);
-    fallback_to_ringbuf(&key, &metrics);
+    fallback_to_ringbuf(&key, &pkt);
     return TC_ACT_UNSPEC;
 }
 

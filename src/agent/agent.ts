@@ -138,6 +138,8 @@ export class Agent {
       filter: config.filter,
       mapKind: config.kernelMapKind,
       kernelMemoryMaxBytes: config.kernelMemoryMaxBytes,
+      dedup: config.deduper === 'firstCome',
+      tunnels: config.tunnels,
     });
     this.#capture = capture;
     this.#filter = config.filter;

@@ -99,7 +99,19 @@ export interface AgentConfig extends ExportSettings {
   readonly kernelMemoryMaxBytes: number;
   /** Kernel flow map kind: by CPU count, or forced. */
   readonly kernelMapKind: FlowMapKindSetting;
+  /**
+   * `firstCome`: a packet met on several interfaces is one flow, counted on the first interface
+   * that saw the flow, listing every interface it crossed; `none`: one flow per interface.
+   */
+  readonly deduper: Deduper;
+  /** Key VXLAN, Geneve, GRE and IP-in-IP packets by the packet inside (docs/flow-key.md). */
+  readonly tunnels: boolean;
 }
+
+/** DEDUPER values: the reference's names. */
+export const DEDUPERS = ['firstCome', 'none'] as const;
+/** How a packet met on several interfaces is counted. */
+export type Deduper = (typeof DEDUPERS)[number];
 
 /** Values as the command line gave them (commander's camelCase option names); absent = not given. */
 export interface CommandLineValues {
@@ -126,6 +138,9 @@ export interface CommandLineValues {
   output?: string;
   kernelMemoryMax?: string;
   kernelMapKind?: string;
+  deduper?: string;
+  /** `true` when `--tunnels` is given. */
+  tunnels?: string | boolean;
   config?: string;
   /** Directory (or .duckdb file) of the flow store. */
   storePath?: string;
@@ -279,6 +294,8 @@ const SPECS = {
     flag: ['--kernel-map-kind', 'kernelMapKind'],
     parser: choiceSetting(['auto', 'percpu', 'shared']),
   },
+  deduper: { env: 'DEDUPER', flag: ['--deduper', 'deduper'], parser: choiceSetting(DEDUPERS) },
+  tunnels: { env: 'ENABLE_TUNNELS', flag: ['--tunnels', 'tunnels'], parser: booleanSetting },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 type SpecKey = keyof typeof SPECS;
@@ -510,6 +527,8 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     filter: buildFilter({ expression: reader.get('filter'), rules: reader.get('flowFilterRules') }),
     kernelMemoryMaxBytes: reader.get('kernelMemoryMax', DEFAULT_KERNEL_MEMORY_MAX_BYTES),
     kernelMapKind: reader.get('kernelMapKind', 'auto'),
+    deduper: reader.get('deduper', 'firstCome'),
+    tunnels: reader.get('tunnels', false),
   };
   return Object.freeze(config);
 }

@@ -25,7 +25,17 @@ export interface KernelFeatures {
   readonly ringBuffer: boolean;
   /** The kernel's own BTF is exposed at {@link VMLINUX_BTF_PATH}. */
   readonly btf: boolean;
+  /**
+   * bpf_loop and bpf_map_lookup_percpu_elem for TC programs (Linux 5.19+): a per-CPU flow map in
+   * dedup mode needs them to learn a flow's counting interface from another CPU's slot; without
+   * them the capture uses the shared map.
+   */
+  readonly perCpuDedup: boolean;
 }
+
+const BPF_PROG_TYPE_SCHED_CLS = 3;
+const BPF_FUNC_LOOP = 181;
+const BPF_FUNC_MAP_LOOKUP_PERCPU_ELEM = 195;
 
 /**
  * Checks an effective capability set (the hex `CapEff` of /proc/PID/status): live capture needs
@@ -80,6 +90,9 @@ export function kernelFeatures(): KernelFeatures {
     tcx: probeTcx(),
     ringBuffer: libbpf().probeMapType(BpfMapType.RINGBUF, null) === 1,
     btf: existsSync(VMLINUX_BTF_PATH),
+    perCpuDedup:
+      libbpf().probeHelper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_LOOP, null) === 1 &&
+      libbpf().probeHelper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_MAP_LOOKUP_PERCPU_ELEM, null) === 1,
   });
   return probed;
 }

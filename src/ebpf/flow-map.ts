@@ -8,6 +8,7 @@ import { mergeFlowMetrics } from '../codec/merge-rule.ts';
 import { RowWords } from '../codec/row-words.ts';
 import { V2_KEY_BYTES, V2_KEY_WORDS, V2_METRICS_WORD, V2_METRICS_WORDS } from '../codec/v2-layout.ts';
 import type { SplitOffset } from './clock.ts';
+import { compactCrossed, restoreDedupKey } from './dedup-rows.ts';
 import { kernelError } from './kernel-error.ts';
 import { batchOpts, libbpf } from './libbpf.ts';
 import type { FlowObject } from './object.ts';
@@ -21,10 +22,21 @@ const W_PACKETS = V2_METRICS_WORD.PACKETS;
 const W_FIRST = V2_METRICS_WORD.FIRST_SEEN_NS;
 const W_LAST = V2_METRICS_WORD.LAST_SEEN_NS;
 
+const W_CROSSED_COUNT = V2_METRICS_WORD.CROSSED_DIRECTION_COUNT;
+/** A slot that only listed interfaces: merged as never first-seen, never last-seen. */
+const listOnly = new Int32Array(METRICS_WORDS);
+
+function crossedCount(words: Int32Array, m: number): number {
+  return (words[m + W_CROSSED_COUNT] >>> 16) & 0xff;
+}
+
 /**
  * Folds one flow's per-CPU values (`cpus` consecutive `struct flow_metrics` from word `v` of
- * `values`) into the metrics at word `at` of `into`, by the merge rule, in CPU order; CPUs that
- * counted no packet are skipped. All zero when no CPU counted one.
+ * `values`) into the metrics at word `at` of `into`, by the merge rule, in CPU order. CPUs that
+ * counted no packet are skipped, except that, in dedup mode, a CPU that only met the flow on
+ * interfaces that do not count it adds those interfaces (and a tunnel when the others have none)
+ * after the counting ones: its slot has no times, so it must not be taken as the first or the
+ * latest. All zero when no CPU counted a packet.
  */
 export function mergePerCpuMetrics(
   values: Int32Array,
@@ -34,8 +46,12 @@ export function mergePerCpuMetrics(
   at: number,
 ): void {
   let merged = false;
+  let listOnlySlots = 0;
   for (let cpu = 0, s = v; cpu < cpus; cpu++, s += METRICS_WORDS) {
-    if (values[s + W_PACKETS] === 0 && values[s + W_PACKETS + 1] === 0) continue;
+    if (values[s + W_PACKETS] === 0 && values[s + W_PACKETS + 1] === 0) {
+      if (crossedCount(values, s) !== 0) listOnlySlots++;
+      continue;
+    }
     if (merged) {
       mergeFlowMetrics(into, at, values, s);
     } else {
@@ -43,7 +59,21 @@ export function mergePerCpuMetrics(
       merged = true;
     }
   }
-  if (!merged) into.fill(0, at, at + METRICS_WORDS);
+  if (!merged) {
+    into.fill(0, at, at + METRICS_WORDS);
+    return;
+  }
+  for (let cpu = 0, s = v; listOnlySlots > 0 && cpu < cpus; cpu++, s += METRICS_WORDS) {
+    if (values[s + W_PACKETS] !== 0 || values[s + W_PACKETS + 1] !== 0 || crossedCount(values, s) === 0)
+      continue;
+    for (let w = 0; w < METRICS_WORDS; w++) listOnly[w] = values[s + w];
+    listOnly[W_FIRST] = -1; // the latest first-seen there is: its list goes after the counted one's
+    listOnly[W_FIRST + 1] = -1;
+    listOnly[W_LAST] = 0;
+    listOnly[W_LAST + 1] = 0;
+    mergeFlowMetrics(into, at, listOnly, 0);
+    listOnlySlots--;
+  }
 }
 
 /** Moves every flow out of the kernel into rows. One per `FlowObject`. */
@@ -134,5 +164,7 @@ export class FlowMapDrainer {
     }
     addOffsetWords(row, m + W_FIRST, offset);
     addOffsetWords(row, m + W_LAST, offset);
+    if (this.obj.options.mapKind === 'shared') compactCrossed(sink.bytes, o << 2);
+    if (this.obj.options.dedup !== false) restoreDedupKey(sink.bytes, o << 2);
   }
 }

@@ -116,6 +116,7 @@ function bind() {
     objGetInfoByFd: lib.func('int bpf_obj_get_info_by_fd(int fd, void *info, void *len)'),
     enableStats: lib.func('int bpf_enable_stats(int type)'),
     probeMapType: lib.func('int libbpf_probe_bpf_map_type(int type, const void *opts)'),
+    probeHelper: lib.func('int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts)'),
     numPossibleCpus: lib.func('int libbpf_num_possible_cpus(void)'),
     close: libc.func('int close(int fd)'),
     mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, intptr_t off)'),

@@ -30,9 +30,12 @@ const OUTER_MAP = 'flowtap_flows';
 const RINGBUF_MAP = 'flowtap_events';
 const COUNTERS_MAP = 'flowtap_counters';
 const RODATA_MAP = '.rodata';
-/** sizeof(struct flowtap_config): sampling (u32), shared_map (u32). */
-const CONFIG_BYTES = 8;
-const COUNTER_COUNT = 7;
+/** sizeof(struct flowtap_config): sampling, shared_map, dedup, tunnels, cpus (u32 each). */
+const CONFIG_BYTES = 20;
+const COUNTER_COUNT = 8;
+/** sizeof(struct __sk_buff), and where its `ifindex` is: a test run's context picks the device. */
+const SK_BUFF_CTX_BYTES = 192;
+const SK_BUFF_CTX_IFINDEX = 40;
 
 /** How the kernel keeps flow counters: one hash per CPU (no atomics) or one shared hash (atomic adds). */
 export type FlowMapKind = 'percpu' | 'shared';
@@ -53,6 +56,11 @@ export interface DatapathCounters {
   filterAccepted: number;
   /** Packets a filter rejected: parsed and tested, counted in no flow. */
   filterRejected: number;
+  /**
+   * Packets met on an interface their flow's full crossed list (FLOWTAP_MAX_CROSSED) could not
+   * take: counted once as always, the interface is missing from the flow's list.
+   */
+  crossedOverflow: number;
 }
 
 /** What to load. */
@@ -65,6 +73,10 @@ export interface FlowObjectOptions {
   ringBufferBytes: number;
   /** Per-CPU or shared flow map. */
   mapKind: FlowMapKind;
+  /** One entry per packet across interfaces, counted where first seen (default true). */
+  dedup?: boolean;
+  /** Key tunnelled packets by the packet inside (default false). */
+  tunnels?: boolean;
   /** Compiled object to load; the committed one by default. */
   objectPath?: string;
 }
@@ -165,6 +177,9 @@ export class FlowObject {
       const config = Buffer.alloc(CONFIG_BYTES);
       config.writeUInt32LE(opts.sampling, 0);
       config.writeUInt32LE(opts.mapKind === 'shared' ? 1 : 0, 4);
+      config.writeUInt32LE(opts.dedup === false ? 0 : 1, 8);
+      config.writeUInt32LE(opts.tunnels ? 1 : 0, 12);
+      config.writeUInt32LE(lib.numPossibleCpus(), 16);
       check(
         lib.mapSetInitialValue(findMap(obj, RODATA_MAP), config, CONFIG_BYTES),
         'setting the datapath constants',
@@ -239,16 +254,18 @@ export class FlowObject {
       sampledOut: sums[4],
       filterAccepted: sums[5],
       filterRejected: sums[6],
+      crossedOverflow: sums[7],
     };
   }
 
   /**
    * Runs `frame` (a whole Ethernet frame) through one program with BPF_PROG_TEST_RUN, as if it
-   * passed the loopback interface, and returns the program's verdict. Counting happens as for a
-   * real packet, so this checks the parser against known frames without any interface.
+   * passed the loopback interface (or the interface `ifIndex`, which must exist), on the calling
+   * thread's CPU, and returns the program's verdict. Counting happens as for a real packet, so
+   * this checks the parser against known frames without sending anything.
    */
-  testRun(direction: 'ingress' | 'egress', frame: Buffer): number {
-    return this.#testRun(direction, frame, 1).retval;
+  testRun(direction: 'ingress' | 'egress', frame: Buffer, ifIndex?: number): number {
+    return this.#testRun(direction, frame, 1, ifIndex).retval;
   }
 
   /**
@@ -263,17 +280,23 @@ export class FlowObject {
     direction: 'ingress' | 'egress',
     frame: Buffer,
     repeat: number,
+    ifIndex?: number,
   ): { retval: number; duration: number } {
     const lib = libbpf();
+    let ctx: Buffer | null = null;
+    if (ifIndex !== undefined) {
+      ctx = Buffer.alloc(SK_BUFF_CTX_BYTES);
+      ctx.writeUInt32LE(ifIndex, SK_BUFF_CTX_IFINDEX);
+    }
     const opts = {
       sz: koffi.sizeof(lib.testRunOptsType),
       data_in: frame,
       data_out: null,
       data_size_in: frame.length,
       data_size_out: 0,
-      ctx_in: null,
+      ctx_in: ctx,
       ctx_out: null,
-      ctx_size_in: 0,
+      ctx_size_in: ctx === null ? 0 : ctx.length,
       ctx_size_out: 0,
       retval: 0,
       repeat,

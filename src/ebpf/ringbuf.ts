@@ -7,6 +7,7 @@ import koffi from 'koffi';
 import { V2, V2_EVENT_BYTES } from '../codec/v2-layout.ts';
 import { ClosedError } from '../errors.ts';
 import type { SplitOffset } from './clock.ts';
+import { restoreDedupKey } from './dedup-rows.ts';
 import { kernelError } from './kernel-error.ts';
 import { lastErrno, libbpf } from './libbpf.ts';
 import { addOffsetWords, type RowSink, RowWords } from './rows.ts';
@@ -38,8 +39,14 @@ export class RingBufferReader {
   readonly #rowWords = new RowWords();
   #malformedRecords = 0;
 
-  /** Maps the ring buffer `mapFd` of `dataBytes` (its max_entries). */
-  constructor(mapFd: number, dataBytes: number) {
+  readonly #dedupKeys: boolean;
+
+  /**
+   * Maps the ring buffer `mapFd` of `dataBytes` (its max_entries); `dedupKeys`: the datapath runs
+   * in dedup mode, so each event's key gets its MACs and interface back (src/ebpf/dedup-rows.ts).
+   */
+  constructor(mapFd: number, dataBytes: number, dedupKeys = false) {
+    this.#dedupKeys = dedupKeys;
     const lib = libbpf();
     this.#pageBytes = lib.getpagesize();
     this.#dataBytes = dataBytes;
@@ -91,6 +98,7 @@ export class RingBufferReader {
           for (let w = 0; w < EVENT_WORDS; w++) row[o + w] = data[s + w];
           addOffsetWords(row, o + W_FIRST, offset);
           addOffsetWords(row, o + W_LAST, offset);
+          if (this.#dedupKeys) restoreDedupKey(sink.bytes, o << 2);
           rows++;
         } else {
           this.#malformedRecords++;

@@ -35,7 +35,7 @@ test('a process with CAP_BPF but without CAP_NET_ADMIN is told only CAP_NET_ADMI
 
 test('a kernel without BTF is reported as NotSupportedError naming BTF and pcap mode', () => {
   assert.throws(
-    () => requireKernelFeatures({ btf: false, ringBuffer: true, tcx: true }),
+    () => requireKernelFeatures({ btf: false, ringBuffer: true, tcx: true, perCpuDedup: true }),
     (err) =>
       err instanceof NotSupportedError && err.feature === 'BTF' && /flowtap read FILE/.test(err.message),
   );
@@ -43,7 +43,7 @@ test('a kernel without BTF is reported as NotSupportedError naming BTF and pcap 
 
 test('a kernel without ring buffers is reported as NotSupportedError naming the kernel that has them', () => {
   assert.throws(
-    () => requireKernelFeatures({ btf: true, ringBuffer: false, tcx: false }),
+    () => requireKernelFeatures({ btf: true, ringBuffer: false, tcx: false, perCpuDedup: false }),
     (err) =>
       err instanceof NotSupportedError && err.feature === 'BPF ring buffer' && /Linux 5\.8/.test(err.message),
   );

@@ -4,10 +4,17 @@ import { RecordBatchBuilder } from '../../src/codec/record-batch.ts';
 import { splitOffset } from '../../src/ebpf/clock.ts';
 import { FlowMapDrainer } from '../../src/ebpf/flow-map.ts';
 import { type FlowMapKind, FlowObject } from '../../src/ebpf/object.ts';
-import { formatIp } from '../../src/model/ip.ts';
 import { formatMac } from '../../src/model/mac.ts';
 import { skipUnlessKernel } from '../helpers/privileges.ts';
-import { PACKET_VECTORS, VECTOR_DST_MAC, VECTOR_SRC_MAC } from '../vectors/packets.ts';
+import {
+  ALL_PACKET_VECTORS,
+  expectedOf,
+  observedFields,
+  PACKET_VECTORS,
+  VECTOR_DST_MAC,
+  VECTOR_SRC_MAC,
+  withDefaults,
+} from '../vectors/packets.ts';
 
 const skip = skipUnlessKernel('load the datapath and test-run it');
 
@@ -32,27 +39,39 @@ function runnableFrame(hex: string): Buffer {
   return Buffer.concat([frame.subarray(0, 12), tag, frame.subarray(12)]);
 }
 
-function loadObject(t: { after: (fn: () => void) => void }, mapKind: FlowMapKind): FlowObject {
-  const obj = FlowObject.load({ sampling: 1, maxFlows: 64, ringBufferBytes: 1 << 16, mapKind });
+function loadObject(
+  t: { after: (fn: () => void) => void },
+  mapKind: FlowMapKind,
+  settings: { dedup?: boolean; tunnels?: boolean } = {},
+): FlowObject {
+  const obj = FlowObject.load({ sampling: 1, maxFlows: 64, ringBufferBytes: 1 << 16, mapKind, ...settings });
   t.after(() => obj.close());
   return obj;
 }
 
-for (const mapKind of ['percpu', 'shared'] as const) {
-  test(`every packet vector gives its expected flow or parse error in the kernel program (${mapKind} map)`, {
+for (const [mapKind, dedup, tunnels] of [
+  ['percpu', true, false],
+  ['shared', true, false],
+  ['percpu', true, true],
+  ['shared', true, true],
+  ['percpu', false, false],
+  ['percpu', false, true],
+] as const) {
+  test(`every packet vector gives its expected flow or parse error in the kernel program (${mapKind} map, dedup ${dedup ? 'on' : 'off'}, tunnels ${tunnels ? 'on' : 'off'})`, {
     skip,
   }, (t) => {
-    const obj = loadObject(t, mapKind);
+    const obj = loadObject(t, mapKind, { dedup, tunnels });
     const drainer = new FlowMapDrainer(obj);
     const zero = splitOffset(0n);
-    for (const vector of PACKET_VECTORS) {
+    for (const vector of ALL_PACKET_VECTORS) {
       const parseErrorsBefore = obj.readCounters().parseErrors;
       assert.equal(obj.testRun('ingress', runnableFrame(vector.frame)), TC_ACT_UNSPEC, vector.name);
       const builder = new RecordBatchBuilder(4);
       drainer.drainInto(builder, zero);
       const parseErrors = obj.readCounters().parseErrors - parseErrorsBefore;
       const batch = builder.finish();
-      if ('parseError' in vector.expected) {
+      const expected = expectedOf(vector, tunnels);
+      if ('parseError' in expected) {
         assert.equal(batch.count, 0, `${vector.name}: no flow`);
         assert.equal(parseErrors, 1, `${vector.name}: one parse error`);
         continue;
@@ -60,25 +79,9 @@ for (const mapKind of ['percpu', 'shared'] as const) {
       assert.equal(parseErrors, 0, `${vector.name}: no parse error`);
       assert.equal(batch.count, 1, `${vector.name}: one flow`);
       const flow = batch.flow(0);
-      const e = vector.expected;
-      assert.deepEqual(
-        {
-          etype: flow.etype,
-          proto: flow.proto,
-          srcAddr: formatIp(flow.srcAddr, 0, flow.etype),
-          dstAddr: formatIp(flow.dstAddr, 0, flow.etype),
-          srcPort: flow.srcPort,
-          dstPort: flow.dstPort,
-          icmpType: flow.icmpType,
-          icmpCode: flow.icmpCode,
-          tcpFlags: flow.tcpFlags,
-          dscp: flow.dscp,
-          bytes: flow.bytes,
-        },
-        e,
-        vector.name,
-      );
+      assert.deepEqual(observedFields(flow), withDefaults(expected), vector.name);
       assert.equal(flow.packets, 1, vector.name);
+      assert.deepEqual(flow.crossed, [{ ifIndex: LOOPBACK_IFINDEX, direction: 0 }], vector.name);
       assert.equal(formatMac(flow.srcMac), VECTOR_SRC_MAC, vector.name);
       assert.equal(formatMac(flow.dstMac), VECTOR_DST_MAC, vector.name);
       assert.equal(flow.direction, 0, vector.name);

@@ -13,7 +13,15 @@
  *   Ports are 0 where the protocol has none (ICMP, GRE, ESP, non-first fragments); `icmpType`
  *   and `icmpCode` are 0 outside ICMP/ICMPv6; `tcpFlags` has 9 bits (bit 8 NS); `bytes` is the
  *   frame length (the kernel's skb->len). Direction and interface are not part of a vector.
+ *   `vlanOuter`/`vlanInner` (absent: 0) are the VLAN ids of the frame whose MACs are in the key;
+ *   `tunnel` (absent: none) the tunnel the key's packet came through.
+ * - `withTunnels`: what the frame counts as when tunnels are opened (ENABLE_TUNNELS); absent: the
+ *   same as `expected`, which is always the result with tunnels off. Every parser runs every
+ *   vector both ways.
  */
+
+import type { Flow } from '../../src/model/flow.ts';
+import { formatIp, formatIpv4, formatIpv6, isIpv4Mapped } from '../../src/model/ip.ts';
 
 /** The flow fields a frame must produce. */
 export interface ExpectedFlow {
@@ -39,6 +47,24 @@ export interface ExpectedFlow {
   dscp: number;
   /** Frame length. */
   bytes: number;
+  /** VLAN id of the outer tag (0 or absent: untagged). */
+  vlanOuter?: number;
+  /** VLAN id of the inner tag (0 or absent: none). */
+  vlanInner?: number;
+  /** The tunnel the packet came through (absent: none). */
+  tunnel?: ExpectedTunnel;
+}
+
+/** Tunnel fields of a flow. */
+export interface ExpectedTunnel {
+  /** 1 VXLAN, 2 Geneve, 3 GRE, 4 IP-in-IP (FLOWTAP_TUNNEL_* in bpf/flow_record.h). */
+  type: number;
+  /** VNI or GRE key, 0 when none. */
+  id: number;
+  /** Outer source address as text. */
+  src: string;
+  /** Outer destination address as text. */
+  dst: string;
 }
 
 /** A frame that must be counted as a parse error and in no flow. */
@@ -53,8 +79,51 @@ export interface PacketVector {
   name: string;
   /** The whole Ethernet frame in hex. */
   frame: string;
-  /** The flow it counts as, or a parse error. */
+  /** The flow it counts as (tunnels off), or a parse error. */
   expected: ExpectedFlow | ExpectedParseError;
+  /** The flow it counts as when tunnels are opened; absent: `expected`. */
+  withTunnels?: ExpectedFlow | ExpectedParseError;
+}
+
+/** What `vector` counts as with tunnels opened (`tunnels`) or not. */
+export function expectedOf(vector: PacketVector, tunnels: boolean): ExpectedFlow | ExpectedParseError {
+  return tunnels && vector.withTunnels ? vector.withTunnels : vector.expected;
+}
+
+/** No tunnel: the tunnel fields of a flow that came through none. */
+export const NO_TUNNEL: ExpectedTunnel = { type: 0, id: 0, src: '', dst: '' };
+
+/** An outer address as text, in its own family. */
+function tunnelAddress(bytes: Uint8Array): string {
+  return isIpv4Mapped(bytes) ? formatIpv4(bytes, 12) : formatIpv6(bytes);
+}
+
+/** The fields of a parsed flow in the shape of an expectation, for `deepEqual` with {@link withDefaults}. */
+export function observedFields(flow: Flow): Required<ExpectedFlow> {
+  const t = flow.tunnel;
+  return {
+    etype: flow.etype,
+    proto: flow.proto,
+    srcAddr: formatIp(flow.srcAddr, 0, flow.etype),
+    dstAddr: formatIp(flow.dstAddr, 0, flow.etype),
+    srcPort: flow.srcPort,
+    dstPort: flow.dstPort,
+    icmpType: flow.icmpType,
+    icmpCode: flow.icmpCode,
+    tcpFlags: flow.tcpFlags,
+    dscp: flow.dscp,
+    bytes: flow.bytes,
+    vlanOuter: flow.vlanOuter ?? 0,
+    vlanInner: flow.vlanInner ?? 0,
+    tunnel: t
+      ? { type: t.type, id: t.id, src: tunnelAddress(t.srcAddr), dst: tunnelAddress(t.dstAddr) }
+      : NO_TUNNEL,
+  };
+}
+
+/** `e` with every optional field filled in with its default, for comparing with a parsed flow. */
+export function withDefaults(e: ExpectedFlow): Required<ExpectedFlow> {
+  return { vlanOuter: 0, vlanInner: 0, tunnel: NO_TUNNEL, ...e };
 }
 
 /** Source MAC of every vector frame. */
@@ -207,6 +276,8 @@ export const PACKET_VECTORS: readonly PacketVector[] = [
       dscp: 0,
       bytes: 58,
     },
+    // GRE carrying "IPv4" whose first byte is 0: opened, the inner header is invalid.
+    withTunnels: { parseError: true },
   },
   {
     name: 'ipv4 first fragment keeps its ports',
@@ -260,6 +331,7 @@ export const PACKET_VECTORS: readonly PacketVector[] = [
       tcpFlags: 0x000,
       dscp: 0,
       bytes: 54,
+      vlanOuter: 100,
     },
   },
   {
@@ -278,6 +350,8 @@ export const PACKET_VECTORS: readonly PacketVector[] = [
       tcpFlags: 0x018,
       dscp: 0,
       bytes: 67,
+      vlanOuter: 10,
+      vlanInner: 20,
     },
   },
   {
@@ -530,6 +604,7 @@ export const PACKET_VECTORS: readonly PacketVector[] = [
       tcpFlags: 0x000,
       dscp: 0,
       bytes: 66,
+      vlanOuter: 42,
     },
   },
   {
@@ -642,3 +717,327 @@ export const PACKET_VECTORS: readonly PacketVector[] = [
     expected: { parseError: true },
   },
 ];
+
+/**
+ * Tunnels and VLANs: frames whose key depends on ENABLE_TUNNELS (`withTunnels`), apart from
+ * PACKET_VECTORS so the filter tables (test/vectors/filters.ts) keep their universe. Every parser
+ * runs these as it runs PACKET_VECTORS.
+ */
+export const TUNNEL_VECTORS: readonly PacketVector[] = [
+  {
+    name: 'vxlan (vni 42) carrying ipv4 tcp: the inner packet is the key',
+    frame:
+      '020000000002020000000001080045b8005a1234000040110000c0000201c6336402823512b5004600000800000000002a0002000000000202000000000108004500002812340000400600000a0100010a0100029c400050000003e8000000005002ffff00000000',
+    expected: {
+      etype: 0x0800,
+      proto: 17,
+      srcAddr: '192.0.2.1',
+      dstAddr: '198.51.100.2',
+      srcPort: 33333,
+      dstPort: 4789,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 46,
+      bytes: 104,
+    },
+    withTunnels: {
+      etype: 0x0800,
+      proto: 6,
+      srcAddr: '10.1.0.1',
+      dstAddr: '10.1.0.2',
+      srcPort: 40000,
+      dstPort: 80,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x002,
+      dscp: 0,
+      bytes: 104,
+      tunnel: { type: 1, id: 42, src: '192.0.2.1', dst: '198.51.100.2' },
+    },
+  },
+  {
+    name: 'geneve (vni 0x123456, 8 bytes of options) over ipv6 carrying ipv6 udp',
+    frame:
+      '02000000000202000000000186dd60000000005a114020010db800000000000000000000000120010db80000000000000000000000029c4017c1005a00000200655812345600000102030405060702000000000202000000000186dd60000000000c114020010db800010000000000000000000120010db800010000000000000000000213880035000c000061626364',
+    expected: {
+      etype: 0x86dd,
+      proto: 17,
+      srcAddr: '2001:db8::1',
+      dstAddr: '2001:db8::2',
+      srcPort: 40000,
+      dstPort: 6081,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 144,
+    },
+    withTunnels: {
+      etype: 0x86dd,
+      proto: 17,
+      srcAddr: '2001:db8:1::1',
+      dstAddr: '2001:db8:1::2',
+      srcPort: 5000,
+      dstPort: 53,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 144,
+      tunnel: { type: 2, id: 1193046, src: '2001:db8::1', dst: '2001:db8::2' },
+    },
+  },
+  {
+    name: 'gre with key 7 carrying ipv4 icmp echo',
+    frame:
+      '02000000000202000000000108004500003812340000402f0000c0000201c633640220000800000000074500001c12340000400100000a0200010a0200020800000000010001',
+    expected: {
+      etype: 0x0800,
+      proto: 47,
+      srcAddr: '192.0.2.1',
+      dstAddr: '198.51.100.2',
+      srcPort: 0,
+      dstPort: 0,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 70,
+    },
+    withTunnels: {
+      etype: 0x0800,
+      proto: 1,
+      srcAddr: '10.2.0.1',
+      dstAddr: '10.2.0.2',
+      srcPort: 0,
+      dstPort: 0,
+      icmpType: 8,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 70,
+      tunnel: { type: 3, id: 7, src: '192.0.2.1', dst: '198.51.100.2' },
+    },
+  },
+  {
+    name: 'gretap carrying an 802.1Q 30 tagged frame: the inner tag joins the key',
+    frame:
+      '02000000000202000000000108004500004a12340000402f0000c0000201c6336402000065580200000000020200000000018100001e08004500002012340000401100000a0300010a030002045708ae000c00007778797a',
+    expected: {
+      etype: 0x0800,
+      proto: 47,
+      srcAddr: '192.0.2.1',
+      dstAddr: '198.51.100.2',
+      srcPort: 0,
+      dstPort: 0,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 88,
+    },
+    withTunnels: {
+      etype: 0x0800,
+      proto: 17,
+      srcAddr: '10.3.0.1',
+      dstAddr: '10.3.0.2',
+      srcPort: 1111,
+      dstPort: 2222,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 88,
+      vlanOuter: 30,
+      tunnel: { type: 3, id: 0, src: '192.0.2.1', dst: '198.51.100.2' },
+    },
+  },
+  {
+    name: 'ipv4 in ipv4 carrying udp',
+    frame:
+      '0200000000020200000000010800450000321234000040040000c0000201c63364024500001e12340000401100000a0400010a0400020d05115c000a00006869',
+    expected: {
+      etype: 0x0800,
+      proto: 4,
+      srcAddr: '192.0.2.1',
+      dstAddr: '198.51.100.2',
+      srcPort: 0,
+      dstPort: 0,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 64,
+    },
+    withTunnels: {
+      etype: 0x0800,
+      proto: 17,
+      srcAddr: '10.4.0.1',
+      dstAddr: '10.4.0.2',
+      srcPort: 3333,
+      dstPort: 4444,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 64,
+      tunnel: { type: 4, id: 0, src: '192.0.2.1', dst: '198.51.100.2' },
+    },
+  },
+  {
+    name: 'ipv6 in ipv4 carrying tcp',
+    frame:
+      '0200000000020200000000010800450000501234000040290000c0000201c6336402600000000014064020010db800040000000000000000000120010db800040000000000000000000215b301bb000003e8000000005012ffff00000000',
+    expected: {
+      etype: 0x0800,
+      proto: 41,
+      srcAddr: '192.0.2.1',
+      dstAddr: '198.51.100.2',
+      srcPort: 0,
+      dstPort: 0,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 94,
+    },
+    withTunnels: {
+      etype: 0x86dd,
+      proto: 6,
+      srcAddr: '2001:db8:4::1',
+      dstAddr: '2001:db8:4::2',
+      srcPort: 5555,
+      dstPort: 443,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x012,
+      dscp: 0,
+      bytes: 94,
+      tunnel: { type: 4, id: 0, src: '192.0.2.1', dst: '198.51.100.2' },
+    },
+  },
+  {
+    name: 'ipv4 in ipv6 carrying udp',
+    frame:
+      '02000000000202000000000186dd60000000001e044020010db800000000000000000000000120010db80000000000000000000000024500001e12340000401100000a0500010a0500021a0a1e61000a00006f6b',
+    expected: {
+      etype: 0x86dd,
+      proto: 4,
+      srcAddr: '2001:db8::1',
+      dstAddr: '2001:db8::2',
+      srcPort: 0,
+      dstPort: 0,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 84,
+    },
+    withTunnels: {
+      etype: 0x0800,
+      proto: 17,
+      srcAddr: '10.5.0.1',
+      dstAddr: '10.5.0.2',
+      srcPort: 6666,
+      dstPort: 7777,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 84,
+      tunnel: { type: 4, id: 0, src: '2001:db8::1', dst: '2001:db8::2' },
+    },
+  },
+  {
+    name: 'vxlan whose inner ipv4 header is cut short',
+    frame:
+      '0200000000020200000000010800450000421234000040110000c0000201c6336402823512b5002e00000800000000002a0002000000000202000000000108004500002812340000400600000a010001',
+    expected: {
+      etype: 0x0800,
+      proto: 17,
+      srcAddr: '192.0.2.1',
+      dstAddr: '198.51.100.2',
+      srcPort: 33333,
+      dstPort: 4789,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 80,
+    },
+    withTunnels: { parseError: true },
+  },
+  {
+    name: 'udp to port 4789 without the vxlan I flag is not a tunnel',
+    frame:
+      '02000000000202000000000108004500005a1234000040110000c0000201c6336402823512b5004600000000000000002a0002000000000202000000000108004500002812340000400600000a0100010a0100029c400050000003e8000000005002ffff00000000',
+    expected: {
+      etype: 0x0800,
+      proto: 17,
+      srcAddr: '192.0.2.1',
+      dstAddr: '198.51.100.2',
+      srcPort: 33333,
+      dstPort: 4789,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 104,
+    },
+  },
+  {
+    name: 'a first fragment of a vxlan packet is not opened',
+    frame:
+      '02000000000202000000000108004500005a1234200040110000c0000201c6336402823512b5004600000800000000002a0002000000000202000000000108004500002812340000400600000a0100010a0100029c400050000003e8000000005002ffff00000000',
+    expected: {
+      etype: 0x0800,
+      proto: 17,
+      srcAddr: '192.0.2.1',
+      dstAddr: '198.51.100.2',
+      srcPort: 33333,
+      dstPort: 4789,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 104,
+    },
+  },
+  {
+    name: "vxlan in 802.1Q 7: the key's VLAN ids are the inner frame's",
+    frame:
+      '0200000000020200000000018100000708004500005a1234000040110000c0000201c6336402823512b5004600000800000000002a0002000000000202000000000108004500002812340000400600000a0100010a0100029c400050000003e8000000005002ffff00000000',
+    expected: {
+      etype: 0x0800,
+      proto: 17,
+      srcAddr: '192.0.2.1',
+      dstAddr: '198.51.100.2',
+      srcPort: 33333,
+      dstPort: 4789,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x000,
+      dscp: 0,
+      bytes: 108,
+      vlanOuter: 7,
+    },
+    withTunnels: {
+      etype: 0x0800,
+      proto: 6,
+      srcAddr: '10.1.0.1',
+      dstAddr: '10.1.0.2',
+      srcPort: 40000,
+      dstPort: 80,
+      icmpType: 0,
+      icmpCode: 0,
+      tcpFlags: 0x002,
+      dscp: 0,
+      bytes: 108,
+      tunnel: { type: 1, id: 42, src: '192.0.2.1', dst: '198.51.100.2' },
+    },
+  },
+];
+
+/** PACKET_VECTORS and TUNNEL_VECTORS: every frame the parsers must agree on. */
+export const ALL_PACKET_VECTORS: readonly PacketVector[] = [...PACKET_VECTORS, ...TUNNEL_VECTORS];

@@ -30,6 +30,8 @@ export interface ReadFlags extends TargetTlsFlags {
   output?: string;
   logLevel?: string;
   exportFlushTimeout: number;
+  deduper?: string;
+  tunnels?: boolean;
 }
 
 /** Everything one `flowtap read` runs with. */
@@ -57,7 +59,15 @@ export function addReadOptions(command: Command): Command {
       '--local-net <cidrs>',
       'comma-separated local networks: packets from them are EGRESS, others INGRESS (e.g. 10.0.0.0/8,fd00::/8)',
     )
-    .option('--local-mac <macs>', 'comma-separated local MAC addresses: packets from them are EGRESS');
+    .option('--local-mac <macs>', 'comma-separated local MAC addresses: packets from them are EGRESS')
+    .option(
+      '--deduper <mode>',
+      'firstCome: a packet on several interfaces of a pcapng is one flow listing them; none: one flow per interface [DEDUPER; firstCome]',
+    )
+    .option(
+      '--tunnels',
+      'key VXLAN, Geneve, GRE and IP-in-IP packets by the packet inside [ENABLE_TUNNELS; off]',
+    );
   addFileCacheOptions(command, 'packets')
     .option(
       '-e, --export <kinds>',
@@ -102,6 +112,8 @@ export function readSettings(
     logLevel: flags.logLevel,
     ...targetTlsFlags(flags),
     filter: filterFlag(filterWords, flags.filter),
+    deduper: flags.deduper,
+    tunnels: flags.tunnels,
   };
   const config = loadConfig({ flags: exportFlags, env: process.env, stdoutIsTty: process.stdoutIsTty });
   return Object.freeze({
@@ -112,6 +124,8 @@ export function readSettings(
       cacheActiveTimeoutMs: flags.cacheActiveTimeout,
       localHosts,
       filter: config.filter,
+      dedup: config.deduper === 'firstCome',
+      tunnels: config.tunnels,
     }),
     config,
     exportFlushTimeoutMs: flags.exportFlushTimeout,

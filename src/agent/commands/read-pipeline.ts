@@ -20,6 +20,10 @@ export interface ReadOptions {
   localHosts: LocalHosts;
   /** Packets this filter rejects are counted in no flow (skipped as `filtered`). */
   filter?: FilterProgram;
+  /** One flow for a packet seen on several of a pcapng's interfaces (DEDUPER; default true). */
+  dedup?: boolean;
+  /** Key tunnelled packets by the packet inside (ENABLE_TUNNELS). */
+  tunnels?: boolean;
 }
 
 /** Evicted batches that may wait for the sinks before the Accounter stops pulling packets. */
@@ -45,6 +49,8 @@ export class CaptureRead {
       localHosts: options.localHosts,
       initialRows: BATCH_ROWS,
       filter: options.filter,
+      dedup: options.dedup,
+      tunnels: options.tunnels,
     });
   }
 

@@ -27,6 +27,8 @@ export function readSummary(stats: CaptureStats, flows: number, sinks: readonly 
     line += `; link types not read: ${[...stats.unsupportedLinkTypes].map(([type, n]) => `${type} (${n} packets)`).join(', ')}`;
   if (stats.truncatedEndOffset >= 0)
     line += `; the input ends inside a record at byte offset ${stats.truncatedEndOffset}`;
+  if (stats.duplicates > 0)
+    line += `; ${stats.duplicates} copies of packets on another interface listed, not counted again`;
   if (stats.otherBlocks > 0) line += `; ${stats.otherBlocks} non-packet blocks passed over`;
   for (const sink of sinks) {
     const lost = undeliveredFlows(sink);

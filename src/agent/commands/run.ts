@@ -228,6 +228,14 @@ export function registerRunCommand(program: Command): void {
       '--kernel-map-kind <kind>',
       `kernel flow map: auto (per-CPU below ${SHARED_MAP_MIN_CPUS} CPUs, shared from ${SHARED_MAP_MIN_CPUS}), percpu or shared [KERNEL_MAP_KIND; auto]`,
     )
+    .option(
+      '--deduper <mode>',
+      'firstCome: a packet crossing several interfaces is one flow listing them all; none: one flow per interface [DEDUPER; firstCome]',
+    )
+    .option(
+      '--tunnels',
+      'key VXLAN, Geneve, GRE and IP-in-IP packets by the packet inside, with the tunnel on the flow [ENABLE_TUNNELS; off]',
+    )
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .option(
       '--duration <duration>',

@@ -63,6 +63,13 @@ export interface EbpfCaptureOptions {
   attachMode?: AttachMode;
   /** Compiled filter run before counting (src/filter); undefined = count every packet. */
   filter?: FilterProgram;
+  /**
+   * One flow for a packet met on several attached interfaces, counted where the flow was first
+   * seen and listing every interface crossed (DEDUPER=firstCome; default true).
+   */
+  dedup?: boolean;
+  /** Key tunnelled packets by the packet inside (ENABLE_TUNNELS; default false). */
+  tunnels?: boolean;
 }
 
 /** Counters of an {@link EbpfCapture}. */
@@ -79,6 +86,8 @@ export interface EbpfCaptureStats {
   filterAccepted?: number;
   /** Packets the filter rejected: counted in no flow. */
   filterRejected?: number;
+  /** Packets met on an interface their flow's full crossed list could not take (still counted once). */
+  crossedOverflow?: number;
   /** Fallbacks lost because the ring buffer was full (raise ringBufferBytes or maxFlows). */
   ringBufferLost: number;
   /** Ring-buffer records that were not a whole flow record, dropped (never expected: a mismatched object). */
@@ -186,23 +195,33 @@ export class EbpfCapture {
   static async open(opts: EbpfCaptureOptions): Promise<EbpfCapture> {
     checkOptions(opts);
     const ringBufferBytes = opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES;
-    const memory = planKernelMemory({
-      maxFlows: opts.maxFlows,
-      ringBufferBytes,
-      possibleCpus: libbpf().numPossibleCpus(),
-      mapKind: opts.mapKind ?? 'auto',
-      maxBytes: opts.kernelMemoryMaxBytes ?? DEFAULT_KERNEL_MEMORY_MAX_BYTES,
-    });
+    const plan = (mapKind: FlowMapKindSetting) =>
+      planKernelMemory({
+        maxFlows: opts.maxFlows,
+        ringBufferBytes,
+        possibleCpus: libbpf().numPossibleCpus(),
+        mapKind,
+        maxBytes: opts.kernelMemoryMaxBytes ?? DEFAULT_KERNEL_MEMORY_MAX_BYTES,
+      });
+    let memory = plan(opts.mapKind ?? 'auto');
     const features = requireLiveCapture();
+    // Per-CPU dedup needs helpers of Linux 5.19; before it, the shared map dedups without them.
+    if (opts.dedup !== false && memory.mapKind === 'percpu' && !features.perCpuDedup) memory = plan('shared');
     const obj = FlowObject.load({
       sampling: opts.sampling,
       maxFlows: opts.maxFlows,
       ringBufferBytes,
       mapKind: memory.mapKind,
+      dedup: opts.dedup ?? true,
+      tunnels: opts.tunnels ?? false,
     });
     try {
       obj.filter.install(opts.filter);
-      const ring = new RingBufferReader(obj.ringBufferFd, obj.options.ringBufferBytes);
+      const ring = new RingBufferReader(
+        obj.ringBufferFd,
+        obj.options.ringBufferBytes,
+        obj.options.dedup !== false,
+      );
       const mode = opts.attachMode ?? (features.tcx ? 'tcx' : 'clsact');
       return new EbpfCapture(opts, obj, ring, new FlowMapDrainer(obj), mode, memory);
     } catch (err) {
@@ -284,6 +303,7 @@ export class EbpfCapture {
       sampledOut: counters.sampledOut,
       filterAccepted: counters.filterAccepted,
       filterRejected: counters.filterRejected,
+      crossedOverflow: counters.crossedOverflow,
       ringBufferLost: counters.ringBufferLost,
       ringBufferMalformed: this.ring.malformedRecords,
       drains: this.#drains,
@@ -331,6 +351,7 @@ export class EbpfCapture {
         sampledOut: 0,
         filterAccepted: 0,
         filterRejected: 0,
+        crossedOverflow: 0,
       };
       this.ring.close();
       this.obj.close();

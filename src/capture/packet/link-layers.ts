@@ -145,6 +145,8 @@ export class LinkLayerParser {
   trackVlan = false;
   /** With `trackVlan`: the outer 802.1Q/802.1ad id after the last parse, -1 when untagged. */
   vlanId = -1;
+  /** Open VXLAN, Geneve, GRE and IP-in-IP packets: the key is the inner packet's (ENABLE_TUNNELS). */
+  tunnels = false;
   /** The link type that made the last parse return PARSE_UNSUPPORTED_LINK (a PPI's inner type). */
   unsupportedLinkType = 0;
   /** Where the network packet starts, and what the device would have counted in front of it. */
@@ -186,7 +188,7 @@ export class LinkLayerParser {
   /** The Ethernet frame at `off`, noting its outer VLAN id when asked. */
   #ethernet(f: Uint8Array, off: number, end: number, out: Uint8Array, row: number): number {
     if (this.trackVlan) this.vlanId = outerVlanId(f, off, end);
-    return parseEthernetFrame(f, off, end, out, row);
+    return parseEthernetFrame(f, off, end, out, row, this.tunnels);
   }
 
   /** What follows an Ethernet type field at `at`, noting the VLAN id it starts with when asked. */
@@ -199,7 +201,7 @@ export class LinkLayerParser {
     row: number,
   ): number {
     if (this.trackVlan) this.vlanId = vlanIdAfterEtherType(f, at, end, etype);
-    return parseFromEtherType(f, at, end, etype, out, row);
+    return parseFromEtherType(f, at, end, etype, out, row, this.tunnels);
   }
 
   #parseLink(
@@ -217,7 +219,7 @@ export class LinkLayerParser {
       case LinkType.ETHERNET:
         return this.#ethernet(f, off, end, out, row);
       case LinkType.RAW:
-        return parseIpPacket(f, off, end, out, row);
+        return parseIpPacket(f, off, end, out, row, this.tunnels);
       case LinkType.IPV4:
         return this.#fromEtherType(f, off, end, ETH_P_IPV4, out, row);
       case LinkType.IPV6:

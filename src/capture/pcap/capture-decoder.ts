@@ -26,6 +26,10 @@ export interface CaptureDecoderOptions {
   initialRows?: number;
   /** Compiled filter (src/filter): packets it rejects are skipped as `filtered`. */
   filter?: FilterProgram;
+  /** One flow for a packet seen on several of the capture's interfaces (DEDUPER; default true). */
+  dedup?: boolean;
+  /** Key tunnelled packets by the packet inside (ENABLE_TUNNELS; default false). */
+  tunnels?: boolean;
 }
 
 /** Decodes one capture stream; see the module comment. */
@@ -42,7 +46,11 @@ export class CaptureDecoder {
   #failure: unknown;
 
   constructor(options: CaptureDecoderOptions = {}) {
-    this.#sink = new PacketSink(options.localHosts ?? NO_LOCAL_HOSTS, options.initialRows, options.filter);
+    this.#sink = new PacketSink(options.localHosts ?? NO_LOCAL_HOSTS, options.initialRows, {
+      filter: options.filter,
+      dedup: options.dedup,
+      tunnels: options.tunnels,
+    });
   }
 
   /** Counters of this read so far. */

@@ -20,6 +20,7 @@ import {
   RECORDED_DIRECTION_UNKNOWN,
 } from '../packet/link-layers.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
+import { DedupVerdict, PacketDeduper } from './packet-dedup.ts';
 import { writeUnixNs } from './unix-time.ts';
 
 /** Why a packet was read but counted in no flow. */
@@ -82,6 +83,14 @@ export class CaptureStats {
   truncatedEndOffset = -1;
   /** Link types met that flowtap does not read, with the packets passed over for each. */
   readonly unsupportedLinkTypes = new Map<number, number>();
+  /**
+   * Copies of a packet met again on another interface of the capture (DEDUPER=firstCome): their
+   * interface is listed on the flow, they are not counted again. Every packet read is counted,
+   * skipped or one of these.
+   */
+  duplicates = 0;
+  /** Rows of 0 packets that add an interface to a flow's list (one per flow and new interface). */
+  listRows = 0;
 
   /** Sum of all skips. */
   get skippedTotal(): number {
@@ -89,6 +98,16 @@ export class CaptureStats {
     for (const n of this.skipped) total += n;
     return total;
   }
+}
+
+/** How packets become rows, besides the direction rules. */
+export interface PacketSinkOptions {
+  /** Compiled filter: packets it rejects are skipped as `filtered`. */
+  filter?: FilterProgram;
+  /** One flow for a packet seen on several of the capture's interfaces (default true). */
+  dedup?: boolean;
+  /** Key tunnelled packets by the packet inside (default false). */
+  tunnels?: boolean;
 }
 
 /** Turns packets into rows; framers call {@link PacketSink.packet} once per packet record. */
@@ -108,12 +127,16 @@ export class PacketSink {
   readonly #local: LocalHosts;
   readonly #filter: FilterProgram | undefined;
   readonly #link = new LinkLayerParser();
+  readonly #deduper: PacketDeduper | undefined;
 
-  constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096, filter?: FilterProgram) {
+  constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096, options: PacketSinkOptions = {}) {
+    const filter = options.filter;
     this.#local = local;
     this.#filter = filter;
-    // The filter's `vlan` test needs the outer tag, which the row does not keep.
+    this.#deduper = options.dedup === false ? undefined : new PacketDeduper();
+    // The filter's `vlan` test reads the outer tag before a tunnel may replace the key's.
     this.#link.trackVlan = filter !== undefined;
+    this.#link.tunnels = options.tunnels === true;
     this.builder = new RecordBatchBuilder(initialRows, this.interfaces);
   }
 
@@ -210,17 +233,26 @@ export class PacketSink {
         return;
       }
     }
-    out[row + V2.IF_INDEX] = ifIndex & 0xff;
-    out[row + V2.IF_INDEX + 1] = (ifIndex >>> 8) & 0xff;
-    out[row + V2.IF_INDEX + 2] = (ifIndex >>> 16) & 0xff;
-    out[row + V2.IF_INDEX + 3] = ifIndex >>> 24;
+    out.writeUInt32LE(ifIndex, row + V2.IF_INDEX);
+    out.writeUInt32LE(ifIndex, row + V2.CROSSED_IF_INDEX);
+    out[row + V2.CROSSED_DIRECTION] = direction;
+    out[row + V2.CROSSED_COUNT] = 1;
+    writeUnixNs(out, row + V2.FIRST_SEEN_NS, seconds, nanos);
+    out.copyWithin(row + V2.LAST_SEEN_NS, row + V2.FIRST_SEEN_NS, row + V2.FIRST_SEEN_NS + 8);
+    if (this.#deduper && this.#linkTypes.length > 1) {
+      const verdict = this.#deduper.classify(out, row);
+      if (verdict !== DedupVerdict.COUNT) {
+        stats.duplicates++;
+        if (verdict === DedupVerdict.DROP) builder.dropLastRow();
+        else stats.listRows++;
+        return;
+      }
+    }
     out[row + V2.BYTES] = bytes & 0xff;
     out[row + V2.BYTES + 1] = (bytes >>> 8) & 0xff;
     out[row + V2.BYTES + 2] = (bytes >>> 16) & 0xff;
     out[row + V2.BYTES + 3] = bytes >>> 24;
     out[row + V2.PACKETS] = 1;
-    writeUnixNs(out, row + V2.FIRST_SEEN_NS, seconds, nanos);
-    out.copyWithin(row + V2.LAST_SEEN_NS, row + V2.FIRST_SEEN_NS, row + V2.FIRST_SEEN_NS + 8);
     stats.counted++;
   }
 }

@@ -114,7 +114,7 @@ export type FuzzOutcome = 'ok' | string;
 /**
  * Reads `input` in chunks of random sizes with local networks set (so the direction code runs)
  * and returns the outcome. Any exception that is not a FlowtapError, and any packet counted
- * but not handed out or read but neither counted nor skipped (also when the input ends in a
+ * but not handed out or read but neither counted, skipped nor a copy met on another interface (also when the input ends in a
  * FlowtapError), is thrown: those are the defects fuzzing looks for.
  */
 export function fuzzOne(input: Buffer, random: () => number): FuzzOutcome {
@@ -136,9 +136,9 @@ export function fuzzOne(input: Buffer, random: () => number): FuzzOutcome {
     outcome = err.code;
   }
   const s = decoder.stats;
-  if (s.counted !== rows || s.counted + s.skippedTotal !== s.packets) {
+  if (s.counted + s.listRows !== rows || s.counted + s.skippedTotal + s.duplicates !== s.packets) {
     throw new Error(
-      `packets lost: ${s.packets} read, ${s.counted} counted (${rows} rows), ${s.skippedTotal} skipped`,
+      `packets lost: ${s.packets} read, ${s.counted} counted (${rows} rows, ${s.listRows} listing interfaces), ${s.skippedTotal} skipped, ${s.duplicates} copies on other interfaces`,
     );
   }
   return outcome;
