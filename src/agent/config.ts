@@ -16,6 +16,7 @@ import type { FilterProgram } from '../filter/program.ts';
 import type { ListenMode } from '../ifaces/watcher.ts';
 import type { StoreSettings } from '../store/store-exporter.ts';
 import { defaultStoreDirectory, storeFile } from '../store/store-path.ts';
+import { AGENT_IP_TYPES, type AgentIpSettings } from './agent-ip.ts';
 import {
   ageSetting,
   booleanSetting,
@@ -26,6 +27,7 @@ import {
   hostSetting,
   integerSetting,
   interfacePatternItem,
+  ipAddressSetting,
   listSetting,
   pathSetting,
   type RawValue,
@@ -99,6 +101,13 @@ export interface AgentConfig extends ExportSettings {
   readonly kernelMemoryMaxBytes: number;
   /** Kernel flow map kind: by CPU count, or forced. */
   readonly kernelMapKind: FlowMapKindSetting;
+  /** How the address written into every flow's agent IP is chosen (AGENT_IP, AGENT_IP_TYPE). */
+  readonly agentIp: AgentIpSettings;
+  /**
+   * BIDIRECTIONAL: both directions of a conversation in one record with reverse counters
+   * (src/account/biflow.ts); off by default.
+   */
+  readonly bidirectional: boolean;
 }
 
 /** Values as the command line gave them (commander's camelCase option names); absent = not given. */
@@ -126,6 +135,9 @@ export interface CommandLineValues {
   output?: string;
   kernelMemoryMax?: string;
   kernelMapKind?: string;
+  agentIp?: string;
+  /** `true` when `--bidirectional` is given. */
+  bidirectional?: string | boolean;
   config?: string;
   /** Directory (or .duckdb file) of the flow store. */
   storePath?: string;
@@ -278,6 +290,13 @@ const SPECS = {
     env: 'KERNEL_MAP_KIND',
     flag: ['--kernel-map-kind', 'kernelMapKind'],
     parser: choiceSetting(['auto', 'percpu', 'shared']),
+  },
+  agentIp: { env: 'AGENT_IP', flag: ['--agent-ip', 'agentIp'], parser: ipAddressSetting },
+  agentIpType: { env: 'AGENT_IP_TYPE', parser: choiceSetting(AGENT_IP_TYPES) },
+  bidirectional: {
+    env: 'BIDIRECTIONAL',
+    flag: ['--bidirectional', 'bidirectional'],
+    parser: booleanSetting,
   },
 } satisfies Record<string, SettingSpec<unknown>>;
 
@@ -509,6 +528,8 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     filter: buildFilter({ expression: reader.get('filter'), rules: reader.get('flowFilterRules') }),
     kernelMemoryMaxBytes: reader.get('kernelMemoryMax', DEFAULT_KERNEL_MEMORY_MAX_BYTES),
     kernelMapKind: reader.get('kernelMapKind', 'auto'),
+    agentIp: Object.freeze({ address: reader.get('agentIp'), type: reader.get('agentIpType', 'any') }),
+    bidirectional: reader.get('bidirectional', false),
   };
   return Object.freeze(config);
 }
