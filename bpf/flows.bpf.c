@@ -8,7 +8,7 @@
  * empty map and drain the old one: the swap waits for an RCU grace period, after which no
  * program still writes the old map, so a drain never races a counter update and nothing counted
  * is lost. When the map is full (or an update fails) the packet goes to user space as one
- * struct flow_record through the ring buffer instead.
+ * struct flow_event through the ring buffer instead.
  *
  * Build: scripts/build-bpf.sh (npm run build:bpf). The compiled object is committed.
  */
@@ -376,7 +376,7 @@ static __always_inline __u32 filter_packet(const struct flow_key *key, __u16 tcp
 /* Sends one packet to user space as a record; used when the flow map cannot take it. */
 static __always_inline void fallback_to_ringbuf(const struct flow_key *key, const struct flow_metrics *m)
 {
-    struct flow_record *rec;
+    struct flow_event *rec;
 
     count(COUNTER_RINGBUF_FALLBACK);
     rec = bpf_ringbuf_reserve(&flowtap_events, sizeof(*rec), 0);

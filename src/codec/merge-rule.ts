@@ -6,20 +6,36 @@
  * - first-seen is the earlier time, last-seen the later;
  * - TCP flags are ORed;
  * - DSCP is that of the flow's latest packet: the record with the greater last-seen time; when
- *   both were last seen at the same nanosecond, the record merged in (the later arrival) wins.
+ *   both were last seen at the same nanosecond, the record merged in (the later arrival) wins;
+ * - a record without a tunnel never clears one (a flow seen both encapsulated on the underlay and
+ *   plain on the overlay device keeps its tunnel); of two records with tunnels, that of the greater
+ *   last-seen wins, so which of two different tunnels a flow keeps depends on merge order;
+ * - the interfaces crossed are unioned in first-seen order: the entries of the record with the
+ *   earlier first-seen come first (at equal first-seen, the stored record's), then the other's
+ *   new ones, up to FLOWTAP_MAX_CROSSED; the kernel's dedup MACs come from that earlier record.
  *
- * So the result depends on arrival order only between records stamped at the same nanosecond.
+ * Otherwise the result depends on arrival order only between records stamped at the same
+ * nanosecond, and in the order of the crossed entries after the first.
+ * The user section (agent address, reverse counters) is written after accounting and not merged.
  */
 import { TWO_POW_32 } from '../model/u64.ts';
-import { V2_METRICS_WORD } from './v2-layout.ts';
+import { V2_MAX_CROSSED, V2_METRICS_WORD, V2_TUNNEL_WORDS } from './v2-layout.ts';
 
 const W_BYTES = V2_METRICS_WORD.BYTES;
 const W_PACKETS = V2_METRICS_WORD.PACKETS;
 const W_FIRST = V2_METRICS_WORD.FIRST_SEEN_NS;
 const W_LAST = V2_METRICS_WORD.LAST_SEEN_NS;
 const W_FLAGS_DSCP = V2_METRICS_WORD.FLAGS_DSCP;
+const W_TUNNEL = V2_METRICS_WORD.TUNNEL_ID;
+const W_CROSSED_IF = V2_METRICS_WORD.CROSSED_IF_INDEX;
+const W_CROSSED_DIR = V2_METRICS_WORD.CROSSED_DIRECTION;
+const W_CROSSED_COUNT = V2_METRICS_WORD.CROSSED_DIRECTION_COUNT;
+const W_DEDUP_MACS = V2_METRICS_WORD.DEDUP_MACS;
 const TCP_FLAGS_MASK = 0xffff;
 const DSCP_MASK = 0xff0000;
+const TUNNEL_TYPE_SHIFT = 24;
+/** crossed_direction[i] is byte `i` of the 8 bytes from word W_CROSSED_DIR; the count is byte 6. */
+const CROSSED_COUNT_BYTE = 6;
 
 /**
  * Merges the metrics starting at word `s` of `src` into those starting at word `d` of `dst`
@@ -31,10 +47,9 @@ export function mergeFlowMetrics(dst: Int32Array, d: number, src: Int32Array, s:
 
   const firstHi = src[s + W_FIRST + 1] >>> 0;
   const storedFirstHi = dst[d + W_FIRST + 1] >>> 0;
-  if (
-    firstHi < storedFirstHi ||
-    (firstHi === storedFirstHi && src[s + W_FIRST] >>> 0 < dst[d + W_FIRST] >>> 0)
-  ) {
+  const srcOlder =
+    firstHi < storedFirstHi || (firstHi === storedFirstHi && src[s + W_FIRST] >>> 0 < dst[d + W_FIRST] >>> 0);
+  if (srcOlder) {
     dst[d + W_FIRST] = src[s + W_FIRST];
     dst[d + W_FIRST + 1] = firstHi;
   }
@@ -44,13 +59,76 @@ export function mergeFlowMetrics(dst: Int32Array, d: number, src: Int32Array, s:
   const flags = (storedFlagsDscp | flagsDscp) & TCP_FLAGS_MASK;
   const lastHi = src[s + W_LAST + 1] >>> 0;
   const storedLastHi = dst[d + W_LAST + 1] >>> 0;
-  if (lastHi > storedLastHi || (lastHi === storedLastHi && src[s + W_LAST] >>> 0 >= dst[d + W_LAST] >>> 0)) {
+  const srcLatest =
+    lastHi > storedLastHi || (lastHi === storedLastHi && src[s + W_LAST] >>> 0 >= dst[d + W_LAST] >>> 0);
+  if (srcLatest) {
     dst[d + W_LAST] = src[s + W_LAST];
     dst[d + W_LAST + 1] = lastHi;
-    dst[d + W_FLAGS_DSCP] = flags | (flagsDscp & DSCP_MASK);
-  } else {
-    dst[d + W_FLAGS_DSCP] = flags | (storedFlagsDscp & DSCP_MASK);
   }
+  const dscp = (srcLatest ? flagsDscp : storedFlagsDscp) & DSCP_MASK;
+  const srcTunnel = flagsDscp >>> TUNNEL_TYPE_SHIFT;
+  const storedTunnel = storedFlagsDscp >>> TUNNEL_TYPE_SHIFT;
+  const tunnelFromSrc = srcTunnel !== 0 && (srcLatest || storedTunnel === 0);
+  if (tunnelFromSrc) {
+    for (let w = 0; w < V2_TUNNEL_WORDS; w++) dst[d + W_TUNNEL + w] = src[s + W_TUNNEL + w];
+  }
+  dst[d + W_FLAGS_DSCP] = flags | dscp | ((tunnelFromSrc ? srcTunnel : storedTunnel) << TUNNEL_TYPE_SHIFT);
+
+  if (crossedCount(src, s) !== 0) mergeCrossed(dst, d, src, s, srcOlder);
+  const macs = s + W_DEDUP_MACS;
+  if ((src[macs] | src[macs + 1] | src[macs + 2]) !== 0) {
+    const stored = d + W_DEDUP_MACS;
+    if (srcOlder || (dst[stored] | dst[stored + 1] | dst[stored + 2]) === 0) {
+      dst[stored] = src[macs];
+      dst[stored + 1] = src[macs + 1];
+      dst[stored + 2] = src[macs + 2];
+    }
+  }
+}
+
+function crossedCount(words: Int32Array, m: number): number {
+  return (words[m + W_CROSSED_COUNT] >>> 16) & 0xff;
+}
+
+/** Byte `i` of the 8 bytes from word W_CROSSED_DIR of the metrics at `m` (a direction, or the count at 6). */
+function crossedByte(words: Int32Array, m: number, i: number): number {
+  return (words[m + W_CROSSED_DIR + (i >>> 2)] >>> ((i & 3) * 8)) & 0xff;
+}
+
+// Scratch for one union: merges run one at a time, and a list is at most V2_MAX_CROSSED long.
+const unionIf = new Int32Array(V2_MAX_CROSSED);
+const unionDir = new Uint8Array(V2_MAX_CROSSED);
+
+/** Unions the crossed lists of `src` into `dst`, the older record's entries first. */
+function mergeCrossed(dst: Int32Array, d: number, src: Int32Array, s: number, srcOlder: boolean): void {
+  const [first, f, second, g] = srcOlder ? [src, s, dst, d] : [dst, d, src, s];
+  let n = 0;
+  const firstCount = crossedCount(first, f);
+  for (let i = 0; i < firstCount; i++, n++) {
+    unionIf[n] = first[f + W_CROSSED_IF + i];
+    unionDir[n] = crossedByte(first, f, i);
+  }
+  const secondCount = crossedCount(second, g);
+  for (let i = 0; i < secondCount && n < V2_MAX_CROSSED; i++) {
+    const ifIndex = second[g + W_CROSSED_IF + i];
+    const direction = crossedByte(second, g, i);
+    let seen = false;
+    for (let j = 0; j < n && !seen; j++) seen = unionIf[j] === ifIndex && unionDir[j] === direction;
+    if (!seen) {
+      unionIf[n] = ifIndex;
+      unionDir[n] = direction;
+      n++;
+    }
+  }
+  for (let i = 0; i < V2_MAX_CROSSED; i++) dst[d + W_CROSSED_IF + i] = i < n ? unionIf[i] : 0;
+  let low = 0;
+  let high = n << ((CROSSED_COUNT_BYTE - 4) * 8);
+  for (let i = 0; i < n; i++) {
+    if (i < 4) low |= unionDir[i] << (i * 8);
+    else high |= unionDir[i] << ((i - 4) * 8);
+  }
+  dst[d + W_CROSSED_DIR] = low;
+  dst[d + W_CROSSED_DIR + 1] = high;
 }
 
 /** Adds the u64 (lo, hi) to the u64 at words[at] (low), words[at + 1] (high), with carry. */

@@ -3,10 +3,10 @@
  * (capture → account → export). Rows are read in place; `flow(i)` builds an object only when a
  * consumer wants one.
  */
-import type { Flow } from '../model/flow.ts';
+import type { CrossedInterface, Flow, FlowReverse, FlowTunnel } from '../model/flow.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 import { TWO_POW_32 } from '../model/u64.ts';
-import { V2, V2_RECORD_BYTES } from './v2-layout.ts';
+import { RecordFlag, TunnelType, V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from './v2-layout.ts';
 
 function readU64Number(buf: Buffer, offset: number): number {
   return buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_POW_32;
@@ -48,7 +48,7 @@ export class RecordBatch {
     const b = this.bytes;
     const o = i * V2_RECORD_BYTES;
     const ifIndex = b.readUInt32LE(o + V2.IF_INDEX);
-    return {
+    const flow: Flow = {
       etype: b.readUInt16LE(o + V2.ETH_PROTOCOL),
       direction: b[o + V2.DIRECTION],
       srcMac: b.subarray(o + V2.SRC_MAC, o + V2.SRC_MAC + 6),
@@ -69,12 +69,70 @@ export class RecordBatch {
       dscp: b[o + V2.DSCP],
       interface: this.interfaces.nameOf(ifIndex),
     };
+    // Fields a row may not use are left out rather than set undefined, so flows compare as before.
+    const vlanOuter = b.readUInt16LE(o + V2.VLAN_OUTER);
+    const vlanInner = b.readUInt16LE(o + V2.VLAN_INNER);
+    if (vlanOuter !== 0 || vlanInner !== 0) {
+      flow.vlanOuter = vlanOuter;
+      flow.vlanInner = vlanInner;
+    }
+    const tunnel = readTunnel(b, o);
+    if (tunnel !== undefined) flow.tunnel = tunnel;
+    const crossed = readCrossed(b, o);
+    if (crossed !== undefined) flow.crossed = crossed;
+    const agentIp = readAgentIp(b, o);
+    if (agentIp !== undefined) flow.agentIp = agentIp;
+    const reverse = readReverse(b, o);
+    if (reverse !== undefined) flow.reverse = reverse;
+    return flow;
   }
 
   /** Every row as a `Flow` object. */
   *flows(): IterableIterator<Flow> {
     for (let i = 0; i < this.count; i++) yield this.flow(i);
   }
+}
+
+function readTunnel(b: Buffer, o: number): FlowTunnel | undefined {
+  const type = b[o + V2.TUNNEL_TYPE];
+  if (type === TunnelType.NONE) return undefined;
+  return {
+    type,
+    id: b.readUInt32LE(o + V2.TUNNEL_ID),
+    srcAddr: b.subarray(o + V2.TUNNEL_SRC, o + V2.TUNNEL_SRC + 16),
+    dstAddr: b.subarray(o + V2.TUNNEL_DST, o + V2.TUNNEL_DST + 16),
+  };
+}
+
+function readCrossed(b: Buffer, o: number): CrossedInterface[] | undefined {
+  const count = b[o + V2.CROSSED_COUNT];
+  if (count === 0) return undefined;
+  const crossed: CrossedInterface[] = [];
+  for (let i = 0; i < count; i++) {
+    crossed.push({
+      ifIndex: b.readUInt32LE(o + V2.CROSSED_IF_INDEX + 4 * i),
+      direction: b[o + V2.CROSSED_DIRECTION + i],
+    });
+  }
+  return crossed;
+}
+
+function readAgentIp(b: Buffer, o: number): Uint8Array | undefined {
+  const at = o + V2.AGENT_IP;
+  const any = b.readUInt32LE(at) | b.readUInt32LE(at + 4) | b.readUInt32LE(at + 8) | b.readUInt32LE(at + 12);
+  return any === 0 ? undefined : b.subarray(at, at + 16);
+}
+
+function readReverse(b: Buffer, o: number): FlowReverse | undefined {
+  if ((b[o + V2.RECORD_FLAGS] & RecordFlag.BIFLOW) === 0) return undefined;
+  return {
+    bytes: readU64Number(b, o + V2.REV_BYTES),
+    packets: readU64Number(b, o + V2.REV_PACKETS),
+    timeFlowStartNs: b.readBigUInt64LE(o + V2.REV_FIRST_SEEN_NS),
+    timeFlowEndNs: b.readBigUInt64LE(o + V2.REV_LAST_SEEN_NS),
+    tcpFlags: b.readUInt16LE(o + V2.REV_TCP_FLAGS),
+    dscp: b[o + V2.REV_DSCP],
+  };
 }
 
 /** Writes `flow` as a v2 row at `offset` of `buf` (padding zeroed). */
@@ -98,6 +156,33 @@ export function writeFlowRow(buf: Buffer, offset: number, flow: Flow): void {
   buf.writeBigUInt64LE(flow.timeFlowEndNs, offset + V2.LAST_SEEN_NS);
   buf.writeUInt16LE(flow.tcpFlags, offset + V2.TCP_FLAGS);
   buf[offset + V2.DSCP] = flow.dscp;
+  buf.writeUInt16LE(flow.vlanOuter ?? 0, offset + V2.VLAN_OUTER);
+  buf.writeUInt16LE(flow.vlanInner ?? 0, offset + V2.VLAN_INNER);
+  const tunnel = flow.tunnel;
+  if (tunnel !== undefined) {
+    buf[offset + V2.TUNNEL_TYPE] = tunnel.type;
+    buf.writeUInt32LE(tunnel.id >>> 0, offset + V2.TUNNEL_ID);
+    buf.set(tunnel.srcAddr.subarray(0, 16), offset + V2.TUNNEL_SRC);
+    buf.set(tunnel.dstAddr.subarray(0, 16), offset + V2.TUNNEL_DST);
+  }
+  const crossed = flow.crossed ?? [];
+  const count = Math.min(crossed.length, V2_MAX_CROSSED);
+  for (let i = 0; i < count; i++) {
+    buf.writeUInt32LE(crossed[i].ifIndex >>> 0, offset + V2.CROSSED_IF_INDEX + 4 * i);
+    buf[offset + V2.CROSSED_DIRECTION + i] = crossed[i].direction;
+  }
+  buf[offset + V2.CROSSED_COUNT] = count;
+  if (flow.agentIp !== undefined) buf.set(flow.agentIp.subarray(0, 16), offset + V2.AGENT_IP);
+  const reverse = flow.reverse;
+  if (reverse !== undefined) {
+    writeU64Number(buf, offset + V2.REV_BYTES, reverse.bytes);
+    writeU64Number(buf, offset + V2.REV_PACKETS, reverse.packets);
+    buf.writeBigUInt64LE(reverse.timeFlowStartNs, offset + V2.REV_FIRST_SEEN_NS);
+    buf.writeBigUInt64LE(reverse.timeFlowEndNs, offset + V2.REV_LAST_SEEN_NS);
+    buf.writeUInt16LE(reverse.tcpFlags, offset + V2.REV_TCP_FLAGS);
+    buf[offset + V2.REV_DSCP] = reverse.dscp;
+    buf[offset + V2.RECORD_FLAGS] |= RecordFlag.BIFLOW;
+  }
 }
 
 /**

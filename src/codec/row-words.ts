@@ -1,6 +1,6 @@
 /**
  * Rows seen as 32-bit words: the accounter, the decoders and the kernel readers copy, compare and
- * merge 104-byte rows with word loads and stores instead of byte reads. Word indexes are in
+ * merge rows with word loads and stores instead of byte reads. Word indexes are in
  * v2-layout.ts; this module makes the views.
  */
 import type { RecordBatch } from './record-batch.ts';

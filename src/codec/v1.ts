@@ -119,8 +119,7 @@ export function decodeV1Records(buf: Buffer, ctx: V1Context): DecodedRecords {
     words[w + 21] = timeHi;
     words[w + 22] = timeLo;
     words[w + 23] = timeHi;
-    words[w + 24] = 0;
-    words[w + 25] = 0;
+    words.fill(0, w + 24, w + ROW_WORDS); // flags, DSCP, tunnel, crossed (the key's only), user section
   }
   return {
     batch: new RecordBatch(out.subarray(0, i * V2_RECORD_BYTES), i, ctx.interfaces ?? NO_INTERFACE_NAMES),

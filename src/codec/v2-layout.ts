@@ -18,22 +18,67 @@ export const V2 = {
   IF_INDEX: 52,
   ICMP_TYPE: 56,
   ICMP_CODE: 57,
-  KEY_PAD: 58,
+  VLAN_OUTER: 58,
+  VLAN_INNER: 60,
+  KEY_PAD: 62,
   BYTES: 64,
   PACKETS: 72,
   FIRST_SEEN_NS: 80,
   LAST_SEEN_NS: 88,
   TCP_FLAGS: 96,
   DSCP: 98,
-  METRICS_PAD: 99,
+  TUNNEL_TYPE: 99,
+  TUNNEL_ID: 100,
+  TUNNEL_SRC: 104,
+  TUNNEL_DST: 120,
+  CROSSED_IF_INDEX: 136,
+  CROSSED_DIRECTION: 160,
+  CROSSED_COUNT: 166,
+  METRICS_PAD0: 167,
+  DEDUP_SRC_MAC: 168,
+  DEDUP_DST_MAC: 174,
+  METRICS_PAD: 180,
+  AGENT_IP: 184,
+  REV_BYTES: 200,
+  REV_PACKETS: 208,
+  REV_FIRST_SEEN_NS: 216,
+  REV_LAST_SEEN_NS: 224,
+  REV_TCP_FLAGS: 232,
+  REV_DSCP: 234,
+  RECORD_FLAGS: 235,
+  USER_PAD: 236,
+} as const;
+
+/** Interfaces a record lists as crossed (`FLOWTAP_MAX_CROSSED`). */
+export const V2_MAX_CROSSED = 6;
+
+/** `tunnel_type` values (`FLOWTAP_TUNNEL_*`): the encapsulation the key's inner packet arrived in. */
+export const TunnelType = {
+  NONE: 0,
+  VXLAN: 1,
+  GENEVE: 2,
+  /** GRE and GRETAP. */
+  GRE: 3,
+  /** IPv4 or IPv6 inside IPv4 or IPv6; the family is that of the tunnel addresses. */
+  IPIP: 4,
+} as const;
+
+/** `record_flags` bits (`FLOWTAP_RECORD_*`). */
+export const RecordFlag = {
+  /** A bidirectional record: the `rev_*` fields are meaningful. */
+  BIFLOW: 1,
 } as const;
 
 /** Size of `struct flow_key`: the part of a record that identifies the flow. */
 export const V2_KEY_BYTES = 64;
-/** Size of `struct flow_metrics`. */
-export const V2_METRICS_BYTES = 40;
-/** Size of `struct flow_record`. */
-export const V2_RECORD_BYTES = V2_KEY_BYTES + V2_METRICS_BYTES;
+/** Size of `struct flow_metrics`: the kernel map's value. */
+export const V2_METRICS_BYTES = 120;
+/** Size of `struct flow_event` (key + metrics): what the kernel hands out (ring buffer, map drain). */
+export const V2_EVENT_BYTES = V2_KEY_BYTES + V2_METRICS_BYTES;
+/** Size of `struct flow_user`: the section only user space writes. */
+export const V2_USER_BYTES = 56;
+/** Size of `struct flow_record`: a batch row. */
+export const V2_RECORD_BYTES = V2_EVENT_BYTES + V2_USER_BYTES;
 /** Key size in 32-bit words, for hashing and comparing keys word by word. */
 export const V2_KEY_WORDS = V2_KEY_BYTES / 4;
 /** Size of `struct flow_record` in 32-bit words: hot paths read and write rows word by word. */
@@ -50,6 +95,18 @@ export const V2_METRICS_WORD = {
   PACKETS: (V2.PACKETS - V2_KEY_BYTES) / 4,
   FIRST_SEEN_NS: (V2.FIRST_SEEN_NS - V2_KEY_BYTES) / 4,
   LAST_SEEN_NS: (V2.LAST_SEEN_NS - V2_KEY_BYTES) / 4,
-  /** tcp_flags (u16, bits 0..15), dscp (u8, bits 16..23) and a pad byte share one word. */
+  /** tcp_flags (u16, bits 0..15), dscp (u8, bits 16..23) and tunnel_type (bits 24..31) share one word. */
   FLAGS_DSCP: (V2.TCP_FLAGS - V2_KEY_BYTES) / 4,
+  /** tunnel_id, then tunnel_src and tunnel_dst: 9 words. */
+  TUNNEL_ID: (V2.TUNNEL_ID - V2_KEY_BYTES) / 4,
+  CROSSED_IF_INDEX: (V2.CROSSED_IF_INDEX - V2_KEY_BYTES) / 4,
+  /** crossed_direction[0..3]. */
+  CROSSED_DIRECTION: (V2.CROSSED_DIRECTION - V2_KEY_BYTES) / 4,
+  /** crossed_direction[4..5] (bits 0..15), crossed_count (bits 16..23), a pad byte. */
+  CROSSED_DIRECTION_COUNT: (V2.CROSSED_DIRECTION - V2_KEY_BYTES) / 4 + 1,
+  /** dedup_src_mac, dedup_dst_mac: 3 words. */
+  DEDUP_MACS: (V2.DEDUP_SRC_MAC - V2_KEY_BYTES) / 4,
 } as const;
+
+/** Words of the tunnel fields after the FLAGS_DSCP word (tunnel_id, tunnel_src, tunnel_dst). */
+export const V2_TUNNEL_WORDS = (V2.CROSSED_IF_INDEX - V2.TUNNEL_ID) / 4;

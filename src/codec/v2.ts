@@ -9,7 +9,14 @@ import { isIpv4Mapped } from '../model/ip.ts';
 import { EtherType } from '../model/names.ts';
 import { RecordBatch, writeFlowRow } from './record-batch.ts';
 import type { DecodedRecords } from './record-stream.ts';
-import { V2, V2_KEY_BYTES, V2_RECORD_BYTES, V2_ROW_WORDS } from './v2-layout.ts';
+import {
+  V2,
+  V2_EVENT_BYTES,
+  V2_KEY_BYTES,
+  V2_MAX_CROSSED,
+  V2_RECORD_BYTES,
+  V2_ROW_WORDS,
+} from './v2-layout.ts';
 
 const LAYOUT = 'v2';
 
@@ -26,6 +33,29 @@ function malformed(base: number, at: number, field: string, detail: string): Mal
 }
 
 const ROW_WORDS = V2_ROW_WORDS;
+
+/**
+ * Byte ranges [from, to) every v2 row has zero: padding, and the dedup MACs, which only the
+ * kernel's map value uses (the drain moves them into the key).
+ */
+const ZERO_FIELDS: ReadonlyArray<readonly [string, number, number]> = [
+  ['key_pad', V2.KEY_PAD, V2_KEY_BYTES],
+  ['metrics_pad0', V2.METRICS_PAD0, V2.METRICS_PAD0 + 1],
+  ['dedup_src_mac', V2.DEDUP_SRC_MAC, V2.DEDUP_DST_MAC],
+  ['dedup_dst_mac', V2.DEDUP_DST_MAC, V2.METRICS_PAD],
+  ['metrics_pad', V2.METRICS_PAD, V2_EVENT_BYTES],
+  ['user_pad', V2.USER_PAD, V2_RECORD_BYTES],
+];
+const W_KEY_PAD = V2.KEY_PAD >> 2;
+const W_CROSSED_COUNT = V2.CROSSED_COUNT >> 2;
+const W_DEDUP_MACS = V2.DEDUP_SRC_MAC >> 2;
+const W_METRICS_PAD = V2.METRICS_PAD >> 2;
+const W_USER_PAD = V2.USER_PAD >> 2;
+const W_PACKETS = V2.PACKETS >> 2;
+const W_FIRST = V2.FIRST_SEEN_NS >> 2;
+const W_LAST = V2.LAST_SEEN_NS >> 2;
+const W_SRC_ADDR = V2.SRC_ADDR >> 2;
+const W_DST_ADDR = V2.DST_ADDR >> 2;
 /** Bytes 8..11 of an IPv4-mapped address (00 00 ff ff) read as a little-endian word. */
 const IPV4_MAPPED_PREFIX_WORD = 0xffff0000 | 0;
 const ETH_IPV4_WORD_LOW = EtherType.IPV4;
@@ -34,11 +64,19 @@ const ETH_IPV4_WORD_LOW = EtherType.IPV4;
 function rowError(buf: Buffer, o: number, base: number): MalformedRecordError | undefined {
   const direction = buf[o + V2.DIRECTION];
   if (direction > 1) return malformed(base, o + V2.DIRECTION, 'direction', `is ${direction}, not 0 or 1`);
-  for (let p = V2.KEY_PAD; p < V2_KEY_BYTES; p++) {
-    if (buf[p + o] !== 0) return malformed(base, o + p, 'key_pad', 'is not zero');
+  for (const [field, from, to] of ZERO_FIELDS) {
+    for (let p = from; p < to; p++) {
+      if (buf[p + o] !== 0) return malformed(base, o + p, field, 'is not zero');
+    }
   }
-  for (let p = V2.METRICS_PAD; p < V2_RECORD_BYTES; p++) {
-    if (buf[p + o] !== 0) return malformed(base, o + p, 'metrics_pad', 'is not zero');
+  const crossed = buf[o + V2.CROSSED_COUNT];
+  if (crossed > V2_MAX_CROSSED) {
+    return malformed(
+      base,
+      o + V2.CROSSED_COUNT,
+      'crossed_count',
+      `is ${crossed}, more than ${V2_MAX_CROSSED}`,
+    );
   }
   if (buf.readUInt32LE(o + V2.PACKETS) === 0 && buf.readUInt32LE(o + V2.PACKETS + 4) === 0) {
     return malformed(base, o + V2.PACKETS, 'packets', 'is 0: a record counts at least one packet');
@@ -60,15 +98,20 @@ function rowLooksValid(w: Int32Array, i: number): boolean {
   const r = i * ROW_WORDS;
   const w0 = w[r];
   if (((w0 >>> 16) & 0xff) > 1) return false; // direction
-  if (w[r + 14] >>> 16 !== 0 || w[r + 15] !== 0) return false; // key_pad
-  if (w[r + 24] >>> 24 !== 0 || w[r + 25] !== 0) return false; // metrics_pad
-  if (w[r + 18] === 0 && w[r + 19] === 0) return false; // packets
-  const firstHi = w[r + 21] >>> 0;
-  const lastHi = w[r + 23] >>> 0;
-  if (lastHi < firstHi || (lastHi === firstHi && w[r + 22] >>> 0 < w[r + 20] >>> 0)) return false;
+  if (w[r + W_KEY_PAD] >>> 16 !== 0) return false; // key_pad
+  const countWord = w[r + W_CROSSED_COUNT];
+  if (countWord >>> 24 !== 0 || ((countWord >>> 16) & 0xff) > V2_MAX_CROSSED) return false; // pad0, crossed_count
+  if ((w[r + W_DEDUP_MACS] | w[r + W_DEDUP_MACS + 1] | w[r + W_DEDUP_MACS + 2]) !== 0) return false;
+  if (w[r + W_METRICS_PAD] !== 0 || w[r + W_USER_PAD] !== 0) return false; // metrics_pad, user_pad
+  if (w[r + W_PACKETS] === 0 && w[r + W_PACKETS + 1] === 0) return false; // packets
+  const firstHi = w[r + W_FIRST + 1] >>> 0;
+  const lastHi = w[r + W_LAST + 1] >>> 0;
+  if (lastHi < firstHi || (lastHi === firstHi && w[r + W_LAST] >>> 0 < w[r + W_FIRST] >>> 0)) return false;
   if ((w0 & 0xffff) === ETH_IPV4_WORD_LOW) {
-    if (w[r + 4] !== 0 || w[r + 5] !== 0 || w[r + 6] !== IPV4_MAPPED_PREFIX_WORD) return false;
-    if (w[r + 8] !== 0 || w[r + 9] !== 0 || w[r + 10] !== IPV4_MAPPED_PREFIX_WORD) return false;
+    const s = r + W_SRC_ADDR;
+    if (w[s] !== 0 || w[s + 1] !== 0 || w[s + 2] !== IPV4_MAPPED_PREFIX_WORD) return false;
+    const d = r + W_DST_ADDR;
+    if (w[d] !== 0 || w[d + 1] !== 0 || w[d + 2] !== IPV4_MAPPED_PREFIX_WORD) return false;
   }
   return true;
 }

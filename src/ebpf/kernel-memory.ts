@@ -24,8 +24,8 @@ export type FlowMapKindSetting = 'auto' | FlowMapKind;
 
 /**
  * From this many possible CPUs on, `auto` picks the shared hash (atomic adds) over the per-CPU one.
- * A per-CPU entry costs 136 + 40 x C bytes against 168 for a shared one, and every drain copies
- * and merges C value slots per flow: at 8 CPUs that is 2.7 x the memory and 8 x the drain work of
+ * A per-CPU entry costs 136 + 120 x C bytes against 248 for a shared one, and every drain copies
+ * and merges C value slots per flow: at 8 CPUs that is 4.4 x the memory and 8 x the drain work of
  * the shared map, while the shared map's atomic adds only cost more when one flow's packets hit
  * several CPUs at once (RSS keeps a flow on one CPU). Below 8 the per-CPU map's lock-free adds are
  * worth its memory; from 8 on its memory and drain cost grow faster than contention can cost.

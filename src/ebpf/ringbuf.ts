@@ -4,7 +4,7 @@
  * syscall when the buffer is empty. Every record is one `struct flow_record` (packets = 1).
  */
 import koffi from 'koffi';
-import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { V2, V2_EVENT_BYTES } from '../codec/v2-layout.ts';
 import { ClosedError } from '../errors.ts';
 import type { SplitOffset } from './clock.ts';
 import { kernelError } from './kernel-error.ts';
@@ -19,7 +19,7 @@ const RECORD_HEADER_BYTES = 8;
 const BUSY_BIT = 0x80000000;
 const DISCARD_BIT = 0x40000000;
 const LENGTH_MASK = 0x3fffffff;
-const RECORD_WORDS = V2_RECORD_BYTES / 4;
+const EVENT_WORDS = V2_EVENT_BYTES / 4;
 const W_FIRST = V2.FIRST_SEEN_NS / 4;
 const W_LAST = V2.LAST_SEEN_NS / 4;
 
@@ -83,12 +83,12 @@ export class RingBufferReader {
       if (header & BUSY_BIT) break; // reserved but not yet submitted: read it next time
       const length = header & LENGTH_MASK;
       if ((header & DISCARD_BIT) === 0) {
-        if (length === V2_RECORD_BYTES) {
+        if (length === V2_EVENT_BYTES) {
           const o = sink.appendRow() >>> 2;
           const row = this.#rowWords.of(sink.bytes);
           const data = this.#dataWords;
           const s = (at + RECORD_HEADER_BYTES) >>> 2;
-          for (let w = 0; w < RECORD_WORDS; w++) row[o + w] = data[s + w];
+          for (let w = 0; w < EVENT_WORDS; w++) row[o + w] = data[s + w];
           addOffsetWords(row, o + W_FIRST, offset);
           addOffsetWords(row, o + W_LAST, offset);
           rows++;
@@ -102,7 +102,7 @@ export class RingBufferReader {
     return rows;
   }
 
-  /** Records that were not a whole `struct flow_record` (never expected; counted, not kept). Readable after close. */
+  /** Records that were not a whole `struct flow_event` (never expected; counted, not kept). Readable after close. */
   get malformedRecords(): number {
     return this.#malformedRecords;
   }

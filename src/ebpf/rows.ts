@@ -1,6 +1,6 @@
 /**
  * Writing kernel records into batch rows word by word: the map drain and the ring-buffer reader
- * copy 104-byte rows with 32-bit loads and stores (no native call, no object per row) and shift
+ * copy kernel events into rows with 32-bit loads and stores (no native call, no object per row) and shift
  * their times in the same pass.
  */
 import type { SplitOffset } from './clock.ts';

@@ -33,6 +33,40 @@ export interface FlowKey {
   icmpType: number;
   /** ICMP/ICMPv6 code, 0 for other protocols. */
   icmpCode: number;
+  /** VLAN id of the outer 802.1Q/802.1ad tag in the frame; absent or 0 when untagged. */
+  vlanOuter?: number;
+  /** VLAN id of the inner tag; absent or 0 when there is none. */
+  vlanInner?: number;
+}
+
+/** The encapsulation a flow's (inner) packets arrived in. */
+export interface FlowTunnel {
+  /** `TunnelType` of src/codec/v2-layout.ts (never NONE here). */
+  type: number;
+  /** VXLAN/Geneve VNI or GRE key, 0 when the tunnel has none. */
+  id: number;
+  /** Outer source address, 16 bytes, IPv4 mapped. */
+  srcAddr: Uint8Array;
+  /** Outer destination address. */
+  dstAddr: Uint8Array;
+}
+
+/** One interface a flow crossed on the host, and the direction it crossed it in. */
+export interface CrossedInterface {
+  ifIndex: number;
+  /** 0 ingress, 1 egress. */
+  direction: number;
+}
+
+/** The reverse direction's counters of a bidirectional record (RFC 5103). */
+export interface FlowReverse {
+  bytes: number;
+  packets: number;
+  /** Unix epoch nanoseconds; 0 when the reverse direction had no packet. */
+  timeFlowStartNs: bigint;
+  timeFlowEndNs: bigint;
+  tcpFlags: number;
+  dscp: number;
 }
 
 /** A flow: its key and what was counted for it. */
@@ -51,6 +85,17 @@ export interface Flow extends FlowKey {
   dscp: number;
   /** Name of the interface (`ifIndex` resolved), '' when unknown. */
   interface: string;
+  /** Present when the flow arrived encapsulated (the key is the inner packet's). */
+  tunnel?: FlowTunnel;
+  /**
+   * Every interface the flow crossed, first-seen order; the first is the one that counted it.
+   * Absent: only the key's interface (`ifIndex`, `direction`).
+   */
+  crossed?: readonly CrossedInterface[];
+  /** Address of the agent that observed the flow, 16 bytes IPv4 mapped; absent when unknown. */
+  agentIp?: Uint8Array;
+  /** Present on a bidirectional record: the reverse direction's counters. */
+  reverse?: FlowReverse;
 }
 
 const JSON_STRINGS = new Map<string, string>();
@@ -106,5 +151,7 @@ export function flowKeyString(key: FlowKey): string {
     key.ifIndex,
     key.icmpType,
     key.icmpCode,
+    key.vlanOuter ?? 0,
+    key.vlanInner ?? 0,
   ].join('|');
 }

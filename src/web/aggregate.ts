@@ -71,7 +71,7 @@ function secondsAt(buf: Buffer, offset: number): number {
   return Math.floor((buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_POW_32) / NS_PER_SECOND);
 }
 
-/** Flow key text: addresses, ports, interface index, ICMP type/code (bytes 16..58), direction, protocol. */
+/** Flow key text: addresses, ports, interface index, ICMP type/code, VLAN ids (bytes 16..62), direction, protocol. */
 const FLOW_KEY_START = V2.SRC_ADDR;
 const FLOW_KEY_END = V2.KEY_PAD;
 /** Where the direction and protocol characters sit in a flow key string. */

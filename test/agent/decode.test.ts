@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { encodeV1, V1_RECORD_BYTES } from '../../src/codec/v1.ts';
 import { encodeV2 } from '../../src/codec/v2.ts';
+import { V2, V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import { runCli } from '../helpers/cli.ts';
 import { makeFlow } from '../helpers/flows.ts';
 
@@ -158,9 +159,9 @@ describe('flowtap decode', () => {
 
   test('a v2 record with a bad field names it and its offset', async () => {
     const buf = encodeV2([makeFlow(), makeFlow()]);
-    buf[104 + 2] = 5;
+    buf[V2_RECORD_BYTES + V2.DIRECTION] = 5;
     const { code, stderr } = await runCli(['decode', '--layout', 'v2', '-'], { stdin: buf });
     assert.equal(code, 1);
-    assert.match(stderr, /field direction at byte offset 106/);
+    assert.match(stderr, new RegExp(`field direction at byte offset ${V2_RECORD_BYTES + V2.DIRECTION}\\b`));
   });
 });

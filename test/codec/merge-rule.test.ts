@@ -9,9 +9,9 @@ import { Accounter } from '../../src/account/accounter.ts';
 import { mergeFlowMetrics } from '../../src/codec/merge-rule.ts';
 import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
 import { rowWords } from '../../src/codec/row-words.ts';
-import { V2_KEY_WORDS, V2_METRICS_WORDS, V2_ROW_WORDS } from '../../src/codec/v2-layout.ts';
+import { TunnelType, V2_KEY_WORDS, V2_METRICS_WORDS, V2_ROW_WORDS } from '../../src/codec/v2-layout.ts';
 import { mergePerCpuMetrics } from '../../src/ebpf/flow-map.ts';
-import type { Flow } from '../../src/model/flow.ts';
+import type { CrossedInterface, Flow } from '../../src/model/flow.ts';
 import { makeFlow } from '../helpers/flows.ts';
 
 type Metrics = [
@@ -21,7 +21,19 @@ type Metrics = [
   lastNs: bigint,
   tcpFlags: number,
   dscp: number,
+  tunnelId: number,
+  /** The interface that counts (first entry of the crossed list). */
+  firstCrossed: string,
+  /** Every interface crossed, sorted: the order after the first entry depends on merge order. */
+  crossed: string,
 ];
+
+const tunnel = (id: number) => ({
+  type: TunnelType.VXLAN,
+  id,
+  srcAddr: Buffer.alloc(16, id),
+  dstAddr: Buffer.alloc(16, id + 1),
+});
 
 const T = 1_700_000_000_000_000_000n;
 /** Records of one flow: distinct last-seen times, first-seen times out of step with them, a u64 carry. */
@@ -33,6 +45,11 @@ const RECORDS = [
     timeFlowEndNs: T + 300n,
     tcpFlags: 2,
     dscp: 10,
+    tunnel: tunnel(7),
+    crossed: [
+      { ifIndex: 3, direction: 0 },
+      { ifIndex: 4, direction: 1 },
+    ],
   }),
   makeFlow({
     bytes: 7,
@@ -41,6 +58,10 @@ const RECORDS = [
     timeFlowEndNs: T + 20n,
     tcpFlags: 16,
     dscp: 46,
+    crossed: [
+      { ifIndex: 4, direction: 1 },
+      { ifIndex: 5, direction: 1 },
+    ],
   }),
   makeFlow({ bytes: 2 ** 40, packets: 3, timeFlowStartNs: T + 400n, timeFlowEndNs: T + 2n ** 33n, dscp: 18 }),
   makeFlow({
@@ -50,6 +71,8 @@ const RECORDS = [
     timeFlowEndNs: T + 2n ** 32n,
     tcpFlags: 1,
     dscp: 26,
+    tunnel: tunnel(7),
+    crossed: [{ ifIndex: 9, direction: 0 }],
   }),
   makeFlow({
     bytes: 100,
@@ -61,13 +84,30 @@ const RECORDS = [
   }),
 ];
 
+const crossedText = (c: CrossedInterface) => `${c.ifIndex}/${c.direction}`;
+
 function metricsOf(flow: Flow): Metrics {
-  return [flow.bytes, flow.packets, flow.timeFlowStartNs, flow.timeFlowEndNs, flow.tcpFlags, flow.dscp];
+  const crossed = (flow.crossed ?? []).map(crossedText);
+  return [
+    flow.bytes,
+    flow.packets,
+    flow.timeFlowStartNs,
+    flow.timeFlowEndNs,
+    flow.tcpFlags,
+    flow.dscp,
+    flow.tunnel?.id ?? 0,
+    crossed[0] ?? '',
+    [...crossed].sort().join(' '),
+  ];
 }
 
 /** The rule written out plainly, from its definition. */
 function expected(records: readonly Flow[]): Metrics {
   const latest = records.reduce((a, b) => (b.timeFlowEndNs >= a.timeFlowEndNs ? b : a));
+  const byFirstSeen = [...records].sort((a, b) => (a.timeFlowStartNs < b.timeFlowStartNs ? -1 : 1));
+  const withTunnel = records.find((r) => r.tunnel !== undefined);
+  const crossed = new Set(records.flatMap((r) => (r.crossed ?? []).map(crossedText)));
+  const firstCrossed = byFirstSeen.find((r) => r.crossed !== undefined)?.crossed?.[0];
   return [
     records.reduce((s, r) => s + r.bytes, 0),
     records.reduce((s, r) => s + r.packets, 0),
@@ -75,6 +115,9 @@ function expected(records: readonly Flow[]): Metrics {
     latest.timeFlowEndNs,
     records.reduce((f, r) => f | r.tcpFlags, 0),
     latest.dscp,
+    withTunnel?.tunnel?.id ?? 0,
+    firstCrossed === undefined ? '' : crossedText(firstCrossed),
+    [...crossed].sort().join(' '),
   ];
 }
 
@@ -148,6 +191,16 @@ describe('the merge rule', () => {
       const [flow] = await account([recordBatchOf(drained)]);
       assert.deepEqual(metricsOf(flow), want);
     }
+  });
+
+  test('a record without a tunnel never clears one, and of two tunnels the later-seen record wins', () => {
+    const a = makeFlow({ timeFlowStartNs: T, timeFlowEndNs: T + 5n, tunnel: tunnel(1) });
+    const b = makeFlow({ timeFlowStartNs: T, timeFlowEndNs: T + 9n, tunnel: tunnel(2) });
+    const none = makeFlow({ timeFlowStartNs: T, timeFlowEndNs: T + 20n });
+    assert.equal(foldDirectly([a, none])[6], 1);
+    assert.equal(foldDirectly([none, a])[6], 1);
+    assert.equal(foldDirectly([a, b])[6], 2);
+    assert.equal(foldDirectly([b, a])[6], 2);
   });
 
   test('records last seen at the same nanosecond keep the DSCP of the later arrival in every stage', async () => {

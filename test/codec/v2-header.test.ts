@@ -8,7 +8,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { V2, V2_KEY_BYTES, V2_METRICS_BYTES, V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
+import {
+  RecordFlag,
+  TunnelType,
+  V2,
+  V2_EVENT_BYTES,
+  V2_KEY_BYTES,
+  V2_MAX_CROSSED,
+  V2_METRICS_BYTES,
+  V2_RECORD_BYTES,
+  V2_USER_BYTES,
+} from '../../src/codec/v2-layout.ts';
 
 const HEADER = new URL('../../bpf/flow_record.h', import.meta.url).pathname;
 
@@ -25,6 +35,8 @@ const FIELDS: Array<[keyof typeof V2, string]> = [
   ['IF_INDEX', 'key.if_index'],
   ['ICMP_TYPE', 'key.icmp_type'],
   ['ICMP_CODE', 'key.icmp_code'],
+  ['VLAN_OUTER', 'key.vlan_outer'],
+  ['VLAN_INNER', 'key.vlan_inner'],
   ['KEY_PAD', 'key.key_pad'],
   ['BYTES', 'metrics.bytes'],
   ['PACKETS', 'metrics.packets'],
@@ -32,7 +44,37 @@ const FIELDS: Array<[keyof typeof V2, string]> = [
   ['LAST_SEEN_NS', 'metrics.last_seen_ns'],
   ['TCP_FLAGS', 'metrics.tcp_flags'],
   ['DSCP', 'metrics.dscp'],
+  ['TUNNEL_TYPE', 'metrics.tunnel_type'],
+  ['TUNNEL_ID', 'metrics.tunnel_id'],
+  ['TUNNEL_SRC', 'metrics.tunnel_src'],
+  ['TUNNEL_DST', 'metrics.tunnel_dst'],
+  ['CROSSED_IF_INDEX', 'metrics.crossed_if_index'],
+  ['CROSSED_DIRECTION', 'metrics.crossed_direction'],
+  ['CROSSED_COUNT', 'metrics.crossed_count'],
+  ['METRICS_PAD0', 'metrics.metrics_pad0'],
+  ['DEDUP_SRC_MAC', 'metrics.dedup_src_mac'],
+  ['DEDUP_DST_MAC', 'metrics.dedup_dst_mac'],
   ['METRICS_PAD', 'metrics.metrics_pad'],
+  ['AGENT_IP', 'user.agent_ip'],
+  ['REV_BYTES', 'user.rev_bytes'],
+  ['REV_PACKETS', 'user.rev_packets'],
+  ['REV_FIRST_SEEN_NS', 'user.rev_first_seen_ns'],
+  ['REV_LAST_SEEN_NS', 'user.rev_last_seen_ns'],
+  ['REV_TCP_FLAGS', 'user.rev_tcp_flags'],
+  ['REV_DSCP', 'user.rev_dscp'],
+  ['RECORD_FLAGS', 'user.record_flags'],
+  ['USER_PAD', 'user.user_pad'],
+];
+
+/** Constants the header and the TypeScript layout must give the same value. */
+const CONSTANTS: Array<[string, number]> = [
+  ['FLOWTAP_MAX_CROSSED', V2_MAX_CROSSED],
+  ['FLOWTAP_TUNNEL_NONE', TunnelType.NONE],
+  ['FLOWTAP_TUNNEL_VXLAN', TunnelType.VXLAN],
+  ['FLOWTAP_TUNNEL_GENEVE', TunnelType.GENEVE],
+  ['FLOWTAP_TUNNEL_GRE', TunnelType.GRE],
+  ['FLOWTAP_TUNNEL_IPIP', TunnelType.IPIP],
+  ['FLOWTAP_RECORD_BIFLOW', RecordFlag.BIFLOW],
 ];
 
 test('the C header and the TypeScript layout agree on every offset and size', (t) => {
@@ -44,7 +86,9 @@ test('the C header and the TypeScript layout agree on every offset and size', (t
     `#include "${HEADER}"`,
     'int main(void) {',
     ...FIELDS.map(([name, member]) => `  printf("${name} %zu\\n", offsetof(struct flow_record, ${member}));`),
-    '  printf("KEY %zu\\nMETRICS %zu\\nRECORD %zu\\n", sizeof(struct flow_key), sizeof(struct flow_metrics), sizeof(struct flow_record));',
+    ...CONSTANTS.map(([name]) => `  printf("${name} %d\\n", (int)(${name}));`),
+    '  printf("KEY %zu\\nMETRICS %zu\\nUSER %zu\\nEVENT %zu\\nRECORD %zu\\n", sizeof(struct flow_key), sizeof(struct flow_metrics), sizeof(struct flow_user), sizeof(struct flow_event), sizeof(struct flow_record));',
+    '  printf("EVENT_METRICS %zu\\n", offsetof(struct flow_event, metrics));',
     '  return 0;',
     '}',
   ].join('\n');
@@ -58,7 +102,11 @@ test('the C header and the TypeScript layout agree on every offset and size', (t
       .map(([k, v]) => [k, Number(v)]),
   );
   for (const [name] of FIELDS) assert.equal(printed[name], V2[name], `offset of ${name}`);
+  for (const [name, value] of CONSTANTS) assert.equal(printed[name], value, name);
   assert.equal(printed.KEY, V2_KEY_BYTES);
   assert.equal(printed.METRICS, V2_METRICS_BYTES);
+  assert.equal(printed.USER, V2_USER_BYTES);
+  assert.equal(printed.EVENT, V2_EVENT_BYTES);
+  assert.equal(printed.EVENT_METRICS, V2_KEY_BYTES, 'an event is a record without its user section');
   assert.equal(printed.RECORD, V2_RECORD_BYTES);
 });

@@ -80,8 +80,12 @@ test('a truncated buffer names the offset of the partial record', () => {
 
 for (const [field, offset, value] of [
   ['direction', V2.DIRECTION, 2],
-  ['key_pad', V2.KEY_PAD + 3, 1],
+  ['key_pad', V2.KEY_PAD + 1, 1],
+  ['metrics_pad0', V2.METRICS_PAD0, 1],
+  ['dedup_src_mac', V2.DEDUP_SRC_MAC + 2, 1],
   ['metrics_pad', V2.METRICS_PAD, 9],
+  ['user_pad', V2.USER_PAD + 3, 4],
+  ['crossed_count', V2.CROSSED_COUNT, 7],
   ['packets', V2.PACKETS, 0],
   ['src_addr', V2.SRC_ADDR + 11, 0],
 ] as const) {
@@ -113,7 +117,7 @@ test('the stream decoder joins records split across chunks and reports a danglin
   });
   let rows = 0;
   let at = 0;
-  for (const size of [50, 100, 70, 1000]) {
+  for (const size of [50, 100, 70, V2_RECORD_BYTES * 6]) {
     const batch = decoder.push(buf.subarray(at, Math.min(at + size, buf.length)));
     at = Math.min(at + size, buf.length);
     rows += batch?.count ?? 0;

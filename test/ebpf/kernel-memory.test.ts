@@ -15,7 +15,7 @@ import { ConfigError } from '../../src/errors.ts';
 const MIB = 2 ** 20;
 const RING = 1 << 24;
 
-test('two per-CPU flow maps cost entries times CPUs times the 40-byte value each, plus the hash overhead', () => {
+test('two per-CPU flow maps cost entries times CPUs times the metrics value each, plus the hash overhead', () => {
   const flows = 1 << 24;
   const memory = kernelMemory({
     maxFlows: flows,
@@ -23,7 +23,7 @@ test('two per-CPU flow maps cost entries times CPUs times the 40-byte value each
     possibleCpus: 64,
     mapKind: 'percpu',
   });
-  // per-CPU values alone: 2^24 x 64 x 40 B = 40 GiB per map
+  // per-CPU values alone: 2^24 x 64 x 120 B = 120 GiB per map
   assert.ok(memory.flowMapBytes > flows * 64 * V2_METRICS_BYTES);
   assert.ok(memory.flowMapBytes < flows * (64 * V2_METRICS_BYTES + 200));
   assert.equal(memory.totalBytes, 2 * memory.flowMapBytes + memory.ringBufferBytes + memory.otherBytes);
@@ -58,7 +58,7 @@ test('a setting over the kernel memory budget is refused with the figure, the fl
       assert.ok(err instanceof ConfigError);
       assert.equal(err.exitCode, 2);
       assert.equal(err.setting, 'CACHE_MAX_FLOWS');
-      assert.match(err.message, /100000 flows need 5\d\d\.\d\d MiB of kernel memory/);
+      assert.match(err.message, /100000 flows need 1\.\d\d GiB of kernel memory/);
       assert.match(err.message, /KERNEL_MEMORY_MAX=256\.00 MiB/);
       assert.match(err.message, /lower CACHE_MAX_FLOWS to \d+ or less/);
       assert.match(err.message, /KERNEL_MAP_KIND=shared/);

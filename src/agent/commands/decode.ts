@@ -97,7 +97,7 @@ export function registerDecodeCommand(program: Command): void {
     .argument('<file>', 'file of records, or - for standard input')
     .option(
       '--layout <layout>',
-      'record layout: v1 (the reference, 36 bytes) or v2 (flowtap, 104 bytes)',
+      `record layout: v1 (the reference, 36 bytes) or v2 (flowtap, ${V2_RECORD_BYTES} bytes)`,
       'v1',
     );
   addFileCacheOptions(command, 'records').action(
