@@ -15,6 +15,7 @@ import { InterfaceFilter } from '../ifaces/filter.ts';
 import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
 import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
 import { InterfaceRegistry } from '../model/interfaces.ts';
+import { IP_BYTES } from '../model/ip.ts';
 import { humanBytes } from '../model/names.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
 import { type UnhandledRejections, unhandledRejections } from '../unhandled-rejections.ts';
@@ -60,6 +61,8 @@ export interface AgentOptions {
   exportStopTimeoutMs?: number;
   /** Where stray errors are counted for /metrics; defaults to the process's tracker. */
   unhandledRejections?: UnhandledRejections;
+  /** The agent's address (16 bytes, IPv4 mapped; see agent-ip.ts) written into every flow; zero when absent. */
+  agentIp?: Uint8Array;
 }
 
 /** A running live agent. */
@@ -90,6 +93,10 @@ export class Agent {
         cacheMaxFlows: config.cacheMaxFlows,
         cacheActiveTimeoutMs: config.cacheActiveTimeoutMs,
         onEvict: (reason, flows) => this.#logger.debug({ reason, flows }, 'evicted flows'),
+        evictedRows: {
+          agentIp: options.agentIp ?? new Uint8Array(IP_BYTES),
+          bidirectional: config.bidirectional,
+        },
       },
       [...options.exporters, ...(options.observers ?? [])],
     );

@@ -30,6 +30,8 @@ export interface ReadFlags extends TargetTlsFlags {
   output?: string;
   logLevel?: string;
   exportFlushTimeout: number;
+  agentIp?: string;
+  bidirectional?: boolean;
 }
 
 /** Everything one `flowtap read` runs with. */
@@ -38,8 +40,8 @@ export interface ReadSettings {
   readonly files: readonly string[];
   /** No progress line on stderr. */
   readonly quiet: boolean;
-  /** Cache, timeout and direction of the read. */
-  readonly read: ReadOptions;
+  /** Cache, timeout, direction and pairing of the read; the agent IP is resolved when it starts. */
+  readonly read: Omit<ReadOptions, 'agentIp'>;
   /** Export kinds, target, output and log level, as `run` has them. */
   readonly config: AgentConfig;
   /** How long exporters may take after the capture ends. */
@@ -57,7 +59,15 @@ export function addReadOptions(command: Command): Command {
       '--local-net <cidrs>',
       'comma-separated local networks: packets from them are EGRESS, others INGRESS (e.g. 10.0.0.0/8,fd00::/8)',
     )
-    .option('--local-mac <macs>', 'comma-separated local MAC addresses: packets from them are EGRESS');
+    .option('--local-mac <macs>', 'comma-separated local MAC addresses: packets from them are EGRESS')
+    .option(
+      '--bidirectional',
+      'both directions of a conversation in one record with reverse counters (RFC 5103) [BIDIRECTIONAL]',
+    )
+    .option(
+      '--agent-ip <address>',
+      "address written into every flow as the agent's [AGENT_IP; the default route's source address]",
+    );
   addFileCacheOptions(command, 'packets')
     .option(
       '-e, --export <kinds>',
@@ -101,6 +111,8 @@ export function readSettings(
     logLevel: flags.logLevel,
     ...targetTlsFlags(flags),
     filter: filterFlag(filterWords, flags.filter),
+    agentIp: flags.agentIp,
+    bidirectional: flags.bidirectional,
   };
   const config = loadConfig({ flags: exportFlags, env: process.env, stdoutIsTty: process.stdoutIsTty });
   return Object.freeze({
@@ -111,6 +123,7 @@ export function readSettings(
       cacheActiveTimeoutMs: flags.cacheActiveTimeout,
       localHosts,
       filter: config.filter,
+      bidirectional: config.bidirectional,
     }),
     config,
     exportFlushTimeoutMs: flags.exportFlushTimeout,

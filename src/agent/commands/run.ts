@@ -10,6 +10,7 @@ import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
+import { resolveAgentIp } from '../agent-ip.ts';
 import {
   type CommandLineValues,
   DEFAULT_CACHE_MAX_FLOWS,
@@ -70,15 +71,20 @@ export async function runAgent(
     if (started) reloadFilter(flags, started, logger);
     else reloadRequested = true;
   });
-  const agent = await Agent.start({ config, logger, exporters, observers: extension.observers }).catch(
-    async (err: unknown) => {
-      removeStopHandlers();
-      removeReloadHandler();
-      // The agent never started, so nothing else owns the exporters' sockets and timers.
-      await Promise.all(exporters.map((e) => e.stop(0)));
-      throw err;
-    },
-  );
+  const agentIp = await resolveAgentIp(config.agentIp, logger);
+  const agent = await Agent.start({
+    config,
+    logger,
+    exporters,
+    observers: extension.observers,
+    agentIp,
+  }).catch(async (err: unknown) => {
+    removeStopHandlers();
+    removeReloadHandler();
+    // The agent never started, so nothing else owns the exporters' sockets and timers.
+    await Promise.all(exporters.map((e) => e.stop(0)));
+    throw err;
+  });
   started = agent;
   if (stopRequested) void agent.stop();
   else if (reloadRequested) reloadFilter(flags, agent, logger);
@@ -209,6 +215,14 @@ export function registerRunCommand(program: Command): void {
     .option(
       '--kernel-map-kind <kind>',
       `kernel flow map: auto (per-CPU below ${SHARED_MAP_MIN_CPUS} CPUs, shared from ${SHARED_MAP_MIN_CPUS}), percpu or shared [KERNEL_MAP_KIND; auto]`,
+    )
+    .option(
+      '--agent-ip <address>',
+      "address written into every flow as the agent's [AGENT_IP; the default route's source address, AGENT_IP_TYPE any, ipv4 or ipv6]",
+    )
+    .option(
+      '--bidirectional',
+      'both directions of a conversation in one record with reverse counters (RFC 5103) [BIDIRECTIONAL; off]',
     )
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .addHelpText(
