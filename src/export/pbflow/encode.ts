@@ -7,7 +7,7 @@
  * always written (a oneof member has presence). Tests hold the two paths to that on random flows.
  */
 import type { RecordBatch } from '../../codec/record-batch.ts';
-import { V2 } from '../../codec/v2-layout.ts';
+import { V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
 import { isPbIpv4 } from './record.ts';
 
 // Wire tags: (field number << 3) | wire type (0 varint, 2 length-delimited, 5 fixed32).
@@ -21,6 +21,22 @@ const TAG_RECORD_TRANSPORT = 0x3a;
 const TAG_RECORD_BYTES = 0x40;
 const TAG_RECORD_PACKETS = 0x48;
 const TAG_RECORD_INTERFACE = 0x52;
+/** Record.agent_ip (field 12, message). */
+const TAG_RECORD_AGENT_IP = 0x62;
+/** Record.dup_list (field 26, message): the varint 0xd2 0x01. */
+const TAG_RECORD_DUP_LIST = (26 << 3) | 2;
+/** Record.vlan_id (field 1001, varint), flowtap's extension. */
+const TAG_RECORD_VLAN_ID = (1001 << 3) | 0;
+/** Record.inner_vlan_id (field 1002, varint). */
+const TAG_RECORD_INNER_VLAN_ID = (1002 << 3) | 0;
+/** Record.tunnel (field 1003, message). */
+const TAG_RECORD_TUNNEL = (1003 << 3) | 2;
+/** DupMapEntry.interface (field 1, string). */
+const TAG_FIELD1_BYTES = 0x0a;
+/** Tunnel.src_addr (field 3, message). */
+const TAG_TUNNEL_SRC = 0x1a;
+/** Tunnel.dst_addr (field 4, message). */
+const TAG_TUNNEL_DST = 0x22;
 const TAG_RECORDS_ENTRIES = 0x0a;
 /** Field 1 (varint) of Timestamp, DataLink and Transport. */
 const TAG_FIELD1_VARINT = 0x08;
@@ -46,6 +62,12 @@ const TWO_POW_16 = 65_536;
  * rounded up.
  */
 const MAX_RECORD_BYTES_WITHOUT_NAME = 160;
+/**
+ * Upper bound of the fields issue 13 added, without the interface names of dup_list: agent_ip
+ * (2 + 18), two VLAN ids (3 + 3 each), the tunnel (3 + 1 + 2 + 6 + 2 × 20) and per dup_list entry
+ * its tag, length, name tag and length, and direction (2 + 1 + 1 + 1 + 2).
+ */
+const MAX_IDENTITY_BYTES = 20 + 12 + 52 + V2_MAX_CROSSED * 7;
 /** Initial scratch size; it grows (doubling) to the largest output encoded and is kept. */
 const INITIAL_SCRATCH_BYTES = 64 * 1024;
 
@@ -59,6 +81,7 @@ const LOOP_COPY_MAX_BYTES = 32;
 const LOOP_SHIFT_MAX_BYTES = 512;
 
 let scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_BYTES);
+const NO_NAMES: readonly Buffer[] = [];
 /**
  * UTF-8 of the interface names seen, keyed by the name itself (not the index, which a registry may
  * rename), so the per-row cost is a lookup instead of a string encode.
@@ -194,6 +217,72 @@ function writeUint32Field(out: Buffer, pos: number, tag: number, value: number):
   return writeVarint32(out, pos, value);
 }
 
+/** True when the 16 bytes at `offset` of `row` are all zero (an address never set). */
+function isUnset(row: Buffer, offset: number): boolean {
+  for (let k = 0; k < IPV6_BYTES; k++) if (row[offset + k] !== 0) return false;
+  return true;
+}
+
+/** Writes a tag that needs more than one byte (field numbers from 16). */
+function writeWideTag(out: Buffer, pos: number, tag: number): number {
+  return writeVarint32(out, pos, tag);
+}
+
+/** Writes the non-zero uint32 `value` as the field of the multi-byte `tag`. */
+function writeWideUint32Field(out: Buffer, pos: number, tag: number, value: number): number {
+  if (value === 0) return pos;
+  return writeVarint32(out, writeWideTag(out, pos, tag), value);
+}
+
+/**
+ * Writes `Record.tunnel` of the row at `o` when it has one: type, id and the outer addresses
+ * (stored IPv4-mapped, so the address itself decides the `IP` member).
+ */
+function writeTunnel(out: Buffer, pos: number, row: Buffer, o: number): number {
+  const type = row[o + V2.TUNNEL_TYPE];
+  if (type === 0) return pos;
+  pos = writeWideTag(out, pos, TAG_RECORD_TUNNEL);
+  const lengthAt = pos++; // at most 2 + 6 + 2 × 20 bytes
+  pos = writeUint32Field(out, pos, TAG_FIELD1_VARINT, type);
+  pos = writeUint32Field(out, pos, TAG_FIELD2_VARINT, row.readUInt32LE(o + V2.TUNNEL_ID));
+  pos = writeIp(out, pos, TAG_TUNNEL_SRC, row, o + V2.TUNNEL_SRC, 0);
+  pos = writeIp(out, pos, TAG_TUNNEL_DST, row, o + V2.TUNNEL_DST, 0);
+  out[lengthAt] = pos - lengthAt - 1;
+  return pos;
+}
+
+/** Writes `Record.dup_list`: one DupMapEntry per interface crossed, with the names given. */
+function writeDupList(out: Buffer, pos: number, row: Buffer, o: number, names: readonly Buffer[]): number {
+  for (let k = 0; k < names.length; k++) {
+    const name = names[k];
+    pos = writeWideTag(out, pos, TAG_RECORD_DUP_LIST);
+    const lengthAt = pos++; // names are cut to 120 bytes below, so an entry's length is one byte
+    if (name.length > 0) {
+      out[pos++] = TAG_FIELD1_BYTES;
+      out[pos++] = name.length;
+      for (let b = 0; b < name.length; b++) out[pos++] = name[b];
+    }
+    pos = writeUint32Field(out, pos, TAG_FIELD2_VARINT, row[o + V2.CROSSED_DIRECTION + k]);
+    out[lengthAt] = pos - lengthAt - 1;
+  }
+  return pos;
+}
+
+/** Longest interface name in a dup_list entry, so the entry's length stays one byte. */
+const MAX_DUP_NAME_BYTES = 120;
+
+/** UTF-8 names of the interfaces crossed by the row at `o` (each cut to MAX_DUP_NAME_BYTES). */
+function crossedNames(batch: RecordBatch, o: number): readonly Buffer[] {
+  const row = batch.bytes;
+  const count = Math.min(row[o + V2.CROSSED_COUNT], V2_MAX_CROSSED);
+  const names = new Array<Buffer>(count);
+  for (let k = 0; k < count; k++) {
+    const name = utf8Of(batch.interfaces.nameOf(row.readUInt32LE(o + V2.CROSSED_IF_INDEX + 4 * k)));
+    names[k] = name.length > MAX_DUP_NAME_BYTES ? name.subarray(0, MAX_DUP_NAME_BYTES) : name;
+  }
+  return names;
+}
+
 /** Writes the u64 counter at `offset` of `row` as field `tag` when non-zero. */
 function writeU64Field(out: Buffer, pos: number, tag: number, row: Buffer, offset: number): number {
   const lo = row.readUInt32LE(offset);
@@ -214,7 +303,10 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
   const name = batch.interfaces.nameOf(row.readUInt32LE(o + V2.IF_INDEX));
   const nameUtf8 = name.length === 0 ? undefined : utf8Of(name);
   const nameBytes = nameUtf8 === undefined ? 0 : nameUtf8.length;
-  reserve(start, start + MAX_RECORD_BYTES_WITHOUT_NAME + nameBytes);
+  const crossed = row[o + V2.CROSSED_COUNT] === 0 ? NO_NAMES : crossedNames(batch, o);
+  let crossedBytes = 0;
+  for (const n of crossed) crossedBytes += n.length;
+  reserve(start, start + MAX_RECORD_BYTES_WITHOUT_NAME + nameBytes + MAX_IDENTITY_BYTES + crossedBytes);
   const out = scratch;
   let pos = start;
   const etype = row.readUInt16LE(o + V2.ETH_PROTOCOL);
@@ -253,7 +345,11 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
       pos += nameUtf8.copy(out, pos);
     }
   }
-  return pos;
+  if (!isUnset(row, o + V2.AGENT_IP)) pos = writeIp(out, pos, TAG_RECORD_AGENT_IP, row, o + V2.AGENT_IP, 0);
+  pos = writeDupList(out, pos, row, o, crossed);
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_VLAN_ID, row.readUInt16LE(o + V2.VLAN_OUTER));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_INNER_VLAN_ID, row.readUInt16LE(o + V2.VLAN_INNER));
+  return writeTunnel(out, pos, row, o);
 }
 
 /** A copy of the first `length` scratch bytes, owned by the caller. */
