@@ -1,6 +1,6 @@
 /**
  * The agent IP: AGENT_IP wins, else the default route's source address of the AGENT_IP_TYPE
- * family. The kernel lookup is checked for real in a namespace (prefix ftg) whose default route
+ * family. The kernel lookup is checked for real in a namespace (prefix ftid) whose default route
  * goes out a veth; needs root.
  */
 import assert from 'node:assert/strict';
@@ -96,7 +96,7 @@ test('AGENT_IP must be an address and AGENT_IP_TYPE one of any, ipv4, ipv6', () 
 
 test('the kernel lookup gives the address of the default route in a namespace', async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root for network namespaces');
-  const pair = await createVethPair('ftg');
+  const pair = await createVethPair('ftid1');
   t.after(() => pair.cleanup());
   await pair.exec('ip', ['route', 'add', 'default', 'via', pair.hostAddr4]);
   const script =

@@ -65,9 +65,9 @@ const MAX_RECORD_BYTES_WITHOUT_NAME = 160;
 /**
  * Upper bound of the fields issue 13 added, without the interface names of dup_list: agent_ip
  * (2 + 18), two VLAN ids (3 + 3 each), the tunnel (3 + 1 + 2 + 6 + 2 × 20) and per dup_list entry
- * its tag, length, name tag and length, and direction (2 + 1 + 1 + 1 + 2).
+ * its tag, length, name tag and length, and direction (2 + 5 + 1 + 5 + 3).
  */
-const MAX_IDENTITY_BYTES = 20 + 12 + 52 + V2_MAX_CROSSED * 7;
+const MAX_IDENTITY_BYTES = 20 + 12 + 52 + V2_MAX_CROSSED * 16;
 /** Initial scratch size; it grows (doubling) to the largest output encoded and is kept. */
 const INITIAL_SCRATCH_BYTES = 64 * 1024;
 
@@ -255,30 +255,33 @@ function writeTunnel(out: Buffer, pos: number, row: Buffer, o: number): number {
 function writeDupList(out: Buffer, pos: number, row: Buffer, o: number, names: readonly Buffer[]): number {
   for (let k = 0; k < names.length; k++) {
     const name = names[k];
+    const direction = row[o + V2.CROSSED_DIRECTION + k];
+    const length =
+      (name.length > 0 ? 1 + varint32Size(name.length) + name.length : 0) +
+      (direction !== 0 ? 1 + varint32Size(direction) : 0);
     pos = writeWideTag(out, pos, TAG_RECORD_DUP_LIST);
-    const lengthAt = pos++; // names are cut to 120 bytes below, so an entry's length is one byte
+    pos = writeVarint32(out, pos, length);
     if (name.length > 0) {
       out[pos++] = TAG_FIELD1_BYTES;
-      out[pos++] = name.length;
-      for (let b = 0; b < name.length; b++) out[pos++] = name[b];
+      pos = writeVarint32(out, pos, name.length);
+      if (name.length <= LOOP_COPY_MAX_BYTES) {
+        for (let b = 0; b < name.length; b++) out[pos++] = name[b];
+      } else {
+        pos += name.copy(out, pos);
+      }
     }
-    pos = writeUint32Field(out, pos, TAG_FIELD2_VARINT, row[o + V2.CROSSED_DIRECTION + k]);
-    out[lengthAt] = pos - lengthAt - 1;
+    pos = writeUint32Field(out, pos, TAG_FIELD2_VARINT, direction);
   }
   return pos;
 }
 
-/** Longest interface name in a dup_list entry, so the entry's length stays one byte. */
-const MAX_DUP_NAME_BYTES = 120;
-
-/** UTF-8 names of the interfaces crossed by the row at `o` (each cut to MAX_DUP_NAME_BYTES). */
+/** UTF-8 names of the interfaces crossed by the row at `o`. */
 function crossedNames(batch: RecordBatch, o: number): readonly Buffer[] {
   const row = batch.bytes;
   const count = Math.min(row[o + V2.CROSSED_COUNT], V2_MAX_CROSSED);
   const names = new Array<Buffer>(count);
   for (let k = 0; k < count; k++) {
-    const name = utf8Of(batch.interfaces.nameOf(row.readUInt32LE(o + V2.CROSSED_IF_INDEX + 4 * k)));
-    names[k] = name.length > MAX_DUP_NAME_BYTES ? name.subarray(0, MAX_DUP_NAME_BYTES) : name;
+    names[k] = utf8Of(batch.interfaces.nameOf(row.readUInt32LE(o + V2.CROSSED_IF_INDEX + 4 * k)));
   }
   return names;
 }

@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { type RecordBatch, RecordBatchBuilder, recordBatchOf } from '../../../src/codec/record-batch.ts';
-import { V2 } from '../../../src/codec/v2-layout.ts';
+import { V2, V2_MAX_CROSSED } from '../../../src/codec/v2-layout.ts';
 import { encodePbRecord, encodePbRecordList, encodePbRecords } from '../../../src/export/pbflow/encode.ts';
 import { RecordSchema, RecordsSchema } from '../../../src/export/pbflow/gen/flow_pb.ts';
 import { pbRecordOf } from '../../../src/export/pbflow/record.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
-import { writeIpv4Mapped } from '../../../src/model/ip.ts';
+import { parseIp, writeIpv4Mapped } from '../../../src/model/ip.ts';
 import { makeFlow, seededRandom } from '../../helpers/flows.ts';
 
 const NAMES = [
@@ -72,8 +72,35 @@ function randomBatch(seed: number, count: number): RecordBatch {
       b.writeUInt32LE(u32(random), o + u64);
       b.writeUInt32LE(u32(random), o + u64 + 4);
     }
+    writeRandomIdentity(random, b, o);
   }
   return builder.finish();
+}
+
+/** A random 16-byte address: IPv4 mapped, IPv6 or unset. */
+function writeRandomAddress(random: () => number, b: Buffer, at: number): void {
+  const shape = random();
+  if (shape < 0.4) writeIpv4Mapped(u32(random), b, at);
+  else if (shape < 0.8) for (let k = 0; k < 16; k++) b[at + k] = Math.floor(random() * 256);
+}
+
+/** Random agent IP, VLAN ids, tunnel and interfaces crossed (issue 13's fields), often absent. */
+function writeRandomIdentity(random: () => number, b: Buffer, o: number): void {
+  writeRandomAddress(random, b, o + V2.AGENT_IP);
+  if (random() < 0.3) b.writeUInt16LE(Math.floor(random() * 4096), o + V2.VLAN_OUTER);
+  if (random() < 0.15) b.writeUInt16LE(Math.floor(random() * 4096), o + V2.VLAN_INNER);
+  if (random() < 0.3) {
+    b[o + V2.TUNNEL_TYPE] = 1 + Math.floor(random() * 4);
+    b.writeUInt32LE(u32(random), o + V2.TUNNEL_ID);
+    writeRandomAddress(random, b, o + V2.TUNNEL_SRC);
+    writeRandomAddress(random, b, o + V2.TUNNEL_DST);
+  }
+  const crossed = Math.floor(random() * (V2_MAX_CROSSED + 1));
+  for (let k = 0; k < crossed; k++) {
+    b.writeUInt32LE(Math.floor(random() * (NAMES.length + 1)), o + V2.CROSSED_IF_INDEX + 4 * k);
+    b[o + V2.CROSSED_DIRECTION + k] = random() < 0.9 ? Math.floor(random() * 2) : Math.floor(random() * 256);
+  }
+  b[o + V2.CROSSED_COUNT] = crossed;
 }
 
 function genericRecord(batch: RecordBatch, i: number): Buffer {
@@ -188,4 +215,48 @@ test('pbRecordOf maps every field as the reference sends it', () => {
   // A mapped address goes as IPv4 even in an IPv6 flow, as the reference's net.IP.To4() decides.
   assert.deepEqual(v6.network?.dstAddr?.ipFamily, { case: 'ipv4', value: 0x0a010203 });
   assert.equal(v6.interface, '');
+});
+
+test('the fields of issue 13 decode as the schema of netobserv reads them', () => {
+  const registry = new InterfaceRegistry();
+  registry.set(3, 'veth3');
+  registry.set(4, 'br0');
+  const batch = recordBatchOf(
+    [
+      makeFlow({
+        agentIp: parseIp('192.0.2.10')!,
+        crossed: [
+          { ifIndex: 3, direction: 0 },
+          { ifIndex: 4, direction: 1 },
+        ],
+        vlanOuter: 100,
+        vlanInner: 20,
+        tunnel: { type: 1, id: 42, srcAddr: parseIp('198.51.100.1')!, dstAddr: parseIp('2001:db8::2')! },
+      }),
+    ],
+    registry,
+  );
+  const record = fromBinary(RecordSchema, encodePbRecord(batch, 0));
+  assert.deepEqual(record.agentIp?.ipFamily, { case: 'ipv4', value: 0xc000020a });
+  assert.deepEqual(
+    record.dupList.map((d) => [d.interface, d.direction]),
+    [
+      ['veth3', 0],
+      ['br0', 1],
+    ],
+  );
+  assert.deepEqual([record.vlanId, record.innerVlanId], [100, 20]);
+  assert.equal(record.tunnel?.type, 1);
+  assert.equal(record.tunnel?.id, 42);
+  assert.deepEqual(record.tunnel?.srcAddr?.ipFamily, { case: 'ipv4', value: 0xc6336401 });
+  assert.equal(record.tunnel?.dstAddr?.ipFamily.case, 'ipv6');
+});
+
+test('a flow without the fields of issue 13 encodes as the reference would have sent it', () => {
+  const bytes = encodePbRecord(recordBatchOf([makeFlow()]), 0);
+  const record = fromBinary(RecordSchema, bytes);
+  assert.equal(record.agentIp, undefined);
+  assert.deepEqual(record.dupList, []);
+  assert.equal(record.tunnel, undefined);
+  assert.ok(bytes.length < 128, 'no field beyond the reference ones');
 });
