@@ -10,7 +10,7 @@ import type { RecordBatch } from '../../codec/record-batch.ts';
 import { RecordFlag, TunnelType, V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
 import { ConfigError } from '../../errors.ts';
 import type { InterfaceNames } from '../../model/interfaces.ts';
-import { isIpv4Mapped } from '../../model/ip.ts';
+import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
 import { EtherType } from '../../model/names.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
 import {
@@ -55,9 +55,7 @@ const BIFLOW_FLAG = RecordFlag.BIFLOW;
 
 /** True when the agent address at `o` is IPv6 (neither IPv4-mapped nor unset). */
 function isIpv6Agent(b: Buffer, o: number): boolean {
-  if (isIpv4Mapped(b, o)) return false;
-  for (let k = 0; k < 16; k++) if (b[o + k] !== 0) return true;
-  return false;
+  return !isIpv4Mapped(b, o) && !isAllZero(b, o);
 }
 
 /** Writes the u64 little-endian nanoseconds at `b[o]` as big-endian milliseconds at `out[p]`. */

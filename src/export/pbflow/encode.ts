@@ -8,6 +8,7 @@
  */
 import type { RecordBatch } from '../../codec/record-batch.ts';
 import { V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
+import { isAllZero } from '../../model/ip.ts';
 import { isPbIpv4 } from './record.ts';
 
 // Wire tags: (field number << 3) | wire type (0 varint, 2 length-delimited, 5 fixed32).
@@ -217,12 +218,6 @@ function writeUint32Field(out: Buffer, pos: number, tag: number, value: number):
   return writeVarint32(out, pos, value);
 }
 
-/** True when the 16 bytes at `offset` of `row` are all zero (an address never set). */
-function isUnset(row: Buffer, offset: number): boolean {
-  for (let k = 0; k < IPV6_BYTES; k++) if (row[offset + k] !== 0) return false;
-  return true;
-}
-
 /** Writes a tag that needs more than one byte (field numbers from 16). */
 function writeWideTag(out: Buffer, pos: number, tag: number): number {
   return writeVarint32(out, pos, tag);
@@ -348,7 +343,7 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
       pos += nameUtf8.copy(out, pos);
     }
   }
-  if (!isUnset(row, o + V2.AGENT_IP)) pos = writeIp(out, pos, TAG_RECORD_AGENT_IP, row, o + V2.AGENT_IP, 0);
+  if (!isAllZero(row, o + V2.AGENT_IP)) pos = writeIp(out, pos, TAG_RECORD_AGENT_IP, row, o + V2.AGENT_IP, 0);
   pos = writeDupList(out, pos, row, o, crossed);
   pos = writeWideUint32Field(out, pos, TAG_RECORD_VLAN_ID, row.readUInt16LE(o + V2.VLAN_OUTER));
   pos = writeWideUint32Field(out, pos, TAG_RECORD_INNER_VLAN_ID, row.readUInt16LE(o + V2.VLAN_INNER));

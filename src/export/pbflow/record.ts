@@ -7,7 +7,7 @@ import { create } from '@bufbuild/protobuf';
 import { TimestampSchema } from '@bufbuild/protobuf/wkt';
 import type { RecordBatch } from '../../codec/record-batch.ts';
 import { V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
-import { isIpv4Mapped } from '../../model/ip.ts';
+import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
 import { EtherType } from '../../model/names.ts';
 import {
   DataLinkSchema,
@@ -49,11 +49,6 @@ function macOf(bytes: Buffer, offset: number): bigint {
 
 function timestampOf(unixNs: bigint) {
   return create(TimestampSchema, { seconds: unixNs / NS_PER_S, nanos: Number(unixNs % NS_PER_S) });
-}
-
-function isUnset(bytes: Buffer, offset: number): boolean {
-  for (let k = 0; k < 16; k++) if (bytes[offset + k] !== 0) return false;
-  return true;
 }
 
 function dupListOf(batch: RecordBatch, o: number): DupMapEntry[] {
@@ -101,7 +96,7 @@ export function pbRecordOf(batch: RecordBatch, i: number): Record {
     bytes: b.readBigUInt64LE(o + V2.BYTES),
     packets: b.readBigUInt64LE(o + V2.PACKETS),
     interface: batch.interfaces.nameOf(b.readUInt32LE(o + V2.IF_INDEX)),
-    agentIp: isUnset(b, o + V2.AGENT_IP) ? undefined : ipOf(b, o + V2.AGENT_IP, 0),
+    agentIp: isAllZero(b, o + V2.AGENT_IP) ? undefined : ipOf(b, o + V2.AGENT_IP, 0),
     dupList: dupListOf(batch, o),
     vlanId: b.readUInt16LE(o + V2.VLAN_OUTER),
     innerVlanId: b.readUInt16LE(o + V2.VLAN_INNER),
