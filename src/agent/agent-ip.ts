@@ -46,8 +46,15 @@ export type SourceAddressLookup = (family: 4 | 6, destination: string) => Promis
 export const kernelSourceAddress: SourceAddressLookup = (family, destination) =>
   new Promise((resolve) => {
     const socket = createSocket(family === 4 ? 'udp4' : 'udp6');
+    let done = false;
     const finish = (address: string | undefined) => {
-      socket.close();
+      if (done) return;
+      done = true;
+      try {
+        socket.close();
+      } catch {
+        // already closed by a failed bind: nothing is left to release
+      }
       resolve(address);
     };
     // ENETUNREACH (no route), EADDRNOTAVAIL (no address of the family): there is no answer.
