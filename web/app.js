@@ -10,7 +10,16 @@
   const FILTER_DEBOUNCE_MS = 250;
   const CHART_HEIGHT = 260;
   const COLORS = ['#2f7ed8', '#d9534f', '#5cb85c', '#f0ad4e', '#8e44ad', '#16a085', '#e67e22', '#7f8c8d'];
-  const TEXT_KEYS = new Set(['interface', 'direction', 'proto', 'src', 'dst', 'address']);
+  const TEXT_KEYS = new Set([
+    'interface',
+    'direction',
+    'proto',
+    'src',
+    'dst',
+    'address',
+    'crossed',
+    'tunnel',
+  ]);
   /** Length of each preset of the time range, in ms. */
   const RANGE_MS = { '1h': 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 };
 
@@ -272,6 +281,8 @@
       cell(String(row.dstPort), '', true),
       cell(humanBytes(row.bytes), `${count(row.bytes)} bytes`, true),
       cell(count(row.packets), '', true),
+      cell(row.crossed),
+      cell(row.tunnel),
     ];
   }
 
@@ -316,6 +327,7 @@
     if (h.attachedInterfaces) {
       figure(items, 'attached', 'Attached interfaces', h.attachedInterfaces.join(', ') || 'none');
     }
+    if (h.agentIp) figure(items, 'agent-ip', 'Agent IP', h.agentIp);
     if (h.filter !== undefined) figure(items, 'filter', 'Filter', h.filter);
     if (h.filterRejected !== undefined && h.filter !== 'none') {
       figure(

@@ -16,6 +16,7 @@ import { missingInterfaceNames } from '../ifaces/sysfs.ts';
 import type { InterfaceEvent, InterfaceListener } from '../ifaces/tracker.ts';
 import { createInterfaceWatcher, type InterfaceWatcher } from '../ifaces/watcher.ts';
 import { InterfaceRegistry } from '../model/interfaces.ts';
+import { IP_BYTES } from '../model/ip.ts';
 import { humanBytes } from '../model/names.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
 import { type UnhandledRejections, unhandledRejections } from '../unhandled-rejections.ts';
@@ -66,6 +67,8 @@ export interface AgentOptions {
   unhandledRejections?: UnhandledRejections;
   /** Ends the run on its own after a duration or a count of flows (`--duration`, `--count`). */
   bounds?: RunBounds;
+  /** The agent's address (16 bytes, IPv4 mapped; see agent-ip.ts) written into every flow; zero when absent. */
+  agentIp?: Uint8Array;
 }
 
 /** A running live agent. */
@@ -100,6 +103,10 @@ export class Agent {
         onEvict: (reason, flows) => {
           this.#logger.debug({ reason, flows }, 'evicted flows');
           this.#limit.countFlows(flows);
+        },
+        evictedRows: {
+          agentIp: options.agentIp ?? new Uint8Array(IP_BYTES),
+          bidirectional: config.bidirectional,
         },
       },
       [...options.exporters, ...(options.observers ?? [])],

@@ -16,6 +16,7 @@ import type { FilterProgram } from '../filter/program.ts';
 import type { ListenMode } from '../ifaces/watcher.ts';
 import type { StoreSettings } from '../store/store-exporter.ts';
 import { defaultStoreDirectory, storeFile } from '../store/store-path.ts';
+import { AGENT_IP_TYPES, type AgentIpSettings } from './agent-ip.ts';
 import {
   ageSetting,
   booleanSetting,
@@ -26,6 +27,7 @@ import {
   hostSetting,
   integerSetting,
   interfacePatternItem,
+  ipAddressSetting,
   listSetting,
   pathSetting,
   type RawValue,
@@ -106,6 +108,13 @@ export interface AgentConfig extends ExportSettings {
   readonly deduper: Deduper;
   /** Key VXLAN, Geneve, GRE and IP-in-IP packets by the packet inside (docs/flow-key.md). */
   readonly tunnels: boolean;
+  /** How the address written into every flow's agent IP is chosen (AGENT_IP, AGENT_IP_TYPE). */
+  readonly agentIp: AgentIpSettings;
+  /**
+   * BIDIRECTIONAL: both directions of a conversation in one record with reverse counters
+   * (src/account/biflow.ts); off by default.
+   */
+  readonly bidirectional: boolean;
 }
 
 /** DEDUPER values: the reference's names. */
@@ -141,6 +150,9 @@ export interface CommandLineValues {
   deduper?: string;
   /** `true` when `--tunnels` is given. */
   tunnels?: string | boolean;
+  agentIp?: string;
+  /** `true` when `--bidirectional` is given. */
+  bidirectional?: string | boolean;
   config?: string;
   /** Directory (or .duckdb file) of the flow store. */
   storePath?: string;
@@ -296,6 +308,13 @@ const SPECS = {
   },
   deduper: { env: 'DEDUPER', flag: ['--deduper', 'deduper'], parser: choiceSetting(DEDUPERS) },
   tunnels: { env: 'ENABLE_TUNNELS', flag: ['--tunnels', 'tunnels'], parser: booleanSetting },
+  agentIp: { env: 'AGENT_IP', flag: ['--agent-ip', 'agentIp'], parser: ipAddressSetting },
+  agentIpType: { env: 'AGENT_IP_TYPE', parser: choiceSetting(AGENT_IP_TYPES) },
+  bidirectional: {
+    env: 'BIDIRECTIONAL',
+    flag: ['--bidirectional', 'bidirectional'],
+    parser: booleanSetting,
+  },
 } satisfies Record<string, SettingSpec<unknown>>;
 
 type SpecKey = keyof typeof SPECS;
@@ -529,6 +548,8 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     kernelMapKind: reader.get('kernelMapKind', 'auto'),
     deduper: reader.get('deduper', 'firstCome'),
     tunnels: reader.get('tunnels', false),
+    agentIp: Object.freeze({ address: reader.get('agentIp'), type: reader.get('agentIpType', 'any') }),
+    bidirectional: reader.get('bidirectional', false),
   };
   return Object.freeze(config);
 }

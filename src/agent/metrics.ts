@@ -8,9 +8,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
+import type { IdentityCounts } from '../account/evicted-rows.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import { ConfigError } from '../errors.ts';
 import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backoff.ts';
+import { formatIp } from '../model/ip.ts';
+import { tunnelTypeName } from '../model/names.ts';
 import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
 import type { HostPort } from './config.ts';
 import type { Pipeline } from './pipeline.ts';
@@ -76,11 +79,23 @@ export interface HealthSnapshot {
   filterRejected: number;
   /** Errors no caller handled (stray promise rejections, failing listeners), by origin. */
   unhandledRejections: Record<string, number>;
+  /** The address written into every flow as the agent's ('' when the pipeline writes none). */
+  agentIp: string;
+  /** Flows by what they carried as they left accounting (tunnels, VLANs, interfaces crossed, biflows). */
+  identity: IdentityCounts;
   /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
   exporters: Array<
     { name: string; retries?: RetryCounts } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']
   >;
 }
+
+const NO_IDENTITY_COUNTS: IdentityCounts = {
+  tunneled: {},
+  vlanTagged: 0,
+  multiInterface: 0,
+  biflowsPaired: 0,
+  biflowsOneWay: 0,
+};
 
 /** Gathers every figure now. */
 export function healthSnapshot(sources: HealthSources): HealthSnapshot {
@@ -108,6 +123,8 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     filterAccepted: capture?.filterAccepted ?? 0,
     filterRejected: capture?.filterRejected ?? 0,
     unhandledRejections: Object.fromEntries(sources.unhandledRejections),
+    agentIp: p.agentIp ? formatIp(p.agentIp, 0, 0) : '',
+    identity: structuredClone(p.identityCounts ?? NO_IDENTITY_COUNTS),
     exporters: p.exporters.map(exporterFigures),
   };
 }
@@ -269,6 +286,39 @@ export class AgentMetrics {
       one(s.attachedInterfaces.length),
     );
     gauge('flowtap_cached_flows', 'Flows in the accounter cache', [], (s) => one(s.cachedFlows));
+    gauge(
+      'flowtap_agent_info',
+      "The agent's address, written into every flow (AGENT_IP)",
+      ['agent_ip'],
+      (s) => (s.agentIp === '' ? [] : [[{ agent_ip: s.agentIp }, 1]]),
+    );
+    counter(
+      'flowtap_tunneled_flows_total',
+      'Flows that arrived in a tunnel, by tunnel type',
+      ['tunnel'],
+      (s) =>
+        Object.entries(s.identity.tunneled).map(
+          ([type, v]): Sample => [{ tunnel: tunnelTypeName(Number(type)) }, v],
+        ),
+    );
+    counter('flowtap_vlan_tagged_flows_total', 'Flows with an 802.1Q/802.1ad VLAN id', [], (s) =>
+      one(s.identity.vlanTagged),
+    );
+    counter(
+      'flowtap_multi_interface_flows_total',
+      'Flows seen on more than one interface of the host (counted once, every interface listed)',
+      [],
+      (s) => one(s.identity.multiInterface),
+    );
+    counter(
+      'flowtap_bidirectional_records_total',
+      'Bidirectional records (--bidirectional), by kind: both directions paired, or one-way traffic',
+      ['kind'],
+      (s) => [
+        [{ kind: 'paired' }, s.identity.biflowsPaired],
+        [{ kind: 'one-way' }, s.identity.biflowsOneWay],
+      ],
+    );
     gauge('flowtap_export_queued_batches', 'Batches waiting in an exporter queue', ['exporter'], (s) =>
       s.exporters.map((e): Sample => [{ exporter: e.name }, e.queuedBatches]),
     );

@@ -19,6 +19,7 @@
  */
 import { Accounter, type AccounterOptions, type EvictionReason } from '../account/accounter.ts';
 import type { Clock } from '../account/clock.ts';
+import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../account/evicted-rows.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
@@ -69,6 +70,8 @@ export interface PipelineOptions {
   clock?: Clock;
   /** Told about every eviction, after it is counted. */
   onEvict?: (reason: EvictionReason, flows: number) => void;
+  /** Agent IP and bidirectional pairing applied to every evicted batch; none when absent. */
+  evictedRows?: EvictedRowsOptions;
 }
 
 /** Wires one source through one Accounter to any number of exporters. */
@@ -85,6 +88,7 @@ export class Pipeline {
   /** The configured exporters: the fan-out waits for room in their queues. */
   readonly #waitedFor: readonly FlowSink[];
   readonly #accounter: Accounter;
+  readonly #evictedRows: EvictedRows | undefined;
   #running = false;
   /** Resolves when the fan-out must stop waiting for room (the agent stops). */
   readonly #waitingEnded: Promise<void>;
@@ -98,6 +102,7 @@ export class Pipeline {
   ) {
     this.#exporters.push(...exporters);
     this.#waitedFor = [...exporters];
+    this.#evictedRows = options.evictedRows && new EvictedRows(options.evictedRows);
     this.#waitingEnded = new Promise((resolve) => {
       this.#endWaiting = resolve;
     });
@@ -128,6 +133,16 @@ export class Pipeline {
     return this.#exporters;
   }
 
+  /** What the evicted flows carried (tunnels, VLANs, interfaces crossed, biflows); undefined without the stage. */
+  get identityCounts(): IdentityCounts | undefined {
+    return this.#evictedRows?.counts;
+  }
+
+  /** The agent's address written into every flow; undefined without the stage. */
+  get agentIp(): Uint8Array | undefined {
+    return this.#evictedRows?.options.agentIp;
+  }
+
   /** Flows in the Accounter's cache now. */
   get cachedFlows(): number {
     return this.#accounter.cachedFlows;
@@ -141,7 +156,8 @@ export class Pipeline {
   async run(source: AsyncIterable<RecordBatch>): Promise<void> {
     if (this.#running) throw new Error('a Pipeline runs one source only');
     this.#running = true;
-    for await (const evicted of this.#accounter.account(this.#counted(source))) {
+    for await (const accounted of this.#accounter.account(this.#counted(source))) {
+      const evicted = this.#evictedRows ? this.#evictedRows.finish(accounted) : accounted;
       for (let start = 0; start < evicted.count; start += EXPORT_SLICE_FLOWS) {
         const slice = sliceOf(evicted, start, Math.min(evicted.count, start + EXPORT_SLICE_FLOWS));
         await this.#roomInExporters();

@@ -3,6 +3,7 @@
  * environment variable) or as a YAML/JSON value (config file); each parser accepts both and says in
  * `accepted` what it takes, for the ConfigError that names a wrong value.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseAgeMs, parseDurationMs } from './duration.ts';
 
@@ -142,6 +143,15 @@ export const hostSetting: SettingParser<string> = fromSchema(
     .string()
     .trim()
     .regex(/^[A-Za-z0-9._:-]+$/),
+);
+
+/** An IPv4 or IPv6 address (no host name: the value is written into flows as it is). */
+export const ipAddressSetting: SettingParser<string> = fromSchema(
+  'an IPv4 or IPv6 address',
+  z
+    .string()
+    .trim()
+    .refine((s) => isIP(s) !== 0),
 );
 
 /** `host:port`, `[ipv6]:port`, `:port` (any host) or a bare port; `defaultHost` fills a missing host. */

@@ -7,14 +7,74 @@ import type { Writable } from 'node:stream';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { type BatchResult, QueuedExporter } from '../export/exporter.ts';
 import type { Flow } from '../model/flow.ts';
+import type { InterfaceNames } from '../model/interfaces.ts';
 import { formatIp } from '../model/ip.ts';
-import { directionName, humanBytes, transportProtocolName } from '../model/names.ts';
+import { directionName, humanBytes, transportProtocolName, tunnelLabel } from '../model/names.ts';
 import { flowServiceName } from '../model/services.ts';
 import { formatRfc3339Nano } from '../model/time.ts';
 
 const HEADER = ['END', 'INTERFACE', 'DIR', 'PROTO', 'SERVICE', 'SOURCE', 'DESTINATION', 'PACKETS', 'BYTES'];
-/** Right-aligned columns (numbers). */
-const NUMERIC = new Set([7, 8]);
+/** Right-aligned columns of HEADER (numbers). */
+const NUMERIC = [7, 8];
+
+/**
+ * Columns shown only when some flow of the batch has the field (issue 13), after the fixed ones:
+ * a table of plain flows looks as it always did.
+ */
+interface OptionalColumn {
+  readonly header: string;
+  readonly numeric: boolean;
+  /** The cell of `flow`; '' when the flow has no such field. */
+  cell(flow: Flow, interfaces: InterfaceNames): string;
+}
+
+const OPTIONAL_COLUMNS: readonly OptionalColumn[] = [
+  {
+    header: 'REV PACKETS',
+    numeric: true,
+    cell: (flow) => (flow.reverse ? String(flow.reverse.packets) : ''),
+  },
+  {
+    header: 'REV BYTES',
+    numeric: true,
+    cell: (flow) => (flow.reverse ? humanBytes(flow.reverse.bytes) : ''),
+  },
+  {
+    header: 'VLAN',
+    numeric: false,
+    cell: (flow) =>
+      flow.vlanInner ? `${flow.vlanOuter}.${flow.vlanInner}` : flow.vlanOuter ? String(flow.vlanOuter) : '',
+  },
+  {
+    header: 'TUNNEL',
+    numeric: false,
+    cell: (flow) =>
+      flow.tunnel
+        ? tunnelLabel(
+            flow.tunnel.type,
+            flow.tunnel.id,
+            formatIp(flow.tunnel.srcAddr, 0, 0),
+            formatIp(flow.tunnel.dstAddr, 0, 0),
+          )
+        : '',
+  },
+  {
+    header: 'CROSSED',
+    numeric: false,
+    cell: (flow, interfaces) =>
+      flow.crossed && flow.crossed.length > 1
+        ? flow.crossed
+            .map((c) => `${interfaces.nameOf(c.ifIndex) || c.ifIndex} ${directionWord(c.direction)}`)
+            .join(',')
+        : '',
+  },
+];
+
+/** `in`, `out` or `?`. */
+function directionWord(direction: number): string {
+  const dir = directionName(direction);
+  return dir === 'INGRESS' ? 'in' : dir === 'EGRESS' ? 'out' : '?';
+}
 
 function endpoint(flow: Flow, addr: Uint8Array, port: number): string {
   const ip = formatIp(addr, 0, flow.etype);
@@ -24,12 +84,11 @@ function endpoint(flow: Flow, addr: Uint8Array, port: number): string {
 
 /** One table row of `flow`, as cell texts. */
 export function tableRow(flow: Flow): string[] {
-  const dir = directionName(flow.direction);
   return [
     // HH:MM:SS.mmm of the last packet, UTC like every time flowtap prints.
     formatRfc3339Nano(flow.timeFlowEndNs).slice(11, 23),
     flow.interface || String(flow.ifIndex),
-    dir === 'INGRESS' ? 'in' : dir === 'EGRESS' ? 'out' : '?',
+    directionWord(flow.direction),
     transportProtocolName(flow.proto),
     // The ICMP type (ICMP flows have no ports) or the IANA name of the port.
     flowServiceName(flow) || '-',
@@ -40,15 +99,24 @@ export function tableRow(flow: Flow): string[] {
   ];
 }
 
-/** The rows of `batch` under a header, columns padded to fit, largest flows (by bytes) first. */
+/**
+ * The rows of `batch` under a header, columns padded to fit, largest flows (by bytes) first; the
+ * optional columns appear when some flow has their field.
+ */
 export function formatTable(batch: RecordBatch): string {
   const flows = [...batch.flows()].sort((a, b) => b.bytes - a.bytes);
-  const rows = [HEADER, ...flows.map(tableRow)];
-  const widths = HEADER.map((_, col) => Math.max(...rows.map((r) => r[col].length)));
+  const extra = OPTIONAL_COLUMNS.filter((c) => flows.some((f) => c.cell(f, batch.interfaces) !== ''));
+  const header = [...HEADER, ...extra.map((c) => c.header)];
+  const numeric = new Set([...NUMERIC, ...extra.flatMap((c, k) => (c.numeric ? [HEADER.length + k] : []))]);
+  const rows = [
+    header,
+    ...flows.map((f) => [...tableRow(f), ...extra.map((c) => c.cell(f, batch.interfaces))]),
+  ];
+  const widths = header.map((_, col) => Math.max(...rows.map((r) => r[col].length)));
   let text = '';
   for (const row of rows) {
     const cells = row.map((cell, col) =>
-      NUMERIC.has(col) ? cell.padStart(widths[col]) : cell.padEnd(widths[col]),
+      numeric.has(col) ? cell.padStart(widths[col]) : cell.padEnd(widths[col]),
     );
     text += `${cells.join('  ').trimEnd()}\n`;
   }

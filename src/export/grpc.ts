@@ -29,6 +29,7 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
+import { splitBiflows } from '../account/biflow.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { ExportError } from '../errors.ts';
 import { QueuedExporter, type QueuedExporterOptions } from './exporter.ts';
@@ -109,7 +110,9 @@ export class GrpcExporter extends QueuedExporter {
     });
   }
 
-  protected async send(batch: RecordBatch): Promise<void> {
+  protected async send(evicted: RecordBatch): Promise<void> {
+    // pbflow has no bidirectional form: a biflow goes out as its two directions.
+    const batch = splitBiflows(evicted);
     for (let start = 0; start < batch.count; start += this.#maxMessageFlows) {
       const end = Math.min(start + this.#maxMessageFlows, batch.count);
       await this.#deliver(encodePbRecords(batch, start, end));

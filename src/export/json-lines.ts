@@ -30,7 +30,7 @@ export const LINES_PER_WRITE = 256;
 /** The JSON lines of flows `start` to `end` (default: all) of `batch`, each ending in a newline. */
 export function batchToJsonLines(batch: RecordBatch, start = 0, end = batch.count): string {
   let text = '';
-  for (let i = start; i < end; i++) text += `${flowToJson(batch.flow(i))}\n`;
+  for (let i = start; i < end; i++) text += `${flowToJson(batch.flow(i), batch.interfaces)}\n`;
   return text;
 }
 

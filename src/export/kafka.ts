@@ -23,6 +23,7 @@ import kafkajs, {
 } from 'kafkajs';
 import { compressFrame, decompressFrame } from 'lz4-napi';
 import { compress as snappyCompress, uncompress as snappyUncompress } from 'snappy';
+import { splitBiflows } from '../account/biflow.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { V2 } from '../codec/v2-layout.ts';
 import { ExportError } from '../errors.ts';
@@ -285,8 +286,12 @@ export function writeConversationKey(batch: RecordBatch, i: number, out: Buffer,
   }
 }
 
-/** Every row of `batch` as a message; keys and values are views into one buffer each. */
-export function kafkaMessagesOf(batch: RecordBatch): KafkaMessage[] {
+/**
+ * Every row of `evicted` as a message (a bidirectional record as two, one per direction: pbflow
+ * has no bidirectional form); keys and values are views into one buffer each.
+ */
+export function kafkaMessagesOf(evicted: RecordBatch): KafkaMessage[] {
+  const batch = splitBiflows(evicted);
   const values = encodePbRecordList(batch, 0, batch.count);
   const keys = Buffer.allocUnsafe(batch.count * KAFKA_KEY_BYTES);
   const messages = new Array<KafkaMessage>(batch.count);

@@ -4,9 +4,10 @@
  */
 
 import { isIcmpProtocol } from './icmp.ts';
+import { type InterfaceNames, NO_INTERFACE_NAMES } from './interfaces.ts';
 import { formatIp } from './ip.ts';
 import { formatMac } from './mac.ts';
-import { directionName, transportProtocolName } from './names.ts';
+import { directionName, transportProtocolName, tunnelTypeName } from './names.ts';
 import { formatRfc3339Nano } from './time.ts';
 
 /** What identifies a flow: the reference's key (Etype, Direction, MACs, IPs, ports, protocol, interface) plus ICMP type/code. */
@@ -115,10 +116,11 @@ function jsonString(text: string): string {
 /**
  * The reference's JSON form of one flow, fields in its order; flowtap's extensions follow:
  * `TcpFlags` and `Dscp` left out when zero, so a flow the reference could express prints exactly
- * as the reference printed it, and `IcmpType`/`IcmpCode` on every ICMP and ICMPv6 flow (0/0 is
- * the echo reply, not an absence).
+ * as the reference printed it, `IcmpType`/`IcmpCode` on every ICMP and ICMPv6 flow (0/0 is the
+ * echo reply, not an absence), then those of {@link identityJson}. `interfaces` names the
+ * interfaces-crossed list.
  */
-export function flowToJson(flow: Flow): string {
+export function flowToJson(flow: Flow, interfaces: InterfaceNames = NO_INTERFACE_NAMES): string {
   let json =
     `{"Etype":${flow.etype},"Direction":"${directionName(flow.direction)}",` +
     `"DataLink":{"SrcMac":"${formatMac(flow.srcMac)}","DstMac":"${formatMac(flow.dstMac)}"},` +
@@ -132,7 +134,46 @@ export function flowToJson(flow: Flow): string {
   if (isIcmpProtocol(flow.proto)) {
     json += `,"IcmpType":${flow.icmpType},"IcmpCode":${flow.icmpCode}`;
   }
-  return `${json}}`;
+  return `${json}${identityJson(flow, interfaces)}}`;
+}
+
+/**
+ * The JSON fields of issue 13, each left out when the flow has no such field: `AgentIP` (the
+ * newest netobserv's name), `Interfaces` and `IfDirections` (the interfaces crossed and the
+ * direction on each, as netobserv's collector names them; names resolved through `interfaces`,
+ * '' when unknown like `Interface`), `VlanId` and `InnerVlanId`, `Tunnel` (`Type`, `Id`, outer
+ * `SrcAddr` and `DstAddr`), and on bidirectional records the reverse direction's `RevBytes`,
+ * `RevPackets` (both always there, 0 for one-way traffic), `RevTimeFlowStart` and
+ * `RevTimeFlowEnd` (when it had packets), `RevTcpFlags` and `RevDscp` (when not zero).
+ */
+function identityJson(flow: Flow, interfaces: InterfaceNames): string {
+  let json = '';
+  if (flow.agentIp !== undefined) json += `,"AgentIP":"${formatIp(flow.agentIp, 0, 0)}"`;
+  const crossed = flow.crossed;
+  if (crossed !== undefined && crossed.length > 0) {
+    json += `,"Interfaces":[${crossed.map((c) => jsonString(interfaces.nameOf(c.ifIndex))).join(',')}]`;
+    json += `,"IfDirections":[${crossed.map((c) => c.direction).join(',')}]`;
+  }
+  if (flow.vlanOuter) json += `,"VlanId":${flow.vlanOuter}`;
+  if (flow.vlanInner) json += `,"InnerVlanId":${flow.vlanInner}`;
+  const tunnel = flow.tunnel;
+  if (tunnel !== undefined) {
+    json +=
+      `,"Tunnel":{"Type":"${tunnelTypeName(tunnel.type)}","Id":${tunnel.id},` +
+      `"SrcAddr":"${formatIp(tunnel.srcAddr, 0, 0)}","DstAddr":"${formatIp(tunnel.dstAddr, 0, 0)}"}`;
+  }
+  const reverse = flow.reverse;
+  if (reverse !== undefined) {
+    json += `,"RevBytes":${reverse.bytes},"RevPackets":${reverse.packets}`;
+    if (reverse.packets > 0) {
+      json +=
+        `,"RevTimeFlowStart":"${formatRfc3339Nano(reverse.timeFlowStartNs)}"` +
+        `,"RevTimeFlowEnd":"${formatRfc3339Nano(reverse.timeFlowEndNs)}"`;
+    }
+    if (reverse.tcpFlags !== 0) json += `,"RevTcpFlags":${reverse.tcpFlags}`;
+    if (reverse.dscp !== 0) json += `,"RevDscp":${reverse.dscp}`;
+  }
+  return json;
 }
 
 /** Key fields as one string, for tests and tools that group flows in a Map (not for hot paths). */

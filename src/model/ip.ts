@@ -13,7 +13,8 @@ export function isIpv4Mapped(bytes: Uint8Array, offset = 0): boolean {
   return bytes[offset + 10] === 0xff && bytes[offset + 11] === 0xff;
 }
 
-function isAllZero(bytes: Uint8Array, offset: number): boolean {
+/** True when the 16 bytes at `offset` are all zero: an address never set (or `::`). */
+export function isAllZero(bytes: Uint8Array, offset = 0): boolean {
   for (let i = 0; i < IP_BYTES; i++) if (bytes[offset + i] !== 0) return false;
   return true;
 }

@@ -86,3 +86,30 @@ export function tcpFlagNames(flags: number): string {
   }
   return names.join('|');
 }
+
+/**
+ * Names of the `tunnel_type` values (`TunnelType` in src/codec/v2-layout.ts, which the model
+ * layer sits below; a test holds the two equal), as JSON, the table and /metrics print them.
+ */
+const TUNNEL_TYPE_NAMES = new Map<number, string>([
+  [1, 'VXLAN'],
+  [2, 'Geneve'],
+  [3, 'GRE'],
+  [4, 'IPIP'],
+]);
+
+/** `VXLAN`, `Geneve`, `GRE`, `IPIP` for a tunnel type; '' for none (0); the number for others. */
+export function tunnelTypeName(type: number): string {
+  if (type === 0) return '';
+  return TUNNEL_TYPE_NAMES.get(type) ?? String(type);
+}
+
+/**
+ * A tunnel as people read it: `VXLAN 42 192.0.2.1>192.0.2.2` (type, VNI or key when not 0, outer
+ * source and destination); '' for no tunnel (type 0).
+ */
+export function tunnelLabel(type: number, id: number, outerSrc: string, outerDst: string): string {
+  if (type === 0) return '';
+  const name = tunnelTypeName(type);
+  return id === 0 ? `${name} ${outerSrc}>${outerDst}` : `${name} ${id} ${outerSrc}>${outerDst}`;
+}

@@ -10,6 +10,7 @@
 import type { DuckDBAppender } from '@duckdb/node-api';
 import { DuckDBDataChunk } from '@duckdb/node-api';
 import duckdb from '@duckdb/node-bindings';
+import { crossedText } from '../codec/identity-text.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { COLUMN, STORE_COLUMNS } from './schema.ts';
@@ -26,6 +27,7 @@ export class FlowChunkWriter {
   /** Rows copied here first, so the typed views below are aligned whatever the batch's offset. */
   readonly #rows = new Uint8Array(CHUNK_ROWS * V2_RECORD_BYTES);
   readonly #rowWords = new Uint32Array(this.#rows.buffer);
+  readonly #rowBuffer = Buffer.from(this.#rows.buffer);
   readonly #rowHalves = new Uint16Array(this.#rows.buffer);
   readonly #u64 = STORE_COLUMNS.map(() => new Uint32Array(CHUNK_ROWS * 2));
   readonly #u32 = new Uint32Array(CHUNK_ROWS);
@@ -65,6 +67,24 @@ export class FlowChunkWriter {
     this.#copyAddressHalf(raw, COLUMN.dst_ip_hi, V2.DST_ADDR, n);
     this.#copyAddressHalf(raw, COLUMN.dst_ip_lo, V2.DST_ADDR + 8, n);
     this.#copyInterfaces(raw, batch, n);
+    this.#copyAddressHalf(raw, COLUMN.agent_ip_hi, V2.AGENT_IP, n);
+    this.#copyAddressHalf(raw, COLUMN.agent_ip_lo, V2.AGENT_IP + 8, n);
+    this.#copy16(raw, COLUMN.vlan_outer, V2.VLAN_OUTER, n);
+    this.#copy16(raw, COLUMN.vlan_inner, V2.VLAN_INNER, n);
+    this.#copy8(raw, COLUMN.tunnel_type, V2.TUNNEL_TYPE, n);
+    this.#copy32(raw, COLUMN.tunnel_id, V2.TUNNEL_ID, n);
+    this.#copyAddressHalf(raw, COLUMN.tunnel_src_hi, V2.TUNNEL_SRC, n);
+    this.#copyAddressHalf(raw, COLUMN.tunnel_src_lo, V2.TUNNEL_SRC + 8, n);
+    this.#copyAddressHalf(raw, COLUMN.tunnel_dst_hi, V2.TUNNEL_DST, n);
+    this.#copyAddressHalf(raw, COLUMN.tunnel_dst_lo, V2.TUNNEL_DST + 8, n);
+    this.#copyCrossed(raw, batch, n);
+    this.#copy8(raw, COLUMN.record_flags, V2.RECORD_FLAGS, n);
+    this.#copy64(raw, COLUMN.rev_bytes, V2.REV_BYTES, n);
+    this.#copy64(raw, COLUMN.rev_packets, V2.REV_PACKETS, n);
+    this.#copy64(raw, COLUMN.rev_time_start, V2.REV_FIRST_SEEN_NS, n);
+    this.#copy64(raw, COLUMN.rev_time_end, V2.REV_LAST_SEEN_NS, n);
+    this.#copy16(raw, COLUMN.rev_tcp_flags, V2.REV_TCP_FLAGS, n);
+    this.#copy8(raw, COLUMN.rev_dscp, V2.REV_DSCP, n);
     appender.appendDataChunk(chunk);
   }
 
@@ -81,6 +101,13 @@ export class FlowChunkWriter {
       out[2 * i + 1] = rows[w + 1];
     }
     this.#put(raw, column, out, n * 8);
+  }
+
+  #copy32(raw: duckdb.DataChunk, column: number, offset: number, n: number): void {
+    const out = this.#u32;
+    const rows = this.#rowWords;
+    for (let i = 0, w = offset / 4; i < n; i++, w += ROW_WORDS) out[i] = rows[w];
+    this.#put(raw, column, out, n * 4);
   }
 
   #copy16(raw: duckdb.DataChunk, column: number, offset: number, n: number): void {
@@ -117,6 +144,14 @@ export class FlowChunkWriter {
       out[2 * i + 1] = ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
     }
     this.#put(raw, column, out, n * 8);
+  }
+
+  /** The interfaces-crossed list as text (`crossedText`), '' for rows without one. */
+  #copyCrossed(raw: duckdb.DataChunk, batch: RecordBatch, n: number): void {
+    const cells = duckdb.data_chunk_get_vector(raw, COLUMN.crossed);
+    for (let i = 0, o = 0; i < n; i++, o += V2_RECORD_BYTES) {
+      duckdb.vector_assign_string_element(cells, i, crossedText(this.#rowBuffer, o, batch.interfaces));
+    }
   }
 
   /** Interface index and name. */

@@ -17,6 +17,8 @@ import {
   createTableSql,
   MACRO_SQL,
   META_TABLE,
+  MIGRATABLE_SCHEMA_VERSION,
+  migrateToSchema3Sql,
   PARTITION_MS,
   partitionName,
   partitionStartMs,
@@ -90,9 +92,10 @@ export class FlowStore {
     await c.run(`CREATE TABLE IF NOT EXISTS ${META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)`);
     const found = await c.runAndReadAll(`SELECT value FROM ${META_TABLE} WHERE key = 'schema_version'`);
     const version = found.getRows()[0]?.[0];
+    const migrate = version === MIGRATABLE_SCHEMA_VERSION;
     if (version === undefined) {
       await c.run(`INSERT INTO ${META_TABLE} VALUES ('schema_version', '${SCHEMA_VERSION}')`);
-    } else if (version !== SCHEMA_VERSION) {
+    } else if (version !== SCHEMA_VERSION && !migrate) {
       throw new StoreError(
         this.file,
         `${this.file} holds flowtap store schema ${String(version)}, this flowtap writes ${SCHEMA_VERSION}; ` +
@@ -102,7 +105,28 @@ export class FlowStore {
     await c.run(createTableSql(TEMPLATE_TABLE));
     for (const sql of MACRO_SQL) await c.run(sql);
     this.#partitions = await listPartitions(c);
+    if (migrate) await this.#migrateToSchema3();
     await this.#refreshView();
+  }
+
+  /**
+   * Brings a schema 2 store to schema 3 in one transaction: the new columns are added to every
+   * partition (and the template) with their defaults, so old rows read as untagged, unbidirectional
+   * flows of an unknown agent, and nothing is rewritten.
+   */
+  async #migrateToSchema3(): Promise<void> {
+    const c = this.#connection;
+    await c.run('BEGIN TRANSACTION');
+    try {
+      for (const table of [TEMPLATE_TABLE, ...this.#partitions]) {
+        for (const sql of migrateToSchema3Sql(table)) await c.run(sql);
+      }
+      await c.run(`UPDATE ${META_TABLE} SET value = '${SCHEMA_VERSION}' WHERE key = 'schema_version'`);
+      await c.run('COMMIT');
+    } catch (err) {
+      await c.run('ROLLBACK');
+      throw err;
+    }
   }
 
   /** Runs `operation` after every operation called before it. */

@@ -66,7 +66,114 @@ export const STORE_COLUMNS = [
   { name: 'dscp', type: 'UTINYINT', clickhouse: 'UInt8', doc: 'DSCP of the last packet' },
   { name: 'src_mac', type: 'UBIGINT', clickhouse: 'UInt64', doc: 'source MAC as a 48-bit number' },
   { name: 'dst_mac', type: 'UBIGINT', clickhouse: 'UInt64', doc: 'destination MAC as a 48-bit number' },
+  // Schema 3 (issue 13): added to stores of schema 2 by ALTER TABLE, old rows reading the default.
+  {
+    name: 'agent_ip_hi',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: "agent's address, first 8 bytes (0 before schema 3)",
+  },
+  { name: 'agent_ip_lo', type: 'UBIGINT', clickhouse: 'UInt64', doc: "agent's address, last 8 bytes" },
+  {
+    name: 'vlan_outer',
+    type: 'USMALLINT',
+    clickhouse: 'UInt16',
+    doc: 'VLAN id of the outer 802.1Q/802.1ad tag (0: untagged)',
+  },
+  { name: 'vlan_inner', type: 'USMALLINT', clickhouse: 'UInt16', doc: 'VLAN id of the inner tag (0: none)' },
+  {
+    name: 'tunnel_type',
+    type: 'UTINYINT',
+    clickhouse: 'UInt8',
+    doc: '0 none, 1 VXLAN, 2 Geneve, 3 GRE, 4 IP-in-IP',
+  },
+  { name: 'tunnel_id', type: 'UINTEGER', clickhouse: 'UInt32', doc: 'VXLAN/Geneve VNI or GRE key (0: none)' },
+  {
+    name: 'tunnel_src_hi',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: 'outer source address, first 8 bytes',
+  },
+  { name: 'tunnel_src_lo', type: 'UBIGINT', clickhouse: 'UInt64', doc: 'outer source address, last 8 bytes' },
+  {
+    name: 'tunnel_dst_hi',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: 'outer destination address, first 8 bytes',
+  },
+  {
+    name: 'tunnel_dst_lo',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: 'outer destination address, last 8 bytes',
+  },
+  {
+    name: 'crossed',
+    type: 'VARCHAR',
+    clickhouse: 'String',
+    doc: "interfaces crossed with their direction, first-seen order: 'veth1 in,br0 in,eth0 out' ('' when not known)",
+  },
+  {
+    name: 'record_flags',
+    type: 'UTINYINT',
+    clickhouse: 'UInt8',
+    doc: 'bit 0: bidirectional record (rev_* are meaningful)',
+  },
+  {
+    name: 'rev_bytes',
+    type: 'BIGINT',
+    clickhouse: 'Int64',
+    doc: 'bidirectional records: bytes of the reverse direction',
+  },
+  {
+    name: 'rev_packets',
+    type: 'BIGINT',
+    clickhouse: 'Int64',
+    doc: 'bidirectional records: packets of the reverse direction',
+  },
+  {
+    name: 'rev_time_start',
+    type: 'TIMESTAMP_NS',
+    clickhouse: 'UInt64',
+    doc: 'first packet of the reverse direction (epoch 0: none)',
+  },
+  {
+    name: 'rev_time_end',
+    type: 'TIMESTAMP_NS',
+    clickhouse: 'UInt64',
+    doc: 'last packet of the reverse direction (epoch 0: none)',
+  },
+  {
+    name: 'rev_tcp_flags',
+    type: 'USMALLINT',
+    clickhouse: 'UInt16',
+    doc: 'OR of the reverse direction TCP flags',
+  },
+  {
+    name: 'rev_dscp',
+    type: 'UTINYINT',
+    clickhouse: 'UInt8',
+    doc: 'DSCP of the reverse direction last packet',
+  },
 ] as const satisfies readonly StoreColumn[];
+
+/** The first column schema 3 added; columns from it on are added to older stores when they open. */
+export const FIRST_SCHEMA3_COLUMN = 'agent_ip_hi';
+
+/** Default of a column added by a migration: what an old row reads. */
+export function migrationDefault(column: StoreColumn): string {
+  if (column.type === 'VARCHAR') return "''";
+  if (column.type === 'TIMESTAMP_NS') return "'1970-01-01'::TIMESTAMP_NS";
+  return '0';
+}
+
+/** ALTER TABLE statements that bring a schema 2 table `name` to schema 3. */
+export function migrateToSchema3Sql(name: string): string[] {
+  const from = STORE_COLUMNS.findIndex((c) => c.name === FIRST_SCHEMA3_COLUMN);
+  return STORE_COLUMNS.slice(from).map(
+    (c) => `ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${c.name} ${c.type} DEFAULT ${migrationDefault(c)}`,
+  );
+}
 
 /** Index of each stored column by name. */
 export const COLUMN = Object.fromEntries(STORE_COLUMNS.map((c, i) => [c.name, i])) as {
@@ -79,8 +186,13 @@ export const FLOWS_VIEW = 'flows';
 export const TEMPLATE_TABLE = 'flows_template';
 /** Key/value facts about the database (its schema version). */
 export const META_TABLE = 'flowtap_meta';
-/** Bumped when stored columns change; a store of another version is refused, not misread. */
-export const SCHEMA_VERSION = '2';
+/**
+ * Bumped when stored columns change. A store of schema 2 is migrated when it opens (columns
+ * added, see migrateToSchema3Sql); any other version is refused, not misread.
+ */
+export const SCHEMA_VERSION = '3';
+/** The older schema a store is migrated from. */
+export const MIGRATABLE_SCHEMA_VERSION = '2';
 
 /** Length of one partition. */
 export const PARTITION_MS = 86_400_000;
@@ -158,6 +270,9 @@ export function viewSql(tables: readonly string[]): string {
   return `CREATE OR REPLACE VIEW ${FLOWS_VIEW} AS
     SELECT * REPLACE (flowtap_mac_text(src_mac) AS src_mac, flowtap_mac_text(dst_mac) AS dst_mac),
       flowtap_ip_text(src_ip_hi, src_ip_lo, etype) AS src_addr,
-      flowtap_ip_text(dst_ip_hi, dst_ip_lo, etype) AS dst_addr
+      flowtap_ip_text(dst_ip_hi, dst_ip_lo, etype) AS dst_addr,
+      flowtap_ip_text(agent_ip_hi, agent_ip_lo, 0) AS agent_ip,
+      CASE WHEN tunnel_type = 0 THEN '' ELSE flowtap_ip_text(tunnel_src_hi, tunnel_src_lo, 0) END AS tunnel_src,
+      CASE WHEN tunnel_type = 0 THEN '' ELSE flowtap_ip_text(tunnel_dst_hi, tunnel_dst_lo, 0) END AS tunnel_dst
     FROM (${union})`;
 }

@@ -9,8 +9,10 @@
  * the `records` timeline (a capture file) it ends at the latest flow end seen, so a capture's
  * minutes show as they were recorded, however fast the file is read.
  */
+
+import { crossedText, tunnelText } from '../codec/identity-text.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
-import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { RecordFlag, V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { TWO_POW_32 } from '../model/u64.ts';
 import { ThroughputWindow } from './throughput.ts';
 import { TopWindow } from './top-window.ts';
@@ -22,6 +24,10 @@ export type Timeline = 'wall' | 'records';
 export interface EntryInfo {
   /** Interface name as the batch resolved it (`if<index>` when unnamed). */
   readonly interfaceName: string;
+  /** Flows: the interfaces crossed as `crossedText` prints them ('' when not known). */
+  readonly crossed?: string;
+  /** Flows: the tunnel as `tunnelText` prints it ('' when not encapsulated). */
+  readonly tunnel?: string;
 }
 
 /** Bounds and clock of a {@link FlowAggregate}. */
@@ -65,6 +71,11 @@ export interface AggregateStats {
 }
 
 const NS_PER_SECOND = 1e9;
+
+/** The u64 counter at `offset` as a number (exact below 2^53). */
+function u64At(buf: Buffer, offset: number): number {
+  return buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_POW_32;
+}
 
 /** Unix seconds of the u64 nanoseconds at `offset` (a double is exact enough for seconds). */
 function secondsAt(buf: Buffer, offset: number): number {
@@ -167,11 +178,25 @@ export class FlowAggregate {
       }
       const direction = b[o + V2.DIRECTION];
       const proto = b[o + V2.TRANSPORT_PROTOCOL];
-      const bytes = batch.bytesAt(i);
-      const packets = batch.packetsAt(i);
+      let bytes = batch.bytesAt(i);
+      let packets = batch.packetsAt(i);
       if (!this.throughput.add(ifIndex, direction, lastIfName, first, last, bytes, packets)) {
         stats.outOfWindow++;
         continue;
+      }
+      if (b[o + V2.RECORD_FLAGS] & RecordFlag.BIFLOW) {
+        // A bidirectional record: the reverse traffic went the other way on the same interface,
+        // and the flow's row in the tables counts both directions.
+        const revBytes = u64At(b, o + V2.REV_BYTES);
+        const revPackets = u64At(b, o + V2.REV_PACKETS);
+        if (revPackets > 0) {
+          const revLast = Math.min(secondsAt(b, o + V2.REV_LAST_SEEN_NS) || last, nowSecond);
+          const revFirst = secondsAt(b, o + V2.REV_FIRST_SEEN_NS) || revLast;
+          const revDirection = direction <= 1 ? 1 - direction : direction;
+          this.throughput.add(ifIndex, revDirection, lastIfName, revFirst, revLast, revBytes, revPackets);
+          bytes += revBytes;
+          packets += revPackets;
+        }
       }
       stats.records++;
       if (last > this.#lastDataSecond) this.#lastDataSecond = last;
@@ -182,7 +207,13 @@ export class FlowAggregate {
         bytes,
         packets,
       );
-      if (flow && !flow.info) flow.info = { interfaceName: lastIfName };
+      if (flow && !flow.info) {
+        flow.info = {
+          interfaceName: lastIfName,
+          crossed: crossedText(b, o, batch.interfaces),
+          tunnel: tunnelText(b, o),
+        };
+      }
       const talkerKey =
         b.toString('latin1', o + V2.SRC_ADDR, o + V2.SRC_ADDR + 16) + String.fromCharCode(proto) + ifIndex;
       const talker = this.talkers.add(talkerKey, last, bytes, packets);

@@ -49,6 +49,8 @@ export interface HealthSnapshot {
   /** Packets the filter accepted and rejected. */
   readonly filterAccepted?: number;
   readonly filterRejected?: number;
+  /** The address written into every flow as the agent's. */
+  readonly agentIp?: string;
 }
 
 /** Where the web view gets health from; undefined while there is none yet. */

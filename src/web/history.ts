@@ -10,8 +10,7 @@
  * turned into text. The chart puts a flow's bytes in the step of its last packet, so a long flow
  * shows as a spike rather than spread over its life as the live chart does.
  */
-
-import { transportProtocolName } from '../model/names.ts';
+import { transportProtocolName, tunnelLabel } from '../model/names.ts';
 import { flowServiceName } from '../model/services.ts';
 import { timestampLiteral } from '../store/questions.ts';
 import type { StoreQueries } from '../store/store-reader.ts';
@@ -106,12 +105,15 @@ function topSql(grouped: string, n: number, text: string): string {
 function flowsSql(window: HistoryWindow, filter: WebFilter, n: number): string {
   return topSql(
     `SELECT ${INTERFACE_NAME} AS iface, direction, proto, src_ip_hi, src_ip_lo, src_port, dst_ip_hi,
-       dst_ip_lo, dst_port, icmp_type, icmp_code, max(etype) AS etype, ${TOTALS}
+       dst_ip_lo, dst_port, icmp_type, icmp_code, max(etype) AS etype, max(crossed) AS crossed,
+       max(tunnel_type) AS tunnel_type, max(tunnel_id) AS tunnel_id, max(tunnel_src) AS tunnel_src,
+       max(tunnel_dst) AS tunnel_dst, ${TOTALS}
      FROM flows ${whereSql(window, filter, false)} GROUP BY ALL`,
     n,
     `iface AS interface, flowtap_direction_name(direction) AS direction, proto,
      flowtap_ip_text(src_ip_hi, src_ip_lo, etype) AS src, src_port,
-     flowtap_ip_text(dst_ip_hi, dst_ip_lo, etype) AS dst, dst_port, icmp_type, icmp_code`,
+     flowtap_ip_text(dst_ip_hi, dst_ip_lo, etype) AS dst, dst_port, icmp_type, icmp_code, crossed,
+     tunnel_type, tunnel_id, tunnel_src, tunnel_dst`,
   );
 }
 
@@ -211,7 +213,19 @@ function flowRow(r: Row): FlowRow {
     bytes: Number(r.bytes),
     packets: Number(r.packets),
     records: Number(r.records),
+    crossed: String(r.crossed ?? ''),
+    tunnel: tunnelOf(r),
   };
+}
+
+/** The tunnel text of a stored flow row, as the live view's `tunnelText` prints it. */
+function tunnelOf(r: Row): string {
+  return tunnelLabel(
+    Number(r.tunnel_type ?? 0),
+    Number(r.tunnel_id ?? 0),
+    String(r.tunnel_src),
+    String(r.tunnel_dst),
+  );
 }
 
 function talkerRow(r: Row): TalkerRow {

@@ -75,6 +75,10 @@ export interface FlowRow {
   packets: number;
   /** Flow records (evictions) summed into the row. */
   records: number;
+  /** Interfaces the flow crossed with their direction (`veth1 in,br0 in,eth0 out`), '' when not known. */
+  crossed: string;
+  /** The tunnel the flow arrived in (`VXLAN 42 192.0.2.1>192.0.2.2`), '' when none. */
+  tunnel: string;
 }
 
 /** One row of the top talkers: a source address on an interface. */
@@ -238,6 +242,8 @@ function flowRow(entry: WindowEntry<EntryInfo>): FlowRow {
     bytes: entry.bytes,
     packets: entry.packets,
     records: entry.records,
+    crossed: entry.info?.crossed ?? '',
+    tunnel: entry.info?.tunnel ?? '',
   };
 }
 

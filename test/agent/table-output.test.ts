@@ -5,6 +5,7 @@ import { formatTable, TableOutput } from '../../src/agent/table-output.ts';
 import { RecordBatch, writeFlowRow } from '../../src/codec/record-batch.ts';
 import { V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import type { Flow } from '../../src/model/flow.ts';
+import { parseIp } from '../../src/model/ip.ts';
 import { makeFlow } from '../helpers/flows.ts';
 
 function batch(...flows: Flow[]): RecordBatch {
@@ -43,6 +44,32 @@ test('ICMP flows show their type and code by name, without ports', () => {
     batch(makeFlow({ ifIndex: 3, proto: 1, srcPort: 0, dstPort: 0, icmpType: 8, icmpCode: 0 })),
   );
   assert.match(text.split('\n')[1], /veth0\s+out\s+ICMP\s+echo-request\s+10\.0\.0\.1\s+10\.0\.0\.2\s/);
+});
+
+test('columns for reverse counters, VLAN, tunnel and interfaces crossed appear when a flow has them', () => {
+  const plain = formatTable(batch(makeFlow({ ifIndex: 3 })));
+  assert.doesNotMatch(plain, /REV|VLAN|TUNNEL|CROSSED/);
+  const text = formatTable(
+    batch(
+      makeFlow({
+        ifIndex: 3,
+        bytes: 2000,
+        vlanOuter: 100,
+        vlanInner: 7,
+        tunnel: { type: 1, id: 42, srcAddr: parseIp('192.0.2.1')!, dstAddr: parseIp('192.0.2.2')! },
+        crossed: [
+          { ifIndex: 3, direction: 0 },
+          { ifIndex: 9, direction: 1 },
+        ],
+        reverse: { bytes: 4096, packets: 4, timeFlowStartNs: 1n, timeFlowEndNs: 2n, tcpFlags: 0, dscp: 0 },
+      }),
+      makeFlow({ ifIndex: 3, srcPort: 5 }),
+    ),
+  );
+  const lines = text.trimEnd().split('\n');
+  assert.match(lines[0], /BYTES\s+REV PACKETS\s+REV BYTES\s+VLAN\s+TUNNEL\s+CROSSED$/);
+  assert.match(lines[1], /\s4\s+4\.00 KiB\s+100\.7\s+VXLAN 42 192\.0\.2\.1>192\.0\.2\.2\s+veth0 in,9 out$/);
+  assert.match(lines[2], /100$/, 'a flow without them has empty cells');
 });
 
 test('the table output writes one table per batch to its stream', async () => {

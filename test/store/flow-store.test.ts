@@ -8,10 +8,18 @@ import { formatIp } from '../../src/model/ip.ts';
 import { formatMac } from '../../src/model/mac.ts';
 import { FlowStore } from '../../src/store/flow-store.ts';
 import { plainValue } from '../../src/store/result-format.ts';
+import { FIRST_SCHEMA3_COLUMN, STORE_COLUMNS } from '../../src/store/schema.ts';
 import { openStoreReader } from '../../src/store/store-reader.ts';
 import { makeFlow } from '../helpers/flows.ts';
 
 const DAY_NS = 86_400_000_000_000n;
+/** Columns schema 3 added (stored and computed by the view), tested in store-identity.test.ts. */
+const SCHEMA3_COLUMNS = [
+  ...STORE_COLUMNS.slice(STORE_COLUMNS.findIndex((c) => c.name === FIRST_SCHEMA3_COLUMN)).map((c) => c.name),
+  'agent_ip',
+  'tunnel_src',
+  'tunnel_dst',
+].join(', ');
 const T0_NS = 1_700_000_000_000_000_000n; // 2023-11-14
 
 describe('flow store', () => {
@@ -75,7 +83,7 @@ describe('flow store', () => {
     await store.close();
     const rows = await rowsOf(
       file,
-      'SELECT * EXCLUDE (src_ip_hi, src_ip_lo, dst_ip_hi, dst_ip_lo) FROM flows ORDER BY time_end DESC, src_addr',
+      `SELECT * EXCLUDE (src_ip_hi, src_ip_lo, dst_ip_hi, dst_ip_lo, ${SCHEMA3_COLUMNS}) FROM flows ORDER BY time_end DESC, src_addr`,
     );
     const expected = flows
       .map((f) => ({

@@ -10,7 +10,6 @@
  * certificates are required (mutual TLS); each flag may come from its COLLECTOR_TLS_* variable.
  */
 import { once } from 'node:events';
-import type { Writable } from 'node:stream';
 import { type Command, Option } from 'commander';
 import { CollectMetrics } from '../../collect/collect-metrics.ts';
 import { type CollectorSink, SinkFanOut } from '../../collect/collector-sink.ts';

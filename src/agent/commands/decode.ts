@@ -80,7 +80,7 @@ export async function decodeRecords(input: Readable, out: Writable, options: Dec
   let flows = 0;
   for await (const batch of accounter.account(recordBatches(input, layoutOf(options.layout)))) {
     let text = '';
-    for (let i = 0; i < batch.count; i++) text += `${flowToJson(batch.flow(i))}\n`;
+    for (let i = 0; i < batch.count; i++) text += `${flowToJson(batch.flow(i), batch.interfaces)}\n`;
     flows += batch.count;
     await writeWithBackpressure(out, text);
   }

@@ -32,6 +32,8 @@ export interface ReadFlags extends TargetTlsFlags {
   exportFlushTimeout: number;
   deduper?: string;
   tunnels?: boolean;
+  agentIp?: string;
+  bidirectional?: boolean;
 }
 
 /** Everything one `flowtap read` runs with. */
@@ -40,8 +42,8 @@ export interface ReadSettings {
   readonly files: readonly string[];
   /** No progress line on stderr. */
   readonly quiet: boolean;
-  /** Cache, timeout and direction of the read. */
-  readonly read: ReadOptions;
+  /** Cache, timeout, direction and pairing of the read; the agent IP is resolved when it starts. */
+  readonly read: Omit<ReadOptions, 'agentIp'>;
   /** Export kinds, target, output and log level, as `run` has them. */
   readonly config: AgentConfig;
   /** How long exporters may take after the capture ends. */
@@ -67,6 +69,14 @@ export function addReadOptions(command: Command): Command {
     .option(
       '--tunnels',
       'key VXLAN, Geneve, GRE and IP-in-IP packets by the packet inside [ENABLE_TUNNELS; off]',
+    )
+    .option(
+      '--bidirectional',
+      'both directions of a conversation in one record with reverse counters (RFC 5103) [BIDIRECTIONAL]',
+    )
+    .option(
+      '--agent-ip <address>',
+      "address written into every flow as the agent's [AGENT_IP; the default route's source address]",
     );
   addFileCacheOptions(command, 'packets')
     .option(
@@ -114,6 +124,8 @@ export function readSettings(
     filter: filterFlag(filterWords, flags.filter),
     deduper: flags.deduper,
     tunnels: flags.tunnels,
+    agentIp: flags.agentIp,
+    bidirectional: flags.bidirectional,
   };
   const config = loadConfig({ flags: exportFlags, env: process.env, stdoutIsTty: process.stdoutIsTty });
   return Object.freeze({
@@ -126,6 +138,7 @@ export function readSettings(
       filter: config.filter,
       dedup: config.deduper === 'firstCome',
       tunnels: config.tunnels,
+      bidirectional: config.bidirectional,
     }),
     config,
     exportFlushTimeoutMs: flags.exportFlushTimeout,

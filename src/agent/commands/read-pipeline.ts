@@ -4,6 +4,7 @@
  * dropping flows.
  */
 import { Accounter } from '../../account/accounter.ts';
+import { EvictedRows } from '../../account/evicted-rows.ts';
 import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
 import type { CaptureInputs } from '../../capture/pcap/capture-inputs.ts';
 import type { LocalHosts } from '../../capture/pcap/direction.ts';
@@ -24,6 +25,10 @@ export interface ReadOptions {
   dedup?: boolean;
   /** Key tunnelled packets by the packet inside (ENABLE_TUNNELS). */
   tunnels?: boolean;
+  /** The agent's address (16 bytes, IPv4 mapped) written into every flow. */
+  agentIp: Uint8Array;
+  /** Pair the directions of each conversation into bidirectional records. */
+  bidirectional: boolean;
 }
 
 /** Evicted batches that may wait for the sinks before the Accounter stops pulling packets. */
@@ -71,7 +76,9 @@ export class CaptureRead {
       activeTimeoutBy: 'record-time',
     });
     this.#accounter = accounter;
-    for await (const batch of accounter.account(inputs.batches(this.decoder))) {
+    const evictedRows = new EvictedRows(this.#options);
+    for await (const accounted of accounter.account(inputs.batches(this.decoder))) {
+      const batch = evictedRows.finish(accounted);
       for (const sink of sinks) await sink.whenReady?.();
       for (const sink of sinks) sink.export(batch);
       this.flows += batch.count;

@@ -15,10 +15,12 @@ import type { Command } from 'commander';
 import { CaptureInputs, partitionReadArguments } from '../../capture/pcap/capture-inputs.ts';
 import { ExportError, type FlowtapError, TruncatedCaptureError } from '../../errors.ts';
 import { describeFilter } from '../../filter/build.ts';
+import { formatIp } from '../../model/ip.ts';
 import type { FlowSink } from '../../sink/flow-sink.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
+import { resolveAgentIp } from '../agent-ip.ts';
 import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
 import { withEpilogue } from './error-epilogue.ts';
@@ -72,7 +74,8 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
     await Promise.all(exporters.map((e) => e.stop(0)));
     throw storeError;
   }
-  const read = new CaptureRead(settings.read);
+  const agentIp = await resolveAgentIp(settings.config.agentIp, logger);
+  const read = new CaptureRead({ ...settings.read, agentIp });
   const web =
     settings.web &&
     (await startWebView({
@@ -83,6 +86,7 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
         packetsSeen: read.decoder.stats.packets,
         parseErrors: read.decoder.stats.skippedTotal,
         filter: describeFilter(settings.config.filter),
+        agentIp: formatIp(agentIp, 0, 0),
       }),
     }));
   if (web) process.stderr.write(`flowtap read: web view at ${web.url}\n`);

@@ -11,6 +11,7 @@ import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
 import { startWebView } from '../../web/web-view.ts';
 import { Agent, type AgentOptions } from '../agent.ts';
+import { resolveAgentIp } from '../agent-ip.ts';
 import {
   type CommandLineValues,
   DEFAULT_CACHE_MAX_FLOWS,
@@ -74,12 +75,14 @@ export async function runAgent(
     if (started) reloadFilter(flags, started, logger);
     else reloadRequested = true;
   });
+  const agentIp = await resolveAgentIp(config.agentIp, logger);
   const agent = await Agent.start({
     config,
     logger,
     exporters,
     observers: extension.observers,
     bounds: extension.bounds,
+    agentIp,
   }).catch(async (err: unknown) => {
     removeStopHandlers();
     removeReloadHandler();
@@ -235,6 +238,14 @@ export function registerRunCommand(program: Command): void {
     .option(
       '--tunnels',
       'key VXLAN, Geneve, GRE and IP-in-IP packets by the packet inside, with the tunnel on the flow [ENABLE_TUNNELS; off]',
+    )
+    .option(
+      '--agent-ip <address>',
+      "address written into every flow as the agent's [AGENT_IP; the default route's source address, AGENT_IP_TYPE any, ipv4 or ipv6]",
+    )
+    .option(
+      '--bidirectional',
+      'both directions of a conversation in one record with reverse counters (RFC 5103) [BIDIRECTIONAL; off]',
     )
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .option(

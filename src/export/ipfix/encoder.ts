@@ -7,20 +7,23 @@
  * sent before this message in the transport session; template messages do not advance it.
  */
 import type { RecordBatch } from '../../codec/record-batch.ts';
-import { V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
+import { RecordFlag, TunnelType, V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
 import { ConfigError } from '../../errors.ts';
 import type { InterfaceNames } from '../../model/interfaces.ts';
+import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
 import { EtherType } from '../../model/names.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
 import {
-  encodeTemplateSet,
+  encodeTemplateSets,
   IPFIX_VERSION,
+  LAYER2_SEGMENT_VXLAN,
   MAX_INTERFACE_NAME_BYTES,
   MAX_RECORD_BYTES,
   MESSAGE_HEADER_BYTES,
   SET_HEADER_BYTES,
+  TEMPLATE_ID_BASE,
   TEMPLATES,
-  TemplateId,
+  TemplateShape,
 } from './templates.ts';
 
 /** Default largest message: fits a 1500-byte MTU with IP/UDP headers and tunnel headroom. */
@@ -47,6 +50,13 @@ export interface IpfixMessages {
 const NS_PER_MS = 1_000_000;
 const EMPTY = Buffer.alloc(0);
 const FIXED_BYTES = TEMPLATES.map((t) => t.fixedBytes);
+/** Bit 0 of record_flags: the reverse fields hold the reverse direction (see src/account/biflow.ts). */
+const BIFLOW_FLAG = RecordFlag.BIFLOW;
+
+/** True when the agent address at `o` is IPv6 (neither IPv4-mapped nor unset). */
+function isIpv6Agent(b: Buffer, o: number): boolean {
+  return !isIpv4Mapped(b, o) && !isAllZero(b, o);
+}
 
 /** Writes the u64 little-endian nanoseconds at `b[o]` as big-endian milliseconds at `out[p]`. */
 function writeMsFromNs(b: Buffer, o: number, out: Buffer, p: number): void {
@@ -73,6 +83,19 @@ function writeMsFromNs(b: Buffer, o: number, out: Buffer, p: number): void {
   out[p + 7] = lo & 0xff;
 }
 
+/**
+ * layer2SegmentId (8 bytes, big-endian) of the row at `o`: IANA's VXLAN code in the top byte and
+ * the VNI in the low 24 bits for a VXLAN flow, 0 otherwise (no other tunnel has an IANA code).
+ */
+function writeLayer2SegmentId(b: Buffer, o: number, out: Buffer, p: number): void {
+  out.fill(0, p, p + 8);
+  if (b[o + V2.TUNNEL_TYPE] !== TunnelType.VXLAN) return;
+  out[p] = LAYER2_SEGMENT_VXLAN;
+  out[p + 5] = b[o + V2.TUNNEL_ID + 2];
+  out[p + 6] = b[o + V2.TUNNEL_ID + 1];
+  out[p + 7] = b[o + V2.TUNNEL_ID];
+}
+
 /** Copies `n` little-endian bytes at `b[o]` to `out[p]` reversed (big-endian). */
 function copyReversed(b: Buffer, o: number, out: Buffer, p: number, n: number): void {
   for (let k = 0; k < n; k++) out[p + k] = b[o + n - 1 - k];
@@ -97,7 +120,7 @@ export class IpfixEncoder {
   /** Largest message in bytes. */
   readonly maxMessageBytes: number;
   #sequence = 0;
-  readonly #templateSet = encodeTemplateSet();
+  readonly #templateSets: Buffer[];
 
   constructor(options: IpfixEncoderOptions = {}) {
     const odid = options.observationDomainId ?? 0;
@@ -114,6 +137,7 @@ export class IpfixEncoder {
     }
     this.observationDomainId = odid;
     this.maxMessageBytes = max;
+    this.#templateSets = encodeTemplateSets(max - MESSAGE_HEADER_BYTES);
   }
 
   /** Data records sent so far in this session (mod 2^32): the next message's sequence number. */
@@ -126,13 +150,15 @@ export class IpfixEncoder {
     this.#sequence = 0;
   }
 
-  /** A message holding the template set for all four templates. */
-  templateMessage(exportTimeS: number): Buffer {
-    const length = MESSAGE_HEADER_BYTES + this.#templateSet.length;
-    const out = Buffer.allocUnsafe(length);
-    this.#writeHeader(out, 0, length, exportTimeS, this.#sequence);
-    this.#templateSet.copy(out, MESSAGE_HEADER_BYTES);
-    return out;
+  /** Messages holding every template, each within the message bound (one or two at the UDP size). */
+  templateMessages(exportTimeS: number): Buffer[] {
+    return this.#templateSets.map((set) => {
+      const length = MESSAGE_HEADER_BYTES + set.length;
+      const out = Buffer.allocUnsafe(length);
+      this.#writeHeader(out, 0, length, exportTimeS, this.#sequence);
+      set.copy(out, MESSAGE_HEADER_BYTES);
+      return out;
+    });
   }
 
   /** Encodes every row of `batch` into messages and advances the sequence number by `batch.count`. */
@@ -153,9 +179,14 @@ export class IpfixEncoder {
       const o = i * V2_RECORD_BYTES;
       const ipv6 = (b[o + V2.ETH_PROTOCOL] | (b[o + V2.ETH_PROTOCOL + 1] << 8)) === EtherType.IPV6;
       const direction = b[o + V2.DIRECTION];
-      const egress = direction === 1;
-      const templateIndex = (ipv6 ? 2 : 0) + (egress ? 1 : 0);
-      const templateId = TemplateId.IPV4_INGRESS + templateIndex;
+      const agentIpv6 = isIpv6Agent(b, o + V2.AGENT_IP);
+      const biflow = (b[o + V2.RECORD_FLAGS] & BIFLOW_FLAG) !== 0;
+      const templateIndex =
+        (direction === 1 ? TemplateShape.EGRESS : 0) |
+        (ipv6 ? TemplateShape.IPV6 : 0) |
+        (agentIpv6 ? TemplateShape.AGENT_IPV6 : 0) |
+        (biflow ? TemplateShape.BIFLOW : 0);
+      const templateId = TEMPLATE_ID_BASE + templateIndex;
       const ifIndex = b.readUInt32LE(o + V2.IF_INDEX);
       const name = this.#nameOf(names, batch.interfaces, ifIndex);
       const recordBytes = FIXED_BYTES[templateIndex] + 1 + name.length;
@@ -177,6 +208,16 @@ export class IpfixEncoder {
         setId = templateId;
         out.writeUInt16BE(templateId, p);
         p += SET_HEADER_BYTES;
+      }
+      if (biflow) {
+        copyReversed(b, o + V2.REV_BYTES, out, p, 8);
+        copyReversed(b, o + V2.REV_PACKETS, out, p + 8, 8);
+        writeMsFromNs(b, o + V2.REV_FIRST_SEEN_NS, out, p + 16);
+        writeMsFromNs(b, o + V2.REV_LAST_SEEN_NS, out, p + 24);
+        out[p + 32] = b[o + V2.REV_TCP_FLAGS + 1];
+        out[p + 33] = b[o + V2.REV_TCP_FLAGS];
+        out[p + 34] = (b[o + V2.REV_DSCP] << 2) & 0xff;
+        p += 35;
       }
       const addrBytes = ipv6 ? 16 : 4;
       const addrOffset = ipv6 ? 0 : 12;
@@ -204,9 +245,26 @@ export class IpfixEncoder {
       // upper six bits) and not the ECN bits, which are written as 0.
       out[p + 54] = (b[o + V2.DSCP] << 2) & 0xff;
       copyReversed(b, o + V2.IF_INDEX, out, p + 55, 4);
+      p += 59;
+      if (agentIpv6) {
+        copyBytes(b, o + V2.AGENT_IP, out, p, 16);
+        p += 16;
+      } else {
+        copyBytes(b, o + V2.AGENT_IP + 12, out, p, 4);
+        p += 4;
+      }
+      // vlanId and dot1qVlanId both carry the outer tag: older collectors know only the first.
+      out[p] = b[o + V2.VLAN_OUTER + 1];
+      out[p + 1] = b[o + V2.VLAN_OUTER];
+      out[p + 2] = b[o + V2.VLAN_OUTER + 1];
+      out[p + 3] = b[o + V2.VLAN_OUTER];
+      out[p + 4] = b[o + V2.VLAN_INNER + 1];
+      out[p + 5] = b[o + V2.VLAN_INNER];
+      writeLayer2SegmentId(b, o, out, p + 6);
+      p += 14;
       // Names are at most MAX_INTERFACE_NAME_BYTES (< 255), so the one-byte length form applies.
-      out[p + 59] = name.length;
-      p += 60;
+      out[p] = name.length;
+      p += 1;
       for (let k = 0; k < name.length; k++) out[p + k] = name[k];
       p += name.length;
       out[p] = b[o + V2.ICMP_TYPE];

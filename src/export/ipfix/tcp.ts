@@ -113,7 +113,7 @@ export class IpfixTcpExporter extends QueuedExporter {
       this.#backoff.reset();
       this.encoder.resetSequence();
       // The first bytes of every session; writes are ordered, so they precede any data.
-      socket.write(this.encoder.templateMessage(exportTimeS()));
+      for (const message of this.encoder.templateMessages(exportTimeS())) socket.write(message);
       this.#socket = socket;
       for (const waiter of this.#waiters.splice(0)) waiter.resolve(socket);
     });

@@ -1,9 +1,21 @@
 /**
- * IPFIX (RFC 7011) templates flowtap exports: one per address family and direction, since a
- * template has fixed fields and the interface goes in ingressInterface (IE 10) for INGRESS flows
- * and egressInterface (IE 14) for EGRESS flows. All Information Elements are IANA ones
- * (enterprise bit clear); field order here is the order the encoder writes. ICMP type and code go
- * in icmpTypeCodeIPv4 (IE 32) or icmpTypeCodeIPv6 (IE 139) by family, as nfdump and tshark read them.
+ * IPFIX (RFC 7011) templates flowtap exports. A template has fixed fields, so a record's template
+ * follows its shape, four bits of it ({@link TemplateShape}): the address family, the direction
+ * (the interface goes in ingressInterface, IE 10, for INGRESS flows and egressInterface, IE 14,
+ * for EGRESS ones), the family of the agent's address (exporterIPv4Address 130 or
+ * exporterIPv6Address 131) and whether the record is bidirectional (RFC 5103: the reverse
+ * direction's counters as the same elements with enterprise number 29305, placed first). Template id = 256 +
+ * shape, so the four unidirectional IPv4-agent templates keep the ids 256-259 they always had,
+ * and every template is sent in every template refresh (16 of them: two messages at the UDP size).
+ *
+ * VLAN ids go in every record (0 when untagged): vlanId (58) and dot1qVlanId (243) for the outer
+ * tag, dot1qCustomerVlanId (245) for the inner one. A VXLAN tunnel's VNI goes in layer2SegmentId
+ * (351), whose top byte is IANA's encapsulation code (0x01 VXLAN); IANA has no code for
+ * Geneve, GRE or IP-in-IP and no element for a tunnel's outer addresses, so those are in JSON,
+ * pbflow and the store only, and layer2SegmentId is 0 for them. ICMP type and code go in
+ * icmpTypeCodeIPv4 (32) or icmpTypeCodeIPv6 (139) by family, as nfdump and tshark read them.
+ * Field order here is the order the encoder writes; the ICMP field follows the variable-length
+ * interface name.
  */
 
 /** IPFIX protocol version in every message header. */
@@ -18,6 +30,12 @@ export const TEMPLATE_SET_ID = 2;
 export const VARIABLE_LENGTH = 0xffff;
 /** Interface names longer than this many UTF-8 bytes are cut (Linux allows 15). */
 export const MAX_INTERFACE_NAME_BYTES = 64;
+/** RFC 5103's Private Enterprise Number: an IANA element under it is the element's reverse. */
+export const REVERSE_PEN = 29_305;
+/** The enterprise bit of a field specifier's element id. */
+const ENTERPRISE_BIT = 0x8000;
+/** layer2SegmentId's encapsulation code of VXLAN (top byte; IANA "Layer 2 segment ID" registry). */
+export const LAYER2_SEGMENT_VXLAN = 0x01;
 
 /** IANA Information Element ids used by flowtap's templates. */
 export const IE = {
@@ -37,17 +55,40 @@ export const IE = {
   sourceIPv6Address: 27,
   destinationIPv6Address: 28,
   sourceMacAddress: 56,
+  vlanId: 58,
   flowDirection: 61,
   destinationMacAddress: 80,
   /** ICMPv6 type × 256 + code of IPv6 flows (0 for other protocols). */
   icmpTypeCodeIPv6: 139,
   interfaceName: 82,
+  exporterIPv4Address: 130,
+  exporterIPv6Address: 131,
   flowStartMilliseconds: 152,
   flowEndMilliseconds: 153,
+  dot1qVlanId: 243,
+  dot1qCustomerVlanId: 245,
   ethernetType: 256,
+  layer2SegmentId: 351,
 } as const;
 
-/** Template ids (data set ids) of flowtap's four templates. */
+/** Bits of a record's shape; the template id is `TEMPLATE_ID_BASE + shape`. */
+export const TemplateShape = {
+  /** EGRESS flow: egressInterface instead of ingressInterface. */
+  EGRESS: 1,
+  /** IPv6 flow: IPv6 address elements. */
+  IPV6: 2,
+  /** The agent's address is IPv6: exporterIPv6Address instead of exporterIPv4Address. */
+  AGENT_IPV6: 4,
+  /** Bidirectional record: RFC 5103 reverse elements follow the forward ones. */
+  BIFLOW: 8,
+} as const;
+
+/** Number of shapes, hence of templates. */
+export const SHAPE_COUNT = 16;
+/** Id of the template of shape 0. */
+export const TEMPLATE_ID_BASE = 256;
+
+/** Template ids of the unidirectional templates with an IPv4 agent address (unchanged since v1). */
 export const TemplateId = {
   IPV4_INGRESS: 256,
   IPV4_EGRESS: 257,
@@ -55,12 +96,28 @@ export const TemplateId = {
   IPV6_EGRESS: 259,
 } as const;
 
-/** One field of a template: Information Element id and length in bytes. */
-export type FieldSpecifier = readonly [ie: number, lengthBytes: number];
+/** One field of a template: element id, length in bytes, and the enterprise number (0: IANA). */
+export type FieldSpecifier = readonly [ie: number, lengthBytes: number, enterprise?: number];
 
-function fields(ipv6: boolean, egress: boolean): readonly FieldSpecifier[] {
+function fields(shape: number): readonly FieldSpecifier[] {
+  const ipv6 = (shape & TemplateShape.IPV6) !== 0;
+  const egress = (shape & TemplateShape.EGRESS) !== 0;
+  const agentIpv6 = (shape & TemplateShape.AGENT_IPV6) !== 0;
   const addrBytes = ipv6 ? 16 : 4;
-  return [
+  const out: FieldSpecifier[] = [];
+  if (shape & TemplateShape.BIFLOW) {
+    // First: nfdump 1.7 reads reverse octets and packets as its "out" counters but takes the
+    // other reverse elements for the forward ones, so the forward ones must come after them.
+    out.push(
+      [IE.octetDeltaCount, 8, REVERSE_PEN],
+      [IE.packetDeltaCount, 8, REVERSE_PEN],
+      [IE.flowStartMilliseconds, 8, REVERSE_PEN],
+      [IE.flowEndMilliseconds, 8, REVERSE_PEN],
+      [IE.tcpControlBits, 2, REVERSE_PEN],
+      [IE.ipClassOfService, 1, REVERSE_PEN],
+    );
+  }
+  out.push(
     [ipv6 ? IE.sourceIPv6Address : IE.sourceIPv4Address, addrBytes],
     [ipv6 ? IE.destinationIPv6Address : IE.destinationIPv4Address, addrBytes],
     [IE.sourceTransportPort, 2],
@@ -77,10 +134,16 @@ function fields(ipv6: boolean, egress: boolean): readonly FieldSpecifier[] {
     [IE.tcpControlBits, 2],
     [IE.ipClassOfService, 1],
     [egress ? IE.egressInterface : IE.ingressInterface, 4],
+    [agentIpv6 ? IE.exporterIPv6Address : IE.exporterIPv4Address, agentIpv6 ? 16 : 4],
+    [IE.vlanId, 2],
+    [IE.dot1qVlanId, 2],
+    [IE.dot1qCustomerVlanId, 2],
+    [IE.layer2SegmentId, 8],
     [IE.interfaceName, VARIABLE_LENGTH],
-    // After the name, so the fixed offsets before it stay those of the first templates.
+    // After the name, so the fixed offsets before it stay those of the earlier templates.
     [ipv6 ? IE.icmpTypeCodeIPv6 : IE.icmpTypeCodeIPv4, 2],
-  ];
+  );
+  return out;
 }
 
 /** A template: its id and fields in record order. */
@@ -93,42 +156,66 @@ export interface IpfixTemplate {
   readonly nameOffset: number;
 }
 
-function template(id: number, ipv6: boolean, egress: boolean): IpfixTemplate {
-  const f = fields(ipv6, egress);
+function template(shape: number): IpfixTemplate {
+  const f = fields(shape);
   const fixedBytes = f.reduce((sum, [, len]) => sum + (len === VARIABLE_LENGTH ? 0 : len), 0);
   const nameAt = f.findIndex(([, len]) => len === VARIABLE_LENGTH);
   const nameOffset = f.slice(0, nameAt).reduce((sum, [, len]) => sum + len, 0);
-  return Object.freeze({ id, fields: f, fixedBytes, nameOffset });
+  return Object.freeze({ id: TEMPLATE_ID_BASE + shape, fields: f, fixedBytes, nameOffset });
 }
 
-/** The four templates, in template-id order. */
-export const TEMPLATES: readonly IpfixTemplate[] = Object.freeze([
-  template(TemplateId.IPV4_INGRESS, false, false),
-  template(TemplateId.IPV4_EGRESS, false, true),
-  template(TemplateId.IPV6_INGRESS, true, false),
-  template(TemplateId.IPV6_EGRESS, true, true),
-]);
+/** Every template, indexed by shape. */
+export const TEMPLATES: readonly IpfixTemplate[] = Object.freeze(
+  Array.from({ length: SHAPE_COUNT }, (_, shape) => template(shape)),
+);
 
-/** Largest data record: IPv6 fixed part plus a 3-byte length prefix and the longest name. */
-export const MAX_RECORD_BYTES = TEMPLATES[2].fixedBytes + 3 + MAX_INTERFACE_NAME_BYTES;
+/** Largest data record: the largest fixed part plus a 3-byte length prefix and the longest name. */
+export const MAX_RECORD_BYTES =
+  Math.max(...TEMPLATES.map((t) => t.fixedBytes)) + 3 + MAX_INTERFACE_NAME_BYTES;
 
-/** The template set holding all four templates (set header included). */
-export function encodeTemplateSet(): Buffer {
-  let length = SET_HEADER_BYTES;
-  for (const t of TEMPLATES) length += 4 + 4 * t.fields.length;
-  const out = Buffer.alloc(length);
-  out.writeUInt16BE(TEMPLATE_SET_ID, 0);
-  out.writeUInt16BE(length, 2);
-  let p = SET_HEADER_BYTES;
-  for (const t of TEMPLATES) {
-    out.writeUInt16BE(t.id, p);
-    out.writeUInt16BE(t.fields.length, p + 2);
-    p += 4;
-    for (const [ie, len] of t.fields) {
-      out.writeUInt16BE(ie, p);
-      out.writeUInt16BE(len, p + 2);
+/** Bytes of one template record (header and field specifiers) in a template set. */
+function templateRecordBytes(t: IpfixTemplate): number {
+  return 4 + t.fields.reduce((sum, [, , pen]) => sum + (pen ? 8 : 4), 0);
+}
+
+/**
+ * The templates as template sets (set header included) of at most `maxSetBytes` each, in
+ * template-id order: one set per message, so each fits the message bound.
+ */
+export function encodeTemplateSets(maxSetBytes: number): Buffer[] {
+  const sets: Buffer[] = [];
+  let group: IpfixTemplate[] = [];
+  let groupBytes = SET_HEADER_BYTES;
+  const flush = () => {
+    if (group.length === 0) return;
+    const out = Buffer.alloc(groupBytes);
+    out.writeUInt16BE(TEMPLATE_SET_ID, 0);
+    out.writeUInt16BE(groupBytes, 2);
+    let p = SET_HEADER_BYTES;
+    for (const t of group) {
+      out.writeUInt16BE(t.id, p);
+      out.writeUInt16BE(t.fields.length, p + 2);
       p += 4;
+      for (const [ie, len, pen] of t.fields) {
+        out.writeUInt16BE(pen ? ie | ENTERPRISE_BIT : ie, p);
+        out.writeUInt16BE(len, p + 2);
+        p += 4;
+        if (pen) {
+          out.writeUInt32BE(pen, p);
+          p += 4;
+        }
+      }
     }
+    sets.push(out);
+    group = [];
+    groupBytes = SET_HEADER_BYTES;
+  };
+  for (const t of TEMPLATES) {
+    const bytes = templateRecordBytes(t);
+    if (groupBytes + bytes > maxSetBytes) flush();
+    group.push(t);
+    groupBytes += bytes;
   }
-  return out;
+  flush();
+  return sets;
 }

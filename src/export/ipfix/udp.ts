@@ -89,9 +89,11 @@ export class IpfixUdpExporter extends QueuedExporter {
   #sendTemplates(): void {
     // A lost template message is repaired by the next refresh; the error, if any, is kept for
     // the next batch to report.
-    this.#sendDatagram(this.encoder.templateMessage(exportTimeS())).catch((err: Error) => {
-      this.#socketError = err;
-    });
+    for (const message of this.encoder.templateMessages(exportTimeS())) {
+      this.#sendDatagram(message).catch((err: Error) => {
+        this.#socketError = err;
+      });
+    }
   }
 
   #sendDatagram(message: Buffer): Promise<void> {

@@ -7,15 +7,18 @@
  * always written (a oneof member has presence). Tests hold the two paths to that on random flows.
  */
 import type { RecordBatch } from '../../codec/record-batch.ts';
-import { V2 } from '../../codec/v2-layout.ts';
+import { V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
+import { isAllZero } from '../../model/ip.ts';
 import {
   DATA_LINK_FIELD,
+  DUP_MAP_ENTRY_FIELD,
   IP_FIELD,
   NETWORK_FIELD,
   RECORD_FIELD,
   RECORDS_FIELD,
   TIMESTAMP_FIELD,
   TRANSPORT_FIELD,
+  TUNNEL_FIELD,
   WIRE,
   wireTag,
 } from './fields.ts';
@@ -44,6 +47,18 @@ const TAG_NETWORK_SRC = wireTag(NETWORK_FIELD.SRC_ADDR, LENGTH_DELIMITED);
 const TAG_NETWORK_DST = wireTag(NETWORK_FIELD.DST_ADDR, LENGTH_DELIMITED);
 const TAG_IP_IPV4 = wireTag(IP_FIELD.IPV4, FIXED32);
 const TAG_IP_IPV6 = wireTag(IP_FIELD.IPV6, LENGTH_DELIMITED);
+const TAG_RECORD_AGENT_IP = wireTag(RECORD_FIELD.AGENT_IP, LENGTH_DELIMITED);
+/** Tags past field 15 take two bytes (writeWideTag). */
+const TAG_RECORD_DUP_LIST = wireTag(RECORD_FIELD.DUP_LIST, LENGTH_DELIMITED);
+const TAG_RECORD_VLAN_ID = wireTag(RECORD_FIELD.VLAN_ID, VARINT);
+const TAG_RECORD_INNER_VLAN_ID = wireTag(RECORD_FIELD.INNER_VLAN_ID, VARINT);
+const TAG_RECORD_TUNNEL = wireTag(RECORD_FIELD.TUNNEL, LENGTH_DELIMITED);
+const TAG_DUP_INTERFACE = wireTag(DUP_MAP_ENTRY_FIELD.INTERFACE, LENGTH_DELIMITED);
+const TAG_DUP_DIRECTION = wireTag(DUP_MAP_ENTRY_FIELD.DIRECTION, VARINT);
+const TAG_TUNNEL_TYPE = wireTag(TUNNEL_FIELD.TYPE, VARINT);
+const TAG_TUNNEL_ID = wireTag(TUNNEL_FIELD.ID, VARINT);
+const TAG_TUNNEL_SRC = wireTag(TUNNEL_FIELD.SRC_ADDR, LENGTH_DELIMITED);
+const TAG_TUNNEL_DST = wireTag(TUNNEL_FIELD.DST_ADDR, LENGTH_DELIMITED);
 
 const IPV6_BYTES = 16;
 const NS_PER_S = 1_000_000_000;
@@ -54,6 +69,12 @@ const TWO_POW_16 = 65_536;
  * rounded up.
  */
 const MAX_RECORD_BYTES_WITHOUT_NAME = 160;
+/**
+ * Upper bound of the fields issue 13 added, without the interface names of dup_list: agent_ip
+ * (2 + 18), two VLAN ids (3 + 3 each), the tunnel (3 + 1 + 2 + 6 + 2 × 20) and per dup_list entry
+ * its tag, length, name tag and length, and direction (2 + 5 + 1 + 5 + 3).
+ */
+const MAX_IDENTITY_BYTES = 20 + 12 + 52 + V2_MAX_CROSSED * 16;
 /** Initial scratch size; it grows (doubling) to the largest output encoded and is kept. */
 const INITIAL_SCRATCH_BYTES = 64 * 1024;
 
@@ -67,6 +88,7 @@ const LOOP_COPY_MAX_BYTES = 32;
 const LOOP_SHIFT_MAX_BYTES = 512;
 
 let scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_BYTES);
+const NO_NAMES: readonly Buffer[] = [];
 /**
  * UTF-8 of the interface names seen, keyed by the name itself (not the index, which a registry may
  * rename), so the per-row cost is a lookup instead of a string encode.
@@ -202,6 +224,69 @@ function writeUint32Field(out: Buffer, pos: number, tag: number, value: number):
   return writeVarint32(out, pos, value);
 }
 
+/** Writes a tag that needs more than one byte (field numbers from 16). */
+function writeWideTag(out: Buffer, pos: number, tag: number): number {
+  return writeVarint32(out, pos, tag);
+}
+
+/** Writes the non-zero uint32 `value` as the field of the multi-byte `tag`. */
+function writeWideUint32Field(out: Buffer, pos: number, tag: number, value: number): number {
+  if (value === 0) return pos;
+  return writeVarint32(out, writeWideTag(out, pos, tag), value);
+}
+
+/**
+ * Writes `Record.tunnel` of the row at `o` when it has one: type, id and the outer addresses
+ * (stored IPv4-mapped, so the address itself decides the `IP` member).
+ */
+function writeTunnel(out: Buffer, pos: number, row: Buffer, o: number): number {
+  const type = row[o + V2.TUNNEL_TYPE];
+  if (type === 0) return pos;
+  pos = writeWideTag(out, pos, TAG_RECORD_TUNNEL);
+  const lengthAt = pos++; // at most 2 + 6 + 2 × 20 bytes
+  pos = writeUint32Field(out, pos, TAG_TUNNEL_TYPE, type);
+  pos = writeUint32Field(out, pos, TAG_TUNNEL_ID, row.readUInt32LE(o + V2.TUNNEL_ID));
+  pos = writeIp(out, pos, TAG_TUNNEL_SRC, row, o + V2.TUNNEL_SRC, 0);
+  pos = writeIp(out, pos, TAG_TUNNEL_DST, row, o + V2.TUNNEL_DST, 0);
+  out[lengthAt] = pos - lengthAt - 1;
+  return pos;
+}
+
+/** Writes `Record.dup_list`: one DupMapEntry per interface crossed, with the names given. */
+function writeDupList(out: Buffer, pos: number, row: Buffer, o: number, names: readonly Buffer[]): number {
+  for (let k = 0; k < names.length; k++) {
+    const name = names[k];
+    const direction = row[o + V2.CROSSED_DIRECTION + k];
+    const length =
+      (name.length > 0 ? 1 + varint32Size(name.length) + name.length : 0) +
+      (direction !== 0 ? 1 + varint32Size(direction) : 0);
+    pos = writeWideTag(out, pos, TAG_RECORD_DUP_LIST);
+    pos = writeVarint32(out, pos, length);
+    if (name.length > 0) {
+      out[pos++] = TAG_DUP_INTERFACE;
+      pos = writeVarint32(out, pos, name.length);
+      if (name.length <= LOOP_COPY_MAX_BYTES) {
+        for (let b = 0; b < name.length; b++) out[pos++] = name[b];
+      } else {
+        pos += name.copy(out, pos);
+      }
+    }
+    pos = writeUint32Field(out, pos, TAG_DUP_DIRECTION, direction);
+  }
+  return pos;
+}
+
+/** UTF-8 names of the interfaces crossed by the row at `o`. */
+function crossedNames(batch: RecordBatch, o: number): readonly Buffer[] {
+  const row = batch.bytes;
+  const count = Math.min(row[o + V2.CROSSED_COUNT], V2_MAX_CROSSED);
+  const names = new Array<Buffer>(count);
+  for (let k = 0; k < count; k++) {
+    names[k] = utf8Of(batch.interfaces.nameOf(row.readUInt32LE(o + V2.CROSSED_IF_INDEX + 4 * k)));
+  }
+  return names;
+}
+
 /** Writes the u64 counter at `offset` of `row` as field `tag` when non-zero. */
 function writeU64Field(out: Buffer, pos: number, tag: number, row: Buffer, offset: number): number {
   const lo = row.readUInt32LE(offset);
@@ -222,7 +307,10 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
   const name = batch.interfaces.nameOf(row.readUInt32LE(o + V2.IF_INDEX));
   const nameUtf8 = name.length === 0 ? undefined : utf8Of(name);
   const nameBytes = nameUtf8 === undefined ? 0 : nameUtf8.length;
-  reserve(start, start + MAX_RECORD_BYTES_WITHOUT_NAME + nameBytes);
+  const crossed = row[o + V2.CROSSED_COUNT] === 0 ? NO_NAMES : crossedNames(batch, o);
+  let crossedBytes = 0;
+  for (const n of crossed) crossedBytes += n.length;
+  reserve(start, start + MAX_RECORD_BYTES_WITHOUT_NAME + nameBytes + MAX_IDENTITY_BYTES + crossedBytes);
   const out = scratch;
   let pos = start;
   const etype = row.readUInt16LE(o + V2.ETH_PROTOCOL);
@@ -261,7 +349,11 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
       pos += nameUtf8.copy(out, pos);
     }
   }
-  return pos;
+  if (!isAllZero(row, o + V2.AGENT_IP)) pos = writeIp(out, pos, TAG_RECORD_AGENT_IP, row, o + V2.AGENT_IP, 0);
+  pos = writeDupList(out, pos, row, o, crossed);
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_VLAN_ID, row.readUInt16LE(o + V2.VLAN_OUTER));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_INNER_VLAN_ID, row.readUInt16LE(o + V2.VLAN_INNER));
+  return writeTunnel(out, pos, row, o);
 }
 
 /** A copy of the first `length` scratch bytes, owned by the caller. */

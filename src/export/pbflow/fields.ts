@@ -27,7 +27,20 @@ export const RECORD_FIELD = {
   BYTES: 8,
   PACKETS: 9,
   INTERFACE: 10,
+  /** The newest netobserv's (message IP). */
+  AGENT_IP: 12,
+  /** The newest netobserv's (repeated DupMapEntry). */
+  DUP_LIST: 26,
+  /** flowtap's extensions, from 1001 up (proto/flow.proto). */
+  VLAN_ID: 1001,
+  INNER_VLAN_ID: 1002,
+  TUNNEL: 1003,
 } as const;
+
+/** `DupMapEntry` fields. */
+export const DUP_MAP_ENTRY_FIELD = { INTERFACE: 1, DIRECTION: 2 } as const;
+/** `Tunnel` fields (flowtap's extension). */
+export const TUNNEL_FIELD = { TYPE: 1, ID: 2, SRC_ADDR: 3, DST_ADDR: 4 } as const;
 
 /** `google.protobuf.Timestamp` fields. */
 export const TIMESTAMP_FIELD = { SECONDS: 1, NANOS: 2 } as const;

@@ -75,7 +75,33 @@ export function flowFromPbRecord(record: Record, entry = 0): Flow {
     tcpFlags: 0,
     dscp: 0,
     interface: record.interface,
+    ...identityOf(record, entry),
   };
+}
+
+/**
+ * The fields of issue 13 a record carries: agent IP, VLAN ids, tunnel. `dup_list` names
+ * interfaces of the sender's host, which have no index here, so it is not read into the flow.
+ */
+function identityOf(record: Record, entry: number): Partial<Flow> {
+  const out: Partial<Flow> = {};
+  if (record.agentIp?.ipFamily.case !== undefined) out.agentIp = addressOf(record.agentIp, entry, 'agent_ip');
+  check(record.vlanId <= 0xfff && record.innerVlanId <= 0xfff, entry, 'a VLAN id is above 4095');
+  if (record.vlanId !== 0 || record.innerVlanId !== 0) {
+    out.vlanOuter = record.vlanId;
+    out.vlanInner = record.innerVlanId;
+  }
+  const tunnel = record.tunnel;
+  if (tunnel !== undefined && tunnel.type !== 0) {
+    check(tunnel.type <= 0xff, entry, `tunnel type ${tunnel.type} is above 255`);
+    out.tunnel = {
+      type: tunnel.type,
+      id: tunnel.id,
+      srcAddr: addressOf(tunnel.srcAddr, entry, 'tunnel.src_addr'),
+      dstAddr: addressOf(tunnel.dstAddr, entry, 'tunnel.dst_addr'),
+    };
+  }
+  return out;
 }
 
 /** A serialized `pbflow.Records` as Flows; throws MalformedMessageError when it is not one. */

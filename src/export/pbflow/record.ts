@@ -6,17 +6,21 @@
 import { create } from '@bufbuild/protobuf';
 import { TimestampSchema } from '@bufbuild/protobuf/wkt';
 import type { RecordBatch } from '../../codec/record-batch.ts';
-import { V2 } from '../../codec/v2-layout.ts';
-import { isIpv4Mapped } from '../../model/ip.ts';
+import { V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
+import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
 import { EtherType } from '../../model/names.ts';
 import {
   DataLinkSchema,
+  type DupMapEntry,
+  DupMapEntrySchema,
   type IP,
   IPSchema,
   NetworkSchema,
   type Record,
   RecordSchema,
   TransportSchema,
+  type Tunnel,
+  TunnelSchema,
 } from './gen/flow_pb.ts';
 
 const NS_PER_S = 1_000_000_000n;
@@ -47,6 +51,28 @@ function timestampOf(unixNs: bigint) {
   return create(TimestampSchema, { seconds: unixNs / NS_PER_S, nanos: Number(unixNs % NS_PER_S) });
 }
 
+function dupListOf(batch: RecordBatch, o: number): DupMapEntry[] {
+  const b = batch.bytes;
+  const count = Math.min(b[o + V2.CROSSED_COUNT], V2_MAX_CROSSED);
+  return Array.from({ length: count }, (_, k) =>
+    create(DupMapEntrySchema, {
+      interface: batch.interfaces.nameOf(b.readUInt32LE(o + V2.CROSSED_IF_INDEX + 4 * k)),
+      direction: b[o + V2.CROSSED_DIRECTION + k],
+    }),
+  );
+}
+
+function tunnelOf(b: Buffer, o: number): Tunnel | undefined {
+  const type = b[o + V2.TUNNEL_TYPE];
+  if (type === 0) return undefined;
+  return create(TunnelSchema, {
+    type,
+    id: b.readUInt32LE(o + V2.TUNNEL_ID),
+    srcAddr: ipOf(b, o + V2.TUNNEL_SRC, 0),
+    dstAddr: ipOf(b, o + V2.TUNNEL_DST, 0),
+  });
+}
+
 /** Row `i` of `batch` as a `pbflow.Record` (allocates several objects; not for hot paths). */
 export function pbRecordOf(batch: RecordBatch, i: number): Record {
   const b = batch.bytes;
@@ -70,5 +96,10 @@ export function pbRecordOf(batch: RecordBatch, i: number): Record {
     bytes: b.readBigUInt64LE(o + V2.BYTES),
     packets: b.readBigUInt64LE(o + V2.PACKETS),
     interface: batch.interfaces.nameOf(b.readUInt32LE(o + V2.IF_INDEX)),
+    agentIp: isAllZero(b, o + V2.AGENT_IP) ? undefined : ipOf(b, o + V2.AGENT_IP, 0),
+    dupList: dupListOf(batch, o),
+    vlanId: b.readUInt16LE(o + V2.VLAN_OUTER),
+    innerVlanId: b.readUInt16LE(o + V2.VLAN_INNER),
+    tunnel: tunnelOf(b, o),
   });
 }

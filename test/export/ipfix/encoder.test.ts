@@ -54,7 +54,7 @@ test('sequence numbers count the data records sent before each message, across b
   }
   assert.equal(encoder.sequenceNumber, 51);
   assert.equal(
-    encoder.templateMessage(0).readUInt32BE(8),
+    encoder.templateMessages(0)[0].readUInt32BE(8),
     51,
     'template messages carry but do not advance it',
   );

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { IpfixTcpExporter } from '../../../src/export/ipfix/tcp.ts';
-import { TEMPLATE_SET_ID } from '../../../src/export/ipfix/templates.ts';
+import { TEMPLATE_SET_ID, TEMPLATES } from '../../../src/export/ipfix/templates.ts';
 import { skipUnlessPacketCapture } from '../../helpers/privileges.ts';
 import { assertDecodedVariedFlows, variedBatch } from './flows.ts';
 import { captureLoopback, dataRecords, decodeIpfix, subtrees } from './tshark.ts';
@@ -93,7 +93,8 @@ test('tshark decodes the templates and every flow sent over TCP', { skip }, asyn
   const [templateSet] = subtrees(messages[0], 'Set 1 [id=2]');
   assert.deepEqual(
     subtrees(templateSet, 'Template (').map((tpl) => Number(tpl['cflow.template_id'])),
-    [256, 257, 258, 259],
+    TEMPLATES.map((tpl) => tpl.id),
+    'over TCP one message holds every template',
   );
   assertDecodedVariedFlows(dataRecords(messages), 24);
   assert.deepEqual(

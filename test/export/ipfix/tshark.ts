@@ -98,11 +98,20 @@ export async function captureLoopback(cleanup: Cleanup, filter: string): Promise
   };
 }
 
-/** The cflow layer of every IPFIX packet in `file`, with `decodeAs` (e.g. `udp.port==4739,cflow`). */
-export async function decodeIpfix(file: string, decodeAs: string): Promise<Record<string, unknown>[]> {
+/**
+ * The cflow layer of every IPFIX packet in `file`, with `decodeAs` (e.g. `udp.port==4739,cflow`).
+ * With `mergeDuplicateKeys`, a field that appears twice in a record (a forward element and its
+ * RFC 5103 reverse, which tshark names alike) becomes an array of both values, in record order.
+ */
+export async function decodeIpfix(
+  file: string,
+  decodeAs: string,
+  options: { mergeDuplicateKeys?: boolean } = {},
+): Promise<Record<string, unknown>[]> {
+  const merge = options.mergeDuplicateKeys ? ['--no-duplicate-keys'] : [];
   const { stdout } = await execFileAsync(
     'tshark',
-    ['-r', file, '-d', decodeAs, '-Y', 'cflow', '-T', 'json', '-J', 'cflow'],
+    ['-r', file, '-d', decodeAs, '-Y', 'cflow', '-T', 'json', ...merge, '-J', 'cflow'],
     { maxBuffer: 256 * 1024 * 1024 },
   );
   const packets = JSON.parse(stdout) as { _source: { layers: { cflow: unknown } } }[];

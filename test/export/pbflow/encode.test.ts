@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { type RecordBatch, recordBatchOf } from '../../../src/codec/record-batch.ts';
 import { encodePbRecord, encodePbRecordList, encodePbRecords } from '../../../src/export/pbflow/encode.ts';
 import { RecordSchema, RecordsSchema } from '../../../src/export/pbflow/gen/flow_pb.ts';
 import { pbRecordOf } from '../../../src/export/pbflow/record.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
+import { parseIp } from '../../../src/model/ip.ts';
 import { makeFlow, seededRandom } from '../../helpers/flows.ts';
 import { randomBatch } from './random-rows.ts';
 
@@ -126,4 +127,48 @@ test('pbRecordOf maps every field as the reference sends it', () => {
   // A mapped address goes as IPv4 even in an IPv6 flow, as the reference's net.IP.To4() decides.
   assert.deepEqual(v6.network?.dstAddr?.ipFamily, { case: 'ipv4', value: 0x0a010203 });
   assert.equal(v6.interface, '');
+});
+
+test('the fields of issue 13 decode as the schema of netobserv reads them', () => {
+  const registry = new InterfaceRegistry();
+  registry.set(3, 'veth3');
+  registry.set(4, 'br0');
+  const batch = recordBatchOf(
+    [
+      makeFlow({
+        agentIp: parseIp('192.0.2.10')!,
+        crossed: [
+          { ifIndex: 3, direction: 0 },
+          { ifIndex: 4, direction: 1 },
+        ],
+        vlanOuter: 100,
+        vlanInner: 20,
+        tunnel: { type: 1, id: 42, srcAddr: parseIp('198.51.100.1')!, dstAddr: parseIp('2001:db8::2')! },
+      }),
+    ],
+    registry,
+  );
+  const record = fromBinary(RecordSchema, encodePbRecord(batch, 0));
+  assert.deepEqual(record.agentIp?.ipFamily, { case: 'ipv4', value: 0xc000020a });
+  assert.deepEqual(
+    record.dupList.map((d) => [d.interface, d.direction]),
+    [
+      ['veth3', 0],
+      ['br0', 1],
+    ],
+  );
+  assert.deepEqual([record.vlanId, record.innerVlanId], [100, 20]);
+  assert.equal(record.tunnel?.type, 1);
+  assert.equal(record.tunnel?.id, 42);
+  assert.deepEqual(record.tunnel?.srcAddr?.ipFamily, { case: 'ipv4', value: 0xc6336401 });
+  assert.equal(record.tunnel?.dstAddr?.ipFamily.case, 'ipv6');
+});
+
+test('a flow without the fields of issue 13 encodes as the reference would have sent it', () => {
+  const bytes = encodePbRecord(recordBatchOf([makeFlow()]), 0);
+  const record = fromBinary(RecordSchema, bytes);
+  assert.equal(record.agentIp, undefined);
+  assert.deepEqual(record.dupList, []);
+  assert.equal(record.tunnel, undefined);
+  assert.ok(bytes.length < 128, 'no field beyond the reference ones');
 });

@@ -3,7 +3,7 @@
  * missing and non-ASCII interface names.
  */
 import { type RecordBatch, RecordBatchBuilder } from '../../../src/codec/record-batch.ts';
-import { V2 } from '../../../src/codec/v2-layout.ts';
+import { V2, V2_MAX_CROSSED } from '../../../src/codec/v2-layout.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
 import { writeIpv4Mapped } from '../../../src/model/ip.ts';
 import { seededRandom } from '../../helpers/flows.ts';
@@ -66,6 +66,33 @@ export function randomBatch(seed: number, count: number): RecordBatch {
       b.writeUInt32LE(u32(random), o + u64);
       b.writeUInt32LE(u32(random), o + u64 + 4);
     }
+    writeRandomIdentity(random, b, o);
   }
   return builder.finish();
+}
+
+/** A random 16-byte address: IPv4 mapped, IPv6 or unset. */
+function writeRandomAddress(random: () => number, b: Buffer, at: number): void {
+  const shape = random();
+  if (shape < 0.4) writeIpv4Mapped(u32(random), b, at);
+  else if (shape < 0.8) for (let k = 0; k < 16; k++) b[at + k] = Math.floor(random() * 256);
+}
+
+/** Random agent IP, VLAN ids, tunnel and interfaces crossed (issue 13's fields), often absent. */
+function writeRandomIdentity(random: () => number, b: Buffer, o: number): void {
+  writeRandomAddress(random, b, o + V2.AGENT_IP);
+  if (random() < 0.3) b.writeUInt16LE(Math.floor(random() * 4096), o + V2.VLAN_OUTER);
+  if (random() < 0.15) b.writeUInt16LE(Math.floor(random() * 4096), o + V2.VLAN_INNER);
+  if (random() < 0.3) {
+    b[o + V2.TUNNEL_TYPE] = 1 + Math.floor(random() * 4);
+    b.writeUInt32LE(u32(random), o + V2.TUNNEL_ID);
+    writeRandomAddress(random, b, o + V2.TUNNEL_SRC);
+    writeRandomAddress(random, b, o + V2.TUNNEL_DST);
+  }
+  const crossed = Math.floor(random() * (V2_MAX_CROSSED + 1));
+  for (let k = 0; k < crossed; k++) {
+    b.writeUInt32LE(Math.floor(random() * (NAMES.length + 1)), o + V2.CROSSED_IF_INDEX + 4 * k);
+    b[o + V2.CROSSED_DIRECTION + k] = random() < 0.9 ? Math.floor(random() * 2) : Math.floor(random() * 256);
+  }
+  b[o + V2.CROSSED_COUNT] = crossed;
 }
