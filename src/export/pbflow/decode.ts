@@ -23,6 +23,7 @@ import {
   RECORDS_FIELD,
   TIMESTAMP_FIELD,
   TRANSPORT_FIELD,
+  TUNNEL_FIELD,
   WIRE,
 } from './fields.ts';
 
@@ -32,6 +33,8 @@ const TWO_POW_16 = 65_536;
 const MAX_SECONDS = 18_446_744_073;
 const MAX_U16 = 0xffff;
 const MAX_U8 = 0xff;
+/** 802.1Q VLAN ids are 12 bits. */
+const MAX_VLAN_ID = 0xfff;
 /** High word bound of a 48-bit MAC. */
 const MAX_MAC_HIGH = 0xffff;
 const IPV4_MAPPED_PREFIX = 0xffff;
@@ -314,11 +317,72 @@ export class PbflowBatchDecoder {
           pos += length;
           break;
         }
+        case RECORD_FIELD.AGENT_IP: {
+          if (wire !== WIRE.LENGTH_DELIMITED) this.#wrongWireType(entry, 'agent_ip', tag);
+          pos = this.#varint(b, pos, end, entry);
+          const length = this.#lengthOf(pos, end, entry);
+          this.#ip(b, pos, pos + length, entry, 'agent_ip', o + V2.AGENT_IP);
+          pos += length;
+          break;
+        }
+        case RECORD_FIELD.VLAN_ID:
+        case RECORD_FIELD.INNER_VLAN_ID: {
+          const outer = tag >>> 3 === RECORD_FIELD.VLAN_ID;
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, outer ? 'vlan_id' : 'inner_vlan_id', tag);
+          pos = this.#varint(b, pos, end, entry);
+          if (this.#hi !== 0 || this.#lo > MAX_VLAN_ID) this.#fail(entry, 'a VLAN id is above 4095');
+          row.writeUInt16LE(this.#lo, o + (outer ? V2.VLAN_OUTER : V2.VLAN_INNER));
+          break;
+        }
+        case RECORD_FIELD.TUNNEL: {
+          if (wire !== WIRE.LENGTH_DELIMITED) this.#wrongWireType(entry, 'tunnel', tag);
+          pos = this.#varint(b, pos, end, entry);
+          const length = this.#lengthOf(pos, end, entry);
+          this.#tunnel(b, pos, pos + length, entry, o);
+          pos += length;
+          break;
+        }
+        // dup_list names interfaces of the sender's host, which have no index here: skipped, as
+        // the generic decoder (from-pb.ts) does.
         default:
           pos = this.#skip(b, pos, end, tag, entry);
       }
     }
     if (pos !== end) this.#fail(entry, 'a field runs past the end of its record');
+  }
+
+  /** A `Tunnel` into the row's tunnel fields; one of type 0 (none) leaves them all zero. */
+  #tunnel(b: Uint8Array, pos: number, end: number, entry: number, o: number): void {
+    const row = this.#bytes;
+    while (pos < end) {
+      pos = this.#tag(b, pos, end, entry);
+      const tag = this.#lo;
+      const field = tag >>> 3;
+      if (field === TUNNEL_FIELD.TYPE || field === TUNNEL_FIELD.ID) {
+        const type = field === TUNNEL_FIELD.TYPE;
+        if ((tag & 7) !== WIRE.VARINT) this.#wrongWireType(entry, type ? 'tunnel.type' : 'tunnel.id', tag);
+        pos = this.#varint(b, pos, end, entry);
+        if (type) {
+          if (this.#hi !== 0 || this.#lo > MAX_U8)
+            this.#fail(entry, `tunnel type ${this.#u64Text()} is above 255`);
+          row[o + V2.TUNNEL_TYPE] = this.#lo;
+        } else {
+          row.writeUInt32LE(this.#lo >>> 0, o + V2.TUNNEL_ID);
+        }
+      } else if (field === TUNNEL_FIELD.SRC_ADDR || field === TUNNEL_FIELD.DST_ADDR) {
+        const src = field === TUNNEL_FIELD.SRC_ADDR;
+        const name = src ? 'tunnel.src_addr' : 'tunnel.dst_addr';
+        if ((tag & 7) !== WIRE.LENGTH_DELIMITED) this.#wrongWireType(entry, name, tag);
+        pos = this.#varint(b, pos, end, entry);
+        const length = this.#lengthOf(pos, end, entry);
+        this.#ip(b, pos, pos + length, entry, name, o + (src ? V2.TUNNEL_SRC : V2.TUNNEL_DST));
+        pos += length;
+      } else {
+        pos = this.#skip(b, pos, end, tag, entry);
+      }
+    }
+    if (pos !== end) this.#fail(entry, 'tunnel runs past its length');
+    if (row[o + V2.TUNNEL_TYPE] === 0) row.fill(0, o + V2.TUNNEL_ID, o + V2.TUNNEL_DST + IP_BYTES);
   }
 
   /** Text of the u64 in #lo/#hi, for error messages only. */

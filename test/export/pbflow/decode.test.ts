@@ -36,6 +36,10 @@ function plain(flow: Flow): object {
     dstMac: [...flow.dstMac],
     srcAddr: [...flow.srcAddr],
     dstAddr: [...flow.dstAddr],
+    ...(flow.agentIp && { agentIp: [...flow.agentIp] }),
+    ...(flow.tunnel && {
+      tunnel: { ...flow.tunnel, srcAddr: [...flow.tunnel.srcAddr], dstAddr: [...flow.tunnel.dstAddr] },
+    }),
   };
 }
 
