@@ -9,7 +9,7 @@
  * queued gets until the close timeout, then is given up on and counted as dropped.
  */
 import type { RecordBatch } from '../codec/record-batch.ts';
-import { ClosedError } from '../errors.ts';
+import { ClosedError, StoreError } from '../errors.ts';
 import { type BackoffOptions, ReconnectBackoff, waitUnref } from '../export/reconnect-backoff.ts';
 import { RowBinaryWriter } from '../store/clickhouse-rows.ts';
 import type { ClickHouseStore } from '../store/clickhouse-store.ts';
@@ -99,16 +99,21 @@ export class ClickHouseSink implements CollectorSink {
     this.#closing ??= (async () => {
       this.#flush();
       for (const wake of this.#roomWaiters.splice(0)) wake();
-      const deadline = setTimeout(
-        () => this.#giveUp.abort(new ClosedError('ClickHouse sink', 'accept')),
-        timeoutMs,
-      );
-      deadline.unref();
+      // Not unref()'d: retries wait on unref()'d timers, and this one keeps the process alive until they end.
+      const deadline = setTimeout(() => this.#giveUp.abort(this.#gaveUp(timeoutMs)), timeoutMs);
       await this.#inserts;
       clearTimeout(deadline);
       await this.store.close();
     })();
     return this.#closing;
+  }
+
+  #gaveUp(timeoutMs: number): StoreError {
+    const where = this.store.target.display;
+    return new StoreError(
+      where,
+      `gave up on the flows queued for ClickHouse at ${where}: it did not take them within ${timeoutMs} ms of stopping (counted in flowtap_collect_flows_dropped_total)`,
+    );
   }
 
   /** Hands what is gathered to the insert chain. */

@@ -9,7 +9,7 @@
  * the tests, which run against Debian's server).
  */
 import { Readable } from 'node:stream';
-import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { ConfigError, StoreError } from '../errors.ts';
 import { ROW_BINARY_COLUMNS } from './clickhouse-rows.ts';
 import { STORE_COLUMNS } from './schema.ts';
@@ -105,6 +105,8 @@ export class ClickHouseStore {
       url: target.httpUrl,
       username: target.username,
       password: target.password,
+      // Failures reach the user once, through the caller's errors and metrics, not per attempt.
+      log: { level: ClickHouseLogLevel.OFF },
     });
     this.#insertSql = `INSERT INTO ${flowsTableOf(target)} (${ROW_BINARY_COLUMNS.join(', ')}) FORMAT RowBinary`;
   }

@@ -27,6 +27,8 @@ export const COLLECT_SOURCES = ['grpc', 'kafka'] as const;
 type CollectSource = (typeof COLLECT_SOURCES)[number];
 /** Time the sinks get at stop to store what they hold. */
 const SINK_CLOSE_TIMEOUT_MS = 10_000;
+/** Time the sources get at stop to finish the batches they are handing over. */
+const SOURCE_STOP_TIMEOUT_MS = 5_000;
 
 /** Options of `flowtap collect` as commander parses them. */
 interface CollectOptions {
@@ -225,8 +227,17 @@ async function collect(opts: CollectOptions, command: Command): Promise<void> {
   let metricsServer: { port: number; close(): Promise<void> } | undefined;
   const fanOut = new SinkFanOut(opened);
   const stopAll = async () => {
-    await Promise.allSettled(sources.map((s) => s.stop()));
+    // A source blocked on full sink queues ends only once the sinks close: wait for the sources
+    // only so long, then close the sinks (what they refuse then is not committed, so Kafka replays it).
+    const sourcesStopped = Promise.allSettled(sources.map((s) => s.stop()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      sourcesStopped,
+      new Promise((resolve) => (timer = setTimeout(resolve, SOURCE_STOP_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
     await fanOut.close(SINK_CLOSE_TIMEOUT_MS);
+    await sourcesStopped;
     await metricsServer?.close();
   };
   try {
