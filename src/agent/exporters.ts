@@ -36,7 +36,8 @@ export type ExporterFactory = (context: ExporterContext) => Promise<FlowSink>;
 export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = {
   json: async (c) => {
     const options = { out: c.stdout, maxQueuedBatches: c.settings.buffersLength, onResult: c.onResult };
-    return c.settings.output === 'table' ? new TableOutput(options) : new JsonLinesExporter(options);
+    // `live` is run's view (src/agent/terminal/); a capture file read on a terminal gets tables.
+    return c.settings.output === 'json' ? new JsonLinesExporter(options) : new TableOutput(options);
   },
   grpc: async (c) => {
     const tls = c.settings.targetTls;

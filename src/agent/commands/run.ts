@@ -23,11 +23,29 @@ import { createLogger, type Logger } from '../logger.ts';
 import type { RunBounds } from '../run-limit.ts';
 import { handleReloadSignal, handleStopSignals } from '../signals.ts';
 import { onStdoutClosed } from '../stdout.ts';
+import { LiveView } from '../terminal/live-view.ts';
 import { filterFlag, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
 import { addTargetTlsOptions } from './target-tls-options.ts';
 
+/**
+ * The live view on this process's terminal: stdout to draw on, stdin for keys when it is a
+ * terminal too, colours unless the terminal has none or NO_COLOR is set.
+ */
+function liveTerminalView(onQuit: () => void, nameOf?: (address: string) => string): LiveView {
+  return new LiveView({
+    out: process.stdout,
+    keys: process.stdin.isTTY ? process.stdin : undefined,
+    colour: process.stdout.hasColors?.() === true,
+    stderr: process.stderr,
+    onQuit,
+    nameOf,
+  });
+}
+
 /** What other features (the web view) add to a run. */
 export interface RunExtension {
+  /** Address → name for the live view (--resolve). */
+  nameOf?: (address: string) => string;
   /** Ends the run after a duration or a count of flows (`--duration`, `--count`). */
   bounds?: RunBounds;
   /** Consumers of evicted batches besides the exporters; stopped with them. */
@@ -49,13 +67,22 @@ export async function runAgent(
     flags: settings,
     env: process.env,
     stdoutIsTty: process.stdout.isTTY === true,
+    stderrIsTty: process.stderr.isTTY === true,
+    terminalOutput: 'live',
   });
-  const logger = createLogger(config.logLevel);
+  // On a terminal the json export is the live view, and the logs go to its pane.
+  let stopAgent: () => void = () => {};
+  const live =
+    config.output === 'live' && config.export.includes('json')
+      ? liveTerminalView(() => stopAgent(), extension.nameOf)
+      : undefined;
+  const logger = createLogger(config.logLevel, config.logFormat, live?.logStream);
   unhandledRejections.useLogger(logger);
   // The flow store is on for every run unless --no-store; a store that cannot be opened is logged
   // and counted by its exporter while capture goes on.
-  const exportKinds =
+  const withStore =
     store === false || config.export.includes('store') ? config.export : [...config.export, 'store' as const];
+  const exportKinds = live ? withStore.filter((kind) => kind !== 'json') : withStore;
   const exporters = await createExporters(
     { ...config, export: exportKinds },
     logger,
@@ -77,17 +104,19 @@ export async function runAgent(
   const agent = await Agent.start({
     config,
     logger,
-    exporters,
+    exporters: live ? [live, ...exporters] : exporters,
     observers: extension.observers,
     bounds: extension.bounds,
   }).catch(async (err: unknown) => {
     removeStopHandlers();
     removeReloadHandler();
     // The agent never started, so nothing else owns the exporters' sockets and timers.
-    await Promise.all(exporters.map((e) => e.stop(0)));
+    await Promise.all([...exporters, ...(live ? [live] : [])].map((e) => e.stop(0)));
     throw err;
   });
   started = agent;
+  stopAgent = () => void agent.stop();
+  live?.start(() => agent.health());
   if (stopRequested) void agent.stop();
   else if (reloadRequested) reloadFilter(flags, agent, logger);
   const removeHandlers = () => {
@@ -212,7 +241,7 @@ export function registerRunCommand(program: Command): void {
     )
     .option(
       '--output <format>',
-      'the json export on stdout as json lines or a table [OUTPUT; table on a terminal]',
+      'the json export on stdout: live (a view refreshed in place; keys p, s, q), table (one per eviction) or json lines [OUTPUT; live on a terminal, else json]',
     )
     .option(
       '--store-path <path>',
@@ -244,7 +273,7 @@ export function registerRunCommand(program: Command): void {
       '\nPrecedence: flags > environment variables > --config file > defaults. Other settings: ' +
         'GRPC_MESSAGE_MAX_FLOWS (10000), FLOWS_TARGET_HOST/FLOWS_TARGET_PORT (older names), KAFKA_* (EXPORT=kafka), ' +
         'STORE_RETENTION (7d), STORE_MAX_BYTES (0: no limit), ' +
-        'FLOW_FILTER_RULES (JSON/YAML filter rules). SIGHUP re-reads the --config file and replaces the filter.',
+        'FLOW_FILTER_RULES (JSON/YAML filter rules), LOG_FORMAT (text on a terminal, else json). SIGHUP re-reads the --config file and replaces the filter.',
     )
     .action(async (expression: string[], opts: CommandLineValues & RunOnlyFlags) => {
       const { web, duration, count, ...flags } = opts;
