@@ -275,6 +275,10 @@ export function buildSnapshot(
 ): WebSnapshot {
   const throughput = aggregate.throughput;
   const endSecond = aggregate.endSecond;
+  // The chart starts at the window's start, or later when the data does: never empty minutes
+  // before the agent started or the capture's first packet.
+  const windowStart = endSecond - throughput.windowSeconds + 1;
+  const chartStartSecond = Math.min(endSecond, Math.max(windowStart, aggregate.firstSecond));
   const chart: ChartSeries[] = [];
   const interfaces = new Set<string>();
   for (const series of throughput.series()) {
@@ -284,7 +288,7 @@ export function buildSnapshot(
     chart.push({
       interface: series.interfaceName,
       direction: series.direction,
-      bytesPerSecond: throughput.bytesPerSecond(series),
+      bytesPerSecond: throughput.bytesPerSecond(series).slice(chartStartSecond - windowStart),
     });
   }
   const matching: WindowEntry<EntryInfo>[] = [];
@@ -292,7 +296,7 @@ export function buildSnapshot(
   const talkers = talkerRows(aggregate, filter);
   return {
     timeline: aggregate.timeline,
-    chartStartSecond: endSecond - throughput.windowSeconds + 1,
+    chartStartSecond,
     endSecond,
     chart,
     topWindowSeconds: aggregate.flows.windowSeconds,

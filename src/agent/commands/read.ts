@@ -17,6 +17,7 @@ import { ExportError, type FlowtapError, TruncatedCaptureError } from '../../err
 import { describeFilter } from '../../filter/build.ts';
 import type { FlowSink } from '../../sink/flow-sink.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
+import { CAPTURE_FILE_WINDOW } from '../../web/aggregate.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
 import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
@@ -78,6 +79,7 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
     (await startWebView({
       ...settings.web,
       timeline: 'records',
+      aggregate: CAPTURE_FILE_WINDOW,
       store: storeQueries(exporters),
       health: (): HealthSnapshot => ({
         packetsSeen: read.decoder.stats.packets,
