@@ -252,6 +252,11 @@
                 if (u.select.width > 0) setZoomed(true);
               },
             ],
+            setScale: [
+              (u, key) => {
+                if (key === 'x') showZoomRange(u);
+              },
+            ],
           },
           series: [
             {},
@@ -284,10 +289,20 @@
         : `last ${points} s to ${isoTime(s.endSecond * 1000)}, per interface and direction`;
   }
 
+  /** Says which part of the data the chart shows while it is zoomed. */
+  function showZoomRange(u) {
+    const { min, max } = u.scales.x;
+    $('zoom-range').textContent =
+      state.zoomed && min != null && max != null
+        ? `zoomed: ${isoTime(min * 1000)} to ${isoTime(max * 1000)}`
+        : '';
+  }
+
   function setZoomed(zoomed) {
     state.zoomed = zoomed;
     $('zoom-reset').hidden = !zoomed;
     $('zoom-hint').hidden = zoomed;
+    if (state.chart) showZoomRange(state.chart);
   }
 
   function resetZoom() {
