@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { stripVTControlCharacters } from 'node:util';
 import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { ftaPair, sendUdp } from '../live.ts';
 
@@ -36,7 +37,7 @@ test('on a terminal run draws totals and top rows in place, and q ends it with e
   const until = (pattern: RegExp) =>
     new Promise<void>((resolve, reject) => {
       const check = () => {
-        if (pattern.test(screen.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, ''))) {
+        if (pattern.test(stripVTControlCharacters(screen))) {
           child.stdout.off('data', check);
           resolve();
         }
@@ -51,7 +52,7 @@ test('on a terminal run draws totals and top rows in place, and q ends it with e
   await until(/attached interface=fta60/);
   await sendUdp(pair.nsAddr, UDP_PORT, 50, 100);
   await until(/out\s+UDP\s+mdns\s+\S+\s+\S+:5353\s+\S+/);
-  const frame = screen.slice(screen.lastIndexOf('\x1b[H')).replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '');
+  const frame = stripVTControlCharacters(screen.slice(screen.lastIndexOf('\x1b[H')));
   assert.match(frame, /pkt\/s\s+\d+ flows\s+\d+ drops/, 'the totals');
   assert.match(frame, /TALKER\s+RATE/, 'the top talkers');
   assert.ok(screen.includes('\x1b[?1049h'), 'drawn on the alternate screen, in place');

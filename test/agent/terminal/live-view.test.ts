@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
+import { stripVTControlCharacters } from 'node:util';
 import { createLogger } from '../../../src/agent/logger.ts';
 import { renderLiveScreen } from '../../../src/agent/terminal/live-screen.ts';
 import { LiveView } from '../../../src/agent/terminal/live-view.ts';
@@ -27,7 +28,7 @@ class FakeTerminal extends EventEmitter {
   /** The last frame drawn, escapes removed. */
   lastFrame(): string {
     const frames = this.text.split('\x1b[H');
-    return frames[frames.length - 1].replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '');
+    return stripVTControlCharacters(frames[frames.length - 1]);
   }
 }
 
