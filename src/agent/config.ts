@@ -67,6 +67,8 @@ export interface ExportSettings {
   readonly buffersLength: number;
   /** Format of the `json` export on stdout. */
   readonly output: OutputFormat;
+  /** Reverse DNS names of addresses in the table and the live view (RESOLVE, `--resolve`; off). */
+  readonly resolve: boolean;
   /** The KAFKA_* variables (and file keys), for the Kafka exporter's own parser. */
   readonly kafkaSettings: Readonly<Record<string, string>>;
   /** The flow store of the `store` export (STORE_PATH, STORE_RETENTION, STORE_MAX_BYTES). */
@@ -130,6 +132,8 @@ export interface CommandLineValues {
   /** `true` when `--metrics` is given without an address. */
   metrics?: string | boolean;
   output?: string;
+  /** `true` when `--resolve` is given. */
+  resolve?: string | boolean;
   kernelMemoryMax?: string;
   kernelMapKind?: string;
   config?: string;
@@ -264,6 +268,7 @@ const SPECS = {
   metrics: { env: 'METRICS', flag: ['--metrics', 'metrics'], parser: hostPortSetting('127.0.0.1', 0) },
   output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['live', 'table', 'json']) },
   logFormat: { env: 'LOG_FORMAT', parser: choiceSetting(['json', 'text']) },
+  resolve: { env: 'RESOLVE', flag: ['--resolve', 'resolve'], parser: booleanSetting },
   storePath: { env: 'STORE_PATH', flag: ['--store-path', 'storePath'], parser: pathSetting },
   storeRetention: { env: 'STORE_RETENTION', parser: ageSetting },
   storeMaxBytes: { env: 'STORE_MAX_BYTES', parser: byteSizeSetting(0, Number.MAX_SAFE_INTEGER) },
@@ -513,6 +518,7 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     targetTls: readTargetTls(reader),
     metrics: readMetrics(reader),
     output: reader.get('output', sources.stdoutIsTty ? (sources.terminalOutput ?? 'table') : 'json'),
+    resolve: reader.get('resolve', false),
     kafkaSettings: Object.freeze(reader.kafkaSettings()),
     store: Object.freeze({
       file: storeFile(reader.get('storePath', defaultStoreDirectory(sources.env))),

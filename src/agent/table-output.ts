@@ -16,14 +16,18 @@ const HEADER = ['END', 'INTERFACE', 'DIR', 'PROTO', 'SERVICE', 'SOURCE', 'DESTIN
 /** Right-aligned columns (numbers). */
 const NUMERIC = new Set([7, 8]);
 
-function endpoint(flow: Flow, addr: Uint8Array, port: number): string {
-  const ip = formatIp(addr, 0, flow.etype);
+/** Address → name (reverse DNS with --resolve); absent: addresses as they are. */
+export type NameOf = (address: string) => string;
+
+function endpoint(flow: Flow, addr: Uint8Array, port: number, nameOf?: NameOf): string {
+  const address = formatIp(addr, 0, flow.etype);
+  const ip = nameOf?.(address) ?? address;
   if (port === 0) return ip;
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 /** One table row of `flow`, as cell texts. */
-export function tableRow(flow: Flow): string[] {
+export function tableRow(flow: Flow, nameOf?: NameOf): string[] {
   const dir = directionName(flow.direction);
   return [
     // HH:MM:SS.mmm of the last packet, UTC like every time flowtap prints.
@@ -33,17 +37,17 @@ export function tableRow(flow: Flow): string[] {
     transportProtocolName(flow.proto),
     // The ICMP type (ICMP flows have no ports) or the IANA name of the port.
     flowServiceName(flow) || '-',
-    endpoint(flow, flow.srcAddr, flow.srcPort),
-    endpoint(flow, flow.dstAddr, flow.dstPort),
+    endpoint(flow, flow.srcAddr, flow.srcPort, nameOf),
+    endpoint(flow, flow.dstAddr, flow.dstPort, nameOf),
     String(flow.packets),
     humanBytes(flow.bytes),
   ];
 }
 
 /** The rows of `batch` under a header, columns padded to fit, largest flows (by bytes) first. */
-export function formatTable(batch: RecordBatch): string {
+export function formatTable(batch: RecordBatch, nameOf?: NameOf): string {
   const flows = [...batch.flows()].sort((a, b) => b.bytes - a.bytes);
-  const rows = [HEADER, ...flows.map(tableRow)];
+  const rows = [HEADER, ...flows.map((flow) => tableRow(flow, nameOf))];
   const widths = HEADER.map((_, col) => Math.max(...rows.map((r) => r[col].length)));
   let text = '';
   for (const row of rows) {
@@ -62,20 +66,24 @@ export interface TableOutputOptions {
   /** Batches that may wait for the terminal. */
   maxQueuedBatches: number;
   onResult?: (result: BatchResult) => void;
+  /** Names of addresses (--resolve). */
+  nameOf?: NameOf;
 }
 
 /** Prints evicted batches as tables; a slow terminal costs counted drops, not memory. */
 export class TableOutput extends QueuedExporter {
   readonly name = 'json';
   readonly #out: Writable;
+  readonly #nameOf: NameOf | undefined;
 
   constructor(options: TableOutputOptions) {
     super({ maxQueuedBatches: options.maxQueuedBatches, onResult: options.onResult });
     this.#out = options.out;
+    this.#nameOf = options.nameOf;
   }
 
   protected async send(batch: RecordBatch): Promise<void> {
-    if (this.#out.write(formatTable(batch))) return;
+    if (this.#out.write(formatTable(batch, this.#nameOf))) return;
     await new Promise<void>((resolve, reject) => {
       const onDrain = () => {
         this.#out.off('error', onError);

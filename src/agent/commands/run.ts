@@ -18,7 +18,7 @@ import {
   EXPORT_KINDS,
   loadConfig,
 } from '../config.ts';
-import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
+import { createExporters, logExportResults, reverseNameOf, storeQueries } from '../exporters.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import type { RunBounds } from '../run-limit.ts';
 import { handleReloadSignal, handleStopSignals } from '../signals.ts';
@@ -44,8 +44,6 @@ function liveTerminalView(onQuit: () => void, nameOf?: (address: string) => stri
 
 /** What other features (the web view) add to a run. */
 export interface RunExtension {
-  /** Address → name for the live view (--resolve). */
-  nameOf?: (address: string) => string;
   /** Ends the run after a duration or a count of flows (`--duration`, `--count`). */
   bounds?: RunBounds;
   /** Consumers of evicted batches besides the exporters; stopped with them. */
@@ -74,7 +72,7 @@ export async function runAgent(
   let stopAgent: () => void = () => {};
   const live =
     config.output === 'live' && config.export.includes('json')
-      ? liveTerminalView(() => stopAgent(), extension.nameOf)
+      ? liveTerminalView(() => stopAgent(), config.resolve ? reverseNameOf() : undefined)
       : undefined;
   const logger = createLogger(config.logLevel, config.logFormat, live?.logStream);
   unhandledRejections.useLogger(logger);
@@ -256,6 +254,10 @@ export function registerRunCommand(program: Command): void {
     .option(
       '--kernel-map-kind <kind>',
       `kernel flow map: auto (per-CPU below ${SHARED_MAP_MIN_CPUS} CPUs, shared from ${SHARED_MAP_MIN_CPUS}), percpu or shared [KERNEL_MAP_KIND; auto]`,
+    )
+    .option(
+      '--resolve',
+      'show reverse DNS names of addresses in the live view and the table (cached, at most 8 lookups at once) [RESOLVE; off]',
     )
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .option(
