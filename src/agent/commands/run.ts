@@ -52,7 +52,7 @@ export interface RunExtension {
    * Called once the agent runs (e.g. to serve its `health()`), with queries on the flow store
    * when the store is on.
    */
-  onStarted?: (agent: Agent, store: StoreQueries | undefined) => Promise<void>;
+  onStarted?: (agent: Agent, store: StoreQueries | undefined, logger: Logger) => Promise<void>;
 }
 
 /** Runs the agent with `flags` (and the environment) until it is stopped by a signal or fails. */
@@ -127,7 +127,7 @@ export async function runAgent(
     void agent.stop();
   });
   try {
-    await extension.onStarted?.(agent, storeQueries(exporters)).catch(async (err: unknown) => {
+    await extension.onStarted?.(agent, storeQueries(exporters), logger).catch(async (err: unknown) => {
       await agent.stop();
       throw err;
     });
@@ -161,7 +161,7 @@ function reloadFilter(flags: CommandLineValues, agent: Agent, logger: Logger): v
  */
 function webViewExtension(address: WebAddress): RunExtension {
   return {
-    onStarted: async (agent, store) => {
+    onStarted: async (agent, store, logger) => {
       const view = await startWebView({
         ...address,
         timeline: 'wall',
@@ -169,7 +169,8 @@ function webViewExtension(address: WebAddress): RunExtension {
         store,
       });
       agent.addObserver(view);
-      process.stderr.write(`flowtap: web view at ${view.url}\n`);
+      // Through the logger: on a terminal the live view owns the screen and shows it in its pane.
+      logger.info({ url: view.url }, `web view at ${view.url}`);
     },
   };
 }
