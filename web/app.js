@@ -331,9 +331,10 @@
       cell(row.interface),
       cell(row.direction.toLowerCase()),
       cell(row.proto),
-      cell(row.src),
+      // With --resolve a name replaces the address; the address stays in the tooltip.
+      cell(row.srcName ?? row.src, row.srcName ? row.src : ''),
       cell(String(row.srcPort), '', true),
-      cell(row.dst),
+      cell(row.dstName ?? row.dst, row.dstName ? row.dst : ''),
       cell(String(row.dstPort), '', true),
       cell(humanBytes(row.bytes), `${count(row.bytes)} bytes`, true),
       cell(count(row.packets), '', true),
@@ -344,7 +345,7 @@
   function talkerCells(row) {
     return [
       cell(row.interface),
-      cell(row.address),
+      cell(row.name ?? row.address, row.name ? row.address : ''),
       cell(count(row.records), '', true),
       cell(humanBytes(row.bytes), `${count(row.bytes)} bytes`, true),
       cell(count(row.packets), '', true),

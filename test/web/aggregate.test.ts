@@ -248,3 +248,15 @@ test('largest returns the top n in order from one pass', () => {
     [9, 9, 7],
   );
 });
+
+test('with names of addresses (--resolve) the rows carry the names that exist, beside the addresses', () => {
+  const aggregate = aggregateOf([flowAt(T0)]);
+  const names = new Map([['10.0.0.2', 'web.example']]);
+  const snapshot = buildSnapshot(aggregate, NO_FILTER, 10, undefined, false, (a) => names.get(a) ?? a);
+  const [flow] = snapshot.flows;
+  assert.deepEqual(
+    [flow.src, flow.srcName, flow.dst, flow.dstName],
+    ['10.0.0.1', undefined, '10.0.0.2', 'web.example'],
+  );
+  assert.equal(snapshot.talkers[0].name, undefined, 'the source 10.0.0.1 has no name');
+});

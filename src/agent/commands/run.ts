@@ -42,17 +42,23 @@ function liveTerminalView(onQuit: () => void, nameOf?: (address: string) => stri
   });
 }
 
+/** What a run gives its extensions once the agent runs. */
+export interface RunContext {
+  /** Queries on the flow store when the store is on. */
+  store: StoreQueries | undefined;
+  logger: Logger;
+  /** Names of addresses when --resolve is on. */
+  nameOf: ((address: string) => string) | undefined;
+}
+
 /** What other features (the web view) add to a run. */
 export interface RunExtension {
   /** Ends the run after a duration or a count of flows (`--duration`, `--count`). */
   bounds?: RunBounds;
   /** Consumers of evicted batches besides the exporters; stopped with them. */
   observers?: AgentOptions['observers'];
-  /**
-   * Called once the agent runs (e.g. to serve its `health()`), with queries on the flow store
-   * when the store is on.
-   */
-  onStarted?: (agent: Agent, store: StoreQueries | undefined, logger: Logger) => Promise<void>;
+  /** Called once the agent runs (e.g. to serve its `health()`), with what the run offers. */
+  onStarted?: (agent: Agent, context: RunContext) => Promise<void>;
 }
 
 /** Runs the agent with `flags` (and the environment) until it is stopped by a signal or fails. */
@@ -127,7 +133,12 @@ export async function runAgent(
     void agent.stop();
   });
   try {
-    await extension.onStarted?.(agent, storeQueries(exporters), logger).catch(async (err: unknown) => {
+    const context = {
+      store: storeQueries(exporters),
+      logger,
+      nameOf: config.resolve ? reverseNameOf() : undefined,
+    };
+    await extension.onStarted?.(agent, context).catch(async (err: unknown) => {
       await agent.stop();
       throw err;
     });
@@ -161,12 +172,13 @@ function reloadFilter(flags: CommandLineValues, agent: Agent, logger: Logger): v
  */
 function webViewExtension(address: WebAddress): RunExtension {
   return {
-    onStarted: async (agent, store, logger) => {
+    onStarted: async (agent, { store, logger, nameOf }) => {
       const view = await startWebView({
         ...address,
         timeline: 'wall',
         health: () => agent.health(),
         store,
+        nameOf,
       });
       agent.addObserver(view);
       // Through the logger: on a terminal the live view owns the screen and shows it in its pane.
