@@ -175,12 +175,13 @@ export class LiveView implements FlowSink {
 
   /**
    * Gives the terminal back (normal screen, cursor, keyboard), prints the log lines the pane held
-   * and a one-line summary on stderr; later log lines go to stderr. Idempotent.
+   * and, if it was started, a one-line summary on stderr; later log lines go to stderr. Idempotent.
    */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     const { out, keys, stderr } = this.#options;
+    const started = this.#timer !== undefined;
     if (this.#timer) {
       clearInterval(this.#timer);
       out.off('resize', this.#onResize);
@@ -194,6 +195,8 @@ export class LiveView implements FlowSink {
     this.#timer = undefined;
     stderr.write(this.#logLines.map((l) => `${l}\n`).join(''));
     this.#logLines.length = 0;
+    // An agent that never started has nothing to sum up: its error follows the log lines.
+    if (!started) return;
     const health = this.#health();
     stderr.write(
       `flowtap: ${this.stats.flowsSent} flows, ${health?.packetsSeen ?? 0} packets, ` +

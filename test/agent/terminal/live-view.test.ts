@@ -156,3 +156,14 @@ test('without colours the frame has no escape codes, and no line is wider than t
   assert.ok(lines.every((l) => !l.includes('\x1b') && l.length <= 40));
   assert.ok(lines.includes('! no interface attached yet'));
 });
+
+test('a view stopped before it started prints the log lines it held and no summary', async () => {
+  const terminal = new FakeTerminal();
+  const stderr = { text: '', write: (s: string) => (stderr.text += s) };
+  const view = new LiveView({ out: terminal, colour: false, stderr, onQuit: () => {} });
+  createLogger('info', 'json', view.logStream).error('loading the datapath needs CAP_BPF');
+  await new Promise((resolve) => setImmediate(resolve));
+  await view.stop();
+  assert.equal(terminal.text, '', 'the screen was never taken');
+  assert.match(stderr.text, /ERROR loading the datapath needs CAP_BPF\n$/);
+});
