@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import { expectedNetworkProblem, warnNetworkFailure } from '../../src/agent/network-problems.ts';
+import { ExportError } from '../../src/errors.ts';
 
 function recordingLogger(level: string) {
   const lines: Record<string, unknown>[] = [];
@@ -55,4 +56,16 @@ test('an unexpected failure keeps the whole error', () => {
   warnNetworkFailure(logger, new TypeError('bug'), 'gRPC collector', 'c:1', 'retrying');
   assert.equal(lines.length, 1);
   assert.match(String((lines[0].err as { stack: string }).stack), /TypeError: bug/);
+});
+
+test('a flowtap error is one line with its message, as an expected problem', () => {
+  const { logger, lines } = recordingLogger('info');
+  const err = new ExportError('grpc', 'stopped before the collector acknowledged the batch');
+  warnNetworkFailure(logger, err, 'grpc export failing', '', 'its batches are counted as failed');
+  assert.equal(lines.length, 1);
+  assert.equal(
+    lines[0].msg,
+    'grpc export failing: grpc export: stopped before the collector acknowledged the batch; its batches are counted as failed',
+  );
+  assert.equal(lines[0].err, undefined);
 });
