@@ -9,11 +9,16 @@
   const MAX_RETRY_MS = 30_000;
   const FILTER_DEBOUNCE_MS = 250;
   const CHART_HEIGHT = 260;
-  const COLORS = ['#2f7ed8', '#d9534f', '#5cb85c', '#f0ad4e', '#8e44ad', '#16a085', '#e67e22', '#7f8c8d'];
+  /** The colour of each direction, as in the terminal view: ingress blue, egress yellow. */
+  const DIRECTION_COLORS = { INGRESS: '#2f7ed8', EGRESS: '#d49a00' };
+  const OTHER_DIRECTION_COLOR = '#7f8c8d';
+  /** Interfaces are told apart by the line's dash, so a direction keeps its colour everywhere. */
+  const DASHES = [[], [8, 4], [2, 3], [12, 3, 2, 3]];
   const TEXT_KEYS = new Set([
     'interface',
     'direction',
     'proto',
+    'service',
     'src',
     'dst',
     'address',
@@ -31,6 +36,8 @@
     retryTimer: 0,
     chart: null,
     chartKey: '',
+    /** True while the chart shows a range dragged on it; new data then keeps that range. */
+    zoomed: false,
     sort: { flows: { key: 'bytes', desc: true }, talkers: { key: 'bytes', desc: true } },
     /** Bumped by every history fetch, so an answer that arrives after a newer request is dropped. */
     historyRequest: 0,
@@ -145,7 +152,7 @@
     state.source = source;
     source.onopen = () => {
       state.retryMs = 1000;
-      setStatus('live', 'live');
+      setStatus(...(state.snapshot?.timeline === 'records' ? ['file', 'file'] : ['live', 'live']));
     };
     source.onmessage = (event) => {
       state.snapshot = JSON.parse(event.data);
@@ -167,6 +174,9 @@
     if (!s) return;
     $('timeline').textContent =
       s.timeline === 'history' ? 'history' : s.timeline === 'records' ? 'capture timeline' : 'live';
+    // A capture file is not live: its badge says so, while it is read and once it is finished.
+    if (s.timeline === 'records' && state.source) setStatus('file', 'file');
+    renderTotals(s);
     renderHistoryAvailable(s);
     renderInterfaces(s.interfaces);
     renderChart(s);
@@ -184,6 +194,17 @@
   }
 
   const isoTime = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
+
+  /** Totals in the header: what was seen, and the flows in the view. */
+  function renderTotals(s) {
+    const h = s.health ?? {};
+    const parts = [];
+    if (h.packetsSeen !== undefined) parts.push(`${count(h.packetsSeen)} packets`);
+    if (h.bytesSeen !== undefined) parts.push(humanBytes(h.bytesSeen));
+    parts.push(`${count(s.matchingFlows)} flows`);
+    if (h.ringBufferLost) parts.push(`${count(h.ringBufferLost)} dropped`);
+    $('totals').textContent = parts.join(' · ');
+  }
 
   function renderInterfaces(names) {
     const select = $('filter-interface');
@@ -216,12 +237,14 @@
       $('chart-range').textContent = '';
       return;
     }
+    box.querySelector('.empty')?.remove();
     const points = s.chart[0].bytesPerSecond.length;
     const step = s.chartStepSeconds ?? 1;
     const xs = new Array(points);
     for (let i = 0; i < points; i++) xs[i] = s.chartStartSecond + i * step;
     const data = [xs, ...s.chart.map((series) => series.bytesPerSecond)];
     const key = s.chart.map((series) => `${series.interface} ${series.direction}`).join('\n');
+    const interfaces = [...new Set(s.chart.map((series) => series.interface))];
     if (!state.chart || key !== state.chartKey) {
       if (state.chart) state.chart.destroy();
       box.replaceChildren();
@@ -231,27 +254,70 @@
           width: Math.max(box.clientWidth, 300),
           height: CHART_HEIGHT,
           scales: { x: { time: true } },
+          // Dragging across the chart zooms into that range (uPlot's x selection); Reset zoom undoes it.
+          cursor: { drag: { x: true, y: false, setScale: true } },
+          hooks: {
+            setSelect: [
+              (u) => {
+                if (u.select.width > 0) setZoomed(true);
+              },
+            ],
+            setScale: [
+              (u, key) => {
+                if (key === 'x') showZoomRange(u);
+              },
+            ],
+          },
           series: [
             {},
-            ...s.chart.map((series, i) => ({
+            ...s.chart.map((series) => ({
               label: `${series.interface} ${series.direction.toLowerCase()}`,
-              stroke: COLORS[i % COLORS.length],
+              stroke: DIRECTION_COLORS[series.direction] ?? OTHER_DIRECTION_COLOR,
+              dash: DASHES[interfaces.indexOf(series.interface) % DASHES.length],
               width: 1.5,
               value: (_u, v) => (v == null ? '–' : `${humanBytes(v)}/s`),
             })),
           ],
-          axes: [{}, { size: 90, values: (_u, values) => values.map((v) => `${humanBytes(v)}/s`) }],
+          // Room between tick labels, so times and rates never overlap however long the range.
+          axes: [
+            { space: 110 },
+            { size: 90, space: 40, values: (_u, values) => values.map((v) => `${humanBytes(v)}/s`) },
+          ],
         },
         data,
         box,
       );
+      setZoomed(false);
     } else {
-      state.chart.setData(data);
+      // New data keeps a dragged range; without one the chart follows the data.
+      state.chart.setData(data, !state.zoomed);
     }
+    state.chartData = data;
     $('chart-range').textContent =
       s.timeline === 'history'
         ? `${isoTime(s.fromMs)} to ${isoTime(s.toMs)}, ${step} s steps, per interface and direction`
         : `last ${points} s to ${isoTime(s.endSecond * 1000)}, per interface and direction`;
+  }
+
+  /** Says which part of the data the chart shows while it is zoomed. */
+  function showZoomRange(u) {
+    const { min, max } = u.scales.x;
+    $('zoom-range').textContent =
+      state.zoomed && min != null && max != null
+        ? `zoomed: ${isoTime(min * 1000)} to ${isoTime(max * 1000)}`
+        : '';
+  }
+
+  function setZoomed(zoomed) {
+    state.zoomed = zoomed;
+    $('zoom-reset').hidden = !zoomed;
+    $('zoom-hint').hidden = zoomed;
+    if (state.chart) showZoomRange(state.chart);
+  }
+
+  function resetZoom() {
+    setZoomed(false);
+    if (state.chart && state.chartData) state.chart.setData(state.chartData, true);
   }
 
   function compareRows(key, desc) {
@@ -275,12 +341,14 @@
       cell(row.interface),
       cell(row.direction.toLowerCase()),
       cell(row.proto),
-      cell(row.src),
+      // With --resolve a name replaces the address; the address stays in the tooltip.
+      cell(row.srcName ?? row.src, row.srcName ? row.src : ''),
       cell(String(row.srcPort), '', true),
-      cell(row.dst),
+      cell(row.dstName ?? row.dst, row.dstName ? row.dst : ''),
       cell(String(row.dstPort), '', true),
       cell(humanBytes(row.bytes), `${count(row.bytes)} bytes`, true),
       cell(count(row.packets), '', true),
+      cell(row.service || '–'),
       cell(row.crossed),
       cell(row.tunnel),
     ];
@@ -289,7 +357,7 @@
   function talkerCells(row) {
     return [
       cell(row.interface),
-      cell(row.address),
+      cell(row.name ?? row.address, row.name ? row.address : ''),
       cell(count(row.records), '', true),
       cell(humanBytes(row.bytes), `${count(row.bytes)} bytes`, true),
       cell(count(row.packets), '', true),
@@ -324,6 +392,7 @@
   function renderHealth(s) {
     const h = s.health ?? {};
     const items = [];
+    if (h.warnings?.length) figure(items, 'warnings', 'Warnings', h.warnings.join('; '));
     if (h.attachedInterfaces) {
       figure(items, 'attached', 'Attached interfaces', h.attachedInterfaces.join(', ') || 'none');
     }
@@ -387,6 +456,7 @@
     $('filter-proto').addEventListener('change', refresh);
     $('range').addEventListener('change', refresh);
     $('range-show').addEventListener('click', refresh);
+    $('zoom-reset').addEventListener('click', resetZoom);
     $('filter-q').addEventListener('input', onFilterChange);
     $('filters').addEventListener('submit', (event) => event.preventDefault());
     window.addEventListener('resize', () => {

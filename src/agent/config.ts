@@ -17,6 +17,7 @@ import type { ListenMode } from '../ifaces/watcher.ts';
 import type { StoreSettings } from '../store/store-exporter.ts';
 import { defaultStoreDirectory, storeFile } from '../store/store-path.ts';
 import { AGENT_IP_TYPES, type AgentIpSettings } from './agent-ip.ts';
+import type { LogFormat } from './log-lines.ts';
 import {
   ageSetting,
   booleanSetting,
@@ -38,8 +39,11 @@ import {
 export const EXPORT_KINDS = ['json', 'grpc', 'kafka', 'ipfix+udp', 'ipfix+tcp', 'store'] as const;
 /** One export target kind. */
 export type ExportKind = (typeof EXPORT_KINDS)[number];
-/** How the `json` export prints to stdout: JSON lines, or a table for people. */
-export type OutputFormat = 'table' | 'json';
+/**
+ * How the `json` export prints to stdout: JSON lines, a table per eviction for people, or the
+ * live terminal view (run only; refreshed in place).
+ */
+export type OutputFormat = 'table' | 'json' | 'live';
 /** pino levels; the reference's `panic` is read as `fatal`. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 /** A log level. */
@@ -65,6 +69,8 @@ export interface ExportSettings {
   readonly buffersLength: number;
   /** Format of the `json` export on stdout. */
   readonly output: OutputFormat;
+  /** Reverse DNS names of addresses in the table and the live view (RESOLVE, `--resolve`; off). */
+  readonly resolve: boolean;
   /** The KAFKA_* variables (and file keys), for the Kafka exporter's own parser. */
   readonly kafkaSettings: Readonly<Record<string, string>>;
   /** The flow store of the `store` export (STORE_PATH, STORE_RETENTION, STORE_MAX_BYTES). */
@@ -87,6 +93,8 @@ export interface AgentConfig extends ExportSettings {
   readonly buffersLength: number;
   /** Log level of the structured logs on stderr. */
   readonly logLevel: LogLevel;
+  /** Log lines as JSON or as text for people (LOG_FORMAT; text when stderr is a terminal). */
+  readonly logFormat: LogFormat;
   /** How interfaces are discovered. */
   readonly listenInterfaces: ListenMode;
   /** Listing period when `listenInterfaces` is `poll`. */
@@ -145,6 +153,8 @@ export interface CommandLineValues {
   /** `true` when `--metrics` is given without an address. */
   metrics?: string | boolean;
   output?: string;
+  /** `true` when `--resolve` is given. */
+  resolve?: string | boolean;
   kernelMemoryMax?: string;
   kernelMapKind?: string;
   deduper?: string;
@@ -166,6 +176,10 @@ export interface ConfigSources {
   env: Readonly<Record<string, string | undefined>>;
   /** Whether stdout is a terminal: decides the default `output`. */
   stdoutIsTty: boolean;
+  /** Whether stderr is a terminal: decides the default LOG_FORMAT (text there, else json). */
+  stderrIsTty?: boolean;
+  /** What a terminal gets by default: `live` for run, `table` (the default) for read. */
+  terminalOutput?: 'live' | 'table';
 }
 
 /**
@@ -279,7 +293,9 @@ const SPECS = {
     parser: booleanSetting,
   },
   metrics: { env: 'METRICS', flag: ['--metrics', 'metrics'], parser: hostPortSetting('127.0.0.1', 0) },
-  output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['table', 'json']) },
+  output: { env: 'OUTPUT', flag: ['--output', 'output'], parser: choiceSetting(['live', 'table', 'json']) },
+  logFormat: { env: 'LOG_FORMAT', parser: choiceSetting(['json', 'text']) },
+  resolve: { env: 'RESOLVE', flag: ['--resolve', 'resolve'], parser: booleanSetting },
   storePath: { env: 'STORE_PATH', flag: ['--store-path', 'storePath'], parser: pathSetting },
   storeRetention: { env: 'STORE_RETENTION', parser: ageSetting },
   storeMaxBytes: { env: 'STORE_MAX_BYTES', parser: byteSizeSetting(0, Number.MAX_SAFE_INTEGER) },
@@ -528,6 +544,7 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     cacheActiveTimeoutMs: reader.get('cacheActiveTimeout', 5_000),
     buffersLength: reader.get('buffersLength', 50),
     logLevel: level === 'panic' ? 'fatal' : level,
+    logFormat: reader.get('logFormat', sources.stderrIsTty ? 'text' : 'json'),
     listenInterfaces: reader.get('listenInterfaces', 'watch'),
     listenPollPeriodMs: reader.get('listenPollPeriod', 10_000),
     direction: reader.get('direction', 'both'),
@@ -536,7 +553,8 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     grpcMessageMaxFlows: reader.get('grpcMessageMaxFlows', 10_000),
     targetTls: readTargetTls(reader),
     metrics: readMetrics(reader),
-    output: reader.get('output', sources.stdoutIsTty ? 'table' : 'json'),
+    output: reader.get('output', sources.stdoutIsTty ? (sources.terminalOutput ?? 'table') : 'json'),
+    resolve: reader.get('resolve', false),
     kafkaSettings: Object.freeze(reader.kafkaSettings()),
     store: Object.freeze({
       file: storeFile(reader.get('storePath', defaultStoreDirectory(sources.env))),

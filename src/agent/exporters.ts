@@ -12,6 +12,7 @@ import type { StoreQueries } from '../store/store-reader.ts';
 import type { ExportKind, ExportSettings } from './config.ts';
 import type { Logger } from './logger.ts';
 import { warnNetworkFailure } from './network-problems.ts';
+import { ReverseNames } from './reverse-names.ts';
 import { flowStdout } from './stdout.ts';
 import { TableOutput } from './table-output.ts';
 
@@ -36,7 +37,9 @@ export type ExporterFactory = (context: ExporterContext) => Promise<FlowSink>;
 export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = {
   json: async (c) => {
     const options = { out: c.stdout, maxQueuedBatches: c.settings.buffersLength, onResult: c.onResult };
-    return c.settings.output === 'table' ? new TableOutput(options) : new JsonLinesExporter(options);
+    // `live` is run's view (src/agent/terminal/); a capture file read on a terminal gets tables.
+    if (c.settings.output === 'json') return new JsonLinesExporter(options);
+    return new TableOutput({ ...options, nameOf: c.settings.resolve ? reverseNameOf() : undefined });
   },
   grpc: async (c) => {
     const tls = c.settings.targetTls;
@@ -91,6 +94,12 @@ export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = 
       onResult: c.onResult,
     }),
 };
+
+/** `nameOf` of a new reverse-DNS cache (--resolve). */
+export function reverseNameOf(): (address: string) => string {
+  const names = new ReverseNames();
+  return (address) => names.nameOf(address);
+}
 
 /** What the logs of an unreachable collector tell the user. */
 const RETRY_TODO = 'retrying with backoff; check that the collector runs and --target names it';

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
 import type { IdentityCounts } from '../account/evicted-rows.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
@@ -15,7 +15,9 @@ import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backof
 import { formatIp } from '../model/ip.ts';
 import { tunnelTypeName } from '../model/names.ts';
 import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
+import { VERSION } from '../version.ts';
 import type { HostPort } from './config.ts';
+import type { InterfaceTotal } from './interface-totals.ts';
 import type { Pipeline } from './pipeline.ts';
 
 /** Interface attach bookkeeping the agent keeps. */
@@ -52,6 +54,8 @@ export interface HealthSnapshot {
   /** Names of the interfaces attached now. */
   attachedInterfaces: string[];
   interfaces: InterfaceCounters;
+  /** Packets and bytes counted per interface and direction. */
+  interfaceTotals: InterfaceTotal[];
   /** Packets and bytes in the records received from capture. */
   packetsSeen: number;
   bytesSeen: number;
@@ -106,6 +110,7 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     warnings: healthWarnings(sources),
     attachedInterfaces: [...sources.attachedInterfaces()],
     interfaces: { ...sources.interfaceCounters },
+    interfaceTotals: p.interfaceTotals.totals(),
     packetsSeen: p.stats.packetsIn,
     bytesSeen: p.stats.bytesIn,
     recordsSeen: p.stats.rowsIn,
@@ -152,6 +157,9 @@ export class AgentMetrics {
   #current: HealthSnapshot | undefined;
 
   constructor(private readonly snapshot: () => HealthSnapshot) {
+    // The process's own figures under their usual names (process_cpu_seconds_total,
+    // process_resident_memory_bytes, nodejs_heap_size_used_bytes, ...), for the usual dashboards.
+    collectDefaultMetrics({ register: this.registry });
     const counter = (
       name: string,
       help: string,
@@ -199,6 +207,23 @@ export class AgentMetrics {
       Object.entries(values).map(([reason, v]: [string, number]) => [{ exporter, reason }, v]);
 
     counter('flowtap_packets_total', 'Packets counted by capture', [], (s) => one(s.packetsSeen));
+    counter(
+      'flowtap_interface_packets_total',
+      'Packets counted by capture, by interface and direction',
+      ['interface', 'direction'],
+      (s) =>
+        s.interfaceTotals.map((t): Sample => [{ interface: t.interface, direction: t.direction }, t.packets]),
+    );
+    counter(
+      'flowtap_interface_bytes_total',
+      'Bytes counted by capture, by interface and direction',
+      ['interface', 'direction'],
+      (s) =>
+        s.interfaceTotals.map((t): Sample => [{ interface: t.interface, direction: t.direction }, t.bytes]),
+    );
+    gauge('flowtap_interface_attached', 'Interfaces attached now (1 each)', ['interface'], (s) =>
+      s.attachedInterfaces.map((name): Sample => [{ interface: name }, 1]),
+    );
     counter('flowtap_bytes_total', 'Bytes counted by capture', [], (s) => one(s.bytesSeen));
     counter('flowtap_records_total', 'Flow records received from capture', [], (s) => one(s.recordsSeen));
     counter('flowtap_flows_evicted_total', 'Flows evicted by the accounter', ['reason'], (s) =>
@@ -338,10 +363,21 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves `metrics` on `GET /metrics` at `address`; throws ConfigError when it cannot listen there. */
+/** What `GET /` answers: where the metrics are, for a person who opens the address in a browser. */
+const METRICS_INDEX =
+  `<!doctype html><html><head><title>flowtap ${VERSION} metrics</title></head><body>` +
+  `<h1>flowtap ${VERSION}</h1><p><a href="/metrics">/metrics</a>: Prometheus metrics of this agent.</p>` +
+  '</body></html>\n';
+
+/** Serves `metrics` on `GET /metrics` (and an index on `GET /`) at `address`; throws ConfigError when it cannot listen there. */
 export async function startMetricsServer(metrics: AgentMetrics, address: HostPort): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'GET' && path === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(METRICS_INDEX);
+      return;
+    }
+    if (req.method !== 'GET' || path !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
       return;
     }

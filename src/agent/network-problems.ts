@@ -1,8 +1,8 @@
 /**
  * Network failures every collector connection meets in normal life (refused, reset, unreachable,
  * timed out, name not found, gRPC UNAVAILABLE): logged as one line naming the target and what to
- * do, with the stack only at debug level; so are flowtap's own typed errors. Anything else keeps
- * its stack: it may be a bug.
+ * do, with the stack only at debug level; so are flowtap's own errors (their message says what
+ * happened). Anything else keeps its stack: it may be a bug.
  */
 import { FlowtapError } from '../errors.ts';
 import type { Logger } from './logger.ts';
@@ -36,9 +36,6 @@ export function expectedNetworkProblem(err: unknown): string | undefined {
     }
     at = e.cause;
   }
-  // flowtap's own typed errors already say what went wrong and what to do (an export stopped
-  // before the collector answered, a TLS handshake refused): their stack is no news either.
-  if (err instanceof FlowtapError) return err.message;
   return undefined;
 }
 
@@ -55,7 +52,8 @@ export function warnNetworkFailure(
   target: string,
   todo: string,
 ): void {
-  const problem = expectedNetworkProblem(err);
+  // flowtap's own errors say what happened in their message: as expected as a refused connection.
+  const problem = expectedNetworkProblem(err) ?? (err instanceof FlowtapError ? err.message : undefined);
   if (problem === undefined) {
     logger.warn({ err, target }, `${what}: ${todo}`);
     return;

@@ -23,6 +23,7 @@ import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../ac
 import { RecordBatch } from '../codec/record-batch.ts';
 import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
+import { InterfaceTotals } from './interface-totals.ts';
 
 /**
  * Flows per batch handed to exporters at most (104 KiB of rows): an evicted cache of 2^17 flows
@@ -84,6 +85,8 @@ export class Pipeline {
     evictions: { full: 0, timeout: 0, end: 0 },
     flowsEvicted: { full: 0, timeout: 0, end: 0 },
   };
+  /** Packets and bytes received per interface and direction (per-interface metrics). */
+  readonly interfaceTotals = new InterfaceTotals();
   readonly #exporters: FlowSink[] = [];
   /** The configured exporters: the fan-out waits for room in their queues. */
   readonly #waitedFor: readonly FlowSink[];
@@ -194,6 +197,7 @@ export class Pipeline {
         stats.packetsIn += batch.packetsAt(i);
         stats.bytesIn += batch.bytesAt(i);
       }
+      this.interfaceTotals.add(batch);
       stats.batchesIn++;
       stats.rowsIn += batch.count;
       yield batch;

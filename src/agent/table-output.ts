@@ -76,14 +76,18 @@ function directionWord(direction: number): string {
   return dir === 'INGRESS' ? 'in' : dir === 'EGRESS' ? 'out' : '?';
 }
 
-function endpoint(flow: Flow, addr: Uint8Array, port: number): string {
-  const ip = formatIp(addr, 0, flow.etype);
+/** Address → name (reverse DNS with --resolve); absent: addresses as they are. */
+export type NameOf = (address: string) => string;
+
+function endpoint(flow: Flow, addr: Uint8Array, port: number, nameOf?: NameOf): string {
+  const address = formatIp(addr, 0, flow.etype);
+  const ip = nameOf?.(address) ?? address;
   if (port === 0) return ip;
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
 /** One table row of `flow`, as cell texts. */
-export function tableRow(flow: Flow): string[] {
+export function tableRow(flow: Flow, nameOf?: NameOf): string[] {
   return [
     // HH:MM:SS.mmm of the last packet, UTC like every time flowtap prints.
     formatRfc3339Nano(flow.timeFlowEndNs).slice(11, 23),
@@ -92,8 +96,8 @@ export function tableRow(flow: Flow): string[] {
     transportProtocolName(flow.proto),
     // The ICMP type (ICMP flows have no ports) or the IANA name of the port.
     flowServiceName(flow) || '-',
-    endpoint(flow, flow.srcAddr, flow.srcPort),
-    endpoint(flow, flow.dstAddr, flow.dstPort),
+    endpoint(flow, flow.srcAddr, flow.srcPort, nameOf),
+    endpoint(flow, flow.dstAddr, flow.dstPort, nameOf),
     String(flow.packets),
     humanBytes(flow.bytes),
   ];
@@ -103,14 +107,14 @@ export function tableRow(flow: Flow): string[] {
  * The rows of `batch` under a header, columns padded to fit, largest flows (by bytes) first; the
  * optional columns appear when some flow has their field.
  */
-export function formatTable(batch: RecordBatch): string {
+export function formatTable(batch: RecordBatch, nameOf?: NameOf): string {
   const flows = [...batch.flows()].sort((a, b) => b.bytes - a.bytes);
   const extra = OPTIONAL_COLUMNS.filter((c) => flows.some((f) => c.cell(f, batch.interfaces) !== ''));
   const header = [...HEADER, ...extra.map((c) => c.header)];
   const numeric = new Set([...NUMERIC, ...extra.flatMap((c, k) => (c.numeric ? [HEADER.length + k] : []))]);
   const rows = [
     header,
-    ...flows.map((f) => [...tableRow(f), ...extra.map((c) => c.cell(f, batch.interfaces))]),
+    ...flows.map((f) => [...tableRow(f, nameOf), ...extra.map((c) => c.cell(f, batch.interfaces))]),
   ];
   const widths = header.map((_, col) => Math.max(...rows.map((r) => r[col].length)));
   let text = '';
@@ -130,20 +134,24 @@ export interface TableOutputOptions {
   /** Batches that may wait for the terminal. */
   maxQueuedBatches: number;
   onResult?: (result: BatchResult) => void;
+  /** Names of addresses (--resolve). */
+  nameOf?: NameOf;
 }
 
 /** Prints evicted batches as tables; a slow terminal costs counted drops, not memory. */
 export class TableOutput extends QueuedExporter {
   readonly name = 'json';
   readonly #out: Writable;
+  readonly #nameOf: NameOf | undefined;
 
   constructor(options: TableOutputOptions) {
     super({ maxQueuedBatches: options.maxQueuedBatches, onResult: options.onResult });
     this.#out = options.out;
+    this.#nameOf = options.nameOf;
   }
 
   protected async send(batch: RecordBatch): Promise<void> {
-    if (this.#out.write(formatTable(batch))) return;
+    if (this.#out.write(formatTable(batch, this.#nameOf))) return;
     await new Promise<void>((resolve, reject) => {
       const onDrain = () => {
         this.#out.off('error', onError);

@@ -58,6 +58,17 @@ export const DEFAULT_TOP_SEGMENT_CAPACITY = 25_000;
 /** Default bound on chart series (16 interfaces in both directions). */
 export const DEFAULT_MAX_SERIES = 32;
 
+/**
+ * The bounds of a capture file's view (`read --web`): the whole capture up to an hour, in the chart
+ * (3600 one-second buckets per series) and in the top tables (six 10-minute segments), so a
+ * finished capture shows from its first packet, not only its last minute.
+ */
+export const CAPTURE_FILE_WINDOW: Readonly<Omit<FlowAggregateOptions, 'timeline'>> = Object.freeze({
+  chartSeconds: 3600,
+  topSegmentSeconds: 600,
+  topSegmentCount: 6,
+});
+
 /** Counters of what the aggregate did with the records it was given. */
 export interface AggregateStats {
   /** Records counted into the window. */
@@ -102,6 +113,10 @@ export class FlowAggregate {
   #version = 0;
   /** Last second a record was counted at; tells whether the window still shows anything. */
   #lastDataSecond = Number.NEGATIVE_INFINITY;
+  /** First second a counted record began at. */
+  #firstDataSecond = Number.POSITIVE_INFINITY;
+  /** Second the aggregate was made (the agent's start, on the wall timeline). */
+  readonly #createdSecond: number;
 
   constructor(options: FlowAggregateOptions) {
     this.timeline = options.timeline;
@@ -117,6 +132,16 @@ export class FlowAggregate {
     };
     this.flows = new TopWindow(top);
     this.talkers = new TopWindow(top);
+    this.#createdSecond = Math.floor(this.#nowMs() / 1000);
+  }
+
+  /**
+   * The first second worth charting: the view's start on the wall timeline (a chart of an agent
+   * that started a minute ago starts a minute ago), the first record's on the records timeline.
+   * Infinity before any record on the records timeline.
+   */
+  get firstSecond(): number {
+    return this.timeline === 'wall' ? this.#createdSecond : this.#firstDataSecond;
   }
 
   /** Changes each time what a snapshot shows changes; compare to skip unchanged pushes. */
@@ -200,6 +225,7 @@ export class FlowAggregate {
       }
       stats.records++;
       if (last > this.#lastDataSecond) this.#lastDataSecond = last;
+      if (first < this.#firstDataSecond) this.#firstDataSecond = first;
       const tail = String.fromCharCode(direction, proto);
       const flow = this.flows.add(
         b.toString('latin1', o + FLOW_KEY_START, o + FLOW_KEY_END) + tail,

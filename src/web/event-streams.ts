@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FlowAggregate } from './aggregate.ts';
 import type { HealthSnapshot } from './health.ts';
 import { COMMON_HEADERS, type WebServerStats } from './http-common.ts';
-import { buildSnapshot, type WebFilter } from './snapshot.ts';
+import { type AddressNames, buildSnapshot, type WebFilter } from './snapshot.ts';
 
 /** A stream with this much unsent data is skipped until its client catches up. */
 const MAX_PENDING_BYTES = 1 << 20;
@@ -32,6 +32,8 @@ export interface EventStreamsOptions {
   stats: WebServerStats;
   /** Whether snapshots tell the page it may ask for past windows. */
   historyAvailable: boolean;
+  /** Names of addresses (--resolve). */
+  nameOf?: AddressNames;
 }
 
 /** One open event stream. */
@@ -93,7 +95,9 @@ export class EventStreams {
     const health = this.#options.health();
     this.#send(
       client,
-      JSON.stringify(buildSnapshot(aggregate, filter, topN, health, this.#options.historyAvailable)),
+      JSON.stringify(
+        buildSnapshot(aggregate, filter, topN, health, this.#options.historyAvailable, this.#options.nameOf),
+      ),
       healthKey(health),
     );
   }
@@ -123,7 +127,14 @@ export class EventStreams {
       let json = byFilter.get(client.filterKey);
       if (json === undefined) {
         json = JSON.stringify(
-          buildSnapshot(aggregate, client.filter, topN, health, this.#options.historyAvailable),
+          buildSnapshot(
+            aggregate,
+            client.filter,
+            topN,
+            health,
+            this.#options.historyAvailable,
+            this.#options.nameOf,
+          ),
         );
         byFilter.set(client.filterKey, json);
       }

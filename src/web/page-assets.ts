@@ -21,6 +21,8 @@ const ASSET_FILES: ReadonlyArray<[string, () => string, string]> = [
   ['/', () => packagePath('web', 'index.html'), 'text/html; charset=utf-8'],
   ['/app.js', () => packagePath('web', 'app.js'), 'text/javascript; charset=utf-8'],
   ['/style.css', () => packagePath('web', 'style.css'), 'text/css; charset=utf-8'],
+  // Browsers ask for an icon; without one every page load logs a 404 in the console.
+  ['/favicon.svg', () => packagePath('web', 'favicon.svg'), 'image/svg+xml'],
   [
     '/vendor/uPlot.iife.min.js',
     () => require.resolve('uplot/dist/uPlot.iife.min.js'),

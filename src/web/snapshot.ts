@@ -71,6 +71,9 @@ export interface FlowRow {
   dstPort: number;
   /** ICMP type name (`echo-request`) or the IANA service of its port (`https`); '' when unknown. */
   service: string;
+  /** Reverse DNS names of `src` and `dst` (--resolve), when they have one. */
+  srcName?: string;
+  dstName?: string;
   bytes: number;
   packets: number;
   /** Flow records (evictions) summed into the row. */
@@ -85,6 +88,8 @@ export interface FlowRow {
 export interface TalkerRow {
   interface: string;
   address: string;
+  /** Reverse DNS name of `address` (--resolve), when it has one. */
+  name?: string;
   bytes: number;
   packets: number;
   /** Flow records from this source. */
@@ -271,6 +276,25 @@ function talkerRows(aggregate: FlowAggregate, filter: WebFilter): TalkerRow[] {
   return [...byHost.values()];
 }
 
+/** Address → name (reverse DNS with --resolve); the address itself when it has none. */
+export type AddressNames = (address: string) => string;
+
+/** `row` with the names `nameOf` knows for its addresses. */
+function named<T extends FlowRow | TalkerRow>(row: T, nameOf: AddressNames | undefined): T {
+  if (!nameOf) return row;
+  if ('address' in row) {
+    const name = nameOf(row.address);
+    return name === row.address ? row : { ...row, name };
+  }
+  const srcName = nameOf(row.src);
+  const dstName = nameOf(row.dst);
+  return {
+    ...row,
+    ...(srcName === row.src ? {} : { srcName }),
+    ...(dstName === row.dst ? {} : { dstName }),
+  };
+}
+
 /** Builds the snapshot of `aggregate` through `filter`, with `topN` rows per table and order. */
 export function buildSnapshot(
   aggregate: FlowAggregate,
@@ -278,9 +302,14 @@ export function buildSnapshot(
   topN: number,
   health: HealthSnapshot | undefined,
   historyAvailable = false,
+  nameOf?: AddressNames,
 ): WebSnapshot {
   const throughput = aggregate.throughput;
   const endSecond = aggregate.endSecond;
+  // The chart starts at the window's start, or later when the data does: never empty minutes
+  // before the agent started or the capture's first packet.
+  const windowStart = endSecond - throughput.windowSeconds + 1;
+  const chartStartSecond = Math.min(endSecond, Math.max(windowStart, aggregate.firstSecond));
   const chart: ChartSeries[] = [];
   const interfaces = new Set<string>();
   for (const series of throughput.series()) {
@@ -290,7 +319,7 @@ export function buildSnapshot(
     chart.push({
       interface: series.interfaceName,
       direction: series.direction,
-      bytesPerSecond: throughput.bytesPerSecond(series),
+      bytesPerSecond: throughput.bytesPerSecond(series).slice(chartStartSecond - windowStart),
     });
   }
   const matching: WindowEntry<EntryInfo>[] = [];
@@ -298,13 +327,13 @@ export function buildSnapshot(
   const talkers = talkerRows(aggregate, filter);
   return {
     timeline: aggregate.timeline,
-    chartStartSecond: endSecond - throughput.windowSeconds + 1,
+    chartStartSecond,
     endSecond,
     chart,
     topWindowSeconds: aggregate.flows.windowSeconds,
     topN,
-    flows: topByBytesAndPackets(matching, topN).map(flowRow),
-    talkers: topByBytesAndPackets(talkers, topN),
+    flows: topByBytesAndPackets(matching, topN).map((entry) => named(flowRow(entry), nameOf)),
+    talkers: topByBytesAndPackets(talkers, topN).map((row) => named(row, nameOf)),
     matchingFlows: matching.length,
     matchingTalkers: talkers.length,
     interfaces: [...interfaces].sort(),

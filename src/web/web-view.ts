@@ -17,7 +17,7 @@ import type { HealthProvider, HealthSnapshot } from './health.ts';
 import { type HistorySnapshot, type HistoryWindow, historySnapshot } from './history.ts';
 import type { WebServerStats } from './http-common.ts';
 import { loadPageAssets, type PageAsset } from './page-assets.ts';
-import { buildSnapshot, NO_FILTER, type WebFilter, type WebSnapshot } from './snapshot.ts';
+import { type AddressNames, buildSnapshot, NO_FILTER, type WebFilter, type WebSnapshot } from './snapshot.ts';
 import { WebServer } from './web-server.ts';
 
 /** What the web view logs through (a pino logger fits). */
@@ -47,6 +47,8 @@ export interface WebViewOptions {
   maxClients?: number;
   /** How past windows are read from the flow store; without it the page offers only live. */
   store?: StoreQueries;
+  /** Names of addresses shown beside them (--resolve). */
+  nameOf?: AddressNames;
 }
 
 /** Default rows per table. */
@@ -91,6 +93,7 @@ export class WebView implements FlowSink {
       health: () => this.#health(),
       stats: this.serverStats,
       historyAvailable: options.store !== undefined,
+      nameOf: options.nameOf,
     });
     this.#server = new WebServer({
       assets,
@@ -149,6 +152,7 @@ export class WebView implements FlowSink {
       this.#topN,
       this.#health(),
       this.#options.store !== undefined,
+      this.#options.nameOf,
     );
   }
 

@@ -325,3 +325,24 @@ test('health has no warning once an interface was attached', async (t) => {
   await eventually(() => agent.health().interfaces.attaches === 1, 'the attach');
   assert.deepEqual(agent.health().warnings, []);
 });
+
+test('/metrics has an index at /, the process figures and the counts per interface and direction', async (t) => {
+  const capture = new FakeCapture(undefined);
+  const { agent } = await startAgent(t, capture, {
+    initial: ['veth0'],
+    config: { metrics: { host: '127.0.0.1', port: 0 } },
+  });
+  capture.push(batchOf(2, 1000, 3));
+  await eventually(() => agent.health().packetsSeen === 6, 'the batch to be counted');
+  await eventually(() => agent.health().attachedInterfaces.length === 1, 'the attach');
+  const base = `http://127.0.0.1:${agent.metricsAddress?.port}`;
+  const index = await fetch(`${base}/`);
+  assert.equal(index.status, 200);
+  assert.match(await index.text(), /<a href="\/metrics">/);
+  const text = await (await fetch(`${base}/metrics`)).text();
+  assert.match(text, /^flowtap_interface_packets_total\{interface="if\d+",direction="egress"\} 6$/m);
+  assert.match(text, /^flowtap_interface_bytes_total\{interface="if\d+",direction="egress"\} 600$/m);
+  assert.match(text, /^flowtap_interface_attached\{interface="veth0"\} 1$/m);
+  assert.match(text, /^process_cpu_seconds_total \d/m);
+  assert.match(text, /^process_resident_memory_bytes \d/m);
+});

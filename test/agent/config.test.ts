@@ -266,3 +266,9 @@ test('TARGET_ENABLE_TLS takes true or false', () => {
     /true or false/,
   );
 });
+
+test('reverse DNS names are off unless --resolve or RESOLVE asks for them', () => {
+  assert.equal(load().resolve, false);
+  assert.equal(load({ resolve: true }).resolve, true);
+  assert.equal(load({}, { RESOLVE: 'true' }).resolve, true);
+});

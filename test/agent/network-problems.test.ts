@@ -35,18 +35,6 @@ test('refused, timed out, unreachable and gRPC unavailable errors are expected n
   assert.equal(expectedNetworkProblem(new TypeError('cannot read properties of undefined')), undefined);
 });
 
-test("flowtap's own typed errors are expected: their message is the problem, with no stack", () => {
-  const stopped = new ExportError('grpc', 'stopped before the collector acknowledged the batch');
-  assert.equal(
-    expectedNetworkProblem(stopped),
-    'grpc export: stopped before the collector acknowledged the batch',
-  );
-  const info = recordingLogger('info');
-  warnNetworkFailure(info.logger, stopped, 'grpc export failing', '', 'counted as failed');
-  assert.equal(info.lines.length, 1);
-  assert.equal(info.lines[0].err, undefined, 'no error object, so no stack');
-});
-
 test('an expected network failure is one warning line naming the target and what to do, its stack only at debug', () => {
   const info = recordingLogger('info');
   warnNetworkFailure(info.logger, refused(), 'IPFIX collector', '127.0.0.1:4739', 'retrying with backoff');
@@ -68,4 +56,16 @@ test('an unexpected failure keeps the whole error', () => {
   warnNetworkFailure(logger, new TypeError('bug'), 'gRPC collector', 'c:1', 'retrying');
   assert.equal(lines.length, 1);
   assert.match(String((lines[0].err as { stack: string }).stack), /TypeError: bug/);
+});
+
+test('a flowtap error is one line with its message, as an expected problem', () => {
+  const { logger, lines } = recordingLogger('info');
+  const err = new ExportError('grpc', 'stopped before the collector acknowledged the batch');
+  warnNetworkFailure(logger, err, 'grpc export failing', '', 'its batches are counted as failed');
+  assert.equal(lines.length, 1);
+  assert.equal(
+    lines[0].msg,
+    'grpc export failing: grpc export: stopped before the collector acknowledged the batch; its batches are counted as failed',
+  );
+  assert.equal(lines[0].err, undefined);
 });

@@ -87,3 +87,9 @@ test('the table output writes one table per batch to its stream', async () => {
   assert.match(text, /10\.0\.0\.1:6 /);
   assert.equal(output.stats.flowsSent, 3);
 });
+
+test('with --resolve the table shows the names of addresses that have one', () => {
+  const names = new Map([['10.0.0.2', 'web.example']]);
+  const text = formatTable(batch(makeFlow({ ifIndex: 3 })), (address) => names.get(address) ?? address);
+  assert.match(text.split('\n')[1], /10\.0\.0\.1:1234\s+web\.example:80\s/);
+});

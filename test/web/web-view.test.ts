@@ -171,7 +171,7 @@ test('the page shows the chart, top flows, top talkers and health of known flows
   assert.equal(await page.textContent('[data-figure="ring-lost"]'), '7');
   assert.equal(await page.textContent('[data-figure="export-errors-grpc"]'), '3 flows in 1 batches');
   assert.equal(await page.textContent('[data-figure="export-drops-grpc"]'), '2');
-  assert.equal(await page.textContent('#status'), 'live');
+  assert.equal(await page.textContent('#status'), 'file', 'a capture timeline is a file, not live');
 
   // New flows reach the open page without a reload.
   view.export(recordBatchOf([record(T0 + 31, { srcAddr: '10.9.9.9', dstPort: 9999, bytes: 1 })], NAMES));
@@ -234,7 +234,7 @@ test('the page reconnects after the server restarts on the same port and shows t
   );
   await rowCount(page, 'flows', 2);
   assert.deepEqual(await column(page, 'flows', 3), ['10.2.2.2', '10.3.3.3']);
-  assert.equal(await page.textContent('#status'), 'live');
+  assert.equal(await page.textContent('#status'), 'file', 'a capture timeline is a file, not live');
 });
 
 /** The first `data:` event of `/events` at `url`, parsed. */

@@ -1,6 +1,7 @@
 /** Every `flowtap` subcommand, registered on the program in the order `--help` lists them. */
 import type { Command } from 'commander';
 import { registerCollectCommand } from './collect.ts';
+import { registerCompletionCommand } from './completion.ts';
 import { registerDecodeCommand } from './decode.ts';
 import { registerExportParquetCommand } from './export-parquet.ts';
 import { registerQueryCommand } from './query.ts';
@@ -15,4 +16,5 @@ export function registerCommands(program: Command): void {
   registerCollectCommand(program);
   registerQueryCommand(program);
   registerExportParquetCommand(program);
+  registerCompletionCommand(program);
 }

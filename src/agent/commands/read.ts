@@ -18,6 +18,7 @@ import { describeFilter } from '../../filter/build.ts';
 import { formatIp } from '../../model/ip.ts';
 import type { FlowSink } from '../../sink/flow-sink.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
+import { CAPTURE_FILE_WINDOW } from '../../web/aggregate.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
 import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
 import { resolveAgentIp } from '../agent-ip.ts';
@@ -81,6 +82,7 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
     (await startWebView({
       ...settings.web,
       timeline: 'records',
+      aggregate: CAPTURE_FILE_WINDOW,
       store: storeQueries(exporters),
       health: (): HealthSnapshot => ({
         packetsSeen: read.decoder.stats.packets,

@@ -19,13 +19,38 @@ import {
   EXPORT_KINDS,
   loadConfig,
 } from '../config.ts';
-import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
+import { createExporters, logExportResults, reverseNameOf, storeQueries } from '../exporters.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import type { RunBounds } from '../run-limit.ts';
 import { handleReloadSignal, handleStopSignals } from '../signals.ts';
 import { onStdoutClosed } from '../stdout.ts';
+import { LiveView } from '../terminal/live-view.ts';
 import { filterFlag, positiveDurationOption, positiveIntOption } from './option-parsers.ts';
 import { addTargetTlsOptions } from './target-tls-options.ts';
+
+/**
+ * The live view on this process's terminal: stdout to draw on, stdin for keys when it is a
+ * terminal too, colours unless the terminal has none or NO_COLOR is set.
+ */
+function liveTerminalView(onQuit: () => void, nameOf?: (address: string) => string): LiveView {
+  return new LiveView({
+    out: process.stdout,
+    keys: process.stdin.isTTY ? process.stdin : undefined,
+    colour: process.stdout.hasColors?.() === true,
+    stderr: process.stderr,
+    onQuit,
+    nameOf,
+  });
+}
+
+/** What a run gives its extensions once the agent runs. */
+export interface RunContext {
+  /** Queries on the flow store when the store is on. */
+  store: StoreQueries | undefined;
+  logger: Logger;
+  /** Names of addresses when --resolve is on. */
+  nameOf: ((address: string) => string) | undefined;
+}
 
 /** What other features (the web view) add to a run. */
 export interface RunExtension {
@@ -33,11 +58,8 @@ export interface RunExtension {
   bounds?: RunBounds;
   /** Consumers of evicted batches besides the exporters; stopped with them. */
   observers?: AgentOptions['observers'];
-  /**
-   * Called once the agent runs (e.g. to serve its `health()`), with queries on the flow store
-   * when the store is on.
-   */
-  onStarted?: (agent: Agent, store: StoreQueries | undefined) => Promise<void>;
+  /** Called once the agent runs (e.g. to serve its `health()`), with what the run offers. */
+  onStarted?: (agent: Agent, context: RunContext) => Promise<void>;
 }
 
 /** Runs the agent with `flags` (and the environment) until it is stopped by a signal or fails. */
@@ -50,13 +72,22 @@ export async function runAgent(
     flags: settings,
     env: process.env,
     stdoutIsTty: process.stdout.isTTY === true,
+    stderrIsTty: process.stderr.isTTY === true,
+    terminalOutput: 'live',
   });
-  const logger = createLogger(config.logLevel);
+  // On a terminal the json export is the live view, and the logs go to its pane.
+  let stopAgent: () => void = () => {};
+  const live =
+    config.output === 'live' && config.export.includes('json')
+      ? liveTerminalView(() => stopAgent(), config.resolve ? reverseNameOf() : undefined)
+      : undefined;
+  const logger = createLogger(config.logLevel, config.logFormat, live?.logStream);
   unhandledRejections.useLogger(logger);
   // The flow store is on for every run unless --no-store; a store that cannot be opened is logged
   // and counted by its exporter while capture goes on.
-  const exportKinds =
+  const withStore =
     store === false || config.export.includes('store') ? config.export : [...config.export, 'store' as const];
+  const exportKinds = live ? withStore.filter((kind) => kind !== 'json') : withStore;
   const exporters = await createExporters(
     { ...config, export: exportKinds },
     logger,
@@ -79,7 +110,7 @@ export async function runAgent(
   const agent = await Agent.start({
     config,
     logger,
-    exporters,
+    exporters: live ? [live, ...exporters] : exporters,
     observers: extension.observers,
     bounds: extension.bounds,
     agentIp,
@@ -87,10 +118,12 @@ export async function runAgent(
     removeStopHandlers();
     removeReloadHandler();
     // The agent never started, so nothing else owns the exporters' sockets and timers.
-    await Promise.all(exporters.map((e) => e.stop(0)));
+    await Promise.all([...exporters, ...(live ? [live] : [])].map((e) => e.stop(0)));
     throw err;
   });
   started = agent;
+  stopAgent = () => void agent.stop();
+  live?.start(() => agent.health());
   if (stopRequested) void agent.stop();
   else if (reloadRequested) reloadFilter(flags, agent, logger);
   const removeHandlers = () => {
@@ -103,7 +136,12 @@ export async function runAgent(
     void agent.stop();
   });
   try {
-    await extension.onStarted?.(agent, storeQueries(exporters)).catch(async (err: unknown) => {
+    const context = {
+      store: storeQueries(exporters),
+      logger,
+      nameOf: config.resolve ? reverseNameOf() : undefined,
+    };
+    await extension.onStarted?.(agent, context).catch(async (err: unknown) => {
       await agent.stop();
       throw err;
     });
@@ -137,15 +175,17 @@ function reloadFilter(flags: CommandLineValues, agent: Agent, logger: Logger): v
  */
 function webViewExtension(address: WebAddress): RunExtension {
   return {
-    onStarted: async (agent, store) => {
+    onStarted: async (agent, { store, logger, nameOf }) => {
       const view = await startWebView({
         ...address,
         timeline: 'wall',
         health: () => agent.health(),
         store,
+        nameOf,
       });
       agent.addObserver(view);
-      process.stderr.write(`flowtap: web view at ${view.url}\n`);
+      // Through the logger: on a terminal the live view owns the screen and shows it in its pane.
+      logger.info({ url: view.url }, `web view at ${view.url}`);
     },
   };
 }
@@ -215,7 +255,7 @@ export function registerRunCommand(program: Command): void {
     )
     .option(
       '--output <format>',
-      'the json export on stdout as json lines or a table [OUTPUT; table on a terminal]',
+      'the json export on stdout: live (a view refreshed in place; keys p, s, q), table (one per eviction) or json lines [OUTPUT; live on a terminal, else json]',
     )
     .option(
       '--store-path <path>',
@@ -247,6 +287,10 @@ export function registerRunCommand(program: Command): void {
       '--bidirectional',
       'both directions of a conversation in one record with reverse counters (RFC 5103) [BIDIRECTIONAL; off]',
     )
+    .option(
+      '--resolve',
+      'show reverse DNS names of addresses in the live view and the table (cached, at most 8 lookups at once) [RESOLVE; off]',
+    )
     .option('--config <file>', 'YAML or JSON file of settings, keys as the variables above or camelCase')
     .option(
       '--duration <duration>',
@@ -263,7 +307,7 @@ export function registerRunCommand(program: Command): void {
       '\nPrecedence: flags > environment variables > --config file > defaults. Other settings: ' +
         'GRPC_MESSAGE_MAX_FLOWS (10000), FLOWS_TARGET_HOST/FLOWS_TARGET_PORT (older names), KAFKA_* (EXPORT=kafka), ' +
         'STORE_RETENTION (7d), STORE_MAX_BYTES (0: no limit), ' +
-        'FLOW_FILTER_RULES (JSON/YAML filter rules). SIGHUP re-reads the --config file and replaces the filter.',
+        'FLOW_FILTER_RULES (JSON/YAML filter rules), LOG_FORMAT (text on a terminal, else json). SIGHUP re-reads the --config file and replaces the filter.',
     )
     .action(async (expression: string[], opts: CommandLineValues & RunOnlyFlags) => {
       const { web, duration, count, ...flags } = opts;
