@@ -91,7 +91,11 @@ export class Accounter {
     return this.#table.heapBytes;
   }
 
-  /** Accounts every batch of `input`; the returned iterable yields evicted batches until input ends. */
+  /**
+   * Accounts every batch of `input`; the returned iterable yields evicted batches until input
+   * ends. An input batch is read only until the next is asked for (its producer may reuse the
+   * buffer then): the cache copies what it keeps.
+   */
   account(input: AsyncIterable<RecordBatch>): AsyncIterable<RecordBatch> {
     if (this.#started)
       throw new Error('an Accounter accounts one input only; create another for a second input');
