@@ -17,7 +17,6 @@ import { ExportError } from '../../errors.ts';
 import { describeFilter } from '../../filter/build.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
-import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
 import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
 import { asInputError } from './option-parsers.ts';
@@ -71,9 +70,11 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
     throw storeError;
   }
   const read = new CaptureRead(settings.read);
+  // The web view's modules are loaded only when it is asked for: a plain read stays small.
+  const webView = settings.web ? await import('../../web/web-view.ts') : undefined;
   const web =
     settings.web &&
-    (await startWebView({
+    (await webView?.startWebView({
       ...settings.web,
       timeline: 'records',
       store: storeQueries(exporters),
@@ -101,9 +102,9 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
     progress?.stop();
     await Promise.all(exporters.map((e) => e.stop(settings.exportFlushTimeoutMs)));
     process.stderr.write(readSummary(read.decoder.stats, read.flows, exporters));
-    if (web) {
+    if (web && webView) {
       process.stderr.write('flowtap read: the web view keeps serving until SIGINT or SIGTERM\n');
-      await serveUntilSignal(web);
+      await webView.serveUntilSignal(web);
     }
   }
   for (const e of exporters) {

@@ -8,8 +8,7 @@ import { SHARED_MAP_MIN_CPUS } from '../../ebpf/kernel-memory.ts';
 import type { StoreQueries } from '../../store/store-reader.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
-import { startWebView } from '../../web/web-view.ts';
-import { Agent, type AgentOptions } from '../agent.ts';
+import type { Agent, AgentOptions } from '../agent.ts';
 import {
   type CommandLineValues,
   DEFAULT_CACHE_MAX_FLOWS,
@@ -70,6 +69,9 @@ export async function runAgent(
     if (started) reloadFilter(flags, started, logger);
     else reloadRequested = true;
   });
+  // Imported here, not at the top: the agent brings libbpf, netlink and metrics with it, which
+  // the other commands (`read`, `query`) would otherwise load and keep in memory for nothing.
+  const { Agent } = await import('../agent.ts');
   const agent = await Agent.start({ config, logger, exporters, observers: extension.observers }).catch(
     async (err: unknown) => {
       removeStopHandlers();
@@ -127,6 +129,7 @@ function reloadFilter(flags: CommandLineValues, agent: Agent, logger: Logger): v
 function webViewExtension(address: WebAddress): RunExtension {
   return {
     onStarted: async (agent, store) => {
+      const { startWebView } = await import('../../web/web-view.ts');
       const view = await startWebView({
         ...address,
         timeline: 'wall',
