@@ -22,8 +22,16 @@ export interface ReadOptions {
   filter?: FilterProgram;
 }
 
-/** Evicted batches that may wait for the sinks before the Accounter stops pulling packets. */
-const EVICT_BUFFER_LEN = 4;
+/**
+ * Evicted batches that may wait for the sinks before the Accounter stops pulling packets. A file
+ * can wait, so one is enough, and each one held is up to the whole cache in memory.
+ */
+const EVICT_BUFFER_LEN = 1;
+/**
+ * Batches a read's exporter queues at most (BUFFERS_LENGTH, when lower, still applies): the read
+ * pauses while a queue is full, so a longer queue only holds more evicted flows in memory.
+ */
+export const READ_EXPORT_QUEUE_BATCHES = 2;
 /** Rows a batch starts with: about the packets of one 1 MiB chunk of a snapped capture, so it rarely grows. */
 const BATCH_ROWS = 16_384;
 

@@ -21,7 +21,7 @@ import { createExporters, logExportResults, storeQueries } from '../exporters.ts
 import { createLogger } from '../logger.ts';
 import { asInputError } from './option-parsers.ts';
 import { addReadOptions, type ReadFlags, type ReadSettings, readSettings } from './read-options.ts';
-import { CaptureRead } from './read-pipeline.ts';
+import { CaptureRead, READ_EXPORT_QUEUE_BATCHES } from './read-pipeline.ts';
 import { ReadProgress, wantsProgress } from './read-progress.ts';
 import { readSummary, undeliveredFlows } from './read-summary.ts';
 
@@ -62,7 +62,11 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
   });
   const logger = createLogger(settings.config.logLevel);
   unhandledRejections.useLogger(logger);
-  const exporters = await createExporters(settings.config, logger, logExportResults(logger));
+  const exporters = await createExporters(
+    { ...settings.config, buffersLength: Math.min(settings.config.buffersLength, READ_EXPORT_QUEUE_BATCHES) },
+    logger,
+    logExportResults(logger),
+  );
   // A file can be read again later: a store that cannot be opened ends the read before it starts.
   const storeError = exporters.map((e) => (e as { openError?: Error }).openError).find((e) => e);
   if (storeError) {
