@@ -212,17 +212,21 @@ export class FlowTable {
 
   /**
    * Every cached flow as one batch, in the order the flows were first cached, its rows' user
-   * sections zero; the table is then empty.
+   * sections zero; the table is then empty. The rows are written into `spare` (a 4-byte aligned
+   * buffer nothing reads any more) when it is large enough, else into a new buffer.
    */
-  evictAll(interfaces: InterfaceNames = NO_INTERFACE_NAMES): RecordBatch {
+  evictAll(interfaces: InterfaceNames = NO_INTERFACE_NAMES, spare?: Buffer): RecordBatch {
     const count = this.#size;
-    const bytes = Buffer.alloc(count * V2_RECORD_BYTES);
+    const reuse =
+      spare !== undefined && spare.length >= count * V2_RECORD_BYTES && spare.byteOffset % 4 === 0;
+    const bytes = reuse ? spare : Buffer.alloc(count * V2_RECORD_BYTES);
     const rows = new Int32Array(bytes.buffer, bytes.byteOffset, count * ROW_WORDS);
     const entries = this.#entries;
     for (let e = 0; e < count; e++) {
       const s = e * ENTRY_WORDS;
       const r = e * ROW_WORDS;
       for (let w = 0; w < ENTRY_WORDS; w++) rows[r + w] = entries[s + w];
+      if (reuse) for (let w = ENTRY_WORDS; w < ROW_WORDS; w++) rows[r + w] = 0;
     }
     const index = this.#index;
     if (count * 8 > this.#mask) {

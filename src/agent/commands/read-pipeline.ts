@@ -7,6 +7,7 @@ import { Accounter } from '../../account/accounter.ts';
 import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
 import type { CaptureInputs } from '../../capture/pcap/capture-inputs.ts';
 import type { LocalHosts } from '../../capture/pcap/direction.ts';
+import type { RecordBatch } from '../../codec/record-batch.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import type { FlowSink } from '../../sink/flow-sink.ts';
 
@@ -63,7 +64,9 @@ export class CaptureRead {
 
   /**
    * Reads `inputs` as one capture, accounts its packets into flows and hands every evicted batch
-   * to each sink, waiting while one of them is full.
+   * to each sink, waiting while one of them is full. When every sink tells when it is done with
+   * its batches (`whenIdle`), an evicted batch's buffer is given back to the accounter once they
+   * are, so the evictions of a long capture reuse one buffer instead of one each.
    */
   async run(inputs: CaptureInputs, sinks: readonly FlowSink[]): Promise<void> {
     const accounter = new Accounter({
@@ -73,10 +76,17 @@ export class CaptureRead {
       activeTimeoutBy: 'record-time',
     });
     this.#accounter = accounter;
+    const recycling = sinks.every((sink) => sink.whenIdle !== undefined);
+    let previous: RecordBatch | undefined;
     for await (const batch of accounter.account(inputs.batches(this.decoder))) {
+      if (recycling && previous !== undefined) {
+        for (const sink of sinks) await sink.whenIdle?.();
+        accounter.recycle(previous);
+      }
       for (const sink of sinks) await sink.whenReady?.();
       for (const sink of sinks) sink.export(batch);
       this.flows += batch.count;
+      previous = batch;
     }
   }
 }
