@@ -219,14 +219,15 @@ export class FlowTable {
     const count = this.#size;
     const reuse =
       spare !== undefined && spare.length >= count * V2_RECORD_BYTES && spare.byteOffset % 4 === 0;
-    const bytes = reuse ? spare : Buffer.alloc(count * V2_RECORD_BYTES);
+    // Every word of each row is written below, so a new buffer need not be zeroed first.
+    const bytes = reuse ? spare : Buffer.allocUnsafeSlow(count * V2_RECORD_BYTES);
     const rows = new Int32Array(bytes.buffer, bytes.byteOffset, count * ROW_WORDS);
     const entries = this.#entries;
     for (let e = 0; e < count; e++) {
       const s = e * ENTRY_WORDS;
       const r = e * ROW_WORDS;
       for (let w = 0; w < ENTRY_WORDS; w++) rows[r + w] = entries[s + w];
-      if (reuse) for (let w = ENTRY_WORDS; w < ROW_WORDS; w++) rows[r + w] = 0;
+      for (let w = ENTRY_WORDS; w < ROW_WORDS; w++) rows[r + w] = 0;
     }
     const index = this.#index;
     if (count * 8 > this.#mask) {
