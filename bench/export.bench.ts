@@ -8,7 +8,8 @@ import { type RecordBatch, recordBatchOf } from '../src/codec/record-batch.ts';
 import { GrpcExporter } from '../src/export/grpc.ts';
 import { startCollector } from '../src/export/grpc-collector.ts';
 import { IpfixEncoder } from '../src/export/ipfix/encoder.ts';
-import { batchToJsonLines, LINES_PER_WRITE } from '../src/export/json-lines.ts';
+import { LINES_PER_WRITE } from '../src/export/json-lines.ts';
+import { JsonRowEncoder } from '../src/export/json-rows.ts';
 import { encodePbRecords } from '../src/export/pbflow/encode.ts';
 import { flowsFromPbRecords } from '../src/export/pbflow/from-pb.ts';
 import type { Flow } from '../src/model/flow.ts';
@@ -109,11 +110,12 @@ line(
   'ipfix encode, 65535-byte messages (tcp)',
   encodeRate(batch, (b) => tcp.encodeBatch(b, 0)),
 );
+const jsonRows = new JsonRowEncoder();
 line(
-  `json lines (batchToJsonLines, ${LINES_PER_WRITE} per write)`,
+  `json lines (JsonRowEncoder, ${LINES_PER_WRITE} per write)`,
   encodeRate(batch, (b) => {
     for (let start = 0; start < b.count; start += LINES_PER_WRITE) {
-      batchToJsonLines(b, start, Math.min(b.count, start + LINES_PER_WRITE));
+      jsonRows.release(jsonRows.encode(b, start, Math.min(b.count, start + LINES_PER_WRITE)));
     }
   }),
 );

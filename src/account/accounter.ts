@@ -51,6 +51,10 @@ export class Accounter {
   readonly #options: AccounterOptions;
   readonly #table: FlowTable;
   readonly #out: RecordBatch[] = [];
+  /** Evicted batches whose buffers are not yet recycled (weakly: consumers may keep them). */
+  readonly #lent = new WeakSet<RecordBatch>();
+  /** A recycled buffer the next eviction writes its rows into, when they fit. */
+  #spare: Buffer | undefined;
   #interfaces: InterfaceNames;
   #ended = false;
   #failure: unknown;
@@ -91,7 +95,11 @@ export class Accounter {
     return this.#table.heapBytes;
   }
 
-  /** Accounts every batch of `input`; the returned iterable yields evicted batches until input ends. */
+  /**
+   * Accounts every batch of `input`; the returned iterable yields evicted batches until input
+   * ends. An input batch is read only until the next is asked for (its producer may reuse the
+   * buffer then): the cache copies what it keeps.
+   */
   account(input: AsyncIterable<RecordBatch>): AsyncIterable<RecordBatch> {
     if (this.#started)
       throw new Error('an Accounter accounts one input only; create another for a second input');
@@ -152,9 +160,23 @@ export class Accounter {
     this.#evict('timeout');
   }
 
+  /**
+   * Takes back the buffer of `batch`, a batch this accounter evicted, for a later eviction: the
+   * caller promises that nothing reads `batch` any more (every sink it went to is done with it).
+   * Of two recycled buffers the larger is kept; a batch recycled twice, or another accounter's,
+   * is not taken.
+   */
+  recycle(batch: RecordBatch): void {
+    if (!this.#lent.has(batch)) return;
+    this.#lent.delete(batch);
+    if (this.#spare === undefined || this.#spare.length < batch.bytes.length) this.#spare = batch.bytes;
+  }
+
   #evict(reason: EvictionReason): void {
     if (this.#table.size === 0) return;
-    const batch = this.#table.evictAll(this.#interfaces);
+    const batch = this.#table.evictAll(this.#interfaces, this.#spare);
+    if (batch.bytes === this.#spare) this.#spare = undefined;
+    this.#lent.add(batch);
     this.#out.push(batch);
     this.#options.onEvict?.(reason, batch.count);
     this.#wakeConsumer?.();

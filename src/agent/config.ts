@@ -6,7 +6,6 @@
  * what is accepted.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
 import { DEFAULT_KERNEL_MEMORY_MAX_BYTES, type FlowMapKindSetting } from '../ebpf/kernel-memory.ts';
 import { ConfigError } from '../errors.ts';
@@ -16,6 +15,7 @@ import type { FilterProgram } from '../filter/program.ts';
 import type { ListenMode } from '../ifaces/watcher.ts';
 import type { StoreSettings } from '../store/store-exporter.ts';
 import { defaultStoreDirectory, storeFile } from '../store/store-path.ts';
+import { parseYamlText } from '../yaml-text.ts';
 import { AGENT_IP_TYPES, type AgentIpSettings } from './agent-ip.ts';
 import type { LogFormat } from './log-lines.ts';
 import {
@@ -352,7 +352,7 @@ function readConfigFile(path: string): Map<string, RawValue> {
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text); // YAML is a superset of JSON: one parser reads both
+    doc = parseYamlText(text); // YAML is a superset of JSON: one parser reads both
   } catch (err) {
     throw new ConfigError('--config', path, `a YAML or JSON file (${(err as Error).message.split('\n')[0]})`);
   }

@@ -2,10 +2,26 @@
  * Value parsers of the agent's settings, one zod schema each. A setting arrives as text (flag or
  * environment variable) or as a YAML/JSON value (config file); each parser accepts both and says in
  * `accepted` what it takes, for the ConfigError that names a wrong value.
+ *
+ * Schemas are built on a parser's first use, and zod is loaded then: a command given no setting
+ * (`flowtap read FILE`) never loads it, and zod holds about 12 MB.
  */
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import type { z as Zod } from 'zod';
 import { parseAgeMs, parseDurationMs } from './duration.ts';
+
+/** zod's `z` namespace. */
+type ZodApi = typeof Zod;
+/** Builds a schema from zod's `z`, when the first value is parsed. */
+type SchemaBuilder<T, In = unknown> = (z: ZodApi) => Zod.ZodType<T, In>;
+
+let zodApi: ZodApi | undefined;
+
+function loadZod(): ZodApi {
+  zodApi ??= (createRequire(import.meta.url)('zod') as { z: ZodApi }).z;
+  return zodApi;
+}
 
 /** A raw setting value as a flag, an environment variable or a config file gives it. */
 export type RawValue = string | number | boolean | readonly unknown[];
@@ -18,27 +34,30 @@ export interface SettingParser<T> {
   parse(raw: RawValue): T | undefined;
 }
 
-function fromSchema<T>(accepted: string, schema: z.ZodType<T>): SettingParser<T> {
+function fromSchema<T>(accepted: string, build: SchemaBuilder<T>): SettingParser<T> {
+  let schema: Zod.ZodType<T> | undefined;
   return {
     accepted,
     parse(raw) {
+      schema ??= build(loadZod());
       const result = schema.safeParse(raw);
       return result.success ? result.data : undefined;
     },
   };
 }
 
-const decimalText = z
-  .string()
-  .trim()
-  .regex(/^\d+$/)
-  .transform((s) => Number(s));
+function decimalText(z: ZodApi) {
+  return z
+    .string()
+    .trim()
+    .regex(/^\d+$/)
+    .transform((s) => Number(s));
+}
 
 /** A whole number from `min` to `max`, as text or a number. */
 export function integerSetting(min: number, max: number): SettingParser<number> {
-  return fromSchema(
-    `an integer from ${min} to ${max}`,
-    z.union([z.number(), decimalText]).pipe(z.number().int().min(min).max(max)),
+  return fromSchema(`an integer from ${min} to ${max}`, (z) =>
+    z.union([z.number(), decimalText(z)]).pipe(z.number().int().min(min).max(max)),
   );
 }
 
@@ -48,14 +67,13 @@ export function choiceSetting<const C extends readonly [string, ...string[]]>(
 ): SettingParser<C[number]> {
   return fromSchema(
     choices.join(', '),
-    z.string().trim().toLowerCase().pipe(z.enum(choices)) as unknown as z.ZodType<C[number]>,
+    (z) => z.string().trim().toLowerCase().pipe(z.enum(choices)) as unknown as Zod.ZodType<C[number]>,
   );
 }
 
 /** A Go duration (`500ms`, `5s`, `1m30s`) from `minMs` to `maxMs`, as milliseconds. */
 export function durationSetting(minMs: number, maxMs: number, example: string): SettingParser<number> {
-  return fromSchema(
-    `a Go duration such as ${example}, from ${minMs}ms to ${maxMs / 1000}s`,
+  return fromSchema(`a Go duration such as ${example}, from ${minMs}ms to ${maxMs / 1000}s`, (z) =>
     z
       .string()
       .transform((s, ctx) => {
@@ -84,33 +102,33 @@ const BYTE_UNITS: Readonly<Record<string, number>> = {
 
 /** A byte size from `min` to `max`: a number of bytes, or with a unit (`512MiB`, `2GiB`, `300MB`). */
 export function byteSizeSetting(min: number, max: number): SettingParser<number> {
-  const sizeText = z
-    .string()
-    .trim()
-    .transform((s, ctx) => {
-      const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(s);
-      const unit = m ? BYTE_UNITS[m[2] === '' ? 'b' : m[2].toLowerCase()] : undefined;
-      if (!m || unit === undefined) {
-        ctx.addIssue({ code: 'custom', message: 'not a byte size' });
-        return z.NEVER;
-      }
-      return Math.floor(Number(m[1]) * unit);
-    });
+  const sizeText = (z: ZodApi) =>
+    z
+      .string()
+      .trim()
+      .transform((s, ctx) => {
+        const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(s);
+        const unit = m ? BYTE_UNITS[m[2] === '' ? 'b' : m[2].toLowerCase()] : undefined;
+        if (!m || unit === undefined) {
+          ctx.addIssue({ code: 'custom', message: 'not a byte size' });
+          return z.NEVER;
+        }
+        return Math.floor(Number(m[1]) * unit);
+      });
   return fromSchema(
     `a byte size such as 512MiB or 2GiB (units B, KiB, MiB, GiB, TiB, KB, MB, GB, TB) from ${min} to ${max} bytes`,
-    z.union([z.number(), sizeText]).pipe(z.number().int().min(min).max(max)),
+    (z) => z.union([z.number(), sizeText(z)]).pipe(z.number().int().min(min).max(max)),
   );
 }
 
 /** A comma-separated list (or a file's array) of non-empty strings; empty text is an empty list. */
 export function listSetting(
   accepted: string,
-  item: z.ZodType<string, string> = z.string(),
+  item: SchemaBuilder<string, string> = (z) => z.string(),
 ): SettingParser<string[]> {
-  const items = z.array(z.string().trim().min(1).pipe(item));
-  return fromSchema(
-    accepted,
-    z.union([
+  return fromSchema(accepted, (z) => {
+    const items = z.array(z.string().trim().min(1).pipe(item(z)));
+    return z.union([
       z
         .string()
         .transform((s) =>
@@ -121,24 +139,24 @@ export function listSetting(
         )
         .pipe(items),
       items,
-    ]),
-  );
+    ]);
+  });
 }
 
 /** An interface name or a `/regex/` that compiles. */
-export const interfacePatternItem: z.ZodType<string, string> = z.string().refine((entry) => {
-  if (entry.length < 2 || !entry.startsWith('/') || !entry.endsWith('/')) return entry.length <= 15;
-  try {
-    new RegExp(entry.slice(1, -1));
-    return true;
-  } catch {
-    return false;
-  }
-});
+export const interfacePatternItem: SchemaBuilder<string, string> = (z) =>
+  z.string().refine((entry) => {
+    if (entry.length < 2 || !entry.startsWith('/') || !entry.endsWith('/')) return entry.length <= 15;
+    try {
+      new RegExp(entry.slice(1, -1));
+      return true;
+    } catch {
+      return false;
+    }
+  });
 
 /** A host name or IP address (no port). */
-export const hostSetting: SettingParser<string> = fromSchema(
-  'a host name or IP address',
+export const hostSetting: SettingParser<string> = fromSchema('a host name or IP address', (z) =>
   z
     .string()
     .trim()
@@ -146,8 +164,7 @@ export const hostSetting: SettingParser<string> = fromSchema(
 );
 
 /** An IPv4 or IPv6 address (no host name: the value is written into flows as it is). */
-export const ipAddressSetting: SettingParser<string> = fromSchema(
-  'an IPv4 or IPv6 address',
+export const ipAddressSetting: SettingParser<string> = fromSchema('an IPv4 or IPv6 address', (z) =>
   z
     .string()
     .trim()
@@ -175,8 +192,7 @@ export function hostPortSetting(
 }
 
 /** `true`/`false` (also `1`/`0`), as text or a YAML boolean; a flag given alone reads as true. */
-export const booleanSetting: SettingParser<boolean> = fromSchema(
-  'true or false',
+export const booleanSetting: SettingParser<boolean> = fromSchema('true or false', (z) =>
   z.union([
     z.boolean(),
     z
@@ -191,13 +207,14 @@ export const booleanSetting: SettingParser<boolean> = fromSchema(
 /** An age such as `7d` or `36h` (Go duration, plus `d` and `w`) as milliseconds; `0` allowed. */
 export const ageSetting: SettingParser<number> = fromSchema(
   'an age such as 7d, 36h or 2w (0: keep forever)',
-  z.string().transform((s, ctx) => {
-    const ms = parseAgeMs(s);
-    if (ms !== undefined) return ms;
-    ctx.addIssue({ code: 'custom', message: 'not an age' });
-    return z.NEVER;
-  }),
+  (z) =>
+    z.string().transform((s, ctx) => {
+      const ms = parseAgeMs(s);
+      if (ms !== undefined) return ms;
+      ctx.addIssue({ code: 'custom', message: 'not an age' });
+      return z.NEVER;
+    }),
 );
 
 /** A file path (not checked here: the module that reads the file names the setting when it cannot). */
-export const pathSetting: SettingParser<string> = fromSchema('a file path', z.string().trim().min(1));
+export const pathSetting: SettingParser<string> = fromSchema('a file path', (z) => z.string().trim().min(1));

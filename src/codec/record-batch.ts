@@ -188,10 +188,24 @@ export function writeFlowRow(buf: Buffer, offset: number, flow: Flow): void {
 /**
  * Appends rows to a growing buffer and hands them out as batches. Parsers write fields straight
  * into `bytes` at the offset `appendRow()` returns, so no object is made per packet.
+ *
+ * Ownership: `finish()` lends its buffer to the batch it returns and starts over with another.
+ * A consumer that is done with a batch may give the buffer back with `recycle(batch)`; the next
+ * `finish()` then starts over with that buffer (zeroed) instead of a fresh one, so a stream of
+ * batches reuses two buffers instead of allocating one per batch. A buffer is only ever reused
+ * after `recycle()`: a batch never recycled keeps its buffer, and recycling a batch twice, or
+ * one this builder did not make, gives nothing back.
  */
 export class RecordBatchBuilder {
   #bytes: Buffer;
   #count = 0;
+  /**
+   * Finished batches whose buffers are not yet recycled (weakly: a batch may be kept forever). By
+   * batch, not by buffer: a stale batch whose buffer now serves a later one is not on loan.
+   */
+  readonly #lent = new WeakSet<RecordBatch>();
+  /** A recycled, zeroed buffer the next `finish()` starts over with. */
+  #spare: Buffer | undefined;
 
   constructor(
     private readonly initialRows = 1024,
@@ -237,12 +251,33 @@ export class RecordBatchBuilder {
     writeFlowRow(this.#bytes, offset, flow);
   }
 
-  /** The rows appended so far as a batch; the builder starts over with a fresh buffer. */
+  /**
+   * The rows appended so far as a batch, which owns the buffer until it is recycled; the builder
+   * starts over with the recycled spare buffer, or a fresh one.
+   */
   finish(): RecordBatch {
     const batch = new RecordBatch(this.#bytes, this.#count, this.interfaces);
-    this.#bytes = Buffer.alloc(Math.max(this.initialRows, 1) * V2_RECORD_BYTES);
+    this.#lent.add(batch);
+    this.#bytes = this.#spare ?? Buffer.alloc(Math.max(this.initialRows, 1) * V2_RECORD_BYTES);
+    this.#spare = undefined;
     this.#count = 0;
     return batch;
+  }
+
+  /**
+   * Takes back the buffer of `batch`, a batch this builder finished, for a later `finish()`: the
+   * caller promises that nothing reads `batch` any more. Returns false, changing nothing, when
+   * `batch` is not on loan from this builder (recycled already, or another builder's) or a spare
+   * is already kept.
+   */
+  recycle(batch: RecordBatch): boolean {
+    if (!this.#lent.has(batch) || this.#spare !== undefined) return false;
+    this.#lent.delete(batch);
+    const bytes = batch.bytes;
+    // Rows past `count` are zero already: dropLastRow() zeroes what it drops.
+    bytes.fill(0, 0, batch.count * V2_RECORD_BYTES);
+    this.#spare = bytes;
+    return true;
   }
 }
 

@@ -54,6 +54,7 @@ export abstract class QueuedExporter implements FlowSink {
   readonly #onResult?: (result: BatchResult) => void;
   #draining?: Promise<void>;
   readonly #readyWaiters: Array<() => void> = [];
+  readonly #idleWaiters: Array<() => void> = [];
   /** The one stop in progress or done; later `stop()` calls return it. */
   #stopping: Promise<void> | undefined;
 
@@ -90,6 +91,11 @@ export abstract class QueuedExporter implements FlowSink {
   whenReady(): Promise<void> {
     if (this.#queue.length < this.#maxQueued || this.#stopping) return Promise.resolve();
     return new Promise((resolve) => this.#readyWaiters.push(resolve));
+  }
+
+  whenIdle(): Promise<void> {
+    if (this.#draining === undefined) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
@@ -142,6 +148,7 @@ export abstract class QueuedExporter implements FlowSink {
       for (const resolve of this.#readyWaiters.splice(0)) resolve();
     }
     this.#draining = undefined;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
   #drop(batch: RecordBatch, reason: SinkDropReason): void {

@@ -6,9 +6,10 @@
  * into the same program as an expression (compile.ts). Beyond netobserv, `cidr` and `peer_cidr`
  * may list several networks (one LPM trie set in the kernel).
  */
-import { parse as parseYaml } from 'yaml';
+
 import { FilterSyntaxError } from '../errors.ts';
 import { parseIp } from '../model/ip.ts';
+import { parseYamlText } from '../yaml-text.ts';
 import type { CompiledRule } from './compile.ts';
 import {
   allOf,
@@ -79,7 +80,7 @@ export function parseFilterRules(raw: unknown): ParsedRules {
   let list = raw;
   if (typeof raw === 'string') {
     try {
-      list = parseYaml(raw); // YAML is a superset of JSON: one parser reads both
+      list = parseYamlText(raw); // YAML is a superset of JSON: one parser reads both
     } catch (err) {
       fail(`not JSON or YAML (${(err as Error).message.split('\n')[0]})`);
     }

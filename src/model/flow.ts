@@ -146,7 +146,7 @@ export function flowToJson(flow: Flow, interfaces: InterfaceNames = NO_INTERFACE
  * `RevPackets` (both always there, 0 for one-way traffic), `RevTimeFlowStart` and
  * `RevTimeFlowEnd` (when it had packets), `RevTcpFlags` and `RevDscp` (when not zero).
  */
-function identityJson(flow: Flow, interfaces: InterfaceNames): string {
+export function identityJson(flow: Flow, interfaces: InterfaceNames): string {
   let json = '';
   if (flow.agentIp !== undefined) json += `,"AgentIP":"${formatIp(flow.agentIp, 0, 0)}"`;
   const crossed = flow.crossed;

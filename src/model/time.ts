@@ -14,16 +14,7 @@ export function formatRfc3339Nano(unixNs: bigint): string {
     fraction += 1e9;
     seconds -= 1n;
   }
-  const wholeSeconds = Number(seconds);
-  // A flow's start and end, and the flows evicted together, fall in a few distinct seconds: the
-  // date part of each is formatted once, in a small cache indexed by the second's low bits (one
-  // entry would be replaced at every call when start and end lie in different seconds).
-  const slot = wholeSeconds & (DATE_CACHE_SLOTS - 1);
-  if (cachedSeconds[slot] !== wholeSeconds) {
-    cachedSeconds[slot] = wholeSeconds;
-    cachedDates[slot] = new Date(wholeSeconds * 1000).toISOString().slice(0, 19); // YYYY-MM-DDTHH:MM:SS
-  }
-  const base = cachedDates[slot];
+  const base = rfc3339Seconds(Number(seconds));
   if (fraction === 0) return `${base}Z`;
   let digits = 9;
   while (fraction % 10 === 0) {
@@ -31,6 +22,22 @@ export function formatRfc3339Nano(unixNs: bigint): string {
     digits--;
   }
   return `${base}.${String(fraction).padStart(digits, '0')}Z`;
+}
+
+/**
+ * `YYYY-MM-DDTHH:MM:SS` (UTC) of the Unix second `wholeSeconds`: the part of
+ * {@link formatRfc3339Nano}'s text before the fraction.
+ */
+export function rfc3339Seconds(wholeSeconds: number): string {
+  // A flow's start and end, and the flows evicted together, fall in a few distinct seconds: the
+  // date part of each is formatted once, in a small cache indexed by the second's low bits (one
+  // entry would be replaced at every call when start and end lie in different seconds).
+  const slot = wholeSeconds & (DATE_CACHE_SLOTS - 1);
+  if (cachedSeconds[slot] !== wholeSeconds) {
+    cachedSeconds[slot] = wholeSeconds;
+    cachedDates[slot] = new Date(wholeSeconds * 1000).toISOString().slice(0, 19);
+  }
+  return cachedDates[slot];
 }
 
 const DATE_CACHE_SLOTS = 64;

@@ -36,6 +36,12 @@ export interface FlowSink {
    */
   whenReady?(): Promise<void>;
   /**
+   * Resolves when the sink holds no batch: every batch given to `export` has been sent, failed
+   * or been dropped, so nothing of it is read any more. A capture file's read waits here before
+   * it reuses an evicted batch's buffer; a sink without it keeps the batches it is given.
+   */
+  whenIdle?(): Promise<void>;
+  /**
    * Sends what is queued (waiting at most `timeoutMs`), drops and counts the rest, releases
    * resources. Idempotent: calls while a stop runs share its promise.
    */

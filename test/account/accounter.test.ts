@@ -275,4 +275,32 @@ describe('Accounter', () => {
       /evictTimeoutMs/,
     );
   });
+
+  test('an evicted batch keeps its buffer until it is recycled, and a later eviction then reuses it', async () => {
+    const input = new BatchChannel();
+    const acc = accounter({ maxEntries: 2, evictBufferLen: 10 });
+    const out = acc.account(input)[Symbol.asyncIterator]();
+    const next = async () => (await out.next()).value as RecordBatch;
+    const ports = (batch: RecordBatch) => Array.from(batch.flows(), (f) => f.srcPort);
+    // A third flow in a table of two evicts the first two.
+    input.push(recordBatchOf([1, 2, 3].map((srcPort) => makeFlow({ srcPort }))));
+    const first = await next();
+    input.push(recordBatchOf([4, 5].map((srcPort) => makeFlow({ srcPort }))));
+    const second = await next();
+    assert.notEqual(second.bytes, first.bytes, 'not recycled: not reused');
+    assert.deepEqual(ports(first), [1, 2]);
+    acc.recycle(first);
+    acc.recycle(first); // a second time gives nothing more
+    input.push(recordBatchOf([6, 7].map((srcPort) => makeFlow({ srcPort }))));
+    const third = await next();
+    input.push(recordBatchOf([8, 9].map((srcPort) => makeFlow({ srcPort }))));
+    const fourth = await next();
+    assert.equal(third.bytes, first.bytes);
+    assert.notEqual(fourth.bytes, first.bytes);
+    assert.deepEqual(ports(second), [3, 4]);
+    assert.deepEqual(ports(third), [5, 6]);
+    assert.deepEqual(ports(fourth), [7, 8]);
+    input.end();
+    assert.deepEqual(ports(await next()), [9]);
+  });
 });

@@ -5,7 +5,13 @@ import { FlowTable } from '../../src/account/flow-table.ts';
 import { hashKey } from '../../src/account/key-hash.ts';
 import { RecordBatchBuilder } from '../../src/codec/record-batch.ts';
 import { rowWords } from '../../src/codec/row-words.ts';
-import { V2, V2_KEY_WORDS, V2_ROW_WORDS } from '../../src/codec/v2-layout.ts';
+import {
+  V2,
+  V2_EVENT_BYTES,
+  V2_KEY_WORDS,
+  V2_RECORD_BYTES,
+  V2_ROW_WORDS,
+} from '../../src/codec/v2-layout.ts';
 import { makeFlow } from '../helpers/flows.ts';
 
 /** The key hash flowtap used before it was seeded: fixed odd multipliers, summed, then mixed. */
@@ -93,4 +99,36 @@ test('the key hash is seeded per process', () => {
   });
   // Three processes agreeing by chance: about 1 in 2^62.
   assert.ok(new Set(hashes).size > 1, `every process hashed the key to ${hashes[0]}`);
+});
+
+test('every cached flow is found again after the index has grown', () => {
+  const count = 5000; // the index starts with 1024 slots and doubles three times
+  const builder = new RecordBatchBuilder(count);
+  for (let i = 0; i < count; i++) builder.append(makeFlow({ srcPort: i, packets: 1, bytes: 10 }));
+  const words = rowWords(builder.finish());
+  const table = new FlowTable(100_000);
+  assert.equal(table.add(words, count), 'done');
+  assert.equal(table.add(words, count), 'done');
+  assert.equal(table.size, count);
+  assert.ok(table.longestProbe <= 32, `longest probe ${table.longestProbe}`);
+  const evicted = table.evictAll();
+  assert.equal(evicted.count, count);
+  for (let i = 0; i < count; i++) {
+    assert.equal(evicted.packetsAt(i), 2);
+    assert.equal(evicted.bytesAt(i), 20);
+  }
+  assert.equal(table.size, 0);
+});
+
+test('evicted rows carry the key and metrics of their flows and a zero user section', () => {
+  const builder = new RecordBatchBuilder(1);
+  builder.append(makeFlow({ srcPort: 4242, packets: 3, bytes: 300 }));
+  const input = builder.finish();
+  // A user section an earlier stage filled is not the cache's to keep.
+  input.bytes.fill(0xee, V2_EVENT_BYTES, V2_RECORD_BYTES);
+  const table = new FlowTable(4);
+  table.add(rowWords(input), 1);
+  const evicted = table.evictAll();
+  assert.deepEqual(evicted.bytes.subarray(0, V2_EVENT_BYTES), input.bytes.subarray(0, V2_EVENT_BYTES));
+  assert.ok(evicted.bytes.subarray(V2_EVENT_BYTES, V2_RECORD_BYTES).every((b) => b === 0));
 });

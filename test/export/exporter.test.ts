@@ -87,3 +87,15 @@ test('batches given after stop began are dropped and counted as stopped', async 
   await stopping;
   assert.equal(exporter.stats.flowsDropped.stopped, 2);
 });
+
+test('whenIdle resolves once every batch given has been sent or failed', async () => {
+  const exporter = new FakeExporter({}, new Set([2]));
+  await exporter.whenIdle(); // nothing given yet
+  for (const port of [1, 2, 3]) exporter.export(batchOf(1, port));
+  assert.equal(exporter.stats.queuedBatches, 3);
+  await exporter.whenIdle();
+  assert.equal(exporter.stats.queuedBatches, 0);
+  assert.deepEqual(exporter.sent, [1, 3]);
+  assert.equal(exporter.stats.batchesFailed, 1);
+  await exporter.stop();
+});

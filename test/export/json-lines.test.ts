@@ -63,8 +63,9 @@ class HeldWritable extends Writable {
   constructor() {
     super({ highWaterMark: 16, decodeStrings: false });
   }
-  override _write(chunk: string, _enc: BufferEncoding, done: (err?: Error) => void): void {
-    this.chunks.push(chunk);
+  override _write(chunk: Buffer | string, _enc: BufferEncoding, done: (err?: Error) => void): void {
+    // Kept as text now: the exporter reuses a chunk's buffer once its write is done.
+    this.chunks.push(chunk.toString());
     if (this.#held) this.#held.push(done);
     else done();
   }

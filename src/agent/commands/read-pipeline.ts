@@ -8,6 +8,7 @@ import { EvictedRows } from '../../account/evicted-rows.ts';
 import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
 import type { CaptureInputs } from '../../capture/pcap/capture-inputs.ts';
 import type { LocalHosts } from '../../capture/pcap/direction.ts';
+import type { RecordBatch } from '../../codec/record-batch.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import type { FlowSink } from '../../sink/flow-sink.ts';
 
@@ -31,8 +32,16 @@ export interface ReadOptions {
   bidirectional: boolean;
 }
 
-/** Evicted batches that may wait for the sinks before the Accounter stops pulling packets. */
-const EVICT_BUFFER_LEN = 4;
+/**
+ * Evicted batches that may wait for the sinks before the Accounter stops pulling packets. A file
+ * can wait, so one is enough, and each one held is up to the whole cache in memory.
+ */
+const EVICT_BUFFER_LEN = 1;
+/**
+ * Batches a read's exporter queues at most (BUFFERS_LENGTH, when lower, still applies): the read
+ * pauses while a queue is full, so a longer queue only holds more evicted flows in memory.
+ */
+export const READ_EXPORT_QUEUE_BATCHES = 2;
 /** Rows a batch starts with: about the packets of one 1 MiB chunk of a snapped capture, so it rarely grows. */
 const BATCH_ROWS = 16_384;
 
@@ -66,7 +75,9 @@ export class CaptureRead {
 
   /**
    * Reads `inputs` as one capture, accounts its packets into flows and hands every evicted batch
-   * to each sink, waiting while one of them is full.
+   * to each sink, waiting while one of them is full. When every sink tells when it is done with
+   * its batches (`whenIdle`), an evicted batch's buffer is given back to the accounter once they
+   * are, so the evictions of a long capture reuse one buffer instead of one each.
    */
   async run(inputs: CaptureInputs, sinks: readonly FlowSink[]): Promise<void> {
     const accounter = new Accounter({
@@ -77,11 +88,20 @@ export class CaptureRead {
     });
     this.#accounter = accounter;
     const evictedRows = new EvictedRows(this.#options);
+    const recycling = sinks.every((sink) => sink.whenIdle !== undefined);
+    let previous: RecordBatch | undefined;
     for await (const accounted of accounter.account(inputs.batches(this.decoder))) {
+      if (recycling && previous !== undefined) {
+        for (const sink of sinks) await sink.whenIdle?.();
+        accounter.recycle(previous);
+      }
+      // The sinks get the finished rows (agent address, biflows), which may be a batch of their
+      // own; the accounter's batch is the one it takes back.
       const batch = evictedRows.finish(accounted);
       for (const sink of sinks) await sink.whenReady?.();
       for (const sink of sinks) sink.export(batch);
       this.flows += batch.count;
+      previous = accounted;
     }
   }
 }

@@ -20,14 +20,13 @@ import type { FlowSink } from '../../sink/flow-sink.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { CAPTURE_FILE_WINDOW } from '../../web/aggregate.ts';
 import type { HealthSnapshot } from '../../web/health.ts';
-import { serveUntilSignal, startWebView } from '../../web/web-view.ts';
 import { resolveAgentIp } from '../agent-ip.ts';
 import { createExporters, logExportResults, storeQueries } from '../exporters.ts';
 import { createLogger } from '../logger.ts';
 import { withEpilogue } from './error-epilogue.ts';
 import { asInputError } from './option-parsers.ts';
 import { addReadOptions, type ReadFlags, type ReadSettings, readSettings } from './read-options.ts';
-import { CaptureRead } from './read-pipeline.ts';
+import { CaptureRead, READ_EXPORT_QUEUE_BATCHES } from './read-pipeline.ts';
 import { ReadProgress, wantsProgress } from './read-progress.ts';
 import { readSummary, undeliveredFlows } from './read-summary.ts';
 
@@ -68,7 +67,11 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
   });
   const logger = createLogger(settings.config.logLevel);
   unhandledRejections.useLogger(logger);
-  const exporters = await createExporters(settings.config, logger, logExportResults(logger));
+  const exporters = await createExporters(
+    { ...settings.config, buffersLength: Math.min(settings.config.buffersLength, READ_EXPORT_QUEUE_BATCHES) },
+    logger,
+    logExportResults(logger),
+  );
   // A file can be read again later: a store that cannot be opened ends the read before it starts.
   const storeError = exporters.map((e) => (e as { openError?: Error }).openError).find((e) => e);
   if (storeError) {
@@ -77,9 +80,11 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
   }
   const agentIp = await resolveAgentIp(settings.config.agentIp, logger);
   const read = new CaptureRead({ ...settings.read, agentIp });
+  // The web view's modules are loaded only when it is asked for: a plain read stays small.
+  const webView = settings.web ? await import('../../web/web-view.ts') : undefined;
   const web =
     settings.web &&
-    (await startWebView({
+    (await webView?.startWebView({
       ...settings.web,
       timeline: 'records',
       aggregate: CAPTURE_FILE_WINDOW,
@@ -116,7 +121,7 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
   if (failure === undefined || web) process.stderr.write(summary);
   if (web) {
     process.stderr.write('flowtap read: the web view keeps serving until SIGINT or SIGTERM\n');
-    await serveUntilSignal(web);
+    await webView?.serveUntilSignal(web);
   }
   if (failure !== undefined) throw web ? failure : withEpilogue(failure, summary);
 }

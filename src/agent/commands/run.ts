@@ -9,8 +9,7 @@ import { SHARED_MAP_MIN_CPUS } from '../../ebpf/kernel-memory.ts';
 import type { StoreQueries } from '../../store/store-reader.ts';
 import { unhandledRejections } from '../../unhandled-rejections.ts';
 import { DEFAULT_WEB_ADDRESS, parseWebAddress, type WebAddress } from '../../web/address.ts';
-import { startWebView } from '../../web/web-view.ts';
-import { Agent, type AgentOptions } from '../agent.ts';
+import type { Agent, AgentOptions } from '../agent.ts';
 import { resolveAgentIp } from '../agent-ip.ts';
 import {
   type CommandLineValues,
@@ -107,6 +106,9 @@ export async function runAgent(
     else reloadRequested = true;
   });
   const agentIp = await resolveAgentIp(config.agentIp, logger);
+  // Imported here, not at the top: the agent brings libbpf, netlink and metrics with it, which
+  // the other commands (`read`, `query`) would otherwise load and keep in memory for nothing.
+  const { Agent } = await import('../agent.ts');
   const agent = await Agent.start({
     config,
     logger,
@@ -176,6 +178,7 @@ function reloadFilter(flags: CommandLineValues, agent: Agent, logger: Logger): v
 function webViewExtension(address: WebAddress): RunExtension {
   return {
     onStarted: async (agent, { store, logger, nameOf }) => {
+      const { startWebView } = await import('../../web/web-view.ts');
       const view = await startWebView({
         ...address,
         timeline: 'wall',

@@ -155,6 +155,15 @@ export class CaptureDecoder {
     this.#sink.beginInput();
   }
 
+  /**
+   * Gives back the buffer of `batch`, a batch `push` returned that nothing reads any more, so a
+   * later batch reuses it (see RecordBatchBuilder's ownership rule). Without it each batch keeps
+   * a buffer of its own.
+   */
+  recycle(batch: RecordBatch): void {
+    this.#sink.builder.recycle(batch);
+  }
+
   #detect(data: Buffer): ClassicPcapFramer | PcapngFramer {
     const magic = data.readUInt32LE(0);
     if (magic === SHB_TYPE) this.#framer = new PcapngFramer(this.#sink);

@@ -117,7 +117,11 @@ export class CaptureInputs {
     return this.#doneBytes + (this.#current?.bytesRead ?? 0);
   }
 
-  /** Rows of every input in turn, decoded by `decoder` as one capture. */
+  /**
+   * Rows of every input in turn, decoded by `decoder` as one capture. Each batch is valid until
+   * the next is asked for: its buffer is then recycled for a later batch, so a read of any length
+   * reuses two batch buffers.
+   */
   async *batches(decoder: CaptureDecoder): AsyncGenerator<RecordBatch> {
     for (const [i, path] of this.paths.entries()) {
       if (i > 0) decoder.nextInput();
@@ -125,7 +129,9 @@ export class CaptureInputs {
       this.#current = input;
       for await (const chunk of input.chunks()) {
         const batch = decoder.push(chunk);
-        if (batch !== undefined) yield batch;
+        if (batch === undefined) continue;
+        yield batch;
+        decoder.recycle(batch);
       }
       decoder.end();
       this.#doneBytes += input.bytesRead;

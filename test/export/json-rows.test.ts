@@ -1,0 +1,100 @@
+/** The json export's row encoder: the same text as flowToJson, and buffers lent one at a time. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
+import { V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
+import { JsonRowEncoder } from '../../src/export/json-rows.ts';
+import { flowToJson } from '../../src/model/flow.ts';
+import { InterfaceRegistry } from '../../src/model/interfaces.ts';
+import { parseIp } from '../../src/model/ip.ts';
+import { makeFlow } from '../helpers/flows.ts';
+
+function flowToJsonLines(batch: RecordBatch): string {
+  let text = '';
+  for (const flow of batch.flows()) text += `${flowToJson(flow)}\n`;
+  return text;
+}
+
+function encoded(batch: RecordBatch): string {
+  return new JsonRowEncoder().encode(batch, 0, batch.count).toString();
+}
+
+test('rows encode to the text flowToJson gives their flows, on every field and edge', () => {
+  const names = new InterfaceRegistry();
+  names.set(1, 'eth0');
+  names.set(2, 'we"ird\\if ü');
+  const ns = (text: string) => BigInt(text);
+  const flows = [
+    makeFlow(),
+    makeFlow({ direction: 0, ifIndex: 1, tcpFlags: 0x1ff, dscp: 46, srcPort: 65535, dstPort: 0 }),
+    makeFlow({ etype: 0x86dd, srcAddr: '2001:db8::1', dstAddr: 'fe80::1:0:0:2', proto: 17, ifIndex: 2 }),
+    makeFlow({ etype: 0x86dd, srcAddr: '::ffff:10.1.2.3', dstAddr: '::', proto: 58, icmpType: 128 }),
+    makeFlow({ etype: 0x86dd, srcAddr: '1:2:3:4:5:6:7:8', dstAddr: '1:0:0:2:0:0:0:3' }),
+    makeFlow({ etype: 0x0806, srcAddr: '::', dstAddr: '::', proto: 0, direction: 7 }),
+    makeFlow({ proto: 1, icmpType: 0, icmpCode: 3 }),
+    makeFlow({ proto: 6, icmpType: 8, icmpCode: 1 }), // ICMP fields of a TCP flow are not printed
+    makeFlow({ proto: 253, bytes: 2 ** 53 - 1, packets: 2 ** 40 + 7 }),
+    makeFlow({ timeFlowStartNs: 0n, timeFlowEndNs: ns('18446744073709551615') }),
+    makeFlow({ timeFlowStartNs: ns('1700000000500000000'), timeFlowEndNs: ns('1700000000000000001') }),
+    // The agent address alone takes the fast path, kept text included.
+    makeFlow({ agentIp: parseIp('192.0.2.1')! }),
+    makeFlow({ agentIp: parseIp('192.0.2.1')!, srcPort: 7 }),
+    makeFlow({ agentIp: parseIp('2001:db8::9')! }),
+    makeFlow({
+      vlanOuter: 10,
+      vlanInner: 20,
+      tunnel: { type: 1, id: 42, srcAddr: parseIp('10.9.9.9')!, dstAddr: parseIp('10.9.9.8')! },
+      crossed: [
+        { ifIndex: 3, direction: 0 },
+        { ifIndex: 4, direction: 1 },
+      ],
+      agentIp: parseIp('192.0.2.1')!,
+      reverse: {
+        bytes: 5,
+        packets: 1,
+        timeFlowStartNs: 1n,
+        timeFlowEndNs: 2n,
+        tcpFlags: 2,
+        dscp: 1,
+      },
+    }),
+  ];
+  const batch = recordBatchOf(flows, names);
+  assert.equal(encoded(batch), flowToJsonLines(batch));
+});
+
+test('rows of random bytes encode to the text flowToJson gives their flows', () => {
+  const rows = 2000;
+  const bytes = Buffer.alloc(rows * V2_RECORD_BYTES);
+  let seed = 12345;
+  for (let i = 0; i < bytes.length; i++) {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    bytes[i] = seed >>> 24;
+  }
+  for (let r = 0; r < rows; r++) {
+    const o = r * V2_RECORD_BYTES;
+    // A row lists at most V2_MAX_CROSSED interfaces crossed (`flow()` reads that many).
+    bytes[o + V2.CROSSED_COUNT] %= V2_MAX_CROSSED + 1;
+    // Some rows of each address family the formatter tells apart.
+    if (r % 3 === 0) bytes.writeUInt16LE(r % 2 === 0 ? 0x0800 : 0x86dd, o);
+  }
+  const batch = new RecordBatch(bytes, rows);
+  assert.equal(encoded(batch), flowToJsonLines(batch));
+});
+
+test('a buffer encode lends is not reused before it is released, and once only after', () => {
+  const batch = recordBatchOf([makeFlow({ srcPort: 1 }), makeFlow({ srcPort: 2 })]);
+  const encoder = new JsonRowEncoder();
+  const first = encoder.encode(batch, 0, 1);
+  const text = first.toString();
+  const second = encoder.encode(batch, 1, 2);
+  assert.notEqual(second.buffer, first.buffer);
+  assert.equal(first.toString(), text);
+  encoder.release(first);
+  encoder.release(first);
+  const third = encoder.encode(batch, 0, 2);
+  const fourth = encoder.encode(batch, 0, 1);
+  assert.equal(third.buffer, first.buffer);
+  assert.notEqual(fourth.buffer, third.buffer);
+  assert.notEqual(fourth.buffer, second.buffer);
+});
