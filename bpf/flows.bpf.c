@@ -870,11 +870,17 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
     pkt.crossed_direction[0] = direction;
     pkt.crossed_count = 1;
     if (flowtap_config.dedup) {
-        /* The lookup key of "this packet anywhere on the host"; the drain puts them back. */
+        /*
+         * The lookup key of "this packet anywhere on the host"; the drain puts them back. A frame
+         * without addresses (ARP, LLDP) keeps its MACs: they are all that tells a request from its
+         * reply, and a bridge forwards it with them unchanged.
+         */
         __builtin_memcpy(pkt.dedup_src_mac, key.src_mac, FLOWTAP_MAC_LEN);
         __builtin_memcpy(pkt.dedup_dst_mac, key.dst_mac, FLOWTAP_MAC_LEN);
-        __builtin_memset(key.src_mac, 0, FLOWTAP_MAC_LEN);
-        __builtin_memset(key.dst_mac, 0, FLOWTAP_MAC_LEN);
+        if (key.eth_protocol == ETH_P_IP || key.eth_protocol == ETH_P_IPV6) {
+            __builtin_memset(key.src_mac, 0, FLOWTAP_MAC_LEN);
+            __builtin_memset(key.dst_mac, 0, FLOWTAP_MAC_LEN);
+        }
         key.if_index = 0;
         key.direction = 0;
     }

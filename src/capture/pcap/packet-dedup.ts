@@ -1,7 +1,7 @@
 /**
  * Interfaces crossed in a capture of several interfaces (DEDUPER=firstCome; docs/flow-key.md,
  * "pcap"): the same packet appears once per interface it crossed. As the kernel program does, a
- * flow is recognised by its key without MACs, interface and direction; the interface (and
+ * flow is recognised by its key without interface and direction (and without MACs when IP); the interface (and
  * direction) of its first packet in the capture counts it, and a copy met on any other interface
  * only adds that interface to the flow's list.
  *
@@ -26,6 +26,8 @@ export const DedupVerdict = {
 export const MAX_DEDUP_FLOWS = 1 << 20;
 
 const MAC_BYTES = 6;
+const ETH_P_IPV4 = 0x0800;
+const ETH_P_IPV6 = 0x86dd;
 
 /** A flow's counting interface, its MACs, and the interfaces listed so far (ifIndex * 2 + direction). */
 interface FlowOwner {
@@ -49,7 +51,9 @@ export class PacketDeduper {
   classify(out: Buffer, row: number): number {
     const key = this.#key;
     out.copy(key, 0, row, row + V2_KEY_BYTES);
-    key.fill(0, V2.SRC_MAC, V2.DST_MAC + MAC_BYTES);
+    // A frame without addresses (ARP) keeps its MACs, as in the kernel: they tell request from reply.
+    const etype = key.readUInt16LE(V2.ETH_PROTOCOL);
+    if (etype === ETH_P_IPV4 || etype === ETH_P_IPV6) key.fill(0, V2.SRC_MAC, V2.DST_MAC + MAC_BYTES);
     key[V2.DIRECTION] = 0;
     key.writeUInt32LE(0, V2.IF_INDEX);
     const id = key.toString('latin1');
