@@ -32,7 +32,10 @@ export interface KafkaSourceOptions {
   groupId: string;
   sinks: SinkFanOut;
   metrics: SourceMetrics;
-  logger?: KafkaLogger & { info(fields: object, message: string): void };
+  logger?: KafkaLogger & {
+    info(fields: object, message: string): void;
+    warn(fields: object, message: string): void;
+  };
   sessionTimeoutMs?: number;
   /** Partitions processed at once (default: every partition assigned). */
   partitionsConsumedConcurrently?: number;
@@ -56,7 +59,14 @@ export class KafkaSource {
       maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
       maxBytes: MAX_BYTES_PER_PARTITION * 4,
     });
-    const { GROUP_JOIN } = this.#consumer.events;
+    const { GROUP_JOIN, CRASH } = this.#consumer.events;
+    this.#consumer.on(CRASH, (event) => {
+      // kafkajs restarts the consumer itself after retriable errors only: say which it was.
+      options.logger?.warn(
+        { groupId: options.groupId, restart: event.payload.restart },
+        `the Kafka consumer failed: ${event.payload.error.message}${event.payload.restart ? '; kafkajs restarts it' : '; it stays stopped until the collector is restarted'}`,
+      );
+    });
     this.#consumer.on(GROUP_JOIN, (event) => {
       const partitions = event.payload.memberAssignment[options.settings.topic] ?? [];
       options.logger?.info(

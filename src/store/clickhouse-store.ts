@@ -22,7 +22,7 @@ export const DEFAULT_CLICKHOUSE_HTTP_PORT = 8123;
 /** The table flows are stored in, inside the URL's database. */
 export const CLICKHOUSE_FLOWS_TABLE = 'flows';
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Nanoseconds in a day: partitions are days of `time_end`. */
+/** Nanoseconds in a minute: the sort key groups rows by minute of `time_end`. */
 const NS_PER_MINUTE = 60_000_000_000n;
 
 /** Where a ClickHouse store is. */

@@ -99,6 +99,8 @@ test('two collectors share 6 partitions, one is SIGKILLed mid-stream, the other 
     KAFKA_GROUP_ID: 'fleet-test',
   };
   const args = ['--from', 'kafka', '--to', server.storeUrl('fleet'), '--kafka-session-timeout', '3s'];
+  // Started together: on the mock cluster of Debian's librdkafka 2.0, a kafkajs member joining a
+  // settled group can get INVALID_REQUEST after its sync and stop (see README "Kafka tests").
   const a = startCollectorProcess(t, args, env);
   const b = startCollectorProcess(t, args, env);
   await waitFor('both collectors to share the 6 partitions', () => {
