@@ -41,16 +41,27 @@ export interface KafkaSourceOptions {
   partitionsConsumedConcurrently?: number;
 }
 
+/** First wait before a consumer that kafkajs will not restart is replaced; doubles up to the max. */
+const RESTART_MIN_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
+
 /** A running consumer group member. */
 export class KafkaSource {
-  readonly #consumer: Consumer;
+  #consumer: Consumer;
   /** The last commit of each partition, so the next one is sent after it. */
   readonly #commits = new Map<number, Promise<void>>();
   #stopping: Promise<void> | undefined;
+  #restartDelayMs = RESTART_MIN_MS;
+  #restartTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: KafkaSourceOptions) {
+    this.#consumer = this.#newConsumer();
+  }
+
+  #newConsumer(): Consumer {
+    const options = this.options;
     const sessionTimeout = options.sessionTimeoutMs ?? DEFAULT_GROUP_SESSION_TIMEOUT_MS;
-    this.#consumer = createKafkajsClient(options.settings, options.logger).consumer({
+    const consumer = createKafkajsClient(options.settings, options.logger).consumer({
       groupId: options.groupId,
       sessionTimeout,
       // kafkajs requires the rebalance timeout to be at least the session timeout.
@@ -59,21 +70,48 @@ export class KafkaSource {
       maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
       maxBytes: MAX_BYTES_PER_PARTITION * 4,
     });
-    const { GROUP_JOIN, CRASH } = this.#consumer.events;
-    this.#consumer.on(CRASH, (event) => {
-      // kafkajs restarts the consumer itself after retriable errors only: say which it was.
+    const { GROUP_JOIN, CRASH } = consumer.events;
+    consumer.on(CRASH, (event) => {
+      // kafkajs restarts the consumer itself after retriable errors only; after any other error
+      // a collector left without a consumer would read nothing until restarted by hand, so a
+      // new consumer joins the group instead (its partitions meanwhile go to the other members).
+      const restart = event.payload.restart;
       options.logger?.warn(
-        { groupId: options.groupId, restart: event.payload.restart },
-        `the Kafka consumer failed: ${event.payload.error.message}${event.payload.restart ? '; kafkajs restarts it' : '; it stays stopped until the collector is restarted'}`,
+        { groupId: options.groupId, restart },
+        `the Kafka consumer failed: ${event.payload.error.message}; ${restart ? 'kafkajs restarts it' : `a new consumer joins the group in ${this.#restartDelayMs / 1000} s`}`,
       );
+      if (!restart) this.#scheduleRestart(consumer);
     });
-    this.#consumer.on(GROUP_JOIN, (event) => {
+    consumer.on(GROUP_JOIN, (event) => {
       const partitions = event.payload.memberAssignment[options.settings.topic] ?? [];
       options.logger?.info(
         { groupId: options.groupId, topic: options.settings.topic, partitions },
         `joined consumer group ${options.groupId}: partitions ${partitions.join(', ') || 'none'}`,
       );
     });
+    return consumer;
+  }
+
+  /** Replaces the consumer `crashed` after the current delay, unless the source is stopping. */
+  #scheduleRestart(crashed: Consumer): void {
+    if (this.#stopping !== undefined || this.#restartTimer !== undefined) return;
+    this.#restartTimer = setTimeout(async () => {
+      this.#restartTimer = undefined;
+      if (this.#stopping !== undefined) return;
+      await crashed.disconnect().catch(() => {});
+      this.#consumer = this.#newConsumer();
+      try {
+        await this.start();
+        this.#restartDelayMs = RESTART_MIN_MS;
+      } catch (err) {
+        this.#restartDelayMs = Math.min(this.#restartDelayMs * 2, RESTART_MAX_MS);
+        this.options.logger?.warn(
+          { groupId: this.options.groupId },
+          `the Kafka consumer could not rejoin: ${(err as Error).message}; next try in ${this.#restartDelayMs / 1000} s`,
+        );
+        this.#scheduleRestart(this.#consumer);
+      }
+    }, this.#restartDelayMs);
   }
 
   /** Joins the group and starts consuming (from the beginning for a group with no commits). */
@@ -92,6 +130,8 @@ export class KafkaSource {
   /** Leaves the group (its partitions go to the others at once); idempotent. */
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
+      clearTimeout(this.#restartTimer);
+      this.#restartTimer = undefined;
       await this.#consumer.stop();
       await Promise.all(this.#commits.values());
       await this.#consumer.disconnect();
