@@ -105,7 +105,8 @@ function readTunnel(b: Buffer, o: number): FlowTunnel | undefined {
 }
 
 function readCrossed(b: Buffer, o: number): CrossedInterface[] | undefined {
-  const count = b[o + V2.CROSSED_COUNT];
+  // A row never lists more (v2 validation refuses it); the bound keeps a damaged row in its fields.
+  const count = Math.min(b[o + V2.CROSSED_COUNT], V2_MAX_CROSSED);
   if (count === 0) return undefined;
   const crossed: CrossedInterface[] = [];
   for (let i = 0; i < count; i++) {

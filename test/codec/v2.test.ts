@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { RecordBatchBuilder, recordBatchOf } from '../../src/codec/record-batch.ts';
 import { RecordStreamDecoder } from '../../src/codec/record-stream.ts';
 import { decodeV2, decodeV2Batch, decodeV2Records, encodeV2 } from '../../src/codec/v2.ts';
-import { V2, V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
+import { V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import { MalformedRecordError, TruncatedRecordError } from '../../src/errors.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { makeFlow } from '../helpers/flows.ts';
@@ -174,4 +174,11 @@ test('the builder grows, and drops a reserved row cleanly', () => {
     [0, 1, 2, 3, 4],
   );
   assert.equal(builder.count, 0);
+});
+
+test('a row counting more interfaces crossed than a record holds gives the ones it holds', () => {
+  const batch = recordBatchOf([makeFlow({ crossed: [{ ifIndex: 7, direction: 1 }] })]);
+  batch.bytes[V2.CROSSED_COUNT] = 200;
+  assert.equal(batch.flow(0).crossed?.length, V2_MAX_CROSSED);
+  assert.deepEqual(batch.flow(0).crossed?.[0], { ifIndex: 7, direction: 1 });
 });
