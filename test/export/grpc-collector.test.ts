@@ -25,8 +25,20 @@ async function collectorWithClient(t: TestContext, maxReceiveMessageBytes?: numb
   t.after(() => collector.close(0));
   const client = new Client(`127.0.0.1:${collector.port}`, credentials.createInsecure());
   t.after(() => client.close());
-  /** Sends raw bytes as a Send request; resolves with the status code. */
-  const send = (bytes: Uint8Array) =>
+  const send = rawSender(client);
+  return { received, errors, send };
+}
+
+function validRequest(): Uint8Array {
+  return toBinary(
+    RecordsSchema,
+    create(RecordsSchema, { entries: [create(RecordSchema, { ethProtocol: 0x0800, interface: 'eth0' })] }),
+  );
+}
+
+/** Sends raw bytes as a Send request through `client`; resolves with the status code. */
+function rawSender(client: Client): (bytes: Uint8Array) => Promise<number> {
+  return (bytes) =>
     new Promise<number>((resolve) => {
       client.makeUnaryRequest(
         COLLECTOR_SEND_PATH,
@@ -38,14 +50,6 @@ async function collectorWithClient(t: TestContext, maxReceiveMessageBytes?: numb
         (err: ServiceError | null) => resolve(err ? err.code : status.OK),
       );
     });
-  return { received, errors, send };
-}
-
-function validRequest(): Uint8Array {
-  return toBinary(
-    RecordsSchema,
-    create(RecordsSchema, { entries: [create(RecordSchema, { ethProtocol: 0x0800, interface: 'eth0' })] }),
-  );
 }
 
 test('garbage bytes are answered INVALID_ARGUMENT and the next good request is served', async (t) => {
@@ -127,18 +131,7 @@ test('with onBatch each request arrives as one batch and garbage is still answer
   t.after(() => collector.close(0));
   const client = new Client(`127.0.0.1:${collector.port}`, credentials.createInsecure());
   t.after(() => client.close());
-  const send = (bytes: Uint8Array) =>
-    new Promise<number>((resolve) => {
-      client.makeUnaryRequest(
-        COLLECTOR_SEND_PATH,
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        Buffer.from(bytes),
-        new Metadata(),
-        {},
-        (err: ServiceError | null) => resolve(err ? err.code : status.OK),
-      );
-    });
+  const send = rawSender(client);
   assert.equal(await send(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f])), status.INVALID_ARGUMENT);
   assert.ok(errors[0] instanceof MalformedMessageError);
   assert.equal(await send(validRequest()), status.OK);

@@ -7,10 +7,9 @@ import { recordBatchOf } from '../../src/codec/record-batch.ts';
 import { formatIp } from '../../src/model/ip.ts';
 import { formatMac } from '../../src/model/mac.ts';
 import { FlowStore } from '../../src/store/flow-store.ts';
-import { plainValue } from '../../src/store/result-format.ts';
 import { FIRST_SCHEMA3_COLUMN, STORE_COLUMNS } from '../../src/store/schema.ts';
-import { openStoreReader } from '../../src/store/store-reader.ts';
 import { makeFlow } from '../helpers/flows.ts';
+import { storeRows } from './store-rows.ts';
 
 const DAY_NS = 86_400_000_000_000n;
 /** Columns schema 3 added (stored and computed by the view), tested in store-identity.test.ts. */
@@ -27,17 +26,6 @@ describe('flow store', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
   let n = 0;
   const freshFile = () => join(dir, `s${n++}`, 'flows.duckdb');
-
-  async function rowsOf(file: string, sql: string): Promise<Record<string, unknown>[]> {
-    const reader = await openStoreReader(file);
-    try {
-      const result = await reader.connection.runAndReadAll(sql);
-      const names = result.columnNames();
-      return result.getRows().map((row) => Object.fromEntries(row.map((v, i) => [names[i], plainValue(v)])));
-    } finally {
-      reader.close();
-    }
-  }
 
   test('every field of a flow reads back as it was appended, addresses and MACs as flowtap prints them', async () => {
     const flows = [
@@ -81,7 +69,7 @@ describe('flow store', () => {
     const store = await FlowStore.open(file);
     await store.append(recordBatchOf(flows, { nameOf: (i) => (i === 7 ? 'eth7' : '') }));
     await store.close();
-    const rows = await rowsOf(
+    const rows = await storeRows(
       file,
       `SELECT * EXCLUDE (src_ip_hi, src_ip_lo, dst_ip_hi, dst_ip_lo, ${SCHEMA3_COLUMNS}) FROM flows ORDER BY time_end DESC, src_addr`,
     );
@@ -128,7 +116,7 @@ describe('flow store', () => {
     );
     assert.deepEqual(store.partitions, ['flows_20231114', 'flows_20231115']);
     await store.close();
-    const counts = await rowsOf(file, 'SELECT count(*) AS n FROM flows_20231115');
+    const counts = await storeRows(file, 'SELECT count(*) AS n FROM flows_20231115');
     assert.deepEqual(counts, [{ n: 2 }]);
   });
 
@@ -143,7 +131,7 @@ describe('flow store', () => {
     assert.deepEqual(dropped, ['flows_20231114', 'flows_20231115']);
     assert.deepEqual(store.partitions, ['flows_20231116', 'flows_20231117']);
     await store.close();
-    assert.deepEqual(await rowsOf(file, 'SELECT count(*) AS n FROM flows'), [{ n: 2 }]);
+    assert.deepEqual(await storeRows(file, 'SELECT count(*) AS n FROM flows'), [{ n: 2 }]);
   });
 
   test('a store past its byte budget drops its oldest partitions until it fits', async () => {

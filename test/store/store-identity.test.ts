@@ -10,10 +10,9 @@ import { StoreError } from '../../src/errors.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { parseIp } from '../../src/model/ip.ts';
 import { FlowStore } from '../../src/store/flow-store.ts';
-import { plainValue } from '../../src/store/result-format.ts';
 import { FIRST_SCHEMA3_COLUMN, META_TABLE, STORE_COLUMNS } from '../../src/store/schema.ts';
-import { openStoreReader } from '../../src/store/store-reader.ts';
 import { makeFlow } from '../helpers/flows.ts';
+import { storeRows } from './store-rows.ts';
 
 const T0_NS = 1_700_000_000_000_000_000n; // 2023-11-14
 
@@ -22,17 +21,6 @@ describe('flow store schema 3', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
   let n = 0;
   const freshFile = () => join(dir, `s${n++}`, 'flows.duckdb');
-
-  async function rowsOf(file: string, sql: string): Promise<Record<string, unknown>[]> {
-    const reader = await openStoreReader(file);
-    try {
-      const result = await reader.connection.runAndReadAll(sql);
-      const names = result.columnNames();
-      return result.getRows().map((row) => Object.fromEntries(row.map((v, i) => [names[i], plainValue(v)])));
-    } finally {
-      reader.close();
-    }
-  }
 
   test('agent IP, VLAN ids, tunnel, interfaces crossed and reverse counters read back', async () => {
     const names = new InterfaceRegistry();
@@ -68,7 +56,7 @@ describe('flow store schema 3', () => {
       ),
     );
     await store.close();
-    const [row] = await rowsOf(
+    const [row] = await storeRows(
       file,
       `SELECT agent_ip, vlan_outer, vlan_inner, tunnel_type, tunnel_id, tunnel_src, tunnel_dst, crossed,
          record_flags, rev_bytes, rev_packets, rev_time_start, rev_time_end, rev_tcp_flags, rev_dscp FROM flows`,
@@ -116,7 +104,7 @@ describe('flow store schema 3', () => {
     const store = await FlowStore.open(file);
     await store.append(recordBatchOf([makeFlow({ timeFlowEndNs: T0_NS, agentIp: parseIp('192.0.2.1')! })]));
     await store.close();
-    const rows = await rowsOf(
+    const rows = await storeRows(
       file,
       'SELECT bytes, agent_ip, vlan_outer, crossed, record_flags, rev_bytes FROM flows ORDER BY bytes',
     );
@@ -124,7 +112,7 @@ describe('flow store schema 3', () => {
       { bytes: 7, agent_ip: '0.0.0.0', vlan_outer: 0, crossed: '', record_flags: 0, rev_bytes: 0 },
       { bytes: 100, agent_ip: '192.0.2.1', vlan_outer: 0, crossed: '', record_flags: 0, rev_bytes: 0 },
     ]);
-    const [meta] = await rowsOf(file, `SELECT value FROM ${META_TABLE} WHERE key = 'schema_version'`);
+    const [meta] = await storeRows(file, `SELECT value FROM ${META_TABLE} WHERE key = 'schema_version'`);
     assert.equal(meta.value, '3');
   });
 
