@@ -7,7 +7,7 @@
  * `flowToJson` prints must be printed here too.
  */
 import type { RecordBatch } from '../codec/record-batch.ts';
-import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { identityJson } from '../model/flow.ts';
 import { isIcmpProtocol } from '../model/icmp.ts';
 import { formatIp, formatIpv6, isIpv4Mapped } from '../model/ip.ts';
@@ -45,6 +45,14 @@ const T_DSCP = ascii(',"Dscp":');
 const T_ICMP_TYPE = ascii(',"IcmpType":');
 const T_ICMP_CODE = ascii(',"IcmpCode":');
 const T_AGENT_IP = ascii(',"AgentIP":"');
+const T_INTERFACES = ascii(',"Interfaces":[');
+const T_IF_DIRECTIONS = ascii('],"IfDirections":[');
+const T_COMMA = ascii(',');
+const T_CLOSE_LIST = ascii(']');
+/** Bytes of the crossed lists besides the names: the two keys and brackets. */
+const CROSSED_FIXED_BYTES = 40;
+/** Bytes per crossed entry besides its name: two commas and a direction of up to 3 digits. */
+const CROSSED_BYTES_PER_ENTRY = 5;
 const T_QUOTE = ascii('"');
 const T_END_LINE = ascii('}\n');
 
@@ -142,16 +150,43 @@ export class JsonRowEncoder {
       this.#uint(b[o + V2.ICMP_CODE]);
     }
     if (hasRareIdentity(b, o)) {
-      // VLANs, tunnels, interfaces crossed, reverse counters: rare enough to go through the object.
+      // VLANs, tunnels, reverse counters: rare enough to go through the object.
       const text = Buffer.from(identityJson(batch.flow(i), batch.interfaces), 'utf8');
       this.#reserve(text.length + T_END_LINE.length);
       this.#put(text);
-    } else if (!isAllZero(b, o + V2.AGENT_IP)) {
-      this.#put(T_AGENT_IP);
-      this.#put(this.#agentIpText(b, o + V2.AGENT_IP));
-      this.#put(T_QUOTE);
+    } else {
+      if (!isAllZero(b, o + V2.AGENT_IP)) {
+        this.#put(T_AGENT_IP);
+        this.#put(this.#agentIpText(b, o + V2.AGENT_IP));
+        this.#put(T_QUOTE);
+      }
+      // The live datapath lists the interfaces crossed on every flow (dedup is on by default).
+      this.#crossed(batch, o);
     }
     this.#put(T_END_LINE);
+  }
+
+  /** `"Interfaces":[...]` and `"IfDirections":[...]` of the row at `o`, as `identityJson` prints them. */
+  #crossed(batch: RecordBatch, o: number): void {
+    const b = batch.bytes;
+    const count = Math.min(b[o + V2.CROSSED_COUNT], V2_MAX_CROSSED);
+    if (count === 0) return;
+    const nameAt = (k: number) =>
+      this.#nameJson(batch.interfaces.nameOf(b.readUInt32LE(o + V2.CROSSED_IF_INDEX + 4 * k)));
+    let bytes = CROSSED_FIXED_BYTES;
+    for (let k = 0; k < count; k++) bytes += nameAt(k).length + CROSSED_BYTES_PER_ENTRY;
+    this.#reserve(bytes);
+    this.#put(T_INTERFACES);
+    for (let k = 0; k < count; k++) {
+      if (k > 0) this.#put(T_COMMA);
+      this.#put(nameAt(k));
+    }
+    this.#put(T_IF_DIRECTIONS);
+    for (let k = 0; k < count; k++) {
+      if (k > 0) this.#put(T_COMMA);
+      this.#uint(b[o + V2.CROSSED_DIRECTION + k]);
+    }
+    this.#put(T_CLOSE_LIST);
   }
 
   /** The text of the agent address at `at`: one address per agent, so the last one is kept. */
@@ -280,13 +315,10 @@ export class JsonRowEncoder {
   }
 }
 
-/** Whether the row has an identity field besides the agent address (see `identityJson`). */
+/** Whether the row has an identity field besides the agent address and the crossed list (see `identityJson`). */
 function hasRareIdentity(b: Buffer, o: number): boolean {
   return (
-    b[o + V2.CROSSED_COUNT] !== 0 ||
-    b.readUInt32LE(o + V2.VLAN_OUTER) !== 0 ||
-    b[o + V2.TUNNEL_TYPE] !== 0 ||
-    b[o + V2.RECORD_FLAGS] !== 0
+    b.readUInt32LE(o + V2.VLAN_OUTER) !== 0 || b[o + V2.TUNNEL_TYPE] !== 0 || b[o + V2.RECORD_FLAGS] !== 0
   );
 }
 

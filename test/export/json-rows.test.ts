@@ -11,7 +11,7 @@ import { makeFlow } from '../helpers/flows.ts';
 
 function flowToJsonLines(batch: RecordBatch): string {
   let text = '';
-  for (const flow of batch.flows()) text += `${flowToJson(flow)}\n`;
+  for (const flow of batch.flows()) text += `${flowToJson(flow, batch.interfaces)}\n`;
   return text;
 }
 
@@ -40,6 +40,15 @@ test('rows encode to the text flowToJson gives their flows, on every field and e
     makeFlow({ agentIp: parseIp('192.0.2.1')! }),
     makeFlow({ agentIp: parseIp('192.0.2.1')!, srcPort: 7 }),
     makeFlow({ agentIp: parseIp('2001:db8::9')! }),
+    // Interfaces crossed without other identity fields: the live datapath's usual row.
+    makeFlow({ agentIp: parseIp('192.0.2.1')!, crossed: [{ ifIndex: 1, direction: 0 }] }),
+    makeFlow({
+      crossed: [
+        { ifIndex: 2, direction: 1 },
+        { ifIndex: 9, direction: 0 },
+        { ifIndex: 1, direction: 1 },
+      ],
+    }),
     makeFlow({
       vlanOuter: 10,
       vlanInner: 20,
