@@ -27,6 +27,10 @@
 #define FLOWTAP_TUNNEL_GRE 3     /* GRE and GRETAP */
 #define FLOWTAP_TUNNEL_IPIP 4    /* IPv4 or IPv6 inside IPv4 or IPv6; the family is the addresses' */
 
+/* struct flow_health.health_flags: which parts of the health section were measured */
+#define FLOWTAP_HEALTH_RTT 1        /* rtt_* hold smoothed-RTT samples of the flow's socket */
+#define FLOWTAP_HEALTH_HANDSHAKE 2  /* handshake_rtt_ns holds a SYN -> SYN-ACK or SYN-ACK -> ACK time */
+
 /* struct flow_user.record_flags */
 #define FLOWTAP_RECORD_BIFLOW 1  /* a bidirectional record: the rev_* fields are meaningful */
 
@@ -88,17 +92,41 @@ struct flow_user {
     __u8 user_pad[4];                 /* 236: zero */
 } __attribute__((aligned(8)));
 
+/*
+ * TCP health of a flow (88 bytes): written by the health programs into their own kernel map
+ * (keyed by struct flow_key, so the TC map value does not grow) and by `read` from a capture;
+ * joined into the row after accounting. Zero when nothing was measured.
+ */
+struct flow_health {
+    __u64 rtt_min_ns;                 /* 240: smallest smoothed RTT (tcp_sock srtt) sampled */
+    __u64 rtt_max_ns;                 /* 248: largest */
+    __u64 rtt_last_ns;                /* 256: latest */
+    __u64 handshake_rtt_ns;           /* 264: SYN -> SYN-ACK (client) or SYN-ACK -> ACK (server) */
+    __u64 drop_bytes;                 /* 272: bytes of the flow's packets the kernel dropped */
+    __u64 drop_packets;               /* 280 */
+    __u64 retrans_bytes;              /* 288: bytes of retransmitted TCP segments */
+    __u64 retrans_packets;            /* 296: retransmitted TCP segments */
+    __u64 drop_latest_ns;             /* 304: time of the latest drop, the clock of first_seen_ns */
+    __u32 drop_latest_cause;          /* 312: enum skb_drop_reason of the latest drop */
+    __u16 drop_latest_flags;          /* 316: TCP flags of the latest dropped packet */
+    __u8 drop_latest_state;           /* 318: TCP state of its socket (TCP_ESTABLISHED = 1 ...), 0 unknown */
+    __u8 health_flags;                /* 319: FLOWTAP_HEALTH_* */
+    __u32 rtt_samples;                /* 320: RTT samples taken */
+    __u8 health_pad[4];               /* 324: zero */
+} __attribute__((aligned(8)));
+
 /* What the kernel hands out: a ring-buffer fallback event, a map entry drained (184 bytes). */
 struct flow_event {
     struct flow_key key;
     struct flow_metrics metrics;
 };
 
-/* One flow as a user-space batch row (240 bytes): the kernel's event plus the user section. */
+/* One flow as a user-space batch row (328 bytes): the kernel's event, the user section, health. */
 struct flow_record {
     struct flow_key key;
     struct flow_metrics metrics;
     struct flow_user user;
+    struct flow_health health;
 };
 
 #endif /* FLOWTAP_FLOW_RECORD_H */

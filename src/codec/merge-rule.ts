@@ -17,9 +17,10 @@
  * Otherwise the result depends on arrival order only between records stamped at the same
  * nanosecond, and in the order of the crossed entries after the first.
  * The user section (agent address, reverse counters) is written after accounting and not merged.
+ * Health sections (struct flow_health) merge by {@link mergeFlowHealth}.
  */
 import { TWO_POW_32 } from '../model/u64.ts';
-import { V2_MAX_CROSSED, V2_METRICS_WORD, V2_TUNNEL_WORDS } from './v2-layout.ts';
+import { HealthFlag, V2_HEALTH_WORD, V2_MAX_CROSSED, V2_METRICS_WORD, V2_TUNNEL_WORDS } from './v2-layout.ts';
 
 const W_BYTES = V2_METRICS_WORD.BYTES;
 const W_PACKETS = V2_METRICS_WORD.PACKETS;
@@ -136,4 +137,75 @@ function addU64(words: Int32Array, at: number, lo: number, hi: number): void {
   const sumLo = (words[at] >>> 0) + (lo >>> 0);
   words[at] = sumLo;
   words[at + 1] = (words[at + 1] >>> 0) + (hi >>> 0) + (sumLo >= TWO_POW_32 ? 1 : 0);
+}
+
+const H = V2_HEALTH_WORD;
+/** health_flags is the top byte of the DROP_FLAGS_STATE word. */
+const HEALTH_FLAGS_SHIFT = 24;
+
+/**
+ * Merges the health section starting at word `s` of `src` into the one at word `d` of `dst` (each
+ * a `struct flow_health`: a row's last section, or a health map value). `srcLater` says whether
+ * `src` was measured after `dst` (its flow's last-seen is later): its latest RTT sample wins then.
+ *
+ * - drops and retransmissions (packets and bytes) and RTT sample counts add;
+ * - RTT min and max are those of both records' samples; a record without samples adds none;
+ * - the handshake time is the first one measured (a flow has one handshake; a later one would be
+ *   a new connection on the same ports, which keeps its first);
+ * - the latest drop (time, cause, flags, state) is that of the later `drop_latest_ns`.
+ */
+export function mergeFlowHealth(
+  dst: Int32Array,
+  d: number,
+  src: Int32Array,
+  s: number,
+  srcLater: boolean,
+): void {
+  const srcFlags = src[s + H.DROP_FLAGS_STATE] >>> HEALTH_FLAGS_SHIFT;
+  const dstFlags = dst[d + H.DROP_FLAGS_STATE] >>> HEALTH_FLAGS_SHIFT;
+  addU64(dst, d + H.DROP_BYTES, src[s + H.DROP_BYTES], src[s + H.DROP_BYTES + 1]);
+  addU64(dst, d + H.RETRANS_BYTES, src[s + H.RETRANS_BYTES], src[s + H.RETRANS_BYTES + 1]);
+  addU64(dst, d + H.RETRANS_PACKETS, src[s + H.RETRANS_PACKETS], src[s + H.RETRANS_PACKETS + 1]);
+  const srcDrops = (src[s + H.DROP_PACKETS] | src[s + H.DROP_PACKETS + 1]) !== 0;
+  const dstDrops = (dst[d + H.DROP_PACKETS] | dst[d + H.DROP_PACKETS + 1]) !== 0;
+  addU64(dst, d + H.DROP_PACKETS, src[s + H.DROP_PACKETS], src[s + H.DROP_PACKETS + 1]);
+  let flagsState = dst[d + H.DROP_FLAGS_STATE] & 0xffffff;
+  if (srcDrops && (!dstDrops || !u64Less(src, s + H.DROP_LATEST_NS, dst, d + H.DROP_LATEST_NS))) {
+    dst[d + H.DROP_LATEST_NS] = src[s + H.DROP_LATEST_NS];
+    dst[d + H.DROP_LATEST_NS + 1] = src[s + H.DROP_LATEST_NS + 1];
+    dst[d + H.DROP_LATEST_CAUSE] = src[s + H.DROP_LATEST_CAUSE];
+    flagsState = src[s + H.DROP_FLAGS_STATE] & 0xffffff;
+  }
+  if ((srcFlags & HealthFlag.RTT) !== 0) {
+    if ((dstFlags & HealthFlag.RTT) === 0) {
+      for (const w of [H.RTT_MIN_NS, H.RTT_MAX_NS, H.RTT_LAST_NS]) {
+        dst[d + w] = src[s + w];
+        dst[d + w + 1] = src[s + w + 1];
+      }
+      dst[d + H.RTT_SAMPLES] = src[s + H.RTT_SAMPLES];
+    } else {
+      if (u64Less(src, s + H.RTT_MIN_NS, dst, d + H.RTT_MIN_NS))
+        copyU64(dst, d + H.RTT_MIN_NS, src, s + H.RTT_MIN_NS);
+      if (u64Less(dst, d + H.RTT_MAX_NS, src, s + H.RTT_MAX_NS))
+        copyU64(dst, d + H.RTT_MAX_NS, src, s + H.RTT_MAX_NS);
+      if (srcLater) copyU64(dst, d + H.RTT_LAST_NS, src, s + H.RTT_LAST_NS);
+      dst[d + H.RTT_SAMPLES] = (dst[d + H.RTT_SAMPLES] >>> 0) + (src[s + H.RTT_SAMPLES] >>> 0);
+    }
+  }
+  if ((srcFlags & HealthFlag.HANDSHAKE) !== 0 && (dstFlags & HealthFlag.HANDSHAKE) === 0) {
+    copyU64(dst, d + H.HANDSHAKE_RTT_NS, src, s + H.HANDSHAKE_RTT_NS);
+  }
+  dst[d + H.DROP_FLAGS_STATE] = flagsState | ((srcFlags | dstFlags) << HEALTH_FLAGS_SHIFT);
+}
+
+/** True when the u64 at a[i] is less than the u64 at b[j]. */
+function u64Less(a: Int32Array, i: number, b: Int32Array, j: number): boolean {
+  const ah = a[i + 1] >>> 0;
+  const bh = b[j + 1] >>> 0;
+  return ah < bh || (ah === bh && a[i] >>> 0 < b[j] >>> 0);
+}
+
+function copyU64(dst: Int32Array, d: number, src: Int32Array, s: number): void {
+  dst[d] = src[s];
+  dst[d + 1] = src[s + 1];
 }

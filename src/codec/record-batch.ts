@@ -3,10 +3,10 @@
  * (capture → account → export). Rows are read in place; `flow(i)` builds an object only when a
  * consumer wants one.
  */
-import type { CrossedInterface, Flow, FlowReverse, FlowTunnel } from '../model/flow.ts';
+import type { CrossedInterface, Flow, FlowHealth, FlowReverse, FlowTunnel } from '../model/flow.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 import { TWO_POW_32 } from '../model/u64.ts';
-import { RecordFlag, TunnelType, V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from './v2-layout.ts';
+import { HealthFlag, RecordFlag, TunnelType, V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from './v2-layout.ts';
 
 function readU64Number(buf: Buffer, offset: number): number {
   return buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_POW_32;
@@ -84,6 +84,8 @@ export class RecordBatch {
     if (agentIp !== undefined) flow.agentIp = agentIp;
     const reverse = readReverse(b, o);
     if (reverse !== undefined) flow.reverse = reverse;
+    const health = readHealth(b, o);
+    if (health !== undefined) flow.health = health;
     return flow;
   }
 
@@ -136,6 +138,75 @@ function readReverse(b: Buffer, o: number): FlowReverse | undefined {
   };
 }
 
+/** True when row `o`'s health section holds anything (a measured RTT, drops or retransmissions). */
+export function rowHasHealth(b: Buffer, o: number): boolean {
+  return (
+    b[o + V2.HEALTH_FLAGS] !== 0 ||
+    readU64Number(b, o + V2.DROP_PACKETS) !== 0 ||
+    readU64Number(b, o + V2.RETRANS_PACKETS) !== 0
+  );
+}
+
+function readHealth(b: Buffer, o: number): FlowHealth | undefined {
+  if (!rowHasHealth(b, o)) return undefined;
+  const flags = b[o + V2.HEALTH_FLAGS];
+  const dropPackets = readU64Number(b, o + V2.DROP_PACKETS);
+  const health: FlowHealth = {
+    dropBytes: readU64Number(b, o + V2.DROP_BYTES),
+    dropPackets,
+    retransBytes: readU64Number(b, o + V2.RETRANS_BYTES),
+    retransPackets: readU64Number(b, o + V2.RETRANS_PACKETS),
+  };
+  if ((flags & HealthFlag.RTT) !== 0) {
+    health.rtt = {
+      minNs: b.readBigUInt64LE(o + V2.RTT_MIN_NS),
+      maxNs: b.readBigUInt64LE(o + V2.RTT_MAX_NS),
+      lastNs: b.readBigUInt64LE(o + V2.RTT_LAST_NS),
+      samples: b.readUInt32LE(o + V2.RTT_SAMPLES),
+    };
+  }
+  if ((flags & HealthFlag.HANDSHAKE) !== 0)
+    health.handshakeRttNs = b.readBigUInt64LE(o + V2.HANDSHAKE_RTT_NS);
+  if (dropPackets !== 0) {
+    health.latestDrop = {
+      timeNs: b.readBigUInt64LE(o + V2.DROP_LATEST_NS),
+      cause: b.readUInt32LE(o + V2.DROP_LATEST_CAUSE),
+      tcpFlags: b.readUInt16LE(o + V2.DROP_LATEST_FLAGS),
+      tcpState: b[o + V2.DROP_LATEST_STATE],
+    };
+  }
+  return health;
+}
+
+/** Writes `health` as the health section of the row at `offset` of `buf`. */
+export function writeHealth(buf: Buffer, offset: number, health: FlowHealth): void {
+  let flags = 0;
+  const rtt = health.rtt;
+  if (rtt !== undefined) {
+    buf.writeBigUInt64LE(rtt.minNs, offset + V2.RTT_MIN_NS);
+    buf.writeBigUInt64LE(rtt.maxNs, offset + V2.RTT_MAX_NS);
+    buf.writeBigUInt64LE(rtt.lastNs, offset + V2.RTT_LAST_NS);
+    buf.writeUInt32LE(rtt.samples >>> 0, offset + V2.RTT_SAMPLES);
+    flags |= HealthFlag.RTT;
+  }
+  if (health.handshakeRttNs !== undefined) {
+    buf.writeBigUInt64LE(health.handshakeRttNs, offset + V2.HANDSHAKE_RTT_NS);
+    flags |= HealthFlag.HANDSHAKE;
+  }
+  writeU64Number(buf, offset + V2.DROP_BYTES, health.dropBytes);
+  writeU64Number(buf, offset + V2.DROP_PACKETS, health.dropPackets);
+  writeU64Number(buf, offset + V2.RETRANS_BYTES, health.retransBytes);
+  writeU64Number(buf, offset + V2.RETRANS_PACKETS, health.retransPackets);
+  const drop = health.latestDrop;
+  if (drop !== undefined) {
+    buf.writeBigUInt64LE(drop.timeNs, offset + V2.DROP_LATEST_NS);
+    buf.writeUInt32LE(drop.cause >>> 0, offset + V2.DROP_LATEST_CAUSE);
+    buf.writeUInt16LE(drop.tcpFlags, offset + V2.DROP_LATEST_FLAGS);
+    buf[offset + V2.DROP_LATEST_STATE] = drop.tcpState;
+  }
+  buf[offset + V2.HEALTH_FLAGS] = flags;
+}
+
 /** Writes `flow` as a v2 row at `offset` of `buf` (padding zeroed). */
 export function writeFlowRow(buf: Buffer, offset: number, flow: Flow): void {
   buf.fill(0, offset, offset + V2_RECORD_BYTES);
@@ -184,6 +255,7 @@ export function writeFlowRow(buf: Buffer, offset: number, flow: Flow): void {
     buf[offset + V2.REV_DSCP] = reverse.dscp;
     buf[offset + V2.RECORD_FLAGS] |= RecordFlag.BIFLOW;
   }
+  if (flow.health !== undefined) writeHealth(buf, offset, flow.health);
 }
 
 /**

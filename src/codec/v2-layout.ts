@@ -47,6 +47,21 @@ export const V2 = {
   REV_DSCP: 234,
   RECORD_FLAGS: 235,
   USER_PAD: 236,
+  RTT_MIN_NS: 240,
+  RTT_MAX_NS: 248,
+  RTT_LAST_NS: 256,
+  HANDSHAKE_RTT_NS: 264,
+  DROP_BYTES: 272,
+  DROP_PACKETS: 280,
+  RETRANS_BYTES: 288,
+  RETRANS_PACKETS: 296,
+  DROP_LATEST_NS: 304,
+  DROP_LATEST_CAUSE: 312,
+  DROP_LATEST_FLAGS: 316,
+  DROP_LATEST_STATE: 318,
+  HEALTH_FLAGS: 319,
+  RTT_SAMPLES: 320,
+  HEALTH_PAD: 324,
 } as const;
 
 /** Interfaces a record lists as crossed (`FLOWTAP_MAX_CROSSED`). */
@@ -69,6 +84,14 @@ export const RecordFlag = {
   BIFLOW: 1,
 } as const;
 
+/** `health_flags` bits (`FLOWTAP_HEALTH_*`): which parts of the health section were measured. */
+export const HealthFlag = {
+  /** `rtt_*` hold smoothed-RTT samples of the flow's socket. */
+  RTT: 1,
+  /** `handshake_rtt_ns` holds a SYN → SYN-ACK or SYN-ACK → ACK time. */
+  HANDSHAKE: 2,
+} as const;
+
 /** Size of `struct flow_key`: the part of a record that identifies the flow. */
 export const V2_KEY_BYTES = 64;
 /** Size of `struct flow_metrics`: the kernel map's value. */
@@ -77,8 +100,33 @@ export const V2_METRICS_BYTES = 120;
 export const V2_EVENT_BYTES = V2_KEY_BYTES + V2_METRICS_BYTES;
 /** Size of `struct flow_user`: the section only user space writes. */
 export const V2_USER_BYTES = 56;
+/** Size of `struct flow_health`: TCP health, the health programs' map value and the row's last section. */
+export const V2_HEALTH_BYTES = 88;
 /** Size of `struct flow_record`: a batch row. */
-export const V2_RECORD_BYTES = V2_EVENT_BYTES + V2_USER_BYTES;
+export const V2_RECORD_BYTES = V2_EVENT_BYTES + V2_USER_BYTES + V2_HEALTH_BYTES;
+/** Size of `struct flow_health` in 32-bit words. */
+export const V2_HEALTH_WORDS = V2_HEALTH_BYTES / 4;
+
+/**
+ * Word indexes inside `struct flow_health` (add `V2.RTT_MIN_NS / 4` for a whole row).
+ * A u64 spans two words, low first.
+ */
+export const V2_HEALTH_WORD = {
+  RTT_MIN_NS: 0,
+  RTT_MAX_NS: 2,
+  RTT_LAST_NS: 4,
+  HANDSHAKE_RTT_NS: 6,
+  DROP_BYTES: 8,
+  DROP_PACKETS: 10,
+  RETRANS_BYTES: 12,
+  RETRANS_PACKETS: 14,
+  DROP_LATEST_NS: 16,
+  DROP_LATEST_CAUSE: 18,
+  /** drop_latest_flags (bits 0..15), drop_latest_state (16..23), health_flags (24..31). */
+  DROP_FLAGS_STATE: 19,
+  RTT_SAMPLES: 20,
+  PAD: 21,
+} as const;
 /** Key size in 32-bit words, for hashing and comparing keys word by word. */
 export const V2_KEY_WORDS = V2_KEY_BYTES / 4;
 /** Size of `struct flow_record` in 32-bit words: hot paths read and write rows word by word. */

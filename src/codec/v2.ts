@@ -44,13 +44,15 @@ const ZERO_FIELDS: ReadonlyArray<readonly [string, number, number]> = [
   ['dedup_src_mac', V2.DEDUP_SRC_MAC, V2.DEDUP_DST_MAC],
   ['dedup_dst_mac', V2.DEDUP_DST_MAC, V2.METRICS_PAD],
   ['metrics_pad', V2.METRICS_PAD, V2_EVENT_BYTES],
-  ['user_pad', V2.USER_PAD, V2_RECORD_BYTES],
+  ['user_pad', V2.USER_PAD, V2.RTT_MIN_NS],
+  ['health_pad', V2.HEALTH_PAD, V2_RECORD_BYTES],
 ];
 const W_KEY_PAD = V2.KEY_PAD >> 2;
 const W_CROSSED_COUNT = V2.CROSSED_COUNT >> 2;
 const W_DEDUP_MACS = V2.DEDUP_SRC_MAC >> 2;
 const W_METRICS_PAD = V2.METRICS_PAD >> 2;
 const W_USER_PAD = V2.USER_PAD >> 2;
+const W_HEALTH_PAD = V2.HEALTH_PAD >> 2;
 const W_PACKETS = V2.PACKETS >> 2;
 const W_FIRST = V2.FIRST_SEEN_NS >> 2;
 const W_LAST = V2.LAST_SEEN_NS >> 2;
@@ -102,7 +104,7 @@ function rowLooksValid(w: Int32Array, i: number): boolean {
   const countWord = w[r + W_CROSSED_COUNT];
   if (countWord >>> 24 !== 0 || ((countWord >>> 16) & 0xff) > V2_MAX_CROSSED) return false; // pad0, crossed_count
   if ((w[r + W_DEDUP_MACS] | w[r + W_DEDUP_MACS + 1] | w[r + W_DEDUP_MACS + 2]) !== 0) return false;
-  if (w[r + W_METRICS_PAD] !== 0 || w[r + W_USER_PAD] !== 0) return false; // metrics_pad, user_pad
+  if (w[r + W_METRICS_PAD] !== 0 || w[r + W_USER_PAD] !== 0 || w[r + W_HEALTH_PAD] !== 0) return false; // pads
   if (w[r + W_PACKETS] === 0 && w[r + W_PACKETS + 1] === 0) return false; // packets
   const firstHi = w[r + W_FIRST + 1] >>> 0;
   const lastHi = w[r + W_LAST + 1] >>> 0;

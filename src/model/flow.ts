@@ -72,6 +72,24 @@ export interface FlowReverse {
   dscp: number;
 }
 
+/**
+ * TCP health of a flow (struct flow_health): present when anything was measured. Times in
+ * nanoseconds; an RTT or handshake time that was not measured is absent, not 0.
+ */
+export interface FlowHealth {
+  /** Smoothed RTT of the flow's socket (tcp_sock srtt) over the samples taken: min, max, latest. */
+  rtt?: { minNs: bigint; maxNs: bigint; lastNs: bigint; samples: number };
+  /** SYN → SYN-ACK (seen from the client) or SYN-ACK → ACK (from the server). */
+  handshakeRttNs?: bigint;
+  dropBytes: number;
+  dropPackets: number;
+  retransBytes: number;
+  retransPackets: number;
+  /** The latest drop: when (the clock of the flow's times), the kernel's `skb_drop_reason` value,
+   * the dropped packet's TCP flags and its socket's TCP state (0 unknown). Absent without drops. */
+  latestDrop?: { timeNs: bigint; cause: number; tcpFlags: number; tcpState: number };
+}
+
 /** A flow: its key and what was counted for it. */
 export interface Flow extends FlowKey {
   /** Sum of the frame lengths of its packets. */
@@ -99,6 +117,8 @@ export interface Flow extends FlowKey {
   agentIp?: Uint8Array;
   /** Present on a bidirectional record: the reverse direction's counters. */
   reverse?: FlowReverse;
+  /** Present when TCP health was measured for the flow. */
+  health?: FlowHealth;
 }
 
 const JSON_STRINGS = new Map<string, string>();

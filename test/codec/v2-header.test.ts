@@ -9,10 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  HealthFlag,
   RecordFlag,
   TunnelType,
   V2,
   V2_EVENT_BYTES,
+  V2_HEALTH_BYTES,
+  V2_HEALTH_WORD,
   V2_KEY_BYTES,
   V2_MAX_CROSSED,
   V2_METRICS_BYTES,
@@ -64,6 +67,21 @@ const FIELDS: Array<[keyof typeof V2, string]> = [
   ['REV_DSCP', 'user.rev_dscp'],
   ['RECORD_FLAGS', 'user.record_flags'],
   ['USER_PAD', 'user.user_pad'],
+  ['RTT_MIN_NS', 'health.rtt_min_ns'],
+  ['RTT_MAX_NS', 'health.rtt_max_ns'],
+  ['RTT_LAST_NS', 'health.rtt_last_ns'],
+  ['HANDSHAKE_RTT_NS', 'health.handshake_rtt_ns'],
+  ['DROP_BYTES', 'health.drop_bytes'],
+  ['DROP_PACKETS', 'health.drop_packets'],
+  ['RETRANS_BYTES', 'health.retrans_bytes'],
+  ['RETRANS_PACKETS', 'health.retrans_packets'],
+  ['DROP_LATEST_NS', 'health.drop_latest_ns'],
+  ['DROP_LATEST_CAUSE', 'health.drop_latest_cause'],
+  ['DROP_LATEST_FLAGS', 'health.drop_latest_flags'],
+  ['DROP_LATEST_STATE', 'health.drop_latest_state'],
+  ['HEALTH_FLAGS', 'health.health_flags'],
+  ['RTT_SAMPLES', 'health.rtt_samples'],
+  ['HEALTH_PAD', 'health.health_pad'],
 ];
 
 /** Constants the header and the TypeScript layout must give the same value. */
@@ -75,6 +93,8 @@ const CONSTANTS: Array<[string, number]> = [
   ['FLOWTAP_TUNNEL_GRE', TunnelType.GRE],
   ['FLOWTAP_TUNNEL_IPIP', TunnelType.IPIP],
   ['FLOWTAP_RECORD_BIFLOW', RecordFlag.BIFLOW],
+  ['FLOWTAP_HEALTH_RTT', HealthFlag.RTT],
+  ['FLOWTAP_HEALTH_HANDSHAKE', HealthFlag.HANDSHAKE],
 ];
 
 test('the C header and the TypeScript layout agree on every offset and size', (t) => {
@@ -89,6 +109,7 @@ test('the C header and the TypeScript layout agree on every offset and size', (t
     ...CONSTANTS.map(([name]) => `  printf("${name} %d\\n", (int)(${name}));`),
     '  printf("KEY %zu\\nMETRICS %zu\\nUSER %zu\\nEVENT %zu\\nRECORD %zu\\n", sizeof(struct flow_key), sizeof(struct flow_metrics), sizeof(struct flow_user), sizeof(struct flow_event), sizeof(struct flow_record));',
     '  printf("EVENT_METRICS %zu\\n", offsetof(struct flow_event, metrics));',
+    '  printf("HEALTH %zu\\nHEALTH_AT %zu\\n", sizeof(struct flow_health), offsetof(struct flow_record, health));',
     '  return 0;',
     '}',
   ].join('\n');
@@ -109,4 +130,9 @@ test('the C header and the TypeScript layout agree on every offset and size', (t
   assert.equal(printed.EVENT, V2_EVENT_BYTES);
   assert.equal(printed.EVENT_METRICS, V2_KEY_BYTES, 'an event is a record without its user section');
   assert.equal(printed.RECORD, V2_RECORD_BYTES);
+  assert.equal(printed.HEALTH, V2_HEALTH_BYTES);
+  for (const [name, word] of Object.entries(V2_HEALTH_WORD)) {
+    const field = name === 'DROP_FLAGS_STATE' ? 'DROP_LATEST_FLAGS' : name === 'PAD' ? 'HEALTH_PAD' : name;
+    assert.equal(printed.HEALTH_AT + word * 4, V2[field as keyof typeof V2], `health word of ${name}`);
+  }
 });
