@@ -130,11 +130,13 @@ export class FlowTable {
   }
 
   /**
-   * Accumulates rows `from`.. of `words` (a batch seen through `rowWords`). Stops before a row
-   * that would be a new flow in a full table (`full`), or whose last-seen time is at or past
-   * `deadlineNs` (`deadline`); the index it stopped at is left in `stoppedAt`.
+   * Accumulates records `from`.. of `words`, record `i` at word `i * strideWords` beginning with
+   * a key and metrics: v2 rows (`rowWords(batch)`, stride V2_ROW_WORDS) or flow events
+   * (`EventBatch.words()`, stride V2_EVENT_WORDS). Stops before a record that would be a new
+   * flow in a full table (`full`), or whose last-seen time is at or past `deadlineNs`
+   * (`deadline`); the index it stopped at is left in `stoppedAt`.
    */
-  add(words: Int32Array, count: number, from = 0, deadlineNs?: bigint): AddStop {
+  add(words: Int32Array, strideWords: number, count: number, from = 0, deadlineNs?: bigint): AddStop {
     const entries = this.#entries;
     let index = this.#index;
     let mask = this.#mask;
@@ -142,7 +144,7 @@ export class FlowTable {
     const deadlineHi = deadlineNs === undefined ? TWO_POW_32 : Number(deadlineNs >> 32n);
     const deadlineLo = deadlineNs === undefined ? 0 : Number(deadlineNs & 0xffffffffn);
     for (let i = from; i < count; i++) {
-      const r = i * ROW_WORDS;
+      const r = i * strideWords;
       const lastHi = words[r + W_LAST + 1] >>> 0;
       if (lastHi > deadlineHi || (lastHi === deadlineHi && words[r + W_LAST] >>> 0 >= deadlineLo)) {
         this.stoppedAt = i;

@@ -1,10 +1,11 @@
 /**
  * Where the pcap and pcapng framers hand each packet: strips the link-layer header of the
- * packet's interface, parses the rest (src/capture/packet/frame-parser.ts) straight into a v2 row
- * of a RecordBatchBuilder (packets = 1, first = last = the packet's time) and counts every packet
- * it cannot use by reason. One method call per packet, no object per packet.
+ * packet's interface, parses the rest (src/capture/packet/frame-parser.ts) straight into a flow
+ * event (key and metrics, src/codec/event-batch.ts: packets = 1, first = last = the packet's
+ * time) of an EventBatchBuilder and counts every packet it cannot use by reason. One method call
+ * per packet, no object per packet.
  */
-import { RecordBatchBuilder } from '../../codec/record-batch.ts';
+import { EventBatchBuilder } from '../../codec/event-batch.ts';
 import { V2 } from '../../codec/v2-layout.ts';
 import { filterVerdict, VERDICT_REJECT } from '../../filter/evaluate.ts';
 import type { FilterProgram } from '../../filter/program.ts';
@@ -112,8 +113,8 @@ export interface PacketSinkOptions {
 
 /** Turns packets into rows; framers call {@link PacketSink.packet} once per packet record. */
 export class PacketSink {
-  /** Rows of the packets counted since the last batch was taken. */
-  readonly builder: RecordBatchBuilder;
+  /** Events of the packets counted since the last batch was taken. */
+  readonly builder: EventBatchBuilder;
   /** Names of the interfaces declared so far, by flowtap interface index. */
   readonly interfaces = new InterfaceRegistry();
   /** Counters of this read. */
@@ -137,7 +138,7 @@ export class PacketSink {
     // The filter's `vlan` test reads the outer tag before a tunnel may replace the key's.
     this.#link.trackVlan = filter !== undefined;
     this.#link.tunnels = options.tunnels === true;
-    this.builder = new RecordBatchBuilder(initialRows, this.interfaces);
+    this.builder = new EventBatchBuilder(initialRows, this.interfaces);
   }
 
   /** Interfaces declared so far. */
