@@ -6,7 +6,8 @@
  * per packet, no object per packet.
  */
 import { EventBatchBuilder } from '../../codec/event-batch.ts';
-import { V2 } from '../../codec/v2-layout.ts';
+import { RowWords } from '../../codec/row-words.ts';
+import { V2, V2_KEY_WORDS, V2_METRICS_WORD } from '../../codec/v2-layout.ts';
 import { filterVerdict, VERDICT_REJECT } from '../../filter/evaluate.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import { InterfaceRegistry } from '../../model/interfaces.ts';
@@ -22,7 +23,17 @@ import {
 } from '../packet/link-layers.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { DedupVerdict, PacketDeduper } from './packet-dedup.ts';
-import { writeUnixNs } from './unix-time.ts';
+import { toUnixNs, unixNs } from './unix-time.ts';
+
+const W_IF_INDEX = V2.IF_INDEX / 4;
+const W_BYTES = V2_KEY_WORDS + V2_METRICS_WORD.BYTES;
+const W_PACKETS = V2_KEY_WORDS + V2_METRICS_WORD.PACKETS;
+const W_FIRST_SEEN_NS = V2_KEY_WORDS + V2_METRICS_WORD.FIRST_SEEN_NS;
+const W_LAST_SEEN_NS = V2_KEY_WORDS + V2_METRICS_WORD.LAST_SEEN_NS;
+const W_CROSSED_IF_INDEX = V2_KEY_WORDS + V2_METRICS_WORD.CROSSED_IF_INDEX;
+const W_CROSSED_DIRECTION = V2_KEY_WORDS + V2_METRICS_WORD.CROSSED_DIRECTION;
+/** The word after crossed_direction[0..3] with crossed_count = 1 (its byte 2). */
+const ONE_CROSSED = 1 << ((V2.CROSSED_COUNT - V2.CROSSED_DIRECTION - 4) * 8);
 
 /** Why a packet was read but counted in no flow. */
 export const SkipReason = {
@@ -128,6 +139,7 @@ export class PacketSink {
   readonly #local: LocalHosts;
   readonly #filter: FilterProgram | undefined;
   readonly #link = new LinkLayerParser();
+  readonly #eventWords = new RowWords();
   readonly #deduper: PacketDeduper | undefined;
 
   constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096, options: PacketSinkOptions = {}) {
@@ -234,12 +246,18 @@ export class PacketSink {
         return;
       }
     }
-    out.writeUInt32LE(ifIndex, row + V2.IF_INDEX);
-    out.writeUInt32LE(ifIndex, row + V2.CROSSED_IF_INDEX);
-    out[row + V2.CROSSED_DIRECTION] = direction;
-    out[row + V2.CROSSED_COUNT] = 1;
-    writeUnixNs(out, row + V2.FIRST_SEEN_NS, seconds, nanos);
-    out.copyWithin(row + V2.LAST_SEEN_NS, row + V2.FIRST_SEEN_NS, row + V2.FIRST_SEEN_NS + 8);
+    // Word stores into the zeroed event (its buffer is 4-byte aligned, events 4-byte multiples).
+    const words = this.#eventWords.of(out);
+    const w = row >>> 2;
+    words[w + W_IF_INDEX] = ifIndex;
+    words[w + W_CROSSED_IF_INDEX] = ifIndex;
+    words[w + W_CROSSED_DIRECTION] = direction; // crossed_direction[0]
+    words[w + W_CROSSED_DIRECTION + 1] = ONE_CROSSED; // crossed_count
+    toUnixNs(seconds, nanos);
+    words[w + W_FIRST_SEEN_NS] = unixNs.lo;
+    words[w + W_FIRST_SEEN_NS + 1] = unixNs.hi;
+    words[w + W_LAST_SEEN_NS] = unixNs.lo;
+    words[w + W_LAST_SEEN_NS + 1] = unixNs.hi;
     if (this.#deduper && this.#linkTypes.length > 1) {
       const verdict = this.#deduper.classify(out, row);
       if (verdict !== DedupVerdict.COUNT) {
@@ -249,11 +267,8 @@ export class PacketSink {
         return;
       }
     }
-    out[row + V2.BYTES] = bytes & 0xff;
-    out[row + V2.BYTES + 1] = (bytes >>> 8) & 0xff;
-    out[row + V2.BYTES + 2] = (bytes >>> 16) & 0xff;
-    out[row + V2.BYTES + 3] = bytes >>> 24;
-    out[row + V2.PACKETS] = 1;
+    words[w + W_BYTES] = bytes; // a frame's length is a u32
+    words[w + W_PACKETS] = 1;
     stats.counted++;
   }
 }
