@@ -277,8 +277,7 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
   after(async () => {
     for (const close of closers) await close();
     await pair?.cleanup();
-    if (!process.env.KEEP) rmSync(dir, { recursive: true, force: true });
-    else console.log('kept', dir);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   function flowOf(srcPort: number, dstPort: number): Flow {
