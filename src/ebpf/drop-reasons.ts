@@ -69,6 +69,17 @@ export function dropReasonsFromBtf(
   return new DropReasonNames(reasons, tcpStates ?? STABLE_TCP_STATES);
 }
 
+let running: DropReasonNames | undefined;
+
+/**
+ * The running kernel's names ({@link loadDropReasons} of {@link VMLINUX_BTF_PATH}), read on the
+ * first call only, so every output of a process shares one table and at most one warning.
+ */
+export function runningKernelDropReasons(warn?: DropReasonWarning): DropReasonNames {
+  running ??= loadDropReasons(VMLINUX_BTF_PATH, warn);
+  return running;
+}
+
 function enumTable(members: readonly { name: string; value: bigint }[]): Map<number, string> {
   const table = new Map<number, string>();
   for (const m of members) {

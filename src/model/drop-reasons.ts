@@ -88,3 +88,10 @@ export class DropReasonNames {
 
 /** Names without any kernel table: drop reasons as numbers, TCP states from the stable list. */
 export const NUMERIC_DROP_REASONS = new DropReasonNames(undefined);
+
+/**
+ * Where an output gets its names, asked when the first flow with a drop is written: reading the
+ * kernel's table costs tens of milliseconds, which a command whose flows have no drops (`read`
+ * of a capture) need not pay.
+ */
+export type DropReasonSource = () => DropReasonNames;
