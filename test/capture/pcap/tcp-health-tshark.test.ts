@@ -17,11 +17,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CaptureRead } from '../../../src/agent/commands/read-pipeline.ts';
-import { CaptureInputs } from '../../../src/capture/pcap/capture-inputs.ts';
-import { NO_LOCAL_HOSTS } from '../../../src/capture/pcap/direction.ts';
-import type { Flow } from '../../../src/model/flow.ts';
-import { emptySinkStats, type FlowSink } from '../../../src/sink/flow-sink.ts';
+import { runCli } from '../../helpers/cli.ts';
 import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { createVethPair, run, type VethPair } from '../../net/netns.ts';
 import { trafficCommand } from '../../net/traffic.ts';
@@ -79,16 +75,12 @@ function secondsTextToNs(text: string): number {
   return Number(whole) * 1e9 + Number(fraction.padEnd(9, '0').slice(0, 9));
 }
 
-/** A sink that keeps every evicted flow as an object. */
-class CollectingSink implements FlowSink {
-  readonly name = 'collect';
-  readonly stats = emptySinkStats();
-  readonly flows: Flow[] = [];
-  export(batch: Parameters<FlowSink['export']>[0]): boolean {
-    for (let i = 0; i < batch.count; i++) this.flows.push(batch.flow(i));
-    return true;
-  }
-  async stop(): Promise<void> {}
+/** The fields of a `flowtap read` JSON line this test reads. */
+interface JsonFlow {
+  Transport: { SrcPort: number; DstPort: number; Proto: string };
+  TimeHandshakeRttNs?: number;
+  PktRetransPackets?: number;
+  PktRetransBytes?: number;
 }
 
 /** One TCP packet as tshark analyses it. */
@@ -151,7 +143,7 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-tcp-health-'));
   const file = join(dir, 'health.pcap');
   const closers: (() => Promise<void> | void)[] = [];
-  let flows: Flow[] = [];
+  let flows: JsonFlow[] = [];
   let packets: TsharkPacket[] = [];
   let measuredClientPort = 0;
   let fillerPort = 0;
@@ -261,16 +253,21 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
     });
     await stopProcess(dump);
 
-    const read = new CaptureRead({
-      cacheMaxFlows: 4096,
-      cacheActiveTimeoutMs: 3_600_000,
-      localHosts: NO_LOCAL_HOSTS,
-      agentIp: new Uint8Array(16),
-      bidirectional: false,
-    });
-    const sink = new CollectingSink();
-    await read.run(await CaptureInputs.open([file]), [sink]);
-    flows = sink.flows.filter((f) => f.proto === 6);
+    // One record per flow: the active timeout is longer than the capture.
+    const { code, stdout, stderr } = await runCli([
+      'read',
+      '--output',
+      'json',
+      '--cache-active-timeout',
+      '1h',
+      file,
+    ]);
+    assert.equal(code, 0, stderr);
+    flows = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as JsonFlow)
+      .filter((f) => f.Transport.Proto === 'TCP');
     packets = await tsharkPackets(file);
   });
 
@@ -280,8 +277,8 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function flowOf(srcPort: number, dstPort: number): Flow {
-    const found = flows.filter((f) => f.srcPort === srcPort && f.dstPort === dstPort);
+  function flowOf(srcPort: number, dstPort: number): JsonFlow {
+    const found = flows.filter((f) => f.Transport.SrcPort === srcPort && f.Transport.DstPort === dstPort);
     assert.equal(found.length, 1, `one flow ${srcPort} → ${dstPort}`);
     return found[0];
   }
@@ -290,13 +287,12 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
     const measured = packets.filter((p) => p.srcPort === measuredClientPort && p.retransmission);
     assert.ok(measured.length > 0, 'the drops made the measured connection retransmit');
     for (const flow of flows) {
-      const own = packets.filter(
-        (p) => p.srcPort === flow.srcPort && p.dstPort === flow.dstPort && p.retransmission,
-      );
-      const what = `${flow.srcPort} → ${flow.dstPort}`;
-      assert.equal(flow.health?.retransPackets ?? 0, own.length, `segments of ${what}`);
+      const { SrcPort, DstPort } = flow.Transport;
+      const own = packets.filter((p) => p.srcPort === SrcPort && p.dstPort === DstPort && p.retransmission);
+      const what = `${SrcPort} → ${DstPort}`;
+      assert.equal(flow.PktRetransPackets ?? 0, own.length, `segments of ${what}`);
       assert.equal(
-        flow.health?.retransBytes ?? 0,
+        flow.PktRetransBytes ?? 0,
         own.reduce((sum, p) => sum + p.len, 0),
         `bytes of ${what}`,
       );
@@ -323,21 +319,17 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
           stream.indexOf(p) > stream.indexOf(synAck),
       );
       assert.ok(handshakeAck, `the handshake ACK to ${server}`);
-      const toClient = flowOf(server, clientPort).health?.handshakeRttNs;
-      const toServer = flowOf(clientPort, server).health?.handshakeRttNs;
-      assert.equal(toClient, BigInt(synAck.streamDeltaNs), `SYN → SYN-ACK of ${clientPort} → ${server}`);
-      assert.equal(
-        toServer,
-        BigInt(handshakeAck.streamDeltaNs),
-        `SYN-ACK → ACK of ${clientPort} → ${server}`,
-      );
+      const toClient = flowOf(server, clientPort).TimeHandshakeRttNs;
+      const toServer = flowOf(clientPort, server).TimeHandshakeRttNs;
+      assert.equal(toClient, synAck.streamDeltaNs, `SYN → SYN-ACK of ${clientPort} → ${server}`);
+      assert.equal(toServer, handshakeAck.streamDeltaNs, `SYN-ACK → ACK of ${clientPort} → ${server}`);
       const initialRtt = stream.find((p) => p.initialRttNs !== undefined)?.initialRttNs;
-      assert.equal(Number(toClient) + Number(toServer), initialRtt);
+      assert.equal((toClient ?? 0) + (toServer ?? 0), initialRtt);
     }
   });
 
   test('the measured handshake waited in the tbf queue', () => {
-    const slowed = flowOf(MEASURED_PORT, measuredClientPort).health?.handshakeRttNs ?? 0n;
-    assert.ok(slowed > 5_000_000n, `SYN → SYN-ACK took ${slowed} ns`);
+    const slowed = flowOf(MEASURED_PORT, measuredClientPort).TimeHandshakeRttNs ?? 0;
+    assert.ok(slowed > 5_000_000, `SYN → SYN-ACK took ${slowed} ns`);
   });
 });
