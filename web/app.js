@@ -486,6 +486,10 @@
     if (h.mapUpdateFailures !== undefined)
       figure(items, 'map-failures', 'Dropped: map inserts failed', count(h.mapUpdateFailures));
     if (h.parseErrors !== undefined) figure(items, 'parse-errors', 'Unparsed packets', count(h.parseErrors));
+    if (h.tcpHealth) {
+      figure(items, 'kernel-drops', 'Packets the kernel dropped', count(h.tcpHealth.dropPackets));
+      figure(items, 'retransmissions', 'TCP segments retransmitted', count(h.tcpHealth.retransSegments));
+    }
     for (const e of h.exporters ?? []) {
       figure(
         items,

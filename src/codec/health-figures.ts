@@ -63,6 +63,11 @@ export function rowRetransPackets(b: Uint8Array, o: number): number {
   return u64At(b, o + V2.RETRANS_PACKETS);
 }
 
+/** Bytes of the flow's retransmitted TCP segments. */
+export function rowRetransBytes(b: Uint8Array, o: number): number {
+  return u64At(b, o + V2.RETRANS_BYTES);
+}
+
 /** The kernel's `skb_drop_reason` of the flow's latest drop (meaningful with drops). */
 export function rowDropCause(b: Uint8Array, o: number): number {
   return (

@@ -282,7 +282,10 @@ test('bad filters, unknown paths and foreign host names are refused', async (t) 
 
 test('the flows table shows RTT, retransmissions and drops, and who is dropping updates live with the reason', async (t) => {
   const reasons = new DropReasonNames(new Map([[6, 'SKB_DROP_REASON_NETFILTER_DROP']]));
-  const view = await openView(t, { dropReasons: () => reasons });
+  const view = await openView(t, {
+    dropReasons: () => reasons,
+    health: () => ({ ...HEALTH, tcpHealth: { dropPackets: 17, retransSegments: 3 } }),
+  });
   const noHealth = { dropBytes: 0, dropPackets: 0, retransBytes: 0, retransPackets: 0 };
   view.export(
     recordBatchOf(
@@ -306,6 +309,8 @@ test('the flows table shows RTT, retransmissions and drops, and who is dropping 
     await page.getAttribute('#flows tbody tr td:nth-child(10)', 'title'),
     'handshake time: 12,500,000 ns',
   );
+  assert.equal(await page.textContent('[data-figure="retransmissions"]'), '3');
+  assert.equal(await page.textContent('[data-figure="kernel-drops"]'), '17');
   await page.locator('#dropping-empty').waitFor({ state: 'visible', timeout: WAIT_MS });
   assert.equal(await page.textContent('#dropping-empty'), 'no packet dropped');
 
