@@ -1,10 +1,12 @@
 /**
- * The TCP connections a capture read is following (src/capture/pcap/tcp-health.ts), in typed
- * arrays behind an open-addressing index: a connection is both directions of one TCP 4-tuple
- * (and VLAN ids), stored once with its endpoints in a fixed order, so each packet finds the state
- * of its own side and of the other. Nothing is allocated per packet; the arrays grow by doubling
- * up to `maxConnections`, and a new connection beyond that starts the table over (counted), so
- * memory is bounded by the setting, never by the input.
+ * The TCP connections a capture read is following (src/capture/pcap/tcp-health.ts), behind an
+ * open-addressing index: a connection is both directions of one TCP 4-tuple (and VLAN ids),
+ * stored once with its endpoints in a fixed order, so each packet finds the state of its own side
+ * and of the other. A connection's key and state are one 160-byte record of one buffer (times as
+ * doubles, the rest as 32-bit words), so a packet touches a few adjacent cache lines, not one per
+ * field. Nothing is allocated per packet; the buffer grows by doubling up to `maxConnections`,
+ * and a new connection beyond that starts the table over (counted), so memory is bounded by the
+ * setting, never by the input.
  */
 import { hashWords } from '../../account/key-hash.ts';
 import { V2 } from '../../codec/v2-layout.ts';
@@ -12,15 +14,15 @@ import { V2 } from '../../codec/v2-layout.ts';
 /** Words of a connection key: endpoint A's address (4), B's (4), both ports, both VLAN ids. */
 export const CONNECTION_KEY_WORDS = 10;
 
-/** Bits of a side's `flags`. */
+/** Bits of a side's FLAGS word. */
 export const SideFlag = {
-  /** `nextSeq` holds the end of the highest sequence the side sent. */
+  /** NEXT_SEQ holds the end of the highest sequence the side sent. */
   SEQ_KNOWN: 1,
-  /** The side sent a segment with ACK set: `lastAck` is an acknowledgement. */
+  /** The side sent a segment with ACK set: LAST_ACK is an acknowledgement. */
   ACK_SEEN: 2,
-  /** `isn` holds the sequence number of the side's SYN. */
+  /** ISN holds the sequence number of the side's SYN. */
   SYN_SEEN: 4,
-  /** The side's SYN (or SYN-ACK) waits for the packet acknowledging it; `handshakeSentNs` is its time. */
+  /** The side's SYN (or SYN-ACK) waits for the packet acknowledging it; HANDSHAKE_SENT_NS is its time. */
   HANDSHAKE_PENDING: 8,
   /** The side's handshake packet was a SYN-ACK (the side is the server). */
   HANDSHAKE_SYNACK: 16,
@@ -30,6 +32,49 @@ export const SideFlag = {
   LAST_KEEPALIVE: 64,
 } as const;
 
+/** A side's 32-bit fields, from {@link TcpConnections.wordsOf}. */
+export const SideWord = {
+  /** End of the highest sequence sent (seq + length, SYN and FIN count one). */
+  NEXT_SEQ: 0,
+  /** Acknowledgement number of its last segment. */
+  LAST_ACK: 1,
+  /** Sequence number of its SYN. */
+  ISN: 2,
+  /** Duplicate acknowledgements it sent in a row. */
+  DUP_ACKS: 3,
+  /** Window field of its last segment, unscaled. */
+  WINDOW: 4,
+  /** {@link SideFlag} bits. */
+  FLAGS: 5,
+} as const;
+
+/** A side's times (ns since the read's first packet), from {@link TcpConnections.timesOf}. */
+export const SideTime = {
+  /** When NEXT_SEQ last advanced. */
+  NEXT_SEQ_NS: 0,
+  /** Its last segment. */
+  LAST_SEGMENT_NS: 1,
+  /** Its latest SYN or SYN-ACK. */
+  HANDSHAKE_SENT_NS: 2,
+} as const;
+
+/** A connection's times, from {@link TcpConnections.connectionTimesOf}. */
+export const ConnectionTime = {
+  /** Its latest SYN without ACK (NaN: none seen). */
+  LATEST_SYN_NS: 0,
+  /** Its latest SYN to the first segment with ACK and without SYN (0: not known). */
+  INITIAL_RTT_NS: 1,
+} as const;
+
+const SIDE_WORDS = 6;
+const SIDE_TIMES = 3;
+/** Record layout: 8 doubles (both sides' times, then the connection's), then the key, then the sides' words. */
+const RECORD_BYTES = 160;
+const RECORD_DOUBLES = RECORD_BYTES / 8;
+const RECORD_WORDS = RECORD_BYTES / 4;
+const CONNECTION_TIMES_AT = 2 * SIDE_TIMES;
+const KEY_AT = 16;
+const SIDE_WORDS_AT = KEY_AT + CONNECTION_KEY_WORDS;
 const MIN_CAPACITY = 256;
 
 /** A bounded table of TCP connections; see the module comment. Side `s` of connection `c` is `c * 2 + s`. */
@@ -38,29 +83,10 @@ export class TcpConnections {
   readonly maxConnections: number;
   /** Times the table was full and started over. */
   resets = 0;
-  /** Per side: end of the highest sequence sent (seq + length, SYN and FIN count one). */
-  nextSeq = new Int32Array(0);
-  /** Per side: capture time (ns since the read's first packet) `nextSeq` last advanced at. */
-  nextSeqNs = new Float64Array(0);
-  /** Per side: acknowledgement number of its last segment. */
-  lastAck = new Int32Array(0);
-  /** Per side: time of its last segment. */
-  lastSegmentNs = new Float64Array(0);
-  /** Per side: duplicate acknowledgements it sent in a row. */
-  dupAcks = new Int32Array(0);
-  /** Per side: window field of its last segment, unscaled. */
-  window = new Int32Array(0);
-  /** Per side: sequence number of its SYN. */
-  isn = new Int32Array(0);
-  /** Per side: time of its latest SYN or SYN-ACK. */
-  handshakeSentNs = new Float64Array(0);
-  /** Per side: {@link SideFlag} bits. */
-  flags = new Uint8Array(0);
-  /** Per connection: time of its latest SYN without ACK (NaN: none seen). */
-  latestSynNs = new Float64Array(0);
-  /** Per connection: its latest SYN to the first segment with ACK and without SYN (0: not known). */
-  initialRttNs = new Float64Array(0);
-  #keys = new Int32Array(0);
+  /** The records as 32-bit words (index with {@link wordsOf} + SideWord). */
+  words = new Int32Array(0);
+  /** The records as doubles (index with {@link timesOf} + SideTime, {@link connectionTimesOf} + ConnectionTime). */
+  times = new Float64Array(0);
   /** Per index slot, two words: the key's tag (its hash plus one; 0 = empty) and the connection. */
   #index = new Int32Array(0);
   #mask = 0;
@@ -82,24 +108,24 @@ export class TcpConnections {
     return this.#size;
   }
 
-  /** Bytes of typed arrays the table holds. */
+  /** Bytes the table occupies. */
   get heapBytes(): number {
-    const arrays = [
-      this.nextSeq,
-      this.nextSeqNs,
-      this.lastAck,
-      this.lastSegmentNs,
-      this.dupAcks,
-      this.window,
-      this.isn,
-      this.handshakeSentNs,
-      this.flags,
-      this.latestSynNs,
-      this.initialRttNs,
-      this.#keys,
-      this.#index,
-    ];
-    return arrays.reduce((sum, array) => sum + array.byteLength, 0);
+    return this.words.byteLength + this.#index.byteLength;
+  }
+
+  /** Where side `s`'s 32-bit fields start in `words`. */
+  wordsOf(s: number): number {
+    return (s >> 1) * RECORD_WORDS + SIDE_WORDS_AT + (s & 1) * SIDE_WORDS;
+  }
+
+  /** Where side `s`'s times start in `times`. */
+  timesOf(s: number): number {
+    return (s >> 1) * RECORD_DOUBLES + (s & 1) * SIDE_TIMES;
+  }
+
+  /** Where connection `c`'s own times start in `times`. */
+  connectionTimesOf(c: number): number {
+    return c * RECORD_DOUBLES + CONNECTION_TIMES_AT;
   }
 
   /**
@@ -109,15 +135,15 @@ export class TcpConnections {
    */
   sideOf(out: Uint8Array, row: number): number {
     const fromB = this.#keyOf(out, row);
-    const key = this.#key;
-    const tag = hashWords(key, 0, CONNECTION_KEY_WORDS) + 1;
-    let slot = tag & this.#mask;
+    const tag = hashWords(this.#key, 0, CONNECTION_KEY_WORDS) + 1;
     const index = this.#index;
+    const mask = this.#mask;
+    let slot = tag & mask;
     for (;;) {
       const st = index[slot * 2];
       if (st === 0) break;
       if (st === tag && this.#sameKey(index[slot * 2 + 1])) return index[slot * 2 + 1] * 2 + fromB;
-      slot = (slot + 1) & this.#mask;
+      slot = (slot + 1) & mask;
     }
     return this.#add(tag, slot) * 2 + fromB;
   }
@@ -125,11 +151,13 @@ export class TcpConnections {
   /** Forgets the state of connection `c`'s two sides, as if it were new (its ports were reused). */
   restart(c: number): void {
     for (let s = c * 2; s < c * 2 + 2; s++) {
-      this.flags[s] = 0;
-      this.dupAcks[s] = 0;
+      const w = this.wordsOf(s);
+      this.words[w + SideWord.FLAGS] = 0;
+      this.words[w + SideWord.DUP_ACKS] = 0;
     }
-    this.latestSynNs[c] = Number.NaN;
-    this.initialRttNs[c] = 0;
+    const t = this.connectionTimesOf(c);
+    this.times[t + ConnectionTime.LATEST_SYN_NS] = Number.NaN;
+    this.times[t + ConnectionTime.INITIAL_RTT_NS] = 0;
   }
 
   /** Writes the packet's connection key into `#key`; returns 1 when its source is endpoint B. */
@@ -161,10 +189,10 @@ export class TcpConnections {
   }
 
   #sameKey(c: number): boolean {
-    const keys = this.#keys;
+    const words = this.words;
     const key = this.#key;
-    const at = c * CONNECTION_KEY_WORDS;
-    for (let w = 0; w < CONNECTION_KEY_WORDS; w++) if (keys[at + w] !== key[w]) return false;
+    const at = c * RECORD_WORDS + KEY_AT;
+    for (let w = 0; w < CONNECTION_KEY_WORDS; w++) if (words[at + w] !== key[w]) return false;
     return true;
   }
 
@@ -187,30 +215,17 @@ export class TcpConnections {
     const c = this.#size++;
     this.#index[at * 2] = tag;
     this.#index[at * 2 + 1] = c;
-    this.#keys.set(this.#key, c * CONNECTION_KEY_WORDS);
+    this.words.set(this.#key, c * RECORD_WORDS + KEY_AT);
     this.restart(c);
     return c;
   }
 
-  /** Grows every array to `capacity` connections, keeping those followed, and rebuilds the index. */
+  /** Grows the records to `capacity` connections, keeping those followed, and rebuilds the index. */
   #allocate(capacity: number): void {
-    const grow = <T extends Int32Array | Float64Array | Uint8Array>(old: T, perConnection: number): T => {
-      const next = new (old.constructor as new (n: number) => T)(capacity * perConnection);
-      next.set(old);
-      return next;
-    };
-    this.nextSeq = grow(this.nextSeq, 2);
-    this.nextSeqNs = grow(this.nextSeqNs, 2);
-    this.lastAck = grow(this.lastAck, 2);
-    this.lastSegmentNs = grow(this.lastSegmentNs, 2);
-    this.dupAcks = grow(this.dupAcks, 2);
-    this.window = grow(this.window, 2);
-    this.isn = grow(this.isn, 2);
-    this.handshakeSentNs = grow(this.handshakeSentNs, 2);
-    this.flags = grow(this.flags, 2);
-    this.latestSynNs = grow(this.latestSynNs, 1);
-    this.initialRttNs = grow(this.initialRttNs, 1);
-    this.#keys = grow(this.#keys, CONNECTION_KEY_WORDS);
+    const buffer = new ArrayBuffer(capacity * RECORD_BYTES);
+    new Uint8Array(buffer).set(new Uint8Array(this.words.buffer, 0, this.#size * RECORD_BYTES));
+    this.words = new Int32Array(buffer);
+    this.times = new Float64Array(buffer);
     this.#capacity = capacity;
     // The index is at most half full: twice the capacity, rounded up to a power of two.
     let slots = 16;
@@ -218,7 +233,7 @@ export class TcpConnections {
     this.#mask = slots - 1;
     const index = new Int32Array(slots * 2);
     for (let c = 0; c < this.#size; c++) {
-      const tag = hashWords(this.#keys, c * CONNECTION_KEY_WORDS, CONNECTION_KEY_WORDS) + 1;
+      const tag = hashWords(this.words, c * RECORD_WORDS + KEY_AT, CONNECTION_KEY_WORDS) + 1;
       let at = tag & this.#mask;
       while (index[at * 2] !== 0) at = (at + 1) & this.#mask;
       index[at * 2] = tag;

@@ -23,7 +23,7 @@
 import { HealthFlag, V2 } from '../../codec/v2-layout.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
 import { lastIpPacketEnd, lastTcpHeaderOffset } from '../packet/frame-parser.ts';
-import { SideFlag, TcpConnections } from './tcp-connections.ts';
+import { ConnectionTime, SideFlag, SideTime, SideWord, TcpConnections } from './tcp-connections.ts';
 
 /** What a {@link TcpHealth} measures. */
 export interface TcpHealthOptions {
@@ -64,6 +64,10 @@ const DEFAULT_REORDER_WINDOW_NS = 3_000_000;
 /** A retransmission of the segment two duplicate ACKs asked for, this soon after the last: fast. */
 const FAST_RETRANSMISSION_WINDOW_NS = 20_000_000;
 const NS_PER_S = 1e9;
+// Field offsets of a connection record (tcp-connections.ts), as plain numbers for the hot path.
+const { NEXT_SEQ, LAST_ACK, ISN, DUP_ACKS, WINDOW, FLAGS } = SideWord;
+const { NEXT_SEQ_NS, LAST_SEGMENT_NS, HANDSHAKE_SENT_NS } = SideTime;
+const { LATEST_SYN_NS, INITIAL_RTT_NS } = ConnectionTime;
 
 /** `a < b` in sequence space (RFC 1982 serial numbers). */
 function seqLess(a: number, b: number): boolean {
@@ -154,32 +158,37 @@ export class TcpHealth {
     row: number,
   ): void {
     const c = this.#connections;
-    const conn = d >> 1;
-    const o = d ^ 1;
+    const words = c.words;
+    const times = c.times;
+    const own = c.wordsOf(d);
+    const other = c.wordsOf(d ^ 1);
+    const conn = c.connectionTimesOf(d >> 1);
     if ((flags & TCP_SYN) !== 0) {
       const synAck = (flags & TCP_ACK) !== 0;
       // A SYN with another ISN on the same ports is a new connection.
-      if (!synAck && (c.flags[d] & SideFlag.SYN_SEEN) !== 0 && c.isn[d] !== seq) c.restart(conn);
-      c.isn[d] = seq;
-      c.flags[d] |= SideFlag.SYN_SEEN;
-      if (!synAck) c.latestSynNs[conn] = t;
-      if ((c.flags[d] & SideFlag.HANDSHAKE_DONE) === 0) {
-        c.handshakeSentNs[d] = t;
-        c.flags[d] |= SideFlag.HANDSHAKE_PENDING | (synAck ? SideFlag.HANDSHAKE_SYNACK : 0);
+      if (!synAck && (words[own + FLAGS] & SideFlag.SYN_SEEN) !== 0 && words[own + ISN] !== seq) {
+        c.restart(d >> 1);
+      }
+      words[own + ISN] = seq;
+      words[own + FLAGS] |= SideFlag.SYN_SEEN;
+      if (!synAck) times[conn + LATEST_SYN_NS] = t;
+      if ((words[own + FLAGS] & SideFlag.HANDSHAKE_DONE) === 0) {
+        times[c.timesOf(d) + HANDSHAKE_SENT_NS] = t;
+        words[own + FLAGS] |= SideFlag.HANDSHAKE_PENDING | (synAck ? SideFlag.HANDSHAKE_SYNACK : 0);
       }
     }
     if ((flags & TCP_ACK) === 0) return;
-    if ((flags & TCP_SYN) === 0 && c.initialRttNs[conn] === 0 && c.latestSynNs[conn] <= t) {
+    if ((flags & TCP_SYN) === 0 && times[conn + INITIAL_RTT_NS] === 0 && times[conn + LATEST_SYN_NS] <= t) {
       // Wireshark's initial RTT, its out-of-order threshold: the latest SYN to the first ACK
       // (0 stays unknown, as in Wireshark, and is measured again).
-      c.initialRttNs[conn] = t - c.latestSynNs[conn];
+      times[conn + INITIAL_RTT_NS] = t - times[conn + LATEST_SYN_NS];
     }
-    const pending = c.flags[o];
-    if ((pending & SideFlag.HANDSHAKE_PENDING) === 0 || ack !== ((c.isn[o] + 1) | 0)) return;
+    const pending = words[other + FLAGS];
+    if ((pending & SideFlag.HANDSHAKE_PENDING) === 0 || ack !== ((words[other + ISN] + 1) | 0)) return;
     // A SYN is answered by a SYN-ACK, a SYN-ACK by a segment without SYN.
     if (((flags & TCP_SYN) !== 0) === ((pending & SideFlag.HANDSHAKE_SYNACK) !== 0)) return;
-    c.flags[o] = (pending & ~SideFlag.HANDSHAKE_PENDING) | SideFlag.HANDSHAKE_DONE;
-    const rttNs = t - c.handshakeSentNs[o];
+    words[other + FLAGS] = (pending & ~SideFlag.HANDSHAKE_PENDING) | SideFlag.HANDSHAKE_DONE;
+    const rttNs = t - times[c.timesOf(d ^ 1) + HANDSHAKE_SENT_NS];
     if (!this.#rtt || !(rttNs >= 0)) return;
     writeU64(out, row + V2.HANDSHAKE_RTT_NS, rttNs);
     out[row + V2.HEALTH_FLAGS] |= HealthFlag.HANDSHAKE;
@@ -202,11 +211,12 @@ export class TcpHealth {
     row: number,
   ): void {
     const c = this.#connections;
-    const o = d ^ 1;
-    const own = c.flags[d];
-    const other = c.flags[o];
-    const seqKnown = (own & SideFlag.SEQ_KNOWN) !== 0;
-    const nextSeq = c.nextSeq[d];
+    const words = c.words;
+    const own = c.wordsOf(d);
+    const ownFlags = words[own + FLAGS];
+    const seqKnown = (ownFlags & SideFlag.SEQ_KNOWN) !== 0;
+    const nextSeq = words[own + NEXT_SEQ];
+    const lastAck = words[own + LAST_ACK];
     const plain = (flags & (TCP_SYN | TCP_FIN | TCP_RST)) === 0;
     // A zero-window probe of one new byte advances the sequence; sent again, it is a keep-alive.
     const keepalive = seglen <= 1 && seqKnown && seq === ((nextSeq - 1) | 0) && plain;
@@ -215,12 +225,14 @@ export class TcpHealth {
       plain &&
       seqKnown &&
       seq === nextSeq &&
-      ack === c.lastAck[d] &&
+      ack === lastAck &&
       window !== 0 &&
-      window === c.window[d];
+      window === words[own + WINDOW];
     // A repeated ACK answering the other side's keep-alive is not a duplicate ACK.
-    if (repeatsLast && (other & SideFlag.LAST_KEEPALIVE) === 0) c.dupAcks[d]++;
-    if (ack !== c.lastAck[d]) c.dupAcks[d] = 0;
+    if (repeatsLast && (words[c.wordsOf(d ^ 1) + FLAGS] & SideFlag.LAST_KEEPALIVE) === 0) {
+      words[own + DUP_ACKS]++;
+    }
+    if (ack !== lastAck) words[own + DUP_ACKS] = 0;
 
     const carriesSequence = seglen > 0 || (flags & (TCP_SYN | TCP_FIN)) !== 0;
     if (carriesSequence && !keepalive && this.#isRetransmission(d, seq, seglen, flags, t)) {
@@ -229,50 +241,56 @@ export class TcpHealth {
       this.stats.retransmittedSegments++;
     }
 
+    const times = c.times;
+    const ownTimes = c.timesOf(d);
     const end = (seq + seglen + ((flags & (TCP_SYN | TCP_FIN)) !== 0 ? 1 : 0)) | 0;
     if (!seqKnown || seqLess(nextSeq, end)) {
-      c.nextSeq[d] = end;
-      c.nextSeqNs[d] = t;
+      words[own + NEXT_SEQ] = end;
+      times[ownTimes + NEXT_SEQ_NS] = t;
     }
-    c.window[d] = window;
-    c.lastAck[d] = ack;
-    c.lastSegmentNs[d] = t;
-    let next = (own | SideFlag.SEQ_KNOWN) & ~SideFlag.LAST_KEEPALIVE;
+    words[own + WINDOW] = window;
+    words[own + LAST_ACK] = ack;
+    times[ownTimes + LAST_SEGMENT_NS] = t;
+    let next = (ownFlags | SideFlag.SEQ_KNOWN) & ~SideFlag.LAST_KEEPALIVE;
     if ((flags & TCP_ACK) !== 0) next |= SideFlag.ACK_SEEN;
     if (keepalive) next |= SideFlag.LAST_KEEPALIVE;
-    c.flags[d] = next;
+    words[own + FLAGS] = next;
   }
 
   /** Whether a segment with data, SYN or FIN repeats what its side sent before (see the module comment). */
   #isRetransmission(d: number, seq: number, seglen: number, flags: number, t: number): boolean {
     const c = this.#connections;
-    const o = d ^ 1;
-    const nextSeq = c.nextSeq[d];
-    const seqKnown = (c.flags[d] & SideFlag.SEQ_KNOWN) !== 0;
+    const words = c.words;
+    const times = c.times;
+    const own = c.wordsOf(d);
+    const other = c.wordsOf(d ^ 1);
+    const nextSeq = words[own + NEXT_SEQ];
+    const seqKnown = (words[own + FLAGS] & SideFlag.SEQ_KNOWN) !== 0;
     // Starting one byte below the highest sequence with more than one byte adds new data after a
     // one-byte zero-window probe: not a repeat.
     const notAdvanced = seqKnown && seqLess(seq, nextSeq) && !(seglen > 1 && seq === ((nextSeq - 1) | 0));
-    const otherAcked = (c.flags[o] & SideFlag.ACK_SEEN) !== 0;
-    const sinceOther = t - c.lastSegmentNs[o];
+    const otherAcked = (words[other + FLAGS] & SideFlag.ACK_SEEN) !== 0;
+    const otherLastAck = words[other + LAST_ACK];
+    const sinceOther = t - times[c.timesOf(d ^ 1) + LAST_SEGMENT_NS];
     if (
       notAdvanced &&
       otherAcked &&
-      c.dupAcks[o] >= 2 &&
-      c.lastAck[o] === seq &&
+      words[other + DUP_ACKS] >= 2 &&
+      otherLastAck === seq &&
       sinceOther >= 0 &&
       sinceOther < FAST_RETRANSMISSION_WINDOW_NS
     ) {
       return true;
     }
-    const sinceAdvance = t - c.nextSeqNs[d];
-    const reorderWindow = c.initialRttNs[d >> 1] || DEFAULT_REORDER_WINDOW_NS;
+    const sinceAdvance = t - times[c.timesOf(d) + NEXT_SEQ_NS];
+    const reorderWindow = times[c.connectionTimesOf(d >> 1) + INITIAL_RTT_NS] || DEFAULT_REORDER_WINDOW_NS;
     // A segment ending exactly where the highest one did (its SYN or FIN counting one) is that
     // segment again, not one that overtook it.
     const end = (seq + seglen + ((flags & (TCP_SYN | TCP_FIN)) !== 0 ? 1 : 0)) | 0;
     if (notAdvanced && sinceAdvance >= 0 && sinceAdvance < reorderWindow && nextSeq !== end) {
       return false;
     }
-    if (seglen > 0 && otherAcked && c.lastAck[o] !== 0 && !seqLess(c.lastAck[o], (seq + seglen) | 0))
+    if (seglen > 0 && otherAcked && otherLastAck !== 0 && !seqLess(otherLastAck, (seq + seglen) | 0))
       return true;
     return notAdvanced;
   }
