@@ -76,6 +76,13 @@ const CONNECTION_TIMES_AT = 2 * SIDE_TIMES;
 const KEY_AT = 16;
 const SIDE_WORDS_AT = KEY_AT + CONNECTION_KEY_WORDS;
 const MIN_CAPACITY = 256;
+/** Word indexes, in a v2 row, of the key fields a connection key is made of. */
+const SRC_ADDR_WORD = V2.SRC_ADDR / 4;
+const DST_ADDR_WORD = V2.DST_ADDR / 4;
+/** src_port (low half) and dst_port (high half). */
+const PORTS_WORD = V2.SRC_PORT / 4;
+/** icmp_type, icmp_code, vlan_outer; the next word starts with vlan_inner. */
+const VLAN_OUTER_WORD = (V2.VLAN_OUTER - 2) / 4;
 
 /** A bounded table of TCP connections; see the module comment. Side `s` of connection `c` is `c * 2 + s`. */
 export class TcpConnections {
@@ -129,12 +136,12 @@ export class TcpConnections {
   }
 
   /**
-   * The side of the TCP packet whose key is in the row at `row` of `out`: its connection times two,
-   * plus 1 when the packet goes from endpoint B to A. A connection not followed yet is added with
-   * every side flag clear.
+   * The side of the TCP packet whose key is in the row starting at word `r` of `rowWords` (a v2
+   * row seen as 32-bit words): its connection times two, plus 1 when the packet goes from
+   * endpoint B to A. A connection not followed yet is added with every side flag clear.
    */
-  sideOf(out: Uint8Array, row: number): number {
-    const fromB = this.#keyOf(out, row);
+  sideOf(rowWords: Int32Array<ArrayBufferLike>, r: number): number {
+    const fromB = this.#keyOf(rowWords, r);
     const tag = hashWords(this.#key, 0, CONNECTION_KEY_WORDS) + 1;
     const index = this.#index;
     const mask = this.#mask;
@@ -161,30 +168,30 @@ export class TcpConnections {
   }
 
   /** Writes the packet's connection key into `#key`; returns 1 when its source is endpoint B. */
-  #keyOf(out: Uint8Array, row: number): number {
-    const src = row + V2.SRC_ADDR;
-    const dst = row + V2.DST_ADDR;
-    const srcPort = out[row + V2.SRC_PORT] | (out[row + V2.SRC_PORT + 1] << 8);
-    const dstPort = out[row + V2.DST_PORT] | (out[row + V2.DST_PORT + 1] << 8);
-    // Endpoint A is the lower (address, port): either direction's packets build the same key.
+  #keyOf(w: Int32Array<ArrayBufferLike>, r: number): number {
+    const src = r + SRC_ADDR_WORD;
+    const dst = r + DST_ADDR_WORD;
+    const ports = w[r + PORTS_WORD];
+    // Endpoint A is the lower (address words, then port), in any fixed order: either direction's
+    // packets build the same key.
     let order = 0;
-    for (let i = 0; i < 16 && order === 0; i++) order = out[src + i] - out[dst + i];
-    if (order === 0) order = srcPort - dstPort;
+    for (let i = 0; i < 4 && order === 0; i++) order = (w[src + i] >>> 0) - (w[dst + i] >>> 0);
+    if (order === 0) order = (ports & 0xffff) - (ports >>> 16);
     const fromB = order > 0 ? 1 : 0;
     const a = fromB === 0 ? src : dst;
     const b = fromB === 0 ? dst : src;
     const key = this.#key;
-    for (let w = 0; w < 4; w++) {
-      const i = w * 4;
-      key[w] = out[a + i] | (out[a + i + 1] << 8) | (out[a + i + 2] << 16) | (out[a + i + 3] << 24);
-      key[4 + w] = out[b + i] | (out[b + i + 1] << 8) | (out[b + i + 2] << 16) | (out[b + i + 3] << 24);
-    }
-    key[8] = fromB === 0 ? srcPort | (dstPort << 16) : dstPort | (srcPort << 16);
-    key[9] =
-      out[row + V2.VLAN_OUTER] |
-      (out[row + V2.VLAN_OUTER + 1] << 8) |
-      (out[row + V2.VLAN_INNER] << 16) |
-      (out[row + V2.VLAN_INNER + 1] << 24);
+    key[0] = w[a];
+    key[1] = w[a + 1];
+    key[2] = w[a + 2];
+    key[3] = w[a + 3];
+    key[4] = w[b];
+    key[5] = w[b + 1];
+    key[6] = w[b + 2];
+    key[7] = w[b + 3];
+    key[8] = fromB === 0 ? ports : (ports >>> 16) | (ports << 16);
+    // vlan_outer is the high half of the word at byte 56, vlan_inner the low half of the next.
+    key[9] = (w[r + VLAN_OUTER_WORD] >>> 16) | (w[r + VLAN_OUTER_WORD + 1] << 16);
     return fromB;
   }
 

@@ -20,7 +20,7 @@
  *
  * State is kept per connection in a bounded table (src/capture/pcap/tcp-connections.ts).
  */
-import { HealthFlag, V2 } from '../../codec/v2-layout.ts';
+import { HealthFlag, V2, V2_KEY_WORDS } from '../../codec/v2-layout.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
 import { lastIpPacketEnd, lastTcpHeaderOffset } from '../packet/frame-parser.ts';
 import { ConnectionTime, SideFlag, SideTime, SideWord, TcpConnections } from './tcp-connections.ts';
@@ -91,6 +91,14 @@ export class TcpHealth {
   readonly #retransmissions: boolean;
   /** Second of the first packet: times are kept as nanoseconds since it, exact in a double. */
   #baseSeconds = Number.NaN;
+  /** The rows' buffer seen as words (made again when the builder moves to another buffer). */
+  #rowWords: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  /** The buffer `#rowWords` views. */
+  #rowBytes: Uint8Array | undefined;
+  /** Where the current row starts in the words given by {@link #rowWordsOf}. */
+  #rowWordAt = 0;
+  /** A row's key words, for a buffer whose rows are not 4-byte aligned. */
+  readonly #alignedKey = new Int32Array(V2_KEY_WORDS);
 
   /** `stats` is where the counts go (the read's CaptureStats keeps it). */
   constructor(
@@ -141,10 +149,29 @@ export class TcpHealth {
     const window = (data[tcp + 14] << 8) | data[tcp + 15];
     const connections = this.#connections;
     const resetsBefore = connections.resets;
-    const d = connections.sideOf(out, row);
+    const d = connections.sideOf(this.#rowWordsOf(out, row), this.#rowWordAt);
     this.stats.tableResets += connections.resets - resetsBefore;
     this.#handshake(d, seq, ack, flags, t, out, row);
     if (this.#retransmissions) this.#sequence(d, seq, ack, flags, window, seglen, t, out, row);
+  }
+
+  /** The words of the row at byte `row` of `out`, its first at `#rowWordAt`. */
+  #rowWordsOf(out: Uint8Array, row: number): Int32Array<ArrayBufferLike> {
+    if (out !== this.#rowBytes && out.byteOffset % 4 !== 0) {
+      // Never so for a RecordBatchBuilder's buffers (each its own allocation); kept correct anyway.
+      for (let i = 0; i < V2_KEY_WORDS; i++) {
+        const at = row + i * 4;
+        this.#alignedKey[i] = out[at] | (out[at + 1] << 8) | (out[at + 2] << 16) | (out[at + 3] << 24);
+      }
+      this.#rowWordAt = 0;
+      return this.#alignedKey;
+    }
+    if (out !== this.#rowBytes) {
+      this.#rowBytes = out;
+      this.#rowWords = new Int32Array(out.buffer, out.byteOffset, out.length >> 2);
+    }
+    this.#rowWordAt = row >> 2;
+    return this.#rowWords;
   }
 
   /** SYN bookkeeping and the handshake times (see the module comment). */
