@@ -103,7 +103,7 @@ const MAX_CACHED_NAMES = 1024;
 const MAX_CACHED_NAME_CHARS = 256;
 /** Names up to this many bytes are copied by a loop, longer ones by Buffer.copy (a native call costs more). */
 const LOOP_COPY_MAX_BYTES = 32;
-/** Record bodies up to this many bytes are moved by a loop when their length needs a second byte. */
+/** Record bodies up to this many bytes are moved by a loop when their length takes another size than guessed. */
 const LOOP_SHIFT_MAX_BYTES = 512;
 
 let scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_BYTES);
@@ -471,25 +471,35 @@ export function encodePbRecord(batch: RecordBatch, i: number): Buffer {
  */
 export function encodePbRecords(batch: RecordBatch, start: number, end: number): Buffer {
   let pos = 0;
+  // Records of a batch are alike: guess the size of each one's length from the one before (one
+  // byte under 128 bytes, two for most records with TCP health) and move the body when wrong.
+  let guess = 1;
   for (let i = start; i < end; i++) {
-    // Assume a one-byte length (records under 128 bytes); move the body when it needs more.
-    const bodyAt = pos + 2;
+    const bodyAt = pos + 1 + guess;
     const bodyEnd = writeRecord(batch, i, bodyAt);
     const length = bodyEnd - bodyAt;
     const lengthBytes = varint32Size(length);
-    if (lengthBytes > 1) {
-      const shift = lengthBytes - 1;
-      reserve(bodyEnd, bodyEnd + shift);
-      if (length <= LOOP_SHIFT_MAX_BYTES) {
-        for (let k = bodyEnd - 1; k >= bodyAt; k--) scratch[k + shift] = scratch[k];
-      } else {
-        scratch.copyWithin(bodyAt + shift, bodyAt, bodyEnd);
-      }
+    if (lengthBytes !== guess) {
+      const to = pos + 1 + lengthBytes;
+      reserve(bodyEnd, to + length);
+      moveBody(bodyAt, to, length);
+      guess = lengthBytes;
     }
     scratch[pos] = TAG_RECORDS_ENTRIES;
     pos = writeVarint32(scratch, pos + 1, length) + length;
   }
   return takeScratch(pos);
+}
+
+/** Moves `length` scratch bytes from `from` to `to` (the ranges may overlap). */
+function moveBody(from: number, to: number, length: number): void {
+  if (length > LOOP_SHIFT_MAX_BYTES) {
+    scratch.copyWithin(to, from, from + length);
+  } else if (to > from) {
+    for (let k = length - 1; k >= 0; k--) scratch[to + k] = scratch[from + k];
+  } else {
+    for (let k = 0; k < length; k++) scratch[to + k] = scratch[from + k];
+  }
 }
 
 /**
