@@ -26,6 +26,10 @@ export const MESSAGE_HEADER_BYTES = 16;
 export const SET_HEADER_BYTES = 4;
 /** Set id of a template set. */
 export const TEMPLATE_SET_ID = 2;
+/** Set id of an options template set. */
+export const OPTIONS_TEMPLATE_SET_ID = 3;
+/** Lowest set id of a data set (the id of its template); 4..255 are reserved. */
+export const MIN_DATA_SET_ID = 256;
 /** Field length that marks a variable-length Information Element. */
 export const VARIABLE_LENGTH = 0xffff;
 /** Interface names longer than this many UTF-8 bytes are cut (Linux allows 15). */
@@ -33,11 +37,14 @@ export const MAX_INTERFACE_NAME_BYTES = 64;
 /** RFC 5103's Private Enterprise Number: an IANA element under it is the element's reverse. */
 export const REVERSE_PEN = 29_305;
 /** The enterprise bit of a field specifier's element id. */
-const ENTERPRISE_BIT = 0x8000;
+export const ENTERPRISE_BIT = 0x8000;
 /** layer2SegmentId's encapsulation code of VXLAN (top byte; IANA "Layer 2 segment ID" registry). */
 export const LAYER2_SEGMENT_VXLAN = 0x01;
 
-/** IANA Information Element ids used by flowtap's templates. */
+/**
+ * IANA Information Element ids used by flowtap's templates, and those `flowtap collect` also
+ * reads from other exporters' templates (src/export/ipfix/field-plan.ts).
+ */
 export const IE = {
   octetDeltaCount: 1,
   packetDeltaCount: 2,
@@ -69,6 +76,26 @@ export const IE = {
   dot1qCustomerVlanId: 245,
   ethernetType: 256,
   layer2SegmentId: 351,
+  // Read by the collector only.
+  flowEndSysUpTime: 21,
+  flowStartSysUpTime: 22,
+  ipVersion: 60,
+  octetTotalCount: 85,
+  packetTotalCount: 86,
+  flowStartSeconds: 150,
+  flowEndSeconds: 151,
+  flowStartMicroseconds: 154,
+  flowEndMicroseconds: 155,
+  flowStartNanoseconds: 156,
+  flowEndNanoseconds: 157,
+  flowStartDeltaMicroseconds: 158,
+  flowEndDeltaMicroseconds: 159,
+  systemInitTimeMilliseconds: 160,
+  icmpTypeIPv4: 176,
+  icmpCodeIPv4: 177,
+  icmpTypeIPv6: 178,
+  icmpCodeIPv6: 179,
+  ipDiffServCodePoint: 195,
 } as const;
 
 /** Bits of a record's shape; the template id is `TEMPLATE_ID_BASE + shape`. */
