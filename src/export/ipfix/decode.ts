@@ -80,6 +80,8 @@ export interface IpfixDecoderOptions {
   drop(reason: IpfixDropReason): void;
   /** Takes each batch of decoded rows. */
   onBatch(batch: RecordBatch): void;
+  /** Told of data records an exporter's sequence numbers say were sent but never arrived (RFC 7011 §10.3.2). */
+  onMissingRecords?(count: number): void;
   batchRows?: number;
   maxTemplateFields?: number;
 }
@@ -124,10 +126,9 @@ function sameBytes(known: Uint8Array, m: Buffer, start: number, length: number):
 
 /** Decodes IPFIX messages of any number of sessions into batches. Not reentrant. */
 export class IpfixDecoder {
-  /** Data records the exporters' sequence numbers say were sent but never arrived (RFC 7011 §10.3.2). */
-  missingRecords = 0;
   readonly #drop: (reason: IpfixDropReason) => void;
   readonly #onBatch: (batch: RecordBatch) => void;
+  readonly #onMissingRecords: (count: number) => void;
   readonly #batchRows: number;
   readonly #maxTemplateFields: number;
   #templateFields = 0;
@@ -156,6 +157,7 @@ export class IpfixDecoder {
   constructor(options: IpfixDecoderOptions) {
     this.#drop = options.drop;
     this.#onBatch = options.onBatch;
+    this.#onMissingRecords = options.onMissingRecords ?? (() => {});
     this.#batchRows = options.batchRows ?? DEFAULT_BATCH_ROWS;
     this.#maxTemplateFields = options.maxTemplateFields ?? DEFAULT_MAX_TEMPLATE_FIELDS;
   }
@@ -262,7 +264,7 @@ export class IpfixDecoder {
     if (domain.nextSequence >= 0 && sequence !== domain.nextSequence) {
       const gap = (sequence - domain.nextSequence) >>> 0;
       // A number behind the expected one is a reordered or restarted stream, not a loss.
-      if (gap < 2 ** 31) this.missingRecords += gap;
+      if (gap < 2 ** 31) this.#onMissingRecords(gap);
     }
     domain.nextSequence = countKnown ? (sequence + records) >>> 0 : -1;
   }

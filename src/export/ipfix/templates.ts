@@ -18,6 +18,8 @@
  * interface name.
  */
 
+/** IANA's port for IPFIX over UDP and TCP: the collector's default. */
+export const DEFAULT_IPFIX_PORT = 4739;
 /** IPFIX protocol version in every message header. */
 export const IPFIX_VERSION = 10;
 /** Bytes of an IPFIX message header. */
