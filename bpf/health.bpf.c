@@ -10,10 +10,13 @@
  *   RTT      fentry/tcp_rcv_established, else tp_btf/tcp_probe, else raw_tp/tcp_probe (the
  *            tcp_probe tracepoint fires at the start of tcp_rcv_established with the same
  *            (sk, skb), so all three see the same srtt); a sample is tcp_sock->srtt_us >> 3.
- *   retrans  tp_btf/tcp_retransmit_skb, else raw_tp/tcp_retransmit_skb: a retransmission the
- *            stack sent (err == 0), tcp_skb_pcount segments and skb->len payload bytes, as the
- *            socket's own total_retrans and bytes_retrans count them. Linux 6.13+ passes err;
- *            the *_v1 programs are for earlier kernels, whose tracepoint fires only on success.
+ *   retrans  tp_btf/tcp_retransmit_skb, else raw_tp/tcp_retransmit_skb: tcp_skb_pcount segments
+ *            and skb->len payload bytes of each retransmission the stack handed to IP, sent or
+ *            then dropped on the way out, as the socket's own total_retrans and bytes_retrans
+ *            count them; not one it gave up before (err EBUSY, EAGAIN, ENOMEM, EINVAL,
+ *            EHOSTUNREACH: see counted_retransmit). Kernels that pass err to the tracepoint (6.18 does)
+ *            fire it for every attempt; the *_v1 programs are for earlier ones, whose tracepoint
+ *            fires only for a retransmission sent (untested here: this kernel passes err).
  *   drops    tp_btf/kfree_skb, else raw_tp/kfree_skb (Linux 5.17+, which pass the reason):
  *            every drop but SKB_CONSUMED / SKB_NOT_DROPPED_YET, with the reason, the TCP flags
  *            of the packet and the TCP state of skb->sk.
@@ -240,7 +243,23 @@ static __always_inline int sample_rtt(struct sock *sk, const struct sk_buff *skb
     return 0;
 }
 
-/* A retransmission of `skb` by socket `sk` that the stack sent. */
+#define EBUSY_ 16
+#define EAGAIN_ 11
+#define ENOMEM_ 12
+#define EINVAL_ 22
+#define EHOSTUNREACH_ 113
+
+/*
+ * Whether a retransmission that ended with `err` is in the socket's total_retrans: the kernel
+ * counts it once it hands the segment to IP (__tcp_retransmit_skb), whatever the transmit then
+ * returns (a local drop: -EPERM, -ENOBUFS, NET_XMIT_DROP); these errors end it before that.
+ */
+static __always_inline int counted_retransmit(int err)
+{
+    return err != -EBUSY_ && err != -EAGAIN_ && err != -ENOMEM_ && err != -EINVAL_ && err != -EHOSTUNREACH_;
+}
+
+/* A retransmission of `skb` by socket `sk`, counted as the socket counts it. */
 static __always_inline int count_retransmit(struct sock *sk, const struct sk_buff *skb, int typed)
 {
     struct tcp_skb_cb *cb = (struct tcp_skb_cb *)&skb->cb[0];
@@ -475,7 +494,7 @@ int BPF_PROG(flowtap_rtt_raw, struct sock *sk, struct sk_buff *skb)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(flowtap_retrans_tp, struct sock *sk, struct sk_buff *skb, int err)
 {
-    return err == 0 ? count_retransmit(sk, skb, 1) : 0;
+    return counted_retransmit(err) ? count_retransmit(sk, skb, 1) : 0;
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
@@ -487,7 +506,7 @@ int BPF_PROG(flowtap_retrans_tp_v1, struct sock *sk, struct sk_buff *skb)
 SEC("raw_tp/tcp_retransmit_skb")
 int BPF_PROG(flowtap_retrans_raw, struct sock *sk, struct sk_buff *skb, int err)
 {
-    return err == 0 ? count_retransmit(sk, skb, 0) : 0;
+    return counted_retransmit(err) ? count_retransmit(sk, skb, 0) : 0;
 }
 
 SEC("raw_tp/tcp_retransmit_skb")

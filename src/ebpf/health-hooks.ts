@@ -42,7 +42,7 @@ function hook(program: string, section: string): HealthHook {
 }
 
 /**
- * Each feature's hooks, preferred first. The `_v1` programs are for kernels before 6.13, whose
+ * Each feature's hooks, preferred first. The `_v1` programs are for kernels whose
  * tcp_retransmit_skb tracepoint has no `err` argument (and fires only for retransmissions sent);
  * on a newer kernel the err-aware program loads first. kfree_skb passes its drop reason from
  * Linux 5.17; before it the drops feature finds no hook.
