@@ -56,9 +56,10 @@ const COUNTERS_BYTES_PER_CPU = 5 * 8;
 const SMALL_MAPS_FIXED_BYTES = 2048;
 /** A run-time allocated hash element's list node (bpf_mem_alloc), on top of the element. */
 const HTAB_LLIST_NODE_BYTES = 8;
-/** HANDSHAKE_PENDING_ENTRIES and sizeof(struct handshake_pending) of bpf/flows.bpf.c. */
-const HANDSHAKE_PENDING_ENTRIES = 4096;
-const HANDSHAKE_PENDING_VALUE_BYTES = 32;
+/** HANDSHAKE_PENDING_ENTRIES of bpf/flows.bpf.c: entries of the LRU of pending handshakes. */
+export const HANDSHAKE_PENDING_ENTRIES = 4096;
+/** sizeof(struct handshake_pending) of bpf/flows.bpf.c. */
+export const HANDSHAKE_PENDING_VALUE_BYTES = 32;
 /** Health maps user space keeps: one the programs write, one being drained (see HealthMaps). */
 export const HEALTH_MAP_COUNT = 2;
 
