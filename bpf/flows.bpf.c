@@ -827,11 +827,17 @@ static __always_inline void reverse_key(struct flow_key *r, const struct flow_ke
 }
 
 /*
- * One TCP segment's part in timing its connection's handshake; `young` says whether its flow
- * entry had counted few enough packets for a plain ACK to be the one that ends a handshake.
+ * Whether a TCP segment can take part in a handshake: a SYN or SYN-ACK, or a plain ACK (no SYN,
+ * no RST) of a flow `young` enough for it to be the one that ends a handshake. Inline, so that
+ * every other segment costs these compares and no call.
  */
-static __noinline void time_handshake(const struct flow_key *key, __u16 tcp_flags, const struct packet_info *p,
-                                      int young)
+static __always_inline int handshake_candidate(__u16 tcp_flags, int young)
+{
+    return (tcp_flags & TCP_FLAG_SYN) || (young && (tcp_flags & (TCP_FLAG_ACK | TCP_FLAG_RST)) == TCP_FLAG_ACK);
+}
+
+/* One TCP segment's part in timing its connection's handshake (a handshake_candidate). */
+static __noinline void time_handshake(const struct flow_key *key, __u16 tcp_flags, const struct packet_info *p)
 {
     struct handshake_pending *pending;
     struct flow_key syn_key;
@@ -847,10 +853,11 @@ static __noinline void time_handshake(const struct flow_key *key, __u16 tcp_flag
             .server_side = direction == DIRECTION_INGRESS,
         };
 
-        if (bpf_map_update_elem(&flowtap_handshakes, key, &fresh, BPF_NOEXIST) != -EEXIST_)
-            return;
+        /* Looked up first: a failed insert into an LRU costs it a node taken and given back. */
         pending = bpf_map_lookup_elem(&flowtap_handshakes, key);
-        if (pending && pending->syn_if_index == if_index && pending->syn_direction == direction) {
+        if (!pending) {
+            bpf_map_update_elem(&flowtap_handshakes, key, &fresh, BPF_NOEXIST);
+        } else if (pending->syn_if_index == if_index && pending->syn_direction == direction) {
             pending->syn_ns = now; /* a retransmitted SYN */
             pending->synack_ns = 0;
         }
@@ -872,8 +879,7 @@ static __noinline void time_handshake(const struct flow_key *key, __u16 tcp_flag
         }
         return;
     }
-    if (!young || (tcp_flags & (TCP_FLAG_ACK | TCP_FLAG_RST)) != TCP_FLAG_ACK)
-        return;
+    /* A plain ACK of a young flow (handshake_candidate let it through). */
     pending = bpf_map_lookup_elem(&flowtap_handshakes, key);
     if (!pending || !pending->server_side || pending->synack_ns == 0)
         return;
@@ -996,22 +1002,22 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
     if (flows) {
         m = bpf_map_lookup_elem(flows, &key);
         if (m) {
-            if (timed)
-                time_handshake(&key, pkt.tcp_flags, &p, young_flow(m));
+            if (timed && handshake_candidate(pkt.tcp_flags, young_flow(m)))
+                time_handshake(&key, pkt.tcp_flags, &p);
             account(m, &key, &pkt, &p);
             return TC_ACT_UNSPEC;
         }
         err = bpf_map_update_elem(flows, &key, &pkt, BPF_NOEXIST);
         if (err == 0) {
-            if (timed)
-                time_handshake(&key, pkt.tcp_flags, &p, 1);
+            if (timed && handshake_candidate(pkt.tcp_flags, 1))
+                time_handshake(&key, pkt.tcp_flags, &p);
             return TC_ACT_UNSPEC;
         }
         if (err == -EEXIST_ /* another CPU created it first */) {
             m = bpf_map_lookup_elem(flows, &key);
             if (m) {
-                if (timed)
-                    time_handshake(&key, pkt.tcp_flags, &p, 1);
+                if (timed && handshake_candidate(pkt.tcp_flags, 1))
+                    time_handshake(&key, pkt.tcp_flags, &p);
                 account(m, &key, &pkt, &p);
                 return TC_ACT_UNSPEC;
             }

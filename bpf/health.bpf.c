@@ -23,10 +23,14 @@
  * The tp_btf and fentry programs read kernel structs directly (BTF-typed pointers); the raw_tp
  * ones through bpf_probe_read_kernel, for kernels that refuse the typed hooks.
  *
- * Cost: an RTT sample runs on every TCP segment a socket receives in ESTABLISHED state: a few
- * loads and one hash lookup (an insert for the first sample of a flow in a drain period). A
- * retransmission or a drop costs the same; they are rare unless something is wrong, so a drop
- * flood is the worst case (measured in bench/health.bench.ts).
+ * Cost: the RTT program runs on every TCP segment a socket receives in ESTABLISHED state. With
+ * the typed hooks it keeps, in the socket's own storage (flowtap_rtt_seen), the srtt and time of
+ * its last sample, and takes a new one only when the srtt changed or RTT_RESAMPLE_NS passed: a
+ * segment that changes nothing (most segments of a bulk receiver) costs a socket-storage lookup
+ * and a compare. A sample costs a few loads and one hash lookup (an insert for the first sample
+ * of a flow in a drain period). Raw tracepoints have no socket storage: there every segment is
+ * a sample. A retransmission or a drop costs about a sample; they are rare unless something is
+ * wrong, so a drop flood is the worst case (bench/health.bench.ts).
  *
  * How events find their flow: by the struct flow_key the TC programs build for the packet
  * (docs/flow-key.md, "Health"): for a socket event the 4-tuple as the packet path sees it (an
@@ -76,6 +80,8 @@ volatile const struct flowtap_health_config flowtap_health_config = {.dedup = 1}
 #define IPPROTO_SCTP_ 132
 #define MAX_IPV6_EXT_HEADERS 8
 #define NS_PER_US 1000
+/* A socket whose srtt stays the same is sampled again after this long (10 ms). */
+#define RTT_RESAMPLE_NS 10000000ULL
 
 /* The kernel structs read, with only those fields (CO-RE finds them in the running kernel). */
 struct sock_common {
@@ -125,6 +131,20 @@ struct sk_buff {
 struct tcp_skb_cb {
     __u16 tcp_gso_segs;
 } __attribute__((preserve_access_index));
+
+/* The last sample taken of a socket: its srtt and when (the typed hooks only). */
+struct rtt_seen {
+    __u64 sampled_ns;
+    __u32 srtt_us;
+    __u32 pad;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+    __uint(map_flags, BPF_F_NO_PREALLOC);
+    __type(key, int);
+    __type(value, struct rtt_seen);
+} flowtap_rtt_seen SEC(".maps");
 
 /*
  * READ(typed, dst, src): `dst = src` for the BTF-typed hooks (fentry, tp_btf), where the
@@ -206,10 +226,22 @@ static __always_inline int sample_rtt(struct sock *sk, const struct sk_buff *skb
     if (typed) {
         /* the typed pointer is a struct sock: the helper checks it is a TCP socket's */
         struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+        struct rtt_seen *seen;
+        __u64 now;
 
         if (!tp)
             return 0;
         srtt_us = tp->srtt_us;
+        if (srtt_us == 0)
+            return 0; /* no RTT measured on this socket yet */
+        seen = bpf_sk_storage_get(&flowtap_rtt_seen, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+        if (seen) {
+            now = bpf_ktime_get_ns();
+            if (seen->srtt_us == srtt_us && now - seen->sampled_ns < RTT_RESAMPLE_NS)
+                return 0; /* nothing new since the last sample */
+            seen->srtt_us = srtt_us;
+            seen->sampled_ns = now;
+        }
     } else {
         bpf_probe_read_kernel(&srtt_us, sizeof(srtt_us), &((struct tcp_sock *)sk)->srtt_us);
     }
