@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
+import { HEALTH_HOOKS_MODES, type HealthSettings } from '../ebpf/health-hooks.ts';
 import { DEFAULT_KERNEL_MEMORY_MAX_BYTES, type FlowMapKindSetting } from '../ebpf/kernel-memory.ts';
 import { ConfigError } from '../errors.ts';
 import type { ClientTlsFiles, PemFile } from '../export/tls.ts';
@@ -123,7 +124,25 @@ export interface AgentConfig extends ExportSettings {
    * (src/account/biflow.ts); off by default.
    */
   readonly bidirectional: boolean;
+  /**
+   * TCP health per flow (ENABLE_RTT, ENABLE_TCP_RETRANS, ENABLE_PKT_DROPS) and how it hooks the
+   * kernel (HEALTH_HOOKS); defaults in {@link DEFAULT_HEALTH}.
+   */
+  readonly health: HealthSettings;
 }
+
+/**
+ * Which TCP health features run by default, from their measured cost (bench/health.bench.ts,
+ * figures in the README): retransmissions and drops cost nothing while nothing goes wrong (their
+ * programs run only on a retransmission or a drop), so they are on; RTT runs on every TCP segment
+ * a local socket receives, so it is off, as in the reference.
+ */
+export const DEFAULT_HEALTH: HealthSettings = Object.freeze({
+  rtt: false,
+  retrans: true,
+  drops: true,
+  hooks: 'auto',
+});
 
 /** DEDUPER values: the reference's names. */
 export const DEDUPERS = ['firstCome', 'none'] as const;
@@ -163,6 +182,13 @@ export interface CommandLineValues {
   agentIp?: string;
   /** `true` when `--bidirectional` is given. */
   bidirectional?: string | boolean;
+  /** `true`/`false` for `--rtt`/`--no-rtt`. */
+  rtt?: string | boolean;
+  /** `true`/`false` for `--tcp-retrans`/`--no-tcp-retrans`. */
+  tcpRetrans?: string | boolean;
+  /** `true`/`false` for `--pkt-drops`/`--no-pkt-drops`. */
+  pktDrops?: string | boolean;
+  healthHooks?: string;
   config?: string;
   /** Directory (or .duckdb file) of the flow store. */
   storePath?: string;
@@ -330,6 +356,18 @@ const SPECS = {
     env: 'BIDIRECTIONAL',
     flag: ['--bidirectional', 'bidirectional'],
     parser: booleanSetting,
+  },
+  enableRtt: { env: 'ENABLE_RTT', flag: ['--rtt', 'rtt'], parser: booleanSetting },
+  enableTcpRetrans: {
+    env: 'ENABLE_TCP_RETRANS',
+    flag: ['--tcp-retrans', 'tcpRetrans'],
+    parser: booleanSetting,
+  },
+  enablePktDrops: { env: 'ENABLE_PKT_DROPS', flag: ['--pkt-drops', 'pktDrops'], parser: booleanSetting },
+  healthHooks: {
+    env: 'HEALTH_HOOKS',
+    flag: ['--health-hooks', 'healthHooks'],
+    parser: choiceSetting(HEALTH_HOOKS_MODES),
   },
 } satisfies Record<string, SettingSpec<unknown>>;
 
@@ -568,6 +606,12 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     tunnels: reader.get('tunnels', false),
     agentIp: Object.freeze({ address: reader.get('agentIp'), type: reader.get('agentIpType', 'any') }),
     bidirectional: reader.get('bidirectional', false),
+    health: Object.freeze({
+      rtt: reader.get('enableRtt', DEFAULT_HEALTH.rtt),
+      retrans: reader.get('enableTcpRetrans', DEFAULT_HEALTH.retrans),
+      drops: reader.get('enablePktDrops', DEFAULT_HEALTH.drops),
+      hooks: reader.get('healthHooks', DEFAULT_HEALTH.hooks),
+    }),
   };
   return Object.freeze(config);
 }
