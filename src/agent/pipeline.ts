@@ -20,7 +20,7 @@
 import { Accounter, type AccounterOptions, type EvictionReason } from '../account/accounter.ts';
 import type { Clock } from '../account/clock.ts';
 import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../account/evicted-rows.ts';
-import type { HealthCounts } from '../account/health-counts.ts';
+import type { HealthSums } from '../account/health-sums.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
@@ -143,8 +143,8 @@ export class Pipeline {
   }
 
   /** The TCP health of the evicted flows (RTTs, drops by reason, retransmissions); undefined without the stage. */
-  get healthCounts(): HealthCounts | undefined {
-    return this.#evictedRows?.health;
+  get healthSums(): HealthSums | undefined {
+    return this.#evictedRows?.healthSums;
   }
 
   /** The agent's address written into every flow; undefined without the stage. */
