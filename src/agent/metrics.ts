@@ -16,13 +16,13 @@ import {
 } from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
 import type { IdentityCounts } from '../account/evicted-rows.ts';
+import type { HealthJoinCounts } from '../account/health-join.ts';
 import {
   type DropCounts,
   OTHER_DROP_CAUSE,
   RTT_BUCKET_BOUNDS_SECONDS,
   type RttObservations,
-} from '../account/health-counts.ts';
-import type { HealthJoinCounts } from '../account/health-join.ts';
+} from '../account/health-sums.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { HealthHookChoice } from '../ebpf/health-programs.ts';
 import { ConfigError } from '../errors.ts';
@@ -121,7 +121,7 @@ export interface HealthSnapshot {
   >;
 }
 
-/** The TCP health sums of the evicted flows, as plain data (src/account/health-counts.ts). */
+/** The TCP health sums of the evicted flows, as plain data (src/account/health-sums.ts). */
 export interface TcpHealthFigures {
   /** RTT observations by kind: the socket's smoothed RTT, or only a handshake time. */
   rtt: { smoothed: RttObservations; handshake: RttObservations };
@@ -192,7 +192,7 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
 }
 
 function tcpHealthFigures(p: Pipeline): TcpHealthFigures {
-  const h = p.healthCounts;
+  const h = p.healthSums;
   if (h === undefined) {
     return {
       rtt: { smoothed: noObservations(), handshake: noObservations() },
@@ -517,7 +517,7 @@ export class AgentMetrics {
 type RttSeries = [Labels, RttObservations];
 
 /**
- * A histogram whose observations are counted elsewhere (src/account/health-counts.ts, as flows
+ * A histogram whose observations are counted elsewhere (src/account/health-sums.ts, as flows
  * leave accounting) and read at each scrape: prom-client's Histogram renders only what it observed
  * itself, so this one renders the counted buckets (cumulative, as Prometheus wants them).
  */

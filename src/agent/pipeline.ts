@@ -20,8 +20,8 @@
 import { Accounter, type AccounterOptions, type EvictionReason } from '../account/accounter.ts';
 import type { Clock } from '../account/clock.ts';
 import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../account/evicted-rows.ts';
-import type { HealthCounts } from '../account/health-counts.ts';
 import { HealthJoin, type HealthJoinCounts, type HealthJoinOptions } from '../account/health-join.ts';
+import type { HealthSums } from '../account/health-sums.ts';
 import { HealthBatch } from '../codec/health-batch.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
@@ -155,8 +155,8 @@ export class Pipeline {
   }
 
   /** The TCP health of the evicted flows (RTTs, drops by reason, retransmissions); undefined without the stage. */
-  get healthCounts(): HealthCounts | undefined {
-    return this.#evictedRows?.health;
+  get healthSums(): HealthSums | undefined {
+    return this.#evictedRows?.healthSums;
   }
 
   /** What became of the TCP health rows the source handed out (joined, own records, filtered). */
