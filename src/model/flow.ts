@@ -90,6 +90,33 @@ export interface FlowHealth {
   latestDrop?: { timeNs: bigint; cause: number; tcpFlags: number; tcpState: number };
 }
 
+/**
+ * What a flow's DNS messages said (struct flow_dns): present when the flow carried DNS. Parts not
+ * observed are absent, not 0. Times in nanoseconds, on the clock of the flow's times.
+ */
+export interface FlowDns {
+  /** Queries seen on the flow. */
+  queries: number;
+  /** Responses on the flow that matched a query. */
+  answers: number;
+  /** Queries of the flow that got no response in time. */
+  unanswered: number;
+  /** DNS messages on the flow that did not parse. */
+  malformed: number;
+  /** Time of the latest message recorded. */
+  latestNs: bigint;
+  /** Id and flags word (rcode in the low 4 bits) of the latest message. */
+  header?: { id: number; flags: number };
+  /** Its first question name: dotted, lower-cased, no final dot ('' is the root). */
+  name?: string;
+  /** The name was longer than the 64 bytes kept. */
+  nameTruncated?: boolean;
+  /** Response time minus query time of the latest answered query. */
+  latencyNs?: bigint;
+  /** netobserv's dns_errno: 2 a response without its query, 14 a header cut short, 22 malformed. */
+  errno?: number;
+}
+
 /** A flow: its key and what was counted for it. */
 export interface Flow extends FlowKey {
   /** Sum of the frame lengths of its packets. */
@@ -119,6 +146,8 @@ export interface Flow extends FlowKey {
   reverse?: FlowReverse;
   /** Present when TCP health was measured for the flow. */
   health?: FlowHealth;
+  /** Present when the flow carried DNS (DNS tracking). */
+  dns?: FlowDns;
 }
 
 const JSON_STRINGS = new Map<string, string>();
