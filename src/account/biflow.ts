@@ -13,16 +13,19 @@
  * initiator's direction, but a long conversation re-evicted every active timeout is oriented by
  * whichever side spoke first in each window. The record keeps the forward row's key and metrics;
  * the reverse row's counters go in the reverse fields (rev_bytes, rev_packets, rev first/last
- * seen, rev TCP flags, rev DSCP). Every record leaving the stage has FLOWTAP_RECORD_BIFLOW set; a
- * one-way flow has zero reverse counts.
+ * seen, rev TCP flags, rev DSCP), and the two rows' DNS sections merge into the record's (the
+ * queries of one side and the answers of the other: a DNS exchange in one record). Every record
+ * leaving the stage has FLOWTAP_RECORD_BIFLOW set; a one-way flow has zero reverse counts.
  *
  * Pairs are found within one evicted batch: the accounter evicts the whole cache at once, so both
  * directions of a conversation are in the same batch except across an eviction forced by a full
  * cache. In kernel dedup mode a row's interface is the first it was seen on, so a forwarded
  * conversation whose reply is first seen on another interface stays two one-way records.
  */
+import { mergeFlowDns } from '../codec/merge-rule.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
-import { RecordFlag, V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { rowWords } from '../codec/row-words.ts';
+import { RecordFlag, V2, V2_RECORD_BYTES, V2_ROW_WORDS } from '../codec/v2-layout.ts';
 import { IpProto } from '../model/names.ts';
 
 /** ICMP query types and the reply type that answers each (ICMP and ICMPv6 numbers differ). */
@@ -158,7 +161,27 @@ export function pairBiflows(batch: RecordBatch): RecordBatch {
     out[o + V2.RECORD_FLAGS] |= RecordFlag.BIFLOW;
     rows++;
   }
-  return new RecordBatch(out, rows, batch.interfaces);
+  const paired = new RecordBatch(out, rows, batch.interfaces);
+  mergeReverseDns(batch, paired, partner);
+  return paired;
+}
+
+const W_DNS = V2.DNS_LATENCY_NS / 4;
+
+/**
+ * Merges the DNS section of each pair's reverse row (in `batch`) into its record (in `paired`,
+ * where records keep their forward rows' order).
+ */
+function mergeReverseDns(batch: RecordBatch, paired: RecordBatch, partner: Int32Array): void {
+  const src = rowWords(batch);
+  const out = rowWords(paired);
+  let record = 0;
+  for (let i = 0; i < batch.count; i++) {
+    const j = partner[i];
+    if (j >= 0 && !seenFirst(batch.bytes, i, j)) continue;
+    if (j >= 0) mergeFlowDns(out, record * V2_ROW_WORDS + W_DNS, src, j * V2_ROW_WORDS + W_DNS);
+    record++;
+  }
 }
 
 /** True when some row of `batch` is a bidirectional record with reverse traffic. */
@@ -187,8 +210,9 @@ function reverseIcmpType(proto: number, type: number): number {
  * the reply's ICMP type, and the reverse counters. A record's direction is that of its forward
  * row; the reverse row's own was not kept, and on one interface the two directions of a
  * conversation are opposite. Other fields (interface, VLAN, tunnel, agent IP) are the forward
- * row's; the reverse row's interfaces-crossed list is its interface alone. Returns `batch`
- * itself when nothing needs splitting.
+ * row's; the reverse row's interfaces-crossed list is its interface alone, and its DNS section is
+ * empty (the record's DNS stays on the forward row, so it is counted once). Returns `batch` itself
+ * when nothing needs splitting.
  */
 export function splitBiflows(batch: RecordBatch): RecordBatch {
   if (!hasReverseTraffic(batch)) return batch;
@@ -231,6 +255,7 @@ export function splitBiflows(batch: RecordBatch): RecordBatch {
     out.writeUInt32LE(src.readUInt32LE(f + V2.IF_INDEX), o + V2.CROSSED_IF_INDEX);
     out[o + V2.CROSSED_DIRECTION] = reverseDirection;
     out[o + V2.CROSSED_COUNT] = 1;
+    out.fill(0, o + V2.DNS_LATENCY_NS, o + V2_RECORD_BYTES);
     rows++;
   }
   return new RecordBatch(out, rows, batch.interfaces);

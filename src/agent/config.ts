@@ -31,6 +31,7 @@ import {
   ipAddressSetting,
   listSetting,
   pathSetting,
+  portListSetting,
   type RawValue,
   type SettingParser,
 } from './settings.ts';
@@ -123,6 +124,10 @@ export interface AgentConfig extends ExportSettings {
    * (src/account/biflow.ts); off by default.
    */
   readonly bidirectional: boolean;
+  /** ENABLE_DNS_TRACKING: DNS queries matched to their responses on each flow; off by default. */
+  readonly dnsTracking: boolean;
+  /** DNS_TRACKING_PORT: packets to or from these ports are DNS (the reference's one port, or a list). */
+  readonly dnsTrackingPorts: readonly number[];
 }
 
 /** DEDUPER values: the reference's names. */
@@ -163,6 +168,9 @@ export interface CommandLineValues {
   agentIp?: string;
   /** `true` when `--bidirectional` is given. */
   bidirectional?: string | boolean;
+  /** `true` when `--dns-tracking` is given. */
+  dnsTracking?: string | boolean;
+  dnsTrackingPort?: string;
   config?: string;
   /** Directory (or .duckdb file) of the flow store. */
   storePath?: string;
@@ -192,6 +200,9 @@ export interface ConfigSources {
  * CPU count) to stay within a 256 MiB kernel-memory budget.
  */
 export const DEFAULT_CACHE_MAX_FLOWS = 1 << 17;
+
+/** DNS_TRACKING_PORT's default, the reference's: DNS servers listen on 53 (mDNS, 5353, is opt-in). */
+export const DNS_DEFAULT_PORT = 53;
 
 /** Where `--metrics` listens when no address is given; loopback, since metrics are unauthenticated. */
 export const DEFAULT_METRICS_ADDRESS: HostPort = Object.freeze({ host: '127.0.0.1', port: 9400 });
@@ -330,6 +341,16 @@ const SPECS = {
     env: 'BIDIRECTIONAL',
     flag: ['--bidirectional', 'bidirectional'],
     parser: booleanSetting,
+  },
+  dnsTracking: {
+    env: 'ENABLE_DNS_TRACKING',
+    flag: ['--dns-tracking', 'dnsTracking'],
+    parser: booleanSetting,
+  },
+  dnsTrackingPort: {
+    env: 'DNS_TRACKING_PORT',
+    flag: ['--dns-tracking-port', 'dnsTrackingPort'],
+    parser: portListSetting,
   },
 } satisfies Record<string, SettingSpec<unknown>>;
 
@@ -568,6 +589,8 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     tunnels: reader.get('tunnels', false),
     agentIp: Object.freeze({ address: reader.get('agentIp'), type: reader.get('agentIpType', 'any') }),
     bidirectional: reader.get('bidirectional', false),
+    dnsTracking: reader.get('dnsTracking', false),
+    dnsTrackingPorts: Object.freeze(reader.get('dnsTrackingPort', [DNS_DEFAULT_PORT])),
   };
   return Object.freeze(config);
 }

@@ -173,3 +173,34 @@ test('without bidirectional mode the stage keeps every row as it was, agent IP a
   );
   assert.equal(formatIp(out.flow(0).agentIp!, 0, 0), '2001:db8::7');
 });
+
+test('pairing merges the DNS of both directions into the record; splitting leaves it on the forward row only', () => {
+  const [query, response] = conversation();
+  query.dns = {
+    queries: 1,
+    answers: 0,
+    unanswered: 0,
+    malformed: 0,
+    latestNs: T0 + 10n,
+    header: { id: 9, flags: 0x0100 },
+    name: 'www.example.com',
+  };
+  response.dns = {
+    queries: 0,
+    answers: 1,
+    unanswered: 0,
+    malformed: 0,
+    latestNs: T0 + 20n,
+    header: { id: 9, flags: 0x8183 },
+    name: 'www.example.com',
+    latencyNs: 10n,
+  };
+  const paired = pairBiflows(recordBatchOf([response, query]));
+  assert.equal(paired.count, 1);
+  assert.deepEqual(paired.flow(0).dns, { ...response.dns, queries: 1 });
+  const split = splitBiflows(paired);
+  assert.deepEqual(
+    [...split.flows()].map((f) => f.dns?.answers),
+    [1, undefined],
+  );
+});

@@ -72,11 +72,26 @@ const layer = {
   fragment: false,
   /** A later fragment, or not IP: no transport header to read. */
   noTransport: false,
+  /** End of the IP packet by its own length field (IPv4 total length, IPv6 payload length). */
+  packetEnd: 0,
   /** After {@link findTunnel}: where the inner packet starts and what it is. */
   innerOff: 0,
   innerType: INNER_ETHERNET,
   tunnelId: 0,
 };
+
+/**
+ * Where the transport header of the packet parsed last (with PARSE_OK) starts in its frame, or -1
+ * when it has none (not IP, a later fragment). With tunnels opened, the inner packet's.
+ */
+export function lastTransportOffset(): number {
+  return layer.noTransport ? -1 : layer.off;
+}
+
+/** Where the IP packet parsed last ends by its own length field (past it: link-layer padding). */
+export function lastPacketEnd(): number {
+  return layer.packetEnd;
+}
 
 /**
  * Parses the Ethernet frame `f[off, end)` into the row at `row` of `out`: MACs, then as
@@ -312,6 +327,7 @@ function parseIpv4(f: Uint8Array, off: number, end: number, out: Uint8Array, row
   layer.fragment = (((f[off + 6] & 0x3f) << 8) | f[off + 7]) !== 0;
   layer.noTransport = (((f[off + 6] & 0x1f) << 8) | f[off + 7]) !== 0;
   layer.off = off + ihl * 4;
+  layer.packetEnd = off + ((f[off + 2] << 8) | f[off + 3]);
   return PARSE_OK;
 }
 
@@ -356,6 +372,9 @@ function parseIpv6(f: Uint8Array, off: number, end: number, out: Uint8Array, row
   }
   out[row + V2.TRANSPORT_PROTOCOL] = next;
   layer.off = at;
+  // A payload length of 0 is a jumbogram's (its length is in an option): the frame's end then.
+  const payloadLength = (f[off + 4] << 8) | f[off + 5];
+  layer.packetEnd = payloadLength === 0 ? end : off + IPV6_HEADER_BYTES + payloadLength;
   return PARSE_OK;
 }
 

@@ -10,6 +10,7 @@ import { filterVerdict, VERDICT_REJECT } from '../../filter/evaluate.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import { InterfaceRegistry } from '../../model/interfaces.ts';
 import { Direction } from '../../model/names.ts';
+import type { DnsTracker } from '../dns/dns-tracker.ts';
 import { PARSE_OK, PARSE_TRUNCATED } from '../packet/frame-parser.ts';
 import {
   isSupportedLinkType,
@@ -108,6 +109,8 @@ export interface PacketSinkOptions {
   dedup?: boolean;
   /** Key tunnelled packets by the packet inside (default false). */
   tunnels?: boolean;
+  /** DNS tracking (ENABLE_DNS_TRACKING): sees every counted packet. */
+  dns?: DnsTracker;
 }
 
 /** Turns packets into rows; framers call {@link PacketSink.packet} once per packet record. */
@@ -128,6 +131,7 @@ export class PacketSink {
   readonly #filter: FilterProgram | undefined;
   readonly #link = new LinkLayerParser();
   readonly #deduper: PacketDeduper | undefined;
+  readonly #dns: DnsTracker | undefined;
 
   constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096, options: PacketSinkOptions = {}) {
     const filter = options.filter;
@@ -137,6 +141,7 @@ export class PacketSink {
     // The filter's `vlan` test reads the outer tag before a tunnel may replace the key's.
     this.#link.trackVlan = filter !== undefined;
     this.#link.tunnels = options.tunnels === true;
+    this.#dns = options.dns;
     this.builder = new RecordBatchBuilder(initialRows, this.interfaces);
   }
 
@@ -254,6 +259,12 @@ export class PacketSink {
     out[row + V2.BYTES + 3] = bytes >>> 24;
     out[row + V2.PACKETS] = 1;
     stats.counted++;
+    this.#dns?.packet(data, off + captured, captured < wireBytes, builder, row, seconds, nanos);
+  }
+
+  /** The capture ended: DNS queries still waiting are counted unanswered, as rows of their flows. */
+  finishCapture(): void {
+    this.#dns?.finish(this.builder);
   }
 }
 
