@@ -3,6 +3,7 @@
  * flows as rows of a `RecordBatch` (src/codec/record-batch.ts) and build these only at the edge.
  */
 
+import { dnsLatencyMs, dnsRcodeName } from './dns-names.ts';
 import { isIcmpProtocol } from './icmp.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from './interfaces.ts';
 import { formatIp } from './ip.ts';
@@ -166,8 +167,8 @@ function jsonString(text: string): string {
  * The reference's JSON form of one flow, fields in its order; flowtap's extensions follow:
  * `TcpFlags` and `Dscp` left out when zero, so a flow the reference could express prints exactly
  * as the reference printed it, `IcmpType`/`IcmpCode` on every ICMP and ICMPv6 flow (0/0 is the
- * echo reply, not an absence), then those of {@link identityJson}. `interfaces` names the
- * interfaces-crossed list.
+ * echo reply, not an absence), then those of {@link identityJson} and {@link dnsJson}.
+ * `interfaces` names the interfaces-crossed list.
  */
 export function flowToJson(flow: Flow, interfaces: InterfaceNames = NO_INTERFACE_NAMES): string {
   let json =
@@ -183,7 +184,7 @@ export function flowToJson(flow: Flow, interfaces: InterfaceNames = NO_INTERFACE
   if (isIcmpProtocol(flow.proto)) {
     json += `,"IcmpType":${flow.icmpType},"IcmpCode":${flow.icmpCode}`;
   }
-  return `${json}${identityJson(flow, interfaces)}}`;
+  return `${json}${identityJson(flow, interfaces)}${flow.dns === undefined ? '' : dnsJson(flow.dns)}}`;
 }
 
 /**
@@ -222,6 +223,31 @@ export function identityJson(flow: Flow, interfaces: InterfaceNames): string {
     if (reverse.tcpFlags !== 0) json += `,"RevTcpFlags":${reverse.tcpFlags}`;
     if (reverse.dscp !== 0) json += `,"RevDscp":${reverse.dscp}`;
   }
+  return json;
+}
+
+/**
+ * The JSON fields of a flow's DNS (issue 15), each left out when the flow has no such part:
+ * netobserv's `DnsId`, `DnsFlags`, `DnsFlagsResponseCode` (the response code's name), `DnsLatencyMs`
+ * (whole milliseconds), `DnsName` (the first question's name, '.' for the root) and `DnsErrno`
+ * (non-zero), then flowtap's `DnsNameTruncated` (true when the name was cut to 64 bytes),
+ * `DnsQueries`, `DnsAnswers`, `DnsUnanswered` and `DnsMalformed` (when non-zero).
+ */
+export function dnsJson(dns: FlowDns): string {
+  let json = '';
+  if (dns.header !== undefined) {
+    json +=
+      `,"DnsId":${dns.header.id},"DnsFlags":${dns.header.flags}` +
+      `,"DnsFlagsResponseCode":"${dnsRcodeName(dns.header.flags)}"`;
+  }
+  if (dns.latencyNs !== undefined) json += `,"DnsLatencyMs":${dnsLatencyMs(dns.latencyNs)}`;
+  if (dns.name !== undefined) json += `,"DnsName":${JSON.stringify(dns.name === '' ? '.' : dns.name)}`;
+  if (dns.errno !== undefined) json += `,"DnsErrno":${dns.errno}`;
+  if (dns.nameTruncated === true) json += ',"DnsNameTruncated":true';
+  if (dns.queries !== 0) json += `,"DnsQueries":${dns.queries}`;
+  if (dns.answers !== 0) json += `,"DnsAnswers":${dns.answers}`;
+  if (dns.unanswered !== 0) json += `,"DnsUnanswered":${dns.unanswered}`;
+  if (dns.malformed !== 0) json += `,"DnsMalformed":${dns.malformed}`;
   return json;
 }
 
