@@ -6,12 +6,13 @@
  * out when zero, the always-set sub-messages written even when empty, and the `IP` oneof member
  * always written (a oneof member has presence). Tests hold the two paths to that on random flows.
  */
-import type { RecordBatch } from '../../codec/record-batch.ts';
-import { V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
+import { type RecordBatch, rowHasDns } from '../../codec/record-batch.ts';
+import { DnsFlag, V2, V2_DNS_NAME_MAX, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
 import { isAllZero } from '../../model/ip.ts';
 import {
   DATA_LINK_FIELD,
   DUP_MAP_ENTRY_FIELD,
+  DURATION_FIELD,
   IP_FIELD,
   NETWORK_FIELD,
   RECORD_FIELD,
@@ -59,6 +60,18 @@ const TAG_TUNNEL_TYPE = wireTag(TUNNEL_FIELD.TYPE, VARINT);
 const TAG_TUNNEL_ID = wireTag(TUNNEL_FIELD.ID, VARINT);
 const TAG_TUNNEL_SRC = wireTag(TUNNEL_FIELD.SRC_ADDR, LENGTH_DELIMITED);
 const TAG_TUNNEL_DST = wireTag(TUNNEL_FIELD.DST_ADDR, LENGTH_DELIMITED);
+const TAG_RECORD_DNS_ID = wireTag(RECORD_FIELD.DNS_ID, VARINT);
+const TAG_RECORD_DNS_FLAGS = wireTag(RECORD_FIELD.DNS_FLAGS, VARINT);
+const TAG_RECORD_DNS_LATENCY = wireTag(RECORD_FIELD.DNS_LATENCY, LENGTH_DELIMITED);
+const TAG_RECORD_DNS_ERRNO = wireTag(RECORD_FIELD.DNS_ERRNO, VARINT);
+const TAG_RECORD_DNS_NAME = wireTag(RECORD_FIELD.DNS_NAME, LENGTH_DELIMITED);
+const TAG_RECORD_DNS_QUERIES = wireTag(RECORD_FIELD.DNS_QUERIES, VARINT);
+const TAG_RECORD_DNS_ANSWERS = wireTag(RECORD_FIELD.DNS_ANSWERS, VARINT);
+const TAG_RECORD_DNS_UNANSWERED = wireTag(RECORD_FIELD.DNS_UNANSWERED, VARINT);
+const TAG_RECORD_DNS_MALFORMED = wireTag(RECORD_FIELD.DNS_MALFORMED, VARINT);
+const TAG_RECORD_DNS_NAME_TRUNCATED = wireTag(RECORD_FIELD.DNS_NAME_TRUNCATED, VARINT);
+const TAG_DURATION_SECONDS = wireTag(DURATION_FIELD.SECONDS, VARINT);
+const TAG_DURATION_NANOS = wireTag(DURATION_FIELD.NANOS, VARINT);
 
 const IPV6_BYTES = 16;
 const NS_PER_S = 1_000_000_000;
@@ -75,6 +88,12 @@ const MAX_RECORD_BYTES_WITHOUT_NAME = 160;
  * its tag, length, name tag and length, and direction (2 + 5 + 1 + 5 + 3).
  */
 const MAX_IDENTITY_BYTES = 20 + 12 + 52 + V2_MAX_CROSSED * 16;
+/**
+ * Upper bound of the DNS fields: id and flags (2 + 3 each), the latency (2 + 1 + 11 + 6), the
+ * errno (2 + 2), the name (2 + 2 + up to 2 UTF-8 bytes per byte kept), four counts (2 + 5 each)
+ * and the cut flag (2 + 1).
+ */
+const MAX_DNS_BYTES = 10 + 20 + 4 + 4 + 2 * V2_DNS_NAME_MAX + 28 + 3;
 /** Initial scratch size; it grows (doubling) to the largest output encoded and is kept. */
 const INITIAL_SCRATCH_BYTES = 64 * 1024;
 
@@ -156,10 +175,27 @@ function varint32Size(value: number): number {
 
 /**
  * Writes a `google.protobuf.Timestamp` (tag, length, seconds, nanos) of the u64 Unix nanoseconds
- * at `offset` of `row`. Seconds and nanos come from a long division over 16-bit limbs, which stays
- * exact in doubles where `hi * 2^32 + lo` would not (epoch nanoseconds exceed 2^53).
+ * at `offset` of `row`.
  */
 function writeTimestamp(out: Buffer, pos: number, tag: number, row: Buffer, offset: number): number {
+  out[pos++] = tag;
+  return writeSecondsNanos(out, pos, row, offset, TAG_TIMESTAMP_SECONDS, TAG_TIMESTAMP_NANOS);
+}
+
+/**
+ * Writes the length and body of a Timestamp or Duration (seconds, nanos, whose tags are given) of
+ * the u64 nanoseconds at `offset` of `row`. Seconds and nanos come from a long division over
+ * 16-bit limbs, which stays exact in doubles where `hi * 2^32 + lo` would not (epoch nanoseconds
+ * exceed 2^53).
+ */
+function writeSecondsNanos(
+  out: Buffer,
+  pos: number,
+  row: Buffer,
+  offset: number,
+  tagSeconds: number,
+  tagNanos: number,
+): number {
   const lo = row.readUInt32LE(offset);
   const hi = row.readUInt32LE(offset + 4);
   let rem = hi % NS_PER_S;
@@ -172,14 +208,13 @@ function writeTimestamp(out: Buffer, pos: number, tag: number, row: Buffer, offs
   const nanos = cur - qLow * NS_PER_S;
   // seconds = qHigh·2^32 + qMid·2^16 + qLow, with qMid and qLow below 2^16.
   const secondsLo = ((qMid << 16) | qLow) >>> 0;
-  out[pos++] = tag;
-  const lengthAt = pos++; // a Timestamp is at most 12 bytes: its length is one byte
+  const lengthAt = pos++; // at most 12 bytes: the length is one byte
   if (secondsLo !== 0 || qHigh !== 0) {
-    out[pos++] = TAG_TIMESTAMP_SECONDS;
+    out[pos++] = tagSeconds;
     pos = writeVarint64(out, pos, secondsLo, qHigh);
   }
   if (nanos !== 0) {
-    out[pos++] = TAG_TIMESTAMP_NANOS;
+    out[pos++] = tagNanos;
     pos = writeVarint32(out, pos, nanos);
   }
   out[lengthAt] = pos - lengthAt - 1;
@@ -252,6 +287,55 @@ function writeTunnel(out: Buffer, pos: number, row: Buffer, o: number): number {
   return pos;
 }
 
+/**
+ * Writes netobserv's DNS fields that precede dup_list: dns_id and dns_flags (a message's header),
+ * dns_latency (an answered query) and dns_errno, of the row at `o`.
+ */
+function writeDnsHeader(out: Buffer, pos: number, row: Buffer, o: number): number {
+  const flags = row[o + V2.DNS_RECORD_FLAGS];
+  if ((flags & DnsFlag.HEADER) !== 0) {
+    pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_ID, row.readUInt16LE(o + V2.DNS_ID));
+    pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_FLAGS, row.readUInt16LE(o + V2.DNS_FLAGS));
+  }
+  if ((flags & DnsFlag.LATENCY) !== 0) {
+    pos = writeWideTag(out, pos, TAG_RECORD_DNS_LATENCY);
+    pos = writeSecondsNanos(out, pos, row, o + V2.DNS_LATENCY_NS, TAG_DURATION_SECONDS, TAG_DURATION_NANOS);
+  }
+  return writeWideUint32Field(out, pos, TAG_RECORD_DNS_ERRNO, row[o + V2.DNS_ERRNO]);
+}
+
+/** Writes `Record.dns_name` of the row at `o`: its bytes (one character each) as UTF-8. */
+function writeDnsName(out: Buffer, pos: number, row: Buffer, o: number): number {
+  if ((row[o + V2.DNS_RECORD_FLAGS] & DnsFlag.NAME) === 0) return pos;
+  const at = o + V2.DNS_NAME;
+  const length = Math.min(row[o + V2.DNS_NAME_LEN], V2_DNS_NAME_MAX);
+  let utf8 = length;
+  for (let k = 0; k < length; k++) if (row[at + k] >= 0x80) utf8++;
+  if (utf8 === 0) return pos; // proto3 leaves an empty string out
+  pos = writeWideTag(out, pos, TAG_RECORD_DNS_NAME);
+  pos = writeVarint32(out, pos, utf8);
+  for (let k = 0; k < length; k++) {
+    const c = row[at + k];
+    if (c < 0x80) {
+      out[pos++] = c;
+    } else {
+      out[pos++] = 0xc0 | (c >>> 6);
+      out[pos++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return pos;
+}
+
+/** Writes flowtap's DNS counts and the name's cut flag (1020-1024) of the row at `o`. */
+function writeDnsCounts(out: Buffer, pos: number, row: Buffer, o: number): number {
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_QUERIES, row.readUInt32LE(o + V2.DNS_QUERIES));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_ANSWERS, row.readUInt32LE(o + V2.DNS_ANSWERS));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_UNANSWERED, row.readUInt32LE(o + V2.DNS_UNANSWERED));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_MALFORMED, row.readUInt32LE(o + V2.DNS_MALFORMED));
+  const cut = row[o + V2.DNS_RECORD_FLAGS] & DnsFlag.NAME_TRUNCATED;
+  return writeWideUint32Field(out, pos, TAG_RECORD_DNS_NAME_TRUNCATED, cut === 0 ? 0 : 1);
+}
+
 /** Writes `Record.dup_list`: one DupMapEntry per interface crossed, with the names given. */
 function writeDupList(out: Buffer, pos: number, row: Buffer, o: number, names: readonly Buffer[]): number {
   for (let k = 0; k < names.length; k++) {
@@ -310,7 +394,10 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
   const crossed = row[o + V2.CROSSED_COUNT] === 0 ? NO_NAMES : crossedNames(batch, o);
   let crossedBytes = 0;
   for (const n of crossed) crossedBytes += n.length;
-  reserve(start, start + MAX_RECORD_BYTES_WITHOUT_NAME + nameBytes + MAX_IDENTITY_BYTES + crossedBytes);
+  reserve(
+    start,
+    start + MAX_RECORD_BYTES_WITHOUT_NAME + nameBytes + MAX_IDENTITY_BYTES + crossedBytes + MAX_DNS_BYTES,
+  );
   const out = scratch;
   let pos = start;
   const etype = row.readUInt16LE(o + V2.ETH_PROTOCOL);
@@ -350,10 +437,15 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
     }
   }
   if (!isAllZero(row, o + V2.AGENT_IP)) pos = writeIp(out, pos, TAG_RECORD_AGENT_IP, row, o + V2.AGENT_IP, 0);
+  // Fields in declaration order, as protobuf-es writes them: DNS fields surround dup_list.
+  const dns = rowHasDns(row, o);
+  if (dns) pos = writeDnsHeader(out, pos, row, o);
   pos = writeDupList(out, pos, row, o, crossed);
+  if (dns) pos = writeDnsName(out, pos, row, o);
   pos = writeWideUint32Field(out, pos, TAG_RECORD_VLAN_ID, row.readUInt16LE(o + V2.VLAN_OUTER));
   pos = writeWideUint32Field(out, pos, TAG_RECORD_INNER_VLAN_ID, row.readUInt16LE(o + V2.VLAN_INNER));
-  return writeTunnel(out, pos, row, o);
+  pos = writeTunnel(out, pos, row, o);
+  return dns ? writeDnsCounts(out, pos, row, o) : pos;
 }
 
 /** A copy of the first `length` scratch bytes, owned by the caller. */

@@ -29,12 +29,25 @@ export const RECORD_FIELD = {
   INTERFACE: 10,
   /** The newest netobserv's (message IP). */
   AGENT_IP: 12,
+  /** The newest netobserv's DNS fields: uint32, uint32, Duration, uint32. */
+  DNS_ID: 21,
+  DNS_FLAGS: 22,
+  DNS_LATENCY: 23,
+  DNS_ERRNO: 25,
   /** The newest netobserv's (repeated DupMapEntry). */
   DUP_LIST: 26,
+  /** The newest netobserv's (string). */
+  DNS_NAME: 32,
   /** flowtap's extensions, from 1001 up (proto/flow.proto). */
   VLAN_ID: 1001,
   INNER_VLAN_ID: 1002,
   TUNNEL: 1003,
+  /** DNS counts (uint32) and the name's cut flag (bool). */
+  DNS_QUERIES: 1020,
+  DNS_ANSWERS: 1021,
+  DNS_UNANSWERED: 1022,
+  DNS_MALFORMED: 1023,
+  DNS_NAME_TRUNCATED: 1024,
 } as const;
 
 /** `DupMapEntry` fields. */
@@ -42,6 +55,8 @@ export const DUP_MAP_ENTRY_FIELD = { INTERFACE: 1, DIRECTION: 2 } as const;
 /** `Tunnel` fields (flowtap's extension). */
 export const TUNNEL_FIELD = { TYPE: 1, ID: 2, SRC_ADDR: 3, DST_ADDR: 4 } as const;
 
+/** `google.protobuf.Duration` fields. */
+export const DURATION_FIELD = { SECONDS: 1, NANOS: 2 } as const;
 /** `google.protobuf.Timestamp` fields. */
 export const TIMESTAMP_FIELD = { SECONDS: 1, NANOS: 2 } as const;
 /** `DataLink` fields. */

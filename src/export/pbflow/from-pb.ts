@@ -6,9 +6,9 @@
  * the whole message malformed rather than being silently cut.
  */
 import { fromBinary } from '@bufbuild/protobuf';
-import type { Timestamp } from '@bufbuild/protobuf/wkt';
+import type { Duration, Timestamp } from '@bufbuild/protobuf/wkt';
 import { MalformedMessageError } from '../../errors.ts';
-import type { Flow } from '../../model/flow.ts';
+import type { Flow, FlowDns } from '../../model/flow.ts';
 import { IP_BYTES, writeIpv4Mapped } from '../../model/ip.ts';
 import { MAC_BYTES } from '../../model/mac.ts';
 import { type IP, type Record, RecordsSchema } from './gen/flow_pb.ts';
@@ -76,7 +76,48 @@ export function flowFromPbRecord(record: Record, entry = 0): Flow {
     dscp: 0,
     interface: record.interface,
     ...identityOf(record, entry),
+    ...dnsOf(record, entry),
   };
+}
+
+/** The Duration `d` in nanoseconds (the model has no negative latency). */
+function durationNsOf(d: Duration, entry: number): bigint {
+  check(d.nanos >= 0 && d.nanos < 1e9, entry, `dns_latency.nanos ${d.nanos} is outside 0..999999999`);
+  const ns = d.seconds * NS_PER_S + BigInt(d.nanos);
+  check(d.seconds >= 0n && ns < 1n << 64n, entry, 'dns_latency.seconds is outside what u64 nanoseconds hold');
+  return ns;
+}
+
+/**
+ * The DNS a record carries (netobserv's fields 21-25, 32 and flowtap's 1020-1024), dated by the
+ * flow's end; none when it carries no DNS field. The name keeps one byte per character, its first
+ * 64, as rows do (record-batch.ts writeDns).
+ */
+function dnsOf(record: Record, entry: number): Partial<Flow> {
+  check(record.dnsId <= 0xffff, entry, `dns_id ${record.dnsId} is above 65535`);
+  check(record.dnsFlags <= 0xffff, entry, `dns_flags ${record.dnsFlags} is above 65535`);
+  check(record.dnsErrno <= 0xff, entry, `dns_errno ${record.dnsErrno} is above 255`);
+  const dns: FlowDns = {
+    queries: record.dnsQueries,
+    answers: record.dnsAnswers,
+    unanswered: record.dnsUnanswered,
+    malformed: record.dnsMalformed,
+    latestNs: unixNsOf(record.timeFlowEnd, entry, 'time_flow_end'),
+  };
+  if (record.dnsId !== 0 || record.dnsFlags !== 0) dns.header = { id: record.dnsId, flags: record.dnsFlags };
+  if (record.dnsLatency !== undefined) dns.latencyNs = durationNsOf(record.dnsLatency, entry);
+  if (record.dnsErrno !== 0) dns.errno = record.dnsErrno;
+  const name = Buffer.from(record.dnsName, 'latin1').subarray(0, 64).toString('latin1');
+  if (name !== '') dns.name = name;
+  if (record.dnsNameTruncated || record.dnsName.length > name.length) dns.nameTruncated = true;
+  const any =
+    dns.header !== undefined ||
+    dns.latencyNs !== undefined ||
+    dns.errno !== undefined ||
+    dns.name !== undefined ||
+    dns.nameTruncated === true ||
+    (dns.queries | dns.answers | dns.unanswered | dns.malformed) !== 0;
+  return any ? { dns } : {};
 }
 
 /**

@@ -4,8 +4,8 @@
  * byte for byte, and what consumers that want a message object (tests, tools) use.
  */
 import { create } from '@bufbuild/protobuf';
-import { TimestampSchema } from '@bufbuild/protobuf/wkt';
-import type { RecordBatch } from '../../codec/record-batch.ts';
+import { DurationSchema, TimestampSchema } from '@bufbuild/protobuf/wkt';
+import { type RecordBatch, readDns } from '../../codec/record-batch.ts';
 import { V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
 import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
 import { EtherType } from '../../model/names.ts';
@@ -73,6 +73,31 @@ function tunnelOf(b: Buffer, o: number): Tunnel | undefined {
   });
 }
 
+/**
+ * The DNS fields of the row at `o` (netobserv's 21, 22, 23, 25, 32 and flowtap's 1020-1024);
+ * none when the row carries no DNS.
+ */
+function dnsFieldsOf(b: Buffer, o: number) {
+  const dns = readDns(b, o);
+  if (dns === undefined) return {};
+  const latency = dns.latencyNs;
+  return {
+    dnsId: dns.header?.id ?? 0,
+    dnsFlags: dns.header?.flags ?? 0,
+    dnsLatency:
+      latency === undefined
+        ? undefined
+        : create(DurationSchema, { seconds: latency / NS_PER_S, nanos: Number(latency % NS_PER_S) }),
+    dnsErrno: dns.errno ?? 0,
+    dnsName: dns.name ?? '',
+    dnsQueries: dns.queries,
+    dnsAnswers: dns.answers,
+    dnsUnanswered: dns.unanswered,
+    dnsMalformed: dns.malformed,
+    dnsNameTruncated: dns.nameTruncated === true,
+  };
+}
+
 /** Row `i` of `batch` as a `pbflow.Record` (allocates several objects; not for hot paths). */
 export function pbRecordOf(batch: RecordBatch, i: number): Record {
   const b = batch.bytes;
@@ -101,5 +126,6 @@ export function pbRecordOf(batch: RecordBatch, i: number): Record {
     vlanId: b.readUInt16LE(o + V2.VLAN_OUTER),
     innerVlanId: b.readUInt16LE(o + V2.VLAN_INNER),
     tunnel: tunnelOf(b, o),
+    ...dnsFieldsOf(b, o),
   });
 }
