@@ -16,6 +16,12 @@
  * icmpTypeCodeIPv4 (32) or icmpTypeCodeIPv6 (139) by family, as nfdump and tshark read them.
  * Field order here is the order the encoder writes; the ICMP field follows the variable-length
  * interface name.
+ *
+ * A flow with DNS (DNS tracking) has a fifth shape bit: its template adds flowtap's DNS elements
+ * ({@link DnsIE}) after the ICMP field, the query name last (variable length). IANA has no DNS
+ * Information Elements, and flowtap has no Private Enterprise Number of its own yet: the elements
+ * use 32473, the number RFC 5612 sets aside for documentation, which no one's registered elements
+ * use, so a collector that knows them cannot mistake another vendor's for them.
  */
 
 /** IPFIX protocol version in every message header. */
@@ -32,6 +38,31 @@ export const VARIABLE_LENGTH = 0xffff;
 export const MAX_INTERFACE_NAME_BYTES = 64;
 /** RFC 5103's Private Enterprise Number: an IANA element under it is the element's reverse. */
 export const REVERSE_PEN = 29_305;
+/** The enterprise number of flowtap's own elements (RFC 5612's documentation number, see above). */
+export const FLOWTAP_PEN = 32_473;
+/** DNS query names longer than this many bytes are cut (a DNS section keeps 64). */
+export const MAX_DNS_NAME_BYTES = 128;
+
+/**
+ * flowtap's DNS Information Elements, under {@link FLOWTAP_PEN} (the README lists them with their
+ * types): the latest message's id and flags word (unsigned16), the latency of the latest answered
+ * query in nanoseconds (unsigned64, 0 when none), netobserv's dns_errno (unsigned8), the counts of
+ * queries, answers, unanswered queries and malformed messages (unsigned32), which parts are
+ * present (unsigned8: FLOWTAP_DNS_* bits: 1 header, 2 name, 4 name cut, 8 latency), and the first
+ * question's name (string, UTF-8).
+ */
+export const DnsIE = {
+  dnsId: 1,
+  dnsFlags: 2,
+  dnsLatencyNanoseconds: 3,
+  dnsErrno: 4,
+  dnsQueryCount: 5,
+  dnsAnswerCount: 6,
+  dnsUnansweredCount: 7,
+  dnsMalformedCount: 8,
+  dnsRecordFlags: 9,
+  dnsQueryName: 10,
+} as const;
 /** The enterprise bit of a field specifier's element id. */
 const ENTERPRISE_BIT = 0x8000;
 /** layer2SegmentId's encapsulation code of VXLAN (top byte; IANA "Layer 2 segment ID" registry). */
@@ -81,10 +112,12 @@ export const TemplateShape = {
   AGENT_IPV6: 4,
   /** Bidirectional record: RFC 5103 reverse elements follow the forward ones. */
   BIFLOW: 8,
+  /** The flow carries DNS: flowtap's DNS elements follow. */
+  DNS: 16,
 } as const;
 
 /** Number of shapes, hence of templates. */
-export const SHAPE_COUNT = 16;
+export const SHAPE_COUNT = 32;
 /** Id of the template of shape 0. */
 export const TEMPLATE_ID_BASE = 256;
 
@@ -143,6 +176,20 @@ function fields(shape: number): readonly FieldSpecifier[] {
     // After the name, so the fixed offsets before it stay those of the earlier templates.
     [ipv6 ? IE.icmpTypeCodeIPv6 : IE.icmpTypeCodeIPv4, 2],
   );
+  if (shape & TemplateShape.DNS) {
+    out.push(
+      [DnsIE.dnsId, 2, FLOWTAP_PEN],
+      [DnsIE.dnsFlags, 2, FLOWTAP_PEN],
+      [DnsIE.dnsLatencyNanoseconds, 8, FLOWTAP_PEN],
+      [DnsIE.dnsErrno, 1, FLOWTAP_PEN],
+      [DnsIE.dnsQueryCount, 4, FLOWTAP_PEN],
+      [DnsIE.dnsAnswerCount, 4, FLOWTAP_PEN],
+      [DnsIE.dnsUnansweredCount, 4, FLOWTAP_PEN],
+      [DnsIE.dnsMalformedCount, 4, FLOWTAP_PEN],
+      [DnsIE.dnsRecordFlags, 1, FLOWTAP_PEN],
+      [DnsIE.dnsQueryName, VARIABLE_LENGTH, FLOWTAP_PEN],
+    );
+  }
   return out;
 }
 
@@ -150,7 +197,7 @@ function fields(shape: number): readonly FieldSpecifier[] {
 export interface IpfixTemplate {
   readonly id: number;
   readonly fields: readonly FieldSpecifier[];
-  /** Bytes of a record's fixed-length fields: all but the variable-length interface name. */
+  /** Bytes of a record's fixed-length fields: all but the variable-length ones (names). */
   readonly fixedBytes: number;
   /** Bytes of a record before the interface name's length prefix. */
   readonly nameOffset: number;
@@ -169,9 +216,12 @@ export const TEMPLATES: readonly IpfixTemplate[] = Object.freeze(
   Array.from({ length: SHAPE_COUNT }, (_, shape) => template(shape)),
 );
 
-/** Largest data record: the largest fixed part plus a 3-byte length prefix and the longest name. */
+/**
+ * Largest data record: the largest fixed part plus the longest interface name and DNS name, each
+ * with a length prefix of up to 3 bytes.
+ */
 export const MAX_RECORD_BYTES =
-  Math.max(...TEMPLATES.map((t) => t.fixedBytes)) + 3 + MAX_INTERFACE_NAME_BYTES;
+  Math.max(...TEMPLATES.map((t) => t.fixedBytes)) + 3 + MAX_INTERFACE_NAME_BYTES + 3 + MAX_DNS_NAME_BYTES;
 
 /** Bytes of one template record (header and field specifiers) in a template set. */
 function templateRecordBytes(t: IpfixTemplate): number {
