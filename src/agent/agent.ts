@@ -107,6 +107,7 @@ export class Agent {
         evictedRows: {
           agentIp: options.agentIp ?? new Uint8Array(IP_BYTES),
           bidirectional: config.bidirectional,
+          dnsTracking: config.dnsTracking,
         },
       },
       [...options.exporters, ...(options.observers ?? [])],

@@ -8,10 +8,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
+import { DNS_LATENCY_BUCKETS_S } from '../account/dns-counts.ts';
 import type { IdentityCounts } from '../account/evicted-rows.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import { ConfigError } from '../errors.ts';
 import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backoff.ts';
+import { dnsRcodeName } from '../model/dns-names.ts';
 import { formatIp } from '../model/ip.ts';
 import { tunnelTypeName } from '../model/names.ts';
 import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
@@ -87,10 +89,27 @@ export interface HealthSnapshot {
   agentIp: string;
   /** Flows by what they carried as they left accounting (tunnels, VLANs, interfaces crossed, biflows). */
   identity: IdentityCounts;
+  /** What the evicted flows' DNS sections held (DNS tracking); absent when it is off. */
+  dns?: DnsFigures;
   /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
   exporters: Array<
     { name: string; retries?: RetryCounts } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']
   >;
+}
+
+/** DNS of the evicted flows as plain numbers (src/account/dns-counts.ts). */
+export interface DnsFigures {
+  flows: number;
+  queries: number;
+  answers: number;
+  unanswered: number;
+  malformed: number;
+  /** Flows whose latest message is a response, by response code name. */
+  responsesByRcode: Record<string, number>;
+  /** Latency observations per bucket of DNS_LATENCY_BUCKETS_S, +Inf last (not cumulative). */
+  latencyBuckets: number[];
+  latencySumSeconds: number;
+  latencyCount: number;
 }
 
 const NO_IDENTITY_COUNTS: IdentityCounts = {
@@ -130,7 +149,26 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     unhandledRejections: Object.fromEntries(sources.unhandledRejections),
     agentIp: p.agentIp ? formatIp(p.agentIp, 0, 0) : '',
     identity: structuredClone(p.identityCounts ?? NO_IDENTITY_COUNTS),
+    ...(p.dnsCounts === undefined ? {} : { dns: dnsFigures(p.dnsCounts) }),
     exporters: p.exporters.map(exporterFigures),
+  };
+}
+
+function dnsFigures(counts: NonNullable<Pipeline['dnsCounts']>): DnsFigures {
+  const responsesByRcode: Record<string, number> = {};
+  counts.responsesByRcode.forEach((n, rcode) => {
+    if (n > 0) responsesByRcode[dnsRcodeName(rcode)] = n;
+  });
+  return {
+    flows: counts.flows,
+    queries: counts.queries,
+    answers: counts.answers,
+    unanswered: counts.unanswered,
+    malformed: counts.malformed,
+    responsesByRcode,
+    latencyBuckets: [...counts.latencyBuckets],
+    latencySumSeconds: counts.latencySumSeconds,
+    latencyCount: counts.latencyCount,
   };
 }
 
@@ -145,6 +183,21 @@ function exporterFigures(exporter: FlowSink): HealthSnapshot['exporters'][number
   const { flowsDropped, ...rest } = exporter.stats;
   const figures = { name: exporter.name, ...rest, ...flowsDropped };
   return isRetryingExporter(exporter) ? { ...figures, retries: { ...exporter.retries } } : figures;
+}
+
+/** The `_bucket` (cumulative), `_sum` and `_count` samples of the DNS latency histogram. */
+function histogramValues(name: string, dns: DnsFigures | undefined) {
+  if (dns === undefined) return [];
+  const values: { metricName: string; labels: Labels; value: number }[] = [];
+  let cumulative = 0;
+  dns.latencyBuckets.forEach((n, i) => {
+    cumulative += n;
+    const le = i < DNS_LATENCY_BUCKETS_S.length ? String(DNS_LATENCY_BUCKETS_S[i]) : '+Inf';
+    values.push({ metricName: `${name}_bucket`, labels: { le }, value: cumulative });
+  });
+  values.push({ metricName: `${name}_sum`, labels: {}, value: dns.latencySumSeconds });
+  values.push({ metricName: `${name}_count`, labels: {}, value: dns.latencyCount });
+  return values;
 }
 
 type Labels = Record<string, string>;
@@ -347,6 +400,72 @@ export class AgentMetrics {
     gauge('flowtap_export_queued_batches', 'Batches waiting in an exporter queue', ['exporter'], (s) =>
       s.exporters.map((e): Sample => [{ exporter: e.name }, e.queuedBatches]),
     );
+    this.#registerDnsMetrics(counter);
+  }
+
+  /** DNS tracking's figures (ENABLE_DNS_TRACKING): zero, and the histogram empty, while it is off. */
+  #registerDnsMetrics(
+    counter: (
+      name: string,
+      help: string,
+      labelNames: string[],
+      read: (s: HealthSnapshot) => Sample[],
+    ) => void,
+  ): void {
+    const dns = (read: (d: DnsFigures) => Sample[]) => (s: HealthSnapshot) => (s.dns ? read(s.dns) : []);
+    counter(
+      'flowtap_dns_flows_total',
+      'Flows that carried DNS',
+      [],
+      dns((d) => [[{}, d.flows]]),
+    );
+    counter(
+      'flowtap_dns_queries_total',
+      'DNS queries seen',
+      [],
+      dns((d) => [[{}, d.queries]]),
+    );
+    counter(
+      'flowtap_dns_answers_total',
+      'DNS responses that matched a query',
+      [],
+      dns((d) => [[{}, d.answers]]),
+    );
+    counter(
+      'flowtap_dns_unanswered_total',
+      'DNS queries that got no response in time',
+      [],
+      dns((d) => [[{}, d.unanswered]]),
+    );
+    counter(
+      'flowtap_dns_malformed_total',
+      'DNS messages that did not parse',
+      [],
+      dns((d) => [[{}, d.malformed]]),
+    );
+    counter(
+      'flowtap_dns_responses_total',
+      'Flows whose latest DNS message is a response, by its response code',
+      ['rcode'],
+      dns((d) => Object.entries(d.responsesByRcode).map(([rcode, n]): Sample => [{ rcode }, n])),
+    );
+    const current = () => this.#current;
+    const name = 'flowtap_dns_latency_seconds';
+    const help = 'DNS latency (response time - query time) of the latest answered query of each flow';
+    // prom-client's Histogram only observes values one by one; this one renders the counted buckets.
+    this.registry.registerMetric({
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      get: async () => ({
+        name,
+        help,
+        type: 'histogram',
+        aggregator: 'sum',
+        values: histogramValues(name, current()?.dns),
+      }),
+    } as unknown as Parameters<Registry['registerMetric']>[0]);
   }
 
   /** The Prometheus text exposition of one fresh snapshot. */

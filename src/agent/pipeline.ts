@@ -19,6 +19,8 @@
  */
 import { Accounter, type AccounterOptions, type EvictionReason } from '../account/accounter.ts';
 import type { Clock } from '../account/clock.ts';
+import type { DnsCounts } from '../account/dns-counts.ts';
+import { DnsSections } from '../account/dns-sections.ts';
 import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../account/evicted-rows.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
@@ -109,7 +111,11 @@ export class Pipeline {
     this.#waitingEnded = new Promise((resolve) => {
       this.#endWaiting = resolve;
     });
+    // DNS tracking: rows come with DNS sections (the capture fills them), kept by flow beside the
+    // cache and put back on each evicted flow's record.
+    const dnsTracking = options.evictedRows?.dnsTracking === true;
     this.#accounter = new Accounter({
+      dnsSections: dnsTracking ? new DnsSections(options.cacheMaxFlows) : undefined,
       maxEntries: options.cacheMaxFlows,
       evictBufferLen: Math.min(options.buffersLength, EVICTED_BATCHES_WAITING),
       evictTimeoutMs: options.cacheActiveTimeoutMs,
@@ -139,6 +145,11 @@ export class Pipeline {
   /** What the evicted flows carried (tunnels, VLANs, interfaces crossed, biflows); undefined without the stage. */
   get identityCounts(): IdentityCounts | undefined {
     return this.#evictedRows?.counts;
+  }
+
+  /** What the evicted flows' DNS sections held; undefined unless DNS is tracked. */
+  get dnsCounts(): DnsCounts | undefined {
+    return this.#evictedRows?.options.dnsTracking === true ? this.#evictedRows.dns : undefined;
   }
 
   /** The agent's address written into every flow; undefined without the stage. */

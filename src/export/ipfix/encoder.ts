@@ -7,7 +7,14 @@
  * sent before this message in the transport session; template messages do not advance it.
  */
 import { type RecordBatch, rowHasDns } from '../../codec/record-batch.ts';
-import { DnsFlag, RecordFlag, TunnelType, V2, V2_DNS_NAME_MAX, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
+import {
+  DnsFlag,
+  RecordFlag,
+  TunnelType,
+  V2,
+  V2_DNS_NAME_MAX,
+  V2_RECORD_BYTES,
+} from '../../codec/v2-layout.ts';
 import { ConfigError } from '../../errors.ts';
 import type { InterfaceNames } from '../../model/interfaces.ts';
 import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
