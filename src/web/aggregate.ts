@@ -11,9 +11,10 @@
  */
 
 import { crossedText, tunnelText } from '../codec/identity-text.ts';
-import type { RecordBatch } from '../codec/record-batch.ts';
+import { type RecordBatch, rowHasDns } from '../codec/record-batch.ts';
 import { RecordFlag, V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { TWO_POW_32 } from '../model/u64.ts';
+import { DnsNameWindow } from './dns-window.ts';
 import { ThroughputWindow } from './throughput.ts';
 import { TopWindow } from './top-window.ts';
 
@@ -107,6 +108,8 @@ export class FlowAggregate {
   readonly flows: TopWindow<EntryInfo>;
   /** Sources by key: address (16 bytes), protocol (one character), interface index (decimal). */
   readonly talkers: TopWindow<EntryInfo>;
+  /** DNS question names of the flows that carried DNS, over the top tables' window. */
+  readonly dns: DnsNameWindow;
   readonly #nowMs: () => number;
   readonly #stats = { records: 0, outOfWindow: 0, withoutTime: 0 };
   /** Bumped whenever what a snapshot would show changes. */
@@ -132,6 +135,7 @@ export class FlowAggregate {
     };
     this.flows = new TopWindow(top);
     this.talkers = new TopWindow(top);
+    this.dns = new DnsNameWindow(top.segmentSeconds, top.segmentCount);
     this.#createdSecond = Math.floor(this.#nowMs() / 1000);
   }
 
@@ -244,6 +248,7 @@ export class FlowAggregate {
         b.toString('latin1', o + V2.SRC_ADDR, o + V2.SRC_ADDR + 16) + String.fromCharCode(proto) + ifIndex;
       const talker = this.talkers.add(talkerKey, last, bytes, packets);
       if (talker && !talker.info) talker.info = { interfaceName: lastIfName };
+      if (rowHasDns(b, o)) this.dns.addRow(b, o, last);
     }
     this.#version++;
   }
@@ -253,6 +258,7 @@ export class FlowAggregate {
     this.throughput.advanceTo(second);
     this.flows.advanceTo(second);
     this.talkers.advanceTo(second);
+    this.dns.advanceTo(second);
     // The view changes as data slides out; once the window is empty, moving it changes nothing.
     if (second - this.#lastDataSecond <= this.throughput.windowSeconds) this.#version++;
   }
