@@ -63,5 +63,5 @@ export function dnsSummary(dns: DnsStats): string {
     text += `, ${malformed} malformed (${reasons.join(', ')})`;
   }
   if (dns.snapped > 0) text += `, ${dns.snapped} cut by the snap length`;
-  return text;
+  return `${text}, at most ${dns.pendingPeak} queries waiting at once`;
 }
