@@ -137,7 +137,8 @@ export class DnsNameWindow {
       if (dnsRcode(dnsFlags) !== NO_ERROR) own.failures++;
     }
     if ((flags & DnsFlag.LATENCY) !== 0) {
-      const ns = b.readUInt32LE(o + V2.DNS_LATENCY_NS) + b.readUInt32LE(o + V2.DNS_LATENCY_NS + 4) * TWO_POW_32;
+      const ns =
+        b.readUInt32LE(o + V2.DNS_LATENCY_NS) + b.readUInt32LE(o + V2.DNS_LATENCY_NS + 4) * TWO_POW_32;
       own.latencyCount++;
       own.latencySumNs += ns;
       if (ns > own.latencyMaxNs) own.latencyMaxNs = ns;

@@ -22,8 +22,9 @@
  *   Without a SYN (a capture begun mid-connection) a segment is a message only if it parses.
  *
  * The hook in the packet path is one call per counted packet; packets that are not DNS cost a
- * time comparison and a port lookup. Maps are JavaScript Maps keyed by strings (V8 seeds their
- * hashes per process) and bounded by `pendingMax`.
+ * time comparison and a port lookup. The pending queries (pending-queries.ts) and the TCP streams
+ * are JavaScript Maps keyed by strings (V8 seeds their hashes per process), bounded by
+ * `pendingMax`.
  */
 import { mergeFlowDns } from '../../codec/merge-rule.ts';
 import type { RecordBatchBuilder } from '../../codec/record-batch.ts';
@@ -37,7 +38,6 @@ import {
   V2_DNS_BYTES,
   V2_DNS_WORD,
   V2_DNS_WORDS,
-  V2_KEY_BYTES,
   V2_KEY_WORDS,
 } from '../../codec/v2-layout.ts';
 import { IpProto } from '../../model/names.ts';
@@ -52,6 +52,7 @@ import {
   parseDnsPayload,
   TCP_LENGTH_PREFIX_BYTES,
 } from './dns-parser.ts';
+import { PendingQueries } from './pending-queries.ts';
 
 /** How long a query waits for its response, on the capture's clock, before it is unanswered. */
 export const DNS_QUERY_TIMEOUT_NS = 5_000_000_000;
@@ -108,18 +109,6 @@ export class DnsStats {
   }
 }
 
-/** A query waiting for its response. */
-interface PendingQuery {
-  seconds: number;
-  nanos: number;
-  /** The query's flow key (16 words) and interface and direction, for its unanswered row. */
-  readonly flowKey: Int32Array;
-  readonly ifIndex: number;
-  readonly direction: number;
-  /** The query's section: header and name, no counts. */
-  readonly section: Int32Array;
-}
-
 /** The tracker of one capture; see the module comment. */
 export class DnsTracker {
   readonly stats = new DnsStats();
@@ -127,7 +116,7 @@ export class DnsTracker {
   readonly #timeoutNs: number;
   /** 1 at each tracked port. */
   readonly #ports = new Uint8Array(65_536);
-  readonly #pending = new Map<string, PendingQuery>();
+  readonly #pending: PendingQueries;
   /** Next TCP sequence number a message starts at, by connection direction. */
   readonly #tcpNext = new Map<string, number>();
   readonly #message = new DnsMessage();
@@ -151,6 +140,7 @@ export class DnsTracker {
     this.#timeoutNs = options.queryTimeoutNs ?? DNS_QUERY_TIMEOUT_NS;
     if (!Number.isInteger(this.#pendingMax) || this.#pendingMax < 1)
       throw new RangeError(`pendingMax must be a positive integer, got ${this.#pendingMax}`);
+    this.#pending = new PendingQueries(this.#pendingMax);
     for (const port of options.ports) this.#ports[port] = 1;
   }
 
@@ -300,17 +290,18 @@ export class DnsTracker {
     }
     stats.responses++;
     const key = this.#queryKey(out, row, true);
-    const query = this.#pending.get(key);
-    if (query === undefined) {
+    const slot = this.#pending.slotOf(key);
+    if (slot === undefined) {
       stats.unmatched++;
       section[V2_DNS_WORD.NAME_LEN_ERRNO_FLAGS] |= DnsErrno.ENOENT << 8;
     } else {
-      this.#pending.delete(key);
+      const pending = this.#pending;
+      // Exact in doubles for any latency below 104 days.
+      const latency = (seconds - pending.seconds[slot]) * NS_PER_S + (nanos - pending.nanos[slot]);
+      pending.delete(key);
       this.#pendingChanged();
       stats.answered++;
       section[V2_DNS_WORD.ANSWERS] = 1;
-      // Exact in doubles for any latency below 104 days.
-      const latency = (seconds - query.seconds) * NS_PER_S + (nanos - query.nanos);
       const ns = Math.max(latency, 0);
       section[V2_DNS_WORD.LATENCY_NS] = ns % TWO_POW_32;
       section[V2_DNS_WORD.LATENCY_NS + 1] = Math.floor(ns / TWO_POW_32);
@@ -335,25 +326,27 @@ export class DnsTracker {
   /** Puts the query just recorded in the pending map, unless its id already waits there. */
   #wait(builder: RecordBatchBuilder, out: Buffer, row: number, seconds: number, nanos: number): void {
     const key = this.#queryKey(out, row, false);
-    if (this.#pending.has(key)) return; // a retransmission: the first query's time stands
-    if (this.#pending.size >= this.#pendingMax) {
-      const oldest = this.#pending.keys().next().value as string;
-      const query = this.#pending.get(oldest) as PendingQuery;
-      this.#pending.delete(oldest);
+    const pending = this.#pending;
+    if (pending.slotOf(key) !== undefined) return; // a retransmission: the first query's time stands
+    const oldest = pending.size >= this.#pendingMax ? pending.oldest() : undefined;
+    if (oldest !== undefined) {
+      pending.delete(oldest[0]);
       this.stats.evicted++;
-      this.#unanswered(builder, query, seconds, nanos);
+      this.#unanswered(builder, oldest[1], seconds, nanos);
     }
-    const section = this.#section.slice();
-    section[V2_DNS_WORD.QUERIES] = 0;
-    const rows = builder.bytes; // the eviction above may have replaced the buffer
-    this.#pending.set(key, {
+    const rows = builder.bytes; // the row appended above may have replaced the buffer
+    const section = this.#section;
+    section[V2_DNS_WORD.QUERIES] = 0; // the query's own section waits without counts
+    pending.add(
+      key,
       seconds,
       nanos,
-      flowKey: this.#keyOf(rows, row).slice(),
-      ifIndex: rows.readUInt32LE(row + V2.IF_INDEX),
-      direction: rows[row + V2.DIRECTION],
+      this.#keyOf(rows, row),
+      0,
+      rows.readUInt32LE(row + V2.IF_INDEX),
+      rows[row + V2.DIRECTION],
       section,
-    });
+    );
     this.#pendingChanged();
   }
 
@@ -362,43 +355,53 @@ export class DnsTracker {
    * unanswered.
    */
   #expire(builder: RecordBatchBuilder, seconds: number, nanos: number, all: boolean): void {
-    for (const [key, query] of this.#pending) {
-      const waited = (seconds - query.seconds) * NS_PER_S + (nanos - query.nanos);
+    const pending = this.#pending;
+    for (let oldest = pending.oldest(); oldest !== undefined; oldest = pending.oldest()) {
+      const [key, slot] = oldest;
+      const waited = (seconds - pending.seconds[slot]) * NS_PER_S + (nanos - pending.nanos[slot]);
       if (!all && waited < this.#timeoutNs) break;
-      this.#pending.delete(key);
+      pending.delete(key);
       this.stats.timedOut++;
-      this.#unanswered(builder, query, seconds, nanos);
+      this.#unanswered(builder, slot, seconds, nanos);
     }
     this.#pendingChanged();
   }
 
-  /** Appends a row of `query`'s flow with 0 packets, at the time given, carrying `unanswered` 1. */
-  #unanswered(builder: RecordBatchBuilder, query: PendingQuery, seconds: number, nanos: number): void {
+  /**
+   * Appends a row of the flow of the query in `slot` (just taken out of the pending map) with 0
+   * packets, at the time given, carrying its section with `unanswered` 1.
+   */
+  #unanswered(builder: RecordBatchBuilder, slot: number, seconds: number, nanos: number): void {
+    const pending = this.#pending;
     const row = builder.appendRow();
     const out = builder.bytes;
-    const key = Buffer.from(query.flowKey.buffer, query.flowKey.byteOffset, V2_KEY_BYTES);
-    key.copy(out, row);
-    out.writeUInt32LE(query.ifIndex, row + V2.CROSSED_IF_INDEX);
-    out[row + V2.CROSSED_DIRECTION] = query.direction;
+    const words = this.#rowWordsOf(builder);
+    words.set(pending.flowKeys.subarray(slot * V2_KEY_WORDS, (slot + 1) * V2_KEY_WORDS), row / 4);
+    out.writeUInt32LE(pending.ifIndex[slot], row + V2.CROSSED_IF_INDEX);
+    out[row + V2.CROSSED_DIRECTION] = pending.direction[slot];
     out[row + V2.CROSSED_COUNT] = 1;
     writeUnixNs(out, row + V2.FIRST_SEEN_NS, seconds, nanos);
     out.copyWithin(row + V2.LAST_SEEN_NS, row + V2.FIRST_SEEN_NS, row + V2.FIRST_SEEN_NS + 8);
-    query.section[V2_DNS_WORD.UNANSWERED] = 1;
-    this.#rowWordsOf(builder).set(query.section, (row + V2.DNS_LATENCY_NS) / 4);
+    const d = (row + V2.DNS_LATENCY_NS) / 4;
+    words.set(pending.sections.subarray(slot * V2_DNS_WORDS, (slot + 1) * V2_DNS_WORDS), d);
+    words[d + V2_DNS_WORD.UNANSWERED] = 1;
   }
 
   /** Updates the pending counts and when the oldest waiting query times out. */
   #pendingChanged(): void {
     const stats = this.stats;
-    stats.pending = this.#pending.size;
+    const pending = this.#pending;
+    stats.pending = pending.size;
     if (stats.pending > stats.pendingPeak) stats.pendingPeak = stats.pending;
-    const oldest = this.#pending.values().next().value;
+    const oldest = pending.oldest();
     if (oldest === undefined) {
       this.#expirySeconds = Number.POSITIVE_INFINITY;
       return;
     }
-    const at = oldest.nanos + (this.#timeoutNs % NS_PER_S);
-    this.#expirySeconds = oldest.seconds + Math.floor(this.#timeoutNs / NS_PER_S) + Math.floor(at / NS_PER_S);
+    const slot = oldest[1];
+    const at = pending.nanos[slot] + (this.#timeoutNs % NS_PER_S);
+    this.#expirySeconds =
+      pending.seconds[slot] + Math.floor(this.#timeoutNs / NS_PER_S) + Math.floor(at / NS_PER_S);
     this.#expiryNanos = at % NS_PER_S;
   }
 
