@@ -39,12 +39,6 @@ export function dnsLatencyMs(latencyNs: bigint): number {
   return Number(latencyNs / 1_000_000n);
 }
 
-/** A DNS latency for people: microseconds below a millisecond (`840µs`), else milliseconds (`12.3ms`). */
-export function dnsLatencyText(latencyNs: bigint): string {
-  const ns = Number(latencyNs);
-  return ns < 1_000_000 ? `${Math.round(ns / 1000)}µs` : `${(ns / 1_000_000).toFixed(1)}ms`;
-}
-
 /**
  * What a flow's DNS says, in a word: the response code's name for a response, `unanswered` for
  * queries that got none, `malformed` for messages that did not parse, else ''.

@@ -1,6 +1,6 @@
 /**
  * ipfix+udp decoded by tshark's IPFIX dissector from a live loopback capture: every field of
- * IPv4 and IPv6 flows in both directions, the four templates, sequence numbers and message sizes.
+ * IPv4 and IPv6 flows in both directions, every template, sequence numbers and message sizes.
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
