@@ -8,6 +8,7 @@
 
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
+import { runningKernelDropReasons } from '../ebpf/drop-reasons.ts';
 import type { KernelMemory } from '../ebpf/kernel-memory.ts';
 import { describeFilter } from '../filter/build.ts';
 import type { FilterProgram } from '../filter/program.ts';
@@ -200,7 +201,10 @@ export class Agent {
     }
 
     if (config.metrics) {
-      const metrics = new AgentMetrics(() => this.health());
+      const metrics = new AgentMetrics(
+        () => this.health(),
+        () => runningKernelDropReasons((message) => this.#logger.warn(message)),
+      );
       this.#metricsServer = await startMetricsServer(metrics, config.metrics);
       const { host, port } = this.#metricsServer.address;
       this.#logger.info({ address: `${host}:${port}` }, 'metrics listening on /metrics');

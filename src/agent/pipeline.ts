@@ -22,6 +22,7 @@ import type { Clock } from '../account/clock.ts';
 import type { DnsCounts } from '../account/dns-counts.ts';
 import { DnsSections } from '../account/dns-sections.ts';
 import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../account/evicted-rows.ts';
+import type { HealthCounts } from '../account/health-counts.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
@@ -145,6 +146,11 @@ export class Pipeline {
   /** What the evicted flows carried (tunnels, VLANs, interfaces crossed, biflows); undefined without the stage. */
   get identityCounts(): IdentityCounts | undefined {
     return this.#evictedRows?.counts;
+  }
+
+  /** The TCP health of the evicted flows (RTTs, drops by reason, retransmissions); undefined without the stage. */
+  get healthCounts(): HealthCounts | undefined {
+    return this.#evictedRows?.health;
   }
 
   /** What the evicted flows' DNS sections held; undefined unless DNS is tracked. */

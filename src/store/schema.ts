@@ -203,7 +203,7 @@ export const STORE_COLUMNS = [
     name: 'dns_id',
     type: 'USMALLINT',
     clickhouse: 'UInt16',
-    doc: 'id of the flow\'s latest DNS message (dns_record_flags bit 1)',
+    doc: "id of the flow's latest DNS message (dns_record_flags bit 1)",
   },
   {
     name: 'dns_flags',

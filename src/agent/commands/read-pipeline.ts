@@ -34,6 +34,11 @@ export interface ReadOptions {
   bidirectional: boolean;
   /** DNS tracking (ENABLE_DNS_TRACKING): the DNS_TRACKING_PORT list; absent: off. */
   dnsPorts?: readonly number[];
+  /**
+   * TCP health measured from the packets (src/capture/pcap/tcp-health.ts): handshake RTT and
+   * retransmitted segments; both unless told otherwise.
+   */
+  tcpHealth?: { readonly rtt: boolean; readonly retransmissions: boolean };
 }
 
 /**
@@ -77,6 +82,12 @@ export class CaptureRead {
       dedup: options.dedup,
       tunnels: options.tunnels,
       dns: this.#dns,
+      tcpHealth: {
+        rtt: options.tcpHealth?.rtt ?? true,
+        retransmissions: options.tcpHealth?.retransmissions ?? true,
+        // A connection is at least one flow: the flow cache's bound bounds them too.
+        maxConnections: options.cacheMaxFlows,
+      },
     });
   }
 

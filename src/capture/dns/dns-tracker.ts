@@ -41,7 +41,7 @@ import {
   V2_KEY_WORDS,
 } from '../../codec/v2-layout.ts';
 import { IpProto } from '../../model/names.ts';
-import { lastPacketEnd, lastTransportOffset } from '../packet/frame-parser.ts';
+import { lastIpPacketEnd, lastTransportOffset } from '../packet/frame-parser.ts';
 import { writeUnixNs } from '../pcap/unix-time.ts';
 import {
   DNS_MALFORMED_REASONS,
@@ -178,7 +178,8 @@ export class DnsTracker {
     if (this.#ports[srcPort] === 0 && this.#ports[dstPort] === 0) return;
     const l4 = lastTransportOffset();
     if (l4 < 0) return;
-    const packetEnd = Math.min(end, lastPacketEnd());
+    const ipEnd = lastIpPacketEnd();
+    const packetEnd = ipEnd >= 0 ? Math.min(end, ipEnd) : end;
     if (proto === IpProto.UDP) {
       const udpLength = (data[l4 + 4] << 8) | data[l4 + 5];
       const status = parseDnsPayload(

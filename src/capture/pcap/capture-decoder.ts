@@ -16,6 +16,7 @@ import { ClassicPcapFramer, isClassicPcapMagic } from './classic.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { type CaptureStats, PacketSink, SkipReason } from './packet-sink.ts';
 import { PcapngFramer, SHB_TYPE } from './pcapng.ts';
+import type { TcpHealthOptions } from './tcp-health.ts';
 
 const MAGIC_BYTES = 4;
 
@@ -33,6 +34,8 @@ export interface CaptureDecoderOptions {
   tunnels?: boolean;
   /** DNS tracking of the capture (ENABLE_DNS_TRACKING); absent: off. */
   dns?: DnsTracker;
+  /** TCP health to measure into the rows (handshake RTT, retransmissions; default none). */
+  tcpHealth?: TcpHealthOptions;
 }
 
 /** Decodes one capture stream; see the module comment. */
@@ -54,6 +57,7 @@ export class CaptureDecoder {
       dedup: options.dedup,
       tunnels: options.tunnels,
       dns: options.dns,
+      tcpHealth: options.tcpHealth,
     });
   }
 

@@ -30,6 +30,8 @@
  * Information Elements.
  */
 
+/** IANA's port for IPFIX over UDP and TCP: the collector's default. */
+export const DEFAULT_IPFIX_PORT = 4739;
 /** IPFIX protocol version in every message header. */
 export const IPFIX_VERSION = 10;
 /** Bytes of an IPFIX message header. */
@@ -38,6 +40,10 @@ export const MESSAGE_HEADER_BYTES = 16;
 export const SET_HEADER_BYTES = 4;
 /** Set id of a template set. */
 export const TEMPLATE_SET_ID = 2;
+/** Set id of an options template set. */
+export const OPTIONS_TEMPLATE_SET_ID = 3;
+/** Lowest set id of a data set (the id of its template); 4..255 are reserved. */
+export const MIN_DATA_SET_ID = 256;
 /** Field length that marks a variable-length Information Element. */
 export const VARIABLE_LENGTH = 0xffff;
 /** Interface names longer than this many UTF-8 bytes are cut (Linux allows 15). */
@@ -54,11 +60,14 @@ export const FLOWTAP_PEN = 32_473;
 /** DNS query names longer than this many bytes are cut (a DNS section keeps 64, as UTF-8 up to 128). */
 export const MAX_DNS_NAME_BYTES = 128;
 /** The enterprise bit of a field specifier's element id. */
-const ENTERPRISE_BIT = 0x8000;
+export const ENTERPRISE_BIT = 0x8000;
 /** layer2SegmentId's encapsulation code of VXLAN (top byte; IANA "Layer 2 segment ID" registry). */
 export const LAYER2_SEGMENT_VXLAN = 0x01;
 
-/** IANA Information Element ids used by flowtap's templates. */
+/**
+ * IANA Information Element ids used by flowtap's templates, and those `flowtap collect` also
+ * reads from other exporters' templates (src/export/ipfix/field-plan.ts).
+ */
 export const IE = {
   octetDeltaCount: 1,
   packetDeltaCount: 2,
@@ -92,6 +101,26 @@ export const IE = {
   layer2SegmentId: 351,
   droppedOctetDeltaCount: 132,
   droppedPacketDeltaCount: 133,
+  // Read by the collector only.
+  flowEndSysUpTime: 21,
+  flowStartSysUpTime: 22,
+  ipVersion: 60,
+  octetTotalCount: 85,
+  packetTotalCount: 86,
+  flowStartSeconds: 150,
+  flowEndSeconds: 151,
+  flowStartMicroseconds: 154,
+  flowEndMicroseconds: 155,
+  flowStartNanoseconds: 156,
+  flowEndNanoseconds: 157,
+  flowStartDeltaMicroseconds: 158,
+  flowEndDeltaMicroseconds: 159,
+  systemInitTimeMilliseconds: 160,
+  icmpTypeIPv4: 176,
+  icmpCodeIPv4: 177,
+  icmpTypeIPv6: 178,
+  icmpCodeIPv6: 179,
+  ipDiffServCodePoint: 195,
 } as const;
 
 /** flowtap's Information Elements under {@link FLOWTAP_PEN} (README, "IPFIX elements"). */
