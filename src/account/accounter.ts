@@ -41,6 +41,12 @@ export interface AccounterOptions {
    * each evicted flow's row at its eviction (dns-sections.ts); absent: rows' DNS is not read.
    */
   dnsSections?: DnsSections;
+  /**
+   * Asked when a tick (or the end) finds no flow cached: true evicts an empty batch all the same,
+   * so the consumer can hand out what it holds for the eviction (the pipeline's waiting health
+   * rows, src/account/health-join.ts). Empty caches are never evicted when absent.
+   */
+  evictWhenEmpty?: () => boolean;
 }
 
 const NS_PER_MS = 1_000_000;
@@ -154,7 +160,7 @@ export class Accounter {
       // Flows counted before the input failed are still delivered, then the failure.
       this.#failure = err;
     } finally {
-      if (this.#table.size > 0) this.#evict('end');
+      this.#evict('end');
       this.#ended = true;
       this.#wakeConsumer?.();
     }
@@ -182,7 +188,7 @@ export class Accounter {
   }
 
   #evict(reason: EvictionReason): void {
-    if (this.#table.size === 0) return;
+    if (this.#table.size === 0 && !this.#options.evictWhenEmpty?.()) return;
     const batch = this.#table.evictAll(this.#interfaces, this.#spare);
     if (batch.bytes === this.#spare) this.#spare = undefined;
     this.#options.dnsSections?.join(batch);

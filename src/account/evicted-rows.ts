@@ -3,14 +3,14 @@
  * address written into each row (the kernel and the capture parsers leave it zero), then, in
  * bidirectional mode, the pairing of the two directions of each conversation (biflow.ts). The
  * same pass counts the flows that carry issue 13's identity fields, sums their TCP health
- * (health-counts.ts), and with DNS tracking on counts what their DNS sections hold, for /metrics.
+ * (health-sums.ts), and with DNS tracking on counts what their DNS sections hold, for /metrics.
  */
 import { type RecordBatch, rowHasHealth } from '../codec/record-batch.ts';
 import { V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { IP_BYTES } from '../model/ip.ts';
 import { pairBiflows } from './biflow.ts';
 import { DnsCounts } from './dns-counts.ts';
-import { HealthCounts } from './health-counts.ts';
+import { HealthSums } from './health-sums.ts';
 
 /** Settings of an {@link EvictedRows} stage. */
 export interface EvictedRowsOptions {
@@ -47,7 +47,7 @@ export class EvictedRows {
     biflowsOneWay: 0,
   };
   /** The TCP health of the evicted flows so far. */
-  readonly health = new HealthCounts();
+  readonly healthSums = new HealthSums();
 
   /** What the evicted flows' DNS sections held. */
   readonly dns = new DnsCounts();
@@ -81,7 +81,7 @@ export class EvictedRows {
       if (tunnel !== 0) counts.tunneled[tunnel] = (counts.tunneled[tunnel] ?? 0) + 1;
       if ((b[o + V2.VLAN_OUTER] | b[o + V2.VLAN_OUTER + 1]) !== 0) counts.vlanTagged++;
       if (Math.min(b[o + V2.CROSSED_COUNT], V2_MAX_CROSSED) > 1) counts.multiInterface++;
-      if (rowHasHealth(b, o)) this.health.add(b, o);
+      if (rowHasHealth(b, o)) this.healthSums.add(b, o);
     }
   }
 }

@@ -8,9 +8,13 @@
 
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
+import { V2 } from '../codec/v2-layout.ts';
 import { runningKernelDropReasons } from '../ebpf/drop-reasons.ts';
+import { HEALTH_FEATURE_SETTING } from '../ebpf/health-hooks.ts';
+import { type HealthHookChoice, unavailableMessage } from '../ebpf/health-programs.ts';
 import type { KernelMemory } from '../ebpf/kernel-memory.ts';
 import { describeFilter } from '../filter/build.ts';
+import { filterVerdict, NO_VLAN, VERDICT_REJECT } from '../filter/evaluate.ts';
 import type { FilterProgram } from '../filter/program.ts';
 import { InterfaceFilter } from '../ifaces/filter.ts';
 import { missingInterfaceNames } from '../ifaces/sysfs.ts';
@@ -46,6 +50,8 @@ export interface LiveCapture {
   stop(): Promise<void>;
   /** Kernel memory the datapath takes (absent in fakes). */
   readonly kernelMemory?: KernelMemory;
+  /** How each TCP health feature asked for is hooked, or why not (absent in fakes). */
+  readonly healthHooks?: readonly HealthHookChoice[];
 }
 
 /** Everything an {@link Agent} is built from. */
@@ -110,6 +116,10 @@ export class Agent {
           bidirectional: config.bidirectional,
           dnsTracking: config.dnsTracking,
         },
+        healthJoin: {
+          dedup: config.deduper === 'firstCome',
+          keepUnclaimed: (bytes, row) => this.#filterKeeps(bytes, row),
+        },
       },
       [...options.exporters, ...(options.observers ?? [])],
     );
@@ -149,8 +159,10 @@ export class Agent {
       kernelMemoryMaxBytes: config.kernelMemoryMaxBytes,
       dedup: config.deduper === 'firstCome',
       tunnels: config.tunnels,
+      health: config.health,
     });
     this.#capture = capture;
+    this.#logHealthHooks(capture.healthHooks ?? []);
     this.#filter = config.filter;
     if (capture.kernelMemory) {
       const memory = capture.kernelMemory;
@@ -222,6 +234,27 @@ export class Agent {
     this.#limit.start(performance.now());
   }
 
+  /** One line per TCP health feature: its hook, or why the kernel has none for it. */
+  #logHealthHooks(choices: readonly HealthHookChoice[]): void {
+    for (const choice of choices) {
+      const log = { feature: choice.feature, setting: HEALTH_FEATURE_SETTING[choice.feature] };
+      if (choice.hook)
+        this.#logger.info({ ...log, hook: choice.hook.hook }, `${choice.feature} via ${choice.hook.hook}`);
+      else this.#logger.warn({ ...log, refused: choice.refused }, unavailableMessage(choice));
+    }
+  }
+
+  /**
+   * Whether the filter in use accepts the key of a health row no flow claimed (its record is
+   * kept then): health of a flow the filter rejects is not reported, as its packets are not.
+   */
+  #filterKeeps(bytes: Buffer, row: number): boolean {
+    const filter = this.#filter;
+    if (filter === undefined) return true;
+    const vlan = bytes.readUInt16LE(row + V2.VLAN_OUTER);
+    return filterVerdict(filter, bytes, row, vlan === 0 ? NO_VLAN : vlan) !== VERDICT_REJECT;
+  }
+
   #boundReached(reason: RunLimitReason): void {
     const bounds = this.options.bounds ?? {};
     const what =
@@ -257,6 +290,7 @@ export class Agent {
       startedAtMs: this.#startedAtMs,
       pipeline: this.#pipeline,
       captureStats: () => this.#capture?.stats(),
+      healthHooks: () => this.#capture?.healthHooks ?? [],
       attachedInterfaces: () => this.#capture?.attached() ?? [],
       interfaceCounters: this.#interfaceCounters,
       filter: describeFilter(this.#filter),

@@ -17,13 +17,15 @@ import {
 import type { EvictionReason } from '../account/accounter.ts';
 import { DNS_LATENCY_BUCKETS_S } from '../account/dns-counts.ts';
 import type { IdentityCounts } from '../account/evicted-rows.ts';
+import type { HealthJoinCounts } from '../account/health-join.ts';
 import {
   type DropCounts,
   OTHER_DROP_CAUSE,
   RTT_BUCKET_BOUNDS_SECONDS,
   type RttObservations,
-} from '../account/health-counts.ts';
+} from '../account/health-sums.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
+import type { HealthHookChoice } from '../ebpf/health-programs.ts';
 import { ConfigError } from '../errors.ts';
 import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backoff.ts';
 import { dnsRcodeName } from '../model/dns-names.ts';
@@ -53,6 +55,8 @@ export interface HealthSources {
   pipeline: Pipeline;
   /** Capture counters; undefined when there is no live capture. */
   captureStats: () => EbpfCaptureStats | undefined;
+  /** How each TCP health feature asked for is hooked; empty without a live capture or health. */
+  healthHooks?: () => readonly HealthHookChoice[];
   /** Interfaces attached now. */
   attachedInterfaces: () => readonly string[];
   interfaceCounters: Readonly<InterfaceCounters>;
@@ -97,6 +101,14 @@ export interface HealthSnapshot {
   /** Packets the filter accepted and rejected (rejected ones are in no flow). */
   filterAccepted: number;
   filterRejected: number;
+  /** TCP health features asked for, each with its kernel hook, or `none` when the kernel refused them all. */
+  healthHooks: Array<{ feature: string; hook: string }>;
+  /** Health events lost because the kernel health map was full. */
+  healthMapFull: number;
+  /** Drops of packets with no IP header to key them by: counted here, in no flow. */
+  healthUnkeyed: number;
+  /** What became of the health rows: joined into their flow, records of their own, filtered out. */
+  healthRows: HealthJoinCounts;
   /** Errors no caller handled (stray promise rejections, failing listeners), by origin. */
   unhandledRejections: Record<string, number>;
   /** The address written into every flow as the agent's ('' when the pipeline writes none). */
@@ -128,7 +140,7 @@ export interface DnsFigures {
   latencyCount: number;
 }
 
-/** The TCP health sums of the evicted flows, as plain data (src/account/health-counts.ts). */
+/** The TCP health sums of the evicted flows, as plain data (src/account/health-sums.ts). */
 export interface TcpHealthFigures {
   /** RTT observations by kind: the socket's smoothed RTT, or only a handshake time. */
   rtt: { smoothed: RttObservations; handshake: RttObservations };
@@ -183,6 +195,13 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     filter: sources.filter,
     filterAccepted: capture?.filterAccepted ?? 0,
     filterRejected: capture?.filterRejected ?? 0,
+    healthHooks: (sources.healthHooks?.() ?? []).map((c) => ({
+      feature: c.feature,
+      hook: c.hook?.hook ?? 'none',
+    })),
+    healthMapFull: capture?.healthMapFull ?? 0,
+    healthUnkeyed: capture?.healthUnkeyed ?? 0,
+    healthRows: { ...p.healthJoinCounts },
     unhandledRejections: Object.fromEntries(sources.unhandledRejections),
     agentIp: p.agentIp ? formatIp(p.agentIp, 0, 0) : '',
     identity: structuredClone(p.identityCounts ?? NO_IDENTITY_COUNTS),
@@ -211,7 +230,7 @@ function dnsFigures(counts: NonNullable<Pipeline['dnsCounts']>): DnsFigures {
 }
 
 function tcpHealthFigures(p: Pipeline): TcpHealthFigures {
-  const h = p.healthCounts;
+  const h = p.healthSums;
   if (h === undefined) {
     return {
       rtt: { smoothed: noObservations(), handshake: noObservations() },
@@ -365,6 +384,35 @@ export class AgentMetrics {
       (s) => [
         [{ verdict: 'accepted' }, s.filterAccepted],
         [{ verdict: 'rejected' }, s.filterRejected],
+      ],
+    );
+    gauge(
+      'flowtap_health_feature_enabled',
+      'TCP health features asked for (ENABLE_RTT, ENABLE_TCP_RETRANS, ENABLE_PKT_DROPS): 1 hooked (hook names the kernel hook), 0 when the kernel refused every hook (hook="none")',
+      ['feature', 'hook'],
+      (s) =>
+        s.healthHooks.map((h): Sample => [{ feature: h.feature, hook: h.hook }, h.hook === 'none' ? 0 : 1]),
+    );
+    counter(
+      'flowtap_health_map_full_total',
+      'TCP health events (RTT samples, drops, retransmissions, handshakes) lost because the kernel health map was full',
+      [],
+      (s) => one(s.healthMapFull),
+    );
+    counter(
+      'flowtap_health_unkeyed_drops_total',
+      'Packet drops with no IP header to key a flow by (not IP, or headers outside the linear data): in no flow',
+      [],
+      (s) => one(s.healthUnkeyed),
+    );
+    counter(
+      'flowtap_health_rows_total',
+      'TCP health rows from the kernel, by what became of them: joined into their flow, a record of their own (no flow had the key), or filtered out',
+      ['result'],
+      (s) => [
+        [{ result: 'joined' }, s.healthRows.joined],
+        [{ result: 'own-record' }, s.healthRows.ownRecords],
+        [{ result: 'filtered' }, s.healthRows.filtered],
       ],
     );
     counter(
@@ -573,7 +621,7 @@ export class AgentMetrics {
 type CountedSeries = [Labels, RttObservations];
 
 /**
- * A histogram whose observations are counted elsewhere (src/account/health-counts.ts and
+ * A histogram whose observations are counted elsewhere (src/account/health-sums.ts and
  * dns-counts.ts, as flows leave accounting) and read at each scrape: prom-client's Histogram renders
  * only what it observed itself, so this one renders the counted buckets over its own `buckets`
  * (cumulative, as Prometheus wants them).

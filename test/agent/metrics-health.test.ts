@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HealthCounts, MAX_DROP_CAUSES, RTT_BUCKET_BOUNDS_SECONDS } from '../../src/account/health-counts.ts';
+import { HealthSums, MAX_DROP_CAUSES, RTT_BUCKET_BOUNDS_SECONDS } from '../../src/account/health-sums.ts';
 import { AgentMetrics, healthSnapshot } from '../../src/agent/metrics.ts';
 import { Pipeline } from '../../src/agent/pipeline.ts';
 import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
@@ -138,7 +138,7 @@ test('without the kernel table a reason is its number; without health nothing is
 });
 
 test('the reason label set is bounded: causes beyond the bound count as other', () => {
-  const counts = new HealthCounts();
+  const counts = new HealthSums();
   const batch = recordBatchOf(
     Array.from({ length: MAX_DROP_CAUSES + 5 }, (_, i) =>
       makeFlow({ srcPort: i, health: drops(1, 1000 + i) }),

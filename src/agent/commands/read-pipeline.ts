@@ -51,6 +51,12 @@ const EVICT_BUFFER_LEN = 1;
  * pauses while a queue is full, so a longer queue only holds more evicted flows in memory.
  */
 export const READ_EXPORT_QUEUE_BATCHES = 2;
+/**
+ * Connections the TCP analysis follows at least. A connection is at least one flow, so the flow
+ * cache's bound bounds them too, but a cache made tiny to evict often should not make the
+ * analysis forget connections; this many cost 640 KiB.
+ */
+const MIN_TCP_CONNECTIONS = 4096;
 /** Rows a batch starts with: about the packets of one 1 MiB chunk of a snapped capture, so it rarely grows. */
 const BATCH_ROWS = 16_384;
 
@@ -85,8 +91,7 @@ export class CaptureRead {
       tcpHealth: {
         rtt: options.tcpHealth?.rtt ?? true,
         retransmissions: options.tcpHealth?.retransmissions ?? true,
-        // A connection is at least one flow: the flow cache's bound bounds them too.
-        maxConnections: options.cacheMaxFlows,
+        maxConnections: Math.max(options.cacheMaxFlows, MIN_TCP_CONNECTIONS),
       },
     });
   }

@@ -1,6 +1,7 @@
 /**
  * The line `flowtap read` ends with on stderr, also after a damaged capture: format, packets read,
- * counted, skipped by reason, flows, TCP health found, and what a sink did not deliver.
+ * counted, skipped by reason, flows, what the TCP analysis could not follow, and what a sink did
+ * not deliver.
  */
 import { DNS_MALFORMED_REASONS } from '../../capture/dns/dns-parser.ts';
 import type { DnsStats } from '../../capture/dns/dns-tracker.ts';
@@ -41,8 +42,6 @@ export function readSummary(
     line += `; ${stats.duplicates} copies of packets on another interface listed, not counted again`;
   if (stats.otherBlocks > 0) line += `; ${stats.otherBlocks} non-packet blocks passed over`;
   const tcp = stats.tcpHealth;
-  if (tcp.handshakes > 0 || tcp.retransmittedSegments > 0)
-    line += `; TCP: ${tcp.handshakes} handshake times, ${tcp.retransmittedSegments} retransmitted segments`;
   if (tcp.snapped > 0) line += `; ${tcp.snapped} TCP headers cut before their window (not analysed)`;
   if (tcp.tableResets > 0)
     line += `; more TCP connections at once than the flow cache holds: followed anew ${tcp.tableResets} times`;

@@ -30,6 +30,13 @@ export const SideFlag = {
   HANDSHAKE_DONE: 32,
   /** The side's last segment was a keep-alive. */
   LAST_KEEPALIVE: 64,
+  /**
+   * The side is the client and its SYN left the observation point (EGRESS): its handshake is
+   * timed SYN → SYN-ACK, else SYN-ACK → ACK, as the live datapath does.
+   */
+  SYN_EGRESS: 128,
+  /** The side's handshake time waits in HANDSHAKE_SENT_NS to be written on its next packet. */
+  HANDSHAKE_READY: 256,
 } as const;
 
 /** A side's 32-bit fields, from {@link TcpConnections.wordsOf}. */
@@ -54,7 +61,7 @@ export const SideTime = {
   NEXT_SEQ_NS: 0,
   /** Its last segment. */
   LAST_SEGMENT_NS: 1,
-  /** Its latest SYN or SYN-ACK. */
+  /** Its latest SYN or SYN-ACK; once HANDSHAKE_READY, the handshake time to write. */
   HANDSHAKE_SENT_NS: 2,
 } as const;
 

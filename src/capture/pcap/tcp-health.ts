@@ -4,23 +4,25 @@
  * section of each packet's row, so the accounter sums them per flow (src/codec/merge-rule.ts) and
  * every output carries them under the same names as the live datapath's.
  *
- * - **Handshake RTT**: the first packet of one side that acknowledges the other side's SYN
- *   (ack = ISN + 1) ends that side's handshake: the time from its latest SYN, or SYN-ACK, to that
- *   packet, on the capture's own clock. It is written on the acknowledging packet's flow: SYN →
- *   SYN-ACK on the server → client flow, SYN-ACK → ACK on the client → server flow.
+ * - **Handshake RTT**, as the live datapath times it: on the client → server flow (the SYN's),
+ *   SYN → SYN-ACK when the SYN left the observation point (EGRESS: the host is the client), else
+ *   SYN-ACK → ACK (the SYN arrived: the host is the server, or the capture recorded no
+ *   direction); from the latest SYN or SYN-ACK to the first packet of the other side that
+ *   acknowledges it (ack = ISN + 1), on the capture's own clock.
  * - **Retransmissions**: a segment carrying data, SYN or FIN whose sequence range starts below
  *   the highest sequence its side already sent (or whose data the other side already
  *   acknowledged) repeats what the flow sent before: one retransmitted segment, its payload bytes.
  *   Keep-alives are not, nor zero-window probes (a first probe carries the next byte, a repeated
- *   one is a keep-alive); a segment arriving within the handshake's RTT
- *   (3 ms without one) of the one that advanced the sequence, and not ending where it did, is
- *   reordering, not a retransmission, unless it answers two duplicate ACKs (a fast
+ *   one is a keep-alive); a segment arriving within the handshake's RTT (3 ms without one) of the
+ *   one that advanced the sequence, and not ending where it did, is reordering, not a
+ *   retransmission, unless it is the segment two duplicate ACKs asked for (a fast
  *   retransmission). These are Wireshark's rules (`tcp.analysis.retransmission`, which includes
  *   its fast and spurious retransmissions), so a capture's counts can be checked with tshark.
  *
  * State is kept per connection in a bounded table (src/capture/pcap/tcp-connections.ts).
  */
 import { HealthFlag, V2, V2_KEY_WORDS } from '../../codec/v2-layout.ts';
+import { Direction } from '../../model/names.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
 import { lastIpPacketEnd, lastTcpHeaderOffset } from '../packet/frame-parser.ts';
 import { ConnectionTime, SideFlag, SideTime, SideWord, TcpConnections } from './tcp-connections.ts';
@@ -190,6 +192,11 @@ export class TcpHealth {
     const own = c.wordsOf(d);
     const other = c.wordsOf(d ^ 1);
     const conn = c.connectionTimesOf(d >> 1);
+    if ((words[own + FLAGS] & SideFlag.HANDSHAKE_READY) !== 0) {
+      // The client's time, measured at the SYN-ACK: this is the client's next packet.
+      words[own + FLAGS] &= ~SideFlag.HANDSHAKE_READY;
+      this.#writeHandshake(out, row, times[c.timesOf(d) + HANDSHAKE_SENT_NS]);
+    }
     if ((flags & TCP_SYN) !== 0) {
       const synAck = (flags & TCP_ACK) !== 0;
       // A SYN with another ISN on the same ports is a new connection.
@@ -198,7 +205,11 @@ export class TcpHealth {
       }
       words[own + ISN] = seq;
       words[own + FLAGS] |= SideFlag.SYN_SEEN;
-      if (!synAck) times[conn + LATEST_SYN_NS] = t;
+      if (!synAck) {
+        times[conn + LATEST_SYN_NS] = t;
+        if (out[row + V2.DIRECTION] === Direction.EGRESS) words[own + FLAGS] |= SideFlag.SYN_EGRESS;
+        else words[own + FLAGS] &= ~SideFlag.SYN_EGRESS;
+      }
       if ((words[own + FLAGS] & SideFlag.HANDSHAKE_DONE) === 0) {
         times[c.timesOf(d) + HANDSHAKE_SENT_NS] = t;
         words[own + FLAGS] |= SideFlag.HANDSHAKE_PENDING | (synAck ? SideFlag.HANDSHAKE_SYNACK : 0);
@@ -213,10 +224,26 @@ export class TcpHealth {
     const pending = words[other + FLAGS];
     if ((pending & SideFlag.HANDSHAKE_PENDING) === 0 || ack !== ((words[other + ISN] + 1) | 0)) return;
     // A SYN is answered by a SYN-ACK, a SYN-ACK by a segment without SYN.
-    if (((flags & TCP_SYN) !== 0) === ((pending & SideFlag.HANDSHAKE_SYNACK) !== 0)) return;
+    const answersSynAck = (pending & SideFlag.HANDSHAKE_SYNACK) !== 0;
+    if (((flags & TCP_SYN) !== 0) === answersSynAck) return;
     words[other + FLAGS] = (pending & ~SideFlag.HANDSHAKE_PENDING) | SideFlag.HANDSHAKE_DONE;
-    const rttNs = t - times[c.timesOf(d ^ 1) + HANDSHAKE_SENT_NS];
+    const sentAt = c.timesOf(d ^ 1) + HANDSHAKE_SENT_NS;
+    const rttNs = t - times[sentAt];
     if (!this.#rtt || !(rttNs >= 0)) return;
+    if (!answersSynAck) {
+      // The server's SYN-ACK answers the client's SYN: timed when the SYN left (the client
+      // side), and written on the client's flow with its next packet.
+      if ((pending & SideFlag.SYN_EGRESS) === 0) return;
+      times[sentAt] = rttNs;
+      words[other + FLAGS] |= SideFlag.HANDSHAKE_READY;
+    } else if ((words[own + FLAGS] & SideFlag.SYN_EGRESS) === 0) {
+      // The client's ACK answers the SYN-ACK: timed when the SYN arrived (the server side, or a
+      // capture without directions), on the client's flow, this packet's.
+      this.#writeHandshake(out, row, rttNs);
+    }
+  }
+
+  #writeHandshake(out: Uint8Array, row: number, rttNs: number): void {
     writeU64(out, row + V2.HANDSHAKE_RTT_NS, rttNs);
     out[row + V2.HEALTH_FLAGS] |= HealthFlag.HANDSHAKE;
     this.stats.handshakes++;

@@ -5,8 +5,9 @@
  * SYN-ACK and ACKs wait tens of milliseconds. tcpdump records it all on the host-side veth (the
  * drops happen after it, so every retransmission repeats a segment the capture holds). Each
  * flow's retransmitted segments and bytes must equal tshark's `tcp.analysis.retransmission` count
- * and length sum in its direction, and each handshake time tshark's per-stream `tcp.time_delta`
- * of the packet ending it, the two adding up to tshark's `tcp.analysis.initial_rtt`.
+ * and length sum in its direction; each client flow's handshake time, read as from the client's
+ * host (SYN → SYN-ACK) and as from the server's (SYN-ACK → ACK), must equal tshark's per-stream
+ * `tcp.time_delta` of the packet ending it, the two adding up to `tcp.analysis.initial_rtt`.
  * Needs root, nft, tc, ethtool, tcpdump and tshark; run under the kernel lock.
  */
 import assert from 'node:assert/strict';
@@ -83,6 +84,26 @@ interface JsonFlow {
   PktRetransBytes?: number;
 }
 
+/** `flowtap read` of `file` (with `extra` arguments): its TCP flows, one record each. */
+async function readFlows(file: string, extra: string[] = []): Promise<JsonFlow[]> {
+  // One record per flow: the active timeout is longer than the capture.
+  const { code, stdout, stderr } = await runCli([
+    'read',
+    '--output',
+    'json',
+    '--cache-active-timeout',
+    '1h',
+    ...extra,
+    file,
+  ]);
+  assert.equal(code, 0, stderr);
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as JsonFlow)
+    .filter((f) => f.Transport.Proto === 'TCP');
+}
+
 /** One TCP packet as tshark analyses it. */
 interface TsharkPacket {
   srcPort: number;
@@ -143,7 +164,10 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-tcp-health-'));
   const file = join(dir, 'health.pcap');
   const closers: (() => Promise<void> | void)[] = [];
+  /** The capture read as it is (no direction recorded: every SYN arrives, as on its server's host). */
   let flows: JsonFlow[] = [];
+  /** The capture read as seen from each client's host. */
+  let flowsFromClients: JsonFlow[] = [];
   let packets: TsharkPacket[] = [];
   let measuredClientPort = 0;
   let fillerPort = 0;
@@ -253,21 +277,9 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
     });
     await stopProcess(dump);
 
-    // One record per flow: the active timeout is longer than the capture.
-    const { code, stdout, stderr } = await runCli([
-      'read',
-      '--output',
-      'json',
-      '--cache-active-timeout',
-      '1h',
-      file,
-    ]);
-    assert.equal(code, 0, stderr);
-    flows = stdout
-      .trim()
-      .split('\n')
-      .map((line) => JSON.parse(line) as JsonFlow)
-      .filter((f) => f.Transport.Proto === 'TCP');
+    flows = await readFlows(file);
+    // Both addresses local: every packet EGRESS, so each SYN left, as on its client's host.
+    flowsFromClients = await readFlows(file, ['--local-net', `${v.hostAddr4}/32,${v.nsAddr4}/32`]);
     packets = await tsharkPackets(file);
   });
 
@@ -277,8 +289,8 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function flowOf(srcPort: number, dstPort: number): JsonFlow {
-    const found = flows.filter((f) => f.Transport.SrcPort === srcPort && f.Transport.DstPort === dstPort);
+  function flowOf(srcPort: number, dstPort: number, of = flows): JsonFlow {
+    const found = of.filter((f) => f.Transport.SrcPort === srcPort && f.Transport.DstPort === dstPort);
     assert.equal(found.length, 1, `one flow ${srcPort} → ${dstPort}`);
     return found[0];
   }
@@ -299,7 +311,7 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
     }
   });
 
-  test('each handshake time is tshark’s time since the packet it answers, and both add up to its initial RTT', () => {
+  test('the client flow gets tshark’s SYN → SYN-ACK seen from the client, SYN-ACK → ACK from the server, adding up to its initial RTT', () => {
     for (const [client, server] of [
       [measuredClientPort, MEASURED_PORT],
       [0, fillerPort],
@@ -319,17 +331,20 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
           stream.indexOf(p) > stream.indexOf(synAck),
       );
       assert.ok(handshakeAck, `the handshake ACK to ${server}`);
-      const toClient = flowOf(server, clientPort).TimeHandshakeRttNs;
-      const toServer = flowOf(clientPort, server).TimeHandshakeRttNs;
-      assert.equal(toClient, synAck.streamDeltaNs, `SYN → SYN-ACK of ${clientPort} → ${server}`);
-      assert.equal(toServer, handshakeAck.streamDeltaNs, `SYN-ACK → ACK of ${clientPort} → ${server}`);
+      const what = `${clientPort} → ${server}`;
+      const fromClient = flowOf(clientPort, server, flowsFromClients).TimeHandshakeRttNs;
+      const fromServer = flowOf(clientPort, server).TimeHandshakeRttNs;
+      assert.equal(fromClient, synAck.streamDeltaNs, `SYN → SYN-ACK of ${what}`);
+      assert.equal(fromServer, handshakeAck.streamDeltaNs, `SYN-ACK → ACK of ${what}`);
       const initialRtt = stream.find((p) => p.initialRttNs !== undefined)?.initialRttNs;
-      assert.equal((toClient ?? 0) + (toServer ?? 0), initialRtt);
+      assert.equal((fromClient ?? 0) + (fromServer ?? 0), initialRtt);
+      assert.equal(flowOf(server, clientPort).TimeHandshakeRttNs, undefined, 'the server flow has none');
+      assert.equal(flowOf(server, clientPort, flowsFromClients).TimeHandshakeRttNs, undefined);
     }
   });
 
   test('the measured handshake waited in the tbf queue', () => {
-    const slowed = flowOf(MEASURED_PORT, measuredClientPort).TimeHandshakeRttNs ?? 0;
+    const slowed = flowOf(measuredClientPort, MEASURED_PORT, flowsFromClients).TimeHandshakeRttNs ?? 0;
     assert.ok(slowed > 5_000_000, `SYN → SYN-ACK took ${slowed} ns`);
   });
 });

@@ -11,6 +11,7 @@ import { PacketSink } from '../../../src/capture/pcap/packet-sink.ts';
 import { TcpConnections } from '../../../src/capture/pcap/tcp-connections.ts';
 import type { TcpHealthOptions } from '../../../src/capture/pcap/tcp-health.ts';
 import { HealthFlag, V2, V2_RECORD_BYTES } from '../../../src/codec/v2-layout.ts';
+import { Direction } from '../../../src/model/names.ts';
 import {
   ACK,
   DEFAULT_ENDPOINTS,
@@ -34,18 +35,36 @@ interface RowHealth {
   retransBytes: number;
 }
 
+/**
+ * Where the capture was taken: `none` records no direction (every packet INGRESS, as a plain pcap
+ * reads), `client` is the client's host (its packets EGRESS), `server` the server's.
+ */
+type Vantage = 'none' | 'client' | 'server';
+
 /** Feeds `segments` to a PacketSink with TCP health on; returns its rows' health and the sink. */
 function analyse(
   segments: readonly Segment[],
   options: TcpHealthOptions = ALL,
   endpoints: Endpoints = DEFAULT_ENDPOINTS,
+  vantage: Vantage = 'none',
 ): { rows: RowHealth[]; sink: PacketSink } {
   const sink = new PacketSink(NO_LOCAL_HOSTS, 16, { tcpHealth: options });
   sink.addInterface(LinkType.ETHERNET, 'eth0');
   for (const s of segments) {
     const frame = tcpFrame(s, endpoints);
     const nanos = s.atNs % 1e9;
-    sink.packet(frame, 0, frame.length, frame.length, 0, BASE_SECONDS + (s.atNs - nanos) / 1e9, nanos, -1);
+    const outgoing = vantage === 'client' ? s.fromClient : vantage === 'server' ? !s.fromClient : undefined;
+    const direction = outgoing === undefined ? -1 : outgoing ? Direction.EGRESS : Direction.INGRESS;
+    sink.packet(
+      frame,
+      0,
+      frame.length,
+      frame.length,
+      0,
+      BASE_SECONDS + (s.atNs - nanos) / 1e9,
+      nanos,
+      direction,
+    );
   }
   const b = sink.builder.bytes;
   const rows: RowHealth[] = [];
@@ -69,22 +88,44 @@ function retransmitted(rows: readonly RowHealth[]): number[] {
 }
 
 describe('handshake round-trip times', () => {
-  test('the SYN-ACK carries SYN → SYN-ACK and the handshake ACK carries SYN-ACK → ACK', () => {
+  test('where the SYN left (the client) SYN → SYN-ACK is written on the client flow with its next packet', () => {
+    const c = new TcpConversation().handshake(5 * MS, 2 * MS).data(true, 100);
+    const { rows } = analyse(c.segments, ALL, DEFAULT_ENDPOINTS, 'client');
+    assert.deepEqual(
+      rows.map((r) => r.handshakeNs),
+      [undefined, undefined, 5 * MS, undefined],
+      'on the handshake ACK, a packet of the client → server flow',
+    );
+  });
+
+  test('where the SYN arrived (the server) SYN-ACK → ACK is written on the client flow, the ACK’s', () => {
+    const c = new TcpConversation().handshake(5 * MS, 2 * MS);
+    const { rows } = analyse(c.segments, ALL, DEFAULT_ENDPOINTS, 'server');
+    assert.deepEqual(
+      rows.map((r) => r.handshakeNs),
+      [undefined, undefined, 2 * MS],
+    );
+  });
+
+  test('a capture without directions times it as the side the SYN arrives at', () => {
     const c = new TcpConversation().handshake(5 * MS, 2 * MS);
     const { rows } = analyse(c.segments);
     assert.deepEqual(
       rows.map((r) => r.handshakeNs),
-      [undefined, 5 * MS, 2 * MS],
+      [undefined, undefined, 2 * MS],
     );
   });
 
   test('an IPv6 handshake is timed the same way', () => {
     const c = new TcpConversation().handshake(7 * MS, 1 * MS);
     const v6 = { ...DEFAULT_ENDPOINTS, client: '2001:db8::1', server: '2001:db8::2' };
-    const { rows } = analyse(c.segments, ALL, v6);
     assert.deepEqual(
-      rows.map((r) => r.handshakeNs),
-      [undefined, 7 * MS, 1 * MS],
+      analyse(c.segments, ALL, v6, 'client').rows.map((r) => r.handshakeNs),
+      [undefined, undefined, 7 * MS],
+    );
+    assert.deepEqual(
+      analyse(c.segments, ALL, v6, 'server').rows.map((r) => r.handshakeNs),
+      [undefined, undefined, 1 * MS],
     );
   });
 
@@ -95,10 +136,25 @@ describe('handshake round-trip times', () => {
     c.add(true, 1000, 0, SYN, 0);
     c.atNs += 3 * MS;
     c.add(false, 5000, 1001, SYN | ACK, 0);
-    const { rows } = analyse(c.segments);
-    assert.equal(rows[2].handshakeNs, 3 * MS);
+    c.atNs += 1 * MS;
+    c.add(true, 1001, 5001, ACK, 0);
+    const { rows } = analyse(c.segments, ALL, DEFAULT_ENDPOINTS, 'client');
+    assert.equal(rows[3].handshakeNs, 3 * MS);
     assert.deepEqual(retransmitted(rows), [1]);
     assert.equal(rows[1].retransBytes, 0, 'a SYN carries no payload');
+  });
+
+  test('a SYN-ACK sent again is timed from the latest one', () => {
+    const c = new TcpConversation();
+    c.add(true, 1000, 0, SYN, 0);
+    c.atNs += 1 * MS;
+    c.add(false, 5000, 1001, SYN | ACK, 0);
+    c.atNs += 1000 * MS;
+    c.add(false, 5000, 1001, SYN | ACK, 0);
+    c.atNs += 4 * MS;
+    c.add(true, 1001, 5001, ACK, 0);
+    const { rows } = analyse(c.segments, ALL, DEFAULT_ENDPOINTS, 'server');
+    assert.equal(rows[3].handshakeNs, 4 * MS);
   });
 
   test('only the packet acknowledging the SYN ends the measurement, once', () => {
@@ -109,19 +165,24 @@ describe('handshake round-trip times', () => {
     c.atNs += 2 * MS;
     c.add(false, 5000, 1001, SYN | ACK, 0);
     c.atNs += 1 * MS;
+    c.add(true, 1001, 4000, ACK, 0); // acknowledges nothing the server sent
+    c.atNs += 1 * MS;
     c.add(true, 1001, 5001, ACK, 0);
     c.atNs += 1 * MS;
     c.add(true, 1001, 5001, ACK, 0); // a duplicate of the handshake's ACK
-    const { rows } = analyse(c.segments);
     assert.deepEqual(
-      rows.map((r) => r.handshakeNs),
-      [undefined, undefined, 4 * MS, 1 * MS, undefined],
+      analyse(c.segments, ALL, DEFAULT_ENDPOINTS, 'client').rows.map((r) => r.handshakeNs),
+      [undefined, undefined, undefined, 4 * MS, undefined, undefined],
+    );
+    assert.deepEqual(
+      analyse(c.segments).rows.map((r) => r.handshakeNs),
+      [undefined, undefined, undefined, undefined, 2 * MS, undefined],
     );
   });
 
   test('with RTT off no handshake is written', () => {
     const c = new TcpConversation().handshake(5 * MS, 2 * MS);
-    const { rows, sink } = analyse(c.segments, { ...ALL, rtt: false });
+    const { rows, sink } = analyse(c.segments, { ...ALL, rtt: false }, DEFAULT_ENDPOINTS, 'client');
     assert.ok(rows.every((r) => r.handshakeNs === undefined));
     assert.equal(sink.stats.tcpHealth.handshakes, 0);
   });
@@ -230,7 +291,7 @@ describe('retransmissions', () => {
     c.add(true, 501, 9001, ACK | PSH, 100);
     const { rows } = analyse(c.segments);
     assert.deepEqual(retransmitted(rows), []);
-    assert.equal(rows[6].handshakeNs, MS, 'the new handshake is timed');
+    assert.equal(rows[7].handshakeNs, MS, 'the new handshake is timed');
   });
 
   test('with retransmissions off nothing is marked', () => {
@@ -273,7 +334,7 @@ describe('bounds', () => {
       sink.packet(frame, 0, frame.length, frame.length, 0, BASE_SECONDS, s.atNs, -1);
     });
     assert.equal(sink.stats.tcpHealth.tableResets, Math.floor((50 - 1) / 8));
-    assert.equal(sink.stats.tcpHealth.handshakes, 100, 'each connection is timed within its own state');
+    assert.equal(sink.stats.tcpHealth.handshakes, 50, 'each connection is timed within its own state');
   });
 
   test('a TCP header cut before its window field is counted as snapped and not analysed', () => {

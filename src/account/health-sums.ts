@@ -56,7 +56,7 @@ function emptyObservations(): RttObservations {
 }
 
 /** Sums of the TCP health of evicted flows; see the module comment. */
-export class HealthCounts {
+export class HealthSums {
   /** RTT observations of flows whose socket's smoothed RTT was sampled. */
   readonly smoothedRtt = emptyObservations();
   /** RTT observations of flows that only have a handshake time. */
