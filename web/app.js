@@ -200,6 +200,7 @@
     $('talkers-note').textContent =
       `${count(Math.min(s.topN, s.talkers.length))} of ${count(s.matchingTalkers)} ${span}`;
     renderHealth(s);
+    renderDns(s);
   }
 
   const isoTime = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -448,6 +449,47 @@
       body.append(tr);
     }
     table.tBodies[0].replaceChildren(body);
+  }
+
+  /** Milliseconds for people: µs below one, one decimal below ten. */
+  const ms = (value) =>
+    value < 1
+      ? `${Math.round(value * 1000)} µs`
+      : value < 10
+        ? `${value.toFixed(1)} ms`
+        : `${Math.round(value)} ms`;
+
+  /** The DNS panel (DNS tracking): the slowest and the failing names; hidden without DNS. */
+  function renderDns(s) {
+    const panel = $('dns-panel');
+    panel.hidden = !s.dns;
+    if (!s.dns) return;
+    const rows = (id, list, cellsOf) => {
+      const body = document.createDocumentFragment();
+      for (const row of list) {
+        const tr = document.createElement('tr');
+        tr.append(...cellsOf(row));
+        body.append(tr);
+      }
+      $(id).tBodies[0].replaceChildren(body);
+    };
+    const name = (row) => cell(row.name || '(no name)', row.name);
+    rows('dns-slowest', s.dns.slowest, (row) => [
+      name(row),
+      cell(ms(row.maxLatencyMs), '', true),
+      cell(ms(row.meanLatencyMs), '', true),
+      cell(count(row.answers), '', true),
+      cell(row.rcode),
+    ]);
+    rows('dns-failing', s.dns.failing, (row) => [
+      name(row),
+      cell(row.rcode),
+      cell(count(row.failures), '', true),
+      cell(count(row.unanswered), '', true),
+      cell(count(row.malformed), '', true),
+      cell(count(row.queries), '', true),
+    ]);
+    $('dns-note').textContent = `${count(s.dns.names)} names over the last ${s.topWindowSeconds} s`;
   }
 
   function figure(list, name, label, value) {

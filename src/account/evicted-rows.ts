@@ -2,13 +2,14 @@
  * What every evicted batch goes through before the sinks, in `run` and `read` alike: the agent's
  * address written into each row (the kernel and the capture parsers leave it zero), then, in
  * bidirectional mode, the pairing of the two directions of each conversation (biflow.ts). The
- * same pass counts the flows that carry issue 13's identity fields and sums their TCP health
- * (health-sums.ts), for /metrics.
+ * same pass counts the flows that carry issue 13's identity fields, sums their TCP health
+ * (health-sums.ts), and with DNS tracking on counts what their DNS sections hold, for /metrics.
  */
 import { type RecordBatch, rowHasHealth } from '../codec/record-batch.ts';
 import { V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { IP_BYTES } from '../model/ip.ts';
 import { pairBiflows } from './biflow.ts';
+import { DnsCounts } from './dns-counts.ts';
 import { HealthSums } from './health-sums.ts';
 
 /** Settings of an {@link EvictedRows} stage. */
@@ -17,6 +18,8 @@ export interface EvictedRowsOptions {
   readonly agentIp: Uint8Array;
   /** Pair the directions of each conversation into bidirectional records. */
   readonly bidirectional: boolean;
+  /** DNS is tracked: count what the rows' DNS sections hold. */
+  readonly dnsTracking?: boolean;
 }
 
 /** Flows counted by what they carry, as they leave accounting. */
@@ -46,6 +49,9 @@ export class EvictedRows {
   /** The TCP health of the evicted flows so far. */
   readonly healthSums = new HealthSums();
 
+  /** What the evicted flows' DNS sections held. */
+  readonly dns = new DnsCounts();
+
   constructor(readonly options: EvictedRowsOptions) {}
 
   /**
@@ -53,6 +59,8 @@ export class EvictedRows {
    * row, paired into bidirectional records when the option is on.
    */
   finish(batch: RecordBatch): RecordBatch {
+    // Before pairing, which merges the DNS of a conversation's two directions into one record.
+    if (this.options.dnsTracking === true) this.dns.count(batch);
     this.#stampAndCount(batch);
     if (!this.options.bidirectional) return batch;
     const paired = pairBiflows(batch);

@@ -15,6 +15,7 @@ import {
   Registry,
 } from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
+import { DNS_LATENCY_BUCKETS_S } from '../account/dns-counts.ts';
 import type { IdentityCounts } from '../account/evicted-rows.ts';
 import type { HealthJoinCounts } from '../account/health-join.ts';
 import {
@@ -27,6 +28,7 @@ import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { HealthHookChoice } from '../ebpf/health-programs.ts';
 import { ConfigError } from '../errors.ts';
 import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backoff.ts';
+import { dnsRcodeName } from '../model/dns-names.ts';
 import { type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
 import { formatIp } from '../model/ip.ts';
 import { tunnelTypeName } from '../model/names.ts';
@@ -115,10 +117,27 @@ export interface HealthSnapshot {
   identity: IdentityCounts;
   /** The TCP health of the flows that left accounting. */
   tcpHealth: TcpHealthFigures;
+  /** What the evicted flows' DNS sections held (DNS tracking); absent when it is off. */
+  dns?: DnsFigures;
   /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
   exporters: Array<
     { name: string; retries?: RetryCounts } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']
   >;
+}
+
+/** DNS of the evicted flows as plain numbers (src/account/dns-counts.ts). */
+export interface DnsFigures {
+  flows: number;
+  queries: number;
+  answers: number;
+  unanswered: number;
+  malformed: number;
+  /** Flows whose latest message is a response, by response code name. */
+  responsesByRcode: Record<string, number>;
+  /** Latency observations per bucket of DNS_LATENCY_BUCKETS_S, +Inf last (not cumulative). */
+  latencyBuckets: number[];
+  latencySumSeconds: number;
+  latencyCount: number;
 }
 
 /** The TCP health sums of the evicted flows, as plain data (src/account/health-sums.ts). */
@@ -187,7 +206,26 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     agentIp: p.agentIp ? formatIp(p.agentIp, 0, 0) : '',
     identity: structuredClone(p.identityCounts ?? NO_IDENTITY_COUNTS),
     tcpHealth: tcpHealthFigures(p),
+    ...(p.dnsCounts === undefined ? {} : { dns: dnsFigures(p.dnsCounts) }),
     exporters: p.exporters.map(exporterFigures),
+  };
+}
+
+function dnsFigures(counts: NonNullable<Pipeline['dnsCounts']>): DnsFigures {
+  const responsesByRcode: Record<string, number> = {};
+  counts.responsesByRcode.forEach((n, rcode) => {
+    if (n > 0) responsesByRcode[dnsRcodeName(rcode)] = n;
+  });
+  return {
+    flows: counts.flows,
+    queries: counts.queries,
+    answers: counts.answers,
+    unanswered: counts.unanswered,
+    malformed: counts.malformed,
+    responsesByRcode,
+    latencyBuckets: [...counts.latencyBuckets],
+    latencySumSeconds: counts.latencySumSeconds,
+    latencyCount: counts.latencyCount,
   };
 }
 
@@ -225,6 +263,7 @@ function exporterFigures(exporter: FlowSink): HealthSnapshot['exporters'][number
   return isRetryingExporter(exporter) ? { ...figures, retries: { ...exporter.retries } } : figures;
 }
 
+/** The `_bucket` (cumulative), `_sum` and `_count` samples of the DNS latency histogram. */
 type Labels = Record<string, string>;
 type Sample = [Labels, number];
 
@@ -505,6 +544,70 @@ export class AgentMetrics {
     counter('flowtap_retransmitted_segments_total', 'Retransmitted TCP segments of the flows', [], (s) =>
       one(s.tcpHealth.retransSegments),
     );
+    this.#registerDnsMetrics(counter);
+  }
+
+  /** DNS tracking's figures (ENABLE_DNS_TRACKING): zero, and the histogram empty, while it is off. */
+  #registerDnsMetrics(
+    counter: (
+      name: string,
+      help: string,
+      labelNames: string[],
+      read: (s: HealthSnapshot) => Sample[],
+    ) => void,
+  ): void {
+    const dns = (read: (d: DnsFigures) => Sample[]) => (s: HealthSnapshot) => (s.dns ? read(s.dns) : []);
+    counter(
+      'flowtap_dns_flows_total',
+      'Flows that carried DNS',
+      [],
+      dns((d) => [[{}, d.flows]]),
+    );
+    counter(
+      'flowtap_dns_queries_total',
+      'DNS queries seen',
+      [],
+      dns((d) => [[{}, d.queries]]),
+    );
+    counter(
+      'flowtap_dns_answers_total',
+      'DNS responses that matched a query',
+      [],
+      dns((d) => [[{}, d.answers]]),
+    );
+    counter(
+      'flowtap_dns_unanswered_total',
+      'DNS queries that got no response in time',
+      [],
+      dns((d) => [[{}, d.unanswered]]),
+    );
+    counter(
+      'flowtap_dns_malformed_total',
+      'DNS messages that did not parse',
+      [],
+      dns((d) => [[{}, d.malformed]]),
+    );
+    counter(
+      'flowtap_dns_responses_total',
+      'Flows whose latest DNS message is a response, by its response code',
+      ['rcode'],
+      dns((d) => Object.entries(d.responsesByRcode).map(([rcode, n]): Sample => [{ rcode }, n])),
+    );
+    new CountedHistogram(
+      {
+        name: 'flowtap_dns_latency_seconds',
+        help: 'DNS latency (response time - query time) of the latest answered query of each flow',
+        labelNames: [],
+        buckets: [...DNS_LATENCY_BUCKETS_S],
+        registers: [this.registry],
+      },
+      () => {
+        const d = this.#current?.dns;
+        return d === undefined
+          ? []
+          : [[{}, { buckets: d.latencyBuckets, sumSeconds: d.latencySumSeconds, count: d.latencyCount }]];
+      },
+    );
   }
 
   /** The Prometheus text exposition of one fresh snapshot. */
@@ -514,22 +617,26 @@ export class AgentMetrics {
   }
 }
 
-type RttSeries = [Labels, RttObservations];
+/** One series of a {@link CountedHistogram}: its labels and its counted observations. */
+type CountedSeries = [Labels, RttObservations];
 
 /**
- * A histogram whose observations are counted elsewhere (src/account/health-sums.ts, as flows
- * leave accounting) and read at each scrape: prom-client's Histogram renders only what it observed
- * itself, so this one renders the counted buckets (cumulative, as Prometheus wants them).
+ * A histogram whose observations are counted elsewhere (src/account/health-sums.ts and
+ * dns-counts.ts, as flows leave accounting) and read at each scrape: prom-client's Histogram renders
+ * only what it observed itself, so this one renders the counted buckets over its own `buckets`
+ * (cumulative, as Prometheus wants them).
  */
 class CountedHistogram extends Histogram<string> {
   readonly #name: string;
   readonly #help: string;
-  readonly #read: () => RttSeries[];
+  readonly #bounds: readonly number[];
+  readonly #read: () => CountedSeries[];
 
-  constructor(config: HistogramConfiguration<string>, read: () => RttSeries[]) {
+  constructor(config: HistogramConfiguration<string>, read: () => CountedSeries[]) {
     super(config);
     this.#name = config.name;
     this.#help = config.help;
+    this.#bounds = config.buckets ?? [];
     this.#read = read;
   }
 
@@ -539,7 +646,7 @@ class CountedHistogram extends Histogram<string> {
     const values: CountedHistogramValues['values'] = [];
     for (const [labels, observed] of this.#read()) {
       let cumulative = 0;
-      RTT_BUCKET_BOUNDS_SECONDS.forEach((bound, i) => {
+      this.#bounds.forEach((bound, i) => {
         cumulative += observed.buckets[i];
         values.push({ labels: { ...labels, le: bound }, value: cumulative, metricName: `${name}_bucket` });
       });

@@ -19,6 +19,8 @@
  */
 import { Accounter, type AccounterOptions, type EvictionReason } from '../account/accounter.ts';
 import type { Clock } from '../account/clock.ts';
+import type { DnsCounts } from '../account/dns-counts.ts';
+import { DnsSections } from '../account/dns-sections.ts';
 import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../account/evicted-rows.ts';
 import { HealthJoin, type HealthJoinCounts, type HealthJoinOptions } from '../account/health-join.ts';
 import type { HealthSums } from '../account/health-sums.ts';
@@ -120,7 +122,11 @@ export class Pipeline {
     this.#waitingEnded = new Promise((resolve) => {
       this.#endWaiting = resolve;
     });
+    // DNS tracking: rows come with DNS sections (the capture fills them), kept by flow beside the
+    // cache and put back on each evicted flow's record.
+    const dnsTracking = options.evictedRows?.dnsTracking === true;
     this.#accounter = new Accounter({
+      dnsSections: dnsTracking ? new DnsSections(options.cacheMaxFlows) : undefined,
       maxEntries: options.cacheMaxFlows,
       evictBufferLen: Math.min(options.buffersLength, EVICTED_BATCHES_WAITING),
       evictTimeoutMs: options.cacheActiveTimeoutMs,
@@ -162,6 +168,11 @@ export class Pipeline {
   /** What became of the TCP health rows the source handed out (joined, own records, filtered). */
   get healthJoinCounts(): HealthJoinCounts {
     return this.#healthJoin.counts;
+  }
+
+  /** What the evicted flows' DNS sections held; undefined unless DNS is tracked. */
+  get dnsCounts(): DnsCounts | undefined {
+    return this.#evictedRows?.options.dnsTracking === true ? this.#evictedRows.dns : undefined;
   }
 
   /** The agent's address written into every flow; undefined without the stage. */

@@ -6,6 +6,7 @@
 import type { Writable } from 'node:stream';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { type BatchResult, QueuedExporter } from '../export/exporter.ts';
+import { dnsOutcome } from '../model/dns-names.ts';
 import { type DropReasonNames, type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
 import type { Flow } from '../model/flow.ts';
 import type { InterfaceNames } from '../model/interfaces.ts';
@@ -105,6 +106,19 @@ const OPTIONAL_COLUMNS: readonly OptionalColumn[] = [
       flow.health?.dropPackets && flow.health.latestDrop
         ? dropReasons.nameOf(flow.health.latestDrop.cause)
         : '',
+  },
+  // DNS tracking (issue 15): the name asked, how it went, how long the answer took.
+  {
+    header: 'DNS NAME',
+    numeric: false,
+    cell: (flow) =>
+      flow.dns?.name === undefined ? '' : `${flow.dns.name || '.'}${flow.dns.nameTruncated ? '…' : ''}`,
+  },
+  { header: 'DNS', numeric: false, cell: (flow) => (flow.dns ? dnsOutcome(flow.dns) : '') },
+  {
+    header: 'DNS LATENCY',
+    numeric: true,
+    cell: (flow) => (flow.dns?.latencyNs === undefined ? '' : humanDurationNs(flow.dns.latencyNs)),
   },
 ];
 

@@ -6,10 +6,10 @@
  * test/export/json-rows.test.ts holds the two forms together on flows using every field: a field
  * `flowToJson` prints must be printed here too.
  */
-import { type RecordBatch, rowHasHealth } from '../codec/record-batch.ts';
+import { type RecordBatch, readDns, rowHasHealth } from '../codec/record-batch.ts';
 import { HealthFlag, V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { type DropReasonNames, type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
-import { identityJson } from '../model/flow.ts';
+import { dnsJson, identityJson } from '../model/flow.ts';
 import { isIcmpProtocol } from '../model/icmp.ts';
 import { formatIp, formatIpv6, isIpv4Mapped } from '../model/ip.ts';
 import { directionName, EtherType, transportProtocolName } from '../model/names.ts';
@@ -190,6 +190,13 @@ export class JsonRowEncoder {
       this.#crossed(batch, o);
     }
     if (rowHasHealth(b, o)) this.#health(b, o);
+    const dns = readDns(b, o);
+    if (dns !== undefined) {
+      // DNS flows are a few of all: their fields go through the FlowDns object.
+      const text = Buffer.from(dnsJson(dns), 'utf8');
+      this.#reserve(text.length + T_END_LINE.length);
+      this.#put(text);
+    }
     this.#put(T_END_LINE);
   }
 

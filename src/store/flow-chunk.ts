@@ -11,8 +11,8 @@ import type { DuckDBAppender } from '@duckdb/node-api';
 import { DuckDBDataChunk } from '@duckdb/node-api';
 import duckdb from '@duckdb/node-bindings';
 import { crossedText } from '../codec/identity-text.ts';
-import type { RecordBatch } from '../codec/record-batch.ts';
-import { HealthFlag, V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { type RecordBatch, rowDnsName } from '../codec/record-batch.ts';
+import { DnsFlag, HealthFlag, V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { COLUMN, STORE_COLUMNS } from './schema.ts';
 
 /** Rows in one DuckDB chunk (DuckDB's vector size, 2048). */
@@ -86,7 +86,36 @@ export class FlowChunkWriter {
     this.#copy16(raw, COLUMN.rev_tcp_flags, V2.REV_TCP_FLAGS, n);
     this.#copy8(raw, COLUMN.rev_dscp, V2.REV_DSCP, n);
     this.#copyHealth(raw, n);
+    this.#copyDns(raw, n);
     appender.appendDataChunk(chunk);
+  }
+
+  /**
+   * The DNS section (schema 5): counts, errno and the parts-present flags as they are; id and flags
+   * only with a header, the latency only when measured, the name only when read ('' otherwise).
+   */
+  #copyDns(raw: duckdb.DataChunk, n: number): void {
+    this.#copy32(raw, COLUMN.dns_queries, V2.DNS_QUERIES, n);
+    this.#copy32(raw, COLUMN.dns_answers, V2.DNS_ANSWERS, n);
+    this.#copy32(raw, COLUMN.dns_unanswered, V2.DNS_UNANSWERED, n);
+    this.#copy32(raw, COLUMN.dns_malformed, V2.DNS_MALFORMED, n);
+    this.#copy8(raw, COLUMN.dns_errno, V2.DNS_ERRNO, n);
+    this.#copy8(raw, COLUMN.dns_record_flags, V2.DNS_RECORD_FLAGS, n);
+    this.#copy64If(raw, COLUMN.dns_latency_ns, V2.DNS_LATENCY_NS, n, DnsFlag.LATENCY, V2.DNS_RECORD_FLAGS);
+    const ids = this.#u16[COLUMN.dns_id];
+    const flags = this.#u16[COLUMN.dns_flags];
+    const names = duckdb.data_chunk_get_vector(raw, COLUMN.dns_name);
+    const b = this.#rows;
+    for (let i = 0, o = 0; i < n; i++, o += V2_RECORD_BYTES) {
+      const parts = b[o + V2.DNS_RECORD_FLAGS];
+      const header = (parts & DnsFlag.HEADER) !== 0;
+      ids[i] = header ? this.#rowHalves[(o + V2.DNS_ID) / 2] : 0;
+      flags[i] = header ? this.#rowHalves[(o + V2.DNS_FLAGS) / 2] : 0;
+      const name = (parts & DnsFlag.NAME) !== 0 ? rowDnsName(this.#rowBuffer, o) : '';
+      duckdb.vector_assign_string_element(names, i, name);
+    }
+    this.#put(raw, COLUMN.dns_id, ids, n * 2);
+    this.#put(raw, COLUMN.dns_flags, flags, n * 2);
   }
 
   /**
@@ -117,12 +146,19 @@ export class FlowChunkWriter {
     this.#put(raw, COLUMN.drop_latest_state, states, n);
   }
 
-  /** As #copy64, writing 0 for rows whose health flags lack `flag`. */
-  #copy64If(raw: duckdb.DataChunk, column: number, offset: number, n: number, flag: number): void {
+  /** As #copy64, writing 0 for rows whose flags byte at `flagsAt` (health flags by default) lacks `flag`. */
+  #copy64If(
+    raw: duckdb.DataChunk,
+    column: number,
+    offset: number,
+    n: number,
+    flag: number,
+    flagsAt: number = V2.HEALTH_FLAGS,
+  ): void {
     const out = this.#u64[column];
     const rows = this.#rowWords;
     const b = this.#rows;
-    for (let i = 0, w = offset / 4, f = V2.HEALTH_FLAGS; i < n; i++, w += ROW_WORDS, f += V2_RECORD_BYTES) {
+    for (let i = 0, w = offset / 4, f = flagsAt; i < n; i++, w += ROW_WORDS, f += V2_RECORD_BYTES) {
       const measured = (b[f] & flag) !== 0;
       out[2 * i] = measured ? rows[w] : 0;
       out[2 * i + 1] = measured ? rows[w + 1] : 0;

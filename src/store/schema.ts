@@ -198,17 +198,76 @@ export const STORE_COLUMNS = [
   },
   { name: 'retrans_bytes', type: 'BIGINT', clickhouse: 'Int64', doc: 'bytes of retransmitted TCP segments' },
   { name: 'retrans_packets', type: 'BIGINT', clickhouse: 'Int64', doc: 'retransmitted TCP segments' },
+  // Schema 5 (issue 15): DNS tracking. What a flow's DNS section did not hold is 0 or ''.
+  {
+    name: 'dns_id',
+    type: 'USMALLINT',
+    clickhouse: 'UInt16',
+    doc: "id of the flow's latest DNS message (dns_record_flags bit 1)",
+  },
+  {
+    name: 'dns_flags',
+    type: 'USMALLINT',
+    clickhouse: 'UInt16',
+    doc: 'its flags word, the response code in the low 4 bits',
+  },
+  {
+    name: 'dns_latency_ns',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: 'response time - query time of the latest answered query, ns (0: none)',
+  },
+  {
+    name: 'dns_name',
+    type: 'VARCHAR',
+    clickhouse: 'String',
+    doc: "first question name of the latest DNS message: dotted, lower-cased ('' none)",
+  },
+  {
+    name: 'dns_errno',
+    type: 'UTINYINT',
+    clickhouse: 'UInt8',
+    doc: "netobserv's dns_errno: 2 a response without its query, 14 a header cut short, 22 malformed",
+  },
+  { name: 'dns_queries', type: 'UINTEGER', clickhouse: 'UInt32', doc: 'DNS queries of the flow' },
+  {
+    name: 'dns_answers',
+    type: 'UINTEGER',
+    clickhouse: 'UInt32',
+    doc: 'DNS responses of the flow that matched a query',
+  },
+  {
+    name: 'dns_unanswered',
+    type: 'UINTEGER',
+    clickhouse: 'UInt32',
+    doc: 'DNS queries of the flow that got no response in time',
+  },
+  {
+    name: 'dns_malformed',
+    type: 'UINTEGER',
+    clickhouse: 'UInt32',
+    doc: 'DNS messages of the flow that did not parse',
+  },
+  {
+    name: 'dns_record_flags',
+    type: 'UTINYINT',
+    clickhouse: 'UInt8',
+    doc: 'DNS parts present: 1 id and flags, 2 name, 4 name cut at 64 bytes, 8 latency',
+  },
 ] as const satisfies readonly StoreColumn[];
 
 /** The first column schema 3 added (issue 13). */
 export const FIRST_SCHEMA3_COLUMN = 'agent_ip_hi';
 /** The first column schema 4 added (issue 14). */
 export const FIRST_SCHEMA4_COLUMN = 'rtt_last_ns';
+/** The first column schema 5 added (issue 15). */
+export const FIRST_SCHEMA5_COLUMN = 'dns_id';
 
 /** The first column each schema added over the one before; a store of an older schema gets the columns from it on. */
 const FIRST_COLUMN_ADDED_BY: { readonly [schema: string]: string } = {
   '3': FIRST_SCHEMA3_COLUMN,
   '4': FIRST_SCHEMA4_COLUMN,
+  '5': FIRST_SCHEMA5_COLUMN,
 };
 
 /** Default of a column added by a migration: what an old row reads. */
@@ -244,12 +303,12 @@ export const TEMPLATE_TABLE = 'flows_template';
 /** Key/value facts about the database (its schema version). */
 export const META_TABLE = 'flowtap_meta';
 /**
- * Bumped when stored columns change. A store of schema 2 or 3 is migrated when it opens (columns
- * added, see migrationSql); any other version is refused, not misread.
+ * Bumped when stored columns change. A store of schema 2, 3 or 4 is migrated when it opens
+ * (columns added, see migrationSql); any other version is refused, not misread.
  */
-export const SCHEMA_VERSION = '4';
+export const SCHEMA_VERSION = '5';
 /** The older schemas a store is migrated from. */
-export const MIGRATABLE_SCHEMA_VERSIONS: readonly string[] = ['2', '3'];
+export const MIGRATABLE_SCHEMA_VERSIONS: readonly string[] = ['2', '3', '4'];
 
 /** Length of one partition. */
 export const PARTITION_MS = 86_400_000;

@@ -23,9 +23,10 @@ import {
   rowRttNs,
 } from '../codec/health-figures.ts';
 import { crossedText, tunnelText } from '../codec/identity-text.ts';
-import type { RecordBatch } from '../codec/record-batch.ts';
+import { type RecordBatch, rowHasDns } from '../codec/record-batch.ts';
 import { RecordFlag, V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { TWO_POW_32 } from '../model/u64.ts';
+import { DnsNameWindow } from './dns-window.ts';
 import { ThroughputWindow } from './throughput.ts';
 import { TopWindow } from './top-window.ts';
 
@@ -139,6 +140,8 @@ export class FlowAggregate {
   readonly flows: TopWindow<EntryInfo>;
   /** Sources by key: address (16 bytes), protocol (one character), interface index (decimal). */
   readonly talkers: TopWindow<EntryInfo>;
+  /** DNS question names of the flows that carried DNS, over the top tables' window. */
+  readonly dns: DnsNameWindow;
   readonly #nowMs: () => number;
   readonly #stats = { records: 0, outOfWindow: 0, withoutTime: 0 };
   /** Bumped whenever what a snapshot would show changes. */
@@ -164,6 +167,7 @@ export class FlowAggregate {
     };
     this.flows = new TopWindow(top);
     this.talkers = new TopWindow(top);
+    this.dns = new DnsNameWindow(top.segmentSeconds, top.segmentCount);
     this.#createdSecond = Math.floor(this.#nowMs() / 1000);
   }
 
@@ -291,6 +295,7 @@ export class FlowAggregate {
         talker.info ??= { interfaceName: lastIfName };
         if (drops > 0) noteDrop(talker.info, b, o);
       }
+      if (rowHasDns(b, o)) this.dns.addRow(b, o, last);
     }
     this.#version++;
   }
@@ -300,6 +305,7 @@ export class FlowAggregate {
     this.throughput.advanceTo(second);
     this.flows.advanceTo(second);
     this.talkers.advanceTo(second);
+    this.dns.advanceTo(second);
     // The view changes as data slides out; once the window is empty, moving it changes nothing.
     if (second - this.#lastDataSecond <= this.throughput.windowSeconds) this.#version++;
   }

@@ -248,6 +248,8 @@ export async function historySnapshot(
       q: filter.text,
     },
     aggregate: null,
+    // The flow store keeps no DNS columns yet: a past window has no DNS panel.
+    dns: null,
     health: health ?? null,
     historyAvailable: true,
   };

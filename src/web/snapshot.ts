@@ -22,6 +22,7 @@ import {
   type FlowAggregate,
   type Timeline,
 } from './aggregate.ts';
+import { type DnsSnapshot, dnsSnapshot } from './dns-window.ts';
 import type { HealthSnapshot } from './health.ts';
 import { OTHER_SERIES_NAME } from './throughput.ts';
 import type { WindowEntry } from './top-window.ts';
@@ -160,6 +161,8 @@ export interface WebSnapshot {
   interfaces: string[];
   filter: { interface: string; proto: string; q: string };
   aggregate: AggregateStats;
+  /** The DNS panel (DNS tracking): slowest and failing names; null when no flow carried DNS. */
+  dns: DnsSnapshot | null;
   health: HealthSnapshot | null;
   /** True when the view keeps a flow store, so the page may ask for past windows (/history.json). */
   historyAvailable: boolean;
@@ -465,6 +468,7 @@ export function buildSnapshot(
       q: filter.text,
     },
     aggregate: aggregate.stats,
+    dns: dnsSnapshot(aggregate.dns, topN),
     health: health ?? null,
     historyAvailable,
   };

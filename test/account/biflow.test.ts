@@ -213,3 +213,34 @@ test('splitting a record leaves its health on the forward row only, so nothing c
   assert.equal(forward.health?.retransPackets, 2);
   assert.equal(reverse.health, undefined);
 });
+
+test('pairing merges the DNS of both directions into the record; splitting leaves it on the forward row only', () => {
+  const [query, response] = conversation();
+  query.dns = {
+    queries: 1,
+    answers: 0,
+    unanswered: 0,
+    malformed: 0,
+    latestNs: T0 + 10n,
+    header: { id: 9, flags: 0x0100 },
+    name: 'www.example.com',
+  };
+  response.dns = {
+    queries: 0,
+    answers: 1,
+    unanswered: 0,
+    malformed: 0,
+    latestNs: T0 + 20n,
+    header: { id: 9, flags: 0x8183 },
+    name: 'www.example.com',
+    latencyNs: 10n,
+  };
+  const paired = pairBiflows(recordBatchOf([response, query]));
+  assert.equal(paired.count, 1);
+  assert.deepEqual(paired.flow(0).dns, { ...response.dns, queries: 1 });
+  const split = splitBiflows(paired);
+  assert.deepEqual(
+    [...split.flows()].map((f) => f.dns?.answers),
+    [1, undefined],
+  );
+});

@@ -273,6 +273,33 @@ test('reverse DNS names are off unless --resolve or RESOLVE asks for them', () =
   assert.equal(load({}, { RESOLVE: 'true' }).resolve, true);
 });
 
+test('DNS tracking is off by default on the reference port 53; ENABLE_DNS_TRACKING and DNS_TRACKING_PORT set it', () => {
+  const off = load();
+  assert.equal(off.dnsTracking, false);
+  assert.deepEqual(off.dnsTrackingPorts, [53]);
+  const on = load({}, { ENABLE_DNS_TRACKING: 'true', DNS_TRACKING_PORT: '5353' });
+  assert.equal(on.dnsTracking, true);
+  assert.deepEqual(on.dnsTrackingPorts, [5353]);
+  assert.deepEqual(load({ dnsTracking: true, dnsTrackingPort: '53, 5353,53' }).dnsTrackingPorts, [53, 5353]);
+});
+
+test('DNS_TRACKING_PORT in a config file may be a number or a list', (t) => {
+  const path = configFile(t, 'dns.yaml', 'enableDnsTracking: true\ndnsTrackingPort: [53, 5353]\n');
+  assert.deepEqual(load({ config: path }).dnsTrackingPorts, [53, 5353]);
+  const one = configFile(t, 'one.yaml', 'DNS_TRACKING_PORT: 5300\n');
+  assert.deepEqual(load({ config: one }).dnsTrackingPorts, [5300]);
+});
+
+test('a DNS_TRACKING_PORT outside 1..65535 names the setting and what is accepted', () => {
+  assertConfigError(
+    () => load({}, { DNS_TRACKING_PORT: '53,70000' }),
+    'DNS_TRACKING_PORT',
+    '53,70000',
+    /port from 1 to 65535/,
+  );
+  assertConfigError(() => load({ dnsTrackingPort: 'dns' }), '--dns-tracking-port', 'dns', /53,5353/);
+});
+
 test('TCP health defaults: retransmissions and drops on, RTT off, hooks chosen automatically', () => {
   assert.deepEqual(load().health, DEFAULT_HEALTH);
   assert.deepEqual(DEFAULT_HEALTH, { rtt: false, retrans: true, drops: true, hooks: 'auto' });

@@ -73,6 +73,42 @@ test('columns for reverse counters, VLAN, tunnel and interfaces crossed appear w
   assert.match(lines[2], /100$/, 'a flow without them has empty cells');
 });
 
+test('DNS columns show the name asked, how it went and the latency, when a flow has DNS', () => {
+  assert.doesNotMatch(formatTable(batch(makeFlow({ ifIndex: 3 }))), /DNS/);
+  const text = formatTable(
+    batch(
+      makeFlow({
+        ifIndex: 3,
+        bytes: 300,
+        proto: 17,
+        srcPort: 53,
+        dns: {
+          queries: 0,
+          answers: 1,
+          unanswered: 0,
+          malformed: 0,
+          latestNs: 1n,
+          header: { id: 1, flags: 0x8183 },
+          name: 'nx.example',
+          latencyNs: 12_340_000n,
+        },
+      }),
+      makeFlow({
+        ifIndex: 3,
+        bytes: 200,
+        proto: 17,
+        dstPort: 53,
+        dns: { queries: 1, answers: 0, unanswered: 1, malformed: 0, latestNs: 1n, name: 'slow.example' },
+      }),
+      makeFlow({ ifIndex: 3, bytes: 100 }),
+    ),
+  );
+  const lines = text.trimEnd().split('\n');
+  assert.match(lines[0], /BYTES\s+DNS NAME\s+DNS\s+DNS LATENCY$/);
+  assert.match(lines[1], /300\s+nx\.example\s+NXDomain\s+12\.3ms$/);
+  assert.match(lines[2], /200\s+slow\.example\s+unanswered$/);
+});
+
 test('the table output writes one table per batch to its stream', async () => {
   const out = new PassThrough();
   let text = '';

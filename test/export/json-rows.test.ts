@@ -50,6 +50,51 @@ test('rows encode to the text flowToJson gives their flows, on every field and e
         { ifIndex: 1, direction: 1 },
       ],
     }),
+    // DNS: a response with every part, a query, a cut name, the root, DNS only (0 packets).
+    makeFlow({
+      proto: 17,
+      dns: {
+        queries: 0,
+        answers: 2,
+        unanswered: 0,
+        malformed: 1,
+        latestNs: 5n,
+        header: { id: 0xbeef, flags: 0x8183 },
+        name: 'nx.example',
+        latencyNs: 12_999_999n,
+        errno: 22,
+      },
+    }),
+    makeFlow({
+      proto: 17,
+      agentIp: parseIp('192.0.2.1')!,
+      dns: {
+        queries: 1,
+        answers: 0,
+        unanswered: 0,
+        malformed: 0,
+        latestNs: 5n,
+        header: { id: 1, flags: 0x100 },
+        name: 'a"b\\c',
+      },
+    }),
+    makeFlow({
+      dns: {
+        queries: 1,
+        answers: 0,
+        unanswered: 0,
+        malformed: 0,
+        latestNs: 5n,
+        name: 'x'.repeat(64),
+        nameTruncated: true,
+      },
+    }),
+    makeFlow({ dns: { queries: 1, answers: 0, unanswered: 0, malformed: 0, latestNs: 5n, name: '' } }),
+    makeFlow({
+      packets: 0,
+      bytes: 0,
+      dns: { queries: 0, answers: 0, unanswered: 1, malformed: 0, latestNs: 5n },
+    }),
     makeFlow({
       vlanOuter: 10,
       vlanInner: 20,

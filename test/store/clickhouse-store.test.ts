@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
-import type { Flow, FlowHealth } from '../../src/model/flow.ts';
+import type { Flow, FlowDns, FlowHealth } from '../../src/model/flow.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { formatIp, parseIp } from '../../src/model/ip.ts';
 import { writeClickHouseResult } from '../../src/store/clickhouse-query.ts';
@@ -54,7 +54,7 @@ function names(): InterfaceRegistry {
 function variedFlows(seed: number, count: number): Flow[] {
   const random = seededRandom(seed);
   const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
-  return Array.from({ length: count }, () => {
+  return Array.from({ length: count }, (_, i) => {
     const src = pick(ADDRESSES);
     const dst = pick(ADDRESSES);
     const etype = src.includes(':') || dst.includes(':') ? 0x86dd : 0x0800;
@@ -80,8 +80,24 @@ function variedFlows(seed: number, count: number): Flow[] {
       srcMac: '02:00:00:00:00:01',
       dstMac: 'aa:bb:cc:dd:ee:ff',
       ...(random() < 0.5 && { health: randomHealth(random) }),
+      ...(i % 3 === 0 && { dns: variedDns(i, start) }),
     });
   });
+}
+
+/** DNS of every third flow: responses with latencies and names, queries without (by `i`). */
+function variedDns(i: number, atNs: bigint): FlowDns {
+  const response = i % 2 === 0;
+  return {
+    queries: response ? 0 : 1,
+    answers: response ? 1 : 0,
+    unanswered: i % 9 === 3 ? 1 : 0,
+    malformed: 0,
+    latestNs: atNs,
+    header: { id: i & 0xffff, flags: response ? 0x8180 | (i % 4) : 0x0100 },
+    name: `n${i}.ex\u00e4mple`,
+    ...(response && { latencyNs: BigInt(1_000 * (i + 1)) }),
+  };
 }
 
 /** TCP health with some parts measured, small values so groups tie and the order's tie-breaks matter. */
@@ -210,6 +226,35 @@ describe('ClickHouse store', { skip: !clickhouseAvailable() && 'clickhouse-serve
           drop?.tcpState ?? 0,
           h?.retransBytes ?? 0,
           h?.retransPackets ?? 0,
+        ].map(String),
+        `row ${i}`,
+      );
+    }
+  });
+
+  test('DNS columns read back as the flows carried them, 0 and empty where they had none', async () => {
+    const result = await store.query(
+      `SELECT dns_id, dns_flags, dns_latency_ns, dns_name, dns_errno, dns_queries, dns_answers,
+        dns_unanswered, dns_malformed, dns_record_flags FROM flowtap_test.flows
+        ORDER BY time_start, time_end, bytes`,
+    );
+    const flows = sortedFlows(batch);
+    assert.ok(flows.filter((f) => f.dns).length > 500);
+    for (let i = 0; i < flows.length; i++) {
+      const d = flows[i].dns;
+      assert.deepEqual(
+        result.rows[i].map(String),
+        [
+          d?.header?.id ?? 0,
+          d?.header?.flags ?? 0,
+          d?.latencyNs ?? 0,
+          d?.name ?? '',
+          d?.errno ?? 0,
+          d?.queries ?? 0,
+          d?.answers ?? 0,
+          d?.unanswered ?? 0,
+          d?.malformed ?? 0,
+          d ? 1 | 2 | (d.latencyNs === undefined ? 0 : 8) : 0,
         ].map(String),
         `row ${i}`,
       );

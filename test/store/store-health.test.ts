@@ -7,7 +7,13 @@ import { after, describe, test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
 import { FlowStore } from '../../src/store/flow-store.ts';
-import { FIRST_SCHEMA4_COLUMN, META_TABLE, SCHEMA_VERSION, STORE_COLUMNS } from '../../src/store/schema.ts';
+import {
+  FIRST_SCHEMA4_COLUMN,
+  FIRST_SCHEMA5_COLUMN,
+  META_TABLE,
+  SCHEMA_VERSION,
+  STORE_COLUMNS,
+} from '../../src/store/schema.ts';
 import { makeFlow } from '../helpers/flows.ts';
 import { FULL_HEALTH, RETRANS_ONLY } from '../helpers/health.ts';
 import { storeRows } from './store-rows.ts';
@@ -15,6 +21,7 @@ import { storeRows } from './store-rows.ts';
 const T0_NS = 1_700_000_000_000_000_000n; // 2023-11-14
 const HEALTH_COLUMNS = STORE_COLUMNS.slice(
   STORE_COLUMNS.findIndex((c) => c.name === FIRST_SCHEMA4_COLUMN),
+  STORE_COLUMNS.findIndex((c) => c.name === FIRST_SCHEMA5_COLUMN),
 ).map((c) => c.name);
 
 describe('flow store schema 4', () => {
@@ -57,7 +64,10 @@ describe('flow store schema 4', () => {
 
   test('a schema 3 store gains the health columns when it opens, its rows reading 0', async () => {
     const file = freshFile();
-    const v3Columns = STORE_COLUMNS.filter((c) => !(HEALTH_COLUMNS as string[]).includes(c.name));
+    const v3Columns = STORE_COLUMNS.slice(
+      0,
+      STORE_COLUMNS.findIndex((c) => c.name === FIRST_SCHEMA4_COLUMN),
+    );
     mkdirSync(join(file, '..'), { recursive: true });
     const old = await DuckDBInstance.create(file);
     const c = await old.connect();

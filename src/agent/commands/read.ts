@@ -118,7 +118,7 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
     await Promise.all(exporters.map((e) => e.stop(settings.exportFlushTimeoutMs)));
   }
   failure ??= readFailure(read, exporters);
-  const summary = readSummary(read.decoder.stats, read.flows, exporters);
+  const summary = readSummary(read.decoder.stats, read.flows, exporters, read.dnsStats);
   // The summary is the last word: after the error's message when the read failed.
   if (failure === undefined || web) process.stderr.write(summary);
   if (web) {

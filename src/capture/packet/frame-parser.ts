@@ -84,6 +84,14 @@ const layer = {
 };
 
 /**
+ * Where the transport header of the packet parsed last (with PARSE_OK) starts in its frame, or -1
+ * when it has none (not IP, a later fragment). With tunnels opened, the inner packet's.
+ */
+export function lastTransportOffset(): number {
+  return layer.noTransport ? -1 : layer.off;
+}
+
+/**
  * Parses the Ethernet frame `f[off, end)` into the row at `row` of `out`: MACs, then as
  * {@link parseFromEtherType}.
  */

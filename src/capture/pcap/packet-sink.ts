@@ -10,6 +10,7 @@ import { filterVerdict, VERDICT_REJECT } from '../../filter/evaluate.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import { InterfaceRegistry } from '../../model/interfaces.ts';
 import { Direction } from '../../model/names.ts';
+import type { DnsTracker } from '../dns/dns-tracker.ts';
 import { PARSE_OK, PARSE_TRUNCATED } from '../packet/frame-parser.ts';
 import {
   isSupportedLinkType,
@@ -111,6 +112,8 @@ export interface PacketSinkOptions {
   dedup?: boolean;
   /** Key tunnelled packets by the packet inside (default false). */
   tunnels?: boolean;
+  /** DNS tracking (ENABLE_DNS_TRACKING): sees every counted packet. */
+  dns?: DnsTracker;
   /** What TCP health to measure (default: nothing). */
   tcpHealth?: TcpHealthOptions;
 }
@@ -133,6 +136,7 @@ export class PacketSink {
   readonly #filter: FilterProgram | undefined;
   readonly #link = new LinkLayerParser();
   readonly #deduper: PacketDeduper | undefined;
+  readonly #dns: DnsTracker | undefined;
   readonly #tcpHealth: TcpHealth | undefined;
 
   constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096, options: PacketSinkOptions = {}) {
@@ -143,6 +147,7 @@ export class PacketSink {
     // The filter's `vlan` test reads the outer tag before a tunnel may replace the key's.
     this.#link.trackVlan = filter !== undefined;
     this.#link.tunnels = options.tunnels === true;
+    this.#dns = options.dns;
     this.builder = new RecordBatchBuilder(initialRows, this.interfaces);
     const health = options.tcpHealth;
     this.#tcpHealth =
@@ -266,6 +271,12 @@ export class PacketSink {
     out[row + V2.PACKETS] = 1;
     stats.counted++;
     this.#tcpHealth?.observe(data, off, captured, wireBytes, seconds, nanos, out, row);
+    this.#dns?.packet(data, off + captured, captured < wireBytes, builder, row, seconds, nanos);
+  }
+
+  /** The capture ended: DNS queries still waiting are counted unanswered, as rows of their flows. */
+  finishCapture(): void {
+    this.#dns?.finish(this.builder);
   }
 }
 

@@ -22,6 +22,12 @@
  * and droppedPacketDeltaCount (133), then flowtap's own elements under {@link FLOWTAP_PEN} for what
  * IANA has no element for (RTTs, handshake time, retransmissions, the latest drop's reason, TCP
  * flags and state); a value not measured is 0. Flows without health keep the shorter templates.
+ *
+ * A record whose flow carried DNS (issue 15) uses the template of its shape with the DNS bit,
+ * which appends flowtap's DNS elements after the others (after the health fields when both):
+ * the latest message's id and flags, the latest answered query's latency, netobserv's dns_errno,
+ * the counts and the parts present, then the query name (variable length, last). IANA has no DNS
+ * Information Elements.
  */
 
 /** IANA's port for IPFIX over UDP and TCP: the collector's default. */
@@ -51,6 +57,8 @@ export const REVERSE_PEN = 29_305;
  * collector reads them by configuring this PEN and the element list in the README.
  */
 export const FLOWTAP_PEN = 32_473;
+/** DNS query names longer than this many bytes are cut (a DNS section keeps 64, as UTF-8 up to 128). */
+export const MAX_DNS_NAME_BYTES = 128;
 /** The enterprise bit of a field specifier's element id. */
 export const ENTERPRISE_BIT = 0x8000;
 /** layer2SegmentId's encapsulation code of VXLAN (top byte; IANA "Layer 2 segment ID" registry). */
@@ -137,6 +145,26 @@ export const FLOWTAP_IE = {
   dropLatestTcpControlBits: 9,
   /** unsigned8: TCP state of its socket (Linux TCP_ESTABLISHED = 1 ...), 0 unknown. */
   dropLatestTcpState: 10,
+  /** unsigned16: id of the flow's latest DNS message (0 without one). */
+  dnsId: 11,
+  /** unsigned16: its flags word, the response code in the low 4 bits. */
+  dnsFlags: 12,
+  /** unsigned64: latency of the latest answered query (response time - query time), ns; 0 none. */
+  dnsLatencyNanoseconds: 13,
+  /** unsigned8: netobserv's dns_errno (2 a response without its query, 14, 22 malformed). */
+  dnsErrno: 14,
+  /** unsigned32: DNS queries of the flow. */
+  dnsQueryCount: 15,
+  /** unsigned32: DNS responses of the flow that matched a query. */
+  dnsAnswerCount: 16,
+  /** unsigned32: queries of the flow that got no response in time. */
+  dnsUnansweredCount: 17,
+  /** unsigned32: DNS messages of the flow that did not parse. */
+  dnsMalformedCount: 18,
+  /** unsigned8: which DNS parts are present: FLOWTAP_DNS_* (1 header, 2 name, 4 name cut, 8 latency). */
+  dnsRecordFlags: 19,
+  /** string: the latest message's first question name (dotted, lower-cased, at most 64 bytes kept). */
+  dnsQueryName: 20,
 } as const;
 
 /** Bits of a record's shape; the template id is `TEMPLATE_ID_BASE + shape`. */
@@ -151,10 +179,12 @@ export const TemplateShape = {
   BIFLOW: 8,
   /** The flow has TCP health: the health fields follow the others. */
   HEALTH: 16,
+  /** The flow carried DNS: flowtap's DNS elements follow the others. */
+  DNS: 32,
 } as const;
 
 /** Number of shapes, hence of templates. */
-export const SHAPE_COUNT = 32;
+export const SHAPE_COUNT = 64;
 /** Id of the template of shape 0. */
 export const TEMPLATE_ID_BASE = 256;
 
@@ -214,6 +244,7 @@ function fields(shape: number): readonly FieldSpecifier[] {
     [ipv6 ? IE.icmpTypeCodeIPv6 : IE.icmpTypeCodeIPv4, 2],
   );
   if (shape & TemplateShape.HEALTH) out.push(...HEALTH_FIELDS);
+  if (shape & TemplateShape.DNS) out.push(...DNS_FIELDS);
   return out;
 }
 
@@ -236,11 +267,25 @@ const HEALTH_FIELDS: readonly FieldSpecifier[] = [
 /** Bytes of the health fields of a record. */
 export const HEALTH_BYTES = HEALTH_FIELDS.reduce((sum, [, len]) => sum + len, 0);
 
+/** The DNS fields, in the order the encoder writes them; the name last (variable length). */
+const DNS_FIELDS: readonly FieldSpecifier[] = [
+  [FLOWTAP_IE.dnsId, 2, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsFlags, 2, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsLatencyNanoseconds, 8, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsErrno, 1, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsQueryCount, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsAnswerCount, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsUnansweredCount, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsMalformedCount, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsRecordFlags, 1, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsQueryName, VARIABLE_LENGTH, FLOWTAP_PEN],
+];
+
 /** A template: its id and fields in record order. */
 export interface IpfixTemplate {
   readonly id: number;
   readonly fields: readonly FieldSpecifier[];
-  /** Bytes of a record's fixed-length fields: all but the variable-length interface name. */
+  /** Bytes of a record's fixed-length fields: all but the variable-length ones (names). */
   readonly fixedBytes: number;
   /** Bytes of a record before the interface name's length prefix. */
   readonly nameOffset: number;
@@ -259,9 +304,12 @@ export const TEMPLATES: readonly IpfixTemplate[] = Object.freeze(
   Array.from({ length: SHAPE_COUNT }, (_, shape) => template(shape)),
 );
 
-/** Largest data record: the largest fixed part plus a 3-byte length prefix and the longest name. */
+/**
+ * Largest data record: the largest fixed part plus the longest interface name and DNS name, each
+ * with a length prefix of up to 3 bytes.
+ */
 export const MAX_RECORD_BYTES =
-  Math.max(...TEMPLATES.map((t) => t.fixedBytes)) + 3 + MAX_INTERFACE_NAME_BYTES;
+  Math.max(...TEMPLATES.map((t) => t.fixedBytes)) + 3 + MAX_INTERFACE_NAME_BYTES + 3 + MAX_DNS_NAME_BYTES;
 
 /** Bytes of one template record (header and field specifiers) in a template set. */
 function templateRecordBytes(t: IpfixTemplate): number {

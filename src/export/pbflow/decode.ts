@@ -9,8 +9,8 @@
  * pbflow carries an interface name but no index: the decoder numbers the names of a batch 1, 2, …
  * in order of appearance, and the batch's `interfaces` resolves them back; 0 means no name.
  */
-import { RecordBatch } from '../../codec/record-batch.ts';
-import { HealthFlag, V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
+import { RecordBatch, rowHasDns } from '../../codec/record-batch.ts';
+import { DnsFlag, HealthFlag, V2, V2_DNS_NAME_MAX, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
 import { MalformedMessageError } from '../../errors.ts';
 import type { InterfaceNames } from '../../model/interfaces.ts';
 import { IP_BYTES } from '../../model/ip.ts';
@@ -47,6 +47,8 @@ const RTT_MAX_GIVEN = 2;
  * allocation per message, not one per doubling; typical entries (~100 bytes) leave room unused.
  */
 const TYPICAL_ENTRY_BYTES = 64;
+/** Where each DNS count (dns_queries ... dns_malformed, in field order) goes in a row. */
+const DNS_COUNT_OFFSET = [V2.DNS_QUERIES, V2.DNS_ANSWERS, V2.DNS_UNANSWERED, V2.DNS_MALFORMED];
 /** Interface names looked up by comparing bytes; the rest of a batch's names through a map. */
 const SCANNED_NAMES = 16;
 
@@ -397,6 +399,56 @@ export class PbflowBatchDecoder {
           else if (field === RECORD_FIELD.TIME_FLOW_RTT_MAX) rttParts |= RTT_MAX_GIVEN;
           break;
         }
+        case RECORD_FIELD.DNS_ID:
+        case RECORD_FIELD.DNS_FLAGS: {
+          const id = tag >>> 3 === RECORD_FIELD.DNS_ID;
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, id ? 'dns_id' : 'dns_flags', tag);
+          pos = this.#varint(b, pos, end, entry);
+          if (this.#lo > MAX_U16)
+            this.#fail(entry, `${id ? 'dns_id' : 'dns_flags'} ${this.#lo} is above 65535`);
+          row.writeUInt16LE(this.#lo, o + (id ? V2.DNS_ID : V2.DNS_FLAGS));
+          break;
+        }
+        case RECORD_FIELD.DNS_LATENCY: {
+          if (wire !== WIRE.LENGTH_DELIMITED) this.#wrongWireType(entry, 'dns_latency', tag);
+          pos = this.#varint(b, pos, end, entry);
+          const length = this.#lengthOf(pos, end, entry);
+          this.#timestamp(b, pos, pos + length, entry, 'dns_latency', o + V2.DNS_LATENCY_NS);
+          row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.LATENCY;
+          pos += length;
+          break;
+        }
+        case RECORD_FIELD.DNS_ERRNO:
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, 'dns_errno', tag);
+          pos = this.#varint(b, pos, end, entry);
+          if (this.#lo > MAX_U8) this.#fail(entry, `dns_errno ${this.#lo} is above 255`);
+          row[o + V2.DNS_ERRNO] = this.#lo;
+          break;
+        case RECORD_FIELD.DNS_NAME: {
+          if (wire !== WIRE.LENGTH_DELIMITED) this.#wrongWireType(entry, 'dns_name', tag);
+          pos = this.#varint(b, pos, end, entry);
+          const length = this.#lengthOf(pos, end, entry);
+          this.#dnsName(b, pos, length, o);
+          pos += length;
+          break;
+        }
+        case RECORD_FIELD.DNS_QUERIES:
+        case RECORD_FIELD.DNS_ANSWERS:
+        case RECORD_FIELD.DNS_UNANSWERED:
+        case RECORD_FIELD.DNS_MALFORMED: {
+          const field = tag >>> 3;
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, 'a DNS count', tag);
+          pos = this.#varint(b, pos, end, entry);
+          // A uint32 keeps the low 32 bits of a longer varint, as protobuf-es reads it.
+          row.writeUInt32LE(this.#lo >>> 0, o + DNS_COUNT_OFFSET[field - RECORD_FIELD.DNS_QUERIES]);
+          break;
+        }
+        case RECORD_FIELD.DNS_NAME_TRUNCATED:
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, 'dns_name_truncated', tag);
+          pos = this.#varint(b, pos, end, entry);
+          if ((this.#lo | this.#hi) !== 0) row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.NAME_TRUNCATED;
+          else row[o + V2.DNS_RECORD_FLAGS] &= ~DnsFlag.NAME_TRUNCATED;
+          break;
         // dup_list names interfaces of the sender's host, which have no index here: skipped, as
         // the generic decoder (from-pb.ts) does.
         default:
@@ -405,6 +457,7 @@ export class PbflowBatchDecoder {
     }
     if (pos !== end) this.#fail(entry, 'a field runs past the end of its record');
     this.#completeHealth(o, rttParts);
+    this.#finishDns(row, o);
   }
 
   /** A u64 drop or retransmission counter into its row field. */
@@ -462,6 +515,31 @@ export class PbflowBatchDecoder {
     if (row.readUInt32LE(o + V2.DROP_PACKETS) === 0 && row.readUInt32LE(o + V2.DROP_PACKETS + 4) === 0) {
       row.fill(0, o + V2.DROP_LATEST_NS, o + V2.HEALTH_FLAGS);
     }
+  }
+
+  /**
+   * The DNS name given as UTF-8 at `pos` into the row: one byte per character (latin1, as rows
+   * keep names), its first 64 bytes, the cut flagged. The last name of a record wins.
+   */
+  #dnsName(b: Uint8Array, pos: number, length: number, o: number): void {
+    const row = this.#bytes;
+    row.fill(0, o + V2.DNS_NAME, o + V2.DNS_NAME + V2_DNS_NAME_MAX);
+    const text = Buffer.from(b.buffer, b.byteOffset + pos, length).toString('utf8');
+    const written = row.write(text, o + V2.DNS_NAME, V2_DNS_NAME_MAX, 'latin1');
+    row[o + V2.DNS_NAME_LEN] = written;
+    if (written > 0) row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.NAME;
+    else row[o + V2.DNS_RECORD_FLAGS] &= ~DnsFlag.NAME;
+    if (written < text.length) row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.NAME_TRUNCATED;
+  }
+
+  /**
+   * Completes the DNS section of the record at `o`: the header is present when an id or flags
+   * word is not zero (proto3 leaves zeros out), and the section is as recent as the flow's end.
+   */
+  #finishDns(row: Buffer, o: number): void {
+    if ((row.readUInt16LE(o + V2.DNS_ID) | row.readUInt16LE(o + V2.DNS_FLAGS)) !== 0)
+      row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.HEADER;
+    if (rowHasDns(row, o)) row.copy(row, o + V2.DNS_LATEST_NS, o + V2.LAST_SEEN_NS, o + V2.LAST_SEEN_NS + 8);
   }
 
   /** A `Tunnel` into the row's tunnel fields; one of type 0 (none) leaves them all zero. */

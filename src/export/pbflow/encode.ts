@@ -6,8 +6,8 @@
  * out when zero, the always-set sub-messages written even when empty, and the `IP` oneof member
  * always written (a oneof member has presence). Tests hold the two paths to that on random flows.
  */
-import type { RecordBatch } from '../../codec/record-batch.ts';
-import { HealthFlag, V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
+import { type RecordBatch, rowHasDns } from '../../codec/record-batch.ts';
+import { DnsFlag, HealthFlag, V2, V2_DNS_NAME_MAX, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
 import { isAllZero } from '../../model/ip.ts';
 import {
   DATA_LINK_FIELD,
@@ -72,6 +72,16 @@ const TAG_RECORD_TIME_HANDSHAKE_RTT = wireTag(RECORD_FIELD.TIME_HANDSHAKE_RTT, L
 const TAG_RECORD_PKT_RETRANS_BYTES = wireTag(RECORD_FIELD.PKT_RETRANS_BYTES, VARINT);
 const TAG_RECORD_PKT_RETRANS_PACKETS = wireTag(RECORD_FIELD.PKT_RETRANS_PACKETS, VARINT);
 const TAG_RECORD_PKT_DROP_LATEST_TIME = wireTag(RECORD_FIELD.PKT_DROP_LATEST_TIME, LENGTH_DELIMITED);
+const TAG_RECORD_DNS_ID = wireTag(RECORD_FIELD.DNS_ID, VARINT);
+const TAG_RECORD_DNS_FLAGS = wireTag(RECORD_FIELD.DNS_FLAGS, VARINT);
+const TAG_RECORD_DNS_LATENCY = wireTag(RECORD_FIELD.DNS_LATENCY, LENGTH_DELIMITED);
+const TAG_RECORD_DNS_ERRNO = wireTag(RECORD_FIELD.DNS_ERRNO, VARINT);
+const TAG_RECORD_DNS_NAME = wireTag(RECORD_FIELD.DNS_NAME, LENGTH_DELIMITED);
+const TAG_RECORD_DNS_QUERIES = wireTag(RECORD_FIELD.DNS_QUERIES, VARINT);
+const TAG_RECORD_DNS_ANSWERS = wireTag(RECORD_FIELD.DNS_ANSWERS, VARINT);
+const TAG_RECORD_DNS_UNANSWERED = wireTag(RECORD_FIELD.DNS_UNANSWERED, VARINT);
+const TAG_RECORD_DNS_MALFORMED = wireTag(RECORD_FIELD.DNS_MALFORMED, VARINT);
+const TAG_RECORD_DNS_NAME_TRUNCATED = wireTag(RECORD_FIELD.DNS_NAME_TRUNCATED, VARINT);
 
 const IPV6_BYTES = 16;
 const NS_PER_S = 1_000_000_000;
@@ -94,6 +104,12 @@ const MAX_IDENTITY_BYTES = 20 + 12 + 52 + V2_MAX_CROSSED * 16;
  * sample count (2 + 5) and two u64 retransmission counters (2 + 10 each).
  */
 const MAX_HEALTH_BYTES = 24 + 14 + 5 * 20 + 7 + 24;
+/**
+ * Upper bound of the DNS fields (issue 15): id and flags (2 + 3 each), the latency (2 + 1 + 11
+ * + 6), the errno (2 + 2), the name (2 + 2 + up to 2 UTF-8 bytes per byte kept), four counts
+ * (2 + 5 each) and the cut flag (2 + 1).
+ */
+const MAX_DNS_BYTES = 10 + 20 + 4 + 4 + 2 * V2_DNS_NAME_MAX + 28 + 3;
 /** Initial scratch size; it grows (doubling) to the largest output encoded and is kept. */
 const INITIAL_SCRATCH_BYTES = 64 * 1024;
 
@@ -277,6 +293,54 @@ function writeTunnel(out: Buffer, pos: number, row: Buffer, o: number): number {
   return pos;
 }
 
+/**
+ * Writes netobserv's DNS fields 21 to 23 of the row at `o`: dns_id and dns_flags (a message's
+ * header) and dns_latency (an answered query); dns_errno (25) follows the health RTT (24).
+ */
+function writeDnsHeader(out: Buffer, pos: number, row: Buffer, o: number): number {
+  const flags = row[o + V2.DNS_RECORD_FLAGS];
+  if ((flags & DnsFlag.HEADER) !== 0) {
+    pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_ID, row.readUInt16LE(o + V2.DNS_ID));
+    pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_FLAGS, row.readUInt16LE(o + V2.DNS_FLAGS));
+  }
+  if ((flags & DnsFlag.LATENCY) !== 0) {
+    pos = writeWideSecondsNanos(out, pos, TAG_RECORD_DNS_LATENCY, row, o + V2.DNS_LATENCY_NS);
+  }
+  return pos;
+}
+
+/** Writes `Record.dns_name` of the row at `o`: its bytes (one character each) as UTF-8. */
+function writeDnsName(out: Buffer, pos: number, row: Buffer, o: number): number {
+  if ((row[o + V2.DNS_RECORD_FLAGS] & DnsFlag.NAME) === 0) return pos;
+  const at = o + V2.DNS_NAME;
+  const length = Math.min(row[o + V2.DNS_NAME_LEN], V2_DNS_NAME_MAX);
+  let utf8 = length;
+  for (let k = 0; k < length; k++) if (row[at + k] >= 0x80) utf8++;
+  if (utf8 === 0) return pos; // proto3 leaves an empty string out
+  pos = writeWideTag(out, pos, TAG_RECORD_DNS_NAME);
+  pos = writeVarint32(out, pos, utf8);
+  for (let k = 0; k < length; k++) {
+    const c = row[at + k];
+    if (c < 0x80) {
+      out[pos++] = c;
+    } else {
+      out[pos++] = 0xc0 | (c >>> 6);
+      out[pos++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return pos;
+}
+
+/** Writes flowtap's DNS counts and the name's cut flag (1020-1024) of the row at `o`. */
+function writeDnsCounts(out: Buffer, pos: number, row: Buffer, o: number): number {
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_QUERIES, row.readUInt32LE(o + V2.DNS_QUERIES));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_ANSWERS, row.readUInt32LE(o + V2.DNS_ANSWERS));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_UNANSWERED, row.readUInt32LE(o + V2.DNS_UNANSWERED));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_MALFORMED, row.readUInt32LE(o + V2.DNS_MALFORMED));
+  const cut = row[o + V2.DNS_RECORD_FLAGS] & DnsFlag.NAME_TRUNCATED;
+  return writeWideUint32Field(out, pos, TAG_RECORD_DNS_NAME_TRUNCATED, cut === 0 ? 0 : 1);
+}
+
 /** Writes `Record.dup_list`: one DupMapEntry per interface crossed, with the names given. */
 function writeDupList(out: Buffer, pos: number, row: Buffer, o: number, names: readonly Buffer[]): number {
   for (let k = 0; k < names.length; k++) {
@@ -337,7 +401,13 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
   for (const n of crossed) crossedBytes += n.length;
   reserve(
     start,
-    start + MAX_RECORD_BYTES_WITHOUT_NAME + nameBytes + MAX_IDENTITY_BYTES + crossedBytes + MAX_HEALTH_BYTES,
+    start +
+      MAX_RECORD_BYTES_WITHOUT_NAME +
+      nameBytes +
+      MAX_IDENTITY_BYTES +
+      crossedBytes +
+      MAX_HEALTH_BYTES +
+      MAX_DNS_BYTES,
   );
   const out = scratch;
   let pos = start;
@@ -378,12 +448,20 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
     }
   }
   if (!isAllZero(row, o + V2.AGENT_IP)) pos = writeIp(out, pos, TAG_RECORD_AGENT_IP, row, o + V2.AGENT_IP, 0);
-  pos = writeReferenceHealth(out, pos, row, o);
+  // Fields by number, as protobuf-es writes them: health's and DNS's netobserv fields interleave
+  // (16-20, 21-23, 24, 25), the DNS name follows dup_list, their extensions the tunnel.
+  const dns = rowHasDns(row, o);
+  pos = writeHealthDrops(out, pos, row, o);
+  if (dns) pos = writeDnsHeader(out, pos, row, o);
+  pos = writeHealthRtt(out, pos, row, o);
+  if (dns) pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_ERRNO, row[o + V2.DNS_ERRNO]);
   pos = writeDupList(out, pos, row, o, crossed);
+  if (dns) pos = writeDnsName(out, pos, row, o);
   pos = writeWideUint32Field(out, pos, TAG_RECORD_VLAN_ID, row.readUInt16LE(o + V2.VLAN_OUTER));
   pos = writeWideUint32Field(out, pos, TAG_RECORD_INNER_VLAN_ID, row.readUInt16LE(o + V2.VLAN_INNER));
   pos = writeTunnel(out, pos, row, o);
-  return writeHealthExtensions(out, pos, row, o);
+  pos = writeHealthExtensions(out, pos, row, o);
+  return dns ? writeDnsCounts(out, pos, row, o) : pos;
 }
 
 /** Writes the u64 at `offset` of `row` as the field of the multi-byte `tag` when non-zero. */
@@ -404,8 +482,8 @@ function hasDrops(row: Buffer, o: number): boolean {
   return row.readUInt32LE(o + V2.DROP_PACKETS) !== 0 || row.readUInt32LE(o + V2.DROP_PACKETS + 4) !== 0;
 }
 
-/** Writes the health fields netobserv numbers (16 to 24) of the row at `o`, as record.ts's `healthOf`. */
-function writeReferenceHealth(out: Buffer, pos: number, row: Buffer, o: number): number {
+/** Writes the health fields netobserv numbers 16 to 20 (drops) of the row at `o`, as record.ts's `healthOf`. */
+function writeHealthDrops(out: Buffer, pos: number, row: Buffer, o: number): number {
   pos = writeWideU64Field(out, pos, TAG_RECORD_PKT_DROP_BYTES, row, o + V2.DROP_BYTES);
   if (hasDrops(row, o)) {
     pos = writeWideU64Field(out, pos, TAG_RECORD_PKT_DROP_PACKETS, row, o + V2.DROP_PACKETS);
@@ -423,10 +501,13 @@ function writeReferenceHealth(out: Buffer, pos: number, row: Buffer, o: number):
       row.readUInt32LE(o + V2.DROP_LATEST_CAUSE),
     );
   }
-  if ((row[o + V2.HEALTH_FLAGS] & HealthFlag.RTT) !== 0) {
-    pos = writeWideSecondsNanos(out, pos, TAG_RECORD_TIME_FLOW_RTT, row, o + V2.RTT_LAST_NS);
-  }
   return pos;
+}
+
+/** Writes netobserv's field 24 (the latest RTT) of the row at `o`, as record.ts's `healthOf`. */
+function writeHealthRtt(out: Buffer, pos: number, row: Buffer, o: number): number {
+  if ((row[o + V2.HEALTH_FLAGS] & HealthFlag.RTT) === 0) return pos;
+  return writeWideSecondsNanos(out, pos, TAG_RECORD_TIME_FLOW_RTT, row, o + V2.RTT_LAST_NS);
 }
 
 /** Writes flowtap's health fields (1004 up) of the row at `o`, as record.ts's `healthOf`. */

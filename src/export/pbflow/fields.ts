@@ -51,6 +51,20 @@ export const RECORD_FIELD = {
   PKT_RETRANS_PACKETS: 1009,
   /** google.protobuf.Timestamp. */
   PKT_DROP_LATEST_TIME: 1010,
+  /**
+   * DNS tracking (issue 15): the newest netobserv's numbers (uint32 id and flags, Duration
+   * latency, uint32 errno, string name), then flowtap's counts (uint32) and cut flag (bool).
+   */
+  DNS_ID: 21,
+  DNS_FLAGS: 22,
+  DNS_LATENCY: 23,
+  DNS_ERRNO: 25,
+  DNS_NAME: 32,
+  DNS_QUERIES: 1020,
+  DNS_ANSWERS: 1021,
+  DNS_UNANSWERED: 1022,
+  DNS_MALFORMED: 1023,
+  DNS_NAME_TRUNCATED: 1024,
 } as const;
 
 /** `DupMapEntry` fields. */

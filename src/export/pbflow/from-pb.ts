@@ -8,7 +8,7 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import type { Duration, Timestamp } from '@bufbuild/protobuf/wkt';
 import { MalformedMessageError } from '../../errors.ts';
-import type { Flow, FlowHealth } from '../../model/flow.ts';
+import type { Flow, FlowDns, FlowHealth } from '../../model/flow.ts';
 import { IP_BYTES, writeIpv4Mapped } from '../../model/ip.ts';
 import { MAC_BYTES } from '../../model/mac.ts';
 import { type IP, type Record, RecordsSchema } from './gen/flow_pb.ts';
@@ -80,7 +80,40 @@ export function flowFromPbRecord(record: Record, entry = 0): Flow {
     interface: record.interface,
     ...identityOf(record, entry),
     ...healthOf(record, entry),
+    ...dnsOf(record, entry),
   };
+}
+
+/**
+ * The DNS a record carries (netobserv's fields 21-25, 32 and flowtap's 1020-1024), dated by the
+ * flow's end; none when it carries no DNS field. The name keeps one byte per character, its first
+ * 64, as rows do (record-batch.ts writeDns).
+ */
+function dnsOf(record: Record, entry: number): Partial<Flow> {
+  check(record.dnsId <= 0xffff, entry, `dns_id ${record.dnsId} is above 65535`);
+  check(record.dnsFlags <= 0xffff, entry, `dns_flags ${record.dnsFlags} is above 65535`);
+  check(record.dnsErrno <= 0xff, entry, `dns_errno ${record.dnsErrno} is above 255`);
+  const dns: FlowDns = {
+    queries: record.dnsQueries,
+    answers: record.dnsAnswers,
+    unanswered: record.dnsUnanswered,
+    malformed: record.dnsMalformed,
+    latestNs: unixNsOf(record.timeFlowEnd, entry, 'time_flow_end'),
+  };
+  if (record.dnsId !== 0 || record.dnsFlags !== 0) dns.header = { id: record.dnsId, flags: record.dnsFlags };
+  if (record.dnsLatency !== undefined) dns.latencyNs = unixNsOf(record.dnsLatency, entry, 'dns_latency');
+  if (record.dnsErrno !== 0) dns.errno = record.dnsErrno;
+  const name = Buffer.from(record.dnsName, 'latin1').subarray(0, 64).toString('latin1');
+  if (name !== '') dns.name = name;
+  if (record.dnsNameTruncated || record.dnsName.length > name.length) dns.nameTruncated = true;
+  const any =
+    dns.header !== undefined ||
+    dns.latencyNs !== undefined ||
+    dns.errno !== undefined ||
+    dns.name !== undefined ||
+    dns.nameTruncated === true ||
+    (dns.queries | dns.answers | dns.unanswered | dns.malformed) !== 0;
+  return any ? { dns } : {};
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { DurationSchema, TimestampSchema } from '@bufbuild/protobuf/wkt';
-import type { RecordBatch } from '../../codec/record-batch.ts';
+import { type RecordBatch, readDns } from '../../codec/record-batch.ts';
 import { HealthFlag, V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
 import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
 import { EtherType } from '../../model/names.ts';
@@ -106,6 +106,27 @@ function tunnelOf(b: Buffer, o: number): Tunnel | undefined {
   });
 }
 
+/**
+ * The DNS fields of the row at `o` (netobserv's 21, 22, 23, 25, 32 and flowtap's 1020-1024);
+ * none when the row carries no DNS.
+ */
+function dnsFieldsOf(b: Buffer, o: number) {
+  const dns = readDns(b, o);
+  if (dns === undefined) return {};
+  return {
+    dnsId: dns.header?.id ?? 0,
+    dnsFlags: dns.header?.flags ?? 0,
+    dnsLatency: dns.latencyNs === undefined ? undefined : durationOf(dns.latencyNs),
+    dnsErrno: dns.errno ?? 0,
+    dnsName: dns.name ?? '',
+    dnsQueries: dns.queries,
+    dnsAnswers: dns.answers,
+    dnsUnanswered: dns.unanswered,
+    dnsMalformed: dns.malformed,
+    dnsNameTruncated: dns.nameTruncated === true,
+  };
+}
+
 /** Row `i` of `batch` as a `pbflow.Record` (allocates several objects; not for hot paths). */
 export function pbRecordOf(batch: RecordBatch, i: number): Record {
   const b = batch.bytes;
@@ -135,5 +156,6 @@ export function pbRecordOf(batch: RecordBatch, i: number): Record {
     innerVlanId: b.readUInt16LE(o + V2.VLAN_INNER),
     tunnel: tunnelOf(b, o),
     ...healthOf(b, o),
+    ...dnsFieldsOf(b, o),
   });
 }
