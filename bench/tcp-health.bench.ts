@@ -2,7 +2,7 @@
  * What the TCP analysis of `flowtap read` (src/capture/pcap/tcp-health.ts: handshake RTT and
  * retransmissions) costs per packet: the read's data path (file → CaptureDecoder → Accounter →
  * evicted rows, the sink only counting) over one generated TCP capture, with the analysis off
- * (the baseline) and on, runs interleaved, best of 3. Each run is a child `node` running the built
+ * (the baseline) and on, runs interleaved, best of 5. Each run is a child `node` running the built
  * modules (dist/, `npm run build` first) without tsx, whose module loader slows every access to
  * an imported binding and would misstate hot paths. The capture: 1 M packets,
  * tcpdump's 96-byte snap length, 10 000 connections open at once in a skewed mix, each a
@@ -20,7 +20,7 @@ const CONNECTIONS = 10_000;
 const SNAP_BYTES = 96;
 const PACKET_SPACING_US = 10;
 const START_SECONDS = 1_700_000_000;
-const RUNS = 3;
+const RUNS = 5;
 const HEADER_BYTES = 14 + 20 + 20;
 const SYN = 0x02;
 const ACK = 0x10;
