@@ -2,12 +2,14 @@
  * What every evicted batch goes through before the sinks, in `run` and `read` alike: the agent's
  * address written into each row (the kernel and the capture parsers leave it zero), then, in
  * bidirectional mode, the pairing of the two directions of each conversation (biflow.ts). The
- * same pass counts the flows that carry issue 13's identity fields, for /metrics.
+ * same pass counts the flows that carry issue 13's identity fields and sums their TCP health
+ * (health-counts.ts), for /metrics.
  */
-import type { RecordBatch } from '../codec/record-batch.ts';
+import { type RecordBatch, rowHasHealth } from '../codec/record-batch.ts';
 import { V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { IP_BYTES } from '../model/ip.ts';
 import { pairBiflows } from './biflow.ts';
+import { HealthCounts } from './health-counts.ts';
 
 /** Settings of an {@link EvictedRows} stage. */
 export interface EvictedRowsOptions {
@@ -41,6 +43,8 @@ export class EvictedRows {
     biflowsPaired: 0,
     biflowsOneWay: 0,
   };
+  /** The TCP health of the evicted flows so far. */
+  readonly health = new HealthCounts();
 
   constructor(readonly options: EvictedRowsOptions) {}
 
@@ -69,6 +73,7 @@ export class EvictedRows {
       if (tunnel !== 0) counts.tunneled[tunnel] = (counts.tunneled[tunnel] ?? 0) + 1;
       if ((b[o + V2.VLAN_OUTER] | b[o + V2.VLAN_OUTER + 1]) !== 0) counts.vlanTagged++;
       if (Math.min(b[o + V2.CROSSED_COUNT], V2_MAX_CROSSED) > 1) counts.multiInterface++;
+      if (rowHasHealth(b, o)) this.health.add(b, o);
     }
   }
 }

@@ -9,6 +9,7 @@
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { V2 } from '../codec/v2-layout.ts';
+import { runningKernelDropReasons } from '../ebpf/drop-reasons.ts';
 import { HEALTH_FEATURE_SETTING } from '../ebpf/health-hooks.ts';
 import { type HealthHookChoice, unavailableMessage } from '../ebpf/health-programs.ts';
 import type { KernelMemory } from '../ebpf/kernel-memory.ts';
@@ -205,7 +206,10 @@ export class Agent {
     }
 
     if (config.metrics) {
-      const metrics = new AgentMetrics(() => this.health());
+      const metrics = new AgentMetrics(
+        () => this.health(),
+        () => runningKernelDropReasons((message) => this.#logger.warn(message)),
+      );
       this.#metricsServer = await startMetricsServer(metrics, config.metrics);
       const { host, port } = this.#metricsServer.address;
       this.#logger.info({ address: `${host}:${port}` }, 'metrics listening on /metrics');

@@ -6,14 +6,28 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type HistogramConfiguration,
+  Registry,
+} from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
 import type { IdentityCounts } from '../account/evicted-rows.ts';
+import {
+  type DropCounts,
+  OTHER_DROP_CAUSE,
+  RTT_BUCKET_BOUNDS_SECONDS,
+  type RttObservations,
+} from '../account/health-counts.ts';
 import type { HealthJoinCounts } from '../account/health-join.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { HealthHookChoice } from '../ebpf/health-programs.ts';
 import { ConfigError } from '../errors.ts';
 import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backoff.ts';
+import { type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
 import { formatIp } from '../model/ip.ts';
 import { tunnelTypeName } from '../model/names.ts';
 import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
@@ -99,10 +113,33 @@ export interface HealthSnapshot {
   agentIp: string;
   /** Flows by what they carried as they left accounting (tunnels, VLANs, interfaces crossed, biflows). */
   identity: IdentityCounts;
+  /** The TCP health of the flows that left accounting. */
+  tcpHealth: TcpHealthFigures;
   /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
   exporters: Array<
     { name: string; retries?: RetryCounts } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']
   >;
+}
+
+/** The TCP health sums of the evicted flows, as plain data (src/account/health-counts.ts). */
+export interface TcpHealthFigures {
+  /** RTT observations by kind: the socket's smoothed RTT, or only a handshake time. */
+  rtt: { smoothed: RttObservations; handshake: RttObservations };
+  /** Dropped packets and bytes by the kernel's drop reason value ({@link OTHER_DROP_CAUSE}: beyond the bound). */
+  dropsByCause: Array<{ cause: number } & DropCounts>;
+  /** Every dropped packet, whatever its reason. */
+  dropPackets: number;
+  /** Retransmitted TCP segments and their bytes. */
+  retransSegments: number;
+  retransBytes: number;
+}
+
+function noObservations(): RttObservations {
+  return {
+    buckets: new Array<number>(RTT_BUCKET_BOUNDS_SECONDS.length + 1).fill(0),
+    sumSeconds: 0,
+    count: 0,
+  };
 }
 
 const NO_IDENTITY_COUNTS: IdentityCounts = {
@@ -145,11 +182,33 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     })),
     healthMapFull: capture?.healthMapFull ?? 0,
     healthUnkeyed: capture?.healthUnkeyed ?? 0,
-    healthRows: { ...p.healthCounts },
+    healthRows: { ...p.healthJoinCounts },
     unhandledRejections: Object.fromEntries(sources.unhandledRejections),
     agentIp: p.agentIp ? formatIp(p.agentIp, 0, 0) : '',
     identity: structuredClone(p.identityCounts ?? NO_IDENTITY_COUNTS),
+    tcpHealth: tcpHealthFigures(p),
     exporters: p.exporters.map(exporterFigures),
+  };
+}
+
+function tcpHealthFigures(p: Pipeline): TcpHealthFigures {
+  const h = p.healthCounts;
+  if (h === undefined) {
+    return {
+      rtt: { smoothed: noObservations(), handshake: noObservations() },
+      dropsByCause: [],
+      dropPackets: 0,
+      retransSegments: 0,
+      retransBytes: 0,
+    };
+  }
+  const dropsByCause = [...h.drops].map(([cause, counts]) => ({ cause, ...counts }));
+  return {
+    rtt: { smoothed: structuredClone(h.smoothedRtt), handshake: structuredClone(h.handshakeRtt) },
+    dropsByCause,
+    dropPackets: dropsByCause.reduce((sum, d) => sum + d.packets, 0),
+    retransSegments: h.retransSegments,
+    retransBytes: h.retransBytes,
   };
 }
 
@@ -175,7 +234,14 @@ export class AgentMetrics {
   readonly registry = new Registry();
   #current: HealthSnapshot | undefined;
 
-  constructor(private readonly snapshot: () => HealthSnapshot) {
+  /**
+   * `snapshot` gives the figures of one scrape; `dropReasons` names the kernel's drop reasons
+   * (the `reason` label), asked only when a scrape has drops.
+   */
+  constructor(
+    private readonly snapshot: () => HealthSnapshot,
+    dropReasons: DropReasonSource = () => NUMERIC_DROP_REASONS,
+  ) {
     // The process's own figures under their usual names (process_cpu_seconds_total,
     // process_resident_memory_bytes, nodejs_heap_size_used_bytes, ...), for the usual dashboards.
     collectDefaultMetrics({ register: this.registry });
@@ -395,6 +461,50 @@ export class AgentMetrics {
     gauge('flowtap_export_queued_batches', 'Batches waiting in an exporter queue', ['exporter'], (s) =>
       s.exporters.map((e): Sample => [{ exporter: e.name }, e.queuedBatches]),
     );
+    new CountedHistogram(
+      {
+        name: 'flowtap_flow_rtt_seconds',
+        help: 'Round-trip time of flows, one observation per flow record that measured one: the socket smoothed RTT (kind smoothed), else the handshake time (kind handshake)',
+        labelNames: ['kind'],
+        buckets: [...RTT_BUCKET_BOUNDS_SECONDS],
+        registers: [this.registry],
+      },
+      () => {
+        const rtt = this.#current?.tcpHealth.rtt;
+        return rtt === undefined
+          ? []
+          : [
+              [{ kind: 'smoothed' }, rtt.smoothed],
+              [{ kind: 'handshake' }, rtt.handshake],
+            ];
+      },
+    );
+    const dropsByReasonName = (s: HealthSnapshot, field: keyof DropCounts): Sample[] => {
+      if (s.tcpHealth.dropsByCause.length === 0) return [];
+      // Several values may share a name (numbers without the kernel's table never do): summed.
+      const names = dropReasons();
+      const sums = new Map<string, number>();
+      for (const d of s.tcpHealth.dropsByCause) {
+        const reason = d.cause === OTHER_DROP_CAUSE ? 'other' : names.nameOf(d.cause);
+        sums.set(reason, (sums.get(reason) ?? 0) + d[field]);
+      }
+      return [...sums].map(([reason, v]): Sample => [{ reason }, v]);
+    };
+    counter(
+      'flowtap_dropped_packets_total',
+      "Packets of the flows the kernel dropped, by the kernel's drop reason (a flow's drops count under its latest reason)",
+      ['reason'],
+      (s) => dropsByReasonName(s, 'packets'),
+    );
+    counter(
+      'flowtap_dropped_bytes_total',
+      "Bytes of the flows' packets the kernel dropped, by the kernel's drop reason",
+      ['reason'],
+      (s) => dropsByReasonName(s, 'bytes'),
+    );
+    counter('flowtap_retransmitted_segments_total', 'Retransmitted TCP segments of the flows', [], (s) =>
+      one(s.tcpHealth.retransSegments),
+    );
   }
 
   /** The Prometheus text exposition of one fresh snapshot. */
@@ -402,6 +512,57 @@ export class AgentMetrics {
     this.#current = this.snapshot();
     return this.registry.metrics();
   }
+}
+
+type RttSeries = [Labels, RttObservations];
+
+/**
+ * A histogram whose observations are counted elsewhere (src/account/health-counts.ts, as flows
+ * leave accounting) and read at each scrape: prom-client's Histogram renders only what it observed
+ * itself, so this one renders the counted buckets (cumulative, as Prometheus wants them).
+ */
+class CountedHistogram extends Histogram<string> {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #read: () => RttSeries[];
+
+  constructor(config: HistogramConfiguration<string>, read: () => RttSeries[]) {
+    super(config);
+    this.#name = config.name;
+    this.#help = config.help;
+    this.#read = read;
+  }
+
+  /** What the registry renders (it prefers this to `get`): the counted buckets of every series. */
+  async getForPromString(): Promise<CountedHistogramValues> {
+    const name = this.#name;
+    const values: CountedHistogramValues['values'] = [];
+    for (const [labels, observed] of this.#read()) {
+      let cumulative = 0;
+      RTT_BUCKET_BOUNDS_SECONDS.forEach((bound, i) => {
+        cumulative += observed.buckets[i];
+        values.push({ labels: { ...labels, le: bound }, value: cumulative, metricName: `${name}_bucket` });
+      });
+      values.push({ labels: { ...labels, le: '+Inf' }, value: observed.count, metricName: `${name}_bucket` });
+      values.push({ labels, value: observed.sumSeconds, metricName: `${name}_sum` });
+      values.push({ labels, value: observed.count, metricName: `${name}_count` });
+    }
+    return { name, help: this.#help, type: 'histogram', values, aggregator: 'sum' };
+  }
+
+  override async get(): ReturnType<Histogram<string>['get']> {
+    // The same object prom-client's own histogram gives; its typings name the type by an enum.
+    return (await this.getForPromString()) as unknown as Awaited<ReturnType<Histogram<string>['get']>>;
+  }
+}
+
+/** The rendered form of a {@link CountedHistogram}, as prom-client's registry reads it. */
+interface CountedHistogramValues {
+  name: string;
+  help: string;
+  type: 'histogram';
+  aggregator: 'sum';
+  values: { labels: Record<string, string | number>; value: number; metricName: string }[];
 }
 
 /** A running `/metrics` endpoint. */

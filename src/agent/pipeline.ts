@@ -20,6 +20,7 @@
 import { Accounter, type AccounterOptions, type EvictionReason } from '../account/accounter.ts';
 import type { Clock } from '../account/clock.ts';
 import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../account/evicted-rows.ts';
+import type { HealthCounts } from '../account/health-counts.ts';
 import { HealthJoin, type HealthJoinCounts, type HealthJoinOptions } from '../account/health-join.ts';
 import { HealthBatch } from '../codec/health-batch.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
@@ -153,8 +154,13 @@ export class Pipeline {
     return this.#evictedRows?.counts;
   }
 
+  /** The TCP health of the evicted flows (RTTs, drops by reason, retransmissions); undefined without the stage. */
+  get healthCounts(): HealthCounts | undefined {
+    return this.#evictedRows?.health;
+  }
+
   /** What became of the TCP health rows the source handed out (joined, own records, filtered). */
-  get healthCounts(): HealthJoinCounts {
+  get healthJoinCounts(): HealthJoinCounts {
     return this.#healthJoin.counts;
   }
 

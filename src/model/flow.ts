@@ -3,6 +3,7 @@
  * flows as rows of a `RecordBatch` (src/codec/record-batch.ts) and build these only at the edge.
  */
 
+import { type DropReasonNames, NUMERIC_DROP_REASONS } from './drop-reasons.ts';
 import { isIcmpProtocol } from './icmp.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from './interfaces.ts';
 import { formatIp } from './ip.ts';
@@ -137,10 +138,14 @@ function jsonString(text: string): string {
  * The reference's JSON form of one flow, fields in its order; flowtap's extensions follow:
  * `TcpFlags` and `Dscp` left out when zero, so a flow the reference could express prints exactly
  * as the reference printed it, `IcmpType`/`IcmpCode` on every ICMP and ICMPv6 flow (0/0 is the
- * echo reply, not an absence), then those of {@link identityJson}. `interfaces` names the
- * interfaces-crossed list.
+ * echo reply, not an absence), then those of {@link identityJson} and {@link healthJson}.
+ * `interfaces` names the interfaces-crossed list, `dropReasons` the kernel's drop reasons.
  */
-export function flowToJson(flow: Flow, interfaces: InterfaceNames = NO_INTERFACE_NAMES): string {
+export function flowToJson(
+  flow: Flow,
+  interfaces: InterfaceNames = NO_INTERFACE_NAMES,
+  dropReasons: DropReasonNames = NUMERIC_DROP_REASONS,
+): string {
   let json =
     `{"Etype":${flow.etype},"Direction":"${directionName(flow.direction)}",` +
     `"DataLink":{"SrcMac":"${formatMac(flow.srcMac)}","DstMac":"${formatMac(flow.dstMac)}"},` +
@@ -154,7 +159,9 @@ export function flowToJson(flow: Flow, interfaces: InterfaceNames = NO_INTERFACE
   if (isIcmpProtocol(flow.proto)) {
     json += `,"IcmpType":${flow.icmpType},"IcmpCode":${flow.icmpCode}`;
   }
-  return `${json}${identityJson(flow, interfaces)}}`;
+  json += identityJson(flow, interfaces);
+  if (flow.health !== undefined) json += healthJson(flow.health, dropReasons);
+  return `${json}}`;
 }
 
 /**
@@ -192,6 +199,36 @@ export function identityJson(flow: Flow, interfaces: InterfaceNames): string {
     }
     if (reverse.tcpFlags !== 0) json += `,"RevTcpFlags":${reverse.tcpFlags}`;
     if (reverse.dscp !== 0) json += `,"RevDscp":${reverse.dscp}`;
+  }
+  return json;
+}
+
+/**
+ * The JSON fields of issue 14 (TCP health), each left out when not measured or zero, named as
+ * netobserv names them where it has them: `TimeFlowRttNs` (the latest smoothed RTT), then
+ * flowtap's `TimeFlowRttMinNs` and `TimeFlowRttMaxNs`; `TimeHandshakeRttNs`; with drops,
+ * netobserv's `PktDropBytes`, `PktDropPackets`, `PktDropLatestFlags`, `PktDropLatestState` (the
+ * TCP state's name, left out when the dropped packet had no socket) and `PktDropLatestDropCause`
+ * (the kernel's enumerator, `SKB_DROP_REASON_NETFILTER_DROP`, as netobserv writes it); with
+ * retransmissions, flowtap's `PktRetransPackets` and `PktRetransBytes`.
+ */
+export function healthJson(health: FlowHealth, dropReasons: DropReasonNames): string {
+  let json = '';
+  const rtt = health.rtt;
+  if (rtt !== undefined) {
+    json += `,"TimeFlowRttNs":${rtt.lastNs},"TimeFlowRttMinNs":${rtt.minNs},"TimeFlowRttMaxNs":${rtt.maxNs}`;
+  }
+  if (health.handshakeRttNs !== undefined) json += `,"TimeHandshakeRttNs":${health.handshakeRttNs}`;
+  const drop = health.latestDrop;
+  if (health.dropPackets !== 0 && drop !== undefined) {
+    json += `,"PktDropBytes":${health.dropBytes},"PktDropPackets":${health.dropPackets}`;
+    json += `,"PktDropLatestFlags":${drop.tcpFlags}`;
+    if (drop.tcpState !== 0)
+      json += `,"PktDropLatestState":${jsonString(dropReasons.tcpStateName(drop.tcpState))}`;
+    json += `,"PktDropLatestDropCause":${jsonString(dropReasons.kernelNameOf(drop.cause))}`;
+  }
+  if (health.retransPackets !== 0) {
+    json += `,"PktRetransPackets":${health.retransPackets},"PktRetransBytes":${health.retransBytes}`;
   }
   return json;
 }

@@ -163,7 +163,7 @@ test('health rows are joined into the evicted flow of their key and never accoun
     [[1000, 3, 2]],
   );
   assert.equal(pipeline.stats.rowsIn, 1);
-  assert.deepEqual(pipeline.healthCounts, { joined: 1, ownRecords: 0, filtered: 0 });
+  assert.deepEqual(pipeline.healthJoinCounts, { joined: 1, ownRecords: 0, filtered: 0 });
 });
 
 test('health rows with no flow cached leave at the next tick, as records of their own', async () => {

@@ -7,6 +7,7 @@ import { V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import type { Flow } from '../../src/model/flow.ts';
 import { parseIp } from '../../src/model/ip.ts';
 import { makeFlow } from '../helpers/flows.ts';
+import { FULL_HEALTH, RETRANS_ONLY, TEST_DROP_REASONS } from '../helpers/health.ts';
 
 function batch(...flows: Flow[]): RecordBatch {
   const bytes = Buffer.alloc(flows.length * V2_RECORD_BYTES);
@@ -92,4 +93,23 @@ test('with --resolve the table shows the names of addresses that have one', () =
   const names = new Map([['10.0.0.2', 'web.example']]);
   const text = formatTable(batch(makeFlow({ ifIndex: 3 })), (address) => names.get(address) ?? address);
   assert.match(text.split('\n')[1], /10\.0\.0\.1:1234\s+web\.example:80\s/);
+});
+
+test('columns for RTT, handshake, retransmissions and drops appear when a flow has them, the cause by short name', () => {
+  const plain = formatTable(batch(makeFlow({ ifIndex: 3 })), undefined, () =>
+    assert.fail('names asked without drops'),
+  );
+  assert.doesNotMatch(plain, /RTT|HANDSHAKE|RETRANS|DROP/);
+  const text = formatTable(
+    batch(
+      makeFlow({ ifIndex: 3, bytes: 2000, health: FULL_HEALTH }),
+      makeFlow({ ifIndex: 3, health: RETRANS_ONLY }),
+    ),
+    undefined,
+    () => TEST_DROP_REASONS,
+  );
+  const lines = text.trimEnd().split('\n');
+  assert.match(lines[0], /BYTES\s+RTT\s+HANDSHAKE\s+RETRANS\s+DROPS\s+DROP CAUSE$/);
+  assert.match(lines[1], /1\.95 KiB\s+7\.25ms\s+310µs\s+2\s+2\s+NETFILTER_DROP$/);
+  assert.match(lines[2], /100\s+3$/);
 });

@@ -30,6 +30,11 @@ export interface ReadOptions {
   agentIp: Uint8Array;
   /** Pair the directions of each conversation into bidirectional records. */
   bidirectional: boolean;
+  /**
+   * TCP health measured from the packets (src/capture/pcap/tcp-health.ts): handshake RTT and
+   * retransmitted segments; both unless told otherwise.
+   */
+  tcpHealth?: { readonly rtt: boolean; readonly retransmissions: boolean };
 }
 
 /**
@@ -65,6 +70,12 @@ export class CaptureRead {
       filter: options.filter,
       dedup: options.dedup,
       tunnels: options.tunnels,
+      tcpHealth: {
+        rtt: options.tcpHealth?.rtt ?? true,
+        retransmissions: options.tcpHealth?.retransmissions ?? true,
+        // A connection is at least one flow: the flow cache's bound bounds them too.
+        maxConnections: options.cacheMaxFlows,
+      },
     });
   }
 

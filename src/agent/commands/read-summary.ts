@@ -1,6 +1,6 @@
 /**
  * The line `flowtap read` ends with on stderr, also after a damaged capture: format, packets read,
- * counted, skipped by reason, flows, and what a sink did not deliver.
+ * counted, skipped by reason, flows, TCP health found, and what a sink did not deliver.
  */
 import type { CaptureStats } from '../../capture/pcap/packet-sink.ts';
 import { SKIP_REASON_NAMES } from '../../capture/pcap/packet-sink.ts';
@@ -30,6 +30,12 @@ export function readSummary(stats: CaptureStats, flows: number, sinks: readonly 
   if (stats.duplicates > 0)
     line += `; ${stats.duplicates} copies of packets on another interface listed, not counted again`;
   if (stats.otherBlocks > 0) line += `; ${stats.otherBlocks} non-packet blocks passed over`;
+  const tcp = stats.tcpHealth;
+  if (tcp.handshakes > 0 || tcp.retransmittedSegments > 0)
+    line += `; TCP: ${tcp.handshakes} handshake times, ${tcp.retransmittedSegments} retransmitted segments`;
+  if (tcp.snapped > 0) line += `; ${tcp.snapped} TCP headers cut before their window (not analysed)`;
+  if (tcp.tableResets > 0)
+    line += `; more TCP connections at once than the flow cache holds: followed anew ${tcp.tableResets} times`;
   for (const sink of sinks) {
     const lost = undeliveredFlows(sink);
     if (lost > 0) line += `; ${lost} flows not delivered by ${sink.name}`;

@@ -94,6 +94,8 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
         parseErrors: read.decoder.stats.skippedTotal,
         filter: describeFilter(settings.config.filter),
         agentIp: formatIp(agentIp, 0, 0),
+        // A capture shows no kernel drops; its retransmissions are what the TCP analysis found.
+        tcpHealth: { dropPackets: 0, retransSegments: read.decoder.stats.tcpHealth.retransmittedSegments },
       }),
     }));
   if (web) process.stderr.write(`flowtap read: web view at ${web.url}\n`);

@@ -184,12 +184,14 @@ function webViewExtension(address: WebAddress): RunExtension {
   return {
     onStarted: async (agent, { store, logger, nameOf }) => {
       const { startWebView } = await import('../../web/web-view.ts');
+      const { runningKernelDropReasons } = await import('../../ebpf/drop-reasons.ts');
       const view = await startWebView({
         ...address,
         timeline: 'wall',
         health: () => agent.health(),
         store,
         nameOf,
+        dropReasons: () => runningKernelDropReasons((message) => logger.warn(message)),
       });
       agent.addObserver(view);
       // Through the logger: on a terminal the live view owns the screen and shows it in its pane.

@@ -15,6 +15,7 @@ import { ClassicPcapFramer, isClassicPcapMagic } from './classic.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { type CaptureStats, PacketSink, SkipReason } from './packet-sink.ts';
 import { PcapngFramer, SHB_TYPE } from './pcapng.ts';
+import type { TcpHealthOptions } from './tcp-health.ts';
 
 const MAGIC_BYTES = 4;
 
@@ -30,6 +31,8 @@ export interface CaptureDecoderOptions {
   dedup?: boolean;
   /** Key tunnelled packets by the packet inside (ENABLE_TUNNELS; default false). */
   tunnels?: boolean;
+  /** TCP health to measure into the rows (handshake RTT, retransmissions; default none). */
+  tcpHealth?: TcpHealthOptions;
 }
 
 /** Decodes one capture stream; see the module comment. */
@@ -50,6 +53,7 @@ export class CaptureDecoder {
       filter: options.filter,
       dedup: options.dedup,
       tunnels: options.tunnels,
+      tcpHealth: options.tcpHealth,
     });
   }
 

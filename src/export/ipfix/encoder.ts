@@ -6,8 +6,8 @@
  * Sequence numbers follow RFC 7011 §3.1: the header carries the count (mod 2^32) of data records
  * sent before this message in the transport session; template messages do not advance it.
  */
-import type { RecordBatch } from '../../codec/record-batch.ts';
-import { RecordFlag, TunnelType, V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
+import { type RecordBatch, rowHasHealth } from '../../codec/record-batch.ts';
+import { HealthFlag, RecordFlag, TunnelType, V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
 import { ConfigError } from '../../errors.ts';
 import type { InterfaceNames } from '../../model/interfaces.ts';
 import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
@@ -15,6 +15,7 @@ import { EtherType } from '../../model/names.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
 import {
   encodeTemplateSets,
+  HEALTH_BYTES,
   IPFIX_VERSION,
   LAYER2_SEGMENT_VXLAN,
   MAX_INTERFACE_NAME_BYTES,
@@ -94,6 +95,36 @@ function writeLayer2SegmentId(b: Buffer, o: number, out: Buffer, p: number): voi
   out[p + 5] = b[o + V2.TUNNEL_ID + 2];
   out[p + 6] = b[o + V2.TUNNEL_ID + 1];
   out[p + 7] = b[o + V2.TUNNEL_ID];
+}
+
+/**
+ * The health fields (templates.ts, HEALTH_FIELDS) of the row at `o` at `out[p]`: drops, RTT
+ * latest/min/max/samples, handshake time, retransmissions, the latest drop's reason, TCP flags and
+ * state; a part not measured (a health flag clear, no drops) is written as zeros.
+ */
+function writeHealth(b: Buffer, o: number, out: Buffer, p: number): void {
+  copyReversed(b, o + V2.DROP_BYTES, out, p, 8);
+  copyReversed(b, o + V2.DROP_PACKETS, out, p + 8, 8);
+  const flags = b[o + V2.HEALTH_FLAGS];
+  if ((flags & HealthFlag.RTT) !== 0) {
+    copyReversed(b, o + V2.RTT_LAST_NS, out, p + 16, 8);
+    copyReversed(b, o + V2.RTT_MIN_NS, out, p + 24, 8);
+    copyReversed(b, o + V2.RTT_MAX_NS, out, p + 32, 8);
+    copyReversed(b, o + V2.RTT_SAMPLES, out, p + 40, 4);
+  } else {
+    out.fill(0, p + 16, p + 44);
+  }
+  if ((flags & HealthFlag.HANDSHAKE) !== 0) copyReversed(b, o + V2.HANDSHAKE_RTT_NS, out, p + 44, 8);
+  else out.fill(0, p + 44, p + 52);
+  copyReversed(b, o + V2.RETRANS_PACKETS, out, p + 52, 8);
+  copyReversed(b, o + V2.RETRANS_BYTES, out, p + 60, 8);
+  if (b.readUInt32LE(o + V2.DROP_PACKETS) !== 0 || b.readUInt32LE(o + V2.DROP_PACKETS + 4) !== 0) {
+    copyReversed(b, o + V2.DROP_LATEST_CAUSE, out, p + 68, 4);
+    copyReversed(b, o + V2.DROP_LATEST_FLAGS, out, p + 72, 2);
+    out[p + 74] = b[o + V2.DROP_LATEST_STATE];
+  } else {
+    out.fill(0, p + 68, p + HEALTH_BYTES);
+  }
 }
 
 /** Copies `n` little-endian bytes at `b[o]` to `out[p]` reversed (big-endian). */
@@ -181,11 +212,13 @@ export class IpfixEncoder {
       const direction = b[o + V2.DIRECTION];
       const agentIpv6 = isIpv6Agent(b, o + V2.AGENT_IP);
       const biflow = (b[o + V2.RECORD_FLAGS] & BIFLOW_FLAG) !== 0;
+      const health = rowHasHealth(b, o);
       const templateIndex =
         (direction === 1 ? TemplateShape.EGRESS : 0) |
         (ipv6 ? TemplateShape.IPV6 : 0) |
         (agentIpv6 ? TemplateShape.AGENT_IPV6 : 0) |
-        (biflow ? TemplateShape.BIFLOW : 0);
+        (biflow ? TemplateShape.BIFLOW : 0) |
+        (health ? TemplateShape.HEALTH : 0);
       const templateId = TEMPLATE_ID_BASE + templateIndex;
       const ifIndex = b.readUInt32LE(o + V2.IF_INDEX);
       const name = this.#nameOf(names, batch.interfaces, ifIndex);
@@ -270,6 +303,10 @@ export class IpfixEncoder {
       out[p] = b[o + V2.ICMP_TYPE];
       out[p + 1] = b[o + V2.ICMP_CODE];
       p += 2;
+      if (health) {
+        writeHealth(b, o, out, p);
+        p += HEALTH_BYTES;
+      }
       messageRecords++;
     }
     if (messageStart >= 0) {
