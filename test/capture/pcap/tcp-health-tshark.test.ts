@@ -160,6 +160,9 @@ const ACK = 0x10;
 
 let pair: VethPair | undefined;
 
+/** The whole exchange takes seconds; past this the setup has stalled. */
+const BEFORE_TIMEOUT_MS = 180_000;
+
 describe('flowtap read measures TCP health as tshark does', { skip }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-tcp-health-'));
   const file = join(dir, 'health.pcap');
@@ -172,116 +175,120 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
   let measuredClientPort = 0;
   let fillerPort = 0;
 
-  before(async () => {
-    pair = await createVethPair('ftth');
-    const v = pair;
-    const inNs = ['netns', 'exec', v.ns];
-    // Segments of at most one MTU on the wire, as a NIC would send them, in both directions.
-    await run('ethtool', ['-K', v.hostIf, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
-    await run('ip', [...inNs, 'ethtool', '-K', v.nsIf, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
-    // The namespace's way out is slow: the filler keeps its queue full, so the measured
-    // connection's SYN-ACK and ACKs wait in it.
-    await run('ip', [
-      ...inNs,
-      'tc',
-      'qdisc',
-      'add',
-      'dev',
-      v.nsIf,
-      'root',
-      'tbf',
-      'rate',
-      '4mbit',
-      'burst',
-      '4kb',
-      'latency',
-      '60ms',
-    ]);
-    // One data segment in five of the measured connection is dropped on arrival (after the
-    // capture point); its SYN is not, so the handshake is the one being timed.
-    const ruleset = `table inet ftth {
+  before(
+    async () => {
+      pair = await createVethPair('ftth');
+      const v = pair;
+      const inNs = ['netns', 'exec', v.ns];
+      // Segments of at most one MTU on the wire, as a NIC would send them, in both directions.
+      await run('ethtool', ['-K', v.hostIf, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+      await run('ip', [...inNs, 'ethtool', '-K', v.nsIf, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+      // The namespace's way out is slow: the filler keeps its queue full, so the measured
+      // connection's SYN-ACK and ACKs wait in it.
+      await run('ip', [
+        ...inNs,
+        'tc',
+        'qdisc',
+        'add',
+        'dev',
+        v.nsIf,
+        'root',
+        'tbf',
+        'rate',
+        '4mbit',
+        'burst',
+        '4kb',
+        'latency',
+        '60ms',
+      ]);
+      // One data segment in five of the measured connection is dropped on arrival (after the
+      // capture point); its SYN is not, so the handshake is the one being timed.
+      const ruleset = `table inet ftth {
       chain input {
         type filter hook input priority 0; policy accept;
         tcp dport ${MEASURED_PORT} tcp flags != syn numgen random mod 5 0 drop
       }
     }`;
-    const rulesetFile = join(dir, 'drop.nft');
-    writeFileSync(rulesetFile, ruleset);
-    await run('ip', [...inNs, 'nft', '-f', rulesetFile]);
+      const rulesetFile = join(dir, 'drop.nft');
+      writeFileSync(rulesetFile, ruleset);
+      await run('ip', [...inNs, 'nft', '-f', rulesetFile]);
 
-    const receiver = spawn('ip', [...inNs, 'node', '-e', RECEIVER, String(MEASURED_PORT), v.nsAddr4], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    closers.push(() => stopProcess(receiver));
-    await startAndWaitFor(receiver, 'stdout', 'listening');
-
-    let fillerReceived = 0;
-    const fillerServer: Server = createServer((s) => {
-      s.on('data', (d: Buffer) => {
-        fillerReceived += d.length;
+      const receiver = spawn('ip', [...inNs, 'node', '-e', RECEIVER, String(MEASURED_PORT), v.nsAddr4], {
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
-      s.on('end', () => s.end());
-      s.on('error', () => s.destroy());
-    });
-    await new Promise<void>((resolve) => fillerServer.listen(0, v.hostAddr4, resolve));
-    closers.push(() => void fillerServer.close());
-    fillerPort = (fillerServer.address() as { port: number }).port;
+      closers.push(() => stopProcess(receiver));
+      await startAndWaitFor(receiver, 'stdout', 'listening');
 
-    const dump = spawn(
-      'tcpdump',
-      [
-        '-U',
-        '-n',
-        '-i',
-        v.hostIf,
-        '--time-stamp-precision=nano',
-        '-w',
-        file,
-        `tcp or (icmp and host ${v.nsAddr4})`,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    closers.push(() => stopProcess(dump));
-    await startAndWaitFor(dump, 'stderr', 'listening on');
+      let fillerReceived = 0;
+      const fillerServer: Server = createServer((s) => {
+        s.on('data', (d: Buffer) => {
+          fillerReceived += d.length;
+        });
+        s.on('end', () => s.end());
+        s.on('error', () => s.destroy());
+      });
+      await new Promise<void>((resolve) => fillerServer.listen(0, v.hostAddr4, resolve));
+      closers.push(() => void fillerServer.close());
+      fillerPort = (fillerServer.address() as { port: number }).port;
 
-    const filler = spawn('ip', [
-      ...inNs,
-      ...trafficCommand({ kind: 'tcp', host: v.hostAddr4, port: fillerPort, bytes: FILLER_BYTES }),
-    ]);
-    closers.push(() => stopProcess(filler));
-    await waitFor('the filler to fill the queue', () => fillerReceived >= FILLER_HEAD_START_BYTES);
+      const dump = spawn(
+        'tcpdump',
+        [
+          '-U',
+          '-n',
+          '-i',
+          v.hostIf,
+          '--time-stamp-precision=nano',
+          '-w',
+          file,
+          `tcp or (icmp and host ${v.nsAddr4})`,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      closers.push(() => stopProcess(dump));
+      await startAndWaitFor(dump, 'stderr', 'listening on');
 
-    const measured: Socket = connect({ host: v.nsAddr4, port: MEASURED_PORT, localAddress: v.hostAddr4 });
-    await once(measured, 'connect');
-    measuredClientPort = measured.localPort ?? 0;
-    measured.end(Buffer.alloc(MEASURED_BYTES, 0x6d));
-    measured.resume();
-    await once(measured, 'close');
-    await once(filler, 'exit');
+      const filler = spawn('ip', [
+        ...inNs,
+        ...trafficCommand({ kind: 'tcp', host: v.hostAddr4, port: fillerPort, bytes: FILLER_BYTES }),
+      ]);
+      closers.push(() => stopProcess(filler));
+      await waitFor('the filler to fill the queue', () => fillerReceived >= FILLER_HEAD_START_BYTES);
 
-    // Everything before the marker ping is in the file once its request and reply are.
-    await run('ip', [
-      ...inNs,
-      'ping',
-      '-c',
-      '1',
-      '-s',
-      '24',
-      '-p',
-      Buffer.from(MARKER).toString('hex'),
-      v.hostAddr4,
-    ]);
-    await waitFor('the marker in the capture', () => {
-      const data = readFileSync(file);
-      return data.indexOf(MARKER) >= 0 && data.indexOf(MARKER, data.indexOf(MARKER) + 1) >= 0;
-    });
-    await stopProcess(dump);
+      const measured: Socket = connect({ host: v.nsAddr4, port: MEASURED_PORT, localAddress: v.hostAddr4 });
+      await once(measured, 'connect');
+      measuredClientPort = measured.localPort ?? 0;
+      measured.end(Buffer.alloc(MEASURED_BYTES, 0x6d));
+      measured.resume();
+      await once(measured, 'close');
+      await once(filler, 'exit');
 
-    flows = await readFlows(file);
-    // Both addresses local: every packet EGRESS, so each SYN left, as on its client's host.
-    flowsFromClients = await readFlows(file, ['--local-net', `${v.hostAddr4}/32,${v.nsAddr4}/32`]);
-    packets = await tsharkPackets(file);
-  });
+      // Everything before the marker ping is in the file once its request and reply are.
+      await run('ip', [
+        ...inNs,
+        'ping',
+        '-c',
+        '1',
+        '-s',
+        '24',
+        '-p',
+        Buffer.from(MARKER).toString('hex'),
+        v.hostAddr4,
+      ]);
+      await waitFor('the marker in the capture', () => {
+        const data = readFileSync(file);
+        return data.indexOf(MARKER) >= 0 && data.indexOf(MARKER, data.indexOf(MARKER) + 1) >= 0;
+      });
+      await stopProcess(dump);
+
+      flows = await readFlows(file);
+      // Both addresses local: every packet EGRESS, so each SYN left, as on its client's host.
+      flowsFromClients = await readFlows(file, ['--local-net', `${v.hostAddr4}/32,${v.nsAddr4}/32`]);
+      packets = await tsharkPackets(file);
+      // Bounded: a connection stalled by the random drops fails the suite instead of hanging it.
+    },
+    { timeout: BEFORE_TIMEOUT_MS },
+  );
 
   after(async () => {
     for (const close of closers) await close();
