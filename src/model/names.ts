@@ -98,6 +98,9 @@ export function humanDurationNs(ns: bigint | number): string {
   return `${value}ns`;
 }
 
+/** TCP header flag bits, as `tcp_flags` holds them (bit 0 FIN ... bit 8 NS). */
+export const TcpFlag = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
+
 const TCP_FLAG_NAMES = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'];
 
 /** TCP flags bit set (bit 0 FIN ... bit 8 NS) as `SYN|ACK`; empty string for none. */

@@ -40,7 +40,8 @@ import {
   V2_DNS_WORDS,
   V2_KEY_WORDS,
 } from '../../codec/v2-layout.ts';
-import { IpProto } from '../../model/names.ts';
+import { IpProto, TcpFlag } from '../../model/names.ts';
+import { TWO_POW_32 } from '../../model/u64.ts';
 import { lastIpPacketEnd, lastTransportOffset } from '../packet/frame-parser.ts';
 import { writeUnixNs } from '../pcap/unix-time.ts';
 import {
@@ -60,10 +61,9 @@ export const DNS_QUERY_TIMEOUT_NS = 5_000_000_000;
 const MAX_MESSAGES_PER_SEGMENT = 4;
 const NS_PER_S = 1_000_000_000;
 const UDP_HEADER_BYTES = 8;
-const TCP_FLAG_FIN = 0x01;
-const TCP_FLAG_SYN = 0x02;
-const TCP_FLAG_RST = 0x04;
-const TWO_POW_32 = 4_294_967_296;
+const TCP_FLAG_FIN = TcpFlag.FIN;
+const TCP_FLAG_SYN = TcpFlag.SYN;
+const TCP_FLAG_RST = TcpFlag.RST;
 
 /** Settings of a {@link DnsTracker}. */
 export interface DnsTrackerOptions {

@@ -22,7 +22,7 @@
  * State is kept per connection in a bounded table (src/capture/pcap/tcp-connections.ts).
  */
 import { HealthFlag, V2, V2_KEY_WORDS } from '../../codec/v2-layout.ts';
-import { Direction } from '../../model/names.ts';
+import { Direction, IpProto, TcpFlag } from '../../model/names.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
 import { lastIpPacketEnd, lastTcpHeaderOffset } from '../packet/frame-parser.ts';
 import { ConnectionTime, SideFlag, SideTime, SideWord, TcpConnections } from './tcp-connections.ts';
@@ -54,11 +54,11 @@ export function emptyTcpHealthStats(): TcpHealthStats {
   return { handshakes: 0, retransmittedSegments: 0, snapped: 0, tableResets: 0 };
 }
 
-const TCP_FIN = 0x01;
-const TCP_SYN = 0x02;
-const TCP_RST = 0x04;
-const TCP_ACK = 0x10;
-const PROTO_TCP = 6;
+const TCP_FIN = TcpFlag.FIN;
+const TCP_SYN = TcpFlag.SYN;
+const TCP_RST = TcpFlag.RST;
+const TCP_ACK = TcpFlag.ACK;
+const PROTO_TCP = IpProto.TCP;
 /** Bytes of a TCP header up to and including the window field. */
 const TCP_HEADER_THROUGH_WINDOW = 16;
 /** Wireshark's out-of-order threshold when the handshake's RTT is not known. */
