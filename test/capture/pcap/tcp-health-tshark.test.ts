@@ -31,6 +31,7 @@ const FILLER_BYTES = 1_200_000;
 /** Bytes the filler must have delivered before the measured connection opens: its queue is full. */
 const FILLER_HEAD_START_BYTES = 150_000;
 const MARKER = 'ftthmark';
+const MARKER_PINGS = 3;
 const WAIT_STEP_MS = 20;
 const WAIT_LIMIT_MS = 60_000;
 
@@ -262,13 +263,19 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
       measured.resume();
       await once(measured, 'close');
       await once(filler, 'exit');
+      // The filler's process ends once its bytes are in its socket, not delivered: until they
+      // are, the tbf queue is full and drops what would wait past its latency, the marker too.
+      await waitFor('the filler to be delivered', () => fillerReceived >= FILLER_BYTES);
 
-      // Everything before the marker ping is in the file once its request and reply are.
+      // Everything before the marker ping is in the file once a request and its reply are. A few
+      // requests (ping succeeds on any reply), as a queue may still drop one.
       await run('ip', [
         ...inNs,
         'ping',
         '-c',
-        '1',
+        String(MARKER_PINGS),
+        '-i',
+        '0.2',
         '-s',
         '24',
         '-p',
