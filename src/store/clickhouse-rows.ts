@@ -101,9 +101,13 @@ export class RowBinaryWriter {
     }
   }
 
-  /** The rows written as one body (a copy), and a fresh start. */
+  /**
+   * The rows written as one body, and a fresh start: the body keeps the writer's buffer (no copy
+   * of an insert's megabytes) and the writer starts a new one as large.
+   */
   take(): Buffer {
-    const body = Buffer.from(this.#out.subarray(0, this.#pos));
+    const body = this.#out.subarray(0, this.#pos);
+    this.#out = Buffer.allocUnsafe(this.#out.length);
     this.#pos = 0;
     this.#rows = 0;
     return body;
