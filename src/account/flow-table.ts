@@ -2,11 +2,16 @@
  * The accounter's cache: flows stored as the key and metrics of v2 rows (46 words: 16 of key, 30
  * of metrics; the user section is written after accounting, so the cache does not keep it) behind
  * an open-addressing hash index. Adding a record allocates nothing; eviction copies the entries
- * out as one new batch of whole rows.
+ * out as one new batch of whole rows. A row that arrives with a health section (a capture's TCP
+ * analysis writes one into the packets it measured) has it kept beside its flow and merged by
+ * `mergeFlowHealth`; the arrays for that are made when the first such row arrives.
  */
-import { mergeFlowMetrics } from '../codec/merge-rule.ts';
+import { mergeFlowHealth, mergeFlowMetrics } from '../codec/merge-rule.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import {
+  V2,
+  V2_HEALTH_WORD,
+  V2_HEALTH_WORDS,
   V2_KEY_WORDS,
   V2_METRICS_WORD,
   V2_METRICS_WORDS,
@@ -21,6 +26,23 @@ const ROW_WORDS = V2_ROW_WORDS;
 /** A cached flow: key and metrics, as the first words of a v2 row. */
 const ENTRY_WORDS = V2_KEY_WORDS + V2_METRICS_WORDS;
 const W_LAST = V2_KEY_WORDS + V2_METRICS_WORD.LAST_SEEN_NS;
+/** First word of a row's health section, and the words that say whether it holds anything. */
+const W_HEALTH = V2.RTT_MIN_NS / 4;
+const W_HEALTH_FLAGS = W_HEALTH + V2_HEALTH_WORD.DROP_FLAGS_STATE;
+const W_RETRANS = W_HEALTH + V2_HEALTH_WORD.RETRANS_PACKETS;
+const W_DROPS = W_HEALTH + V2_HEALTH_WORD.DROP_PACKETS;
+
+/** Whether the row at word `r` carries a health section (health flags, retransmissions or drops). */
+function rowCarriesHealth(words: Int32Array, r: number): boolean {
+  return (
+    ((words[r + W_HEALTH_FLAGS] >>> 24) |
+      words[r + W_RETRANS] |
+      words[r + W_RETRANS + 1] |
+      words[r + W_DROPS] |
+      words[r + W_DROPS + 1]) !==
+    0
+  );
+}
 
 /** Why `add` stopped before the end of a batch. */
 export type AddStop = 'done' | 'full' | 'deadline';
@@ -87,6 +109,10 @@ export class FlowTable {
   /** Index slot of each entry, so eviction clears only the slots in use. */
   readonly #entrySlot: Int32Array;
   #size = 0;
+  /** Health sections of the cached flows (`V2_HEALTH_WORDS` each), made for the first row with one. */
+  #health: Int32Array | undefined;
+  /** Per entry: 1 when its health section holds something. */
+  #hasHealth: Uint8Array | undefined;
   /** Index where the last `add` stopped. */
   stoppedAt = 0;
 
@@ -110,7 +136,8 @@ export class FlowTable {
 
   /** Bytes of typed arrays this table holds, for memory accounting. */
   get heapBytes(): number {
-    return this.#entries.byteLength + this.#index.byteLength + this.#entrySlot.byteLength;
+    const health = (this.#health?.byteLength ?? 0) + (this.#hasHealth?.byteLength ?? 0);
+    return this.#entries.byteLength + this.#index.byteLength + this.#entrySlot.byteLength + health;
   }
 
   /**
@@ -167,6 +194,7 @@ export class FlowTable {
 
       if (e >= 0) {
         mergeFlowMetrics(entries, e * ENTRY_WORDS + V2_KEY_WORDS, words, r + V2_KEY_WORDS);
+        if (rowCarriesHealth(words, r)) this.#addHealth(e, words, r);
         continue;
       }
       if (this.#size >= this.maxEntries) {
@@ -186,9 +214,29 @@ export class FlowTable {
       this.#entrySlot[e] = slot;
       const s = e * ENTRY_WORDS;
       for (let w = 0; w < ENTRY_WORDS; w++) entries[s + w] = words[r + w];
+      if (rowCarriesHealth(words, r)) this.#addHealth(e, words, r);
     }
     this.stoppedAt = count;
     return 'done';
+  }
+
+  /** Merges the health section of the row at word `r` into entry `e`'s (its metrics merged already). */
+  #addHealth(e: number, words: Int32Array, r: number): void {
+    if (this.#health === undefined || this.#hasHealth === undefined) {
+      this.#health = new Int32Array(this.maxEntries * V2_HEALTH_WORDS);
+      this.#hasHealth = new Uint8Array(this.maxEntries);
+    }
+    const h = e * V2_HEALTH_WORDS;
+    if (this.#hasHealth[e] === 0) {
+      this.#hasHealth[e] = 1;
+      for (let w = 0; w < V2_HEALTH_WORDS; w++) this.#health[h + w] = words[r + W_HEALTH + w];
+      return;
+    }
+    // The row is the later record when the merged last-seen is its own (ties: the later arrival).
+    const last = e * ENTRY_WORDS + W_LAST;
+    const later =
+      words[r + W_LAST] === this.#entries[last] && words[r + W_LAST + 1] === this.#entries[last + 1];
+    mergeFlowHealth(this.#health, h, words, r + W_HEALTH, later);
   }
 
   /** Doubles the index and places every cached flow in it again by its tag. */
@@ -223,11 +271,18 @@ export class FlowTable {
     const bytes = reuse ? spare : Buffer.allocUnsafeSlow(count * V2_RECORD_BYTES);
     const rows = new Int32Array(bytes.buffer, bytes.byteOffset, count * ROW_WORDS);
     const entries = this.#entries;
+    const health = this.#health;
+    const hasHealth = this.#hasHealth;
     for (let e = 0; e < count; e++) {
       const s = e * ENTRY_WORDS;
       const r = e * ROW_WORDS;
       for (let w = 0; w < ENTRY_WORDS; w++) rows[r + w] = entries[s + w];
       for (let w = ENTRY_WORDS; w < ROW_WORDS; w++) rows[r + w] = 0;
+      if (hasHealth !== undefined && health !== undefined && hasHealth[e] !== 0) {
+        hasHealth[e] = 0;
+        for (let w = 0, h = e * V2_HEALTH_WORDS; w < V2_HEALTH_WORDS; w++)
+          rows[r + W_HEALTH + w] = health[h + w];
+      }
     }
     const index = this.#index;
     if (count * 8 > this.#mask) {

@@ -47,3 +47,28 @@ export function hashKey(words: Int32Array, r: number): number {
   const h = sum - q * TWO_POW_31 + q;
   return h >= KEY_HASH_PRIME ? h - KEY_HASH_PRIME : h;
 }
+
+/**
+ * Hash of the `count` words (even, at most 16) starting at word `at` of `words`, in
+ * [0, KEY_HASH_PRIME): {@link hashKey}'s seeded hash for keys other than a row's, such as a TCP
+ * connection's (src/capture/pcap/tcp-connections.ts).
+ */
+export function hashWords(words: Int32Array, at: number, count: number): number {
+  const m = MULTIPLIERS;
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let d = 0;
+  for (let w = 0, k = 0; w < count; w += 2, k += 4) {
+    const x = words[at + w];
+    const y = words[at + w + 1];
+    a += (x & 0xffff) * m[k];
+    b += (x >>> 16) * m[k + 1];
+    c += (y & 0xffff) * m[k + 2];
+    d += (y >>> 16) * m[k + 3];
+  }
+  const sum = a + b + (c + d);
+  const q = Math.floor(sum / TWO_POW_31);
+  const h = sum - q * TWO_POW_31 + q;
+  return h >= KEY_HASH_PRIME ? h - KEY_HASH_PRIME : h;
+}

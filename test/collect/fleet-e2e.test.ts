@@ -70,7 +70,9 @@ test('agents on two veths -> Kafka -> two collectors in one group -> ClickHouse:
   const kafka = { KAFKA_BROKERS: cluster.brokers.join(','), KAFKA_TOPIC: TOPIC };
   const url = server.storeUrl('fleet_e2e');
 
-  const collectorArgs = ['--from', 'kafka', '--to', url, '--kafka-session-timeout', '3s'];
+  // A session long enough that a loaded machine's late heartbeat does not rebalance the group
+  // mid-test: a rebalance redelivers uncommitted flows, which this test (no crash) counts as wrong.
+  const collectorArgs = ['--from', 'kafka', '--to', url, '--kafka-session-timeout', '10s'];
   const collectors = [0, 1].map(() =>
     startCollectorProcess(t, collectorArgs, { ...kafka, KAFKA_GROUP_ID: 'fleet-e2e' }),
   );

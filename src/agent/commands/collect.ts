@@ -15,6 +15,7 @@ import { type Command, Option } from 'commander';
 import { CollectMetrics } from '../../collect/collect-metrics.ts';
 import { type CollectorSink, SinkFanOut } from '../../collect/collector-sink.ts';
 import { PrintSink } from '../../collect/print-sink.ts';
+import { runningKernelDropReasons } from '../../ebpf/drop-reasons.ts';
 import { ConfigError } from '../../errors.ts';
 import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from '../../export/grpc-limits.ts';
 import { DEFAULT_IPFIX_PORT } from '../../export/ipfix/templates.ts';
@@ -123,11 +124,22 @@ function durationOption(setting: string) {
   };
 }
 
-/** The sink `--to` names: json, table, store[:PATH] or clickhouse://host[:port]/db. */
-async function openSink(target: string, metrics: CollectMetrics): Promise<CollectorSink> {
+/**
+ * The sink `--to` names: json, table, store[:PATH] or clickhouse://host[:port]/db. Printed drop
+ * reasons are named by this host's kernel (an agent's kernel may name a few more: those print as
+ * UNKNOWN_<n>); stores keep the numbers.
+ */
+async function openSink(target: string, metrics: CollectMetrics, log: Logger): Promise<CollectorSink> {
   const lower = target.toLowerCase();
   if (lower === 'json' || lower === 'table') {
-    return new PrintSink(flowStdout(), lower, metrics.sink(lower), formatTable);
+    const dropReasons = () => runningKernelDropReasons((message) => log.warn(message));
+    return new PrintSink(
+      flowStdout(),
+      lower,
+      metrics.sink(lower),
+      (batch) => formatTable(batch, undefined, dropReasons),
+      dropReasons,
+    );
   }
   if (lower === 'store' || lower.startsWith('store:')) {
     const { FlowStore } = await import('../../store/flow-store.ts');
@@ -277,7 +289,7 @@ async function collect(opts: CollectOptions, command: Command): Promise<void> {
     await metricsServer?.close();
   };
   try {
-    for (const target of targets) opened.push(await openSink(target, metrics));
+    for (const target of targets) opened.push(await openSink(target, metrics, log));
     const from = opts.from.length === 0 ? (['grpc'] as CollectSource[]) : [...new Set(opts.from)];
     if (from.includes('grpc')) sources.push(await startGrpc(opts, command, fanOut, metrics, log));
     if (from.includes('kafka')) sources.push(await startKafka(opts, fanOut, metrics, log));

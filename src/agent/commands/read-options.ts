@@ -34,6 +34,8 @@ export interface ReadFlags extends TargetTlsFlags {
   tunnels?: boolean;
   agentIp?: string;
   bidirectional?: boolean;
+  dnsTracking?: boolean;
+  dnsTrackingPort?: string;
 }
 
 /** Everything one `flowtap read` runs with. */
@@ -77,6 +79,14 @@ export function addReadOptions(command: Command): Command {
     .option(
       '--agent-ip <address>',
       "address written into every flow as the agent's [AGENT_IP; the default route's source address]",
+    )
+    .option(
+      '--dns-tracking',
+      'match DNS queries to their responses: id, flags, response code, name and latency on each flow [ENABLE_DNS_TRACKING; off]',
+    )
+    .option(
+      '--dns-tracking-port <ports>',
+      'ports whose UDP and TCP packets are DNS, comma-separated (53,5353 adds mDNS) [DNS_TRACKING_PORT; 53]',
     );
   addFileCacheOptions(command, 'packets')
     .option(
@@ -126,6 +136,8 @@ export function readSettings(
     tunnels: flags.tunnels,
     agentIp: flags.agentIp,
     bidirectional: flags.bidirectional,
+    dnsTracking: flags.dnsTracking,
+    dnsTrackingPort: flags.dnsTrackingPort,
   };
   const config = loadConfig({ flags: exportFlags, env: process.env, stdoutIsTty: process.stdoutIsTty });
   return Object.freeze({
@@ -139,6 +151,7 @@ export function readSettings(
       dedup: config.deduper === 'firstCome',
       tunnels: config.tunnels,
       bidirectional: config.bidirectional,
+      dnsPorts: config.dnsTracking ? config.dnsTrackingPorts : undefined,
     }),
     config,
     exportFlushTimeoutMs: flags.exportFlushTimeout,

@@ -10,6 +10,7 @@ import { filterVerdict, VERDICT_REJECT } from '../../filter/evaluate.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import { InterfaceRegistry } from '../../model/interfaces.ts';
 import { Direction } from '../../model/names.ts';
+import type { DnsTracker } from '../dns/dns-tracker.ts';
 import { PARSE_OK, PARSE_TRUNCATED } from '../packet/frame-parser.ts';
 import {
   isSupportedLinkType,
@@ -21,6 +22,7 @@ import {
 } from '../packet/link-layers.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { DedupVerdict, PacketDeduper } from './packet-dedup.ts';
+import { emptyTcpHealthStats, TcpHealth, type TcpHealthOptions, type TcpHealthStats } from './tcp-health.ts';
 import { writeUnixNs } from './unix-time.ts';
 
 /** Why a packet was read but counted in no flow. */
@@ -91,6 +93,8 @@ export class CaptureStats {
   duplicates = 0;
   /** Rows of 0 packets that add an interface to a flow's list (one per flow and new interface). */
   listRows = 0;
+  /** What the TCP health analysis measured (src/capture/pcap/tcp-health.ts). */
+  readonly tcpHealth: TcpHealthStats = emptyTcpHealthStats();
 
   /** Sum of all skips. */
   get skippedTotal(): number {
@@ -108,6 +112,10 @@ export interface PacketSinkOptions {
   dedup?: boolean;
   /** Key tunnelled packets by the packet inside (default false). */
   tunnels?: boolean;
+  /** DNS tracking (ENABLE_DNS_TRACKING): sees every counted packet. */
+  dns?: DnsTracker;
+  /** What TCP health to measure (default: nothing). */
+  tcpHealth?: TcpHealthOptions;
 }
 
 /** Turns packets into rows; framers call {@link PacketSink.packet} once per packet record. */
@@ -128,6 +136,8 @@ export class PacketSink {
   readonly #filter: FilterProgram | undefined;
   readonly #link = new LinkLayerParser();
   readonly #deduper: PacketDeduper | undefined;
+  readonly #dns: DnsTracker | undefined;
+  readonly #tcpHealth: TcpHealth | undefined;
 
   constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096, options: PacketSinkOptions = {}) {
     const filter = options.filter;
@@ -137,7 +147,13 @@ export class PacketSink {
     // The filter's `vlan` test reads the outer tag before a tunnel may replace the key's.
     this.#link.trackVlan = filter !== undefined;
     this.#link.tunnels = options.tunnels === true;
+    this.#dns = options.dns;
     this.builder = new RecordBatchBuilder(initialRows, this.interfaces);
+    const health = options.tcpHealth;
+    this.#tcpHealth =
+      health && (health.rtt || health.retransmissions)
+        ? new TcpHealth(health, this.stats.tcpHealth)
+        : undefined;
   }
 
   /** Interfaces declared so far. */
@@ -254,6 +270,13 @@ export class PacketSink {
     out[row + V2.BYTES + 3] = bytes >>> 24;
     out[row + V2.PACKETS] = 1;
     stats.counted++;
+    this.#tcpHealth?.observe(data, off, captured, wireBytes, seconds, nanos, out, row);
+    this.#dns?.packet(data, off + captured, captured < wireBytes, builder, row, seconds, nanos);
+  }
+
+  /** The capture ended: DNS queries still waiting are counted unanswered, as rows of their flows. */
+  finishCapture(): void {
+    this.#dns?.finish(this.builder);
   }
 }
 
