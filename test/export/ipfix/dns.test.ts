@@ -8,8 +8,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { recordBatchOf } from '../../../src/codec/record-batch.ts';
+import { type RecordBatch, recordBatchOf } from '../../../src/codec/record-batch.ts';
+import { IpfixDecoder } from '../../../src/export/ipfix/decode.ts';
 import { IpfixEncoder } from '../../../src/export/ipfix/encoder.ts';
+import { ExporterSession } from '../../../src/export/ipfix/exporter-session.ts';
 import {
   FLOWTAP_IE,
   FLOWTAP_PEN,
@@ -17,7 +19,9 @@ import {
   TEMPLATES,
   TemplateShape,
 } from '../../../src/export/ipfix/templates.ts';
+import { batchToJsonLines } from '../../../src/export/json-lines.ts';
 import type { FlowDns } from '../../../src/model/flow.ts';
+import { parseIp } from '../../../src/model/ip.ts';
 import { classicPcap } from '../../capture/pcap/capture-files.ts';
 import { makeFlow } from '../../helpers/flows.ts';
 import { dataRecords, decodeIpfix } from './tshark.ts';
@@ -108,4 +112,24 @@ test('tshark decodes the DNS template and walks its records to their end', (t) =
     assert.equal(entries.length, 10, 'ten enterprise elements');
     assert.equal(Buffer.from(entries[9].replaceAll(':', ''), 'hex').toString(), 'ok.example');
   });
+});
+
+test("flowtap collect reads a DNS template's records, passing over the DNS elements (its PEN's)", () => {
+  const encoder = new IpfixEncoder();
+  const exported = [
+    makeFlow({ proto: 17, dns: DNS }),
+    makeFlow({ srcPort: 7, dns: { ...DNS, name: 'ok.example' } }),
+    makeFlow({ srcPort: 8 }),
+  ];
+  const messages = [...encoder.templateMessages(0), encoder.encodeBatch(recordBatchOf(exported), 0).bytes];
+  const batches: RecordBatch[] = [];
+  const drops: string[] = [];
+  const decoder = new IpfixDecoder({ drop: (reason) => drops.push(reason), onBatch: (b) => batches.push(b) });
+  const session = new ExporterSession('192.0.2.1:4739', parseIp('192.0.2.1') as Uint8Array);
+  for (const m of messages) decoder.decode(session, m, 0, m.length);
+  decoder.flush();
+  assert.deepEqual(drops, []);
+  // The collector keeps no DNS: the same flows as exported without it.
+  const withoutDns = recordBatchOf(exported.map(({ dns: _dns, ...flow }) => flow));
+  assert.equal(batches.map((b) => batchToJsonLines(b)).join(''), batchToJsonLines(withoutDns));
 });
