@@ -55,6 +55,28 @@ function benchBatch(): RecordBatch {
   return recordBatchOf(flows, names);
 }
 
+/**
+ * `batch`'s flows with TCP health measured (issue 14) as the live datapath measures a busy TCP
+ * host's: an RTT range and a retransmission on every flow, a handshake on half, drops on a tenth.
+ */
+function withHealth(batch: RecordBatch): RecordBatch {
+  const flows = [...batch.flows()].map((flow, i) => ({
+    ...flow,
+    health: {
+      rtt: { minNs: 80_000n, maxNs: 2_500_000n + BigInt(i), lastNs: 400_000n, samples: 12 },
+      ...(i % 2 === 0 && { handshakeRttNs: 150_000n }),
+      dropBytes: i % 10 === 0 ? 1_500 : 0,
+      dropPackets: i % 10 === 0 ? 1 : 0,
+      retransBytes: 1_448,
+      retransPackets: 1,
+      ...(i % 10 === 0 && {
+        latestDrop: { timeNs: flow.timeFlowEndNs, cause: 8, tcpFlags: 0x18, tcpState: 1 },
+      }),
+    },
+  }));
+  return recordBatchOf(flows, batch.interfaces);
+}
+
 /** Best-of-`runs` flows/s of `encode` over `batch` (best run: least disturbed by other load). */
 function encodeRate(batch: RecordBatch, encode: (b: RecordBatch) => unknown): number {
   for (let w = 0; w < 5; w++) encode(batch);
@@ -119,6 +141,27 @@ line(
     }
   }),
 );
+
+// The same encoders on flows that all carry TCP health, against the figures above (same run).
+const healthBatch = withHealth(batch);
+const healthCases: [string, (b: RecordBatch) => unknown][] = [
+  ['pbflow encode', (b) => encodePbRecords(b, 0, b.count)],
+  ['ipfix encode, 1400-byte messages', (b) => udp.encodeBatch(b, 0)],
+  [
+    'json lines',
+    (b) => {
+      for (let start = 0; start < b.count; start += LINES_PER_WRITE) {
+        jsonRows.release(jsonRows.encode(b, start, Math.min(b.count, start + LINES_PER_WRITE)));
+      }
+    },
+  ],
+];
+for (const [name, encode] of healthCases) {
+  const plain = encodeRate(batch, encode);
+  const health = encodeRate(healthBatch, encode);
+  line(`${name}, every flow with TCP health`, health, `  x${(health / plain).toFixed(2)} vs without health`);
+}
+
 const message = encodePbRecords(batch, 0, batch.count);
 line(
   'collector decode (flowsFromPbRecords)',

@@ -31,6 +31,22 @@
 #define FLOWTAP_HEALTH_RTT 1        /* rtt_* hold smoothed-RTT samples of the flow's socket */
 #define FLOWTAP_HEALTH_HANDSHAKE 2  /* handshake_rtt_ns holds a SYN -> SYN-ACK or SYN-ACK -> ACK time */
 
+/* struct flow_dns.dns_record_flags: which parts of the DNS section hold a value */
+#define FLOWTAP_DNS_HEADER 1          /* dns_id, dns_flags: the header of the section's latest message */
+#define FLOWTAP_DNS_NAME 2            /* dns_name: that message's first question name (root: length 0) */
+#define FLOWTAP_DNS_NAME_TRUNCATED 4  /* the name was longer than FLOWTAP_DNS_NAME_MAX: its start is kept */
+#define FLOWTAP_DNS_LATENCY 8         /* dns_latency_ns: a query answered, response time - query time */
+
+/* Bytes of a question name a DNS section keeps (dotted text, lower-cased). */
+#define FLOWTAP_DNS_NAME_MAX 64
+/* Queries awaiting their response at most (the pending-query map); the oldest beyond is unanswered. */
+#define FLOWTAP_DNS_PENDING_MAX 4096
+
+/* struct flow_dns.dns_errno: netobserv's dns_errno values */
+#define FLOWTAP_DNS_ENOENT 2   /* a response that matched no pending query */
+#define FLOWTAP_DNS_EFAULT 14  /* the DNS header ends past the packet (bpf_skb_load_bytes' error) */
+#define FLOWTAP_DNS_EINVAL 22  /* a malformed message: bad counts, label, pointer or name */
+
 /* struct flow_user.record_flags */
 #define FLOWTAP_RECORD_BIFLOW 1  /* a bidirectional record: the rev_* fields are meaningful */
 
@@ -115,18 +131,80 @@ struct flow_health {
     __u8 health_pad[4];               /* 324: zero */
 } __attribute__((aligned(8)));
 
+/*
+ * DNS of a flow (104 bytes): what the flow's DNS messages said, filled by the TC programs into a
+ * map of their own keyed by struct flow_key (as the health map is: the TC map value does not
+ * grow) and by `read` from a capture (src/capture/dns/); joined into the row after accounting.
+ * Zero when the flow carried no DNS. How the kernel fills it (the offline tracker,
+ * src/capture/dns/dns-tracker.ts, is the specification; test/vectors/dns.ts the vectors):
+ *
+ * - A UDP or TCP packet with a DNS_TRACKING_PORT as source or destination port is DNS: the message
+ *   starts after the UDP header, or after the TCP header and the 2-byte length prefix. It is parsed
+ *   as src/capture/dns/dns-parser.ts does (header, counts, first question name with compression
+ *   pointers strictly backwards, so at most 12 of them, lower-cased, the first
+ *   FLOWTAP_DNS_NAME_MAX bytes kept). A malformed one adds 1 to dns_malformed and sets
+ *   dns_errno (FLOWTAP_DNS_EFAULT or FLOWTAP_DNS_EINVAL), plus a per-reason counter.
+ * - A query (QR 0) adds 1 to dns_queries of its flow's section, writes its id, flags and name
+ *   (FLOWTAP_DNS_HEADER, _NAME) and dns_latest_ns, and inserts struct flow_dns_pending under
+ *   struct flow_dns_query_key (id, the query's addresses and ports) unless one is there (a
+ *   retransmission keeps the first query's time). A full pending map counts the insert as lost.
+ * - A response (QR 1) looks its query up under the reversed key. Found: the entry is deleted, and
+ *   the response's flow section gets dns_answers + 1, dns_latency_ns = now - query_ns
+ *   (FLOWTAP_DNS_LATENCY), the response's id, flags and name, dns_latest_ns. Not found: id, flags
+ *   and name are written with dns_errno = FLOWTAP_DNS_ENOENT (netobserv's behaviour).
+ * - User space expires pending entries older than the DNS query timeout (and, the map being full,
+ *   the oldest): each adds 1 to dns_unanswered of the entry's query flow, carried by a row of that
+ *   flow with 0 packets, so a query never answered is counted on its flow and no entry stays.
+ * Two sections of one flow (per-CPU values, a biflow's two directions) merge by
+ * mergeFlowDns (src/codec/merge-rule.ts).
+ */
+struct flow_dns {
+    __u64 dns_latency_ns;             /* 328: latency of the latest answered query (FLOWTAP_DNS_LATENCY) */
+    __u64 dns_latest_ns;              /* 336: time of the latest message recorded here, the clock of first_seen_ns */
+    __u32 dns_queries;                /* 344: queries seen on this flow */
+    __u32 dns_answers;                /* 348: responses on this flow that matched a pending query */
+    __u32 dns_unanswered;             /* 352: queries of this flow that got no response in time */
+    __u32 dns_malformed;              /* 356: DNS messages on this flow that did not parse */
+    __u16 dns_id;                     /* 360: id of the latest message (FLOWTAP_DNS_HEADER) */
+    __u16 dns_flags;                  /* 362: its flags word: QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode (low 4 bits) */
+    __u8 dns_name_len;                /* 364: bytes used of dns_name */
+    __u8 dns_errno;                   /* 365: FLOWTAP_DNS_E*, netobserv's dns_errno; 0 none */
+    __u8 dns_record_flags;            /* 366: FLOWTAP_DNS_* */
+    __u8 dns_pad;                     /* 367: zero */
+    __u8 dns_name[FLOWTAP_DNS_NAME_MAX]; /* 368: first question name: dotted, lower-cased, no final dot */
+} __attribute__((aligned(8)));
+
+/* Key of a query awaiting its response (the kernel's pending-query map; 40 bytes). */
+struct flow_dns_query_key {
+    __u8 src_addr[FLOWTAP_IP_LEN];    /* the query's source (the client), IPv4-mapped */
+    __u8 dst_addr[FLOWTAP_IP_LEN];    /* its destination (the server) */
+    __u16 src_port;                   /* host order */
+    __u16 dst_port;
+    __u16 dns_id;
+    __u8 transport_protocol;          /* 6 TCP, 17 UDP */
+    __u8 key_pad;                     /* zero */
+};
+
+/* Value of a pending query (176 bytes): when it was seen, its flow, and that flow's section as the query left it. */
+struct flow_dns_pending {
+    __u64 query_ns;                   /* the clock of first_seen_ns */
+    struct flow_key flow;             /* the query's flow: an unanswered query is counted on it */
+    struct flow_dns query;            /* id, flags and name of the query (counts zero) */
+};
+
 /* What the kernel hands out: a ring-buffer fallback event, a map entry drained (184 bytes). */
 struct flow_event {
     struct flow_key key;
     struct flow_metrics metrics;
 };
 
-/* One flow as a user-space batch row (328 bytes): the kernel's event, the user section, health. */
+/* One flow as a user-space batch row (432 bytes): the kernel's event, the user section, health, DNS. */
 struct flow_record {
     struct flow_key key;
     struct flow_metrics metrics;
     struct flow_user user;
     struct flow_health health;
+    struct flow_dns dns;
 };
 
 #endif /* FLOWTAP_FLOW_RECORD_H */

@@ -21,7 +21,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "flow_record.h"
+#include "datapath.h"
 
 /* Set by user space before load (the object's .rodata); keep in step with src/ebpf/object.ts. */
 struct flowtap_config {
@@ -30,23 +30,11 @@ struct flowtap_config {
     __u32 dedup;         /* 1: one entry per packet across interfaces (DEDUPER=firstCome) */
     __u32 tunnels;       /* 1: a tunnelled packet is keyed by the packet inside (ENABLE_TUNNELS) */
     __u32 cpus;          /* possible CPUs: the slots of a per-CPU entry */
+    __u32 handshake;     /* 1: time TCP handshakes into the health map (ENABLE_RTT) */
 };
 
 volatile const struct flowtap_config flowtap_config = {
-    .sampling = 1, .shared_map = 0, .dedup = 1, .tunnels = 0, .cpus = 1};
-
-/* Indexes of the per-CPU counters array; keep in step with src/ebpf/object.ts. */
-enum flowtap_counter {
-    COUNTER_RINGBUF_FALLBACK = 0, /* packets sent to user space through the ring buffer */
-    COUNTER_MAP_UPDATE_FAILED = 1, /* flow-map inserts that failed (map full or other error) */
-    COUNTER_RINGBUF_LOST = 2,     /* fallbacks that found the ring buffer full: really lost */
-    COUNTER_PARSE_ERROR = 3,      /* packets whose headers are truncated or invalid */
-    COUNTER_SAMPLED_OUT = 4,      /* packets skipped by 1/N sampling (global or a rule's) */
-    COUNTER_FILTER_ACCEPTED = 5,  /* packets a filter accepted (only while one is installed) */
-    COUNTER_FILTER_REJECTED = 6,  /* packets a filter rejected: parsed, tested, not counted */
-    COUNTER_CROSSED_OVERFLOW = 7, /* packets met on an interface a full crossed list could not take */
-    COUNTER_MAX = 8,
-};
+    .sampling = 1, .shared_map = 0, .dedup = 1, .tunnels = 0, .cpus = 1, .handshake = 0};
 
 /* One slot holding the flow hash map in use; user space creates and swaps the inner maps. */
 struct {
@@ -60,13 +48,6 @@ struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 1 << 24); /* user space sets the size before load */
 } flowtap_events SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-    __uint(max_entries, COUNTER_MAX);
-    __type(key, __u32);
-    __type(value, __u64);
-} flowtap_counters SEC(".maps");
 
 /*
  * Filter (pcap-filter expressions and FLOW_FILTER_RULES, compiled in user space by
@@ -159,9 +140,6 @@ struct {
     __type(value, __u8);
 } flowtap_filter_prefixes SEC(".maps");
 
-#define DIRECTION_INGRESS 0
-#define DIRECTION_EGRESS 1
-
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
 #define ETH_P_TEB_ 0x6558 /* transparent Ethernet bridging: an Ethernet frame follows */
@@ -186,13 +164,6 @@ struct {
 #define GRE_FLAG_ROUTING 0x40
 #define GRE_FLAG_KEY 0x20
 #define GRE_FLAG_SEQ 0x10
-
-static __always_inline void count(__u32 index)
-{
-    __u64 *value = bpf_map_lookup_elem(&flowtap_counters, &index);
-    if (value)
-        *value += 1; /* per-CPU slot: no other CPU writes it */
-}
 
 /*
  * Where the network header of one layer (the packet, or a tunnel's inner packet) is, and what
@@ -786,6 +757,146 @@ static __always_inline void note_crossed_shared(struct flow_metrics *m, const st
     count(COUNTER_CROSSED_OVERFLOW);
 }
 
+/*
+ * Handshake RTT (ENABLE_RTT; docs/flow-key.md, "Health"), timed by the TC programs themselves so
+ * flows the host only forwards get one too.
+ * What it hooks: nothing new; with the feature off (flowtap_config.handshake = 0, a constant at
+ * load) the verifier removes it. Cost per packet: none for a packet that is not TCP (one compare
+ * of the protocol); for TCP, a lookup of the pending map on a SYN, a SYN-ACK, and an ACK of a
+ * flow whose entry has counted at most HANDSHAKE_YOUNG_PACKETS packets (the ACK that ends a
+ * handshake is a young flow's); other segments cost a compare.
+ * How it measures: the first sighting of a SYN is remembered under the SYN's key (the flow
+ * client -> server). A SYN that left through an interface (egress) makes this host the client
+ * side: the handshake time is from the SYN to the first SYN-ACK. A SYN that arrived (ingress)
+ * makes it the server side: from the first SYN-ACK to the client's ACK. A SYN or SYN-ACK seen
+ * again on the same interface and direction is a retransmission and restarts the timing (Karn).
+ * How it finds its flow: the time is written to the health entry of the SYN's flow, under the
+ * same key as the flow map's (with DEDUPER=firstCome without MACs, interface and direction).
+ * When a map is full: the pending map is an LRU, so the oldest unfinished handshake makes room
+ * (its time is never measured); a full health map loses the time, counted as
+ * COUNTER_HEALTH_MAP_FULL.
+ */
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
+#define HANDSHAKE_PENDING_ENTRIES 4096 /* keep in step with src/ebpf/kernel-memory.ts */
+#define HANDSHAKE_YOUNG_PACKETS 4
+
+struct handshake_pending {
+    __u64 syn_ns;       /* first sighting of the SYN (a retransmitted SYN restarts it) */
+    __u64 synack_ns;    /* server side: first sighting of the SYN-ACK; 0 until seen */
+    __u32 syn_if_index; /* where the SYN was first seen */
+    __u32 synack_if_index;
+    __u8 syn_direction;
+    __u8 synack_direction;
+    __u8 server_side;   /* the SYN arrived: time SYN-ACK -> ACK */
+    __u8 pad[5];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, HANDSHAKE_PENDING_ENTRIES);
+    __type(key, struct flow_key);
+    __type(value, struct handshake_pending);
+} flowtap_handshakes SEC(".maps");
+
+/* Writes a handshake time to the health entry of the flow `key` (the SYN's), unless it has one. */
+static __always_inline void record_handshake(const struct flow_key *key, __u64 rtt_ns)
+{
+    struct flow_health *h = health_entry(key);
+
+    if (!h || (h->health_flags & FLOWTAP_HEALTH_HANDSHAKE))
+        return;
+    h->handshake_rtt_ns = rtt_ns;
+    set_health_flags(h, FLOWTAP_HEALTH_HANDSHAKE);
+}
+
+/* The key of the packets going the other way on the same interface (a SYN-ACK's -> its SYN's). */
+static __always_inline void reverse_key(struct flow_key *r, const struct flow_key *key)
+{
+    __builtin_memcpy(r, key, sizeof(*r));
+    __builtin_memcpy(r->src_addr, key->dst_addr, FLOWTAP_IP_LEN);
+    __builtin_memcpy(r->dst_addr, key->src_addr, FLOWTAP_IP_LEN);
+    __builtin_memcpy(r->src_mac, key->dst_mac, FLOWTAP_MAC_LEN);
+    __builtin_memcpy(r->dst_mac, key->src_mac, FLOWTAP_MAC_LEN);
+    r->src_port = key->dst_port;
+    r->dst_port = key->src_port;
+    if (!flowtap_config.dedup)
+        r->direction = key->direction ^ 1;
+}
+
+/*
+ * Whether a TCP segment can take part in a handshake: a SYN or SYN-ACK, or a plain ACK (no SYN,
+ * no RST) of a flow `young` enough for it to be the one that ends a handshake. Inline, so that
+ * every other segment costs these compares and no call.
+ */
+static __always_inline int handshake_candidate(__u16 tcp_flags, int young)
+{
+    return (tcp_flags & TCP_FLAG_SYN) || (young && (tcp_flags & (TCP_FLAG_ACK | TCP_FLAG_RST)) == TCP_FLAG_ACK);
+}
+
+/* One TCP segment's part in timing its connection's handshake (a handshake_candidate). */
+static __noinline void time_handshake(const struct flow_key *key, __u16 tcp_flags, const struct packet_info *p)
+{
+    struct handshake_pending *pending;
+    struct flow_key syn_key;
+    __u32 if_index = p->if_index;
+    __u8 direction = p->direction;
+    __u64 now = p->now;
+
+    if ((tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
+        struct handshake_pending fresh = {
+            .syn_ns = now,
+            .syn_if_index = if_index,
+            .syn_direction = direction,
+            .server_side = direction == DIRECTION_INGRESS,
+        };
+
+        /* Looked up first: a failed insert into an LRU costs it a node taken and given back. */
+        pending = bpf_map_lookup_elem(&flowtap_handshakes, key);
+        if (!pending) {
+            bpf_map_update_elem(&flowtap_handshakes, key, &fresh, BPF_NOEXIST);
+        } else if (pending->syn_if_index == if_index && pending->syn_direction == direction) {
+            pending->syn_ns = now; /* a retransmitted SYN */
+            pending->synack_ns = 0;
+        }
+        return;
+    }
+    if ((tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == (TCP_FLAG_SYN | TCP_FLAG_ACK)) {
+        reverse_key(&syn_key, key);
+        pending = bpf_map_lookup_elem(&flowtap_handshakes, &syn_key);
+        if (!pending)
+            return;
+        if (!pending->server_side) {
+            record_handshake(&syn_key, now - pending->syn_ns);
+            bpf_map_delete_elem(&flowtap_handshakes, &syn_key);
+        } else if (pending->synack_ns == 0 ||
+                   (pending->synack_if_index == if_index && pending->synack_direction == direction)) {
+            pending->synack_ns = now;
+            pending->synack_if_index = if_index;
+            pending->synack_direction = direction;
+        }
+        return;
+    }
+    /* A plain ACK of a young flow (handshake_candidate let it through). */
+    pending = bpf_map_lookup_elem(&flowtap_handshakes, key);
+    if (!pending || !pending->server_side || pending->synack_ns == 0)
+        return;
+    record_handshake(key, now - pending->synack_ns);
+    bpf_map_delete_elem(&flowtap_handshakes, key);
+}
+
+/*
+ * Whether entry slot `m` (before this packet is counted) is young enough for a plain ACK to end
+ * a handshake: few packets counted, and not a per-CPU slot that only lists interfaces (those
+ * never count, so every packet would look the pending map up).
+ */
+static __always_inline int young_flow(const struct flow_metrics *m)
+{
+    return m->packets <= HANDSHAKE_YOUNG_PACKETS && !(m->packets == 0 && m->crossed_count != 0);
+}
+
 /* Counts the packet into the existing entry `m`, or only lists its interface (dedup mode). */
 static __always_inline void account(struct flow_metrics *m, const struct flow_key *key,
                                     const struct flow_metrics *pkt, const struct packet_info *p)
@@ -828,6 +939,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
     __u32 vlan_id;
     __u32 verdict;
     void *flows;
+    int timed;
     int err;
 
     if (flowtap_config.sampling > 1 && bpf_get_prandom_u32() % flowtap_config.sampling != 0) {
@@ -885,19 +997,27 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
         key.direction = 0;
     }
 
+    timed = flowtap_config.handshake && key.transport_protocol == IPPROTO_TCP;
     flows = bpf_map_lookup_elem(&flowtap_flows, &zero);
     if (flows) {
         m = bpf_map_lookup_elem(flows, &key);
         if (m) {
+            if (timed && handshake_candidate(pkt.tcp_flags, young_flow(m)))
+                time_handshake(&key, pkt.tcp_flags, &p);
             account(m, &key, &pkt, &p);
             return TC_ACT_UNSPEC;
         }
         err = bpf_map_update_elem(flows, &key, &pkt, BPF_NOEXIST);
-        if (err == 0)
+        if (err == 0) {
+            if (timed && handshake_candidate(pkt.tcp_flags, 1))
+                time_handshake(&key, pkt.tcp_flags, &p);
             return TC_ACT_UNSPEC;
-        if (err == -17 /* EEXIST: another CPU created it first */) {
+        }
+        if (err == -EEXIST_ /* another CPU created it first */) {
             m = bpf_map_lookup_elem(flows, &key);
             if (m) {
+                if (timed && handshake_candidate(pkt.tcp_flags, 1))
+                    time_handshake(&key, pkt.tcp_flags, &p);
                 account(m, &key, &pkt, &p);
                 return TC_ACT_UNSPEC;
             }

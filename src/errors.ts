@@ -153,6 +153,24 @@ export class InterfaceError extends FlowtapError {
   }
 }
 
+/**
+ * A BTF blob (the kernel's type information, /sys/kernel/btf/vmlinux) is not BTF or is damaged
+ * where it was read. flowtap reads BTF only for names (drop reasons, TCP states) and goes on
+ * with numbers when it cannot.
+ */
+export class BtfFormatError extends FlowtapError {
+  constructor(
+    /** Byte offset in the blob of the header field or type where the problem was found. */
+    readonly offset: number,
+    detail: string,
+  ) {
+    super(
+      'FLOWTAP_BTF_FORMAT',
+      `unreadable BTF at byte offset ${offset}: ${detail}; check that the file is the kernel's own BTF (/sys/kernel/btf/vmlinux)`,
+    );
+  }
+}
+
 /** The kernel refused an eBPF operation for a reason that is not a missing privilege or feature. */
 export class EbpfError extends FlowtapError {
   constructor(

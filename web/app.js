@@ -14,6 +14,8 @@
   const OTHER_DIRECTION_COLOR = '#7f8c8d';
   /** Interfaces are told apart by the line's dash, so a direction keeps its colour everywhere. */
   const DASHES = [[], [8, 4], [2, 3], [12, 3, 2, 3]];
+  /** Columns whose rows may lack a value (an RTT never measured): those sort last. */
+  const OPTIONAL_KEYS = new Set(['rttNs']);
   const TEXT_KEYS = new Set([
     'interface',
     'direction',
@@ -55,6 +57,12 @@
     return unit === 0 ? `${Math.round(v)} B` : `${v.toFixed(2)} ${UNITS[unit]}`;
   }
   const count = (n) => Math.round(n).toLocaleString('en-US');
+  /** A duration in ns for people: µs below a millisecond, ms below a second, else s. */
+  function humanDurationNs(ns) {
+    if (ns < 1e6) return `${(ns / 1e3).toFixed(ns < 1e4 ? 1 : 0)} µs`;
+    if (ns < 1e9) return `${(ns / 1e6).toFixed(ns < 1e7 ? 2 : 1)} ms`;
+    return `${(ns / 1e9).toFixed(2)} s`;
+  }
 
   function setStatus(kind, text) {
     const el = $('status');
@@ -182,6 +190,7 @@
     renderChart(s);
     renderTable('flows', s.flows, s.topN, flowCells);
     renderTable('talkers', s.talkers, s.topN, talkerCells);
+    renderDropping(s);
     const span =
       s.timeline === 'history'
         ? `from ${isoTime(s.fromMs)} to ${isoTime(s.toMs)}`
@@ -191,6 +200,7 @@
     $('talkers-note').textContent =
       `${count(Math.min(s.topN, s.talkers.length))} of ${count(s.matchingTalkers)} ${span}`;
     renderHealth(s);
+    renderDns(s);
   }
 
   const isoTime = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -325,7 +335,15 @@
     if (TEXT_KEYS.has(key)) {
       return (a, b) => sign * String(a[key]).localeCompare(String(b[key]), 'en', { numeric: true });
     }
-    return (a, b) => sign * (a[key] - b[key]);
+    if (OPTIONAL_KEYS.has(key)) {
+      // Rows without the value go last whichever way the column is sorted.
+      return (a, b) => {
+        if (a[key] === undefined || b[key] === undefined)
+          return (a[key] === undefined) - (b[key] === undefined);
+        return sign * (a[key] - b[key]);
+      };
+    }
+    return (a, b) => sign * ((a[key] ?? 0) - (b[key] ?? 0));
   }
 
   function cell(text, title, numeric) {
@@ -348,10 +366,63 @@
       cell(String(row.dstPort), '', true),
       cell(humanBytes(row.bytes), `${count(row.bytes)} bytes`, true),
       cell(count(row.packets), '', true),
+      rttCell(row),
+      cell(row.retrans ? count(row.retrans) : '', '', true),
+      dropsCell(row),
       cell(row.service || '–'),
       cell(row.crossed),
       cell(row.tunnel),
     ];
+  }
+
+  function rttCell(row) {
+    if (row.rttNs === undefined) return cell('', 'not measured', true);
+    const what = row.rttKind === 'handshake' ? 'handshake time' : 'smoothed RTT of the socket';
+    return cell(humanDurationNs(row.rttNs), `${what}: ${count(row.rttNs)} ns`, true);
+  }
+
+  function dropsCell(row) {
+    if (!row.drops) return cell('', '', true);
+    const td = cell(
+      count(row.drops),
+      `${row.dropReason}: ${count(row.drops)} packets, ${humanBytes(row.dropBytes)}`,
+      true,
+    );
+    td.classList.add('drops');
+    return td;
+  }
+
+  /** Who is dropping: hosts, then flows, by dropped packets with the latest reason. */
+  function renderDropping(s) {
+    const dropping = s.dropping ?? { flows: [], hosts: [] };
+    const none = dropping.flows.length === 0 && dropping.hosts.length === 0;
+    $('dropping-empty').hidden = !none;
+    $('dropping-hosts').hidden = dropping.hosts.length === 0;
+    $('dropping-flows').hidden = dropping.flows.length === 0;
+    $('dropping-note').textContent = none ? '' : `top ${s.dropTopN} by dropped packets`;
+    const rows = (id, items, cellsOf) => {
+      const body = document.createDocumentFragment();
+      for (const item of items) {
+        const tr = document.createElement('tr');
+        tr.append(...cellsOf(item));
+        body.append(tr);
+      }
+      $(id).tBodies[0].replaceChildren(body);
+    };
+    rows('dropping-hosts', dropping.hosts, (h) => [
+      cell(h.interface),
+      cell(h.name ?? h.address, h.name ? h.address : ''),
+      cell(count(h.drops), humanBytes(h.dropBytes), true),
+      cell(h.dropReason),
+    ]);
+    rows('dropping-flows', dropping.flows, (f) => [
+      cell(
+        `${f.proto} ${f.srcName ?? f.src}:${f.srcPort} → ${f.dstName ?? f.dst}:${f.dstPort}`,
+        `${f.interface} ${f.direction.toLowerCase()}: ${f.src}:${f.srcPort} → ${f.dst}:${f.dstPort}`,
+      ),
+      cell(count(f.drops), humanBytes(f.dropBytes), true),
+      cell(f.dropReason),
+    ]);
   }
 
   function talkerCells(row) {
@@ -378,6 +449,47 @@
       body.append(tr);
     }
     table.tBodies[0].replaceChildren(body);
+  }
+
+  /** Milliseconds for people: µs below one, one decimal below ten. */
+  const ms = (value) =>
+    value < 1
+      ? `${Math.round(value * 1000)} µs`
+      : value < 10
+        ? `${value.toFixed(1)} ms`
+        : `${Math.round(value)} ms`;
+
+  /** The DNS panel (DNS tracking): the slowest and the failing names; hidden without DNS. */
+  function renderDns(s) {
+    const panel = $('dns-panel');
+    panel.hidden = !s.dns;
+    if (!s.dns) return;
+    const rows = (id, list, cellsOf) => {
+      const body = document.createDocumentFragment();
+      for (const row of list) {
+        const tr = document.createElement('tr');
+        tr.append(...cellsOf(row));
+        body.append(tr);
+      }
+      $(id).tBodies[0].replaceChildren(body);
+    };
+    const name = (row) => cell(row.name || '(no name)', row.name);
+    rows('dns-slowest', s.dns.slowest, (row) => [
+      name(row),
+      cell(ms(row.maxLatencyMs), '', true),
+      cell(ms(row.meanLatencyMs), '', true),
+      cell(count(row.answers), '', true),
+      cell(row.rcode),
+    ]);
+    rows('dns-failing', s.dns.failing, (row) => [
+      name(row),
+      cell(row.rcode),
+      cell(count(row.failures), '', true),
+      cell(count(row.unanswered), '', true),
+      cell(count(row.malformed), '', true),
+      cell(count(row.queries), '', true),
+    ]);
+    $('dns-note').textContent = `${count(s.dns.names)} names over the last ${s.topWindowSeconds} s`;
   }
 
   function figure(list, name, label, value) {
@@ -416,6 +528,10 @@
     if (h.mapUpdateFailures !== undefined)
       figure(items, 'map-failures', 'Dropped: map inserts failed', count(h.mapUpdateFailures));
     if (h.parseErrors !== undefined) figure(items, 'parse-errors', 'Unparsed packets', count(h.parseErrors));
+    if (h.tcpHealth) {
+      figure(items, 'kernel-drops', 'Packets the kernel dropped', count(h.tcpHealth.dropPackets));
+      figure(items, 'retransmissions', 'TCP segments retransmitted', count(h.tcpHealth.retransSegments));
+    }
     for (const e of h.exporters ?? []) {
       figure(
         items,

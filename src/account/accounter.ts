@@ -9,6 +9,7 @@ import { rowWords } from '../codec/row-words.ts';
 import { V2_KEY_WORDS, V2_METRICS_WORD, V2_ROW_WORDS } from '../codec/v2-layout.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 import { type Clock, systemClock } from './clock.ts';
+import type { DnsSections } from './dns-sections.ts';
 import { FlowTable } from './flow-table.ts';
 
 /** Why a batch was evicted. */
@@ -36,6 +37,17 @@ export interface AccounterOptions {
   interfaces?: InterfaceNames;
   /** Told about every eviction (metrics, logs). */
   onEvict?: (reason: EvictionReason, flows: number) => void;
+  /**
+   * DNS tracking: the DNS sections of the rows accounted are kept here by flow and joined into
+   * each evicted flow's row at its eviction (dns-sections.ts); absent: rows' DNS is not read.
+   */
+  dnsSections?: DnsSections;
+  /**
+   * Asked when a tick (or the end) finds no flow cached: true evicts an empty batch all the same,
+   * so the consumer can hand out what it holds for the eviction (the pipeline's waiting health
+   * rows, src/account/health-join.ts). Empty caches are never evicted when absent.
+   */
+  evictWhenEmpty?: () => boolean;
 }
 
 const NS_PER_MS = 1_000_000;
@@ -127,8 +139,15 @@ export class Accounter {
           this.#windowEndNs = lastSeenNs(words, stride, 0) + this.#timeoutNs;
         }
         let from = 0;
+        const dns = this.#options.dnsSections;
         for (;;) {
-          const stop = this.#table.add(words, stride, batch.count, from, this.#windowEndNs);
+          const sections = events ? batch.sections : undefined;
+          const stop = this.#table.add(words, stride, batch.count, from, this.#windowEndNs, sections);
+          // The records accounted before this stop, whose flows the eviction below may take.
+          if (dns !== undefined) {
+            if (!events) dns.absorb(words, from, this.#table.stoppedAt);
+            else if (sections !== undefined) dns.absorbSections(sections, from, this.#table.stoppedAt);
+          }
           if (stop === 'done') break;
           from = this.#table.stoppedAt;
           await this.#spaceForEviction();
@@ -149,7 +168,7 @@ export class Accounter {
       // Flows counted before the input failed are still delivered, then the failure.
       this.#failure = err;
     } finally {
-      if (this.#table.size > 0) this.#evict('end');
+      this.#evict('end');
       this.#ended = true;
       this.#wakeConsumer?.();
     }
@@ -177,9 +196,10 @@ export class Accounter {
   }
 
   #evict(reason: EvictionReason): void {
-    if (this.#table.size === 0) return;
+    if (this.#table.size === 0 && !this.#options.evictWhenEmpty?.()) return;
     const batch = this.#table.evictAll(this.#interfaces, this.#spare);
     if (batch.bytes === this.#spare) this.#spare = undefined;
+    this.#options.dnsSections?.join(batch);
     this.#lent.add(batch);
     this.#out.push(batch);
     this.#options.onEvict?.(reason, batch.count);

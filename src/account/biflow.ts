@@ -14,15 +14,21 @@
  * whichever side spoke first in each window. The record keeps the forward row's key and metrics;
  * the reverse row's counters go in the reverse fields (rev_bytes, rev_packets, rev first/last
  * seen, rev TCP flags, rev DSCP). Every record leaving the stage has FLOWTAP_RECORD_BIFLOW set; a
- * one-way flow has zero reverse counts.
+ * one-way flow has zero reverse counts. A record's health and DNS sections are its
+ * conversation's: the reverse row's are merged into the forward row's by the merge rule (drops and
+ * retransmissions of both directions add, the RTT range spans both; the queries of one side and
+ * the answers of the other make one DNS exchange), and when a record is split again they stay
+ * with the forward row, so nothing is counted twice.
  *
  * Pairs are found within one evicted batch: the accounter evicts the whole cache at once, so both
  * directions of a conversation are in the same batch except across an eviction forced by a full
  * cache. In kernel dedup mode a row's interface is the first it was seen on, so a forwarded
  * conversation whose reply is first seen on another interface stays two one-way records.
  */
+import { mergeFlowDns, mergeFlowHealth } from '../codec/merge-rule.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
-import { RecordFlag, V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { int32Words, rowWords } from '../codec/row-words.ts';
+import { RecordFlag, V2, V2_RECORD_BYTES, V2_ROW_WORDS } from '../codec/v2-layout.ts';
 import { IpProto } from '../model/names.ts';
 
 /** ICMP query types and the reply type that answers each (ICMP and ICMPv6 numbers differ). */
@@ -38,6 +44,10 @@ const ICMPV6_REQUEST_OF = new Map([...ICMPV6_REPLY_OF].map(([q, r]) => [r, q]));
 
 /** Bytes of an endpoint in a pairing key: a 16-byte address and a 2-byte port. */
 const ENDPOINT_BYTES = 18;
+/** Where a row's health section (struct flow_health) starts; the DNS section follows it to the end. */
+const HEALTH_AT = V2.RTT_MIN_NS;
+/** Where a row's DNS section (struct flow_dns) starts. */
+const DNS_AT = V2.DNS_LATENCY_NS;
 
 /** -1, 0 or 1 as the endpoint (address, port) at `a` sorts before, equal to or after the one at `b`. */
 function compareEndpoints(row: Buffer, a: number, aPort: number, b: number, bPort: number): number {
@@ -148,13 +158,29 @@ export function pairBiflows(batch: RecordBatch): RecordBatch {
     }
   }
   const out = Buffer.alloc(count * V2_RECORD_BYTES);
+  const outWords = int32Words(out, count * V2_ROW_WORDS);
+  let srcWords: Int32Array | undefined;
   let rows = 0;
   for (let i = 0; i < count; i++) {
     const j = partner[i];
     if (j >= 0 && !seenFirst(src, i, j)) continue; // the reverse side, written with its forward
     const o = rows * V2_RECORD_BYTES;
     src.copy(out, o, i * V2_RECORD_BYTES, (i + 1) * V2_RECORD_BYTES);
-    if (j >= 0) writeReverse(src, j, out, o);
+    if (j >= 0) {
+      writeReverse(src, j, out, o);
+      srcWords ??= rowWords(batch);
+      const reverseLater =
+        src.readBigUInt64LE(j * V2_RECORD_BYTES + V2.LAST_SEEN_NS) >
+        src.readBigUInt64LE(i * V2_RECORD_BYTES + V2.LAST_SEEN_NS);
+      mergeFlowHealth(
+        outWords,
+        (o + HEALTH_AT) / 4,
+        srcWords,
+        j * V2_ROW_WORDS + HEALTH_AT / 4,
+        reverseLater,
+      );
+      mergeFlowDns(outWords, (o + DNS_AT) / 4, srcWords, j * V2_ROW_WORDS + DNS_AT / 4);
+    }
     out[o + V2.RECORD_FLAGS] |= RecordFlag.BIFLOW;
     rows++;
   }
@@ -187,8 +213,9 @@ function reverseIcmpType(proto: number, type: number): number {
  * the reply's ICMP type, and the reverse counters. A record's direction is that of its forward
  * row; the reverse row's own was not kept, and on one interface the two directions of a
  * conversation are opposite. Other fields (interface, VLAN, tunnel, agent IP) are the forward
- * row's; the reverse row's interfaces-crossed list is its interface alone. Returns `batch`
- * itself when nothing needs splitting.
+ * row's; the reverse row's interfaces-crossed list is its interface alone, and its health and DNS
+ * sections are empty (the record's stay on the forward row, so they are counted once). Returns
+ * `batch` itself when nothing needs splitting.
  */
 export function splitBiflows(batch: RecordBatch): RecordBatch {
   if (!hasReverseTraffic(batch)) return batch;
@@ -228,6 +255,8 @@ export function splitBiflows(batch: RecordBatch): RecordBatch {
     out.writeUInt16LE(src.readUInt16LE(f + V2.REV_TCP_FLAGS), o + V2.TCP_FLAGS);
     out[o + V2.DSCP] = src[f + V2.REV_DSCP];
     out.fill(0, o + V2.CROSSED_IF_INDEX, o + V2.CROSSED_COUNT + 1);
+    // The conversation's health and DNS stay with the forward row: a copy here would count them twice.
+    out.fill(0, o + HEALTH_AT, o + V2_RECORD_BYTES);
     out.writeUInt32LE(src.readUInt32LE(f + V2.IF_INDEX), o + V2.CROSSED_IF_INDEX);
     out[o + V2.CROSSED_DIRECTION] = reverseDirection;
     out[o + V2.CROSSED_COUNT] = 1;

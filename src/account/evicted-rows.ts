@@ -2,12 +2,15 @@
  * What every evicted batch goes through before the sinks, in `run` and `read` alike: the agent's
  * address written into each row (the kernel and the capture parsers leave it zero), then, in
  * bidirectional mode, the pairing of the two directions of each conversation (biflow.ts). The
- * same pass counts the flows that carry issue 13's identity fields, for /metrics.
+ * same pass counts the flows that carry issue 13's identity fields, sums their TCP health
+ * (health-sums.ts), and with DNS tracking on counts what their DNS sections hold, for /metrics.
  */
-import type { RecordBatch } from '../codec/record-batch.ts';
+import { type RecordBatch, rowHasHealth } from '../codec/record-batch.ts';
 import { V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { IP_BYTES } from '../model/ip.ts';
 import { pairBiflows } from './biflow.ts';
+import { DnsCounts } from './dns-counts.ts';
+import { HealthSums } from './health-sums.ts';
 
 /** Settings of an {@link EvictedRows} stage. */
 export interface EvictedRowsOptions {
@@ -15,6 +18,8 @@ export interface EvictedRowsOptions {
   readonly agentIp: Uint8Array;
   /** Pair the directions of each conversation into bidirectional records. */
   readonly bidirectional: boolean;
+  /** DNS is tracked: count what the rows' DNS sections hold. */
+  readonly dnsTracking?: boolean;
 }
 
 /** Flows counted by what they carry, as they leave accounting. */
@@ -41,6 +46,11 @@ export class EvictedRows {
     biflowsPaired: 0,
     biflowsOneWay: 0,
   };
+  /** The TCP health of the evicted flows so far. */
+  readonly healthSums = new HealthSums();
+
+  /** What the evicted flows' DNS sections held. */
+  readonly dns = new DnsCounts();
 
   constructor(readonly options: EvictedRowsOptions) {}
 
@@ -49,6 +59,8 @@ export class EvictedRows {
    * row, paired into bidirectional records when the option is on.
    */
   finish(batch: RecordBatch): RecordBatch {
+    // Before pairing, which merges the DNS of a conversation's two directions into one record.
+    if (this.options.dnsTracking === true) this.dns.count(batch);
     this.#stampAndCount(batch);
     if (!this.options.bidirectional) return batch;
     const paired = pairBiflows(batch);
@@ -69,6 +81,7 @@ export class EvictedRows {
       if (tunnel !== 0) counts.tunneled[tunnel] = (counts.tunneled[tunnel] ?? 0) + 1;
       if ((b[o + V2.VLAN_OUTER] | b[o + V2.VLAN_OUTER + 1]) !== 0) counts.vlanTagged++;
       if (Math.min(b[o + V2.CROSSED_COUNT], V2_MAX_CROSSED) > 1) counts.multiInterface++;
+      if (rowHasHealth(b, o)) this.healthSums.add(b, o);
     }
   }
 }

@@ -2,11 +2,18 @@
  * The accounter's cache: flows stored as the key and metrics of v2 rows (46 words: 16 of key, 30
  * of metrics; the user section is written after accounting, so the cache does not keep it) behind
  * an open-addressing hash index. Adding a record allocates nothing; eviction copies the entries
- * out as one new batch of whole rows.
+ * out as one new batch of whole rows. A health section that arrives with a record (a row's own,
+ * or the section row of a capture's event for which the TCP analysis measured something,
+ * src/codec/event-sections.ts) is kept beside its flow and merged by `mergeFlowHealth`; the
+ * arrays for that are made when the first such section arrives.
  */
-import { mergeFlowMetrics } from '../codec/merge-rule.ts';
+import type { EventSections } from '../codec/event-sections.ts';
+import { mergeFlowHealth, mergeFlowMetrics } from '../codec/merge-rule.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import {
+  V2,
+  V2_HEALTH_WORD,
+  V2_HEALTH_WORDS,
   V2_KEY_WORDS,
   V2_METRICS_WORD,
   V2_METRICS_WORDS,
@@ -21,6 +28,23 @@ const ROW_WORDS = V2_ROW_WORDS;
 /** A cached flow: key and metrics, as the first words of a v2 row. */
 const ENTRY_WORDS = V2_KEY_WORDS + V2_METRICS_WORDS;
 const W_LAST = V2_KEY_WORDS + V2_METRICS_WORD.LAST_SEEN_NS;
+/** First word of a row's health section, and the words that say whether it holds anything. */
+const W_HEALTH = V2.RTT_MIN_NS / 4;
+const W_HEALTH_FLAGS = W_HEALTH + V2_HEALTH_WORD.DROP_FLAGS_STATE;
+const W_RETRANS = W_HEALTH + V2_HEALTH_WORD.RETRANS_PACKETS;
+const W_DROPS = W_HEALTH + V2_HEALTH_WORD.DROP_PACKETS;
+
+/** Whether the row at word `r` carries a health section (health flags, retransmissions or drops). */
+function rowCarriesHealth(words: Int32Array, r: number): boolean {
+  return (
+    ((words[r + W_HEALTH_FLAGS] >>> 24) |
+      words[r + W_RETRANS] |
+      words[r + W_RETRANS + 1] |
+      words[r + W_DROPS] |
+      words[r + W_DROPS + 1]) !==
+    0
+  );
+}
 
 /** Why `add` stopped before the end of a batch. */
 export type AddStop = 'done' | 'full' | 'deadline';
@@ -87,6 +111,10 @@ export class FlowTable {
   /** Index slot of each entry, so eviction clears only the slots in use. */
   readonly #entrySlot: Int32Array;
   #size = 0;
+  /** Health sections of the cached flows (`V2_HEALTH_WORDS` each), made for the first row with one. */
+  #health: Int32Array | undefined;
+  /** Per entry: 1 when its health section holds something. */
+  #hasHealth: Uint8Array | undefined;
   /** Index where the last `add` stopped. */
   stoppedAt = 0;
 
@@ -110,7 +138,8 @@ export class FlowTable {
 
   /** Bytes of typed arrays this table holds, for memory accounting. */
   get heapBytes(): number {
-    return this.#entries.byteLength + this.#index.byteLength + this.#entrySlot.byteLength;
+    const health = (this.#health?.byteLength ?? 0) + (this.#hasHealth?.byteLength ?? 0);
+    return this.#entries.byteLength + this.#index.byteLength + this.#entrySlot.byteLength + health;
   }
 
   /**
@@ -132,14 +161,25 @@ export class FlowTable {
   /**
    * Accumulates records `from`.. of `words`, record `i` at word `i * strideWords` beginning with
    * a key and metrics: v2 rows (`rowWords(batch)`, stride V2_ROW_WORDS) or flow events
-   * (`EventBatch.words()`, stride V2_EVENT_WORDS). Stops before a record that would be a new
-   * flow in a full table (`full`), or whose last-seen time is at or past `deadlineNs`
-   * (`deadline`); the index it stopped at is left in `stoppedAt`.
+   * (`EventBatch.words()`, stride V2_EVENT_WORDS, with the batch's `sections`). Stops before a
+   * record that would be a new flow in a full table (`full`), or whose last-seen time is at or
+   * past `deadlineNs` (`deadline`); the index it stopped at is left in `stoppedAt`.
    */
-  add(words: Int32Array, strideWords: number, count: number, from = 0, deadlineNs?: bigint): AddStop {
+  add(
+    words: Int32Array,
+    strideWords: number,
+    count: number,
+    from = 0,
+    deadlineNs?: bigint,
+    sections?: EventSections,
+  ): AddStop {
     const entries = this.#entries;
     let index = this.#index;
     let mask = this.#mask;
+    // Rows carry their own health sections; events, the section rows of `sections`.
+    const rows = strideWords === ROW_WORDS;
+    let k = sections === undefined ? 0 : sections.firstAtOrAfter(from);
+    let sectionEvent = sections !== undefined && k < sections.count ? sections.events[k] : -1;
     // The deadline as u64 words, compared exactly; past every u64 when there is none.
     const deadlineHi = deadlineNs === undefined ? TWO_POW_32 : Number(deadlineNs >> 32n);
     const deadlineLo = deadlineNs === undefined ? 0 : Number(deadlineNs & 0xffffffffn);
@@ -169,28 +209,58 @@ export class FlowTable {
 
       if (e >= 0) {
         mergeFlowMetrics(entries, e * ENTRY_WORDS + V2_KEY_WORDS, words, r + V2_KEY_WORDS);
-        continue;
+      } else {
+        if (this.#size >= this.maxEntries) {
+          this.stoppedAt = i;
+          return 'full';
+        }
+        if (this.#size * 2 >= mask && mask + 1 < this.#maxSlots) {
+          this.#growIndex();
+          index = this.#index;
+          mask = this.#mask;
+          slot = tag & mask;
+          while (index[slot * 2] !== 0) slot = (slot + 1) & mask;
+        }
+        e = this.#size++;
+        index[slot * 2] = tag;
+        index[slot * 2 + 1] = e;
+        this.#entrySlot[e] = slot;
+        const s = e * ENTRY_WORDS;
+        for (let w = 0; w < ENTRY_WORDS; w++) entries[s + w] = words[r + w];
       }
-      if (this.#size >= this.maxEntries) {
-        this.stoppedAt = i;
-        return 'full';
+      if (i === sectionEvent && sections !== undefined) {
+        const sr = k * ROW_WORDS;
+        if (rowCarriesHealth(sections.words, sr)) this.#addHealth(e, sections.words, sr, words, r);
+        k++;
+        sectionEvent = k < sections.count ? sections.events[k] : -1;
+      } else if (rows && rowCarriesHealth(words, r)) {
+        this.#addHealth(e, words, r, words, r);
       }
-      if (this.#size * 2 >= mask && mask + 1 < this.#maxSlots) {
-        this.#growIndex();
-        index = this.#index;
-        mask = this.#mask;
-        slot = tag & mask;
-        while (index[slot * 2] !== 0) slot = (slot + 1) & mask;
-      }
-      e = this.#size++;
-      index[slot * 2] = tag;
-      index[slot * 2 + 1] = e;
-      this.#entrySlot[e] = slot;
-      const s = e * ENTRY_WORDS;
-      for (let w = 0; w < ENTRY_WORDS; w++) entries[s + w] = words[r + w];
     }
     this.stoppedAt = count;
     return 'done';
+  }
+
+  /**
+   * Merges the health section of the row at word `h` of `healthWords` into entry `e`'s; the
+   * record it came with (merged into `e` already) is at word `r` of `words`.
+   */
+  #addHealth(e: number, healthWords: Int32Array, h: number, words: Int32Array, r: number): void {
+    if (this.#health === undefined || this.#hasHealth === undefined) {
+      this.#health = new Int32Array(this.maxEntries * V2_HEALTH_WORDS);
+      this.#hasHealth = new Uint8Array(this.maxEntries);
+    }
+    const stored = e * V2_HEALTH_WORDS;
+    if (this.#hasHealth[e] === 0) {
+      this.#hasHealth[e] = 1;
+      for (let w = 0; w < V2_HEALTH_WORDS; w++) this.#health[stored + w] = healthWords[h + W_HEALTH + w];
+      return;
+    }
+    // The record is the later one when the merged last-seen is its own (ties: the later arrival).
+    const last = e * ENTRY_WORDS + W_LAST;
+    const later =
+      words[r + W_LAST] === this.#entries[last] && words[r + W_LAST + 1] === this.#entries[last + 1];
+    mergeFlowHealth(this.#health, stored, healthWords, h + W_HEALTH, later);
   }
 
   /** Doubles the index and places every cached flow in it again by its tag. */
@@ -225,11 +295,18 @@ export class FlowTable {
     const bytes = reuse ? spare : Buffer.allocUnsafeSlow(count * V2_RECORD_BYTES);
     const rows = new Int32Array(bytes.buffer, bytes.byteOffset, count * ROW_WORDS);
     const entries = this.#entries;
+    const health = this.#health;
+    const hasHealth = this.#hasHealth;
     for (let e = 0; e < count; e++) {
       const s = e * ENTRY_WORDS;
       const r = e * ROW_WORDS;
       for (let w = 0; w < ENTRY_WORDS; w++) rows[r + w] = entries[s + w];
       for (let w = ENTRY_WORDS; w < ROW_WORDS; w++) rows[r + w] = 0;
+      if (hasHealth !== undefined && health !== undefined && hasHealth[e] !== 0) {
+        hasHealth[e] = 0;
+        for (let w = 0, h = e * V2_HEALTH_WORDS; w < V2_HEALTH_WORDS; w++)
+          rows[r + W_HEALTH + w] = health[h + w];
+      }
     }
     const index = this.#index;
     if (count * 8 > this.#mask) {

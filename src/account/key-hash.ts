@@ -26,16 +26,25 @@ const MULTIPLIERS = randomMultipliers(V2_KEY_WORDS * 2);
 
 /** Hash of the 16-word key of the row starting at word `r` of `words`, in [0, KEY_HASH_PRIME). */
 export function hashKey(words: Int32Array, r: number): number {
+  return hashWords(words, r, V2_KEY_WORDS);
+}
+
+/**
+ * Hash of the `count` words (even, at most 16) starting at word `at` of `words`, in
+ * [0, KEY_HASH_PRIME): {@link hashKey}'s seeded hash for keys other than a row's, such as a TCP
+ * connection's (src/capture/pcap/tcp-connections.ts).
+ */
+export function hashWords(words: Int32Array, at: number, count: number): number {
   const m = MULTIPLIERS;
   // Four sums, two words a step, so the additions do not wait on each other (measured: a quarter
-  // less time per hash than one sum). Each sum adds 8 products below 2^47: below 2^50.
+  // less time per hash than one sum). Each sum adds at most 8 products below 2^47: below 2^50.
   let a = 0;
   let b = 0;
   let c = 0;
   let d = 0;
-  for (let w = 0, k = 0; w < V2_KEY_WORDS; w += 2, k += 4) {
-    const x = words[r + w];
-    const y = words[r + w + 1];
+  for (let w = 0, k = 0; w < count; w += 2, k += 4) {
+    const x = words[at + w];
+    const y = words[at + w + 1];
     a += (x & 0xffff) * m[k];
     b += (x >>> 16) * m[k + 1];
     c += (y & 0xffff) * m[k + 2];

@@ -8,8 +8,13 @@
 
 import { EbpfCapture, type EbpfCaptureOptions, type EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
+import { V2 } from '../codec/v2-layout.ts';
+import { runningKernelDropReasons } from '../ebpf/drop-reasons.ts';
+import { HEALTH_FEATURE_SETTING } from '../ebpf/health-hooks.ts';
+import { type HealthHookChoice, unavailableMessage } from '../ebpf/health-programs.ts';
 import type { KernelMemory } from '../ebpf/kernel-memory.ts';
 import { describeFilter } from '../filter/build.ts';
+import { filterVerdict, NO_VLAN, VERDICT_REJECT } from '../filter/evaluate.ts';
 import type { FilterProgram } from '../filter/program.ts';
 import { InterfaceFilter } from '../ifaces/filter.ts';
 import { missingInterfaceNames } from '../ifaces/sysfs.ts';
@@ -45,6 +50,8 @@ export interface LiveCapture {
   stop(): Promise<void>;
   /** Kernel memory the datapath takes (absent in fakes). */
   readonly kernelMemory?: KernelMemory;
+  /** How each TCP health feature asked for is hooked, or why not (absent in fakes). */
+  readonly healthHooks?: readonly HealthHookChoice[];
 }
 
 /** Everything an {@link Agent} is built from. */
@@ -107,6 +114,11 @@ export class Agent {
         evictedRows: {
           agentIp: options.agentIp ?? new Uint8Array(IP_BYTES),
           bidirectional: config.bidirectional,
+          dnsTracking: config.dnsTracking,
+        },
+        healthJoin: {
+          dedup: config.deduper === 'firstCome',
+          keepUnclaimed: (bytes, row) => this.#filterKeeps(bytes, row),
         },
       },
       [...options.exporters, ...(options.observers ?? [])],
@@ -147,8 +159,10 @@ export class Agent {
       kernelMemoryMaxBytes: config.kernelMemoryMaxBytes,
       dedup: config.deduper === 'firstCome',
       tunnels: config.tunnels,
+      health: config.health,
     });
     this.#capture = capture;
+    this.#logHealthHooks(capture.healthHooks ?? []);
     this.#filter = config.filter;
     if (capture.kernelMemory) {
       const memory = capture.kernelMemory;
@@ -162,6 +176,12 @@ export class Agent {
           possibleCpus: memory.possibleCpus,
         },
         `datapath loaded: ${humanBytes(memory.totalBytes)} of kernel memory (${memory.mapKind} flow maps)`,
+      );
+    }
+    if (config.dnsTracking) {
+      this.#logger.warn(
+        { setting: 'ENABLE_DNS_TRACKING', hint: 'flowtap read --dns-tracking tracks DNS in a capture' },
+        'DNS tracking is not in the live datapath yet (its TC parser is still to come): live flows carry no DNS',
       );
     }
     this.#running = this.#pipeline.run(capture.batches()).then(
@@ -193,7 +213,10 @@ export class Agent {
     }
 
     if (config.metrics) {
-      const metrics = new AgentMetrics(() => this.health());
+      const metrics = new AgentMetrics(
+        () => this.health(),
+        () => runningKernelDropReasons((message) => this.#logger.warn(message)),
+      );
       this.#metricsServer = await startMetricsServer(metrics, config.metrics);
       const { host, port } = this.#metricsServer.address;
       this.#logger.info({ address: `${host}:${port}` }, 'metrics listening on /metrics');
@@ -209,6 +232,27 @@ export class Agent {
     );
     // performance.now() counts from the process's start: --duration bounds the whole run.
     this.#limit.start(performance.now());
+  }
+
+  /** One line per TCP health feature: its hook, or why the kernel has none for it. */
+  #logHealthHooks(choices: readonly HealthHookChoice[]): void {
+    for (const choice of choices) {
+      const log = { feature: choice.feature, setting: HEALTH_FEATURE_SETTING[choice.feature] };
+      if (choice.hook)
+        this.#logger.info({ ...log, hook: choice.hook.hook }, `${choice.feature} via ${choice.hook.hook}`);
+      else this.#logger.warn({ ...log, refused: choice.refused }, unavailableMessage(choice));
+    }
+  }
+
+  /**
+   * Whether the filter in use accepts the key of a health row no flow claimed (its record is
+   * kept then): health of a flow the filter rejects is not reported, as its packets are not.
+   */
+  #filterKeeps(bytes: Buffer, row: number): boolean {
+    const filter = this.#filter;
+    if (filter === undefined) return true;
+    const vlan = bytes.readUInt16LE(row + V2.VLAN_OUTER);
+    return filterVerdict(filter, bytes, row, vlan === 0 ? NO_VLAN : vlan) !== VERDICT_REJECT;
   }
 
   #boundReached(reason: RunLimitReason): void {
@@ -246,6 +290,7 @@ export class Agent {
       startedAtMs: this.#startedAtMs,
       pipeline: this.#pipeline,
       captureStats: () => this.#capture?.stats(),
+      healthHooks: () => this.#capture?.healthHooks ?? [],
       attachedInterfaces: () => this.#capture?.attached() ?? [],
       interfaceCounters: this.#interfaceCounters,
       filter: describeFilter(this.#filter),

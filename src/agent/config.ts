@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { CaptureDirection } from '../capture/ebpf/capture.ts';
+import { HEALTH_HOOKS_MODES, type HealthSettings } from '../ebpf/health-hooks.ts';
 import { DEFAULT_KERNEL_MEMORY_MAX_BYTES, type FlowMapKindSetting } from '../ebpf/kernel-memory.ts';
 import { ConfigError } from '../errors.ts';
 import type { ClientTlsFiles, PemFile } from '../export/tls.ts';
@@ -31,6 +32,7 @@ import {
   ipAddressSetting,
   listSetting,
   pathSetting,
+  portListSetting,
   type RawValue,
   type SettingParser,
 } from './settings.ts';
@@ -123,7 +125,29 @@ export interface AgentConfig extends ExportSettings {
    * (src/account/biflow.ts); off by default.
    */
   readonly bidirectional: boolean;
+  /** ENABLE_DNS_TRACKING: DNS queries matched to their responses on each flow; off by default. */
+  readonly dnsTracking: boolean;
+  /** DNS_TRACKING_PORT: packets to or from these ports are DNS (the reference's one port, or a list). */
+  readonly dnsTrackingPorts: readonly number[];
+  /**
+   * TCP health per flow (ENABLE_RTT, ENABLE_TCP_RETRANS, ENABLE_PKT_DROPS) and how it hooks the
+   * kernel (HEALTH_HOOKS); defaults in {@link DEFAULT_HEALTH}.
+   */
+  readonly health: HealthSettings;
 }
+
+/**
+ * Which TCP health features run by default, from their measured cost (bench/health.bench.ts,
+ * figures in the README): retransmissions and drops cost nothing while nothing goes wrong (their
+ * programs run only on a retransmission or a drop), so they are on; RTT runs on every TCP segment
+ * a local socket receives, so it is off, as in the reference.
+ */
+export const DEFAULT_HEALTH: HealthSettings = Object.freeze({
+  rtt: false,
+  retrans: true,
+  drops: true,
+  hooks: 'auto',
+});
 
 /** DEDUPER values: the reference's names. */
 export const DEDUPERS = ['firstCome', 'none'] as const;
@@ -163,6 +187,16 @@ export interface CommandLineValues {
   agentIp?: string;
   /** `true` when `--bidirectional` is given. */
   bidirectional?: string | boolean;
+  /** `true` when `--dns-tracking` is given. */
+  dnsTracking?: string | boolean;
+  dnsTrackingPort?: string;
+  /** `true`/`false` for `--rtt`/`--no-rtt`. */
+  rtt?: string | boolean;
+  /** `true`/`false` for `--tcp-retrans`/`--no-tcp-retrans`. */
+  tcpRetrans?: string | boolean;
+  /** `true`/`false` for `--pkt-drops`/`--no-pkt-drops`. */
+  pktDrops?: string | boolean;
+  healthHooks?: string;
   config?: string;
   /** Directory (or .duckdb file) of the flow store. */
   storePath?: string;
@@ -192,6 +226,9 @@ export interface ConfigSources {
  * CPU count) to stay within a 256 MiB kernel-memory budget.
  */
 export const DEFAULT_CACHE_MAX_FLOWS = 1 << 17;
+
+/** DNS_TRACKING_PORT's default, the reference's: DNS servers listen on 53 (mDNS, 5353, is opt-in). */
+export const DNS_DEFAULT_PORT = 53;
 
 /** Where `--metrics` listens when no address is given; loopback, since metrics are unauthenticated. */
 export const DEFAULT_METRICS_ADDRESS: HostPort = Object.freeze({ host: '127.0.0.1', port: 9400 });
@@ -330,6 +367,28 @@ const SPECS = {
     env: 'BIDIRECTIONAL',
     flag: ['--bidirectional', 'bidirectional'],
     parser: booleanSetting,
+  },
+  dnsTracking: {
+    env: 'ENABLE_DNS_TRACKING',
+    flag: ['--dns-tracking', 'dnsTracking'],
+    parser: booleanSetting,
+  },
+  dnsTrackingPort: {
+    env: 'DNS_TRACKING_PORT',
+    flag: ['--dns-tracking-port', 'dnsTrackingPort'],
+    parser: portListSetting,
+  },
+  enableRtt: { env: 'ENABLE_RTT', flag: ['--rtt', 'rtt'], parser: booleanSetting },
+  enableTcpRetrans: {
+    env: 'ENABLE_TCP_RETRANS',
+    flag: ['--tcp-retrans', 'tcpRetrans'],
+    parser: booleanSetting,
+  },
+  enablePktDrops: { env: 'ENABLE_PKT_DROPS', flag: ['--pkt-drops', 'pktDrops'], parser: booleanSetting },
+  healthHooks: {
+    env: 'HEALTH_HOOKS',
+    flag: ['--health-hooks', 'healthHooks'],
+    parser: choiceSetting(HEALTH_HOOKS_MODES),
   },
 } satisfies Record<string, SettingSpec<unknown>>;
 
@@ -568,6 +627,14 @@ export function loadConfig(sources: ConfigSources): AgentConfig {
     tunnels: reader.get('tunnels', false),
     agentIp: Object.freeze({ address: reader.get('agentIp'), type: reader.get('agentIpType', 'any') }),
     bidirectional: reader.get('bidirectional', false),
+    dnsTracking: reader.get('dnsTracking', false),
+    dnsTrackingPorts: Object.freeze(reader.get('dnsTrackingPort', [DNS_DEFAULT_PORT])),
+    health: Object.freeze({
+      rtt: reader.get('enableRtt', DEFAULT_HEALTH.rtt),
+      retrans: reader.get('enableTcpRetrans', DEFAULT_HEALTH.retrans),
+      drops: reader.get('enablePktDrops', DEFAULT_HEALTH.drops),
+      hooks: reader.get('healthHooks', DEFAULT_HEALTH.hooks),
+    }),
   };
   return Object.freeze(config);
 }

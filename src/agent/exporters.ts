@@ -3,9 +3,11 @@
  * the same way. Every exporter queues at most BUFFERS_LENGTH batches and counts what it drops.
  */
 import type { Writable } from 'node:stream';
+import { runningKernelDropReasons } from '../ebpf/drop-reasons.ts';
 import { ConfigError, NotSupportedError, TlsHandshakeError } from '../errors.ts';
 import type { BatchResult } from '../export/exporter.ts';
 import { JsonLinesExporter } from '../export/json-lines.ts';
+import type { DropReasonSource } from '../model/drop-reasons.ts';
 import type { FlowSink } from '../sink/flow-sink.ts';
 import type { StoreExporter } from '../store/store-exporter.ts';
 import type { StoreQueries } from '../store/store-reader.ts';
@@ -24,6 +26,8 @@ export interface ExporterContext {
   onResult: (result: BatchResult) => void;
   /** Where the `json` export writes. */
   stdout: Writable;
+  /** Names of the running kernel's drop reasons, read when an output first needs them. */
+  dropReasons: DropReasonSource;
 }
 
 /**
@@ -36,7 +40,12 @@ export type ExporterFactory = (context: ExporterContext) => Promise<FlowSink>;
 /** The exporters this build has, by EXPORT kind. */
 export const EXPORTER_FACTORIES: Partial<Record<ExportKind, ExporterFactory>> = {
   json: async (c) => {
-    const options = { out: c.stdout, maxQueuedBatches: c.settings.buffersLength, onResult: c.onResult };
+    const options = {
+      out: c.stdout,
+      maxQueuedBatches: c.settings.buffersLength,
+      onResult: c.onResult,
+      dropReasons: c.dropReasons,
+    };
     // `live` is run's view (src/agent/terminal/); a capture file read on a terminal gets tables.
     if (c.settings.output === 'json') return new JsonLinesExporter(options);
     return new TableOutput({ ...options, nameOf: c.settings.resolve ? reverseNameOf() : undefined });
@@ -129,6 +138,7 @@ export async function createExporters(
   stdout: Writable = flowStdout(),
 ): Promise<FlowSink[]> {
   const exporters: FlowSink[] = [];
+  const dropReasons = () => runningKernelDropReasons((message) => logger.warn(message));
   try {
     for (const kind of settings.export) {
       const factory = EXPORTER_FACTORIES[kind];
@@ -138,7 +148,9 @@ export async function createExporters(
           `this build of flowtap has no ${kind} exporter; use one of ${Object.keys(EXPORTER_FACTORIES).join(', ')}`,
         );
       }
-      exporters.push(await factory({ settings, logger: logger.child({ exporter: kind }), onResult, stdout }));
+      exporters.push(
+        await factory({ settings, logger: logger.child({ exporter: kind }), onResult, stdout, dropReasons }),
+      );
     }
   } catch (err) {
     await Promise.all(exporters.map((e) => e.stop(0)));

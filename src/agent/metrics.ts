@@ -6,12 +6,30 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type HistogramConfiguration,
+  Registry,
+} from 'prom-client';
 import type { EvictionReason } from '../account/accounter.ts';
+import { DNS_LATENCY_BUCKETS_S } from '../account/dns-counts.ts';
 import type { IdentityCounts } from '../account/evicted-rows.ts';
+import type { HealthJoinCounts } from '../account/health-join.ts';
+import {
+  type DropCounts,
+  OTHER_DROP_CAUSE,
+  RTT_BUCKET_BOUNDS_SECONDS,
+  type RttObservations,
+} from '../account/health-sums.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
+import type { HealthHookChoice } from '../ebpf/health-programs.ts';
 import { ConfigError } from '../errors.ts';
 import { isRetryingExporter, type RetryCounts } from '../export/reconnect-backoff.ts';
+import { dnsRcodeName } from '../model/dns-names.ts';
+import { type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
 import { formatIp } from '../model/ip.ts';
 import { tunnelTypeName } from '../model/names.ts';
 import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
@@ -37,6 +55,8 @@ export interface HealthSources {
   pipeline: Pipeline;
   /** Capture counters; undefined when there is no live capture. */
   captureStats: () => EbpfCaptureStats | undefined;
+  /** How each TCP health feature asked for is hooked; empty without a live capture or health. */
+  healthHooks?: () => readonly HealthHookChoice[];
   /** Interfaces attached now. */
   attachedInterfaces: () => readonly string[];
   interfaceCounters: Readonly<InterfaceCounters>;
@@ -81,16 +101,64 @@ export interface HealthSnapshot {
   /** Packets the filter accepted and rejected (rejected ones are in no flow). */
   filterAccepted: number;
   filterRejected: number;
+  /** TCP health features asked for, each with its kernel hook, or `none` when the kernel refused them all. */
+  healthHooks: Array<{ feature: string; hook: string }>;
+  /** Health events lost because the kernel health map was full. */
+  healthMapFull: number;
+  /** Drops of packets with no IP header to key them by: counted here, in no flow. */
+  healthUnkeyed: number;
+  /** What became of the health rows: joined into their flow, records of their own, filtered out. */
+  healthRows: HealthJoinCounts;
   /** Errors no caller handled (stray promise rejections, failing listeners), by origin. */
   unhandledRejections: Record<string, number>;
   /** The address written into every flow as the agent's ('' when the pipeline writes none). */
   agentIp: string;
   /** Flows by what they carried as they left accounting (tunnels, VLANs, interfaces crossed, biflows). */
   identity: IdentityCounts;
+  /** The TCP health of the flows that left accounting. */
+  tcpHealth: TcpHealthFigures;
+  /** What the evicted flows' DNS sections held (DNS tracking); absent when it is off. */
+  dns?: DnsFigures;
   /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
   exporters: Array<
     { name: string; retries?: RetryCounts } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']
   >;
+}
+
+/** DNS of the evicted flows as plain numbers (src/account/dns-counts.ts). */
+export interface DnsFigures {
+  flows: number;
+  queries: number;
+  answers: number;
+  unanswered: number;
+  malformed: number;
+  /** Flows whose latest message is a response, by response code name. */
+  responsesByRcode: Record<string, number>;
+  /** Latency observations per bucket of DNS_LATENCY_BUCKETS_S, +Inf last (not cumulative). */
+  latencyBuckets: number[];
+  latencySumSeconds: number;
+  latencyCount: number;
+}
+
+/** The TCP health sums of the evicted flows, as plain data (src/account/health-sums.ts). */
+export interface TcpHealthFigures {
+  /** RTT observations by kind: the socket's smoothed RTT, or only a handshake time. */
+  rtt: { smoothed: RttObservations; handshake: RttObservations };
+  /** Dropped packets and bytes by the kernel's drop reason value ({@link OTHER_DROP_CAUSE}: beyond the bound). */
+  dropsByCause: Array<{ cause: number } & DropCounts>;
+  /** Every dropped packet, whatever its reason. */
+  dropPackets: number;
+  /** Retransmitted TCP segments and their bytes. */
+  retransSegments: number;
+  retransBytes: number;
+}
+
+function noObservations(): RttObservations {
+  return {
+    buckets: new Array<number>(RTT_BUCKET_BOUNDS_SECONDS.length + 1).fill(0),
+    sumSeconds: 0,
+    count: 0,
+  };
 }
 
 const NO_IDENTITY_COUNTS: IdentityCounts = {
@@ -127,10 +195,58 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     filter: sources.filter,
     filterAccepted: capture?.filterAccepted ?? 0,
     filterRejected: capture?.filterRejected ?? 0,
+    healthHooks: (sources.healthHooks?.() ?? []).map((c) => ({
+      feature: c.feature,
+      hook: c.hook?.hook ?? 'none',
+    })),
+    healthMapFull: capture?.healthMapFull ?? 0,
+    healthUnkeyed: capture?.healthUnkeyed ?? 0,
+    healthRows: { ...p.healthJoinCounts },
     unhandledRejections: Object.fromEntries(sources.unhandledRejections),
     agentIp: p.agentIp ? formatIp(p.agentIp, 0, 0) : '',
     identity: structuredClone(p.identityCounts ?? NO_IDENTITY_COUNTS),
+    tcpHealth: tcpHealthFigures(p),
+    ...(p.dnsCounts === undefined ? {} : { dns: dnsFigures(p.dnsCounts) }),
     exporters: p.exporters.map(exporterFigures),
+  };
+}
+
+function dnsFigures(counts: NonNullable<Pipeline['dnsCounts']>): DnsFigures {
+  const responsesByRcode: Record<string, number> = {};
+  counts.responsesByRcode.forEach((n, rcode) => {
+    if (n > 0) responsesByRcode[dnsRcodeName(rcode)] = n;
+  });
+  return {
+    flows: counts.flows,
+    queries: counts.queries,
+    answers: counts.answers,
+    unanswered: counts.unanswered,
+    malformed: counts.malformed,
+    responsesByRcode,
+    latencyBuckets: [...counts.latencyBuckets],
+    latencySumSeconds: counts.latencySumSeconds,
+    latencyCount: counts.latencyCount,
+  };
+}
+
+function tcpHealthFigures(p: Pipeline): TcpHealthFigures {
+  const h = p.healthSums;
+  if (h === undefined) {
+    return {
+      rtt: { smoothed: noObservations(), handshake: noObservations() },
+      dropsByCause: [],
+      dropPackets: 0,
+      retransSegments: 0,
+      retransBytes: 0,
+    };
+  }
+  const dropsByCause = [...h.drops].map(([cause, counts]) => ({ cause, ...counts }));
+  return {
+    rtt: { smoothed: structuredClone(h.smoothedRtt), handshake: structuredClone(h.handshakeRtt) },
+    dropsByCause,
+    dropPackets: dropsByCause.reduce((sum, d) => sum + d.packets, 0),
+    retransSegments: h.retransSegments,
+    retransBytes: h.retransBytes,
   };
 }
 
@@ -147,6 +263,7 @@ function exporterFigures(exporter: FlowSink): HealthSnapshot['exporters'][number
   return isRetryingExporter(exporter) ? { ...figures, retries: { ...exporter.retries } } : figures;
 }
 
+/** The `_bucket` (cumulative), `_sum` and `_count` samples of the DNS latency histogram. */
 type Labels = Record<string, string>;
 type Sample = [Labels, number];
 
@@ -156,7 +273,14 @@ export class AgentMetrics {
   readonly registry = new Registry();
   #current: HealthSnapshot | undefined;
 
-  constructor(private readonly snapshot: () => HealthSnapshot) {
+  /**
+   * `snapshot` gives the figures of one scrape; `dropReasons` names the kernel's drop reasons
+   * (the `reason` label), asked only when a scrape has drops.
+   */
+  constructor(
+    private readonly snapshot: () => HealthSnapshot,
+    dropReasons: DropReasonSource = () => NUMERIC_DROP_REASONS,
+  ) {
     // The process's own figures under their usual names (process_cpu_seconds_total,
     // process_resident_memory_bytes, nodejs_heap_size_used_bytes, ...), for the usual dashboards.
     collectDefaultMetrics({ register: this.registry });
@@ -262,6 +386,35 @@ export class AgentMetrics {
         [{ verdict: 'rejected' }, s.filterRejected],
       ],
     );
+    gauge(
+      'flowtap_health_feature_enabled',
+      'TCP health features asked for (ENABLE_RTT, ENABLE_TCP_RETRANS, ENABLE_PKT_DROPS): 1 hooked (hook names the kernel hook), 0 when the kernel refused every hook (hook="none")',
+      ['feature', 'hook'],
+      (s) =>
+        s.healthHooks.map((h): Sample => [{ feature: h.feature, hook: h.hook }, h.hook === 'none' ? 0 : 1]),
+    );
+    counter(
+      'flowtap_health_map_full_total',
+      'TCP health events (RTT samples, drops, retransmissions, handshakes) lost because the kernel health map was full',
+      [],
+      (s) => one(s.healthMapFull),
+    );
+    counter(
+      'flowtap_health_unkeyed_drops_total',
+      'Packet drops with no IP header to key a flow by (not IP, or headers outside the linear data): in no flow',
+      [],
+      (s) => one(s.healthUnkeyed),
+    );
+    counter(
+      'flowtap_health_rows_total',
+      'TCP health rows from the kernel, by what became of them: joined into their flow, a record of their own (no flow had the key), or filtered out',
+      ['result'],
+      (s) => [
+        [{ result: 'joined' }, s.healthRows.joined],
+        [{ result: 'own-record' }, s.healthRows.ownRecords],
+        [{ result: 'filtered' }, s.healthRows.filtered],
+      ],
+    );
     counter(
       'flowtap_export_batches_total',
       'Batches exported, by exporter and result',
@@ -347,6 +500,114 @@ export class AgentMetrics {
     gauge('flowtap_export_queued_batches', 'Batches waiting in an exporter queue', ['exporter'], (s) =>
       s.exporters.map((e): Sample => [{ exporter: e.name }, e.queuedBatches]),
     );
+    new CountedHistogram(
+      {
+        name: 'flowtap_flow_rtt_seconds',
+        help: 'Round-trip time of flows, one observation per flow record that measured one: the socket smoothed RTT (kind smoothed), else the handshake time (kind handshake)',
+        labelNames: ['kind'],
+        buckets: [...RTT_BUCKET_BOUNDS_SECONDS],
+        registers: [this.registry],
+      },
+      () => {
+        const rtt = this.#current?.tcpHealth.rtt;
+        return rtt === undefined
+          ? []
+          : [
+              [{ kind: 'smoothed' }, rtt.smoothed],
+              [{ kind: 'handshake' }, rtt.handshake],
+            ];
+      },
+    );
+    const dropsByReasonName = (s: HealthSnapshot, field: keyof DropCounts): Sample[] => {
+      if (s.tcpHealth.dropsByCause.length === 0) return [];
+      // Several values may share a name (numbers without the kernel's table never do): summed.
+      const names = dropReasons();
+      const sums = new Map<string, number>();
+      for (const d of s.tcpHealth.dropsByCause) {
+        const reason = d.cause === OTHER_DROP_CAUSE ? 'other' : names.nameOf(d.cause);
+        sums.set(reason, (sums.get(reason) ?? 0) + d[field]);
+      }
+      return [...sums].map(([reason, v]): Sample => [{ reason }, v]);
+    };
+    counter(
+      'flowtap_dropped_packets_total',
+      "Packets of the flows the kernel dropped, by the kernel's drop reason (a flow's drops count under its latest reason)",
+      ['reason'],
+      (s) => dropsByReasonName(s, 'packets'),
+    );
+    counter(
+      'flowtap_dropped_bytes_total',
+      "Bytes of the flows' packets the kernel dropped, by the kernel's drop reason",
+      ['reason'],
+      (s) => dropsByReasonName(s, 'bytes'),
+    );
+    counter('flowtap_retransmitted_segments_total', 'Retransmitted TCP segments of the flows', [], (s) =>
+      one(s.tcpHealth.retransSegments),
+    );
+    this.#registerDnsMetrics(counter);
+  }
+
+  /** DNS tracking's figures (ENABLE_DNS_TRACKING): zero, and the histogram empty, while it is off. */
+  #registerDnsMetrics(
+    counter: (
+      name: string,
+      help: string,
+      labelNames: string[],
+      read: (s: HealthSnapshot) => Sample[],
+    ) => void,
+  ): void {
+    const dns = (read: (d: DnsFigures) => Sample[]) => (s: HealthSnapshot) => (s.dns ? read(s.dns) : []);
+    counter(
+      'flowtap_dns_flows_total',
+      'Flows that carried DNS',
+      [],
+      dns((d) => [[{}, d.flows]]),
+    );
+    counter(
+      'flowtap_dns_queries_total',
+      'DNS queries seen',
+      [],
+      dns((d) => [[{}, d.queries]]),
+    );
+    counter(
+      'flowtap_dns_answers_total',
+      'DNS responses that matched a query',
+      [],
+      dns((d) => [[{}, d.answers]]),
+    );
+    counter(
+      'flowtap_dns_unanswered_total',
+      'DNS queries that got no response in time',
+      [],
+      dns((d) => [[{}, d.unanswered]]),
+    );
+    counter(
+      'flowtap_dns_malformed_total',
+      'DNS messages that did not parse',
+      [],
+      dns((d) => [[{}, d.malformed]]),
+    );
+    counter(
+      'flowtap_dns_responses_total',
+      'Flows whose latest DNS message is a response, by its response code',
+      ['rcode'],
+      dns((d) => Object.entries(d.responsesByRcode).map(([rcode, n]): Sample => [{ rcode }, n])),
+    );
+    new CountedHistogram(
+      {
+        name: 'flowtap_dns_latency_seconds',
+        help: 'DNS latency (response time - query time) of the latest answered query of each flow',
+        labelNames: [],
+        buckets: [...DNS_LATENCY_BUCKETS_S],
+        registers: [this.registry],
+      },
+      () => {
+        const d = this.#current?.dns;
+        return d === undefined
+          ? []
+          : [[{}, { buckets: d.latencyBuckets, sumSeconds: d.latencySumSeconds, count: d.latencyCount }]];
+      },
+    );
   }
 
   /** The Prometheus text exposition of one fresh snapshot. */
@@ -354,6 +615,61 @@ export class AgentMetrics {
     this.#current = this.snapshot();
     return this.registry.metrics();
   }
+}
+
+/** One series of a {@link CountedHistogram}: its labels and its counted observations. */
+type CountedSeries = [Labels, RttObservations];
+
+/**
+ * A histogram whose observations are counted elsewhere (src/account/health-sums.ts and
+ * dns-counts.ts, as flows leave accounting) and read at each scrape: prom-client's Histogram renders
+ * only what it observed itself, so this one renders the counted buckets over its own `buckets`
+ * (cumulative, as Prometheus wants them).
+ */
+class CountedHistogram extends Histogram<string> {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #bounds: readonly number[];
+  readonly #read: () => CountedSeries[];
+
+  constructor(config: HistogramConfiguration<string>, read: () => CountedSeries[]) {
+    super(config);
+    this.#name = config.name;
+    this.#help = config.help;
+    this.#bounds = config.buckets ?? [];
+    this.#read = read;
+  }
+
+  /** What the registry renders (it prefers this to `get`): the counted buckets of every series. */
+  async getForPromString(): Promise<CountedHistogramValues> {
+    const name = this.#name;
+    const values: CountedHistogramValues['values'] = [];
+    for (const [labels, observed] of this.#read()) {
+      let cumulative = 0;
+      this.#bounds.forEach((bound, i) => {
+        cumulative += observed.buckets[i];
+        values.push({ labels: { ...labels, le: bound }, value: cumulative, metricName: `${name}_bucket` });
+      });
+      values.push({ labels: { ...labels, le: '+Inf' }, value: observed.count, metricName: `${name}_bucket` });
+      values.push({ labels, value: observed.sumSeconds, metricName: `${name}_sum` });
+      values.push({ labels, value: observed.count, metricName: `${name}_count` });
+    }
+    return { name, help: this.#help, type: 'histogram', values, aggregator: 'sum' };
+  }
+
+  override async get(): ReturnType<Histogram<string>['get']> {
+    // The same object prom-client's own histogram gives; its typings name the type by an enum.
+    return (await this.getForPromString()) as unknown as Awaited<ReturnType<Histogram<string>['get']>>;
+  }
+}
+
+/** The rendered form of a {@link CountedHistogram}, as prom-client's registry reads it. */
+interface CountedHistogramValues {
+  name: string;
+  help: string;
+  type: 'histogram';
+  aggregator: 'sum';
+  values: { labels: Record<string, string | number>; value: number; metricName: string }[];
 }
 
 /** A running `/metrics` endpoint. */

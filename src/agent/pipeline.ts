@@ -19,7 +19,12 @@
  */
 import { Accounter, type AccounterOptions, type EvictionReason } from '../account/accounter.ts';
 import type { Clock } from '../account/clock.ts';
+import type { DnsCounts } from '../account/dns-counts.ts';
+import { DnsSections } from '../account/dns-sections.ts';
 import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../account/evicted-rows.ts';
+import { HealthJoin, type HealthJoinCounts, type HealthJoinOptions } from '../account/health-join.ts';
+import type { HealthSums } from '../account/health-sums.ts';
+import { HealthBatch } from '../codec/health-batch.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { DEFAULT_STOP_TIMEOUT_MS, type FlowSink } from '../sink/flow-sink.ts';
@@ -73,6 +78,11 @@ export interface PipelineOptions {
   onEvict?: (reason: EvictionReason, flows: number) => void;
   /** Agent IP and bidirectional pairing applied to every evicted batch; none when absent. */
   evictedRows?: EvictedRowsOptions;
+  /**
+   * How TCP health rows from the source (HealthBatch) are joined into the evicted flows; by
+   * default keyed as DEDUPER=firstCome keys them, every unclaimed row kept.
+   */
+  healthJoin?: HealthJoinOptions;
 }
 
 /** Wires one source through one Accounter to any number of exporters. */
@@ -92,6 +102,7 @@ export class Pipeline {
   readonly #waitedFor: readonly FlowSink[];
   readonly #accounter: Accounter;
   readonly #evictedRows: EvictedRows | undefined;
+  readonly #healthJoin: HealthJoin;
   #running = false;
   /** Resolves when the fan-out must stop waiting for room (the agent stops). */
   readonly #waitingEnded: Promise<void>;
@@ -106,10 +117,16 @@ export class Pipeline {
     this.#exporters.push(...exporters);
     this.#waitedFor = [...exporters];
     this.#evictedRows = options.evictedRows && new EvictedRows(options.evictedRows);
+    const healthJoin = new HealthJoin(options.healthJoin ?? { dedup: true });
+    this.#healthJoin = healthJoin;
     this.#waitingEnded = new Promise((resolve) => {
       this.#endWaiting = resolve;
     });
+    // DNS tracking: rows come with DNS sections (the capture fills them), kept by flow beside the
+    // cache and put back on each evicted flow's record.
+    const dnsTracking = options.evictedRows?.dnsTracking === true;
     this.#accounter = new Accounter({
+      dnsSections: dnsTracking ? new DnsSections(options.cacheMaxFlows) : undefined,
       maxEntries: options.cacheMaxFlows,
       evictBufferLen: Math.min(options.buffersLength, EVICTED_BATCHES_WAITING),
       evictTimeoutMs: options.cacheActiveTimeoutMs,
@@ -120,6 +137,8 @@ export class Pipeline {
         this.stats.flowsEvicted[reason] += flows;
         options.onEvict?.(reason, flows);
       },
+      // Health rows with no flow cached still leave at the next tick, as records of their own.
+      evictWhenEmpty: () => healthJoin.pending > 0,
     });
   }
 
@@ -141,6 +160,21 @@ export class Pipeline {
     return this.#evictedRows?.counts;
   }
 
+  /** The TCP health of the evicted flows (RTTs, drops by reason, retransmissions); undefined without the stage. */
+  get healthSums(): HealthSums | undefined {
+    return this.#evictedRows?.healthSums;
+  }
+
+  /** What became of the TCP health rows the source handed out (joined, own records, filtered). */
+  get healthJoinCounts(): HealthJoinCounts {
+    return this.#healthJoin.counts;
+  }
+
+  /** What the evicted flows' DNS sections held; undefined unless DNS is tracked. */
+  get dnsCounts(): DnsCounts | undefined {
+    return this.#evictedRows?.options.dnsTracking === true ? this.#evictedRows.dns : undefined;
+  }
+
   /** The agent's address written into every flow; undefined without the stage. */
   get agentIp(): Uint8Array | undefined {
     return this.#evictedRows?.options.agentIp;
@@ -160,7 +194,9 @@ export class Pipeline {
     if (this.#running) throw new Error('a Pipeline runs one source only');
     this.#running = true;
     for await (const accounted of this.#accounter.account(this.#counted(source))) {
-      const evicted = this.#evictedRows ? this.#evictedRows.finish(accounted) : accounted;
+      const joined = this.#healthJoin.join(accounted);
+      if (joined.count === 0) continue;
+      const evicted = this.#evictedRows ? this.#evictedRows.finish(joined) : joined;
       for (let start = 0; start < evicted.count; start += EXPORT_SLICE_FLOWS) {
         const slice = sliceOf(evicted, start, Math.min(evicted.count, start + EXPORT_SLICE_FLOWS));
         await this.#roomInExporters();
@@ -193,6 +229,11 @@ export class Pipeline {
   async *#counted(source: AsyncIterable<RecordBatch>): AsyncIterable<RecordBatch> {
     const stats = this.stats;
     for await (const batch of source) {
+      if (batch instanceof HealthBatch) {
+        // Not flows: joined into the flows of their keys after accounting.
+        this.#healthJoin.add(batch);
+        continue;
+      }
       for (let i = 0; i < batch.count; i++) {
         stats.packetsIn += batch.packetsAt(i);
         stats.bytesIn += batch.bytesAt(i);

@@ -143,6 +143,26 @@ export function listSetting(
   });
 }
 
+/**
+ * Ports from 1 to 65535: one (a number or text), a comma-separated list, or a file's list; each
+ * once, in the order given.
+ */
+export const portListSetting: SettingParser<number[]> = fromSchema(
+  'a port from 1 to 65535, or a comma-separated list of them (53,5353)',
+  (z) => {
+    const port = z.union([z.number(), decimalText(z)]).pipe(z.number().int().min(1).max(65_535));
+    const ports = z.array(port).min(1);
+    return z
+      .union([
+        z.number().transform((n) => [n]),
+        z.string().transform((s) => s.split(',').map((part) => part.trim())),
+        z.array(z.union([z.number(), z.string()])),
+      ])
+      .pipe(ports)
+      .transform((list) => [...new Set(list)]);
+  },
+);
+
 /** An interface name or a `/regex/` that compiles. */
 export const interfacePatternItem: SchemaBuilder<string, string> = (z) =>
   z.string().refine((entry) => {

@@ -6,10 +6,18 @@
 import type { Writable } from 'node:stream';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { type BatchResult, QueuedExporter } from '../export/exporter.ts';
+import { dnsOutcome } from '../model/dns-names.ts';
+import { type DropReasonNames, type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
 import type { Flow } from '../model/flow.ts';
 import type { InterfaceNames } from '../model/interfaces.ts';
 import { formatIp } from '../model/ip.ts';
-import { directionName, humanBytes, transportProtocolName, tunnelLabel } from '../model/names.ts';
+import {
+  directionName,
+  humanBytes,
+  humanDurationNs,
+  transportProtocolName,
+  tunnelLabel,
+} from '../model/names.ts';
 import { flowServiceName } from '../model/services.ts';
 import { formatRfc3339Nano } from '../model/time.ts';
 
@@ -25,7 +33,7 @@ interface OptionalColumn {
   readonly header: string;
   readonly numeric: boolean;
   /** The cell of `flow`; '' when the flow has no such field. */
-  cell(flow: Flow, interfaces: InterfaceNames): string;
+  cell(flow: Flow, interfaces: InterfaceNames, dropReasons: DropReasonNames): string;
 }
 
 const OPTIONAL_COLUMNS: readonly OptionalColumn[] = [
@@ -68,6 +76,50 @@ const OPTIONAL_COLUMNS: readonly OptionalColumn[] = [
             .join(',')
         : '',
   },
+  // TCP health (issue 14): the latest smoothed RTT, the handshake time, retransmitted segments,
+  // dropped packets and the latest drop's reason (short name: NETFILTER_DROP).
+  {
+    header: 'RTT',
+    numeric: true,
+    cell: (flow) => (flow.health?.rtt ? humanDurationNs(flow.health.rtt.lastNs) : ''),
+  },
+  {
+    header: 'HANDSHAKE',
+    numeric: true,
+    cell: (flow) =>
+      flow.health?.handshakeRttNs !== undefined ? humanDurationNs(flow.health.handshakeRttNs) : '',
+  },
+  {
+    header: 'RETRANS',
+    numeric: true,
+    cell: (flow) => (flow.health?.retransPackets ? String(flow.health.retransPackets) : ''),
+  },
+  {
+    header: 'DROPS',
+    numeric: true,
+    cell: (flow) => (flow.health?.dropPackets ? String(flow.health.dropPackets) : ''),
+  },
+  {
+    header: 'DROP CAUSE',
+    numeric: false,
+    cell: (flow, _interfaces, dropReasons) =>
+      flow.health?.dropPackets && flow.health.latestDrop
+        ? dropReasons.nameOf(flow.health.latestDrop.cause)
+        : '',
+  },
+  // DNS tracking (issue 15): the name asked, how it went, how long the answer took.
+  {
+    header: 'DNS NAME',
+    numeric: false,
+    cell: (flow) =>
+      flow.dns?.name === undefined ? '' : `${flow.dns.name || '.'}${flow.dns.nameTruncated ? '…' : ''}`,
+  },
+  { header: 'DNS', numeric: false, cell: (flow) => (flow.dns ? dnsOutcome(flow.dns) : '') },
+  {
+    header: 'DNS LATENCY',
+    numeric: true,
+    cell: (flow) => (flow.dns?.latencyNs === undefined ? '' : humanDurationNs(flow.dns.latencyNs)),
+  },
 ];
 
 /** `in`, `out` or `?`. */
@@ -105,17 +157,21 @@ export function tableRow(flow: Flow, nameOf?: NameOf): string[] {
 
 /**
  * The rows of `batch` under a header, columns padded to fit, largest flows (by bytes) first; the
- * optional columns appear when some flow has their field.
+ * optional columns appear when some flow has their field. `dropReasons` is asked for only when a
+ * flow has drops.
  */
-export function formatTable(batch: RecordBatch, nameOf?: NameOf): string {
+export function formatTable(
+  batch: RecordBatch,
+  nameOf?: NameOf,
+  dropReasons: DropReasonSource = () => NUMERIC_DROP_REASONS,
+): string {
   const flows = [...batch.flows()].sort((a, b) => b.bytes - a.bytes);
-  const extra = OPTIONAL_COLUMNS.filter((c) => flows.some((f) => c.cell(f, batch.interfaces) !== ''));
+  const names = flows.some((f) => f.health?.dropPackets) ? dropReasons() : NUMERIC_DROP_REASONS;
+  const cellOf = (c: OptionalColumn, f: Flow) => c.cell(f, batch.interfaces, names);
+  const extra = OPTIONAL_COLUMNS.filter((c) => flows.some((f) => cellOf(c, f) !== ''));
   const header = [...HEADER, ...extra.map((c) => c.header)];
   const numeric = new Set([...NUMERIC, ...extra.flatMap((c, k) => (c.numeric ? [HEADER.length + k] : []))]);
-  const rows = [
-    header,
-    ...flows.map((f) => [...tableRow(f, nameOf), ...extra.map((c) => c.cell(f, batch.interfaces))]),
-  ];
+  const rows = [header, ...flows.map((f) => [...tableRow(f, nameOf), ...extra.map((c) => cellOf(c, f))])];
   const widths = header.map((_, col) => Math.max(...rows.map((r) => r[col].length)));
   let text = '';
   for (const row of rows) {
@@ -136,6 +192,8 @@ export interface TableOutputOptions {
   onResult?: (result: BatchResult) => void;
   /** Names of addresses (--resolve). */
   nameOf?: NameOf;
+  /** Names of the kernel's drop reasons (numbers when absent). */
+  dropReasons?: DropReasonSource;
 }
 
 /** Prints evicted batches as tables; a slow terminal costs counted drops, not memory. */
@@ -143,15 +201,17 @@ export class TableOutput extends QueuedExporter {
   readonly name = 'json';
   readonly #out: Writable;
   readonly #nameOf: NameOf | undefined;
+  readonly #dropReasons: DropReasonSource | undefined;
 
   constructor(options: TableOutputOptions) {
     super({ maxQueuedBatches: options.maxQueuedBatches, onResult: options.onResult });
     this.#out = options.out;
     this.#nameOf = options.nameOf;
+    this.#dropReasons = options.dropReasons;
   }
 
   protected async send(batch: RecordBatch): Promise<void> {
-    if (this.#out.write(formatTable(batch, this.#nameOf))) return;
+    if (this.#out.write(formatTable(batch, this.#nameOf, this.#dropReasons))) return;
     await new Promise<void>((resolve, reject) => {
       const onDrain = () => {
         this.#out.off('error', onError);

@@ -17,10 +17,20 @@
  * Otherwise the result depends on arrival order only between records stamped at the same
  * nanosecond, and in the order of the crossed entries after the first.
  * The user section (agent address, reverse counters) is written after accounting and not merged.
- * Health sections (struct flow_health) merge by {@link mergeFlowHealth}.
+ * Health sections (struct flow_health) merge by {@link mergeFlowHealth}, DNS sections
+ * (struct flow_dns) by {@link mergeFlowDns}.
  */
 import { TWO_POW_32 } from '../model/u64.ts';
-import { HealthFlag, V2_HEALTH_WORD, V2_MAX_CROSSED, V2_METRICS_WORD, V2_TUNNEL_WORDS } from './v2-layout.ts';
+import {
+  DnsFlag,
+  HealthFlag,
+  V2_DNS_NAME_MAX,
+  V2_DNS_WORD,
+  V2_HEALTH_WORD,
+  V2_MAX_CROSSED,
+  V2_METRICS_WORD,
+  V2_TUNNEL_WORDS,
+} from './v2-layout.ts';
 
 const W_BYTES = V2_METRICS_WORD.BYTES;
 const W_PACKETS = V2_METRICS_WORD.PACKETS;
@@ -233,4 +243,59 @@ function u64Less(a: Int32Array, i: number, b: Int32Array, j: number): boolean {
 function copyU64(dst: Int32Array, d: number, src: Int32Array, s: number): void {
   dst[d] = src[s];
   dst[d + 1] = src[s + 1];
+}
+
+const D = V2_DNS_WORD;
+/** dns_record_flags is byte 2 of the NAME_LEN_ERRNO_FLAGS word, dns_errno byte 1. */
+const DNS_FLAGS_SHIFT = 16;
+const DNS_ERRNO_SHIFT = 8;
+/** What a message brings to a section besides counts: the header, the name and their flags. */
+const DNS_MESSAGE_FLAGS = DnsFlag.HEADER | DnsFlag.NAME | DnsFlag.NAME_TRUNCATED;
+const NAME_WORDS = V2_DNS_NAME_MAX / 4;
+const MAX_U32 = 0xffff_ffff;
+
+/**
+ * Merges the DNS section starting at word `s` of `src` into the one at word `d` of `dst` (each a
+ * `struct flow_dns`: a row's last section, or a DNS map value). One section is the later: the one
+ * whose `dns_latest_ns` is greater; at equal times, `src` (the later arrival), as for the DSCP.
+ *
+ * - the counts (queries, answers, unanswered, malformed) add, saturating at 2^32 - 1;
+ * - the latest message's header and name come from the later section that has them (a section
+ *   without a header, such as one of malformed messages only, never clears one);
+ * - the latency is that of the later section that measured one;
+ * - the errno is the later section's when it has one, else the other's;
+ * - `dns_latest_ns` is the later time.
+ */
+export function mergeFlowDns(dst: Int32Array, d: number, src: Int32Array, s: number): void {
+  const srcLater = !u64Less(src, s + D.LATEST_NS, dst, d + D.LATEST_NS);
+  const srcWord = src[s + D.NAME_LEN_ERRNO_FLAGS];
+  const dstWord = dst[d + D.NAME_LEN_ERRNO_FLAGS];
+  const srcFlags = (srcWord >>> DNS_FLAGS_SHIFT) & 0xff;
+  const dstFlags = (dstWord >>> DNS_FLAGS_SHIFT) & 0xff;
+  addCount(dst, d + D.QUERIES, src[s + D.QUERIES]);
+  addCount(dst, d + D.ANSWERS, src[s + D.ANSWERS]);
+  addCount(dst, d + D.UNANSWERED, src[s + D.UNANSWERED]);
+  addCount(dst, d + D.MALFORMED, src[s + D.MALFORMED]);
+  let nameLength = dstWord & 0xff;
+  let flags = dstFlags;
+  if ((srcFlags & DnsFlag.HEADER) !== 0 && ((dstFlags & DnsFlag.HEADER) === 0 || srcLater)) {
+    dst[d + D.ID_FLAGS] = src[s + D.ID_FLAGS];
+    for (let w = 0; w < NAME_WORDS; w++) dst[d + D.NAME + w] = src[s + D.NAME + w];
+    nameLength = srcWord & 0xff;
+    flags = (flags & ~DNS_MESSAGE_FLAGS) | (srcFlags & DNS_MESSAGE_FLAGS);
+  }
+  if ((srcFlags & DnsFlag.LATENCY) !== 0 && ((dstFlags & DnsFlag.LATENCY) === 0 || srcLater)) {
+    copyU64(dst, d + D.LATENCY_NS, src, s + D.LATENCY_NS);
+    flags |= DnsFlag.LATENCY;
+  }
+  const srcErrno = (srcWord >>> DNS_ERRNO_SHIFT) & 0xff;
+  const dstErrno = (dstWord >>> DNS_ERRNO_SHIFT) & 0xff;
+  const errno = srcErrno !== 0 && (dstErrno === 0 || srcLater) ? srcErrno : dstErrno;
+  if (srcLater) copyU64(dst, d + D.LATEST_NS, src, s + D.LATEST_NS);
+  dst[d + D.NAME_LEN_ERRNO_FLAGS] = nameLength | (errno << DNS_ERRNO_SHIFT) | (flags << DNS_FLAGS_SHIFT);
+}
+
+/** Adds the u32 count `n` to the one at words[at], saturating at 2^32 - 1. */
+function addCount(words: Int32Array, at: number, n: number): void {
+  words[at] = Math.min((words[at] >>> 0) + (n >>> 0), MAX_U32);
 }

@@ -3,12 +3,20 @@
  * (capture → account → export). Rows are read in place; `flow(i)` builds an object only when a
  * consumer wants one.
  */
-
-import type { CrossedInterface, Flow, FlowHealth, FlowReverse, FlowTunnel } from '../model/flow.ts';
+import type { CrossedInterface, Flow, FlowDns, FlowHealth, FlowReverse, FlowTunnel } from '../model/flow.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 import { TWO_POW_32 } from '../model/u64.ts';
 import { BatchBuilder } from './batch-builder.ts';
-import { HealthFlag, RecordFlag, TunnelType, V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from './v2-layout.ts';
+import {
+  DnsFlag,
+  HealthFlag,
+  RecordFlag,
+  TunnelType,
+  V2,
+  V2_DNS_NAME_MAX,
+  V2_MAX_CROSSED,
+  V2_RECORD_BYTES,
+} from './v2-layout.ts';
 
 function readU64Number(buf: Buffer, offset: number): number {
   return buf.readUInt32LE(offset) + buf.readUInt32LE(offset + 4) * TWO_POW_32;
@@ -88,6 +96,8 @@ export class RecordBatch {
     if (reverse !== undefined) flow.reverse = reverse;
     const health = readHealth(b, o);
     if (health !== undefined) flow.health = health;
+    const dns = readDns(b, o);
+    if (dns !== undefined) flow.dns = dns;
     return flow;
   }
 
@@ -209,6 +219,77 @@ export function writeHealth(buf: Buffer, offset: number, health: FlowHealth): vo
   buf[offset + V2.HEALTH_FLAGS] = flags;
 }
 
+/** True when row `o`'s DNS section holds anything (a message, a count or an errno). */
+export function rowHasDns(b: Buffer, o: number): boolean {
+  return (
+    b[o + V2.DNS_RECORD_FLAGS] !== 0 ||
+    b[o + V2.DNS_ERRNO] !== 0 ||
+    (b.readUInt32LE(o + V2.DNS_QUERIES) |
+      b.readUInt32LE(o + V2.DNS_ANSWERS) |
+      b.readUInt32LE(o + V2.DNS_UNANSWERED) |
+      b.readUInt32LE(o + V2.DNS_MALFORMED)) !==
+      0
+  );
+}
+
+/**
+ * The DNS name of row `o` as text: its bytes one character each (latin1), so any byte a packet
+ * held reads back as itself; a damaged length is bounded by the bytes a section keeps.
+ */
+export function rowDnsName(b: Buffer, o: number): string {
+  const at = o + V2.DNS_NAME;
+  return b.toString('latin1', at, at + Math.min(b[o + V2.DNS_NAME_LEN], V2_DNS_NAME_MAX));
+}
+
+/** The DNS section of row `o` as a `FlowDns`, or undefined when it is empty. */
+export function readDns(b: Buffer, o: number): FlowDns | undefined {
+  if (!rowHasDns(b, o)) return undefined;
+  const flags = b[o + V2.DNS_RECORD_FLAGS];
+  const dns: FlowDns = {
+    queries: b.readUInt32LE(o + V2.DNS_QUERIES),
+    answers: b.readUInt32LE(o + V2.DNS_ANSWERS),
+    unanswered: b.readUInt32LE(o + V2.DNS_UNANSWERED),
+    malformed: b.readUInt32LE(o + V2.DNS_MALFORMED),
+    latestNs: b.readBigUInt64LE(o + V2.DNS_LATEST_NS),
+  };
+  if ((flags & DnsFlag.HEADER) !== 0)
+    dns.header = { id: b.readUInt16LE(o + V2.DNS_ID), flags: b.readUInt16LE(o + V2.DNS_FLAGS) };
+  if ((flags & DnsFlag.NAME) !== 0) dns.name = rowDnsName(b, o);
+  if ((flags & DnsFlag.NAME_TRUNCATED) !== 0) dns.nameTruncated = true;
+  if ((flags & DnsFlag.LATENCY) !== 0) dns.latencyNs = b.readBigUInt64LE(o + V2.DNS_LATENCY_NS);
+  const errno = b[o + V2.DNS_ERRNO];
+  if (errno !== 0) dns.errno = errno;
+  return dns;
+}
+
+/** Writes `dns` as the DNS section of the row at `offset` of `buf` (a name is cut to 64 bytes). */
+export function writeDns(buf: Buffer, offset: number, dns: FlowDns): void {
+  let flags = 0;
+  buf.writeUInt32LE(dns.queries >>> 0, offset + V2.DNS_QUERIES);
+  buf.writeUInt32LE(dns.answers >>> 0, offset + V2.DNS_ANSWERS);
+  buf.writeUInt32LE(dns.unanswered >>> 0, offset + V2.DNS_UNANSWERED);
+  buf.writeUInt32LE(dns.malformed >>> 0, offset + V2.DNS_MALFORMED);
+  buf.writeBigUInt64LE(dns.latestNs, offset + V2.DNS_LATEST_NS);
+  if (dns.header !== undefined) {
+    buf.writeUInt16LE(dns.header.id, offset + V2.DNS_ID);
+    buf.writeUInt16LE(dns.header.flags, offset + V2.DNS_FLAGS);
+    flags |= DnsFlag.HEADER;
+  }
+  buf.fill(0, offset + V2.DNS_NAME, offset + V2.DNS_NAME + V2_DNS_NAME_MAX);
+  buf[offset + V2.DNS_NAME_LEN] = 0;
+  if (dns.name !== undefined) {
+    const written = buf.write(dns.name, offset + V2.DNS_NAME, V2_DNS_NAME_MAX, 'latin1');
+    buf[offset + V2.DNS_NAME_LEN] = written;
+    flags |= DnsFlag.NAME;
+    if (written < dns.name.length) flags |= DnsFlag.NAME_TRUNCATED;
+  }
+  if (dns.nameTruncated === true) flags |= DnsFlag.NAME_TRUNCATED;
+  buf.writeBigUInt64LE(dns.latencyNs ?? 0n, offset + V2.DNS_LATENCY_NS);
+  if (dns.latencyNs !== undefined) flags |= DnsFlag.LATENCY;
+  buf[offset + V2.DNS_ERRNO] = dns.errno ?? 0;
+  buf[offset + V2.DNS_RECORD_FLAGS] = flags;
+}
+
 /** Writes `flow` as a v2 row at `offset` of `buf` (padding zeroed). */
 export function writeFlowRow(buf: Buffer, offset: number, flow: Flow): void {
   buf.fill(0, offset, offset + V2_RECORD_BYTES);
@@ -258,6 +339,7 @@ export function writeFlowRow(buf: Buffer, offset: number, flow: Flow): void {
     buf[offset + V2.RECORD_FLAGS] |= RecordFlag.BIFLOW;
   }
   if (flow.health !== undefined) writeHealth(buf, offset, flow.health);
+  if (flow.dns !== undefined) writeDns(buf, offset, flow.dns);
 }
 
 /**

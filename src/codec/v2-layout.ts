@@ -62,6 +62,19 @@ export const V2 = {
   HEALTH_FLAGS: 319,
   RTT_SAMPLES: 320,
   HEALTH_PAD: 324,
+  DNS_LATENCY_NS: 328,
+  DNS_LATEST_NS: 336,
+  DNS_QUERIES: 344,
+  DNS_ANSWERS: 348,
+  DNS_UNANSWERED: 352,
+  DNS_MALFORMED: 356,
+  DNS_ID: 360,
+  DNS_FLAGS: 362,
+  DNS_NAME_LEN: 364,
+  DNS_ERRNO: 365,
+  DNS_RECORD_FLAGS: 366,
+  DNS_PAD: 367,
+  DNS_NAME: 368,
 } as const;
 
 /** Interfaces a record lists as crossed (`FLOWTAP_MAX_CROSSED`). */
@@ -92,6 +105,50 @@ export const HealthFlag = {
   HANDSHAKE: 2,
 } as const;
 
+/** `dns_record_flags` bits (`FLOWTAP_DNS_*`): which parts of the DNS section hold a value. */
+export const DnsFlag = {
+  /** `dns_id`, `dns_flags` hold the header of the section's latest message. */
+  HEADER: 1,
+  /** `dns_name` holds that message's first question name (`dns_name_len` bytes; 0 is the root). */
+  NAME: 2,
+  /** The name was longer than {@link V2_DNS_NAME_MAX}: its first bytes are kept. */
+  NAME_TRUNCATED: 4,
+  /** `dns_latency_ns` holds the latency of an answered query. */
+  LATENCY: 8,
+} as const;
+
+/** Bytes of a question name a DNS section keeps (`FLOWTAP_DNS_NAME_MAX`). */
+export const V2_DNS_NAME_MAX = 64;
+
+/** Bounds the DNS parsers and trackers share with the kernel (`FLOWTAP_DNS_*` in the header). */
+export const DnsLimit = {
+  /** Queries awaiting their response at most; the oldest beyond is counted unanswered. */
+  PENDING_MAX: 4096,
+} as const;
+
+/** `dns_errno` values (`FLOWTAP_DNS_E*`): netobserv's dns_errno, the errno its kernel program met. */
+export const DnsErrno = {
+  /** A response that matched no pending query. */
+  ENOENT: 2,
+  /** The DNS header ends past the packet. */
+  EFAULT: 14,
+  /** A malformed message: impossible counts, a bad label, pointer or name. */
+  EINVAL: 22,
+} as const;
+
+/** Offsets in `struct flow_dns_query_key`, the key of a query awaiting its response. */
+export const DNS_QUERY_KEY = {
+  SRC_ADDR: 0,
+  DST_ADDR: 16,
+  SRC_PORT: 32,
+  DST_PORT: 34,
+  DNS_ID: 36,
+  TRANSPORT_PROTOCOL: 38,
+  KEY_PAD: 39,
+} as const;
+/** Size of `struct flow_dns_query_key`. */
+export const DNS_QUERY_KEY_BYTES = 40;
+
 /** Size of `struct flow_key`: the part of a record that identifies the flow. */
 export const V2_KEY_BYTES = 64;
 /** Size of `struct flow_metrics`: the kernel map's value. */
@@ -102,8 +159,12 @@ export const V2_EVENT_BYTES = V2_KEY_BYTES + V2_METRICS_BYTES;
 export const V2_USER_BYTES = 56;
 /** Size of `struct flow_health`: TCP health, the health programs' map value and the row's last section. */
 export const V2_HEALTH_BYTES = 88;
+/** Size of `struct flow_dns`: DNS of the flow, the DNS map's value and the row's last section. */
+export const V2_DNS_BYTES = 104;
+/** Size of `struct flow_dns_pending`: query time, the query's flow key and its DNS section. */
+export const DNS_PENDING_BYTES = 8 + V2_KEY_BYTES + V2_DNS_BYTES;
 /** Size of `struct flow_record`: a batch row. */
-export const V2_RECORD_BYTES = V2_EVENT_BYTES + V2_USER_BYTES + V2_HEALTH_BYTES;
+export const V2_RECORD_BYTES = V2_EVENT_BYTES + V2_USER_BYTES + V2_HEALTH_BYTES + V2_DNS_BYTES;
 /** Size of `struct flow_health` in 32-bit words. */
 export const V2_HEALTH_WORDS = V2_HEALTH_BYTES / 4;
 
@@ -126,6 +187,27 @@ export const V2_HEALTH_WORD = {
   DROP_FLAGS_STATE: 19,
   RTT_SAMPLES: 20,
   PAD: 21,
+} as const;
+/** Size of `struct flow_dns` in 32-bit words. */
+export const V2_DNS_WORDS = V2_DNS_BYTES / 4;
+
+/**
+ * Word indexes inside `struct flow_dns` (add `V2.DNS_LATENCY_NS / 4` for a whole row).
+ * A u64 spans two words, low first.
+ */
+export const V2_DNS_WORD = {
+  LATENCY_NS: 0,
+  LATEST_NS: 2,
+  QUERIES: 4,
+  ANSWERS: 5,
+  UNANSWERED: 6,
+  MALFORMED: 7,
+  /** dns_id (bits 0..15), dns_flags (16..31). */
+  ID_FLAGS: 8,
+  /** dns_name_len (bits 0..7), dns_errno (8..15), dns_record_flags (16..23), dns_pad (24..31). */
+  NAME_LEN_ERRNO_FLAGS: 9,
+  /** dns_name: 16 words. */
+  NAME: 10,
 } as const;
 /** Key size in 32-bit words, for hashing and comparing keys word by word. */
 export const V2_KEY_WORDS = V2_KEY_BYTES / 4;

@@ -7,10 +7,11 @@ import type { Flow } from '../model/flow.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 import { isIpv4Mapped } from '../model/ip.ts';
 import { EtherType } from '../model/names.ts';
-import { RecordBatch, writeFlowRow } from './record-batch.ts';
+import { RecordBatch, rowHasDns, writeFlowRow } from './record-batch.ts';
 import type { DecodedRecords } from './record-stream.ts';
 import {
   V2,
+  V2_DNS_NAME_MAX,
   V2_EVENT_BYTES,
   V2_KEY_BYTES,
   V2_MAX_CROSSED,
@@ -45,7 +46,8 @@ const ZERO_FIELDS: ReadonlyArray<readonly [string, number, number]> = [
   ['dedup_dst_mac', V2.DEDUP_DST_MAC, V2.METRICS_PAD],
   ['metrics_pad', V2.METRICS_PAD, V2_EVENT_BYTES],
   ['user_pad', V2.USER_PAD, V2.RTT_MIN_NS],
-  ['health_pad', V2.HEALTH_PAD, V2_RECORD_BYTES],
+  ['health_pad', V2.HEALTH_PAD, V2.DNS_LATENCY_NS],
+  ['dns_pad', V2.DNS_PAD, V2.DNS_NAME],
 ];
 const W_KEY_PAD = V2.KEY_PAD >> 2;
 const W_CROSSED_COUNT = V2.CROSSED_COUNT >> 2;
@@ -53,6 +55,8 @@ const W_DEDUP_MACS = V2.DEDUP_SRC_MAC >> 2;
 const W_METRICS_PAD = V2.METRICS_PAD >> 2;
 const W_USER_PAD = V2.USER_PAD >> 2;
 const W_HEALTH_PAD = V2.HEALTH_PAD >> 2;
+/** dns_name_len (bits 0..7), dns_errno, dns_record_flags, dns_pad (24..31). */
+const W_DNS_NAME_LEN_PAD = V2.DNS_NAME_LEN >> 2;
 const W_PACKETS = V2.PACKETS >> 2;
 const W_FIRST = V2.FIRST_SEEN_NS >> 2;
 const W_LAST = V2.LAST_SEEN_NS >> 2;
@@ -80,8 +84,23 @@ function rowError(buf: Buffer, o: number, base: number): MalformedRecordError | 
       `is ${crossed}, more than ${V2_MAX_CROSSED}`,
     );
   }
-  if (buf.readUInt32LE(o + V2.PACKETS) === 0 && buf.readUInt32LE(o + V2.PACKETS + 4) === 0) {
-    return malformed(base, o + V2.PACKETS, 'packets', 'is 0: a record counts at least one packet');
+  const nameLength = buf[o + V2.DNS_NAME_LEN];
+  if (nameLength > V2_DNS_NAME_MAX) {
+    return malformed(
+      base,
+      o + V2.DNS_NAME_LEN,
+      'dns_name_len',
+      `is ${nameLength}, more than ${V2_DNS_NAME_MAX}`,
+    );
+  }
+  const noPackets = buf.readUInt32LE(o + V2.PACKETS) === 0 && buf.readUInt32LE(o + V2.PACKETS + 4) === 0;
+  if (noPackets && !rowHasDns(buf, o)) {
+    return malformed(
+      base,
+      o + V2.PACKETS,
+      'packets',
+      'is 0: a record counts at least one packet, unless it carries DNS only (an unanswered query)',
+    );
   }
   if (buf.readBigUInt64LE(o + V2.LAST_SEEN_NS) < buf.readBigUInt64LE(o + V2.FIRST_SEEN_NS)) {
     return malformed(base, o + V2.LAST_SEEN_NS, 'last_seen_ns', 'is before first_seen_ns');
@@ -105,7 +124,9 @@ function rowLooksValid(w: Int32Array, i: number): boolean {
   if (countWord >>> 24 !== 0 || ((countWord >>> 16) & 0xff) > V2_MAX_CROSSED) return false; // pad0, crossed_count
   if ((w[r + W_DEDUP_MACS] | w[r + W_DEDUP_MACS + 1] | w[r + W_DEDUP_MACS + 2]) !== 0) return false;
   if (w[r + W_METRICS_PAD] !== 0 || w[r + W_USER_PAD] !== 0 || w[r + W_HEALTH_PAD] !== 0) return false; // pads
-  if (w[r + W_PACKETS] === 0 && w[r + W_PACKETS + 1] === 0) return false; // packets
+  const dnsWord = w[r + W_DNS_NAME_LEN_PAD];
+  if (dnsWord >>> 24 !== 0 || (dnsWord & 0xff) > V2_DNS_NAME_MAX) return false; // dns_pad, dns_name_len
+  if (w[r + W_PACKETS] === 0 && w[r + W_PACKETS + 1] === 0) return false; // packets (DNS-only rows: rowError)
   const firstHi = w[r + W_FIRST + 1] >>> 0;
   const lastHi = w[r + W_LAST + 1] >>> 0;
   if (lastHi < firstHi || (lastHi === firstHi && w[r + W_LAST] >>> 0 < w[r + W_FIRST] >>> 0)) return false;

@@ -4,7 +4,7 @@
  * JSON health summary for `/health`.
  */
 
-/** Counters of one source (grpc, kafka, ipfix). */
+/** Counters of one source (grpc, kafka, ipfix+udp, ipfix+tcp). */
 export class SourceMetrics {
   /** Flows decoded and handed to the sinks. */
   received = 0;
@@ -14,6 +14,8 @@ export class SourceMetrics {
   readonly lagByPartition = new Map<number, number>();
   /** Kafka: offset commits that failed (their flows come again after a rebalance). */
   commitFailures = 0;
+  /** IPFIX: data records the exporters' sequence numbers say were sent but never arrived. */
+  missingRecords = 0;
 
   constructor(readonly name: string) {}
 
@@ -105,6 +107,7 @@ export class CollectMetrics {
       received: s.received,
       dropped: Object.fromEntries(s.dropped),
       ...(s.lagByPartition.size > 0 ? { lagByPartition: Object.fromEntries(s.lagByPartition) } : {}),
+      ...(s.missingRecords > 0 ? { missingRecords: s.missingRecords } : {}),
     }));
     return { status: this.sinks.every((s) => s.healthy) ? 'ok' : 'failing', sinks, sources };
   }
@@ -150,6 +153,14 @@ export class CollectMetrics {
       'Offset commits that failed (their flows are read again after a rebalance)',
       'counter',
       this.sources.map((s) => [label({ source: s.name }), s.commitFailures]),
+    );
+    family(
+      'flowtap_collect_ipfix_missing_records_total',
+      "Data records IPFIX exporters' sequence numbers say were sent but never arrived",
+      'counter',
+      this.sources
+        .filter((s) => s.name.startsWith('ipfix'))
+        .map((s) => [label({ source: s.name }), s.missingRecords]),
     );
     family(
       'flowtap_collect_flows_stored_total',

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { batchToJsonLines, LINES_PER_WRITE } from '../export/json-lines.ts';
+import { type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
 import type { SinkMetrics } from './collect-metrics.ts';
 import type { Accepted, CollectorSink } from './collector-sink.ts';
 
@@ -23,6 +24,8 @@ export class PrintSink implements CollectorSink {
     private readonly metrics: SinkMetrics,
     /** Renders a batch as a table (passed in: tables are the agent layer's). */
     private readonly formatTable: (batch: RecordBatch) => string,
+    /** Names of drop reasons for JSON lines, asked for at the first batch printed. */
+    private readonly dropReasons: DropReasonSource = () => NUMERIC_DROP_REASONS,
   ) {}
 
   async accept(batch: RecordBatch): Promise<Accepted> {
@@ -30,8 +33,9 @@ export class PrintSink implements CollectorSink {
     if (this.name === 'table') {
       if (batch.count > 0 && !this.out.write(this.formatTable(batch))) await once(this.out, 'drain');
     } else {
+      const names = this.dropReasons();
       for (let start = 0; start < batch.count; start += LINES_PER_WRITE) {
-        const text = batchToJsonLines(batch, start, Math.min(batch.count, start + LINES_PER_WRITE));
+        const text = batchToJsonLines(batch, start, Math.min(batch.count, start + LINES_PER_WRITE), names);
         if (!this.out.write(text)) await once(this.out, 'drain');
       }
     }

@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { NotSupportedError, PermissionError } from '../errors.ts';
+import { VMLINUX_BTF_PATH } from './btf.ts';
 import { PRIVILEGE_ADVICE } from './kernel-error.ts';
 import { BpfAttachType, BpfMapType, libbpf } from './libbpf.ts';
 
@@ -13,9 +14,6 @@ const CAP_SYS_ADMIN = 21n;
 const CAP_PERFMON = 38n;
 const CAP_BPF = 39n;
 const LOOPBACK_IFINDEX = 1;
-
-/** Where the kernel exposes its own BTF (CONFIG_DEBUG_INFO_BTF). */
-export const VMLINUX_BTF_PATH = '/sys/kernel/btf/vmlinux';
 
 /** What the kernel offers flowtap's datapath. */
 export interface KernelFeatures {

@@ -3,19 +3,15 @@
  * old one in batches, merging per-CPU values into one row per flow and turning kernel monotonic
  * times into Unix-epoch nanoseconds. No object is made per flow.
  */
-import { constants } from 'node:os';
 import { mergeFlowMetrics } from '../codec/merge-rule.ts';
 import { RowWords } from '../codec/row-words.ts';
 import { V2_KEY_BYTES, V2_KEY_WORDS, V2_METRICS_WORD, V2_METRICS_WORDS } from '../codec/v2-layout.ts';
 import type { SplitOffset } from './clock.ts';
 import { compactCrossed, restoreDedupKey } from './dedup-rows.ts';
-import { kernelError } from './kernel-error.ts';
-import { batchOpts, libbpf } from './libbpf.ts';
+import { MapBatchReader } from './map-batch.ts';
 import type { FlowObject } from './object.ts';
 import { addOffsetWords, type RowSink } from './rows.ts';
 
-const MAX_BATCH_ENTRIES = 4096;
-const MAX_BATCH_VALUE_BYTES = 4 << 20;
 const KEY_WORDS = V2_KEY_WORDS;
 const METRICS_WORDS = V2_METRICS_WORDS;
 const W_PACKETS = V2_METRICS_WORD.PACKETS;
@@ -78,28 +74,13 @@ export function mergePerCpuMetrics(
 
 /** Moves every flow out of the kernel into rows. One per `FlowObject`. */
 export class FlowMapDrainer {
-  #entries: number;
-  #keys: Buffer;
-  #values: Buffer;
-  #keyWords: Uint32Array;
-  #valueWords: Int32Array;
+  readonly #reader: MapBatchReader;
   /** One flow's metrics while its per-CPU values are folded. */
   readonly #merged = new Int32Array(METRICS_WORDS);
   readonly #rowWords = new RowWords();
-  readonly #inBatch = Buffer.alloc(8);
-  readonly #outBatch = Buffer.alloc(8);
-  readonly #count = Buffer.alloc(4);
-  readonly #opts = batchOpts();
 
   constructor(private readonly obj: FlowObject) {
-    this.#entries = Math.max(
-      64,
-      Math.min(MAX_BATCH_ENTRIES, Math.floor(MAX_BATCH_VALUE_BYTES / obj.flowValueBytes)),
-    );
-    this.#keys = Buffer.alloc(this.#entries * V2_KEY_BYTES);
-    this.#values = Buffer.alloc(this.#entries * obj.flowValueBytes);
-    this.#keyWords = new Uint32Array(this.#keys.buffer, this.#keys.byteOffset, this.#keys.length / 4);
-    this.#valueWords = new Int32Array(this.#values.buffer, this.#values.byteOffset, this.#values.length / 4);
+    this.#reader = new MapBatchReader(V2_KEY_BYTES, obj.flowValueBytes);
   }
 
   /**
@@ -108,58 +89,25 @@ export class FlowMapDrainer {
    */
   drainInto(sink: RowSink, offset: SplitOffset): number {
     const fd = this.obj.swapFlowMaps();
-    const lib = libbpf();
-    let rows = 0;
-    let first = true;
-    for (;;) {
-      this.#count.writeUInt32LE(this.#entries, 0);
-      const result: number = lib.mapLookupAndDeleteBatch(
-        fd,
-        first ? null : this.#inBatch,
-        this.#outBatch,
-        this.#keys,
-        this.#values,
-        this.#count,
-        this.#opts,
-      );
-      if (result < 0 && -result === constants.errno.ENOSPC) {
-        // One hash bucket holds more flows than a batch: retry the same position with room for it.
-        this.#grow();
-        continue;
-      }
-      if (result < 0 && -result !== constants.errno.ENOENT)
-        throw kernelError('draining the flow map', result);
-      const n = this.#count.readUInt32LE(0);
+    return this.#reader.drain(fd, 'the flow map', (n) => {
       for (let i = 0; i < n; i++) this.#appendFlow(sink, i, offset);
-      rows += n;
-      if (result < 0) return rows; // ENOENT: the map is empty now
-      this.#outBatch.copy(this.#inBatch);
-      first = false;
-    }
-  }
-
-  #grow(): void {
-    this.#entries *= 2;
-    this.#keys = Buffer.alloc(this.#entries * V2_KEY_BYTES);
-    this.#values = Buffer.alloc(this.#entries * this.obj.flowValueBytes);
-    this.#keyWords = new Uint32Array(this.#keys.buffer, this.#keys.byteOffset, this.#keys.length / 4);
-    this.#valueWords = new Int32Array(this.#values.buffer, this.#values.byteOffset, this.#values.length / 4);
+    });
   }
 
   #appendFlow(sink: RowSink, i: number, offset: SplitOffset): void {
     const o = sink.appendRow() >>> 2;
     const row = this.#rowWords.of(sink.bytes);
-    const keys = this.#keyWords;
+    const keys = this.#reader.keyWords;
     const k = i * KEY_WORDS;
     for (let w = 0; w < KEY_WORDS; w++) row[o + w] = keys[k + w];
     const m = o + KEY_WORDS;
     const v = (i * this.obj.flowValueBytes) >>> 2;
     if (this.obj.options.mapKind === 'shared') {
-      const values = this.#valueWords;
+      const values = this.#reader.valueWords;
       for (let w = 0; w < METRICS_WORDS; w++) row[m + w] = values[v + w];
     } else {
       const merged = this.#merged;
-      mergePerCpuMetrics(this.#valueWords, v, this.obj.possibleCpus, merged, 0);
+      mergePerCpuMetrics(this.#reader.valueWords, v, this.obj.possibleCpus, merged, 0);
       for (let w = 0; w < METRICS_WORDS; w++) row[m + w] = merged[w];
     }
     addOffsetWords(row, m + W_FIRST, offset);

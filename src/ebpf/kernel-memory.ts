@@ -12,9 +12,12 @@
  *   per-CPU   E x C x 40 B values (per-CPU hash only);
  *   buckets   roundup_pow_of_two(E) x 16 B;
  *   fixed     the map struct and per-CPU locks (under 1 KiB).
+ * With TCP health on, the two health maps (allocated as entries arrive, BPF_F_NO_PREALLOC: the
+ * budget counts them full, 48 B element + 64 B key + 88 B value + an 8 B list node each, plus
+ * buckets) and, with ENABLE_RTT, the TC pair's preallocated LRU of pending handshakes.
  * test/ebpf/kernel-memory.test.ts checks the estimate against what the kernel reports.
  */
-import { V2_KEY_BYTES, V2_METRICS_BYTES } from '../codec/v2-layout.ts';
+import { V2_HEALTH_BYTES, V2_KEY_BYTES, V2_METRICS_BYTES } from '../codec/v2-layout.ts';
 import { ConfigError } from '../errors.ts';
 import { humanBytes } from '../model/names.ts';
 import type { FlowMapKind } from './object.ts';
@@ -51,6 +54,14 @@ const RINGBUF_FIXED_BYTES = 304;
 /** The per-CPU counters array (enum flowtap_counter) and the one-slot outer map: a rough allowance. */
 const COUNTERS_BYTES_PER_CPU = 5 * 8;
 const SMALL_MAPS_FIXED_BYTES = 2048;
+/** A run-time allocated hash element's list node (bpf_mem_alloc), on top of the element. */
+const HTAB_LLIST_NODE_BYTES = 8;
+/** HANDSHAKE_PENDING_ENTRIES of bpf/flows.bpf.c: entries of the LRU of pending handshakes. */
+export const HANDSHAKE_PENDING_ENTRIES = 4096;
+/** sizeof(struct handshake_pending) of bpf/flows.bpf.c. */
+export const HANDSHAKE_PENDING_VALUE_BYTES = 32;
+/** Health maps user space keeps: one the programs write, one being drained (see HealthMaps). */
+export const HEALTH_MAP_COUNT = 2;
 
 /** What a datapath setting costs in kernel memory, in bytes. */
 export interface KernelMemory {
@@ -62,6 +73,10 @@ export interface KernelMemory {
   flowMapBytes: number;
   /** The ring buffer with its metadata. */
   ringBufferBytes: number;
+  /** One health map, full (there are {@link HEALTH_MAP_COUNT}); 0 with TCP health off. */
+  healthMapBytes: number;
+  /** The LRU of pending TCP handshakes (ENABLE_RTT); 0 without it. */
+  handshakeMapBytes: number;
   /** Counters and the outer map. */
   otherBytes: number;
   /** Everything together. */
@@ -77,6 +92,10 @@ export interface KernelMemoryInput {
   /** Possible CPUs (not only online ones: per-CPU memory is allocated for each). */
   possibleCpus: number;
   mapKind: FlowMapKind;
+  /** TCP health on: the health maps exist, of {@link healthMapEntries} entries each. */
+  health?: boolean;
+  /** Handshake times on (ENABLE_RTT): the TC pair keeps pending handshakes. */
+  handshake?: boolean;
 }
 
 function roundUpPowerOfTwo(n: number): number {
@@ -95,6 +114,37 @@ export function flowMapBytes(maxFlows: number, possibleCpus: number, mapKind: Fl
   return bytes;
 }
 
+/**
+ * Health entries per flow-map entry: most flows never have a health event (only TCP flows have
+ * RTT samples; drops and retransmissions are the exception), so each health map holds a quarter
+ * of CACHE_MAX_FLOWS; beyond it, events are counted as healthMapFull.
+ */
+export const HEALTH_ENTRIES_PER_FLOW = 1 / 4;
+/** The fewest entries a health map gets, whatever CACHE_MAX_FLOWS. */
+export const MIN_HEALTH_ENTRIES = 1024;
+
+/** Entries of each health map for flow maps of `maxFlows`. */
+export function healthMapEntries(maxFlows: number): number {
+  return Math.max(MIN_HEALTH_ENTRIES, Math.ceil(maxFlows * HEALTH_ENTRIES_PER_FLOW));
+}
+
+/** Bytes of one health map of `entries` entries when full (its entries are allocated as they arrive). */
+export function healthMapBytes(entries: number): number {
+  if (entries === 0) return 0;
+  const element = HTAB_ELEM_BYTES + V2_KEY_BYTES + V2_HEALTH_BYTES + HTAB_LLIST_NODE_BYTES;
+  return HTAB_FIXED_BYTES + roundUpPowerOfTwo(entries) * HTAB_BUCKET_BYTES + entries * element;
+}
+
+/** Bytes of the preallocated LRU hash of pending handshakes. */
+export function handshakeMapBytes(): number {
+  const element = HTAB_ELEM_BYTES + V2_KEY_BYTES + HANDSHAKE_PENDING_VALUE_BYTES;
+  return (
+    HTAB_FIXED_BYTES +
+    roundUpPowerOfTwo(HANDSHAKE_PENDING_ENTRIES) * HTAB_BUCKET_BYTES +
+    HANDSHAKE_PENDING_ENTRIES * element
+  );
+}
+
 /** Bytes the kernel takes for a ring buffer of `dataBytes`. */
 export function ringBufferMemoryBytes(dataBytes: number): number {
   const dataPages = Math.ceil(dataBytes / PAGE_BYTES);
@@ -111,13 +161,17 @@ export function kernelMemory(input: KernelMemoryInput): KernelMemory {
   const map = flowMapBytes(input.maxFlows, input.possibleCpus, input.mapKind);
   const ring = ringBufferMemoryBytes(input.ringBufferBytes);
   const other = SMALL_MAPS_FIXED_BYTES + COUNTERS_BYTES_PER_CPU * input.possibleCpus;
+  const health = input.health ? healthMapBytes(healthMapEntries(input.maxFlows)) : 0;
+  const handshake = input.handshake ? handshakeMapBytes() : 0;
   return {
     mapKind: input.mapKind,
     possibleCpus: input.possibleCpus,
     flowMapBytes: map,
     ringBufferBytes: ring,
+    healthMapBytes: health,
+    handshakeMapBytes: handshake,
     otherBytes: other,
-    totalBytes: FLOW_MAP_COUNT * map + ring + other,
+    totalBytes: FLOW_MAP_COUNT * map + ring + HEALTH_MAP_COUNT * health + handshake + other,
   };
 }
 
@@ -167,7 +221,11 @@ export function planKernelMemory(input: KernelMemoryPlanInput): KernelMemory {
     `a flow count whose kernel maps fit KERNEL_MEMORY_MAX=${humanBytes(input.maxBytes)}: ` +
       `${input.maxFlows} flows need ${humanBytes(memory.totalBytes)} of kernel memory ` +
       `(${FLOW_MAP_COUNT} ${mapKind} flow maps of ${humanBytes(memory.flowMapBytes)} on ` +
-      `${input.possibleCpus} CPUs, ring buffer ${humanBytes(memory.ringBufferBytes)}); ` +
+      `${input.possibleCpus} CPUs, ring buffer ${humanBytes(memory.ringBufferBytes)}` +
+      (memory.healthMapBytes > 0
+        ? `, ${HEALTH_MAP_COUNT} health maps of ${humanBytes(memory.healthMapBytes)} at most`
+        : '') +
+      '); ' +
       `lower CACHE_MAX_FLOWS to ${fits} or less, or raise KERNEL_MEMORY_MAX (--kernel-memory-max)` +
       sharedHint,
   );

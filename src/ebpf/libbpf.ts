@@ -9,7 +9,10 @@ import koffi, { type LibraryHandle } from 'koffi';
 import { NotSupportedError } from '../errors.ts';
 
 /** Kernel map types flowtap creates itself (enum bpf_map_type). */
-export const BpfMapType = { HASH: 1, PERCPU_HASH: 5, RINGBUF: 27 } as const;
+export const BpfMapType = { HASH: 1, PERCPU_HASH: 5, ARRAY_OF_MAPS: 12, RINGBUF: 27 } as const;
+
+/** Flag of `bpf_map_create`: entries are allocated when inserted, not all at creation. */
+export const BPF_F_NO_PREALLOC = 1;
 
 /** Kernel attach types of TCX links (enum bpf_attach_type, Linux 6.6+). */
 export const BpfAttachType = { TCX_INGRESS: 46, TCX_EGRESS: 47 } as const;
@@ -24,6 +27,9 @@ const SIZE_OF_TC_HOOK = 24;
 const SIZE_OF_TC_OPTS = 32;
 const SIZE_OF_BATCH_OPTS = 24;
 const SIZE_OF_MAP_CREATE_OPTS = 48;
+/** Offsets in `bpf_map_create_opts` after `sz` and the four BTF ids. */
+const MAP_CREATE_OPTS_INNER_MAP_FD = 24;
+const MAP_CREATE_OPTS_MAP_FLAGS = 28;
 const MAX_LOG_LINES = 64;
 const LIBBPF_WARN = 0;
 
@@ -84,11 +90,17 @@ function bind() {
     objectClose: lib.func('void bpf_object__close(void *obj)'),
     objectFindMap: lib.func('void *bpf_object__find_map_by_name(void *obj, const char *name)'),
     objectFindProgram: lib.func('void *bpf_object__find_program_by_name(void *obj, const char *name)'),
+    objectNextProgram: lib.func('void *bpf_object__next_program(const void *obj, void *prog)'),
+    programName: lib.func('const char *bpf_program__name(const void *prog)'),
     mapFd: lib.func('int bpf_map__fd(void *map)'),
     mapSetMaxEntries: lib.func('int bpf_map__set_max_entries(void *map, uint32_t n)'),
     mapSetInnerMapFd: lib.func('int bpf_map__set_inner_map_fd(void *map, int fd)'),
     mapSetInitialValue: lib.func('int bpf_map__set_initial_value(void *map, const void *data, size_t size)'),
+    mapReuseFd: lib.func('int bpf_map__reuse_fd(void *map, int fd)'),
     programFd: lib.func('int bpf_program__fd(void *prog)'),
+    programSetAutoload: lib.func('int bpf_program__set_autoload(void *prog, bool autoload)'),
+    programAttach: lib.func('void *bpf_program__attach(const void *prog)'),
+    linkDestroy: lib.func('int bpf_link__destroy(void *link)'),
     mapCreate: lib.func(
       'int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)',
     ),
@@ -180,9 +192,14 @@ export function batchOpts(): Buffer {
   return opts;
 }
 
-/** Option struct `bpf_map_create_opts` with no fields set. */
-export function mapCreateOpts(): Buffer {
+/**
+ * Option struct `bpf_map_create_opts`: the inner map of a map of maps (its template) and the
+ * map flags, when given; no field is set otherwise.
+ */
+export function mapCreateOpts(fields: { innerMapFd?: number; mapFlags?: number } = {}): Buffer {
   const opts = Buffer.alloc(SIZE_OF_MAP_CREATE_OPTS);
   opts.writeBigUInt64LE(BigInt(SIZE_OF_MAP_CREATE_OPTS), 0);
+  opts.writeUInt32LE(fields.innerMapFd ?? 0, MAP_CREATE_OPTS_INNER_MAP_FD);
+  opts.writeUInt32LE(fields.mapFlags ?? 0, MAP_CREATE_OPTS_MAP_FLAGS);
   return opts;
 }

@@ -13,6 +13,7 @@ import {
   FILTER_PREFIXES_MAP,
   FILTER_PROGRAMS_MAP,
 } from './filter-maps.ts';
+import { HEALTH_MAP } from './health-maps.ts';
 import { kernelError } from './kernel-error.ts';
 import { BpfMapType, lastErrno, libbpf, mapCreateOpts } from './libbpf.ts';
 
@@ -30,9 +31,10 @@ const OUTER_MAP = 'flowtap_flows';
 const RINGBUF_MAP = 'flowtap_events';
 const COUNTERS_MAP = 'flowtap_counters';
 const RODATA_MAP = '.rodata';
-/** sizeof(struct flowtap_config): sampling, shared_map, dedup, tunnels, cpus (u32 each). */
-const CONFIG_BYTES = 20;
-const COUNTER_COUNT = 8;
+/** sizeof(struct flowtap_config): sampling, shared_map, dedup, tunnels, cpus, handshake (u32 each). */
+const CONFIG_BYTES = 24;
+/** COUNTER_MAX of bpf/datapath.h. */
+const COUNTER_COUNT = 10;
 /** sizeof(struct __sk_buff), and where its `ifindex` is: a test run's context picks the device. */
 const SK_BUFF_CTX_BYTES = 192;
 const SK_BUFF_CTX_IFINDEX = 40;
@@ -61,6 +63,13 @@ export interface DatapathCounters {
    * take: counted once as always, the interface is missing from the flow's list.
    */
   crossedOverflow: number;
+  /**
+   * Health events (RTT samples, drops, retransmissions, handshake times) lost because the health
+   * map was full; the flows themselves are counted as always.
+   */
+  healthMapFull: number;
+  /** Drops of packets without an IP header a flow key can be built from (not IP, or truncated). */
+  healthUnkeyed: number;
 }
 
 /** What to load. */
@@ -77,6 +86,10 @@ export interface FlowObjectOptions {
   dedup?: boolean;
   /** Key tunnelled packets by the packet inside (default false). */
   tunnels?: boolean;
+  /** Time TCP handshakes into the health map (default false; needs `healthMapFd`). */
+  handshake?: boolean;
+  /** Fd of the health map slot (HealthMaps.outerFd) the programs share; none when health is off. */
+  healthMapFd?: number;
   /** Compiled object to load; the committed one by default. */
   objectPath?: string;
 }
@@ -180,6 +193,10 @@ export class FlowObject {
       config.writeUInt32LE(opts.dedup === false ? 0 : 1, 8);
       config.writeUInt32LE(opts.tunnels ? 1 : 0, 12);
       config.writeUInt32LE(lib.numPossibleCpus(), 16);
+      config.writeUInt32LE(opts.handshake && opts.healthMapFd !== undefined ? 1 : 0, 20);
+      if (opts.healthMapFd !== undefined) {
+        check(lib.mapReuseFd(findMap(obj, HEALTH_MAP), opts.healthMapFd), 'sharing the health map');
+      }
       check(
         lib.mapSetInitialValue(findMap(obj, RODATA_MAP), config, CONFIG_BYTES),
         'setting the datapath constants',
@@ -255,6 +272,8 @@ export class FlowObject {
       filterAccepted: sums[5],
       filterRejected: sums[6],
       crossedOverflow: sums[7],
+      healthMapFull: sums[8],
+      healthUnkeyed: sums[9],
     };
   }
 

@@ -11,6 +11,7 @@ import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { ExportError } from '../errors.ts';
+import { type DropReasonNames, type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
 import { flowToJson } from '../model/flow.ts';
 import { QueuedExporter, type QueuedExporterOptions } from './exporter.ts';
 import { JsonRowEncoder } from './json-rows.ts';
@@ -21,15 +22,22 @@ export interface JsonLinesExporterOptions extends QueuedExporterOptions {
   out: Writable;
   /** End `out` when the exporter stops (true for files it opened, false for stdout). */
   endOnStop?: boolean;
+  /** Names of the kernel's drop reasons (numbers when absent). */
+  dropReasons?: DropReasonSource;
 }
 
 /** Lines per write: about 90 KiB of text, so a write's buffer is reused soon after. */
 export const LINES_PER_WRITE = 256;
 
 /** The JSON lines of flows `start` to `end` (default: all) of `batch`, each ending in a newline. */
-export function batchToJsonLines(batch: RecordBatch, start = 0, end = batch.count): string {
+export function batchToJsonLines(
+  batch: RecordBatch,
+  start = 0,
+  end = batch.count,
+  dropReasons: DropReasonNames = NUMERIC_DROP_REASONS,
+): string {
   let text = '';
-  for (let i = start; i < end; i++) text += `${flowToJson(batch.flow(i), batch.interfaces)}\n`;
+  for (let i = start; i < end; i++) text += `${flowToJson(batch.flow(i), batch.interfaces, dropReasons)}\n`;
   return text;
 }
 
@@ -38,7 +46,7 @@ export class JsonLinesExporter extends QueuedExporter {
   readonly name = 'json';
   readonly #out: Writable;
   readonly #endOnStop: boolean;
-  readonly #encoder = new JsonRowEncoder();
+  readonly #encoder: JsonRowEncoder;
   /** An error the stream reported between batches (e.g. a closed pipe); fails the next batch. */
   #streamError: Error | undefined;
 
@@ -46,6 +54,7 @@ export class JsonLinesExporter extends QueuedExporter {
     super(options);
     this.#out = options.out;
     this.#endOnStop = options.endOnStop ?? false;
+    this.#encoder = new JsonRowEncoder(options.dropReasons);
     this.#out.on('error', (err) => {
       this.#streamError = err;
     });

@@ -6,9 +6,10 @@
  * test/export/json-rows.test.ts holds the two forms together on flows using every field: a field
  * `flowToJson` prints must be printed here too.
  */
-import type { RecordBatch } from '../codec/record-batch.ts';
-import { V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
-import { identityJson } from '../model/flow.ts';
+import { type RecordBatch, readDns, rowHasHealth } from '../codec/record-batch.ts';
+import { HealthFlag, V2, V2_MAX_CROSSED, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { type DropReasonNames, type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
+import { dnsJson, identityJson } from '../model/flow.ts';
 import { isIcmpProtocol } from '../model/icmp.ts';
 import { formatIp, formatIpv6, isIpv4Mapped } from '../model/ip.ts';
 import { directionName, EtherType, transportProtocolName } from '../model/names.ts';
@@ -54,6 +55,21 @@ const CROSSED_FIXED_BYTES = 40;
 /** Bytes per crossed entry besides its name: two commas and a direction of up to 3 digits. */
 const CROSSED_BYTES_PER_ENTRY = 5;
 const T_QUOTE = ascii('"');
+const T_RTT_LAST = ascii(',"TimeFlowRttNs":');
+const T_RTT_MIN = ascii(',"TimeFlowRttMinNs":');
+const T_RTT_MAX = ascii(',"TimeFlowRttMaxNs":');
+const T_HANDSHAKE = ascii(',"TimeHandshakeRttNs":');
+const T_DROP_BYTES = ascii(',"PktDropBytes":');
+const T_DROP_PACKETS = ascii(',"PktDropPackets":');
+const T_DROP_FLAGS = ascii(',"PktDropLatestFlags":');
+const T_DROP_STATE = ascii(',"PktDropLatestState":');
+const T_DROP_CAUSE = ascii(',"PktDropLatestDropCause":');
+const T_RETRANS_PACKETS = ascii(',"PktRetransPackets":');
+const T_RETRANS_BYTES = ascii(',"PktRetransBytes":');
+/** Bytes of the health fields besides the two names: keys and eleven numbers of up to 20 digits. */
+const HEALTH_MAX_BYTES_BESIDES_NAMES = 512;
+/** High word of the smallest u64 above 2^53: below it a u64 prints exactly through a double. */
+const SAFE_HIGH_WORD = 0x200000;
 const T_END_LINE = ascii('}\n');
 
 const HEX_DIGITS = ascii('0123456789abcdef');
@@ -77,6 +93,16 @@ export class JsonRowEncoder {
   #at = 0;
   readonly #agentIpKey = new Uint8Array(16);
   #agentIpJson: Uint8Array | undefined;
+  readonly #dropReasonSource: DropReasonSource;
+  #dropReasons: DropReasonNames | undefined;
+  /** JSON string bytes of drop reasons and TCP states: the kernel has a few hundred of each. */
+  readonly #causeJson = new Map<number, Uint8Array>();
+  readonly #stateJson = new Map<number, Uint8Array>();
+
+  /** @param dropReasons names of the kernel's drop reasons, asked for at the first drop written. */
+  constructor(dropReasons: DropReasonSource = () => NUMERIC_DROP_REASONS) {
+    this.#dropReasonSource = dropReasons;
+  }
 
   /**
    * The JSON lines (each ending in a newline) of rows `start` to `end` of `batch`, in a buffer
@@ -163,7 +189,98 @@ export class JsonRowEncoder {
       // The live datapath lists the interfaces crossed on every flow (dedup is on by default).
       this.#crossed(batch, o);
     }
+    if (rowHasHealth(b, o)) this.#health(b, o);
+    const dns = readDns(b, o);
+    if (dns !== undefined) {
+      // DNS flows are a few of all: their fields go through the FlowDns object.
+      const text = Buffer.from(dnsJson(dns), 'utf8');
+      this.#reserve(text.length + T_END_LINE.length);
+      this.#put(text);
+    }
     this.#put(T_END_LINE);
+  }
+
+  /** The health fields of the row at `o`, as `healthJson` prints them. */
+  #health(b: Buffer, o: number): void {
+    const flags = b[o + V2.HEALTH_FLAGS];
+    const dropPackets = this.#u64Number(b, o + V2.DROP_PACKETS);
+    let cause: Uint8Array | undefined;
+    let state: Uint8Array | undefined;
+    if (dropPackets !== 0) {
+      cause = this.#kernelNameJson(this.#causeJson, b.readUInt32LE(o + V2.DROP_LATEST_CAUSE), (n, c) =>
+        n.kernelNameOf(c),
+      );
+      const tcpState = b[o + V2.DROP_LATEST_STATE];
+      if (tcpState !== 0)
+        state = this.#kernelNameJson(this.#stateJson, tcpState, (n, s) => n.tcpStateName(s));
+    }
+    this.#reserve(
+      HEALTH_MAX_BYTES_BESIDES_NAMES + (cause?.length ?? 0) + (state?.length ?? 0) + T_END_LINE.length,
+    );
+    if ((flags & HealthFlag.RTT) !== 0) {
+      this.#put(T_RTT_LAST);
+      this.#u64(b, o + V2.RTT_LAST_NS);
+      this.#put(T_RTT_MIN);
+      this.#u64(b, o + V2.RTT_MIN_NS);
+      this.#put(T_RTT_MAX);
+      this.#u64(b, o + V2.RTT_MAX_NS);
+    }
+    if ((flags & HealthFlag.HANDSHAKE) !== 0) {
+      this.#put(T_HANDSHAKE);
+      this.#u64(b, o + V2.HANDSHAKE_RTT_NS);
+    }
+    if (cause !== undefined) {
+      this.#put(T_DROP_BYTES);
+      this.#uint(this.#u64Number(b, o + V2.DROP_BYTES));
+      this.#put(T_DROP_PACKETS);
+      this.#uint(dropPackets);
+      this.#put(T_DROP_FLAGS);
+      this.#uint(b.readUInt16LE(o + V2.DROP_LATEST_FLAGS));
+      if (state !== undefined) {
+        this.#put(T_DROP_STATE);
+        this.#put(state);
+      }
+      this.#put(T_DROP_CAUSE);
+      this.#put(cause);
+    }
+    const retransPackets = this.#u64Number(b, o + V2.RETRANS_PACKETS);
+    if (retransPackets !== 0) {
+      this.#put(T_RETRANS_PACKETS);
+      this.#uint(retransPackets);
+      this.#put(T_RETRANS_BYTES);
+      this.#uint(this.#u64Number(b, o + V2.RETRANS_BYTES));
+    }
+  }
+
+  /** JSON string bytes of the name `nameOf` gives `value`, kept in `cache`. */
+  #kernelNameJson(
+    cache: Map<number, Uint8Array>,
+    value: number,
+    nameOf: (names: DropReasonNames, value: number) => string,
+  ): Uint8Array {
+    let json = cache.get(value);
+    if (json === undefined) {
+      this.#dropReasons ??= this.#dropReasonSource();
+      json = Buffer.from(JSON.stringify(nameOf(this.#dropReasons, value)), 'utf8');
+      if (cache.size < 4096) cache.set(value, json);
+    }
+    return json;
+  }
+
+  /** The u64 at `at` as a number, as the Flow object holds counters (rounded above 2^53). */
+  #u64Number(b: Buffer, at: number): number {
+    return b.readUInt32LE(at) + b.readUInt32LE(at + 4) * TWO_POW_32;
+  }
+
+  /** The u64 at `at` in decimal, exact at any size (as a bigint prints). */
+  #u64(b: Buffer, at: number): void {
+    const hi = b.readUInt32LE(at + 4);
+    if (hi < SAFE_HIGH_WORD) {
+      this.#uint(b.readUInt32LE(at) + hi * TWO_POW_32);
+      return;
+    }
+    const text = b.readBigUInt64LE(at).toString();
+    for (let i = 0; i < text.length; i++) this.#out[this.#at++] = text.charCodeAt(i);
   }
 
   /** `"Interfaces":[...]` and `"IfDirections":[...]` of the row at `o`, as `identityJson` prints them. */

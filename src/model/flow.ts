@@ -3,6 +3,8 @@
  * flows as rows of a `RecordBatch` (src/codec/record-batch.ts) and build these only at the edge.
  */
 
+import { dnsLatencyMs, dnsRcodeName } from './dns-names.ts';
+import { type DropReasonNames, NUMERIC_DROP_REASONS } from './drop-reasons.ts';
 import { isIcmpProtocol } from './icmp.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from './interfaces.ts';
 import { formatIp } from './ip.ts';
@@ -90,6 +92,33 @@ export interface FlowHealth {
   latestDrop?: { timeNs: bigint; cause: number; tcpFlags: number; tcpState: number };
 }
 
+/**
+ * What a flow's DNS messages said (struct flow_dns): present when the flow carried DNS. Parts not
+ * observed are absent, not 0. Times in nanoseconds, on the clock of the flow's times.
+ */
+export interface FlowDns {
+  /** Queries seen on the flow. */
+  queries: number;
+  /** Responses on the flow that matched a query. */
+  answers: number;
+  /** Queries of the flow that got no response in time. */
+  unanswered: number;
+  /** DNS messages on the flow that did not parse. */
+  malformed: number;
+  /** Time of the latest message recorded. */
+  latestNs: bigint;
+  /** Id and flags word (rcode in the low 4 bits) of the latest message. */
+  header?: { id: number; flags: number };
+  /** Its first question name: dotted, lower-cased, no final dot ('' is the root). */
+  name?: string;
+  /** The name was longer than the 64 bytes kept. */
+  nameTruncated?: boolean;
+  /** Response time minus query time of the latest answered query. */
+  latencyNs?: bigint;
+  /** netobserv's dns_errno: 2 a response without its query, 14 a header cut short, 22 malformed. */
+  errno?: number;
+}
+
 /** A flow: its key and what was counted for it. */
 export interface Flow extends FlowKey {
   /** Sum of the frame lengths of its packets. */
@@ -119,6 +148,8 @@ export interface Flow extends FlowKey {
   reverse?: FlowReverse;
   /** Present when TCP health was measured for the flow. */
   health?: FlowHealth;
+  /** Present when the flow carried DNS (DNS tracking). */
+  dns?: FlowDns;
 }
 
 const JSON_STRINGS = new Map<string, string>();
@@ -137,10 +168,15 @@ function jsonString(text: string): string {
  * The reference's JSON form of one flow, fields in its order; flowtap's extensions follow:
  * `TcpFlags` and `Dscp` left out when zero, so a flow the reference could express prints exactly
  * as the reference printed it, `IcmpType`/`IcmpCode` on every ICMP and ICMPv6 flow (0/0 is the
- * echo reply, not an absence), then those of {@link identityJson}. `interfaces` names the
- * interfaces-crossed list.
+ * echo reply, not an absence), then those of {@link identityJson}, {@link healthJson} and
+ * {@link dnsJson}. `interfaces` names the interfaces-crossed list, `dropReasons` the kernel's drop
+ * reasons.
  */
-export function flowToJson(flow: Flow, interfaces: InterfaceNames = NO_INTERFACE_NAMES): string {
+export function flowToJson(
+  flow: Flow,
+  interfaces: InterfaceNames = NO_INTERFACE_NAMES,
+  dropReasons: DropReasonNames = NUMERIC_DROP_REASONS,
+): string {
   let json =
     `{"Etype":${flow.etype},"Direction":"${directionName(flow.direction)}",` +
     `"DataLink":{"SrcMac":"${formatMac(flow.srcMac)}","DstMac":"${formatMac(flow.dstMac)}"},` +
@@ -154,7 +190,10 @@ export function flowToJson(flow: Flow, interfaces: InterfaceNames = NO_INTERFACE
   if (isIcmpProtocol(flow.proto)) {
     json += `,"IcmpType":${flow.icmpType},"IcmpCode":${flow.icmpCode}`;
   }
-  return `${json}${identityJson(flow, interfaces)}}`;
+  json += identityJson(flow, interfaces);
+  if (flow.health !== undefined) json += healthJson(flow.health, dropReasons);
+  if (flow.dns !== undefined) json += dnsJson(flow.dns);
+  return `${json}}`;
 }
 
 /**
@@ -193,6 +232,61 @@ export function identityJson(flow: Flow, interfaces: InterfaceNames): string {
     if (reverse.tcpFlags !== 0) json += `,"RevTcpFlags":${reverse.tcpFlags}`;
     if (reverse.dscp !== 0) json += `,"RevDscp":${reverse.dscp}`;
   }
+  return json;
+}
+
+/**
+ * The JSON fields of issue 14 (TCP health), each left out when not measured or zero, named as
+ * netobserv names them where it has them: `TimeFlowRttNs` (the latest smoothed RTT), then
+ * flowtap's `TimeFlowRttMinNs` and `TimeFlowRttMaxNs`; `TimeHandshakeRttNs`; with drops,
+ * netobserv's `PktDropBytes`, `PktDropPackets`, `PktDropLatestFlags`, `PktDropLatestState` (the
+ * TCP state's name, left out when the dropped packet had no socket) and `PktDropLatestDropCause`
+ * (the kernel's enumerator, `SKB_DROP_REASON_NETFILTER_DROP`, as netobserv writes it); with
+ * retransmissions, flowtap's `PktRetransPackets` and `PktRetransBytes`.
+ */
+export function healthJson(health: FlowHealth, dropReasons: DropReasonNames): string {
+  let json = '';
+  const rtt = health.rtt;
+  if (rtt !== undefined) {
+    json += `,"TimeFlowRttNs":${rtt.lastNs},"TimeFlowRttMinNs":${rtt.minNs},"TimeFlowRttMaxNs":${rtt.maxNs}`;
+  }
+  if (health.handshakeRttNs !== undefined) json += `,"TimeHandshakeRttNs":${health.handshakeRttNs}`;
+  const drop = health.latestDrop;
+  if (health.dropPackets !== 0 && drop !== undefined) {
+    json += `,"PktDropBytes":${health.dropBytes},"PktDropPackets":${health.dropPackets}`;
+    json += `,"PktDropLatestFlags":${drop.tcpFlags}`;
+    if (drop.tcpState !== 0)
+      json += `,"PktDropLatestState":${jsonString(dropReasons.tcpStateName(drop.tcpState))}`;
+    json += `,"PktDropLatestDropCause":${jsonString(dropReasons.kernelNameOf(drop.cause))}`;
+  }
+  if (health.retransPackets !== 0) {
+    json += `,"PktRetransPackets":${health.retransPackets},"PktRetransBytes":${health.retransBytes}`;
+  }
+  return json;
+}
+
+/**
+ * The JSON fields of a flow's DNS (issue 15), each left out when the flow has no such part:
+ * netobserv's `DnsId`, `DnsFlags`, `DnsFlagsResponseCode` (the response code's name), `DnsLatencyMs`
+ * (whole milliseconds), `DnsName` (the first question's name, '.' for the root) and `DnsErrno`
+ * (non-zero), then flowtap's `DnsNameTruncated` (true when the name was cut to 64 bytes),
+ * `DnsQueries`, `DnsAnswers`, `DnsUnanswered` and `DnsMalformed` (when non-zero).
+ */
+export function dnsJson(dns: FlowDns): string {
+  let json = '';
+  if (dns.header !== undefined) {
+    json +=
+      `,"DnsId":${dns.header.id},"DnsFlags":${dns.header.flags}` +
+      `,"DnsFlagsResponseCode":"${dnsRcodeName(dns.header.flags)}"`;
+  }
+  if (dns.latencyNs !== undefined) json += `,"DnsLatencyMs":${dnsLatencyMs(dns.latencyNs)}`;
+  if (dns.name !== undefined) json += `,"DnsName":${JSON.stringify(dns.name === '' ? '.' : dns.name)}`;
+  if (dns.errno !== undefined) json += `,"DnsErrno":${dns.errno}`;
+  if (dns.nameTruncated === true) json += ',"DnsNameTruncated":true';
+  if (dns.queries !== 0) json += `,"DnsQueries":${dns.queries}`;
+  if (dns.answers !== 0) json += `,"DnsAnswers":${dns.answers}`;
+  if (dns.unanswered !== 0) json += `,"DnsUnanswered":${dns.unanswered}`;
+  if (dns.malformed !== 0) json += `,"DnsMalformed":${dns.malformed}`;
   return json;
 }
 

@@ -76,6 +76,31 @@ export function humanBytes(bytes: number): string {
   return `${(bytes / GIBI).toFixed(2)} GiB`;
 }
 
+/** Nanoseconds in each unit {@link humanDurationNs} prints, largest first. */
+const DURATION_UNITS: readonly [number, string][] = [
+  [1e9, 's'],
+  [1e6, 'ms'],
+  [1e3, 'µs'],
+];
+
+/**
+ * A duration for people, in the largest unit it reaches with three significant digits: `310µs`,
+ * `7.25ms`, `1.20s`; below a microsecond, whole nanoseconds (`850ns`).
+ */
+export function humanDurationNs(ns: bigint | number): string {
+  const value = Number(ns);
+  for (const [unitNs, unit] of DURATION_UNITS) {
+    if (value >= unitNs) {
+      const inUnit = value / unitNs;
+      return `${inUnit.toFixed(inUnit < 10 ? 2 : inUnit < 100 ? 1 : 0)}${unit}`;
+    }
+  }
+  return `${value}ns`;
+}
+
+/** TCP header flag bits, as `tcp_flags` holds them (bit 0 FIN ... bit 8 NS). */
+export const TcpFlag = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
+
 const TCP_FLAG_NAMES = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'];
 
 /** TCP flags bit set (bit 0 FIN ... bit 8 NS) as `SYN|ACK`; empty string for none. */

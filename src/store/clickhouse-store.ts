@@ -87,6 +87,16 @@ export function createFlowsTableSql(target: ClickHouseTarget): string {
     ORDER BY (intDiv(time_end, ${NS_PER_MINUTE}), src_ip_hi, src_ip_lo)`;
 }
 
+/** ALTER TABLE adding the stored columns not in `existing` (undefined when none is missing). */
+export function addMissingColumnsSql(
+  target: ClickHouseTarget,
+  existing: ReadonlySet<string>,
+): string | undefined {
+  const missing = STORE_COLUMNS.filter((c) => !existing.has(c.name));
+  if (missing.length === 0) return undefined;
+  return `ALTER TABLE ${flowsTableOf(target)} ${missing.map((c) => `ADD COLUMN ${c.name} ${c.clickhouse}`).join(', ')}`;
+}
+
 /** Column names and rows of a query result, values as JSON gives them (64-bit integers as text). */
 export interface ClickHouseResult {
   readonly columns: string[];
@@ -111,10 +121,19 @@ export class ClickHouseStore {
     this.#insertSql = `INSERT INTO ${flowsTableOf(target)} (${ROW_BINARY_COLUMNS.join(', ')}) FORMAT RowBinary`;
   }
 
-  /** Creates the database and the flows table when missing. */
+  /**
+   * Creates the database and the flows table when missing, and adds the columns a table made by
+   * an older flowtap lacks (their defaults are what old rows read: 0 and ''). ClickHouse 18.16 has
+   * no ADD COLUMN IF NOT EXISTS, so the missing ones are found in system.columns.
+   */
   async ensureSchema(): Promise<void> {
     await this.#command(`CREATE DATABASE IF NOT EXISTS ${this.target.database}`);
     await this.#command(createFlowsTableSql(this.target));
+    const existing = await this.query(
+      `SELECT name FROM system.columns WHERE database = '${this.target.database}' AND table = '${CLICKHOUSE_FLOWS_TABLE}'`,
+    );
+    const sql = addMissingColumnsSql(this.target, new Set(existing.rows.map((row) => String(row[0]))));
+    if (sql !== undefined) await this.#command(sql);
   }
 
   /** Inserts one RowBinary body (clickhouse-rows.ts); resolves once ClickHouse has stored it. */

@@ -11,8 +11,8 @@ import type { DuckDBAppender } from '@duckdb/node-api';
 import { DuckDBDataChunk } from '@duckdb/node-api';
 import duckdb from '@duckdb/node-bindings';
 import { crossedText } from '../codec/identity-text.ts';
-import type { RecordBatch } from '../codec/record-batch.ts';
-import { V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
+import { type RecordBatch, rowDnsName } from '../codec/record-batch.ts';
+import { DnsFlag, HealthFlag, V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { COLUMN, STORE_COLUMNS } from './schema.ts';
 
 /** Rows in one DuckDB chunk (DuckDB's vector size, 2048). */
@@ -85,7 +85,85 @@ export class FlowChunkWriter {
     this.#copy64(raw, COLUMN.rev_time_end, V2.REV_LAST_SEEN_NS, n);
     this.#copy16(raw, COLUMN.rev_tcp_flags, V2.REV_TCP_FLAGS, n);
     this.#copy8(raw, COLUMN.rev_dscp, V2.REV_DSCP, n);
+    this.#copyHealth(raw, n);
+    this.#copyDns(raw, n);
     appender.appendDataChunk(chunk);
+  }
+
+  /**
+   * The DNS section (schema 5): counts, errno and the parts-present flags as they are; id and flags
+   * only with a header, the latency only when measured, the name only when read ('' otherwise).
+   */
+  #copyDns(raw: duckdb.DataChunk, n: number): void {
+    this.#copy32(raw, COLUMN.dns_queries, V2.DNS_QUERIES, n);
+    this.#copy32(raw, COLUMN.dns_answers, V2.DNS_ANSWERS, n);
+    this.#copy32(raw, COLUMN.dns_unanswered, V2.DNS_UNANSWERED, n);
+    this.#copy32(raw, COLUMN.dns_malformed, V2.DNS_MALFORMED, n);
+    this.#copy8(raw, COLUMN.dns_errno, V2.DNS_ERRNO, n);
+    this.#copy8(raw, COLUMN.dns_record_flags, V2.DNS_RECORD_FLAGS, n);
+    this.#copy64If(raw, COLUMN.dns_latency_ns, V2.DNS_LATENCY_NS, n, DnsFlag.LATENCY, V2.DNS_RECORD_FLAGS);
+    const ids = this.#u16[COLUMN.dns_id];
+    const flags = this.#u16[COLUMN.dns_flags];
+    const names = duckdb.data_chunk_get_vector(raw, COLUMN.dns_name);
+    const b = this.#rows;
+    for (let i = 0, o = 0; i < n; i++, o += V2_RECORD_BYTES) {
+      const parts = b[o + V2.DNS_RECORD_FLAGS];
+      const header = (parts & DnsFlag.HEADER) !== 0;
+      ids[i] = header ? this.#rowHalves[(o + V2.DNS_ID) / 2] : 0;
+      flags[i] = header ? this.#rowHalves[(o + V2.DNS_FLAGS) / 2] : 0;
+      const name = (parts & DnsFlag.NAME) !== 0 ? rowDnsName(this.#rowBuffer, o) : '';
+      duckdb.vector_assign_string_element(names, i, name);
+    }
+    this.#put(raw, COLUMN.dns_id, ids, n * 2);
+    this.#put(raw, COLUMN.dns_flags, flags, n * 2);
+  }
+
+  /**
+   * The health section (schema 4): counters as they are, RTTs and the handshake time only when
+   * measured (0 otherwise), the latest drop's fields only with drops, as the columns say.
+   */
+  #copyHealth(raw: duckdb.DataChunk, n: number): void {
+    this.#copy64(raw, COLUMN.drop_bytes, V2.DROP_BYTES, n);
+    this.#copy64(raw, COLUMN.drop_packets, V2.DROP_PACKETS, n);
+    this.#copy64(raw, COLUMN.retrans_bytes, V2.RETRANS_BYTES, n);
+    this.#copy64(raw, COLUMN.retrans_packets, V2.RETRANS_PACKETS, n);
+    this.#copy64If(raw, COLUMN.rtt_last_ns, V2.RTT_LAST_NS, n, HealthFlag.RTT);
+    this.#copy64If(raw, COLUMN.rtt_min_ns, V2.RTT_MIN_NS, n, HealthFlag.RTT);
+    this.#copy64If(raw, COLUMN.rtt_max_ns, V2.RTT_MAX_NS, n, HealthFlag.RTT);
+    this.#copy64If(raw, COLUMN.handshake_rtt_ns, V2.HANDSHAKE_RTT_NS, n, HealthFlag.HANDSHAKE);
+    const words = this.#rowWords;
+    const causes = this.#u32;
+    const flags = this.#u16[COLUMN.drop_latest_flags];
+    const states = this.#u8[COLUMN.drop_latest_state];
+    for (let i = 0, o = 0; i < n; i++, o += V2_RECORD_BYTES) {
+      const dropped = (words[(o + V2.DROP_PACKETS) / 4] | words[(o + V2.DROP_PACKETS) / 4 + 1]) !== 0;
+      causes[i] = dropped ? words[(o + V2.DROP_LATEST_CAUSE) / 4] : 0;
+      flags[i] = dropped ? this.#rowHalves[(o + V2.DROP_LATEST_FLAGS) / 2] : 0;
+      states[i] = dropped ? this.#rows[o + V2.DROP_LATEST_STATE] : 0;
+    }
+    this.#put(raw, COLUMN.drop_latest_cause, causes, n * 4);
+    this.#put(raw, COLUMN.drop_latest_flags, flags, n * 2);
+    this.#put(raw, COLUMN.drop_latest_state, states, n);
+  }
+
+  /** As #copy64, writing 0 for rows whose flags byte at `flagsAt` (health flags by default) lacks `flag`. */
+  #copy64If(
+    raw: duckdb.DataChunk,
+    column: number,
+    offset: number,
+    n: number,
+    flag: number,
+    flagsAt: number = V2.HEALTH_FLAGS,
+  ): void {
+    const out = this.#u64[column];
+    const rows = this.#rowWords;
+    const b = this.#rows;
+    for (let i = 0, w = offset / 4, f = flagsAt; i < n; i++, w += ROW_WORDS, f += V2_RECORD_BYTES) {
+      const measured = (b[f] & flag) !== 0;
+      out[2 * i] = measured ? rows[w] : 0;
+      out[2 * i + 1] = measured ? rows[w + 1] : 0;
+    }
+    this.#put(raw, column, out, n * 8);
   }
 
   #put(raw: duckdb.DataChunk, column: number, data: ArrayBufferView, byteCount: number): void {

@@ -17,8 +17,8 @@ import {
   createTableSql,
   MACRO_SQL,
   META_TABLE,
-  MIGRATABLE_SCHEMA_VERSION,
-  migrateToSchema3Sql,
+  MIGRATABLE_SCHEMA_VERSIONS,
+  migrationSql,
   PARTITION_MS,
   partitionName,
   partitionStartMs,
@@ -92,7 +92,7 @@ export class FlowStore {
     await c.run(`CREATE TABLE IF NOT EXISTS ${META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)`);
     const found = await c.runAndReadAll(`SELECT value FROM ${META_TABLE} WHERE key = 'schema_version'`);
     const version = found.getRows()[0]?.[0];
-    const migrate = version === MIGRATABLE_SCHEMA_VERSION;
+    const migrate = typeof version === 'string' && MIGRATABLE_SCHEMA_VERSIONS.includes(version);
     if (version === undefined) {
       await c.run(`INSERT INTO ${META_TABLE} VALUES ('schema_version', '${SCHEMA_VERSION}')`);
     } else if (version !== SCHEMA_VERSION && !migrate) {
@@ -105,21 +105,22 @@ export class FlowStore {
     await c.run(createTableSql(TEMPLATE_TABLE));
     for (const sql of MACRO_SQL) await c.run(sql);
     this.#partitions = await listPartitions(c);
-    if (migrate) await this.#migrateToSchema3();
+    if (migrate) await this.#migrate(String(version));
     await this.#refreshView();
   }
 
   /**
-   * Brings a schema 2 store to schema 3 in one transaction: the new columns are added to every
-   * partition (and the template) with their defaults, so old rows read as untagged, unbidirectional
-   * flows of an unknown agent, and nothing is rewritten.
+   * Brings a store of schema `fromVersion` to the current one in one transaction: the new columns
+   * are added to every partition (and the template) with their defaults, so old rows read as
+   * untagged, unbidirectional flows of an unknown agent without measured TCP health, and nothing
+   * is rewritten.
    */
-  async #migrateToSchema3(): Promise<void> {
+  async #migrate(fromVersion: string): Promise<void> {
     const c = this.#connection;
     await c.run('BEGIN TRANSACTION');
     try {
       for (const table of [TEMPLATE_TABLE, ...this.#partitions]) {
-        for (const sql of migrateToSchema3Sql(table)) await c.run(sql);
+        for (const sql of migrationSql(table, fromVersion)) await c.run(sql);
       }
       await c.run(`UPDATE ${META_TABLE} SET value = '${SCHEMA_VERSION}' WHERE key = 'schema_version'`);
       await c.run('COMMIT');

@@ -8,7 +8,14 @@ import { IP_BYTES } from '../model/ip.ts';
 import { DUCKDB_DIALECT, type SqlDialect } from './sql-dialect.ts';
 
 /** The named questions. */
-export const QUESTIONS = ['top talkers', 'top ports', 'top conversations', 'flows', 'timeline'] as const;
+export const QUESTIONS = [
+  'top talkers',
+  'top ports',
+  'top conversations',
+  'flows',
+  'timeline',
+  'tcp health',
+] as const;
 /** One named question. */
 export type Question = (typeof QUESTIONS)[number];
 /** What `timeline` can split its series by. */
@@ -49,9 +56,9 @@ function addressIs(d: SqlDialect, side: 'src' | 'dst', address: Uint8Array): str
   return `(${side}_ip_hi = ${d.u64(b.readBigUInt64BE(0))} AND ${side}_ip_lo = ${d.u64(b.readBigUInt64BE(8))})`;
 }
 
-/** The WHERE clause of `options`' filters. */
-function where(d: SqlDialect, o: QuestionOptions): string {
-  const terms: string[] = [];
+/** The WHERE clause of `options`' filters, and of `extra` terms. */
+function where(d: SqlDialect, o: QuestionOptions, ...extra: string[]): string {
+  const terms: string[] = [...extra];
   if (o.sinceMs !== undefined) terms.push(d.timeAtOrAfter('time_end', o.sinceMs));
   if (o.untilMs !== undefined) terms.push(d.timeBefore('time_end', o.untilMs));
   if (o.host) terms.push(`(${addressIs(d, 'src', o.host)} OR ${addressIs(d, 'dst', o.host)})`);
@@ -60,6 +67,10 @@ function where(d: SqlDialect, o: QuestionOptions): string {
 }
 
 const TOTALS = 'sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS flows';
+/** Flows with anything measured of their TCP health (schema 4: 0 is "not measured"). */
+const HAS_HEALTH = '(drop_packets > 0 OR retrans_packets > 0 OR rtt_last_ns > 0 OR handshake_rtt_ns > 0)';
+/** The order of `tcp health` rows: the worst first (drops, then retransmissions, then the slowest). */
+const HEALTH_ORDER = 'dropped_packets DESC, retransmitted DESC, max_rtt_ns DESC';
 /** True when the source address sorts at or before the destination address. */
 const SRC_FIRST = '(src_ip_hi < dst_ip_hi OR (src_ip_hi = dst_ip_hi AND src_ip_lo <= dst_ip_lo))';
 
@@ -113,6 +124,20 @@ export function questionSql(question: Question, o: QuestionOptions, d: SqlDialec
           ${d.ipText('dst_ip_hi', 'dst_ip_lo', 'etype')} AS dst_addr, dst_port, bytes, packets
         FROM (SELECT *, time_end AS end_order FROM ${flows} ${filter} ORDER BY time_end DESC LIMIT ${limit})
         ORDER BY end_order`;
+    case 'tcp health':
+      // Per destination (address, port, protocol): dropped packets and bytes, retransmitted
+      // segments, the RTT range and the slowest handshake of the flows with health measured.
+      // The inner order ends on the group key, so the LIMIT keeps the same rows on every engine.
+      return `SELECT ${d.ipText('hi', 'lo', 'etype')} AS address, port, ${d.protoName('proto')} AS protocol, flows,
+          dropped_packets, dropped_bytes, retransmitted, min_rtt_ns, max_rtt_ns, max_handshake_ns FROM (
+        SELECT dst_ip_hi AS hi, dst_ip_lo AS lo, max(etype) AS etype, dst_port AS port, proto, count(*) AS flows,
+          sum(drop_packets) AS dropped_packets, sum(drop_bytes) AS dropped_bytes,
+          sum(retrans_packets) AS retransmitted,
+          coalesce(min(CASE WHEN rtt_last_ns > 0 THEN rtt_min_ns END), 0) AS min_rtt_ns,
+          max(rtt_max_ns) AS max_rtt_ns, max(handshake_rtt_ns) AS max_handshake_ns
+        FROM ${flows} ${where(d, o, HAS_HEALTH)}
+        GROUP BY dst_ip_hi, dst_ip_lo, dst_port, proto
+        ORDER BY ${HEALTH_ORDER}, hi, lo, port, proto LIMIT ${limit}) ORDER BY ${HEALTH_ORDER}, address, port, protocol`;
     case 'timeline':
       // Bucket and series get names no column has, so grouping by them never meets an alias.
       return `SELECT ${d.bucketText('bucket')} AS time, series AS ${o.by === 'total' ? 'series' : o.by}, ${TOTALS}

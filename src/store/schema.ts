@@ -155,10 +155,120 @@ export const STORE_COLUMNS = [
     clickhouse: 'UInt8',
     doc: 'DSCP of the reverse direction last packet',
   },
+  // Schema 4 (issue 14): TCP health. A time not measured is 0 (a measured one never is: the
+  // kernel keeps RTTs in microseconds and a handshake takes at least one).
+  {
+    name: 'rtt_last_ns',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: 'latest smoothed RTT (tcp_sock srtt) of the flow, ns (0: not measured)',
+  },
+  { name: 'rtt_min_ns', type: 'UBIGINT', clickhouse: 'UInt64', doc: 'smallest smoothed RTT sampled, ns' },
+  { name: 'rtt_max_ns', type: 'UBIGINT', clickhouse: 'UInt64', doc: 'largest smoothed RTT sampled, ns' },
+  {
+    name: 'handshake_rtt_ns',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: 'SYN -> SYN-ACK (client) or SYN-ACK -> ACK (server), ns (0: not measured)',
+  },
+  { name: 'drop_bytes', type: 'BIGINT', clickhouse: 'Int64', doc: 'bytes of the flow the kernel dropped' },
+  {
+    name: 'drop_packets',
+    type: 'BIGINT',
+    clickhouse: 'Int64',
+    doc: 'packets of the flow the kernel dropped',
+  },
+  {
+    name: 'drop_latest_cause',
+    type: 'UINTEGER',
+    clickhouse: 'UInt32',
+    doc: "the latest drop's reason: the kernel's enum skb_drop_reason value (0 without drops)",
+  },
+  {
+    name: 'drop_latest_flags',
+    type: 'USMALLINT',
+    clickhouse: 'UInt16',
+    doc: 'TCP flags of the latest dropped packet',
+  },
+  {
+    name: 'drop_latest_state',
+    type: 'UTINYINT',
+    clickhouse: 'UInt8',
+    doc: 'TCP state of its socket (TCP_ESTABLISHED = 1 ..., 0 unknown)',
+  },
+  { name: 'retrans_bytes', type: 'BIGINT', clickhouse: 'Int64', doc: 'bytes of retransmitted TCP segments' },
+  { name: 'retrans_packets', type: 'BIGINT', clickhouse: 'Int64', doc: 'retransmitted TCP segments' },
+  // Schema 5 (issue 15): DNS tracking. What a flow's DNS section did not hold is 0 or ''.
+  {
+    name: 'dns_id',
+    type: 'USMALLINT',
+    clickhouse: 'UInt16',
+    doc: "id of the flow's latest DNS message (dns_record_flags bit 1)",
+  },
+  {
+    name: 'dns_flags',
+    type: 'USMALLINT',
+    clickhouse: 'UInt16',
+    doc: 'its flags word, the response code in the low 4 bits',
+  },
+  {
+    name: 'dns_latency_ns',
+    type: 'UBIGINT',
+    clickhouse: 'UInt64',
+    doc: 'response time - query time of the latest answered query, ns (0: none)',
+  },
+  {
+    name: 'dns_name',
+    type: 'VARCHAR',
+    clickhouse: 'String',
+    doc: "first question name of the latest DNS message: dotted, lower-cased ('' none)",
+  },
+  {
+    name: 'dns_errno',
+    type: 'UTINYINT',
+    clickhouse: 'UInt8',
+    doc: "netobserv's dns_errno: 2 a response without its query, 14 a header cut short, 22 malformed",
+  },
+  { name: 'dns_queries', type: 'UINTEGER', clickhouse: 'UInt32', doc: 'DNS queries of the flow' },
+  {
+    name: 'dns_answers',
+    type: 'UINTEGER',
+    clickhouse: 'UInt32',
+    doc: 'DNS responses of the flow that matched a query',
+  },
+  {
+    name: 'dns_unanswered',
+    type: 'UINTEGER',
+    clickhouse: 'UInt32',
+    doc: 'DNS queries of the flow that got no response in time',
+  },
+  {
+    name: 'dns_malformed',
+    type: 'UINTEGER',
+    clickhouse: 'UInt32',
+    doc: 'DNS messages of the flow that did not parse',
+  },
+  {
+    name: 'dns_record_flags',
+    type: 'UTINYINT',
+    clickhouse: 'UInt8',
+    doc: 'DNS parts present: 1 id and flags, 2 name, 4 name cut at 64 bytes, 8 latency',
+  },
 ] as const satisfies readonly StoreColumn[];
 
-/** The first column schema 3 added; columns from it on are added to older stores when they open. */
+/** The first column schema 3 added (issue 13). */
 export const FIRST_SCHEMA3_COLUMN = 'agent_ip_hi';
+/** The first column schema 4 added (issue 14). */
+export const FIRST_SCHEMA4_COLUMN = 'rtt_last_ns';
+/** The first column schema 5 added (issue 15). */
+export const FIRST_SCHEMA5_COLUMN = 'dns_id';
+
+/** The first column each schema added over the one before; a store of an older schema gets the columns from it on. */
+const FIRST_COLUMN_ADDED_BY: { readonly [schema: string]: string } = {
+  '3': FIRST_SCHEMA3_COLUMN,
+  '4': FIRST_SCHEMA4_COLUMN,
+  '5': FIRST_SCHEMA5_COLUMN,
+};
 
 /** Default of a column added by a migration: what an old row reads. */
 export function migrationDefault(column: StoreColumn): string {
@@ -167,9 +277,15 @@ export function migrationDefault(column: StoreColumn): string {
   return '0';
 }
 
-/** ALTER TABLE statements that bring a schema 2 table `name` to schema 3. */
-export function migrateToSchema3Sql(name: string): string[] {
-  const from = STORE_COLUMNS.findIndex((c) => c.name === FIRST_SCHEMA3_COLUMN);
+/**
+ * ALTER TABLE statements that bring the table `name` of a store of schema `fromVersion` (one of
+ * {@link MIGRATABLE_SCHEMA_VERSIONS}) to {@link SCHEMA_VERSION}: the columns every later schema
+ * added, with the defaults old rows read.
+ */
+export function migrationSql(name: string, fromVersion: string): string[] {
+  const firstAdded = FIRST_COLUMN_ADDED_BY[String(Number(fromVersion) + 1)];
+  const from = STORE_COLUMNS.findIndex((c) => c.name === firstAdded);
+  if (from < 0) throw new RangeError(`no migration from store schema ${fromVersion}`);
   return STORE_COLUMNS.slice(from).map(
     (c) => `ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${c.name} ${c.type} DEFAULT ${migrationDefault(c)}`,
   );
@@ -187,12 +303,12 @@ export const TEMPLATE_TABLE = 'flows_template';
 /** Key/value facts about the database (its schema version). */
 export const META_TABLE = 'flowtap_meta';
 /**
- * Bumped when stored columns change. A store of schema 2 is migrated when it opens (columns
- * added, see migrateToSchema3Sql); any other version is refused, not misread.
+ * Bumped when stored columns change. A store of schema 2, 3 or 4 is migrated when it opens
+ * (columns added, see migrationSql); any other version is refused, not misread.
  */
-export const SCHEMA_VERSION = '3';
-/** The older schema a store is migrated from. */
-export const MIGRATABLE_SCHEMA_VERSION = '2';
+export const SCHEMA_VERSION = '5';
+/** The older schemas a store is migrated from. */
+export const MIGRATABLE_SCHEMA_VERSIONS: readonly string[] = ['2', '3', '4'];
 
 /** Length of one partition. */
 export const PARTITION_MS = 86_400_000;

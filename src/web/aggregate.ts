@@ -1,6 +1,8 @@
 /**
  * What the web view keeps of the evicted flows: per-second throughput per (interface, direction)
- * for the chart, and sliding-window totals per flow and per talker for the top tables. Batches are
+ * for the chart, and sliding-window totals per flow and per talker for the top tables (bytes,
+ * packets, dropped packets and retransmitted segments, with the latest RTT and drop reason seen
+ * for each, for the RTT and drops columns and the "who is dropping" list). Batches are
  * read in place, one pass per batch, with no object per record except for a key seen for the first
  * time in a window segment; everything is bounded (see ThroughputWindow and TopWindow), so
  * 100 000 flows a minute cost the same memory as 1 000 000 would.
@@ -10,17 +12,31 @@
  * minutes show as they were recorded, however fast the file is read.
  */
 
+import {
+  rowDropBytes,
+  rowDropCause,
+  rowDropLatestNs,
+  rowDropPackets,
+  rowDropTcpState,
+  rowRetransPackets,
+  rowRttKind,
+  rowRttNs,
+} from '../codec/health-figures.ts';
 import { crossedText, tunnelText } from '../codec/identity-text.ts';
-import type { RecordBatch } from '../codec/record-batch.ts';
+import { type RecordBatch, rowHasDns } from '../codec/record-batch.ts';
 import { RecordFlag, V2, V2_RECORD_BYTES } from '../codec/v2-layout.ts';
 import { TWO_POW_32 } from '../model/u64.ts';
+import { DnsNameWindow } from './dns-window.ts';
 import { ThroughputWindow } from './throughput.ts';
 import { TopWindow } from './top-window.ts';
 
 /** Which clock places the window: the wall clock, or the records' own times. */
 export type Timeline = 'wall' | 'records';
 
-/** What the aggregate attaches to a flow or talker entry when it first sees its key. */
+/**
+ * What the aggregate attaches to a flow or talker entry when it first sees its key, and the
+ * latest health values it saw for it (sums of drops and retransmissions are the entry's own).
+ */
 export interface EntryInfo {
   /** Interface name as the batch resolved it (`if<index>` when unnamed). */
   readonly interfaceName: string;
@@ -28,6 +44,14 @@ export interface EntryInfo {
   readonly crossed?: string;
   /** Flows: the tunnel as `tunnelText` prints it ('' when not encapsulated). */
   readonly tunnel?: string;
+  /** Flows: the RTT of the latest record that had one, ns (src/codec/health-figures.ts). */
+  rttNs?: number;
+  /** Its `RttKind`. */
+  rttKind?: number;
+  /** The latest drop seen: the kernel's reason, the TCP state, its time (ns). */
+  dropCause?: number;
+  dropTcpState?: number;
+  dropAtNs?: number;
 }
 
 /** Bounds and clock of a {@link FlowAggregate}. */
@@ -99,6 +123,15 @@ const FLOW_KEY_END = V2.KEY_PAD;
 /** Where the direction and protocol characters sit in a flow key string. */
 export const FLOW_KEY_DIRECTION_AT = FLOW_KEY_END - FLOW_KEY_START;
 
+/** Keeps row `o`'s drop on `info` when it is the latest seen there. */
+function noteDrop(info: EntryInfo, b: Buffer, o: number): void {
+  const atNs = rowDropLatestNs(b, o);
+  if (info.dropAtNs !== undefined && atNs < info.dropAtNs) return;
+  info.dropAtNs = atNs;
+  info.dropCause = rowDropCause(b, o);
+  info.dropTcpState = rowDropTcpState(b, o);
+}
+
 /** Per-second throughput and sliding-window top flows and talkers. */
 export class FlowAggregate {
   readonly timeline: Timeline;
@@ -107,6 +140,8 @@ export class FlowAggregate {
   readonly flows: TopWindow<EntryInfo>;
   /** Sources by key: address (16 bytes), protocol (one character), interface index (decimal). */
   readonly talkers: TopWindow<EntryInfo>;
+  /** DNS question names of the flows that carried DNS, over the top tables' window. */
+  readonly dns: DnsNameWindow;
   readonly #nowMs: () => number;
   readonly #stats = { records: 0, outOfWindow: 0, withoutTime: 0 };
   /** Bumped whenever what a snapshot would show changes. */
@@ -132,6 +167,7 @@ export class FlowAggregate {
     };
     this.flows = new TopWindow(top);
     this.talkers = new TopWindow(top);
+    this.dns = new DnsNameWindow(top.segmentSeconds, top.segmentCount);
     this.#createdSecond = Math.floor(this.#nowMs() / 1000);
   }
 
@@ -226,24 +262,40 @@ export class FlowAggregate {
       stats.records++;
       if (last > this.#lastDataSecond) this.#lastDataSecond = last;
       if (first < this.#firstDataSecond) this.#firstDataSecond = first;
+      const drops = rowDropPackets(b, o);
+      const dropBytes = drops === 0 ? 0 : rowDropBytes(b, o);
+      const retrans = rowRetransPackets(b, o);
       const tail = String.fromCharCode(direction, proto);
       const flow = this.flows.add(
         b.toString('latin1', o + FLOW_KEY_START, o + FLOW_KEY_END) + tail,
         last,
         bytes,
         packets,
+        drops,
+        dropBytes,
+        retrans,
       );
-      if (flow && !flow.info) {
-        flow.info = {
+      if (flow) {
+        flow.info ??= {
           interfaceName: lastIfName,
           crossed: crossedText(b, o, batch.interfaces),
           tunnel: tunnelText(b, o),
         };
+        const rttNs = rowRttNs(b, o);
+        if (rttNs >= 0) {
+          flow.info.rttNs = rttNs;
+          flow.info.rttKind = rowRttKind(b, o);
+        }
+        if (drops > 0) noteDrop(flow.info, b, o);
       }
       const talkerKey =
         b.toString('latin1', o + V2.SRC_ADDR, o + V2.SRC_ADDR + 16) + String.fromCharCode(proto) + ifIndex;
-      const talker = this.talkers.add(talkerKey, last, bytes, packets);
-      if (talker && !talker.info) talker.info = { interfaceName: lastIfName };
+      const talker = this.talkers.add(talkerKey, last, bytes, packets, drops, dropBytes, retrans);
+      if (talker) {
+        talker.info ??= { interfaceName: lastIfName };
+        if (drops > 0) noteDrop(talker.info, b, o);
+      }
+      if (rowHasDns(b, o)) this.dns.addRow(b, o, last);
     }
     this.#version++;
   }
@@ -253,6 +305,7 @@ export class FlowAggregate {
     this.throughput.advanceTo(second);
     this.flows.advanceTo(second);
     this.talkers.advanceTo(second);
+    this.dns.advanceTo(second);
     // The view changes as data slides out; once the window is empty, moving it changes nothing.
     if (second - this.#lastDataSecond <= this.throughput.windowSeconds) this.#version++;
   }

@@ -6,6 +6,7 @@
  * buffered without limit.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DropReasonSource } from '../model/drop-reasons.ts';
 import type { FlowAggregate } from './aggregate.ts';
 import type { HealthSnapshot } from './health.ts';
 import { COMMON_HEADERS, type WebServerStats } from './http-common.ts';
@@ -34,6 +35,8 @@ export interface EventStreamsOptions {
   historyAvailable: boolean;
   /** Names of addresses (--resolve). */
   nameOf?: AddressNames;
+  /** Names of the kernel's drop reasons, asked only when a row has drops. */
+  dropReasons?: DropReasonSource;
 }
 
 /** One open event stream. */
@@ -96,7 +99,15 @@ export class EventStreams {
     this.#send(
       client,
       JSON.stringify(
-        buildSnapshot(aggregate, filter, topN, health, this.#options.historyAvailable, this.#options.nameOf),
+        buildSnapshot(
+          aggregate,
+          filter,
+          topN,
+          health,
+          this.#options.historyAvailable,
+          this.#options.nameOf,
+          this.#options.dropReasons,
+        ),
       ),
       healthKey(health),
     );
@@ -134,6 +145,7 @@ export class EventStreams {
             health,
             this.#options.historyAvailable,
             this.#options.nameOf,
+            this.#options.dropReasons,
           ),
         );
         byFilter.set(client.filterKey, json);

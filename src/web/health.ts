@@ -51,6 +51,8 @@ export interface HealthSnapshot {
   readonly filterRejected?: number;
   /** The address written into every flow as the agent's. */
   readonly agentIp?: string;
+  /** TCP health of the flows so far: packets the kernel dropped, retransmitted segments. */
+  readonly tcpHealth?: { readonly dropPackets: number; readonly retransSegments: number };
 }
 
 /** Where the web view gets health from; undefined while there is none yet. */

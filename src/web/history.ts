@@ -10,12 +10,22 @@
  * turned into text. The chart puts a flow's bytes in the step of its last packet, so a long flow
  * shows as a spike rather than spread over its life as the live chart does.
  */
+import { RTT_KIND_NAMES, RttKind } from '../codec/health-figures.ts';
+import { type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
 import { transportProtocolName, tunnelLabel } from '../model/names.ts';
 import { flowServiceName } from '../model/services.ts';
 import { timestampLiteral } from '../store/questions.ts';
 import type { StoreQueries } from '../store/store-reader.ts';
 import type { HealthSnapshot } from './health.ts';
-import type { ChartSeries, FlowRow, TalkerRow, WebFilter, WebSnapshot } from './snapshot.ts';
+import {
+  type ChartSeries,
+  DROP_TOP_N,
+  type DroppingHostRow,
+  type FlowRow,
+  type TalkerRow,
+  type WebFilter,
+  type WebSnapshot,
+} from './snapshot.ts';
 
 /** Points the chart of a window has at most; longer windows get coarser steps. */
 export const HISTORY_CHART_POINTS = 600;
@@ -88,33 +98,52 @@ function whereSql(window: HistoryWindow, filter: WebFilter, talkers: boolean): s
   return `WHERE ${terms.join(' AND ')}`;
 }
 
-const TOTALS = 'sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS records';
+/** Sums of a group, with the TCP health the live tables show (0 in the store is not measured). */
+const TOTALS = `sum(bytes) AS bytes, sum(packets) AS packets, count(*) AS records,
+  sum(drop_packets) AS drops, sum(drop_bytes) AS drop_bytes, sum(retrans_packets) AS retrans,
+  arg_max(drop_latest_cause, time_end) FILTER (WHERE drop_packets > 0) AS drop_cause`;
+const TOTAL_COLUMNS = 'bytes, packets, records, drops, drop_bytes, retrans, drop_cause';
 
 /**
- * The top `n` groups by bytes together with the top `n` by packets, and the number of groups,
- * from the grouped query `grouped`; `text` turns the returned rows' keys into text.
+ * The flow's RTT as the live view takes it: the latest smoothed RTT when the socket's was
+ * sampled, else the latest handshake time.
  */
-function topSql(grouped: string, n: number, text: string): string {
-  return `WITH g AS (${grouped}),
-    top AS (SELECT * FROM (SELECT * FROM g ORDER BY bytes DESC LIMIT ${n})
-            UNION SELECT * FROM (SELECT * FROM g ORDER BY packets DESC LIMIT ${n}))
-    SELECT ${text}, bytes, packets, records, (SELECT count(*) FROM g) AS matching
+const RTT_COLUMNS = `arg_max(rtt_last_ns, time_end) FILTER (WHERE rtt_last_ns > 0) AS rtt_smoothed,
+  arg_max(handshake_rtt_ns, time_end) FILTER (WHERE handshake_rtt_ns > 0) AS rtt_handshake`;
+
+/**
+ * The top `n` groups by bytes together with the top `n` by packets and by each of `orders`, and
+ * the number of groups, from the grouped query `grouped`; `text` turns the returned rows' keys
+ * into text.
+ */
+function topSql(grouped: string, n: number, text: string, orders: readonly string[] = []): string {
+  const tops = ['bytes', 'packets', ...orders]
+    .map((order) => `SELECT * FROM (SELECT * FROM g ORDER BY ${order} DESC NULLS LAST LIMIT ${n})`)
+    .join(' UNION ');
+  return `WITH g AS (${grouped}), top AS (${tops})
+    SELECT ${text}, ${TOTAL_COLUMNS}, (SELECT count(*) FROM g) AS matching
     FROM top ORDER BY bytes DESC, packets DESC`;
 }
 
-function flowsSql(window: HistoryWindow, filter: WebFilter, n: number): string {
-  return topSql(
-    `SELECT ${INTERFACE_NAME} AS iface, direction, proto, src_ip_hi, src_ip_lo, src_port, dst_ip_hi,
+/** The flows grouped by key, with their totals, RTT and identity columns. */
+function groupedFlowsSql(window: HistoryWindow, filter: WebFilter): string {
+  return `SELECT ${INTERFACE_NAME} AS iface, direction, proto, src_ip_hi, src_ip_lo, src_port, dst_ip_hi,
        dst_ip_lo, dst_port, icmp_type, icmp_code, max(etype) AS etype, max(crossed) AS crossed,
        max(tunnel_type) AS tunnel_type, max(tunnel_id) AS tunnel_id, max(tunnel_src) AS tunnel_src,
-       max(tunnel_dst) AS tunnel_dst, ${TOTALS}
-     FROM flows ${whereSql(window, filter, false)} GROUP BY ALL`,
-    n,
-    `iface AS interface, flowtap_direction_name(direction) AS direction, proto,
+       max(tunnel_dst) AS tunnel_dst, ${TOTALS}, ${RTT_COLUMNS}
+     FROM flows ${whereSql(window, filter, false)} GROUP BY ALL`;
+}
+
+const FLOW_TEXT = `iface AS interface, flowtap_direction_name(direction) AS direction, proto,
      flowtap_ip_text(src_ip_hi, src_ip_lo, etype) AS src, src_port,
      flowtap_ip_text(dst_ip_hi, dst_ip_lo, etype) AS dst, dst_port, icmp_type, icmp_code, crossed,
-     tunnel_type, tunnel_id, tunnel_src, tunnel_dst`,
-  );
+     tunnel_type, tunnel_id, tunnel_src, tunnel_dst, rtt_smoothed, rtt_handshake`;
+
+function flowsSql(window: HistoryWindow, filter: WebFilter, n: number): string {
+  return topSql(groupedFlowsSql(window, filter), n, FLOW_TEXT, [
+    'drops',
+    'coalesce(rtt_smoothed, rtt_handshake)',
+  ]);
 }
 
 function talkersSql(window: HistoryWindow, filter: WebFilter, n: number): string {
@@ -124,6 +153,22 @@ function talkersSql(window: HistoryWindow, filter: WebFilter, n: number): string
     n,
     'iface AS interface, flowtap_ip_text(src_ip_hi, src_ip_lo, etype) AS address',
   );
+}
+
+/** The flows with the most dropped packets, as the live "who is dropping" list. */
+function droppingFlowsSql(window: HistoryWindow, filter: WebFilter): string {
+  return `WITH g AS (${groupedFlowsSql(window, filter)})
+    SELECT ${FLOW_TEXT}, ${TOTAL_COLUMNS} FROM g WHERE drops > 0 ORDER BY drops DESC LIMIT ${DROP_TOP_N}`;
+}
+
+/** The hosts (source address on an interface) with the most dropped packets. */
+function droppingHostsSql(window: HistoryWindow, filter: WebFilter): string {
+  return `WITH g AS (
+      SELECT ${INTERFACE_NAME} AS iface, src_ip_hi, src_ip_lo, max(etype) AS etype, ${TOTALS}
+      FROM flows ${whereSql(window, filter, true)} GROUP BY ALL)
+    SELECT iface AS interface, flowtap_ip_text(src_ip_hi, src_ip_lo, etype) AS address, drops,
+      drop_bytes, drop_cause
+    FROM g WHERE drops > 0 ORDER BY drops DESC LIMIT ${DROP_TOP_N}`;
 }
 
 /** Bytes per chart step per (interface, direction); the interface filter applies, the others do not, as live. */
@@ -147,25 +192,34 @@ export function chartStepSeconds(spanMs: number): number {
 
 type Row = Record<string, unknown>;
 
-/** The snapshot of `window` of the store `queries` reads, through `filter`, `topN` rows per table. */
+/**
+ * The snapshot of `window` of the store `queries` reads, through `filter`, `topN` rows per table;
+ * `dropReasons` names drop reasons (asked only when a row has drops).
+ */
 export async function historySnapshot(
   queries: StoreQueries,
   window: HistoryWindow,
   filter: WebFilter,
   topN: number,
   health: HealthSnapshot | undefined,
+  dropReasons: DropReasonSource = () => NUMERIC_DROP_REASONS,
 ): Promise<HistorySnapshot> {
   const step = chartStepSeconds(window.toMs - window.fromMs);
-  const [flowRows, talkerRows, chartRows, interfaceRows] = await queries(async (c) => {
-    const rows = async (sql: string): Promise<Row[]> =>
-      (await c.runAndReadAll(sql)).getRowObjectsJS() as Row[];
-    return [
-      await rows(flowsSql(window, filter, topN)),
-      await rows(talkersSql(window, filter, topN)),
-      await rows(chartSql(window, filter, step)),
-      await rows(interfacesSql(window)),
-    ];
-  });
+  const [flowRows, talkerRows, chartRows, interfaceRows, droppingFlowRows, droppingHostRows] = await queries(
+    async (c) => {
+      const rows = async (sql: string): Promise<Row[]> =>
+        (await c.runAndReadAll(sql)).getRowObjectsJS() as Row[];
+      return [
+        await rows(flowsSql(window, filter, topN)),
+        await rows(talkersSql(window, filter, topN)),
+        await rows(chartSql(window, filter, step)),
+        await rows(interfacesSql(window)),
+        await rows(droppingFlowsSql(window, filter)),
+        await rows(droppingHostsSql(window, filter)),
+      ];
+    },
+  );
+  const toFlowRow = (r: Row) => flowRow(r, dropReasons);
   const startSecond = Math.floor(window.fromMs / 1_000);
   const points = Math.ceil((window.toMs - window.fromMs) / 1_000 / step);
   return {
@@ -178,8 +232,13 @@ export async function historySnapshot(
     chart: chartSeries(chartRows, points, step),
     topWindowSeconds: Math.round((window.toMs - window.fromMs) / 1_000),
     topN,
-    flows: flowRows.map(flowRow),
+    flows: flowRows.map(toFlowRow),
     talkers: talkerRows.map(talkerRow),
+    dropping: {
+      flows: droppingFlowRows.map(toFlowRow),
+      hosts: droppingHostRows.map((r) => droppingHostRow(r, dropReasons)),
+    },
+    dropTopN: DROP_TOP_N,
     matchingFlows: Number(flowRows[0]?.matching ?? 0),
     matchingTalkers: Number(talkerRows[0]?.matching ?? 0),
     interfaces: interfaceRows.map((r) => String(r.iface)),
@@ -189,12 +248,24 @@ export async function historySnapshot(
       q: filter.text,
     },
     aggregate: null,
+    // The flow store keeps no DNS columns yet: a past window has no DNS panel.
+    dns: null,
     health: health ?? null,
     historyAvailable: true,
   };
 }
 
-function flowRow(r: Row): FlowRow {
+function flowRow(r: Row, dropReasons: DropReasonSource): FlowRow {
+  const smoothed =
+    r.rtt_smoothed === null || r.rtt_smoothed === undefined ? undefined : Number(r.rtt_smoothed);
+  const handshake =
+    r.rtt_handshake === null || r.rtt_handshake === undefined ? undefined : Number(r.rtt_handshake);
+  const rtt: Pick<FlowRow, 'rttNs' | 'rttKind'> =
+    smoothed !== undefined
+      ? { rttNs: smoothed, rttKind: RTT_KIND_NAMES[RttKind.SMOOTHED] }
+      : handshake !== undefined
+        ? { rttNs: handshake, rttKind: RTT_KIND_NAMES[RttKind.HANDSHAKE] }
+        : {};
   return {
     interface: String(r.interface),
     direction: String(r.direction),
@@ -215,6 +286,28 @@ function flowRow(r: Row): FlowRow {
     records: Number(r.records),
     crossed: String(r.crossed ?? ''),
     tunnel: tunnelOf(r),
+    ...rtt,
+    drops: Number(r.drops ?? 0),
+    dropBytes: Number(r.drop_bytes ?? 0),
+    dropReason: storedDropReason(r, dropReasons),
+    retrans: Number(r.retrans ?? 0),
+  };
+}
+
+/** The name of a group's latest drop reason, '' without drops. */
+function storedDropReason(r: Row, dropReasons: DropReasonSource): string {
+  return Number(r.drops ?? 0) > 0 && r.drop_cause !== null && r.drop_cause !== undefined
+    ? dropReasons().nameOf(Number(r.drop_cause))
+    : '';
+}
+
+function droppingHostRow(r: Row, dropReasons: DropReasonSource): DroppingHostRow {
+  return {
+    interface: String(r.interface),
+    address: String(r.address),
+    drops: Number(r.drops),
+    dropBytes: Number(r.drop_bytes),
+    dropReason: storedDropReason(r, dropReasons),
   };
 }
 

@@ -9,7 +9,9 @@
  * TopWindow capacity) per connected filter per push costs milliseconds; the page gets N rows.
  */
 
+import { RTT_KIND_NAMES } from '../codec/health-figures.ts';
 import { V2 } from '../codec/v2-layout.ts';
+import { type DropReasonSource, NUMERIC_DROP_REASONS } from '../model/drop-reasons.ts';
 import { formatIp, isIpv4Mapped } from '../model/ip.ts';
 import { directionName, EtherType, transportProtocolName, transportProtocolNumber } from '../model/names.ts';
 import { flowServiceName } from '../model/services.ts';
@@ -20,6 +22,7 @@ import {
   type FlowAggregate,
   type Timeline,
 } from './aggregate.ts';
+import { type DnsSnapshot, dnsSnapshot } from './dns-window.ts';
 import type { HealthSnapshot } from './health.ts';
 import { OTHER_SERIES_NAME } from './throughput.ts';
 import type { WindowEntry } from './top-window.ts';
@@ -82,6 +85,35 @@ export interface FlowRow {
   crossed: string;
   /** The tunnel the flow arrived in (`VXLAN 42 192.0.2.1>192.0.2.2`), '' when none. */
   tunnel: string;
+  /** The flow's RTT in ns (the latest record's that measured one); absent when never measured. */
+  rttNs?: number;
+  /** What `rttNs` is: `smoothed` (the socket's smoothed RTT) or `handshake`. */
+  rttKind?: string;
+  /** Packets and bytes of the flow the kernel dropped. */
+  drops: number;
+  dropBytes: number;
+  /** The kernel's reason of the latest drop (`NETFILTER_DROP`), '' without drops. */
+  dropReason: string;
+  /** Retransmitted TCP segments. */
+  retrans: number;
+}
+
+/** One host of the "who is dropping" list: a source address whose packets the kernel dropped. */
+export interface DroppingHostRow {
+  interface: string;
+  address: string;
+  /** Reverse DNS name of `address` (--resolve), when it has one. */
+  name?: string;
+  drops: number;
+  dropBytes: number;
+  /** The kernel's reason of the host's latest drop. */
+  dropReason: string;
+}
+
+/** Who is dropping: the flows and hosts with the most packets the kernel dropped, most first. */
+export interface DroppingLists {
+  flows: FlowRow[];
+  hosts: DroppingHostRow[];
 }
 
 /** One row of the top talkers: a source address on an interface. */
@@ -118,6 +150,10 @@ export interface WebSnapshot {
   topN: number;
   flows: FlowRow[];
   talkers: TalkerRow[];
+  /** The flows and hosts with the most dropped packets (only those with drops), at most `dropTopN` each. */
+  dropping: DroppingLists;
+  /** Rows the dropping lists hold at most. */
+  dropTopN: number;
   /** Flows and talkers in the window that match the filter (the tables hold the top of them). */
   matchingFlows: number;
   matchingTalkers: number;
@@ -125,6 +161,8 @@ export interface WebSnapshot {
   interfaces: string[];
   filter: { interface: string; proto: string; q: string };
   aggregate: AggregateStats;
+  /** The DNS panel (DNS tracking): slowest and failing names; null when no flow carried DNS. */
+  dns: DnsSnapshot | null;
   health: HealthSnapshot | null;
   /** True when the view keeps a flow store, so the page may ask for past windows (/history.json). */
   historyAvailable: boolean;
@@ -219,16 +257,38 @@ export function largest<T>(items: Iterable<T>, n: number, score: (item: T) => nu
   return top;
 }
 
-/** The top `n` by bytes followed by those of the top `n` by packets not already in it. */
-function topByBytesAndPackets<T extends { bytes: number; packets: number }>(items: T[], n: number): T[] {
-  const byBytes = largest(items, n, (e) => e.bytes);
-  const seen = new Set(byBytes);
-  for (const e of largest(items, n, (e) => e.packets)) if (!seen.has(e)) byBytes.push(e);
-  return byBytes;
+/** Rows of each "who is dropping" list. */
+export const DROP_TOP_N = 10;
+
+/**
+ * The top `n` by bytes followed by those of the top `n` by each other score not already in it,
+ * so the page can sort on any of them and show the true top `n`.
+ */
+function topByEach<T extends { bytes: number; packets: number }>(
+  items: T[],
+  n: number,
+  ...others: ((item: T) => number)[]
+): T[] {
+  const top = largest(items, n, (e) => e.bytes);
+  const seen = new Set(top);
+  for (const score of [(e: T) => e.packets, ...others]) {
+    for (const e of largest(items, n, score)) {
+      if (seen.has(e)) continue;
+      seen.add(e);
+      top.push(e);
+    }
+  }
+  return top;
 }
 
-function flowRow(entry: WindowEntry<EntryInfo>): FlowRow {
+const dropsOf = (e: { dropPackets: number }) => e.dropPackets;
+const rttOf = (e: WindowEntry<EntryInfo>) => e.info?.rttNs ?? -1;
+
+function flowRow(entry: WindowEntry<EntryInfo>, dropReasons: DropReasonSource): FlowRow {
   const key = entry.key;
+  const info = entry.info;
+  const health: Pick<FlowRow, 'rttNs' | 'rttKind'> =
+    info?.rttNs === undefined ? {} : { rttNs: info.rttNs, rttKind: RTT_KIND_NAMES[info.rttKind ?? 0] };
   return {
     interface: entry.info?.interfaceName ?? '',
     direction: directionName(key.charCodeAt(FK.DIRECTION)),
@@ -249,7 +309,55 @@ function flowRow(entry: WindowEntry<EntryInfo>): FlowRow {
     records: entry.records,
     crossed: entry.info?.crossed ?? '',
     tunnel: entry.info?.tunnel ?? '',
+    ...health,
+    drops: entry.dropPackets,
+    dropBytes: entry.dropBytes,
+    dropReason: dropReasonOf(entry.dropPackets, info, dropReasons),
+    retrans: entry.retransPackets,
   };
+}
+
+/** The name of `info`'s latest drop reason when there were drops, else ''. */
+function dropReasonOf(drops: number, info: EntryInfo | undefined, dropReasons: DropReasonSource): string {
+  return drops > 0 && info?.dropCause !== undefined ? dropReasons().nameOf(info.dropCause) : '';
+}
+
+/**
+ * The hosts (source address on an interface, over protocols) of matching talkers with drops,
+ * with the reason of each host's latest drop.
+ */
+function droppingHosts(
+  aggregate: FlowAggregate,
+  filter: WebFilter,
+  dropReasons: DropReasonSource,
+): DroppingHostRow[] {
+  const byHost = new Map<string, { row: DroppingHostRow; latestNs: number }>();
+  for (const entry of aggregate.talkers.entries()) {
+    if (entry.dropPackets <= 0 || !talkerMatches(entry, filter)) continue;
+    const host = entry.key.slice(0, TK.PROTO) + entry.key.slice(TK.PROTO + 1);
+    let held = byHost.get(host);
+    if (!held) {
+      held = {
+        row: {
+          interface: entry.info?.interfaceName ?? '',
+          address: srcText(entry),
+          drops: 0,
+          dropBytes: 0,
+          dropReason: '',
+        },
+        latestNs: Number.NEGATIVE_INFINITY,
+      };
+      byHost.set(host, held);
+    }
+    held.row.drops += entry.dropPackets;
+    held.row.dropBytes += entry.dropBytes;
+    const atNs = entry.info?.dropAtNs ?? Number.NEGATIVE_INFINITY;
+    if (atNs >= held.latestNs) {
+      held.latestNs = atNs;
+      held.row.dropReason = dropReasonOf(entry.dropPackets, entry.info, dropReasons);
+    }
+  }
+  return [...byHost.values()].map((h) => h.row);
 }
 
 /** Talkers of the matching entries, summed over protocols per (address, interface). */
@@ -280,7 +388,7 @@ function talkerRows(aggregate: FlowAggregate, filter: WebFilter): TalkerRow[] {
 export type AddressNames = (address: string) => string;
 
 /** `row` with the names `nameOf` knows for its addresses. */
-function named<T extends FlowRow | TalkerRow>(row: T, nameOf: AddressNames | undefined): T {
+function named<T extends FlowRow | TalkerRow | DroppingHostRow>(row: T, nameOf: AddressNames | undefined): T {
   if (!nameOf) return row;
   if ('address' in row) {
     const name = nameOf(row.address);
@@ -295,7 +403,10 @@ function named<T extends FlowRow | TalkerRow>(row: T, nameOf: AddressNames | und
   };
 }
 
-/** Builds the snapshot of `aggregate` through `filter`, with `topN` rows per table and order. */
+/**
+ * Builds the snapshot of `aggregate` through `filter`, with `topN` rows per table and order.
+ * `dropReasons` names the kernel's drop reasons; it is asked only when a row has drops.
+ */
 export function buildSnapshot(
   aggregate: FlowAggregate,
   filter: WebFilter,
@@ -303,6 +414,7 @@ export function buildSnapshot(
   health: HealthSnapshot | undefined,
   historyAvailable = false,
   nameOf?: AddressNames,
+  dropReasons: DropReasonSource = () => NUMERIC_DROP_REASONS,
 ): WebSnapshot {
   const throughput = aggregate.throughput;
   const endSecond = aggregate.endSecond;
@@ -332,8 +444,21 @@ export function buildSnapshot(
     chart,
     topWindowSeconds: aggregate.flows.windowSeconds,
     topN,
-    flows: topByBytesAndPackets(matching, topN).map((entry) => named(flowRow(entry), nameOf)),
-    talkers: topByBytesAndPackets(talkers, topN).map((row) => named(row, nameOf)),
+    flows: topByEach(matching, topN, dropsOf, rttOf).map((entry) =>
+      named(flowRow(entry, dropReasons), nameOf),
+    ),
+    talkers: topByEach(talkers, topN).map((row) => named(row, nameOf)),
+    dropping: {
+      flows: largest(
+        matching.filter((e) => e.dropPackets > 0),
+        DROP_TOP_N,
+        dropsOf,
+      ).map((entry) => named(flowRow(entry, dropReasons), nameOf)),
+      hosts: largest(droppingHosts(aggregate, filter, dropReasons), DROP_TOP_N, (h) => h.drops).map((row) =>
+        named(row, nameOf),
+      ),
+    },
+    dropTopN: DROP_TOP_N,
     matchingFlows: matching.length,
     matchingTalkers: talkers.length,
     interfaces: [...interfaces].sort(),
@@ -343,6 +468,7 @@ export function buildSnapshot(
       q: filter.text,
     },
     aggregate: aggregate.stats,
+    dns: dnsSnapshot(aggregate.dns, topN),
     health: health ?? null,
     historyAvailable,
   };

@@ -1,12 +1,14 @@
 /**
- * Bytes, packets and records per key (a flow, a talker) over a sliding window, in bounded memory.
+ * Bytes, packets, records and TCP health sums (dropped packets and bytes, retransmitted
+ * segments) per key (a flow, a talker) over a sliding window, in bounded memory.
  *
  * The window is a ring of `segmentCount` segments of `segmentSeconds` each; a segment is a map of
  * the keys seen in it, and `totals` holds each key's sum over the live segments so a snapshot
  * reads one map instead of merging several. When time moves past a segment its counts are
  * subtracted from `totals` and the segment is reused. A segment that reaches `segmentCapacity`
- * keys is pruned to the keys ranking in its top quarter by bytes or by packets (small flows are
- * the ones forgotten; the count of pruned keys is kept), so memory stays within
+ * keys is pruned to the keys ranking in its top quarter by bytes, by packets or by dropped
+ * packets (small flows without drops are the ones forgotten; the count of pruned keys is kept),
+ * so memory stays within
  * `segmentCount × segmentCapacity` entries however many distinct flows arrive.
  */
 
@@ -15,6 +17,9 @@ interface SegmentCounts {
   bytes: number;
   packets: number;
   records: number;
+  dropPackets: number;
+  dropBytes: number;
+  retransPackets: number;
 }
 
 /** One key's counts over the whole window, plus what its consumer attached to it. */
@@ -25,6 +30,11 @@ export interface WindowEntry<Info> {
   packets: number;
   /** Records (flow evictions) counted for the key. */
   records: number;
+  /** Packets and bytes of the key's flows the kernel dropped. */
+  dropPackets: number;
+  dropBytes: number;
+  /** Retransmitted TCP segments. */
+  retransPackets: number;
   /** Set by the consumer when the entry is new (`records === 0` before `add` returned it). */
   info: Info | undefined;
 }
@@ -84,10 +94,19 @@ export class TopWindow<Info> {
   }
 
   /**
-   * Counts a record of `key` at `second` (the window must have been advanced to it). Returns the
-   * key's window entry, or undefined when `second` is older than the window.
+   * Counts a record of `key` at `second` (the window must have been advanced to it), with its
+   * TCP health sums when it has any. Returns the key's window entry, or undefined when `second`
+   * is older than the window.
    */
-  add(key: string, second: number, bytes: number, packets: number): WindowEntry<Info> | undefined {
+  add(
+    key: string,
+    second: number,
+    bytes: number,
+    packets: number,
+    dropPackets = 0,
+    dropBytes = 0,
+    retransPackets = 0,
+  ): WindowEntry<Info> | undefined {
     const segment = Math.floor(second / this.options.segmentSeconds);
     const count = this.options.segmentCount;
     if (segment <= this.#endSegment - count || segment > this.#endSegment) return undefined;
@@ -95,20 +114,35 @@ export class TopWindow<Info> {
     let own = counts.get(key);
     if (!own) {
       if (counts.size >= this.options.segmentCapacity) this.#prune(counts);
-      own = { bytes: 0, packets: 0, records: 0 };
+      own = { bytes: 0, packets: 0, records: 0, dropPackets: 0, dropBytes: 0, retransPackets: 0 };
       counts.set(key, own);
     }
     own.bytes += bytes;
     own.packets += packets;
     own.records++;
+    own.dropPackets += dropPackets;
+    own.dropBytes += dropBytes;
+    own.retransPackets += retransPackets;
     let total = this.#totals.get(key);
     if (!total) {
-      total = { key, bytes: 0, packets: 0, records: 0, info: undefined };
+      total = {
+        key,
+        bytes: 0,
+        packets: 0,
+        records: 0,
+        dropPackets: 0,
+        dropBytes: 0,
+        retransPackets: 0,
+        info: undefined,
+      };
       this.#totals.set(key, total);
     }
     total.bytes += bytes;
     total.packets += packets;
     total.records++;
+    total.dropPackets += dropPackets;
+    total.dropBytes += dropBytes;
+    total.retransPackets += retransPackets;
     return total;
   }
 
@@ -128,9 +162,16 @@ export class TopWindow<Info> {
     }
     total.bytes -= own.bytes;
     total.packets -= own.packets;
+    total.dropPackets -= own.dropPackets;
+    total.dropBytes -= own.dropBytes;
+    total.retransPackets -= own.retransPackets;
   }
 
-  /** Keeps the keys in the top quarter by bytes or by packets; at most half the capacity remains. */
+  /**
+   * Keeps the keys in the top quarter by bytes, by packets or by dropped packets (those with
+   * drops: "who is dropping" must not forget a small flow the kernel drops); at most three
+   * quarters of the capacity remain.
+   */
   #prune(counts: Map<string, SegmentCounts>): void {
     const keep = Math.max(1, Math.floor(this.options.segmentCapacity / 4));
     const all = [...counts];
@@ -139,6 +180,8 @@ export class TopWindow<Info> {
     for (let i = 0; i < keep && i < all.length; i++) kept.add(all[i][0]);
     all.sort((a, b) => b[1].packets - a[1].packets);
     for (let i = 0; i < keep && i < all.length; i++) kept.add(all[i][0]);
+    all.sort((a, b) => b[1].dropPackets - a[1].dropPackets);
+    for (let i = 0; i < keep && i < all.length && all[i][1].dropPackets > 0; i++) kept.add(all[i][0]);
     for (const [key, own] of all) {
       if (kept.has(key)) continue;
       counts.delete(key);

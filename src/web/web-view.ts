@@ -8,6 +8,7 @@
  */
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { StoreError } from '../errors.ts';
+import type { DropReasonSource } from '../model/drop-reasons.ts';
 import type { FlowSink, SinkStats } from '../sink/flow-sink.ts';
 import type { StoreQueries } from '../store/store-reader.ts';
 import { FlowAggregate, type FlowAggregateOptions, type Timeline } from './aggregate.ts';
@@ -49,6 +50,8 @@ export interface WebViewOptions {
   store?: StoreQueries;
   /** Names of addresses shown beside them (--resolve). */
   nameOf?: AddressNames;
+  /** Names of the kernel's drop reasons (the running kernel's BTF), asked only when a row has drops. */
+  dropReasons?: DropReasonSource;
 }
 
 /** Default rows per table. */
@@ -94,6 +97,7 @@ export class WebView implements FlowSink {
       stats: this.serverStats,
       historyAvailable: options.store !== undefined,
       nameOf: options.nameOf,
+      dropReasons: options.dropReasons,
     });
     this.#server = new WebServer({
       assets,
@@ -153,6 +157,7 @@ export class WebView implements FlowSink {
       this.#health(),
       this.#options.store !== undefined,
       this.#options.nameOf,
+      this.#options.dropReasons,
     );
   }
 
@@ -163,7 +168,7 @@ export class WebView implements FlowSink {
       return Promise.reject(new StoreError('', 'history is off: this web view keeps no flow store'));
     }
     const run = this.#historyQueue.then(() =>
-      historySnapshot(store, window, filter, this.#topN, this.#health()),
+      historySnapshot(store, window, filter, this.#topN, this.#health(), this.#options.dropReasons),
     );
     this.#historyQueue = run.catch(() => undefined);
     return run;

@@ -173,3 +173,74 @@ test('without bidirectional mode the stage keeps every row as it was, agent IP a
   );
   assert.equal(formatIp(out.flow(0).agentIp!, 0, 0), '2001:db8::7');
 });
+
+test("a record's health is its conversation's: both directions' drops and retransmissions, the RTT range of both", () => {
+  const [request, answer] = conversation();
+  request.health = {
+    rtt: { minNs: 2_000n, maxNs: 9_000n, lastNs: 5_000n, samples: 2 },
+    dropBytes: 100,
+    dropPackets: 1,
+    retransBytes: 0,
+    retransPackets: 0,
+    latestDrop: { timeNs: T0 + 10n, cause: 8, tcpFlags: 0x02, tcpState: 2 },
+  };
+  answer.health = {
+    rtt: { minNs: 1_000n, maxNs: 4_000n, lastNs: 3_000n, samples: 1 },
+    handshakeRttNs: 700n,
+    dropBytes: 60,
+    dropPackets: 2,
+    retransBytes: 1_448,
+    retransPackets: 1,
+    latestDrop: { timeNs: T0 + 500n, cause: 3, tcpFlags: 0x10, tcpState: 1 },
+  };
+  const record = pairBiflows(recordBatchOf([answer, request])).flow(0);
+  assert.deepEqual(record.health, {
+    // The answer's last packet is later: its latest RTT is the record's.
+    rtt: { minNs: 1_000n, maxNs: 9_000n, lastNs: 3_000n, samples: 3 },
+    handshakeRttNs: 700n,
+    dropBytes: 160,
+    dropPackets: 3,
+    retransBytes: 1_448,
+    retransPackets: 1,
+    latestDrop: { timeNs: T0 + 500n, cause: 3, tcpFlags: 0x10, tcpState: 1 },
+  });
+});
+
+test('splitting a record leaves its health on the forward row only, so nothing counts twice', () => {
+  const [request, answer] = conversation();
+  request.health = { dropBytes: 0, dropPackets: 0, retransBytes: 2_896, retransPackets: 2 };
+  const [forward, reverse] = splitBiflows(pairBiflows(recordBatchOf([request, answer]))).flows();
+  assert.equal(forward.health?.retransPackets, 2);
+  assert.equal(reverse.health, undefined);
+});
+
+test('pairing merges the DNS of both directions into the record; splitting leaves it on the forward row only', () => {
+  const [query, response] = conversation();
+  query.dns = {
+    queries: 1,
+    answers: 0,
+    unanswered: 0,
+    malformed: 0,
+    latestNs: T0 + 10n,
+    header: { id: 9, flags: 0x0100 },
+    name: 'www.example.com',
+  };
+  response.dns = {
+    queries: 0,
+    answers: 1,
+    unanswered: 0,
+    malformed: 0,
+    latestNs: T0 + 20n,
+    header: { id: 9, flags: 0x8183 },
+    name: 'www.example.com',
+    latencyNs: 10n,
+  };
+  const paired = pairBiflows(recordBatchOf([response, query]));
+  assert.equal(paired.count, 1);
+  assert.deepEqual(paired.flow(0).dns, { ...response.dns, queries: 1 });
+  const split = splitBiflows(paired);
+  assert.deepEqual(
+    [...split.flows()].map((f) => f.dns?.answers),
+    [1, undefined],
+  );
+});

@@ -8,9 +8,12 @@ import { pino } from 'pino';
 import { Agent, type LiveCapture } from '../../src/agent/agent.ts';
 import { type AgentConfig, loadConfig } from '../../src/agent/config.ts';
 import { createLogger, type Logger } from '../../src/agent/logger.ts';
+import { AgentMetrics } from '../../src/agent/metrics.ts';
 import type { RunBounds } from '../../src/agent/run-limit.ts';
 import type { EbpfCaptureStats } from '../../src/capture/ebpf/capture.ts';
 import type { RecordBatch } from '../../src/codec/record-batch.ts';
+import { HEALTH_HOOKS } from '../../src/ebpf/health-hooks.ts';
+import type { HealthHookChoice } from '../../src/ebpf/health-programs.ts';
 import { InterfaceError } from '../../src/errors.ts';
 import { buildFilter, describeFilter } from '../../src/filter/build.ts';
 import type { FilterProgram } from '../../src/filter/program.ts';
@@ -31,6 +34,8 @@ class FakeCapture implements LiveCapture {
   constructor(
     private readonly finalDrain: RecordBatch | undefined,
     private readonly missing = new Set<string>(),
+    /** How the fake kernel hooked the TCP health features asked for. */
+    readonly healthHooks: readonly HealthHookChoice[] = [],
   ) {}
 
   push(batch: RecordBatch): void {
@@ -318,6 +323,36 @@ test('an -i name that is no interface is warned about at start, and health says 
   const warnings = lines.filter((l) => l.level === 40).map((l) => l.msg);
   assert.deepEqual(warnings, ['interface eht0 does not exist: waiting for it to appear']);
   assert.deepEqual(agent.health().warnings, ['no interface attached yet']);
+});
+
+test('a health feature the kernel has no hook for is one warning line and a metric at 0; the others log their hook', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const refused = [
+    'fentry/tcp_rcv_established: not loaded, EPERM',
+    'tp_btf/tcp_probe: not attached, ENOENT',
+    'raw_tp/tcp_probe: not attached, ENOENT',
+  ];
+  const capture = new FakeCapture(undefined, new Set(), [
+    { feature: 'rtt', hook: undefined, refused },
+    { feature: 'drops', hook: HEALTH_HOOKS.drops[0], refused: [] },
+  ]);
+  const { agent } = await startAgent(t, capture, { logger });
+  const warnings = lines.filter((l) => l.level === 40 && l.feature === 'rtt');
+  assert.equal(warnings.length, 1);
+  assert.match(
+    String(warnings[0].msg),
+    /^ENABLE_RTT is on, but this kernel refused every hook for it \(fentry\/tcp_rcv_established: not loaded, EPERM; /,
+  );
+  assert.match(String(warnings[0].msg), /rtt is not measured, everything else runs/);
+  assert.ok(lines.some((l) => l.level === 30 && l.msg === 'drops via tp_btf/kfree_skb'));
+  assert.deepEqual(agent.health().healthHooks, [
+    { feature: 'rtt', hook: 'none' },
+    { feature: 'drops', hook: 'tp_btf/kfree_skb' },
+  ]);
+  const metrics = new AgentMetrics(() => agent.health());
+  const text = await metrics.render();
+  assert.match(text, /^flowtap_health_feature_enabled\{feature="rtt",hook="none"\} 0$/m);
+  assert.match(text, /^flowtap_health_feature_enabled\{feature="drops",hook="tp_btf\/kfree_skb"\} 1$/m);
 });
 
 test('health has no warning once an interface was attached', async (t) => {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { type CommandLineValues, loadConfig } from '../../src/agent/config.ts';
+import { type CommandLineValues, DEFAULT_HEALTH, loadConfig } from '../../src/agent/config.ts';
 import { ConfigError } from '../../src/errors.ts';
 
 function load(flags: CommandLineValues = {}, env: Record<string, string> = {}, stdoutIsTty = false) {
@@ -271,4 +271,56 @@ test('reverse DNS names are off unless --resolve or RESOLVE asks for them', () =
   assert.equal(load().resolve, false);
   assert.equal(load({ resolve: true }).resolve, true);
   assert.equal(load({}, { RESOLVE: 'true' }).resolve, true);
+});
+
+test('DNS tracking is off by default on the reference port 53; ENABLE_DNS_TRACKING and DNS_TRACKING_PORT set it', () => {
+  const off = load();
+  assert.equal(off.dnsTracking, false);
+  assert.deepEqual(off.dnsTrackingPorts, [53]);
+  const on = load({}, { ENABLE_DNS_TRACKING: 'true', DNS_TRACKING_PORT: '5353' });
+  assert.equal(on.dnsTracking, true);
+  assert.deepEqual(on.dnsTrackingPorts, [5353]);
+  assert.deepEqual(load({ dnsTracking: true, dnsTrackingPort: '53, 5353,53' }).dnsTrackingPorts, [53, 5353]);
+});
+
+test('DNS_TRACKING_PORT in a config file may be a number or a list', (t) => {
+  const path = configFile(t, 'dns.yaml', 'enableDnsTracking: true\ndnsTrackingPort: [53, 5353]\n');
+  assert.deepEqual(load({ config: path }).dnsTrackingPorts, [53, 5353]);
+  const one = configFile(t, 'one.yaml', 'DNS_TRACKING_PORT: 5300\n');
+  assert.deepEqual(load({ config: one }).dnsTrackingPorts, [5300]);
+});
+
+test('a DNS_TRACKING_PORT outside 1..65535 names the setting and what is accepted', () => {
+  assertConfigError(
+    () => load({}, { DNS_TRACKING_PORT: '53,70000' }),
+    'DNS_TRACKING_PORT',
+    '53,70000',
+    /port from 1 to 65535/,
+  );
+  assertConfigError(() => load({ dnsTrackingPort: 'dns' }), '--dns-tracking-port', 'dns', /53,5353/);
+});
+
+test('TCP health defaults: retransmissions and drops on, RTT off, hooks chosen automatically', () => {
+  assert.deepEqual(load().health, DEFAULT_HEALTH);
+  assert.deepEqual(DEFAULT_HEALTH, { rtt: false, retrans: true, drops: true, hooks: 'auto' });
+});
+
+test('TCP health settings come from the reference names, flags winning over the environment', () => {
+  const env = {
+    ENABLE_RTT: 'true',
+    ENABLE_PKT_DROPS: 'false',
+    ENABLE_TCP_RETRANS: '0',
+    HEALTH_HOOKS: 'tracepoint',
+  };
+  assert.deepEqual(load({}, env).health, { rtt: true, retrans: false, drops: false, hooks: 'tracepoint' });
+  assert.deepEqual(load({ rtt: false, pktDrops: true, tcpRetrans: true, healthHooks: 'auto' }, env).health, {
+    rtt: false,
+    retrans: true,
+    drops: true,
+    hooks: 'auto',
+  });
+});
+
+test('a HEALTH_HOOKS value other than auto or tracepoint is refused, naming both', () => {
+  assertConfigError(() => load({}, { HEALTH_HOOKS: 'kprobe' }), 'HEALTH_HOOKS', 'kprobe', /auto, tracepoint/);
 });

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EXPORT_SLICE_FLOWS, Pipeline, type PipelineOptions } from '../../src/agent/pipeline.ts';
-import type { RecordBatch } from '../../src/codec/record-batch.ts';
+import { HealthBatch } from '../../src/codec/health-batch.ts';
+import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
+import { BatchChannel } from '../account/channel.ts';
+import { FakeClock } from '../account/fake-clock.ts';
+import { makeFlow } from '../helpers/flows.ts';
 import { batchOf, RecordingExporter } from './fakes.ts';
 
 /** Evictions only when full or at the end: record time never reaches an hour. */
@@ -132,4 +136,52 @@ test('a failing source still exports what it delivered, then reports its error',
   await assert.rejects(pipeline.run(failing()), /map drain failed/);
   await pipeline.stopExporters();
   assert.equal(out.flows.length, 3);
+});
+
+function healthRows(srcPort: number, dropPackets: number): HealthBatch {
+  const batch = recordBatchOf([
+    makeFlow({
+      srcPort,
+      srcMac: '00:00:00:00:00:00',
+      dstMac: '00:00:00:00:00:00',
+      direction: 0,
+      packets: 0,
+      bytes: 0,
+      health: { dropPackets, dropBytes: dropPackets * 60, retransPackets: 0, retransBytes: 0 },
+    }),
+  ]);
+  return new HealthBatch(batch.bytes, batch.count, batch.interfaces);
+}
+
+test('health rows are joined into the evicted flow of their key and never accounted as flows', async () => {
+  const out = new RecordingExporter('out');
+  const pipeline = new Pipeline(OPTIONS, [out]);
+  await pipeline.run(source(recordBatchOf([makeFlow({ srcPort: 1000, packets: 3 })]), healthRows(1000, 2)));
+  await pipeline.stopExporters();
+  assert.deepEqual(
+    out.flows.map((f) => [f.srcPort, f.packets, f.health?.dropPackets]),
+    [[1000, 3, 2]],
+  );
+  assert.equal(pipeline.stats.rowsIn, 1);
+  assert.deepEqual(pipeline.healthJoinCounts, { joined: 1, ownRecords: 0, filtered: 0 });
+});
+
+test('health rows with no flow cached leave at the next tick, as records of their own', async () => {
+  const out = new RecordingExporter('out');
+  const clock = new FakeClock();
+  const pipeline = new Pipeline({ ...OPTIONS, activeTimeoutBy: 'clock', clock }, [out]);
+  const input = new BatchChannel();
+  const running = pipeline.run(input);
+  input.push(healthRows(2000, 1));
+  await input.drained();
+  clock.tick();
+  while (out.flows.length === 0) await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(
+    out.flows.map((f) => [f.srcPort, f.packets, f.health?.dropPackets]),
+    [[2000, 0, 1]],
+  );
+  input.end();
+  await running;
+  await pipeline.stopExporters();
+  assert.equal(out.flows.length, 1, 'no empty eviction once nothing waits');
 });

@@ -7,6 +7,7 @@ import { V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import type { Flow } from '../../src/model/flow.ts';
 import { parseIp } from '../../src/model/ip.ts';
 import { makeFlow } from '../helpers/flows.ts';
+import { FULL_HEALTH, RETRANS_ONLY, TEST_DROP_REASONS } from '../helpers/health.ts';
 
 function batch(...flows: Flow[]): RecordBatch {
   const bytes = Buffer.alloc(flows.length * V2_RECORD_BYTES);
@@ -72,6 +73,42 @@ test('columns for reverse counters, VLAN, tunnel and interfaces crossed appear w
   assert.match(lines[2], /100$/, 'a flow without them has empty cells');
 });
 
+test('DNS columns show the name asked, how it went and the latency, when a flow has DNS', () => {
+  assert.doesNotMatch(formatTable(batch(makeFlow({ ifIndex: 3 }))), /DNS/);
+  const text = formatTable(
+    batch(
+      makeFlow({
+        ifIndex: 3,
+        bytes: 300,
+        proto: 17,
+        srcPort: 53,
+        dns: {
+          queries: 0,
+          answers: 1,
+          unanswered: 0,
+          malformed: 0,
+          latestNs: 1n,
+          header: { id: 1, flags: 0x8183 },
+          name: 'nx.example',
+          latencyNs: 12_340_000n,
+        },
+      }),
+      makeFlow({
+        ifIndex: 3,
+        bytes: 200,
+        proto: 17,
+        dstPort: 53,
+        dns: { queries: 1, answers: 0, unanswered: 1, malformed: 0, latestNs: 1n, name: 'slow.example' },
+      }),
+      makeFlow({ ifIndex: 3, bytes: 100 }),
+    ),
+  );
+  const lines = text.trimEnd().split('\n');
+  assert.match(lines[0], /BYTES\s+DNS NAME\s+DNS\s+DNS LATENCY$/);
+  assert.match(lines[1], /300\s+nx\.example\s+NXDomain\s+12\.3ms$/);
+  assert.match(lines[2], /200\s+slow\.example\s+unanswered$/);
+});
+
 test('the table output writes one table per batch to its stream', async () => {
   const out = new PassThrough();
   let text = '';
@@ -92,4 +129,23 @@ test('with --resolve the table shows the names of addresses that have one', () =
   const names = new Map([['10.0.0.2', 'web.example']]);
   const text = formatTable(batch(makeFlow({ ifIndex: 3 })), (address) => names.get(address) ?? address);
   assert.match(text.split('\n')[1], /10\.0\.0\.1:1234\s+web\.example:80\s/);
+});
+
+test('columns for RTT, handshake, retransmissions and drops appear when a flow has them, the cause by short name', () => {
+  const plain = formatTable(batch(makeFlow({ ifIndex: 3 })), undefined, () =>
+    assert.fail('names asked without drops'),
+  );
+  assert.doesNotMatch(plain, /RTT|HANDSHAKE|RETRANS|DROP/);
+  const text = formatTable(
+    batch(
+      makeFlow({ ifIndex: 3, bytes: 2000, health: FULL_HEALTH }),
+      makeFlow({ ifIndex: 3, health: RETRANS_ONLY }),
+    ),
+    undefined,
+    () => TEST_DROP_REASONS,
+  );
+  const lines = text.trimEnd().split('\n');
+  assert.match(lines[0], /BYTES\s+RTT\s+HANDSHAKE\s+RETRANS\s+DROPS\s+DROP CAUSE$/);
+  assert.match(lines[1], /1\.95 KiB\s+7\.25ms\s+310µs\s+2\s+2\s+NETFILTER_DROP$/);
+  assert.match(lines[2], /100\s+3$/);
 });

@@ -9,10 +9,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
+  DNS_PENDING_BYTES,
+  DNS_QUERY_KEY,
+  DNS_QUERY_KEY_BYTES,
+  DnsErrno,
+  DnsFlag,
+  DnsLimit,
   HealthFlag,
   RecordFlag,
   TunnelType,
   V2,
+  V2_DNS_BYTES,
+  V2_DNS_NAME_MAX,
+  V2_DNS_WORD,
   V2_EVENT_BYTES,
   V2_HEALTH_BYTES,
   V2_HEALTH_WORD,
@@ -82,6 +91,30 @@ const FIELDS: Array<[keyof typeof V2, string]> = [
   ['HEALTH_FLAGS', 'health.health_flags'],
   ['RTT_SAMPLES', 'health.rtt_samples'],
   ['HEALTH_PAD', 'health.health_pad'],
+  ['DNS_LATENCY_NS', 'dns.dns_latency_ns'],
+  ['DNS_LATEST_NS', 'dns.dns_latest_ns'],
+  ['DNS_QUERIES', 'dns.dns_queries'],
+  ['DNS_ANSWERS', 'dns.dns_answers'],
+  ['DNS_UNANSWERED', 'dns.dns_unanswered'],
+  ['DNS_MALFORMED', 'dns.dns_malformed'],
+  ['DNS_ID', 'dns.dns_id'],
+  ['DNS_FLAGS', 'dns.dns_flags'],
+  ['DNS_NAME_LEN', 'dns.dns_name_len'],
+  ['DNS_ERRNO', 'dns.dns_errno'],
+  ['DNS_RECORD_FLAGS', 'dns.dns_record_flags'],
+  ['DNS_PAD', 'dns.dns_pad'],
+  ['DNS_NAME', 'dns.dns_name'],
+];
+
+/** Fields of struct flow_dns_query_key, the pending-query map's key. */
+const QUERY_KEY_FIELDS: Array<[keyof typeof DNS_QUERY_KEY, string]> = [
+  ['SRC_ADDR', 'src_addr'],
+  ['DST_ADDR', 'dst_addr'],
+  ['SRC_PORT', 'src_port'],
+  ['DST_PORT', 'dst_port'],
+  ['DNS_ID', 'dns_id'],
+  ['TRANSPORT_PROTOCOL', 'transport_protocol'],
+  ['KEY_PAD', 'key_pad'],
 ];
 
 /** Constants the header and the TypeScript layout must give the same value. */
@@ -95,6 +128,15 @@ const CONSTANTS: Array<[string, number]> = [
   ['FLOWTAP_RECORD_BIFLOW', RecordFlag.BIFLOW],
   ['FLOWTAP_HEALTH_RTT', HealthFlag.RTT],
   ['FLOWTAP_HEALTH_HANDSHAKE', HealthFlag.HANDSHAKE],
+  ['FLOWTAP_DNS_HEADER', DnsFlag.HEADER],
+  ['FLOWTAP_DNS_NAME', DnsFlag.NAME],
+  ['FLOWTAP_DNS_NAME_TRUNCATED', DnsFlag.NAME_TRUNCATED],
+  ['FLOWTAP_DNS_LATENCY', DnsFlag.LATENCY],
+  ['FLOWTAP_DNS_NAME_MAX', V2_DNS_NAME_MAX],
+  ['FLOWTAP_DNS_PENDING_MAX', DnsLimit.PENDING_MAX],
+  ['FLOWTAP_DNS_ENOENT', DnsErrno.ENOENT],
+  ['FLOWTAP_DNS_EFAULT', DnsErrno.EFAULT],
+  ['FLOWTAP_DNS_EINVAL', DnsErrno.EINVAL],
 ];
 
 test('the C header and the TypeScript layout agree on every offset and size', (t) => {
@@ -110,6 +152,12 @@ test('the C header and the TypeScript layout agree on every offset and size', (t
     '  printf("KEY %zu\\nMETRICS %zu\\nUSER %zu\\nEVENT %zu\\nRECORD %zu\\n", sizeof(struct flow_key), sizeof(struct flow_metrics), sizeof(struct flow_user), sizeof(struct flow_event), sizeof(struct flow_record));',
     '  printf("EVENT_METRICS %zu\\n", offsetof(struct flow_event, metrics));',
     '  printf("HEALTH %zu\\nHEALTH_AT %zu\\n", sizeof(struct flow_health), offsetof(struct flow_record, health));',
+    '  printf("DNS %zu\\nDNS_AT %zu\\n", sizeof(struct flow_dns), offsetof(struct flow_record, dns));',
+    ...QUERY_KEY_FIELDS.map(
+      ([name, member]) =>
+        `  printf("QUERY_KEY_${name} %zu\\n", offsetof(struct flow_dns_query_key, ${member}));`,
+    ),
+    '  printf("QUERY_KEY %zu\\nPENDING %zu\\n", sizeof(struct flow_dns_query_key), sizeof(struct flow_dns_pending));',
     '  return 0;',
     '}',
   ].join('\n');
@@ -135,4 +183,18 @@ test('the C header and the TypeScript layout agree on every offset and size', (t
     const field = name === 'DROP_FLAGS_STATE' ? 'DROP_LATEST_FLAGS' : name === 'PAD' ? 'HEALTH_PAD' : name;
     assert.equal(printed.HEALTH_AT + word * 4, V2[field as keyof typeof V2], `health word of ${name}`);
   }
+  assert.equal(printed.DNS, V2_DNS_BYTES);
+  const dnsWordField: Record<string, keyof typeof V2> = {
+    ID_FLAGS: 'DNS_ID',
+    NAME_LEN_ERRNO_FLAGS: 'DNS_NAME_LEN',
+  };
+  for (const [name, word] of Object.entries(V2_DNS_WORD)) {
+    const field = dnsWordField[name] ?? (`DNS_${name}` as keyof typeof V2);
+    assert.equal(printed.DNS_AT + word * 4, V2[field], `DNS word of ${name}`);
+  }
+  for (const [name] of QUERY_KEY_FIELDS) {
+    assert.equal(printed[`QUERY_KEY_${name}`], DNS_QUERY_KEY[name], `query key offset of ${name}`);
+  }
+  assert.equal(printed.QUERY_KEY, DNS_QUERY_KEY_BYTES);
+  assert.equal(printed.PENDING, DNS_PENDING_BYTES);
 });

@@ -1,15 +1,21 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { V2_KEY_BYTES, V2_METRICS_BYTES } from '../../src/codec/v2-layout.ts';
+import { V2_HEALTH_BYTES, V2_KEY_BYTES, V2_METRICS_BYTES } from '../../src/codec/v2-layout.ts';
 import {
   flowMapBytes,
+  HANDSHAKE_PENDING_ENTRIES,
+  HANDSHAKE_PENDING_VALUE_BYTES,
+  HEALTH_MAP_COUNT,
+  handshakeMapBytes,
+  healthMapBytes,
+  healthMapEntries,
   kernelMemory,
   planKernelMemory,
   ringBufferMemoryBytes,
   SHARED_MAP_MIN_CPUS,
 } from '../../src/ebpf/kernel-memory.ts';
-import { BpfMapType, libbpf, mapCreateOpts } from '../../src/ebpf/libbpf.ts';
+import { BPF_F_NO_PREALLOC, BpfMapType, libbpf, mapCreateOpts } from '../../src/ebpf/libbpf.ts';
 import { ConfigError } from '../../src/errors.ts';
 import { skipUnlessKernel } from '../helpers/privileges.ts';
 
@@ -136,4 +142,53 @@ test('the estimate matches what the kernel accounts for the flow maps and the ri
   t.after(() => lib.close(ring));
   const measured = kernelMemlock(ring);
   assert.ok(Math.abs(ringBufferMemoryBytes(RING) - measured) <= measured * 0.01, `ring: ${measured}`);
+});
+
+test('with TCP health on the budget counts both health maps as if full and, with RTT, the pending handshakes', () => {
+  const input = { maxFlows: 1 << 17, ringBufferBytes: RING, possibleCpus: 2, mapKind: 'percpu' as const };
+  const off = kernelMemory(input);
+  const on = kernelMemory({ ...input, health: true, handshake: true });
+  assert.equal(off.healthMapBytes, 0);
+  assert.equal(healthMapEntries(1 << 17), 1 << 15);
+  assert.equal(on.healthMapBytes, healthMapBytes(1 << 15));
+  assert.equal(on.totalBytes, off.totalBytes + HEALTH_MAP_COUNT * on.healthMapBytes + handshakeMapBytes());
+  assert.equal(healthMapEntries(10), 1024, 'a small cache still gets a usable health map');
+});
+
+test('the health map estimate matches what the kernel accounts once it is full, and the handshake LRU as created', {
+  skip: rootOnly,
+}, (t) => {
+  const lib = libbpf();
+  const entries = 2000;
+  const fd: number = lib.mapCreate(
+    BpfMapType.HASH,
+    'flowtap_memtest',
+    V2_KEY_BYTES,
+    V2_HEALTH_BYTES,
+    entries,
+    mapCreateOpts({ mapFlags: BPF_F_NO_PREALLOC }),
+  );
+  assert.ok(fd >= 0, 'creating a health map');
+  t.after(() => lib.close(fd));
+  const key = Buffer.alloc(V2_KEY_BYTES);
+  const value = Buffer.alloc(V2_HEALTH_BYTES);
+  for (let i = 0; i < entries; i++) {
+    key.writeUInt32LE(i, 0);
+    assert.equal(lib.mapUpdateElem(fd, key, value, 0n), 0);
+  }
+  const measured = kernelMemlock(fd);
+  assert.ok(Math.abs(healthMapBytes(entries) - measured) <= measured * 0.01, `health: ${measured}`);
+  const LRU_HASH = 9;
+  const lru: number = lib.mapCreate(
+    LRU_HASH,
+    'flowtap_memtest',
+    V2_KEY_BYTES,
+    HANDSHAKE_PENDING_VALUE_BYTES,
+    HANDSHAKE_PENDING_ENTRIES,
+    mapCreateOpts(),
+  );
+  assert.ok(lru >= 0, 'creating an LRU hash');
+  t.after(() => lib.close(lru));
+  const lruMeasured = kernelMemlock(lru);
+  assert.ok(Math.abs(handshakeMapBytes() - lruMeasured) <= lruMeasured * 0.01, `handshakes: ${lruMeasured}`);
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { HEALTH_OBJECT_PATH } from '../../src/ebpf/health-programs.ts';
 import { checkFlowObjectOptions, FLOWS_OBJECT_PATH } from '../../src/ebpf/object.ts';
 import { ConfigError } from '../../src/errors.ts';
 
@@ -12,18 +13,23 @@ const BUILD_SCRIPT = fileURLToPath(new URL('../../scripts/build-bpf.sh', import.
 const hasClang =
   spawnSync('clang', ['--version']).status === 0 && spawnSync('llvm-strip', ['--version']).status === 0;
 
-test('the committed bpf/flows.bpf.o is exactly what the build script makes from the sources', {
-  skip: !hasClang && 'clang/llvm-strip not installed',
-}, (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'flowtap-bpf-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const rebuilt = join(dir, 'flows.bpf.o');
-  execFileSync(BUILD_SCRIPT, [rebuilt], { stdio: 'pipe' });
-  assert.ok(
-    readFileSync(rebuilt).equals(readFileSync(FLOWS_OBJECT_PATH)),
-    'bpf/flows.bpf.o is stale: run npm run build:bpf and commit the result',
-  );
-});
+for (const [name, committed] of [
+  ['flows', FLOWS_OBJECT_PATH],
+  ['health', HEALTH_OBJECT_PATH],
+] as const) {
+  test(`the committed bpf/${name}.bpf.o is exactly what the build script makes from the sources`, {
+    skip: !hasClang && 'clang/llvm-strip not installed',
+  }, (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'flowtap-bpf-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const rebuilt = join(dir, `${name}.bpf.o`);
+    execFileSync(BUILD_SCRIPT, [name, rebuilt], { stdio: 'pipe' });
+    assert.ok(
+      readFileSync(rebuilt).equals(readFileSync(committed)),
+      `bpf/${name}.bpf.o is stale: run npm run build:bpf and commit the result`,
+    );
+  });
+}
 
 test('sampling of zero is rejected before anything is loaded', () => {
   assert.throws(

@@ -8,6 +8,7 @@ import { flowToJson } from '../../src/model/flow.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { parseIp } from '../../src/model/ip.ts';
 import { makeFlow } from '../helpers/flows.ts';
+import { FULL_HEALTH, RETRANS_ONLY, TEST_DROP_REASONS } from '../helpers/health.ts';
 
 function flowToJsonLines(batch: RecordBatch): string {
   let text = '';
@@ -48,6 +49,51 @@ test('rows encode to the text flowToJson gives their flows, on every field and e
         { ifIndex: 9, direction: 0 },
         { ifIndex: 1, direction: 1 },
       ],
+    }),
+    // DNS: a response with every part, a query, a cut name, the root, DNS only (0 packets).
+    makeFlow({
+      proto: 17,
+      dns: {
+        queries: 0,
+        answers: 2,
+        unanswered: 0,
+        malformed: 1,
+        latestNs: 5n,
+        header: { id: 0xbeef, flags: 0x8183 },
+        name: 'nx.example',
+        latencyNs: 12_999_999n,
+        errno: 22,
+      },
+    }),
+    makeFlow({
+      proto: 17,
+      agentIp: parseIp('192.0.2.1')!,
+      dns: {
+        queries: 1,
+        answers: 0,
+        unanswered: 0,
+        malformed: 0,
+        latestNs: 5n,
+        header: { id: 1, flags: 0x100 },
+        name: 'a"b\\c',
+      },
+    }),
+    makeFlow({
+      dns: {
+        queries: 1,
+        answers: 0,
+        unanswered: 0,
+        malformed: 0,
+        latestNs: 5n,
+        name: 'x'.repeat(64),
+        nameTruncated: true,
+      },
+    }),
+    makeFlow({ dns: { queries: 1, answers: 0, unanswered: 0, malformed: 0, latestNs: 5n, name: '' } }),
+    makeFlow({
+      packets: 0,
+      bytes: 0,
+      dns: { queries: 0, answers: 0, unanswered: 1, malformed: 0, latestNs: 5n },
     }),
     makeFlow({
       vlanOuter: 10,
@@ -106,4 +152,45 @@ test('a buffer encode lends is not reused before it is released, and once only a
   assert.equal(third.buffer, first.buffer);
   assert.notEqual(fourth.buffer, third.buffer);
   assert.notEqual(fourth.buffer, second.buffer);
+});
+
+test('health sections encode to the text flowToJson gives, with the same drop-reason names', () => {
+  const flows = [
+    makeFlow({ health: FULL_HEALTH }),
+    makeFlow({ health: RETRANS_ONLY, agentIp: parseIp('192.0.2.1')! }),
+    makeFlow({
+      health: { ...FULL_HEALTH, latestDrop: { timeNs: 5n, cause: 999, tcpFlags: 2, tcpState: 0 } },
+    }),
+    makeFlow({
+      health: {
+        ...RETRANS_ONLY,
+        rtt: { minNs: 2n ** 60n, maxNs: 2n ** 64n - 1n, lastNs: 2n ** 53n, samples: 1 },
+      },
+    }),
+    makeFlow({ health: FULL_HEALTH, vlanOuter: 7 }),
+  ];
+  const batch = recordBatchOf(flows);
+  let expected = '';
+  for (const flow of batch.flows()) expected += `${flowToJson(flow, batch.interfaces, TEST_DROP_REASONS)}\n`;
+  assert.equal(
+    new JsonRowEncoder(() => TEST_DROP_REASONS).encode(batch, 0, batch.count).toString(),
+    expected,
+  );
+});
+
+test('the drop-reason names are asked for only when a row has drops', () => {
+  let asked = 0;
+  const encoder = new JsonRowEncoder(() => {
+    asked++;
+    return TEST_DROP_REASONS;
+  });
+  encoder.encode(recordBatchOf([makeFlow(), makeFlow({ health: RETRANS_ONLY })]), 0, 2);
+  assert.equal(asked, 0);
+  const text = encoder.encode(
+    recordBatchOf([makeFlow({ health: FULL_HEALTH }), makeFlow({ health: FULL_HEALTH })]),
+    0,
+    2,
+  );
+  assert.equal(asked, 1);
+  assert.match(text.toString(), /"PktDropLatestDropCause":"SKB_DROP_REASON_NETFILTER_DROP"/);
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
-import type { Flow } from '../../src/model/flow.ts';
+import type { Flow, FlowDns, FlowHealth } from '../../src/model/flow.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { formatIp, parseIp } from '../../src/model/ip.ts';
 import { writeClickHouseResult } from '../../src/store/clickhouse-query.ts';
@@ -19,6 +19,7 @@ import { ClickHouseStore, dialectOf, parseClickHouseUrl } from '../../src/store/
 import { FlowStore } from '../../src/store/flow-store.ts';
 import { QUESTIONS, type QuestionOptions, questionSql, TIMELINE_KEYS } from '../../src/store/questions.ts';
 import { writeQueryResult } from '../../src/store/run-query.ts';
+import { FIRST_SCHEMA4_COLUMN, STORE_COLUMNS } from '../../src/store/schema.ts';
 import { openStoreReader } from '../../src/store/store-reader.ts';
 import { type ClickHouseServer, clickhouseAvailable, startClickHouse } from '../helpers/clickhouse.ts';
 import { makeFlow, seededRandom } from '../helpers/flows.ts';
@@ -53,7 +54,7 @@ function names(): InterfaceRegistry {
 function variedFlows(seed: number, count: number): Flow[] {
   const random = seededRandom(seed);
   const pick = <T>(list: readonly T[]) => list[Math.floor(random() * list.length)];
-  return Array.from({ length: count }, () => {
+  return Array.from({ length: count }, (_, i) => {
     const src = pick(ADDRESSES);
     const dst = pick(ADDRESSES);
     const etype = src.includes(':') || dst.includes(':') ? 0x86dd : 0x0800;
@@ -78,8 +79,56 @@ function variedFlows(seed: number, count: number): Flow[] {
       dscp: Math.floor(random() * 64),
       srcMac: '02:00:00:00:00:01',
       dstMac: 'aa:bb:cc:dd:ee:ff',
+      ...(random() < 0.5 && { health: randomHealth(random) }),
+      ...(i % 3 === 0 && { dns: variedDns(i, start) }),
     });
   });
+}
+
+/** DNS of every third flow: responses with latencies and names, queries without (by `i`). */
+function variedDns(i: number, atNs: bigint): FlowDns {
+  const response = i % 2 === 0;
+  return {
+    queries: response ? 0 : 1,
+    answers: response ? 1 : 0,
+    unanswered: i % 9 === 3 ? 1 : 0,
+    malformed: 0,
+    latestNs: atNs,
+    header: { id: i & 0xffff, flags: response ? 0x8180 | (i % 4) : 0x0100 },
+    name: `n${i}.ex\u00e4mple`,
+    ...(response && { latencyNs: BigInt(1_000 * (i + 1)) }),
+  };
+}
+
+/** TCP health with some parts measured, small values so groups tie and the order's tie-breaks matter. */
+function randomHealth(random: () => number): FlowHealth {
+  const count = () => (random() < 0.5 ? 0 : 1 + Math.floor(random() * 4));
+  const dropPackets = count();
+  const rttNs = () => BigInt(1_000 * (1 + Math.floor(random() * 50)));
+  const rtt =
+    random() < 0.5 ? [rttNs(), rttNs(), rttNs()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)) : undefined;
+  return {
+    ...(rtt && { rtt: { minNs: rtt[0], lastNs: rtt[1], maxNs: rtt[2], samples: 3 } }),
+    ...(random() < 0.3 && { handshakeRttNs: rttNs() }),
+    dropBytes: dropPackets * 60,
+    dropPackets,
+    retransBytes: 0,
+    retransPackets: count(),
+    ...(dropPackets > 0 && {
+      latestDrop: { timeNs: 1n, cause: 2 + Math.floor(random() * 8), tcpFlags: 0x10, tcpState: 1 },
+    }),
+  };
+}
+
+/** The flows of `batch` in the order `ORDER BY time_start, time_end, bytes` reads them back. */
+function sortedFlows(batch: RecordBatch): Flow[] {
+  return [...batch.flows()].sort((a, b) =>
+    a.timeFlowStartNs !== b.timeFlowStartNs
+      ? Number(a.timeFlowStartNs - b.timeFlowStartNs)
+      : a.timeFlowEndNs !== b.timeFlowEndNs
+        ? Number(a.timeFlowEndNs - b.timeFlowEndNs)
+        : a.bytes - b.bytes,
+  );
 }
 
 class TextSink extends Writable {
@@ -123,13 +172,7 @@ describe('ClickHouse store', { skip: !clickhouseAvailable() && 'clickhouse-serve
         packets, tcp_flags, dscp, src_mac, dst_mac, src_ip_hi, src_ip_lo FROM flowtap_test.flows
         ORDER BY time_start, time_end, bytes`,
     );
-    const flows = [...batch.flows()].sort((a, b) =>
-      a.timeFlowStartNs !== b.timeFlowStartNs
-        ? Number(a.timeFlowStartNs - b.timeFlowStartNs)
-        : a.timeFlowEndNs !== b.timeFlowEndNs
-          ? Number(a.timeFlowEndNs - b.timeFlowEndNs)
-          : a.bytes - b.bytes,
-    );
+    const flows = sortedFlows(batch);
     assert.equal(result.rows.length, flows.length);
     for (let i = 0; i < flows.length; i++) {
       const f = flows[i];
@@ -156,6 +199,98 @@ describe('ClickHouse store', { skip: !clickhouseAvailable() && 'clickhouse-serve
         String(lo),
       ]);
     }
+  });
+
+  test('health columns read back as the flows measured them, 0 where nothing was', async () => {
+    const result = await store.query(
+      `SELECT rtt_last_ns, rtt_min_ns, rtt_max_ns, handshake_rtt_ns, drop_bytes, drop_packets, drop_latest_cause,
+        drop_latest_flags, drop_latest_state, retrans_bytes, retrans_packets FROM flowtap_test.flows
+        ORDER BY time_start, time_end, bytes`,
+    );
+    const flows = sortedFlows(batch);
+    assert.ok(flows.filter((f) => f.health).length > 1_000);
+    for (let i = 0; i < flows.length; i++) {
+      const h = flows[i].health;
+      const drop = h?.dropPackets ? h.latestDrop : undefined;
+      assert.deepEqual(
+        result.rows[i].map(String),
+        [
+          h?.rtt?.lastNs ?? 0,
+          h?.rtt?.minNs ?? 0,
+          h?.rtt?.maxNs ?? 0,
+          h?.handshakeRttNs ?? 0,
+          h?.dropBytes ?? 0,
+          h?.dropPackets ?? 0,
+          drop?.cause ?? 0,
+          drop?.tcpFlags ?? 0,
+          drop?.tcpState ?? 0,
+          h?.retransBytes ?? 0,
+          h?.retransPackets ?? 0,
+        ].map(String),
+        `row ${i}`,
+      );
+    }
+  });
+
+  test('DNS columns read back as the flows carried them, 0 and empty where they had none', async () => {
+    const result = await store.query(
+      `SELECT dns_id, dns_flags, dns_latency_ns, dns_name, dns_errno, dns_queries, dns_answers,
+        dns_unanswered, dns_malformed, dns_record_flags FROM flowtap_test.flows
+        ORDER BY time_start, time_end, bytes`,
+    );
+    const flows = sortedFlows(batch);
+    assert.ok(flows.filter((f) => f.dns).length > 500);
+    for (let i = 0; i < flows.length; i++) {
+      const d = flows[i].dns;
+      assert.deepEqual(
+        result.rows[i].map(String),
+        [
+          d?.header?.id ?? 0,
+          d?.header?.flags ?? 0,
+          d?.latencyNs ?? 0,
+          d?.name ?? '',
+          d?.errno ?? 0,
+          d?.queries ?? 0,
+          d?.answers ?? 0,
+          d?.unanswered ?? 0,
+          d?.malformed ?? 0,
+          d ? 1 | 2 | (d.latencyNs === undefined ? 0 : 8) : 0,
+        ].map(String),
+        `row ${i}`,
+      );
+    }
+  });
+
+  test('a flows table of an older flowtap gains the missing columns, its rows reading 0', async () => {
+    const old = new ClickHouseStore(parseClickHouseUrl('--store', server.storeUrl('flowtap_old')));
+    cleanups.push(() => old.close());
+    const v3 = STORE_COLUMNS.slice(
+      0,
+      STORE_COLUMNS.findIndex((c) => c.name === FIRST_SCHEMA4_COLUMN),
+    );
+    await server.query('CREATE DATABASE flowtap_old');
+    await server.query(
+      `CREATE TABLE flowtap_old.flows (${v3.map((c) => `${c.name} ${c.clickhouse}`).join(', ')})
+        ENGINE = MergeTree() ORDER BY time_end`,
+    );
+    await server.query('INSERT INTO flowtap_old.flows (time_end, bytes) VALUES (1, 7)');
+    await old.ensureSchema();
+    await old.ensureSchema();
+    const writer = new RowBinaryWriter();
+    writer.append(
+      recordBatchOf([
+        makeFlow({ timeFlowEndNs: 2n, health: { ...randomHealth(seededRandom(1)), retransPackets: 5 } }),
+      ]),
+    );
+    await old.insertRowBinary(writer.take());
+    const result = await old.query('SELECT bytes, retrans_packets FROM flowtap_old.flows ORDER BY time_end');
+    assert.deepEqual(
+      result.rows.map((r) => r.map(String)),
+      [
+        ['7', '0'],
+        ['100', '5'],
+      ],
+    );
   });
 
   test('flows are partitioned by the UTC day of their last packet', async () => {

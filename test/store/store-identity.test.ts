@@ -10,7 +10,7 @@ import { StoreError } from '../../src/errors.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { parseIp } from '../../src/model/ip.ts';
 import { FlowStore } from '../../src/store/flow-store.ts';
-import { FIRST_SCHEMA3_COLUMN, META_TABLE, STORE_COLUMNS } from '../../src/store/schema.ts';
+import { FIRST_SCHEMA3_COLUMN, META_TABLE, SCHEMA_VERSION, STORE_COLUMNS } from '../../src/store/schema.ts';
 import { makeFlow } from '../helpers/flows.ts';
 import { storeRows } from './store-rows.ts';
 
@@ -113,7 +113,7 @@ describe('flow store schema 3', () => {
       { bytes: 100, agent_ip: '192.0.2.1', vlan_outer: 0, crossed: '', record_flags: 0, rev_bytes: 0 },
     ]);
     const [meta] = await storeRows(file, `SELECT value FROM ${META_TABLE} WHERE key = 'schema_version'`);
-    assert.equal(meta.value, '3');
+    assert.equal(meta.value, SCHEMA_VERSION);
   });
 
   test('a store of another schema is still refused, not misread', async () => {

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
+import { DropReasonNames } from '../../src/model/drop-reasons.ts';
+import type { FlowHealth } from '../../src/model/flow.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import { FlowStore } from '../../src/store/flow-store.ts';
 import { queriesOfFile } from '../../src/store/store-reader.ts';
@@ -20,6 +22,24 @@ function flowAt(offsetMs: number, spec: Parameters<typeof makeFlow>[0]) {
   const endNs = BigInt(T0_MS + offsetMs) * MS_NS;
   return makeFlow({ ifIndex: 1, timeFlowStartNs: endNs - 1_000n * MS_NS, timeFlowEndNs: endNs, ...spec });
 }
+
+/** `packets` dropped for `cause`, the latest `offsetMs` after T0. */
+function drops(packets: number, cause: number, offsetMs: number): FlowHealth {
+  return {
+    dropPackets: packets,
+    dropBytes: packets * 60,
+    retransPackets: 0,
+    retransBytes: 0,
+    latestDrop: { timeNs: BigInt(T0_MS + offsetMs) * MS_NS, cause, tcpFlags: 0x10, tcpState: 1 },
+  };
+}
+
+const REASONS = new DropReasonNames(
+  new Map([
+    [2, 'SKB_DROP_REASON_NOT_SPECIFIED'],
+    [6, 'SKB_DROP_REASON_NETFILTER_DROP'],
+  ]),
+);
 
 describe('web view history', () => {
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-history-'));
@@ -41,6 +61,7 @@ describe('web view history', () => {
             dstPort: 443,
             bytes: 9_000,
             packets: 6,
+            health: { ...drops(4, 6, 10_000), handshakeRttNs: 3_000_000n },
           }),
           flowAt(20_000, {
             srcAddr: '10.0.3.7',
@@ -49,6 +70,7 @@ describe('web view history', () => {
             dstPort: 443,
             bytes: 1_000,
             packets: 1,
+            health: { ...drops(1, 2, 20_000), retransPackets: 2, retransBytes: 2_896 },
           }),
           flowAt(30_000, {
             srcAddr: '2001:db8::5',
@@ -100,6 +122,29 @@ describe('web view history', () => {
     );
     assert.equal(s.matchingFlows, 2);
     assert.deepEqual(s.interfaces, ['eth0']);
+  });
+
+  test('a window shows the stored TCP health as the live view does: RTT, retransmissions, drops and who is dropping', async () => {
+    const s = await historySnapshot(queries, window, NO_FILTER, 10, undefined, () => REASONS);
+    const tcp = s.flows.find((f) => f.proto === 'TCP');
+    assert.ok(tcp);
+    assert.equal(tcp.rttNs, 3_000_000);
+    assert.equal(tcp.rttKind, 'handshake');
+    assert.equal(tcp.retrans, 2);
+    assert.equal(tcp.drops, 5);
+    assert.equal(tcp.dropBytes, 300);
+    assert.equal(tcp.dropReason, 'NOT_SPECIFIED', 'the reason of the latest drop');
+    const udp = s.flows.find((f) => f.proto === 'UDP');
+    assert.equal(udp?.rttNs, undefined);
+    assert.equal(udp?.drops, 0);
+    assert.deepEqual(
+      s.dropping.flows.map((f) => [f.src, f.drops, f.dropReason]),
+      [['10.0.3.7', 5, 'NOT_SPECIFIED']],
+    );
+    assert.deepEqual(
+      s.dropping.hosts.map((h) => [h.interface, h.address, h.drops, h.dropReason]),
+      [['eth0', '10.0.3.7', 5, 'NOT_SPECIFIED']],
+    );
   });
 
   test('the chart of a window sums each step’s bytes per second and interface direction', async () => {

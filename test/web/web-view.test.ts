@@ -9,6 +9,7 @@ import { get } from 'node:http';
 import { after, before, type TestContext, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { recordBatchOf } from '../../src/codec/record-batch.ts';
+import { DropReasonNames } from '../../src/model/drop-reasons.ts';
 import type { Flow } from '../../src/model/flow.ts';
 import { InterfaceRegistry } from '../../src/model/interfaces.ts';
 import type { HealthSnapshot } from '../../src/web/health.ts';
@@ -277,4 +278,72 @@ test('bad filters, unknown paths and foreign host names are refused', async (t) 
   assert.equal(await status('snapshot.json', 'attacker.example:9800'), 403);
   assert.equal(await status('vendor/uPlot.iife.min.js', 'localhost'), 200);
   assert.equal(view.serverStats.badRequests, 3);
+});
+
+test('the flows table shows RTT, retransmissions and drops, and who is dropping updates live with the reason', async (t) => {
+  const reasons = new DropReasonNames(new Map([[6, 'SKB_DROP_REASON_NETFILTER_DROP']]));
+  const view = await openView(t, {
+    dropReasons: () => reasons,
+    health: () => ({ ...HEALTH, tcpHealth: { dropPackets: 17, retransSegments: 3 } }),
+  });
+  const noHealth = { dropBytes: 0, dropPackets: 0, retransBytes: 0, retransPackets: 0 };
+  view.export(
+    recordBatchOf(
+      [
+        record(T0, {
+          srcAddr: '10.0.0.1',
+          bytes: 9000,
+          health: { ...noHealth, handshakeRttNs: 12_500_000n, retransPackets: 3, retransBytes: 4000 },
+        }),
+        record(T0, { srcAddr: '10.0.0.2', bytes: 100 }),
+      ],
+      NAMES,
+    ),
+  );
+  const page = await openPage(t, view);
+  await rowCount(page, 'flows', 2);
+  // Columns: ... bytes 7, packets 8, RTT 9, retransmissions 10, drops 11.
+  assert.deepEqual(await column(page, 'flows', 9), ['12.5 ms', '']);
+  assert.deepEqual(await column(page, 'flows', 10), ['3', '']);
+  assert.equal(
+    await page.getAttribute('#flows tbody tr td:nth-child(10)', 'title'),
+    'handshake time: 12,500,000 ns',
+  );
+  assert.equal(await page.textContent('[data-figure="retransmissions"]'), '3');
+  assert.equal(await page.textContent('[data-figure="kernel-drops"]'), '17');
+  await page.locator('#dropping-empty').waitFor({ state: 'visible', timeout: WAIT_MS });
+  assert.equal(await page.textContent('#dropping-empty'), 'no packet dropped');
+
+  // Drops arrive after the page opened: the list and the column fill without a reload.
+  view.export(
+    recordBatchOf(
+      [
+        record(T0 + 5, {
+          srcAddr: '10.0.0.9',
+          dstPort: 8080,
+          bytes: 50,
+          health: {
+            ...noHealth,
+            dropPackets: 17,
+            dropBytes: 1020,
+            latestDrop: { timeNs: BigInt(T0 + 5) * NS, cause: 6, tcpFlags: 2, tcpState: 0 },
+          },
+        }),
+      ],
+      NAMES,
+    ),
+  );
+  await rowCount(page, 'dropping-hosts', 1);
+  assert.deepEqual(await column(page, 'dropping-hosts', 1), ['10.0.0.9']);
+  assert.deepEqual(await column(page, 'dropping-hosts', 2), ['17']);
+  assert.deepEqual(await column(page, 'dropping-hosts', 3), ['NETFILTER_DROP']);
+  await rowCount(page, 'dropping-flows', 1);
+  assert.deepEqual(await column(page, 'dropping-flows', 0), ['TCP 10.0.0.9:1234 → 10.0.0.2:8080']);
+  assert.deepEqual(await column(page, 'dropping-flows', 2), ['NETFILTER_DROP']);
+  assert.ok(await page.locator('#dropping-empty').isHidden());
+  await page.click('#flows th[data-key="drops"] button');
+  assert.deepEqual(await column(page, 'flows', 11), ['17', '', '']);
+  await page.click('#flows th[data-key="rttNs"] button');
+  assert.deepEqual(await column(page, 'flows', 9), ['12.5 ms', '', ''], 'flows without an RTT sort last');
+  await page.screenshot({ path: `${ARTIFACTS}web-view-health.png`, fullPage: true });
 });

@@ -1,7 +1,8 @@
 /**
  * `flowtap collect`: the fleet collector. Sources (`--from`, any of them together): gRPC
- * `Collector.Send` from flowtap agents (EXPORT=grpc) or the reference agent, and a Kafka consumer
- * group (the KAFKA_* settings of the exporter plus KAFKA_GROUP_ID). Sinks (`--to`, any of them
+ * `Collector.Send` from flowtap agents (EXPORT=grpc) or the reference agent, a Kafka consumer
+ * group (the KAFKA_* settings of the exporter plus KAFKA_GROUP_ID), and IPFIX over UDP and/or TCP
+ * on `--ipfix-port` (flowtap's EXPORT=ipfix+udp/ipfix+tcp and other exporters). Sinks (`--to`, any of them
  * together): JSON lines in the reference's form or tables on stdout, the embedded DuckDB flow
  * store, and ClickHouse. Sources and sinks live in src/collect/; this module parses the flags and
  * wires them. With `--metrics-port` it serves /metrics and /health. Rejected requests are logged
@@ -14,16 +15,18 @@ import { type Command, Option } from 'commander';
 import { CollectMetrics } from '../../collect/collect-metrics.ts';
 import { type CollectorSink, SinkFanOut } from '../../collect/collector-sink.ts';
 import { PrintSink } from '../../collect/print-sink.ts';
+import { runningKernelDropReasons } from '../../ebpf/drop-reasons.ts';
 import { ConfigError } from '../../errors.ts';
 import { DEFAULT_MAX_RECEIVE_MESSAGE_BYTES } from '../../export/grpc-limits.ts';
+import { DEFAULT_IPFIX_PORT } from '../../export/ipfix/templates.ts';
 import type { PemFile, ServerTlsFiles } from '../../export/tls.ts';
 import { parseDurationMs } from '../duration.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { flowStdout } from '../stdout.ts';
 import { formatTable } from '../table-output.ts';
 
-/** Sources `--from` names. */
-export const COLLECT_SOURCES = ['grpc', 'kafka'] as const;
+/** Sources `--from` names; `ipfix` is both `ipfix+udp` and `ipfix+tcp`. */
+export const COLLECT_SOURCES = ['grpc', 'kafka', 'ipfix', 'ipfix+udp', 'ipfix+tcp'] as const;
 type CollectSource = (typeof COLLECT_SOURCES)[number];
 /** Time the sinks get at stop to store what they hold. */
 const SINK_CLOSE_TIMEOUT_MS = 10_000;
@@ -33,6 +36,7 @@ const SOURCE_STOP_TIMEOUT_MS = 5_000;
 /** Options of `flowtap collect` as commander parses them. */
 interface CollectOptions {
   port?: number;
+  ipfixPort: number;
   host: string;
   output?: 'json' | 'table';
   from: CollectSource[];
@@ -120,11 +124,22 @@ function durationOption(setting: string) {
   };
 }
 
-/** The sink `--to` names: json, table, store[:PATH] or clickhouse://host[:port]/db. */
-async function openSink(target: string, metrics: CollectMetrics): Promise<CollectorSink> {
+/**
+ * The sink `--to` names: json, table, store[:PATH] or clickhouse://host[:port]/db. Printed drop
+ * reasons are named by this host's kernel (an agent's kernel may name a few more: those print as
+ * UNKNOWN_<n>); stores keep the numbers.
+ */
+async function openSink(target: string, metrics: CollectMetrics, log: Logger): Promise<CollectorSink> {
   const lower = target.toLowerCase();
   if (lower === 'json' || lower === 'table') {
-    return new PrintSink(flowStdout(), lower, metrics.sink(lower), formatTable);
+    const dropReasons = () => runningKernelDropReasons((message) => log.warn(message));
+    return new PrintSink(
+      flowStdout(),
+      lower,
+      metrics.sink(lower),
+      (batch) => formatTable(batch, undefined, dropReasons),
+      dropReasons,
+    );
   }
   if (lower === 'store' || lower.startsWith('store:')) {
     const { FlowStore } = await import('../../store/flow-store.ts');
@@ -218,6 +233,39 @@ async function startKafka(
   return source;
 }
 
+async function startIpfix(
+  opts: CollectOptions,
+  transports: ('udp' | 'tcp')[],
+  sinks: SinkFanOut,
+  metrics: CollectMetrics,
+  log: Logger,
+): Promise<Stoppable> {
+  const { IpfixSource } = await import('../../collect/ipfix-source.ts');
+  const source = await IpfixSource.start({
+    host: opts.host,
+    port: opts.ipfixPort,
+    transports,
+    sinks,
+    metrics: { udp: metrics.source('ipfix+udp'), tcp: metrics.source('ipfix+tcp') },
+    logger: log,
+  });
+  for (const transport of transports) {
+    const port = source.ports[transport];
+    log.info(
+      { host: opts.host, port, transport },
+      `IPFIX over ${transport.toUpperCase()} on ${opts.host}:${port}`,
+    );
+  }
+  return source;
+}
+
+/** The IPFIX transports `from` asks for. */
+function ipfixTransports(from: readonly CollectSource[]): ('udp' | 'tcp')[] {
+  const udp = from.includes('ipfix') || from.includes('ipfix+udp');
+  const tcp = from.includes('ipfix') || from.includes('ipfix+tcp');
+  return [...(udp ? ['udp' as const] : []), ...(tcp ? ['tcp' as const] : [])];
+}
+
 async function collect(opts: CollectOptions, command: Command): Promise<void> {
   const log = createLogger('info');
   const metrics = new CollectMetrics();
@@ -241,15 +289,12 @@ async function collect(opts: CollectOptions, command: Command): Promise<void> {
     await metricsServer?.close();
   };
   try {
-    for (const target of targets) opened.push(await openSink(target, metrics));
+    for (const target of targets) opened.push(await openSink(target, metrics, log));
     const from = opts.from.length === 0 ? (['grpc'] as CollectSource[]) : [...new Set(opts.from)];
-    for (const source of from) {
-      sources.push(
-        source === 'grpc'
-          ? await startGrpc(opts, command, fanOut, metrics, log)
-          : await startKafka(opts, fanOut, metrics, log),
-      );
-    }
+    if (from.includes('grpc')) sources.push(await startGrpc(opts, command, fanOut, metrics, log));
+    if (from.includes('kafka')) sources.push(await startKafka(opts, fanOut, metrics, log));
+    const transports = ipfixTransports(from);
+    if (transports.length > 0) sources.push(await startIpfix(opts, transports, fanOut, metrics, log));
     if (opts.metricsPort !== undefined) {
       const { startMetricsServer } = await import('../../collect/metrics-server.ts');
       metricsServer = await startMetricsServer(metrics, opts.host, opts.metricsPort);
@@ -270,7 +315,7 @@ export function registerCollectCommand(program: Command): void {
   program
     .command('collect')
     .description(
-      'collect flows (gRPC from agents, a Kafka consumer group) and print or store them (stdout, DuckDB store, ClickHouse)',
+      'collect flows (gRPC from agents, a Kafka consumer group, IPFIX exporters) and print or store them (stdout, DuckDB store, ClickHouse)',
     )
     .option(
       '--from <source>',
@@ -287,6 +332,12 @@ export function registerCollectCommand(program: Command): void {
       '--port <n>',
       'TCP port --from grpc listens on (0 picks a free one)',
       integerIn('--port', 0, 65_535),
+    )
+    .option(
+      '--ipfix-port <n>',
+      `UDP and TCP port --from ipfix listens on (0 picks free ones) [${DEFAULT_IPFIX_PORT}]`,
+      integerIn('--ipfix-port', 0, 65_535),
+      DEFAULT_IPFIX_PORT,
     )
     .option('--host <address>', 'address to listen on (0.0.0.0 or :: for every interface)', '127.0.0.1')
     .option(
@@ -329,6 +380,7 @@ export function registerCollectCommand(program: Command): void {
         'every sink stored the flows (at least once: see README "Fleet collector").\n' +
         'Examples:\n  flowtap collect --port 9999\n' +
         '  KAFKA_BROKERS=k1:9092 KAFKA_GROUP_ID=flowtap flowtap collect --from kafka --to clickhouse://ch:8123/flows\n' +
+        '  flowtap collect --from ipfix --host 0.0.0.0 --to store\n' +
         '  flowtap query top talkers --store clickhouse://ch:8123/flows',
     )
     .action((opts: CollectOptions, command: Command) => collect(opts, command));

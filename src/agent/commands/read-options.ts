@@ -34,6 +34,12 @@ export interface ReadFlags extends TargetTlsFlags {
   tunnels?: boolean;
   agentIp?: string;
   bidirectional?: boolean;
+  dnsTracking?: boolean;
+  dnsTrackingPort?: string;
+  /** `--rtt`/`--no-rtt`: handshake times (absent: the setting, else on). */
+  rtt?: boolean;
+  /** `--tcp-retrans`/`--no-tcp-retrans`: retransmissions (absent: the setting, else on). */
+  tcpRetrans?: boolean;
 }
 
 /** Everything one `flowtap read` runs with. */
@@ -77,6 +83,21 @@ export function addReadOptions(command: Command): Command {
     .option(
       '--agent-ip <address>',
       "address written into every flow as the agent's [AGENT_IP; the default route's source address]",
+    )
+    .option('--rtt', "each TCP handshake's round-trip time, on the capture's clock [ENABLE_RTT; on for read]")
+    .option('--no-rtt', 'no handshake times')
+    .option(
+      '--tcp-retrans',
+      "retransmitted segments and bytes per TCP flow, by Wireshark's rules [ENABLE_TCP_RETRANS; on]",
+    )
+    .option('--no-tcp-retrans', 'no retransmissions')
+    .option(
+      '--dns-tracking',
+      'match DNS queries to their responses: id, flags, response code, name and latency on each flow [ENABLE_DNS_TRACKING; off]',
+    )
+    .option(
+      '--dns-tracking-port <ports>',
+      'ports whose UDP and TCP packets are DNS, comma-separated (53,5353 adds mDNS) [DNS_TRACKING_PORT; 53]',
     );
   addFileCacheOptions(command, 'packets')
     .option(
@@ -126,8 +147,16 @@ export function readSettings(
     tunnels: flags.tunnels,
     agentIp: flags.agentIp,
     bidirectional: flags.bidirectional,
+    dnsTracking: flags.dnsTracking,
+    dnsTrackingPort: flags.dnsTrackingPort,
+    rtt: flags.rtt,
+    tcpRetrans: flags.tcpRetrans,
   };
   const config = loadConfig({ flags: exportFlags, env: process.env, stdoutIsTty: process.stdoutIsTty });
+  // The same settings as the live datapath's, but on unless set: a capture is read once, and its
+  // analysis costs no kernel time (the live defaults weigh that).
+  const chosen = (flag: boolean | undefined, env: string, value: boolean) =>
+    flag !== undefined || process.env[env] !== undefined ? value : true;
   return Object.freeze({
     files: Object.freeze([...files]),
     quiet: flags.quiet === true,
@@ -139,6 +168,11 @@ export function readSettings(
       dedup: config.deduper === 'firstCome',
       tunnels: config.tunnels,
       bidirectional: config.bidirectional,
+      dnsPorts: config.dnsTracking ? config.dnsTrackingPorts : undefined,
+      tcpHealth: Object.freeze({
+        rtt: chosen(flags.rtt, 'ENABLE_RTT', config.health.rtt),
+        retransmissions: chosen(flags.tcpRetrans, 'ENABLE_TCP_RETRANS', config.health.retrans),
+      }),
     }),
     config,
     exportFlushTimeoutMs: flags.exportFlushTimeout,

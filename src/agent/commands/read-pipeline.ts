@@ -4,7 +4,9 @@
  * dropping flows.
  */
 import { Accounter } from '../../account/accounter.ts';
+import { DnsSections } from '../../account/dns-sections.ts';
 import { EvictedRows } from '../../account/evicted-rows.ts';
+import { type DnsStats, DnsTracker } from '../../capture/dns/dns-tracker.ts';
 import { CaptureDecoder } from '../../capture/pcap/capture-decoder.ts';
 import type { CaptureInputs } from '../../capture/pcap/capture-inputs.ts';
 import type { LocalHosts } from '../../capture/pcap/direction.ts';
@@ -30,6 +32,13 @@ export interface ReadOptions {
   agentIp: Uint8Array;
   /** Pair the directions of each conversation into bidirectional records. */
   bidirectional: boolean;
+  /** DNS tracking (ENABLE_DNS_TRACKING): the DNS_TRACKING_PORT list; absent: off. */
+  dnsPorts?: readonly number[];
+  /**
+   * TCP health measured from the packets (src/capture/pcap/tcp-health.ts): handshake RTT and
+   * retransmitted segments; both unless told otherwise.
+   */
+  tcpHealth?: { readonly rtt: boolean; readonly retransmissions: boolean };
 }
 
 /**
@@ -42,6 +51,12 @@ const EVICT_BUFFER_LEN = 1;
  * pauses while a queue is full, so a longer queue only holds more evicted flows in memory.
  */
 export const READ_EXPORT_QUEUE_BATCHES = 2;
+/**
+ * Connections the TCP analysis follows at least. A connection is at least one flow, so the flow
+ * cache's bound bounds them too, but a cache made tiny to evict often should not make the
+ * analysis forget connections; this many cost 640 KiB.
+ */
+const MIN_TCP_CONNECTIONS = 4096;
 /** Rows a batch starts with: about the packets of one 1 MiB chunk of a snapped capture, so it rarely grows. */
 const BATCH_ROWS = 16_384;
 
@@ -56,16 +71,39 @@ export class CaptureRead {
   flows = 0;
   readonly #options: ReadOptions;
   #accounter: Accounter | undefined;
+  readonly #dnsSections: DnsSections | undefined;
+  readonly #dns: DnsTracker | undefined;
 
   constructor(options: ReadOptions) {
     this.#options = options;
+    if (options.dnsPorts !== undefined) {
+      // One section per cached flow at most: each eviction takes the whole cache and its sections.
+      this.#dnsSections = new DnsSections(options.cacheMaxFlows);
+      this.#dns = new DnsTracker({ ports: options.dnsPorts });
+    }
     this.decoder = new CaptureDecoder({
       localHosts: options.localHosts,
       initialRows: BATCH_ROWS,
       filter: options.filter,
       dedup: options.dedup,
       tunnels: options.tunnels,
+      dns: this.#dns,
+      tcpHealth: {
+        rtt: options.tcpHealth?.rtt ?? true,
+        retransmissions: options.tcpHealth?.retransmissions ?? true,
+        maxConnections: Math.max(options.cacheMaxFlows, MIN_TCP_CONNECTIONS),
+      },
     });
+  }
+
+  /** DNS tracking's counts; undefined when it is off. */
+  get dnsStats(): DnsStats | undefined {
+    return this.#dns?.stats;
+  }
+
+  /** DNS sections dropped because more flows waited for theirs than the cache holds. */
+  get dnsSectionsDropped(): number {
+    return this.#dnsSections?.dropped ?? 0;
   }
 
   /** Flows in the cache, not written yet. */
@@ -85,9 +123,10 @@ export class CaptureRead {
       evictBufferLen: EVICT_BUFFER_LEN,
       evictTimeoutMs: this.#options.cacheActiveTimeoutMs,
       activeTimeoutBy: 'record-time',
+      dnsSections: this.#dnsSections,
     });
     this.#accounter = accounter;
-    const evictedRows = new EvictedRows(this.#options);
+    const evictedRows = new EvictedRows({ ...this.#options, dnsTracking: this.#dns !== undefined });
     const recycling = sinks.every((sink) => sink.whenIdle !== undefined);
     let previous: RecordBatch | undefined;
     for await (const accounted of accounter.account(inputs.batches(this.decoder))) {

@@ -94,6 +94,8 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
         parseErrors: read.decoder.stats.skippedTotal,
         filter: describeFilter(settings.config.filter),
         agentIp: formatIp(agentIp, 0, 0),
+        // A capture shows no kernel drops; its retransmissions are what the TCP analysis found.
+        tcpHealth: { dropPackets: 0, retransSegments: read.decoder.stats.tcpHealth.retransmittedSegments },
       }),
     }));
   if (web) process.stderr.write(`flowtap read: web view at ${web.url}\n`);
@@ -116,7 +118,7 @@ async function readCaptureFiles(settings: ReadSettings): Promise<void> {
     await Promise.all(exporters.map((e) => e.stop(settings.exportFlushTimeoutMs)));
   }
   failure ??= readFailure(read, exporters);
-  const summary = readSummary(read.decoder.stats, read.flows, exporters);
+  const summary = readSummary(read.decoder.stats, read.flows, exporters, read.dnsStats);
   // The summary is the last word: after the error's message when the read failed.
   if (failure === undefined || web) process.stderr.write(summary);
   if (web) {

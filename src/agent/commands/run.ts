@@ -14,6 +14,7 @@ import { resolveAgentIp } from '../agent-ip.ts';
 import {
   type CommandLineValues,
   DEFAULT_CACHE_MAX_FLOWS,
+  DEFAULT_HEALTH,
   DEFAULT_METRICS_ADDRESS,
   EXPORT_KINDS,
   loadConfig,
@@ -175,16 +176,22 @@ function reloadFilter(flags: CommandLineValues, agent: Agent, logger: Logger): v
  * Serves the live web view of the running agent at `address`: wall-clock timeline, the agent's
  * health, and past windows of its flow store when it keeps one.
  */
+function onOff(enabled: boolean): string {
+  return enabled ? 'on' : 'off';
+}
+
 function webViewExtension(address: WebAddress): RunExtension {
   return {
     onStarted: async (agent, { store, logger, nameOf }) => {
       const { startWebView } = await import('../../web/web-view.ts');
+      const { runningKernelDropReasons } = await import('../../ebpf/drop-reasons.ts');
       const view = await startWebView({
         ...address,
         timeline: 'wall',
         health: () => agent.health(),
         store,
         nameOf,
+        dropReasons: () => runningKernelDropReasons((message) => logger.warn(message)),
       });
       agent.addObserver(view);
       // Through the logger: on a terminal the live view owns the screen and shows it in its pane.
@@ -289,6 +296,25 @@ export function registerRunCommand(program: Command): void {
     .option(
       '--bidirectional',
       'both directions of a conversation in one record with reverse counters (RFC 5103) [BIDIRECTIONAL; off]',
+    )
+    .option(
+      '--rtt',
+      `smoothed RTT and handshake time per TCP flow [ENABLE_RTT; ${onOff(DEFAULT_HEALTH.rtt)}]`,
+    )
+    .option('--no-rtt', 'no RTT per TCP flow')
+    .option(
+      '--tcp-retrans',
+      `retransmitted segments and bytes per TCP flow [ENABLE_TCP_RETRANS; ${onOff(DEFAULT_HEALTH.retrans)}]`,
+    )
+    .option('--no-tcp-retrans', 'no retransmissions per flow')
+    .option(
+      '--pkt-drops',
+      `packets the kernel dropped per flow, with the latest reason [ENABLE_PKT_DROPS; ${onOff(DEFAULT_HEALTH.drops)}]`,
+    )
+    .option('--no-pkt-drops', 'no drops per flow')
+    .option(
+      '--health-hooks <mode>',
+      'how RTT, retransmissions and drops hook the kernel: auto (fentry or BTF tracepoints, falling back) or tracepoint (raw tracepoints only) [HEALTH_HOOKS; auto]',
     )
     .option(
       '--resolve',

@@ -6,15 +6,26 @@
  * Nothing counted is lost on the way: the flow map is drained by swapping in an empty one (the
  * swap waits until no program writes the old map), and `stop()` detaches first, then drains both
  * maps and the ring buffer before closing anything.
+ *
+ * With TCP health on (`health`), the health programs (bpf/health.bpf.o) run beside the TC pair
+ * and the health map is drained with the flow map: each drain's flows are followed by a
+ * `HealthBatch` of the health collected in the same period, which the pipeline joins into the
+ * flows after accounting.
  */
+import { HealthBatch } from '../../codec/health-batch.ts';
 import { type RecordBatch, RecordBatchBuilder } from '../../codec/record-batch.ts';
 import { type AttachMode, type DirectionPrograms, InterfaceAttachment } from '../../ebpf/attach.ts';
-import { monotonicToUnixOffsetNs, splitOffset } from '../../ebpf/clock.ts';
+import { monotonicToUnixOffsetNs, type SplitOffset, splitOffset } from '../../ebpf/clock.ts';
 import { requireLiveCapture } from '../../ebpf/features.ts';
 import { FlowMapDrainer } from '../../ebpf/flow-map.ts';
+import { HealthMapDrainer } from '../../ebpf/health-drain.ts';
+import { enabledFeatures, HEALTH_OFF, type HealthSettings } from '../../ebpf/health-hooks.ts';
+import { HealthMaps } from '../../ebpf/health-maps.ts';
+import { type HealthHookChoice, HealthPrograms } from '../../ebpf/health-programs.ts';
 import {
   DEFAULT_KERNEL_MEMORY_MAX_BYTES,
   type FlowMapKindSetting,
+  healthMapEntries,
   type KernelMemory,
   planKernelMemory,
 } from '../../ebpf/kernel-memory.ts';
@@ -70,6 +81,8 @@ export interface EbpfCaptureOptions {
   dedup?: boolean;
   /** Key tunnelled packets by the packet inside (ENABLE_TUNNELS; default false). */
   tunnels?: boolean;
+  /** TCP health features and their hooks (ENABLE_RTT, ENABLE_PKT_DROPS, ...); all off by default. */
+  health?: HealthSettings;
 }
 
 /** Counters of an {@link EbpfCapture}. */
@@ -88,6 +101,10 @@ export interface EbpfCaptureStats {
   filterRejected?: number;
   /** Packets met on an interface their flow's full crossed list could not take (still counted once). */
   crossedOverflow?: number;
+  /** Health events lost because the health map was full (the flows are still counted). */
+  healthMapFull?: number;
+  /** Drops of packets without an IP header a flow key can be built from: in no flow's health. */
+  healthUnkeyed?: number;
   /** Fallbacks lost because the ring buffer was full (raise ringBufferBytes or maxFlows). */
   ringBufferLost: number;
   /** Ring-buffer records that were not a whole flow record, dropped (never expected: a mismatched object). */
@@ -122,6 +139,8 @@ class BatchCutter implements RowSink {
   constructor(
     interfaces: InterfaceRegistry,
     private readonly emit: (batch: RecordBatch) => void,
+    /** Turns a finished batch into the kind emitted (health rows: a HealthBatch). */
+    private readonly kind: (batch: RecordBatch) => RecordBatch = (batch) => batch,
   ) {
     this.#builder = new RecordBatchBuilder(MAX_BATCH_ROWS, interfaces);
   }
@@ -138,7 +157,7 @@ class BatchCutter implements RowSink {
   /** Emits the rows appended so far, if any. */
   flush(): void {
     if (this.#builder.count === 0) return;
-    this.emit(this.#builder.finish());
+    this.emit(this.kind(this.#builder.finish()));
   }
 }
 
@@ -148,6 +167,28 @@ class BatchCutter implements RowSink {
  * counts as `ringBufferLost` — memory stays bounded and every loss is counted.
  */
 export const MAX_QUEUED_BATCHES = 64;
+
+/** The health side of a capture: maps, programs and drain, owned together. */
+class HealthPart {
+  readonly drainer: HealthMapDrainer;
+
+  constructor(
+    readonly maps: HealthMaps,
+    readonly programs: HealthPrograms,
+    readonly sink: BatchCutter,
+  ) {
+    this.drainer = new HealthMapDrainer(maps);
+  }
+}
+
+function asHealthBatch(batch: RecordBatch): RecordBatch {
+  return new HealthBatch(batch.bytes, batch.count, batch.interfaces);
+}
+
+/** The wall clock now, in Unix-epoch nanoseconds as 32-bit halves (a health row's collection time). */
+function unixNow(): SplitOffset {
+  return splitOffset(BigInt(Date.now()) * 1_000_000n);
+}
 
 /** Live flows from the kernel, one loaded datapath shared by every attached interface. */
 export class EbpfCapture {
@@ -161,6 +202,7 @@ export class EbpfCapture {
   #deferredDrains = 0;
   #finalCounters: DatapathCounters | undefined;
   readonly #sink: BatchCutter;
+  readonly #health: HealthPart | undefined;
   readonly #drainTimer: NodeJS.Timeout;
   readonly #ringTimer: NodeJS.Timeout;
 
@@ -172,11 +214,16 @@ export class EbpfCapture {
     private readonly mode: AttachMode,
     /** What the loaded datapath takes in kernel memory, and the flow map kind chosen. */
     readonly kernelMemory: KernelMemory,
+    health: { maps: HealthMaps; programs: HealthPrograms } | undefined,
   ) {
-    this.#sink = new BatchCutter(opts.interfaces, (batch) => {
+    const enqueue = (batch: RecordBatch) => {
       this.#queue.push(batch);
       this.#notify();
-    });
+    };
+    this.#sink = new BatchCutter(opts.interfaces, enqueue);
+    this.#health =
+      health &&
+      new HealthPart(health.maps, health.programs, new BatchCutter(opts.interfaces, enqueue, asHealthBatch));
     this.#drainTimer = setInterval(
       () => this.#guard(() => this.#consumerLagging() || this.#drain()),
       opts.drainIntervalMs,
@@ -195,6 +242,8 @@ export class EbpfCapture {
   static async open(opts: EbpfCaptureOptions): Promise<EbpfCapture> {
     checkOptions(opts);
     const ringBufferBytes = opts.ringBufferBytes ?? DEFAULT_RING_BUFFER_BYTES;
+    const health = opts.health ?? HEALTH_OFF;
+    const features = enabledFeatures(health);
     const plan = (mapKind: FlowMapKindSetting) =>
       planKernelMemory({
         maxFlows: opts.maxFlows,
@@ -202,32 +251,66 @@ export class EbpfCapture {
         possibleCpus: libbpf().numPossibleCpus(),
         mapKind,
         maxBytes: opts.kernelMemoryMaxBytes ?? DEFAULT_KERNEL_MEMORY_MAX_BYTES,
+        health: features.length > 0,
+        handshake: health.rtt,
       });
     let memory = plan(opts.mapKind ?? 'auto');
-    const features = requireLiveCapture();
+    const kernel = requireLiveCapture();
     // Per-CPU dedup needs helpers of Linux 5.19; before it, the shared map dedups without them.
-    if (opts.dedup !== false && memory.mapKind === 'percpu' && !features.perCpuDedup) memory = plan('shared');
-    const obj = FlowObject.load({
-      sampling: opts.sampling,
-      maxFlows: opts.maxFlows,
-      ringBufferBytes,
-      mapKind: memory.mapKind,
-      dedup: opts.dedup ?? true,
-      tunnels: opts.tunnels ?? false,
-    });
+    if (opts.dedup !== false && memory.mapKind === 'percpu' && !kernel.perCpuDedup) memory = plan('shared');
+    const healthMaps = features.length > 0 ? HealthMaps.create(healthMapEntries(opts.maxFlows)) : undefined;
+    let obj: FlowObject | undefined;
+    let programs: HealthPrograms | undefined;
     try {
+      obj = FlowObject.load({
+        sampling: opts.sampling,
+        maxFlows: opts.maxFlows,
+        ringBufferBytes,
+        mapKind: memory.mapKind,
+        dedup: opts.dedup ?? true,
+        tunnels: opts.tunnels ?? false,
+        handshake: health.rtt,
+        healthMapFd: healthMaps?.outerFd,
+      });
       obj.filter.install(opts.filter);
+      if (healthMaps) {
+        programs = HealthPrograms.load({
+          features,
+          mode: health.hooks,
+          dedup: opts.dedup ?? true,
+          healthMapFd: healthMaps.outerFd,
+          countersFd: obj.countersFd,
+        });
+      }
       const ring = new RingBufferReader(
         obj.ringBufferFd,
         obj.options.ringBufferBytes,
         obj.options.dedup !== false,
       );
-      const mode = opts.attachMode ?? (features.tcx ? 'tcx' : 'clsact');
-      return new EbpfCapture(opts, obj, ring, new FlowMapDrainer(obj), mode, memory);
+      const mode = opts.attachMode ?? (kernel.tcx ? 'tcx' : 'clsact');
+      return new EbpfCapture(
+        opts,
+        obj,
+        ring,
+        new FlowMapDrainer(obj),
+        mode,
+        memory,
+        healthMaps && programs && { maps: healthMaps, programs },
+      );
     } catch (err) {
-      obj.close();
+      programs?.close();
+      obj?.close();
+      healthMaps?.close();
       throw err;
     }
+  }
+
+  /**
+   * How each TCP health feature asked for is hooked, or why the kernel refused it (the agent logs
+   * one line for each refused one); empty with health off.
+   */
+  get healthHooks(): readonly HealthHookChoice[] {
+    return this.#health?.programs.choices ?? [];
   }
 
   /** Starts counting on interface `ifName` (idempotent). Throws `InterfaceError` when it does not exist. */
@@ -304,6 +387,8 @@ export class EbpfCapture {
       filterAccepted: counters.filterAccepted,
       filterRejected: counters.filterRejected,
       crossedOverflow: counters.crossedOverflow,
+      healthMapFull: counters.healthMapFull,
+      healthUnkeyed: counters.healthUnkeyed,
       ringBufferLost: counters.ringBufferLost,
       ringBufferMalformed: this.ring.malformedRecords,
       drains: this.#drains,
@@ -321,6 +406,11 @@ export class EbpfCapture {
     return { runTimeNs: ingress.runTimeNs + egress.runTimeNs, runs: ingress.runs + egress.runs };
   }
 
+  /** Kernel time spent in the TCP health programs while statistics were enabled (zero with health off). */
+  healthRunStats(): ProgramRunStats {
+    return this.#health?.programs.runStats() ?? { runTimeNs: 0, runs: 0 };
+  }
+
   /** Detaches everywhere, drains what was counted, ends `batches()` and releases the datapath. */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
@@ -333,6 +423,7 @@ export class EbpfCapture {
     try {
       for (const attachment of this.#attachments.values()) attachment.detach();
       this.#attachments.clear();
+      this.#health?.programs.close();
       if (this.#failure === undefined) {
         // Two drains: each swap waits out running programs, so the second empties the map that a
         // program already running at detach time may still have written after the first swap.
@@ -352,9 +443,13 @@ export class EbpfCapture {
         filterAccepted: 0,
         filterRejected: 0,
         crossedOverflow: 0,
+        healthMapFull: 0,
+        healthUnkeyed: 0,
       };
       this.ring.close();
+      this.#health?.programs.close();
       this.obj.close();
+      this.#health?.maps.close();
       this.#ended = true;
       this.#notify();
     }
@@ -385,6 +480,12 @@ export class EbpfCapture {
     this.ring.readInto(this.#sink, offset);
     this.#drains++;
     this.#sink.flush();
+    // After the flows of the period, so the pipeline has accounted them when it joins this health.
+    const health = this.#health;
+    if (health) {
+      health.drainer.drainInto(health.sink, offset, unixNow());
+      health.sink.flush();
+    }
   }
 
   #pollRingBuffer(): void {

@@ -68,6 +68,11 @@ const INNER_ETHERNET = 0;
 const layer = {
   /** Offset of the transport header once the IP header is parsed. */
   off: 0,
+  /**
+   * End of the IP packet by its header's length field (IPv4 total length, IPv6 payload length),
+   * so Ethernet padding is not payload; -1 when the field is unusable (0: TSO, jumbograms).
+   */
+  ipEnd: -1,
   /** The IP packet is a fragment (first, middle or last). */
   fragment: false,
   /** A later fragment, or not IP: no transport header to read. */
@@ -77,6 +82,14 @@ const layer = {
   innerType: INNER_ETHERNET,
   tunnelId: 0,
 };
+
+/**
+ * Where the transport header of the packet parsed last (with PARSE_OK) starts in its frame, or -1
+ * when it has none (not IP, a later fragment). With tunnels opened, the inner packet's.
+ */
+export function lastTransportOffset(): number {
+  return layer.noTransport ? -1 : layer.off;
+}
 
 /**
  * Parses the Ethernet frame `f[off, end)` into the row at `row` of `out`: MACs, then as
@@ -312,6 +325,8 @@ function parseIpv4(f: Uint8Array, off: number, end: number, out: Uint8Array, row
   layer.fragment = (((f[off + 6] & 0x3f) << 8) | f[off + 7]) !== 0;
   layer.noTransport = (((f[off + 6] & 0x1f) << 8) | f[off + 7]) !== 0;
   layer.off = off + ihl * 4;
+  const totalLength = (f[off + 2] << 8) | f[off + 3];
+  layer.ipEnd = totalLength >= ihl * 4 ? off + totalLength : -1;
   return PARSE_OK;
 }
 
@@ -326,6 +341,8 @@ function parseIpv6(f: Uint8Array, off: number, end: number, out: Uint8Array, row
     out[src + i] = f[off + 8 + i];
     out[dst + i] = f[off + 24 + i];
   }
+  const payloadLength = (f[off + 4] << 8) | f[off + 5];
+  layer.ipEnd = payloadLength === 0 ? -1 : off + IPV6_HEADER_BYTES + payloadLength;
   let next = f[off + 6];
   let at = off + IPV6_HEADER_BYTES;
   for (let i = 0; i < MAX_IPV6_EXT_HEADERS; i++) {
@@ -357,6 +374,20 @@ function parseIpv6(f: Uint8Array, off: number, end: number, out: Uint8Array, row
   out[row + V2.TRANSPORT_PROTOCOL] = next;
   layer.off = at;
   return PARSE_OK;
+}
+
+/**
+ * Where the TCP header of the packet parsed last (PARSE_OK, protocol TCP) starts in its frame, for
+ * analyses beyond the key (src/capture/pcap/tcp-health.ts); -1 when it has none to read: a fragment
+ * (the first one's payload is not the whole segment) or a packet without transport header.
+ */
+export function lastTcpHeaderOffset(): number {
+  return layer.fragment || layer.noTransport ? -1 : layer.off;
+}
+
+/** End of the IP packet parsed last by its length field, -1 when unusable (see `layer.ipEnd`). */
+export function lastIpPacketEnd(): number {
+  return layer.ipEnd;
 }
 
 function parseTransport(

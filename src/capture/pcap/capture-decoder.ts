@@ -11,10 +11,12 @@
 import type { EventBatch } from '../../codec/event-batch.ts';
 import { CaptureFormatError } from '../../errors.ts';
 import type { FilterProgram } from '../../filter/program.ts';
+import type { DnsTracker } from '../dns/dns-tracker.ts';
 import { ClassicPcapFramer, isClassicPcapMagic } from './classic.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { type CaptureStats, PacketSink, SkipReason } from './packet-sink.ts';
 import { PcapngFramer, SHB_TYPE } from './pcapng.ts';
+import type { TcpHealthOptions } from './tcp-health.ts';
 
 const MAGIC_BYTES = 4;
 
@@ -30,6 +32,10 @@ export interface CaptureDecoderOptions {
   dedup?: boolean;
   /** Key tunnelled packets by the packet inside (ENABLE_TUNNELS; default false). */
   tunnels?: boolean;
+  /** DNS tracking of the capture (ENABLE_DNS_TRACKING); absent: off. */
+  dns?: DnsTracker;
+  /** TCP health to measure into the rows (handshake RTT, retransmissions; default none). */
+  tcpHealth?: TcpHealthOptions;
 }
 
 /** Decodes one capture stream; see the module comment. */
@@ -50,6 +56,8 @@ export class CaptureDecoder {
       filter: options.filter,
       dedup: options.dedup,
       tunnels: options.tunnels,
+      dns: options.dns,
+      tcpHealth: options.tcpHealth,
     });
   }
 
@@ -153,6 +161,16 @@ export class CaptureDecoder {
     this.#needBytes = MAGIC_BYTES;
     this.#offset = 0;
     this.#sink.beginInput();
+  }
+
+  /**
+   * Ends the capture, after `end()` of its last input: what only its end decides (DNS queries
+   * never answered) comes as a last batch, or undefined when there is none.
+   */
+  endCapture(): EventBatch | undefined {
+    if (this.#failure !== undefined) throw this.#failure;
+    this.#sink.finishCapture();
+    return this.#takeBatch();
   }
 
   /**

@@ -137,5 +137,7 @@ export class CaptureInputs {
       this.#doneBytes += input.bytesRead;
       this.#current = undefined;
     }
+    const last = decoder.endCapture();
+    if (last !== undefined) yield last;
   }
 }

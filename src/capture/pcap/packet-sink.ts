@@ -12,6 +12,7 @@ import { filterVerdict, VERDICT_REJECT } from '../../filter/evaluate.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import { InterfaceRegistry } from '../../model/interfaces.ts';
 import { Direction } from '../../model/names.ts';
+import type { DnsTracker } from '../dns/dns-tracker.ts';
 import { PARSE_OK, PARSE_TRUNCATED } from '../packet/frame-parser.ts';
 import {
   isSupportedLinkType,
@@ -23,6 +24,7 @@ import {
 } from '../packet/link-layers.ts';
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { DedupVerdict, PacketDeduper } from './packet-dedup.ts';
+import { emptyTcpHealthStats, TcpHealth, type TcpHealthOptions, type TcpHealthStats } from './tcp-health.ts';
 import { toUnixNs, unixNs } from './unix-time.ts';
 
 const W_IF_INDEX = V2.IF_INDEX / 4;
@@ -103,6 +105,8 @@ export class CaptureStats {
   duplicates = 0;
   /** Rows of 0 packets that add an interface to a flow's list (one per flow and new interface). */
   listRows = 0;
+  /** What the TCP health analysis measured (src/capture/pcap/tcp-health.ts). */
+  readonly tcpHealth: TcpHealthStats = emptyTcpHealthStats();
 
   /** Sum of all skips. */
   get skippedTotal(): number {
@@ -120,6 +124,10 @@ export interface PacketSinkOptions {
   dedup?: boolean;
   /** Key tunnelled packets by the packet inside (default false). */
   tunnels?: boolean;
+  /** DNS tracking (ENABLE_DNS_TRACKING): sees every counted packet. */
+  dns?: DnsTracker;
+  /** What TCP health to measure (default: nothing). */
+  tcpHealth?: TcpHealthOptions;
 }
 
 /** Turns packets into rows; framers call {@link PacketSink.packet} once per packet record. */
@@ -141,6 +149,8 @@ export class PacketSink {
   readonly #link = new LinkLayerParser();
   readonly #eventWords = new RowWords();
   readonly #deduper: PacketDeduper | undefined;
+  readonly #dns: DnsTracker | undefined;
+  readonly #tcpHealth: TcpHealth | undefined;
 
   constructor(local: LocalHosts = NO_LOCAL_HOSTS, initialRows = 4096, options: PacketSinkOptions = {}) {
     const filter = options.filter;
@@ -150,7 +160,13 @@ export class PacketSink {
     // The filter's `vlan` test reads the outer tag before a tunnel may replace the key's.
     this.#link.trackVlan = filter !== undefined;
     this.#link.tunnels = options.tunnels === true;
+    this.#dns = options.dns;
     this.builder = new EventBatchBuilder(initialRows, this.interfaces);
+    const health = options.tcpHealth;
+    this.#tcpHealth =
+      health && (health.rtt || health.retransmissions)
+        ? new TcpHealth(health, this.stats.tcpHealth)
+        : undefined;
   }
 
   /** Interfaces declared so far. */
@@ -270,6 +286,13 @@ export class PacketSink {
     words[w + W_BYTES] = bytes; // a frame's length is a u32
     words[w + W_PACKETS] = 1;
     stats.counted++;
+    this.#tcpHealth?.observe(data, off, captured, wireBytes, seconds, nanos, builder, row);
+    this.#dns?.packet(data, off + captured, captured < wireBytes, builder, row, seconds, nanos);
+  }
+
+  /** The capture ended: DNS queries still waiting are counted unanswered, as events of their flows. */
+  finishCapture(): void {
+    this.#dns?.finish(this.builder);
   }
 }
 

@@ -6,8 +6,16 @@
  * Sequence numbers follow RFC 7011 §3.1: the header carries the count (mod 2^32) of data records
  * sent before this message in the transport session; template messages do not advance it.
  */
-import type { RecordBatch } from '../../codec/record-batch.ts';
-import { RecordFlag, TunnelType, V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
+import { type RecordBatch, rowHasDns, rowHasHealth } from '../../codec/record-batch.ts';
+import {
+  DnsFlag,
+  HealthFlag,
+  RecordFlag,
+  TunnelType,
+  V2,
+  V2_DNS_NAME_MAX,
+  V2_RECORD_BYTES,
+} from '../../codec/v2-layout.ts';
 import { ConfigError } from '../../errors.ts';
 import type { InterfaceNames } from '../../model/interfaces.ts';
 import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
@@ -15,6 +23,7 @@ import { EtherType } from '../../model/names.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
 import {
   encodeTemplateSets,
+  HEALTH_BYTES,
   IPFIX_VERSION,
   LAYER2_SEGMENT_VXLAN,
   MAX_INTERFACE_NAME_BYTES,
@@ -96,6 +105,36 @@ function writeLayer2SegmentId(b: Buffer, o: number, out: Buffer, p: number): voi
   out[p + 7] = b[o + V2.TUNNEL_ID];
 }
 
+/**
+ * The health fields (templates.ts, HEALTH_FIELDS) of the row at `o` at `out[p]`: drops, RTT
+ * latest/min/max/samples, handshake time, retransmissions, the latest drop's reason, TCP flags and
+ * state; a part not measured (a health flag clear, no drops) is written as zeros.
+ */
+function writeHealth(b: Buffer, o: number, out: Buffer, p: number): void {
+  copyReversed(b, o + V2.DROP_BYTES, out, p, 8);
+  copyReversed(b, o + V2.DROP_PACKETS, out, p + 8, 8);
+  const flags = b[o + V2.HEALTH_FLAGS];
+  if ((flags & HealthFlag.RTT) !== 0) {
+    copyReversed(b, o + V2.RTT_LAST_NS, out, p + 16, 8);
+    copyReversed(b, o + V2.RTT_MIN_NS, out, p + 24, 8);
+    copyReversed(b, o + V2.RTT_MAX_NS, out, p + 32, 8);
+    copyReversed(b, o + V2.RTT_SAMPLES, out, p + 40, 4);
+  } else {
+    out.fill(0, p + 16, p + 44);
+  }
+  if ((flags & HealthFlag.HANDSHAKE) !== 0) copyReversed(b, o + V2.HANDSHAKE_RTT_NS, out, p + 44, 8);
+  else out.fill(0, p + 44, p + 52);
+  copyReversed(b, o + V2.RETRANS_PACKETS, out, p + 52, 8);
+  copyReversed(b, o + V2.RETRANS_BYTES, out, p + 60, 8);
+  if (b.readUInt32LE(o + V2.DROP_PACKETS) !== 0 || b.readUInt32LE(o + V2.DROP_PACKETS + 4) !== 0) {
+    copyReversed(b, o + V2.DROP_LATEST_CAUSE, out, p + 68, 4);
+    copyReversed(b, o + V2.DROP_LATEST_FLAGS, out, p + 72, 2);
+    out[p + 74] = b[o + V2.DROP_LATEST_STATE];
+  } else {
+    out.fill(0, p + 68, p + HEALTH_BYTES);
+  }
+}
+
 /** Copies `n` little-endian bytes at `b[o]` to `out[p]` reversed (big-endian). */
 function copyReversed(b: Buffer, o: number, out: Buffer, p: number, n: number): void {
   for (let k = 0; k < n; k++) out[p + k] = b[o + n - 1 - k];
@@ -103,6 +142,51 @@ function copyReversed(b: Buffer, o: number, out: Buffer, p: number, n: number): 
 
 function copyBytes(b: Buffer, o: number, out: Buffer, p: number, n: number): void {
   for (let k = 0; k < n; k++) out[p + k] = b[o + k];
+}
+
+/** Bytes the DNS name of the row at `o` takes as UTF-8 (one character per byte kept). */
+function dnsNameUtf8Bytes(b: Buffer, o: number): number {
+  if ((b[o + V2.DNS_RECORD_FLAGS] & DnsFlag.NAME) === 0) return 0;
+  const length = Math.min(b[o + V2.DNS_NAME_LEN], V2_DNS_NAME_MAX);
+  let bytes = length;
+  for (let k = 0; k < length; k++) if (b[o + V2.DNS_NAME + k] >= 0x80) bytes++;
+  return bytes;
+}
+
+/**
+ * Writes flowtap's DNS elements of the row at `o` at `out[p]` (templates.ts, DnsIE, in template
+ * order) and returns where they end: id and flags (0 without a header), latency (0 without one),
+ * errno, the four counts, the parts-present flags and the name (length byte, UTF-8).
+ */
+function writeDns(b: Buffer, o: number, out: Buffer, p: number, nameBytes: number): number {
+  const flags = b[o + V2.DNS_RECORD_FLAGS];
+  const header = (flags & DnsFlag.HEADER) !== 0;
+  out[p] = header ? b[o + V2.DNS_ID + 1] : 0;
+  out[p + 1] = header ? b[o + V2.DNS_ID] : 0;
+  out[p + 2] = header ? b[o + V2.DNS_FLAGS + 1] : 0;
+  out[p + 3] = header ? b[o + V2.DNS_FLAGS] : 0;
+  if ((flags & DnsFlag.LATENCY) !== 0) copyReversed(b, o + V2.DNS_LATENCY_NS, out, p + 4, 8);
+  else out.fill(0, p + 4, p + 12);
+  out[p + 12] = b[o + V2.DNS_ERRNO];
+  copyReversed(b, o + V2.DNS_QUERIES, out, p + 13, 4);
+  copyReversed(b, o + V2.DNS_ANSWERS, out, p + 17, 4);
+  copyReversed(b, o + V2.DNS_UNANSWERED, out, p + 21, 4);
+  copyReversed(b, o + V2.DNS_MALFORMED, out, p + 25, 4);
+  out[p + 29] = flags;
+  // At most 2 x 64 bytes: the one-byte length form applies.
+  out[p + 30] = nameBytes;
+  let at = p + 31;
+  const length = nameBytes === 0 ? 0 : Math.min(b[o + V2.DNS_NAME_LEN], V2_DNS_NAME_MAX);
+  for (let k = 0; k < length; k++) {
+    const c = b[o + V2.DNS_NAME + k];
+    if (c < 0x80) {
+      out[at++] = c;
+    } else {
+      out[at++] = 0xc0 | (c >>> 6);
+      out[at++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return at;
 }
 
 /** UTF-8 bytes of `name`, cut at a character boundary to {@link MAX_INTERFACE_NAME_BYTES}. */
@@ -181,15 +265,20 @@ export class IpfixEncoder {
       const direction = b[o + V2.DIRECTION];
       const agentIpv6 = isIpv6Agent(b, o + V2.AGENT_IP);
       const biflow = (b[o + V2.RECORD_FLAGS] & BIFLOW_FLAG) !== 0;
+      const health = rowHasHealth(b, o);
+      const dns = rowHasDns(b, o);
       const templateIndex =
         (direction === 1 ? TemplateShape.EGRESS : 0) |
         (ipv6 ? TemplateShape.IPV6 : 0) |
         (agentIpv6 ? TemplateShape.AGENT_IPV6 : 0) |
-        (biflow ? TemplateShape.BIFLOW : 0);
+        (biflow ? TemplateShape.BIFLOW : 0) |
+        (health ? TemplateShape.HEALTH : 0) |
+        (dns ? TemplateShape.DNS : 0);
       const templateId = TEMPLATE_ID_BASE + templateIndex;
       const ifIndex = b.readUInt32LE(o + V2.IF_INDEX);
       const name = this.#nameOf(names, batch.interfaces, ifIndex);
-      const recordBytes = FIXED_BYTES[templateIndex] + 1 + name.length;
+      const dnsNameBytes = dns ? dnsNameUtf8Bytes(b, o) : 0;
+      const recordBytes = FIXED_BYTES[templateIndex] + 1 + name.length + (dns ? 1 + dnsNameBytes : 0);
       const needSet = templateId !== setId;
       if (messageStart < 0 || p + recordBytes + (needSet ? SET_HEADER_BYTES : 0) > messageStart + max) {
         if (messageStart >= 0) {
@@ -270,6 +359,11 @@ export class IpfixEncoder {
       out[p] = b[o + V2.ICMP_TYPE];
       out[p + 1] = b[o + V2.ICMP_CODE];
       p += 2;
+      if (health) {
+        writeHealth(b, o, out, p);
+        p += HEALTH_BYTES;
+      }
+      if (dns) p = writeDns(b, o, out, p, dnsNameBytes);
       messageRecords++;
     }
     if (messageStart >= 0) {

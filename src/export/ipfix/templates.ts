@@ -6,7 +6,7 @@
  * exporterIPv6Address 131) and whether the record is bidirectional (RFC 5103: the reverse
  * direction's counters as the same elements with enterprise number 29305, placed first). Template id = 256 +
  * shape, so the four unidirectional IPv4-agent templates keep the ids 256-259 they always had,
- * and every template is sent in every template refresh (16 of them: two messages at the UDP size).
+ * and every template is sent in every template refresh (32 of them: five messages at the UDP size).
  *
  * VLAN ids go in every record (0 when untagged): vlanId (58) and dot1qVlanId (243) for the outer
  * tag, dot1qCustomerVlanId (245) for the inner one. A VXLAN tunnel's VNI goes in layer2SegmentId
@@ -16,8 +16,22 @@
  * icmpTypeCodeIPv4 (32) or icmpTypeCodeIPv6 (139) by family, as nfdump and tshark read them.
  * Field order here is the order the encoder writes; the ICMP field follows the variable-length
  * interface name.
+ *
+ * A record whose flow has TCP health (issue 14) uses the template of its shape with the HEALTH
+ * bit, which appends the health fields after the ICMP field: IANA's droppedOctetDeltaCount (132)
+ * and droppedPacketDeltaCount (133), then flowtap's own elements under {@link FLOWTAP_PEN} for what
+ * IANA has no element for (RTTs, handshake time, retransmissions, the latest drop's reason, TCP
+ * flags and state); a value not measured is 0. Flows without health keep the shorter templates.
+ *
+ * A record whose flow carried DNS (issue 15) uses the template of its shape with the DNS bit,
+ * which appends flowtap's DNS elements after the others (after the health fields when both):
+ * the latest message's id and flags, the latest answered query's latency, netobserv's dns_errno,
+ * the counts and the parts present, then the query name (variable length, last). IANA has no DNS
+ * Information Elements.
  */
 
+/** IANA's port for IPFIX over UDP and TCP: the collector's default. */
+export const DEFAULT_IPFIX_PORT = 4739;
 /** IPFIX protocol version in every message header. */
 export const IPFIX_VERSION = 10;
 /** Bytes of an IPFIX message header. */
@@ -26,18 +40,34 @@ export const MESSAGE_HEADER_BYTES = 16;
 export const SET_HEADER_BYTES = 4;
 /** Set id of a template set. */
 export const TEMPLATE_SET_ID = 2;
+/** Set id of an options template set. */
+export const OPTIONS_TEMPLATE_SET_ID = 3;
+/** Lowest set id of a data set (the id of its template); 4..255 are reserved. */
+export const MIN_DATA_SET_ID = 256;
 /** Field length that marks a variable-length Information Element. */
 export const VARIABLE_LENGTH = 0xffff;
 /** Interface names longer than this many UTF-8 bytes are cut (Linux allows 15). */
 export const MAX_INTERFACE_NAME_BYTES = 64;
 /** RFC 5103's Private Enterprise Number: an IANA element under it is the element's reverse. */
 export const REVERSE_PEN = 29_305;
+/**
+ * Private Enterprise Number of flowtap's own Information Elements ({@link FLOWTAP_IE}). flowtap
+ * has no PEN of its own from IANA yet; until it has, its elements go under 32473, the number RFC
+ * 5612 sets aside for examples, which no enterprise owns, so they shadow no one's elements. A
+ * collector reads them by configuring this PEN and the element list in the README.
+ */
+export const FLOWTAP_PEN = 32_473;
+/** DNS query names longer than this many bytes are cut (a DNS section keeps 64, as UTF-8 up to 128). */
+export const MAX_DNS_NAME_BYTES = 128;
 /** The enterprise bit of a field specifier's element id. */
-const ENTERPRISE_BIT = 0x8000;
+export const ENTERPRISE_BIT = 0x8000;
 /** layer2SegmentId's encapsulation code of VXLAN (top byte; IANA "Layer 2 segment ID" registry). */
 export const LAYER2_SEGMENT_VXLAN = 0x01;
 
-/** IANA Information Element ids used by flowtap's templates. */
+/**
+ * IANA Information Element ids used by flowtap's templates, and those `flowtap collect` also
+ * reads from other exporters' templates (src/export/ipfix/field-plan.ts).
+ */
 export const IE = {
   octetDeltaCount: 1,
   packetDeltaCount: 2,
@@ -69,6 +99,72 @@ export const IE = {
   dot1qCustomerVlanId: 245,
   ethernetType: 256,
   layer2SegmentId: 351,
+  droppedOctetDeltaCount: 132,
+  droppedPacketDeltaCount: 133,
+  // Read by the collector only.
+  flowEndSysUpTime: 21,
+  flowStartSysUpTime: 22,
+  ipVersion: 60,
+  octetTotalCount: 85,
+  packetTotalCount: 86,
+  flowStartSeconds: 150,
+  flowEndSeconds: 151,
+  flowStartMicroseconds: 154,
+  flowEndMicroseconds: 155,
+  flowStartNanoseconds: 156,
+  flowEndNanoseconds: 157,
+  flowStartDeltaMicroseconds: 158,
+  flowEndDeltaMicroseconds: 159,
+  systemInitTimeMilliseconds: 160,
+  icmpTypeIPv4: 176,
+  icmpCodeIPv4: 177,
+  icmpTypeIPv6: 178,
+  icmpCodeIPv6: 179,
+  ipDiffServCodePoint: 195,
+} as const;
+
+/** flowtap's Information Elements under {@link FLOWTAP_PEN} (README, "IPFIX elements"). */
+export const FLOWTAP_IE = {
+  /** unsigned64: the latest smoothed RTT (tcp_sock srtt) of the flow's socket, ns; 0 not measured. */
+  tcpRttLastNanoseconds: 1,
+  /** unsigned64: the smallest smoothed RTT sampled, ns. */
+  tcpRttMinNanoseconds: 2,
+  /** unsigned64: the largest smoothed RTT sampled, ns. */
+  tcpRttMaxNanoseconds: 3,
+  /** unsigned32: RTT samples taken. */
+  tcpRttSampleCount: 4,
+  /** unsigned64: SYN → SYN-ACK (client side) or SYN-ACK → ACK (server side), ns; 0 not measured. */
+  tcpHandshakeRttNanoseconds: 5,
+  /** unsigned64: retransmitted TCP segments of the flow. */
+  tcpRetransmittedPacketDeltaCount: 6,
+  /** unsigned64: bytes of those segments. */
+  tcpRetransmittedOctetDeltaCount: 7,
+  /** unsigned32: the kernel's reason for the latest drop (Linux `enum skb_drop_reason`). */
+  dropLatestReason: 8,
+  /** unsigned16: TCP flags of the latest dropped packet (as tcpControlBits). */
+  dropLatestTcpControlBits: 9,
+  /** unsigned8: TCP state of its socket (Linux TCP_ESTABLISHED = 1 ...), 0 unknown. */
+  dropLatestTcpState: 10,
+  /** unsigned16: id of the flow's latest DNS message (0 without one). */
+  dnsId: 11,
+  /** unsigned16: its flags word, the response code in the low 4 bits. */
+  dnsFlags: 12,
+  /** unsigned64: latency of the latest answered query (response time - query time), ns; 0 none. */
+  dnsLatencyNanoseconds: 13,
+  /** unsigned8: netobserv's dns_errno (2 a response without its query, 14, 22 malformed). */
+  dnsErrno: 14,
+  /** unsigned32: DNS queries of the flow. */
+  dnsQueryCount: 15,
+  /** unsigned32: DNS responses of the flow that matched a query. */
+  dnsAnswerCount: 16,
+  /** unsigned32: queries of the flow that got no response in time. */
+  dnsUnansweredCount: 17,
+  /** unsigned32: DNS messages of the flow that did not parse. */
+  dnsMalformedCount: 18,
+  /** unsigned8: which DNS parts are present: FLOWTAP_DNS_* (1 header, 2 name, 4 name cut, 8 latency). */
+  dnsRecordFlags: 19,
+  /** string: the latest message's first question name (dotted, lower-cased, at most 64 bytes kept). */
+  dnsQueryName: 20,
 } as const;
 
 /** Bits of a record's shape; the template id is `TEMPLATE_ID_BASE + shape`. */
@@ -81,10 +177,14 @@ export const TemplateShape = {
   AGENT_IPV6: 4,
   /** Bidirectional record: RFC 5103 reverse elements follow the forward ones. */
   BIFLOW: 8,
+  /** The flow has TCP health: the health fields follow the others. */
+  HEALTH: 16,
+  /** The flow carried DNS: flowtap's DNS elements follow the others. */
+  DNS: 32,
 } as const;
 
 /** Number of shapes, hence of templates. */
-export const SHAPE_COUNT = 16;
+export const SHAPE_COUNT = 64;
 /** Id of the template of shape 0. */
 export const TEMPLATE_ID_BASE = 256;
 
@@ -143,14 +243,49 @@ function fields(shape: number): readonly FieldSpecifier[] {
     // After the name, so the fixed offsets before it stay those of the earlier templates.
     [ipv6 ? IE.icmpTypeCodeIPv6 : IE.icmpTypeCodeIPv4, 2],
   );
+  if (shape & TemplateShape.HEALTH) out.push(...HEALTH_FIELDS);
+  if (shape & TemplateShape.DNS) out.push(...DNS_FIELDS);
   return out;
 }
+
+/** The health fields, in the order the encoder writes them (HEALTH_BYTES in all). */
+const HEALTH_FIELDS: readonly FieldSpecifier[] = [
+  [IE.droppedOctetDeltaCount, 8],
+  [IE.droppedPacketDeltaCount, 8],
+  [FLOWTAP_IE.tcpRttLastNanoseconds, 8, FLOWTAP_PEN],
+  [FLOWTAP_IE.tcpRttMinNanoseconds, 8, FLOWTAP_PEN],
+  [FLOWTAP_IE.tcpRttMaxNanoseconds, 8, FLOWTAP_PEN],
+  [FLOWTAP_IE.tcpRttSampleCount, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.tcpHandshakeRttNanoseconds, 8, FLOWTAP_PEN],
+  [FLOWTAP_IE.tcpRetransmittedPacketDeltaCount, 8, FLOWTAP_PEN],
+  [FLOWTAP_IE.tcpRetransmittedOctetDeltaCount, 8, FLOWTAP_PEN],
+  [FLOWTAP_IE.dropLatestReason, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.dropLatestTcpControlBits, 2, FLOWTAP_PEN],
+  [FLOWTAP_IE.dropLatestTcpState, 1, FLOWTAP_PEN],
+];
+
+/** Bytes of the health fields of a record. */
+export const HEALTH_BYTES = HEALTH_FIELDS.reduce((sum, [, len]) => sum + len, 0);
+
+/** The DNS fields, in the order the encoder writes them; the name last (variable length). */
+const DNS_FIELDS: readonly FieldSpecifier[] = [
+  [FLOWTAP_IE.dnsId, 2, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsFlags, 2, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsLatencyNanoseconds, 8, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsErrno, 1, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsQueryCount, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsAnswerCount, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsUnansweredCount, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsMalformedCount, 4, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsRecordFlags, 1, FLOWTAP_PEN],
+  [FLOWTAP_IE.dnsQueryName, VARIABLE_LENGTH, FLOWTAP_PEN],
+];
 
 /** A template: its id and fields in record order. */
 export interface IpfixTemplate {
   readonly id: number;
   readonly fields: readonly FieldSpecifier[];
-  /** Bytes of a record's fixed-length fields: all but the variable-length interface name. */
+  /** Bytes of a record's fixed-length fields: all but the variable-length ones (names). */
   readonly fixedBytes: number;
   /** Bytes of a record before the interface name's length prefix. */
   readonly nameOffset: number;
@@ -169,9 +304,12 @@ export const TEMPLATES: readonly IpfixTemplate[] = Object.freeze(
   Array.from({ length: SHAPE_COUNT }, (_, shape) => template(shape)),
 );
 
-/** Largest data record: the largest fixed part plus a 3-byte length prefix and the longest name. */
+/**
+ * Largest data record: the largest fixed part plus the longest interface name and DNS name, each
+ * with a length prefix of up to 3 bytes.
+ */
 export const MAX_RECORD_BYTES =
-  Math.max(...TEMPLATES.map((t) => t.fixedBytes)) + 3 + MAX_INTERFACE_NAME_BYTES;
+  Math.max(...TEMPLATES.map((t) => t.fixedBytes)) + 3 + MAX_INTERFACE_NAME_BYTES + 3 + MAX_DNS_NAME_BYTES;
 
 /** Bytes of one template record (header and field specifiers) in a template set. */
 function templateRecordBytes(t: IpfixTemplate): number {

@@ -9,8 +9,8 @@
  * pbflow carries an interface name but no index: the decoder numbers the names of a batch 1, 2, …
  * in order of appearance, and the batch's `interfaces` resolves them back; 0 means no name.
  */
-import { RecordBatch } from '../../codec/record-batch.ts';
-import { V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
+import { RecordBatch, rowHasDns } from '../../codec/record-batch.ts';
+import { DnsFlag, HealthFlag, V2, V2_DNS_NAME_MAX, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
 import { MalformedMessageError } from '../../errors.ts';
 import type { InterfaceNames } from '../../model/interfaces.ts';
 import { IP_BYTES } from '../../model/ip.ts';
@@ -39,13 +39,41 @@ const MAX_VLAN_ID = 0xfff;
 const MAX_MAC_HIGH = 0xffff;
 const IPV4_MAPPED_PREFIX = 0xffff;
 const INITIAL_ROWS = 1024;
+/** Which RTT fields a record gave (bits of #record's `rttParts`). */
+const RTT_MIN_GIVEN = 1;
+const RTT_MAX_GIVEN = 2;
 /**
  * Bytes of a short `Records` entry (IPv4, no MACs), to size a batch from a message's length: an
  * allocation per message, not one per doubling; typical entries (~100 bytes) leave room unused.
  */
 const TYPICAL_ENTRY_BYTES = 64;
+/** Where each DNS count (dns_queries ... dns_malformed, in field order) goes in a row. */
+const DNS_COUNT_OFFSET = [V2.DNS_QUERIES, V2.DNS_ANSWERS, V2.DNS_UNANSWERED, V2.DNS_MALFORMED];
+/** Zeroes `b[from, to)`: a loop, as Buffer.fill costs a native call, too much for a few bytes per record. */
+function zero(b: Buffer, from: number, to: number): void {
+  for (let k = from; k < to; k++) b[k] = 0;
+}
+
+/** The buffer of a finished decoder until its next row. */
+const NO_ROWS = Buffer.alloc(0);
 /** Interface names looked up by comparing bytes; the rest of a batch's names through a map. */
 const SCANNED_NAMES = 16;
+
+/** The health fields read as u64 counters: their name (for errors) and row offset. */
+const HEALTH_COUNTERS: { readonly [field: number]: readonly [string, number] } = {
+  [RECORD_FIELD.PKT_DROP_BYTES]: ['pkt_drop_bytes', V2.DROP_BYTES],
+  [RECORD_FIELD.PKT_DROP_PACKETS]: ['pkt_drop_packets', V2.DROP_PACKETS],
+  [RECORD_FIELD.PKT_RETRANS_BYTES]: ['pkt_retrans_bytes', V2.RETRANS_BYTES],
+  [RECORD_FIELD.PKT_RETRANS_PACKETS]: ['pkt_retrans_packets', V2.RETRANS_PACKETS],
+};
+/** The health fields read as Durations or a Timestamp into u64 nanoseconds: name and row offset. */
+const HEALTH_TIMES: { readonly [field: number]: readonly [string, number] } = {
+  [RECORD_FIELD.TIME_FLOW_RTT]: ['time_flow_rtt', V2.RTT_LAST_NS],
+  [RECORD_FIELD.TIME_FLOW_RTT_MIN]: ['time_flow_rtt_min', V2.RTT_MIN_NS],
+  [RECORD_FIELD.TIME_FLOW_RTT_MAX]: ['time_flow_rtt_max', V2.RTT_MAX_NS],
+  [RECORD_FIELD.TIME_HANDSHAKE_RTT]: ['time_handshake_rtt', V2.HANDSHAKE_RTT_NS],
+  [RECORD_FIELD.PKT_DROP_LATEST_TIME]: ['pkt_drop_latest_time', V2.DROP_LATEST_NS],
+};
 
 /** Interface names of one decoded batch, numbered from 1 in order of appearance. */
 class DecodedInterfaceNames implements InterfaceNames {
@@ -125,10 +153,14 @@ export class PbflowBatchDecoder {
     }
   }
 
-  /** The rows decoded so far as a batch; the decoder starts over with a fresh buffer and names. */
+  /**
+   * The rows decoded so far as a batch; the decoder starts over with new names and allocates its
+   * next buffer at the next row (a decoder used once, per request or per fetch, never zeroes one
+   * it would not use: that was half the collector's garbage).
+   */
   finish(): RecordBatch {
     const batch = new RecordBatch(this.#bytes, this.#count, this.#names);
-    this.#bytes = Buffer.alloc(Math.max(this.initialRows, 1) * V2_RECORD_BYTES);
+    this.#bytes = NO_ROWS;
     this.#count = 0;
     this.#names = new DecodedInterfaceNames();
     this.#nameBytes = [];
@@ -224,7 +256,9 @@ export class PbflowBatchDecoder {
   #appendRow(): number {
     const offset = this.#count * V2_RECORD_BYTES;
     if (offset + V2_RECORD_BYTES > this.#bytes.length) {
-      const grown = Buffer.alloc(this.#bytes.length * 2);
+      const grown = Buffer.alloc(
+        Math.max(this.#bytes.length * 2, this.initialRows * V2_RECORD_BYTES, V2_RECORD_BYTES),
+      );
       this.#bytes.copy(grown, 0, 0, offset);
       this.#bytes = grown;
     }
@@ -235,6 +269,7 @@ export class PbflowBatchDecoder {
   #record(b: Uint8Array, pos: number, end: number, entry: number): void {
     const o = this.#appendRow();
     const row = this.#bytes;
+    let rttParts = 0;
     while (pos < end) {
       pos = this.#tag(b, pos, end, entry);
       const tag = this.#lo;
@@ -342,6 +377,91 @@ export class PbflowBatchDecoder {
           pos += length;
           break;
         }
+        case RECORD_FIELD.PKT_DROP_BYTES:
+        case RECORD_FIELD.PKT_DROP_PACKETS:
+        case RECORD_FIELD.PKT_RETRANS_BYTES:
+        case RECORD_FIELD.PKT_RETRANS_PACKETS:
+          pos = this.#healthCounter(b, pos, end, entry, tag, o);
+          break;
+        case RECORD_FIELD.PKT_DROP_LATEST_FLAGS:
+        case RECORD_FIELD.PKT_DROP_LATEST_STATE:
+        case RECORD_FIELD.PKT_DROP_LATEST_DROP_CAUSE:
+          pos = this.#latestDrop(b, pos, end, entry, tag, o);
+          break;
+        case RECORD_FIELD.TIME_FLOW_RTT_SAMPLES:
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, 'time_flow_rtt_samples', tag);
+          pos = this.#varint(b, pos, end, entry);
+          row.writeUInt32LE(this.#lo >>> 0, o + V2.RTT_SAMPLES);
+          break;
+        case RECORD_FIELD.TIME_FLOW_RTT:
+        case RECORD_FIELD.TIME_FLOW_RTT_MIN:
+        case RECORD_FIELD.TIME_FLOW_RTT_MAX:
+        case RECORD_FIELD.TIME_HANDSHAKE_RTT:
+        case RECORD_FIELD.PKT_DROP_LATEST_TIME: {
+          const field = tag >>> 3;
+          const [name, at] = HEALTH_TIMES[field] as readonly [string, number];
+          if (wire !== WIRE.LENGTH_DELIMITED) this.#wrongWireType(entry, name, tag);
+          pos = this.#varint(b, pos, end, entry);
+          const length = this.#lengthOf(pos, end, entry);
+          this.#timestamp(b, pos, pos + length, entry, name, o + at);
+          pos += length;
+          if (field === RECORD_FIELD.TIME_FLOW_RTT) row[o + V2.HEALTH_FLAGS] |= HealthFlag.RTT;
+          else if (field === RECORD_FIELD.TIME_HANDSHAKE_RTT)
+            row[o + V2.HEALTH_FLAGS] |= HealthFlag.HANDSHAKE;
+          else if (field === RECORD_FIELD.TIME_FLOW_RTT_MIN) rttParts |= RTT_MIN_GIVEN;
+          else if (field === RECORD_FIELD.TIME_FLOW_RTT_MAX) rttParts |= RTT_MAX_GIVEN;
+          break;
+        }
+        case RECORD_FIELD.DNS_ID:
+        case RECORD_FIELD.DNS_FLAGS: {
+          const id = tag >>> 3 === RECORD_FIELD.DNS_ID;
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, id ? 'dns_id' : 'dns_flags', tag);
+          pos = this.#varint(b, pos, end, entry);
+          if (this.#lo > MAX_U16)
+            this.#fail(entry, `${id ? 'dns_id' : 'dns_flags'} ${this.#lo} is above 65535`);
+          row.writeUInt16LE(this.#lo, o + (id ? V2.DNS_ID : V2.DNS_FLAGS));
+          break;
+        }
+        case RECORD_FIELD.DNS_LATENCY: {
+          if (wire !== WIRE.LENGTH_DELIMITED) this.#wrongWireType(entry, 'dns_latency', tag);
+          pos = this.#varint(b, pos, end, entry);
+          const length = this.#lengthOf(pos, end, entry);
+          this.#timestamp(b, pos, pos + length, entry, 'dns_latency', o + V2.DNS_LATENCY_NS);
+          row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.LATENCY;
+          pos += length;
+          break;
+        }
+        case RECORD_FIELD.DNS_ERRNO:
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, 'dns_errno', tag);
+          pos = this.#varint(b, pos, end, entry);
+          if (this.#lo > MAX_U8) this.#fail(entry, `dns_errno ${this.#lo} is above 255`);
+          row[o + V2.DNS_ERRNO] = this.#lo;
+          break;
+        case RECORD_FIELD.DNS_NAME: {
+          if (wire !== WIRE.LENGTH_DELIMITED) this.#wrongWireType(entry, 'dns_name', tag);
+          pos = this.#varint(b, pos, end, entry);
+          const length = this.#lengthOf(pos, end, entry);
+          this.#dnsName(b, pos, length, o);
+          pos += length;
+          break;
+        }
+        case RECORD_FIELD.DNS_QUERIES:
+        case RECORD_FIELD.DNS_ANSWERS:
+        case RECORD_FIELD.DNS_UNANSWERED:
+        case RECORD_FIELD.DNS_MALFORMED: {
+          const field = tag >>> 3;
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, 'a DNS count', tag);
+          pos = this.#varint(b, pos, end, entry);
+          // A uint32 keeps the low 32 bits of a longer varint, as protobuf-es reads it.
+          row.writeUInt32LE(this.#lo >>> 0, o + DNS_COUNT_OFFSET[field - RECORD_FIELD.DNS_QUERIES]);
+          break;
+        }
+        case RECORD_FIELD.DNS_NAME_TRUNCATED:
+          if (wire !== WIRE.VARINT) this.#wrongWireType(entry, 'dns_name_truncated', tag);
+          pos = this.#varint(b, pos, end, entry);
+          if ((this.#lo | this.#hi) !== 0) row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.NAME_TRUNCATED;
+          else row[o + V2.DNS_RECORD_FLAGS] &= ~DnsFlag.NAME_TRUNCATED;
+          break;
         // dup_list names interfaces of the sender's host, which have no index here: skipped, as
         // the generic decoder (from-pb.ts) does.
         default:
@@ -349,6 +469,90 @@ export class PbflowBatchDecoder {
       }
     }
     if (pos !== end) this.#fail(entry, 'a field runs past the end of its record');
+    this.#completeHealth(o, rttParts);
+    this.#finishDns(row, o);
+  }
+
+  /** A u64 drop or retransmission counter into its row field. */
+  #healthCounter(b: Uint8Array, pos: number, end: number, entry: number, tag: number, o: number): number {
+    const field = tag >>> 3;
+    const [name, at] = HEALTH_COUNTERS[field] as readonly [string, number];
+    if ((tag & 7) !== WIRE.VARINT) this.#wrongWireType(entry, name, tag);
+    pos = this.#varint(b, pos, end, entry);
+    this.#writeU32Pair(this.#bytes, o + at, this.#lo, this.#hi);
+    return pos;
+  }
+
+  /** The latest drop's TCP flags (16 bits), TCP state (8 bits) or reason (32 bits). */
+  #latestDrop(b: Uint8Array, pos: number, end: number, entry: number, tag: number, o: number): number {
+    const row = this.#bytes;
+    const field = tag >>> 3;
+    const name =
+      field === RECORD_FIELD.PKT_DROP_LATEST_FLAGS
+        ? 'pkt_drop_latest_flags'
+        : field === RECORD_FIELD.PKT_DROP_LATEST_STATE
+          ? 'pkt_drop_latest_state'
+          : 'pkt_drop_latest_drop_cause';
+    if ((tag & 7) !== WIRE.VARINT) this.#wrongWireType(entry, name, tag);
+    pos = this.#varint(b, pos, end, entry);
+    if (field === RECORD_FIELD.PKT_DROP_LATEST_FLAGS) {
+      if (this.#hi !== 0 || this.#lo > MAX_U16)
+        this.#fail(entry, `${name} ${this.#u64Text()} is above 65535`);
+      row.writeUInt16LE(this.#lo, o + V2.DROP_LATEST_FLAGS);
+    } else if (field === RECORD_FIELD.PKT_DROP_LATEST_STATE) {
+      if (this.#hi !== 0 || this.#lo > MAX_U8) this.#fail(entry, `${name} ${this.#u64Text()} is above 255`);
+      row[o + V2.DROP_LATEST_STATE] = this.#lo;
+    } else {
+      row.writeUInt32LE(this.#lo >>> 0, o + V2.DROP_LATEST_CAUSE);
+    }
+    return pos;
+  }
+
+  /**
+   * The health section of the record just read, made whole as from-pb.ts makes it: a sender
+   * that gives only the latest RTT (netobserv) has it as min and max too, over one sample; RTT
+   * parts without the latest RTT, and a latest drop without dropped packets, are not kept.
+   */
+  #completeHealth(o: number, rttParts: number): void {
+    const row = this.#bytes;
+    if ((row[o + V2.HEALTH_FLAGS] & HealthFlag.RTT) !== 0) {
+      if ((rttParts & RTT_MIN_GIVEN) === 0)
+        row.copy(row, o + V2.RTT_MIN_NS, o + V2.RTT_LAST_NS, o + V2.RTT_LAST_NS + 8);
+      if ((rttParts & RTT_MAX_GIVEN) === 0)
+        row.copy(row, o + V2.RTT_MAX_NS, o + V2.RTT_LAST_NS, o + V2.RTT_LAST_NS + 8);
+      if (row.readUInt32LE(o + V2.RTT_SAMPLES) === 0) row.writeUInt32LE(1, o + V2.RTT_SAMPLES);
+    } else {
+      zero(row, o + V2.RTT_MIN_NS, o + V2.RTT_LAST_NS + 8);
+      row.writeUInt32LE(0, o + V2.RTT_SAMPLES);
+    }
+    if (row.readUInt32LE(o + V2.DROP_PACKETS) === 0 && row.readUInt32LE(o + V2.DROP_PACKETS + 4) === 0) {
+      zero(row, o + V2.DROP_LATEST_NS, o + V2.HEALTH_FLAGS);
+    }
+  }
+
+  /**
+   * The DNS name given as UTF-8 at `pos` into the row: one byte per character (latin1, as rows
+   * keep names), its first 64 bytes, the cut flagged. The last name of a record wins.
+   */
+  #dnsName(b: Uint8Array, pos: number, length: number, o: number): void {
+    const row = this.#bytes;
+    row.fill(0, o + V2.DNS_NAME, o + V2.DNS_NAME + V2_DNS_NAME_MAX);
+    const text = Buffer.from(b.buffer, b.byteOffset + pos, length).toString('utf8');
+    const written = row.write(text, o + V2.DNS_NAME, V2_DNS_NAME_MAX, 'latin1');
+    row[o + V2.DNS_NAME_LEN] = written;
+    if (written > 0) row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.NAME;
+    else row[o + V2.DNS_RECORD_FLAGS] &= ~DnsFlag.NAME;
+    if (written < text.length) row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.NAME_TRUNCATED;
+  }
+
+  /**
+   * Completes the DNS section of the record at `o`: the header is present when an id or flags
+   * word is not zero (proto3 leaves zeros out), and the section is as recent as the flow's end.
+   */
+  #finishDns(row: Buffer, o: number): void {
+    if ((row.readUInt16LE(o + V2.DNS_ID) | row.readUInt16LE(o + V2.DNS_FLAGS)) !== 0)
+      row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.HEADER;
+    if (rowHasDns(row, o)) row.copy(row, o + V2.DNS_LATEST_NS, o + V2.LAST_SEEN_NS, o + V2.LAST_SEEN_NS + 8);
   }
 
   /** A `Tunnel` into the row's tunnel fields; one of type 0 (none) leaves them all zero. */
@@ -518,7 +722,7 @@ export class PbflowBatchDecoder {
       if (field === IP_FIELD.IPV4) {
         if ((tag & 7) !== WIRE.FIXED32) this.#wrongWireType(entry, `${name}.ipv4`, tag);
         if (end - pos < 4) this.#fail(entry, `${name}.ipv4 is truncated`);
-        row.fill(0, at, at + 10);
+        zero(row, at, at + 10);
         row[at + 10] = IPV4_MAPPED_PREFIX >>> 8;
         row[at + 11] = IPV4_MAPPED_PREFIX & 0xff;
         // fixed32 is little-endian; its value is the address as a number (10.0.0.1 = 0x0A000001).

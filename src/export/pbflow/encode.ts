@@ -6,8 +6,8 @@
  * out when zero, the always-set sub-messages written even when empty, and the `IP` oneof member
  * always written (a oneof member has presence). Tests hold the two paths to that on random flows.
  */
-import type { RecordBatch } from '../../codec/record-batch.ts';
-import { V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
+import { type RecordBatch, rowHasDns } from '../../codec/record-batch.ts';
+import { DnsFlag, HealthFlag, V2, V2_DNS_NAME_MAX, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
 import { isAllZero } from '../../model/ip.ts';
 import {
   DATA_LINK_FIELD,
@@ -59,6 +59,29 @@ const TAG_TUNNEL_TYPE = wireTag(TUNNEL_FIELD.TYPE, VARINT);
 const TAG_TUNNEL_ID = wireTag(TUNNEL_FIELD.ID, VARINT);
 const TAG_TUNNEL_SRC = wireTag(TUNNEL_FIELD.SRC_ADDR, LENGTH_DELIMITED);
 const TAG_TUNNEL_DST = wireTag(TUNNEL_FIELD.DST_ADDR, LENGTH_DELIMITED);
+const TAG_RECORD_PKT_DROP_BYTES = wireTag(RECORD_FIELD.PKT_DROP_BYTES, VARINT);
+const TAG_RECORD_PKT_DROP_PACKETS = wireTag(RECORD_FIELD.PKT_DROP_PACKETS, VARINT);
+const TAG_RECORD_PKT_DROP_LATEST_FLAGS = wireTag(RECORD_FIELD.PKT_DROP_LATEST_FLAGS, VARINT);
+const TAG_RECORD_PKT_DROP_LATEST_STATE = wireTag(RECORD_FIELD.PKT_DROP_LATEST_STATE, VARINT);
+const TAG_RECORD_PKT_DROP_LATEST_DROP_CAUSE = wireTag(RECORD_FIELD.PKT_DROP_LATEST_DROP_CAUSE, VARINT);
+const TAG_RECORD_TIME_FLOW_RTT = wireTag(RECORD_FIELD.TIME_FLOW_RTT, LENGTH_DELIMITED);
+const TAG_RECORD_TIME_FLOW_RTT_MIN = wireTag(RECORD_FIELD.TIME_FLOW_RTT_MIN, LENGTH_DELIMITED);
+const TAG_RECORD_TIME_FLOW_RTT_MAX = wireTag(RECORD_FIELD.TIME_FLOW_RTT_MAX, LENGTH_DELIMITED);
+const TAG_RECORD_TIME_FLOW_RTT_SAMPLES = wireTag(RECORD_FIELD.TIME_FLOW_RTT_SAMPLES, VARINT);
+const TAG_RECORD_TIME_HANDSHAKE_RTT = wireTag(RECORD_FIELD.TIME_HANDSHAKE_RTT, LENGTH_DELIMITED);
+const TAG_RECORD_PKT_RETRANS_BYTES = wireTag(RECORD_FIELD.PKT_RETRANS_BYTES, VARINT);
+const TAG_RECORD_PKT_RETRANS_PACKETS = wireTag(RECORD_FIELD.PKT_RETRANS_PACKETS, VARINT);
+const TAG_RECORD_PKT_DROP_LATEST_TIME = wireTag(RECORD_FIELD.PKT_DROP_LATEST_TIME, LENGTH_DELIMITED);
+const TAG_RECORD_DNS_ID = wireTag(RECORD_FIELD.DNS_ID, VARINT);
+const TAG_RECORD_DNS_FLAGS = wireTag(RECORD_FIELD.DNS_FLAGS, VARINT);
+const TAG_RECORD_DNS_LATENCY = wireTag(RECORD_FIELD.DNS_LATENCY, LENGTH_DELIMITED);
+const TAG_RECORD_DNS_ERRNO = wireTag(RECORD_FIELD.DNS_ERRNO, VARINT);
+const TAG_RECORD_DNS_NAME = wireTag(RECORD_FIELD.DNS_NAME, LENGTH_DELIMITED);
+const TAG_RECORD_DNS_QUERIES = wireTag(RECORD_FIELD.DNS_QUERIES, VARINT);
+const TAG_RECORD_DNS_ANSWERS = wireTag(RECORD_FIELD.DNS_ANSWERS, VARINT);
+const TAG_RECORD_DNS_UNANSWERED = wireTag(RECORD_FIELD.DNS_UNANSWERED, VARINT);
+const TAG_RECORD_DNS_MALFORMED = wireTag(RECORD_FIELD.DNS_MALFORMED, VARINT);
+const TAG_RECORD_DNS_NAME_TRUNCATED = wireTag(RECORD_FIELD.DNS_NAME_TRUNCATED, VARINT);
 
 const IPV6_BYTES = 16;
 const NS_PER_S = 1_000_000_000;
@@ -75,6 +98,18 @@ const MAX_RECORD_BYTES_WITHOUT_NAME = 160;
  * its tag, length, name tag and length, and direction (2 + 5 + 1 + 5 + 3).
  */
 const MAX_IDENTITY_BYTES = 20 + 12 + 52 + V2_MAX_CROSSED * 16;
+/**
+ * Upper bound of the health fields (issue 14): two u64 drop counters (2 + 10 each), flags, state
+ * and cause (2 + 3, 2 + 2, 2 + 5), four durations and a timestamp (2 + 1 + 11 + 6 each), the
+ * sample count (2 + 5) and two u64 retransmission counters (2 + 10 each).
+ */
+const MAX_HEALTH_BYTES = 24 + 14 + 5 * 20 + 7 + 24;
+/**
+ * Upper bound of the DNS fields (issue 15): id and flags (2 + 3 each), the latency (2 + 1 + 11
+ * + 6), the errno (2 + 2), the name (2 + 2 + up to 2 UTF-8 bytes per byte kept), four counts
+ * (2 + 5 each) and the cut flag (2 + 1).
+ */
+const MAX_DNS_BYTES = 10 + 20 + 4 + 4 + 2 * V2_DNS_NAME_MAX + 28 + 3;
 /** Initial scratch size; it grows (doubling) to the largest output encoded and is kept. */
 const INITIAL_SCRATCH_BYTES = 64 * 1024;
 
@@ -84,7 +119,7 @@ const MAX_CACHED_NAMES = 1024;
 const MAX_CACHED_NAME_CHARS = 256;
 /** Names up to this many bytes are copied by a loop, longer ones by Buffer.copy (a native call costs more). */
 const LOOP_COPY_MAX_BYTES = 32;
-/** Record bodies up to this many bytes are moved by a loop when their length needs a second byte. */
+/** Record bodies up to this many bytes are moved by a loop when their length takes another size than guessed. */
 const LOOP_SHIFT_MAX_BYTES = 512;
 
 let scratch = Buffer.allocUnsafe(INITIAL_SCRATCH_BYTES);
@@ -154,12 +189,19 @@ function varint32Size(value: number): number {
   return size;
 }
 
-/**
- * Writes a `google.protobuf.Timestamp` (tag, length, seconds, nanos) of the u64 Unix nanoseconds
- * at `offset` of `row`. Seconds and nanos come from a long division over 16-bit limbs, which stays
- * exact in doubles where `hi * 2^32 + lo` would not (epoch nanoseconds exceed 2^53).
- */
+/** Writes a `google.protobuf.Timestamp` (tag, then {@link writeSecondsNanos}) of the u64 Unix nanoseconds at `offset` of `row`. */
 function writeTimestamp(out: Buffer, pos: number, tag: number, row: Buffer, offset: number): number {
+  out[pos++] = tag;
+  return writeSecondsNanos(out, pos, row, offset);
+}
+
+/**
+ * Writes the length, seconds and nanos of a Timestamp or Duration (the same two fields) of the
+ * u64 nanoseconds at `offset` of `row`, after its tag. Seconds and nanos come from a long
+ * division over 16-bit limbs, which stays exact in doubles where `hi * 2^32 + lo` would not
+ * (epoch nanoseconds exceed 2^53).
+ */
+function writeSecondsNanos(out: Buffer, pos: number, row: Buffer, offset: number): number {
   const lo = row.readUInt32LE(offset);
   const hi = row.readUInt32LE(offset + 4);
   let rem = hi % NS_PER_S;
@@ -172,7 +214,6 @@ function writeTimestamp(out: Buffer, pos: number, tag: number, row: Buffer, offs
   const nanos = cur - qLow * NS_PER_S;
   // seconds = qHigh·2^32 + qMid·2^16 + qLow, with qMid and qLow below 2^16.
   const secondsLo = ((qMid << 16) | qLow) >>> 0;
-  out[pos++] = tag;
   const lengthAt = pos++; // a Timestamp is at most 12 bytes: its length is one byte
   if (secondsLo !== 0 || qHigh !== 0) {
     out[pos++] = TAG_TIMESTAMP_SECONDS;
@@ -252,6 +293,54 @@ function writeTunnel(out: Buffer, pos: number, row: Buffer, o: number): number {
   return pos;
 }
 
+/**
+ * Writes netobserv's DNS fields 21 to 23 of the row at `o`: dns_id and dns_flags (a message's
+ * header) and dns_latency (an answered query); dns_errno (25) follows the health RTT (24).
+ */
+function writeDnsHeader(out: Buffer, pos: number, row: Buffer, o: number): number {
+  const flags = row[o + V2.DNS_RECORD_FLAGS];
+  if ((flags & DnsFlag.HEADER) !== 0) {
+    pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_ID, row.readUInt16LE(o + V2.DNS_ID));
+    pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_FLAGS, row.readUInt16LE(o + V2.DNS_FLAGS));
+  }
+  if ((flags & DnsFlag.LATENCY) !== 0) {
+    pos = writeWideSecondsNanos(out, pos, TAG_RECORD_DNS_LATENCY, row, o + V2.DNS_LATENCY_NS);
+  }
+  return pos;
+}
+
+/** Writes `Record.dns_name` of the row at `o`: its bytes (one character each) as UTF-8. */
+function writeDnsName(out: Buffer, pos: number, row: Buffer, o: number): number {
+  if ((row[o + V2.DNS_RECORD_FLAGS] & DnsFlag.NAME) === 0) return pos;
+  const at = o + V2.DNS_NAME;
+  const length = Math.min(row[o + V2.DNS_NAME_LEN], V2_DNS_NAME_MAX);
+  let utf8 = length;
+  for (let k = 0; k < length; k++) if (row[at + k] >= 0x80) utf8++;
+  if (utf8 === 0) return pos; // proto3 leaves an empty string out
+  pos = writeWideTag(out, pos, TAG_RECORD_DNS_NAME);
+  pos = writeVarint32(out, pos, utf8);
+  for (let k = 0; k < length; k++) {
+    const c = row[at + k];
+    if (c < 0x80) {
+      out[pos++] = c;
+    } else {
+      out[pos++] = 0xc0 | (c >>> 6);
+      out[pos++] = 0x80 | (c & 0x3f);
+    }
+  }
+  return pos;
+}
+
+/** Writes flowtap's DNS counts and the name's cut flag (1020-1024) of the row at `o`. */
+function writeDnsCounts(out: Buffer, pos: number, row: Buffer, o: number): number {
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_QUERIES, row.readUInt32LE(o + V2.DNS_QUERIES));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_ANSWERS, row.readUInt32LE(o + V2.DNS_ANSWERS));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_UNANSWERED, row.readUInt32LE(o + V2.DNS_UNANSWERED));
+  pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_MALFORMED, row.readUInt32LE(o + V2.DNS_MALFORMED));
+  const cut = row[o + V2.DNS_RECORD_FLAGS] & DnsFlag.NAME_TRUNCATED;
+  return writeWideUint32Field(out, pos, TAG_RECORD_DNS_NAME_TRUNCATED, cut === 0 ? 0 : 1);
+}
+
 /** Writes `Record.dup_list`: one DupMapEntry per interface crossed, with the names given. */
 function writeDupList(out: Buffer, pos: number, row: Buffer, o: number, names: readonly Buffer[]): number {
   for (let k = 0; k < names.length; k++) {
@@ -310,7 +399,16 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
   const crossed = row[o + V2.CROSSED_COUNT] === 0 ? NO_NAMES : crossedNames(batch, o);
   let crossedBytes = 0;
   for (const n of crossed) crossedBytes += n.length;
-  reserve(start, start + MAX_RECORD_BYTES_WITHOUT_NAME + nameBytes + MAX_IDENTITY_BYTES + crossedBytes);
+  reserve(
+    start,
+    start +
+      MAX_RECORD_BYTES_WITHOUT_NAME +
+      nameBytes +
+      MAX_IDENTITY_BYTES +
+      crossedBytes +
+      MAX_HEALTH_BYTES +
+      MAX_DNS_BYTES,
+  );
   const out = scratch;
   let pos = start;
   const etype = row.readUInt16LE(o + V2.ETH_PROTOCOL);
@@ -350,10 +448,90 @@ function writeRecord(batch: RecordBatch, i: number, start: number): number {
     }
   }
   if (!isAllZero(row, o + V2.AGENT_IP)) pos = writeIp(out, pos, TAG_RECORD_AGENT_IP, row, o + V2.AGENT_IP, 0);
+  // Fields by number, as protobuf-es writes them: health's and DNS's netobserv fields interleave
+  // (16-20, 21-23, 24, 25), the DNS name follows dup_list, their extensions the tunnel.
+  const dns = rowHasDns(row, o);
+  pos = writeHealthDrops(out, pos, row, o);
+  if (dns) pos = writeDnsHeader(out, pos, row, o);
+  pos = writeHealthRtt(out, pos, row, o);
+  if (dns) pos = writeWideUint32Field(out, pos, TAG_RECORD_DNS_ERRNO, row[o + V2.DNS_ERRNO]);
   pos = writeDupList(out, pos, row, o, crossed);
+  if (dns) pos = writeDnsName(out, pos, row, o);
   pos = writeWideUint32Field(out, pos, TAG_RECORD_VLAN_ID, row.readUInt16LE(o + V2.VLAN_OUTER));
   pos = writeWideUint32Field(out, pos, TAG_RECORD_INNER_VLAN_ID, row.readUInt16LE(o + V2.VLAN_INNER));
-  return writeTunnel(out, pos, row, o);
+  pos = writeTunnel(out, pos, row, o);
+  pos = writeHealthExtensions(out, pos, row, o);
+  return dns ? writeDnsCounts(out, pos, row, o) : pos;
+}
+
+/** Writes the u64 at `offset` of `row` as the field of the multi-byte `tag` when non-zero. */
+function writeWideU64Field(out: Buffer, pos: number, tag: number, row: Buffer, offset: number): number {
+  const lo = row.readUInt32LE(offset);
+  const hi = row.readUInt32LE(offset + 4);
+  if (lo === 0 && hi === 0) return pos;
+  return writeVarint64(out, writeWideTag(out, pos, tag), lo, hi);
+}
+
+/** Writes the u64 nanoseconds at `offset` of `row` as the Timestamp or Duration field of the multi-byte `tag`. */
+function writeWideSecondsNanos(out: Buffer, pos: number, tag: number, row: Buffer, offset: number): number {
+  return writeSecondsNanos(out, writeWideTag(out, pos, tag), row, offset);
+}
+
+/** True when the row at `o` counts dropped packets: the latest drop's fields mean something. */
+function hasDrops(row: Buffer, o: number): boolean {
+  return row.readUInt32LE(o + V2.DROP_PACKETS) !== 0 || row.readUInt32LE(o + V2.DROP_PACKETS + 4) !== 0;
+}
+
+/** Writes the health fields netobserv numbers 16 to 20 (drops) of the row at `o`, as record.ts's `healthOf`. */
+function writeHealthDrops(out: Buffer, pos: number, row: Buffer, o: number): number {
+  pos = writeWideU64Field(out, pos, TAG_RECORD_PKT_DROP_BYTES, row, o + V2.DROP_BYTES);
+  if (hasDrops(row, o)) {
+    pos = writeWideU64Field(out, pos, TAG_RECORD_PKT_DROP_PACKETS, row, o + V2.DROP_PACKETS);
+    pos = writeWideUint32Field(
+      out,
+      pos,
+      TAG_RECORD_PKT_DROP_LATEST_FLAGS,
+      row.readUInt16LE(o + V2.DROP_LATEST_FLAGS),
+    );
+    pos = writeWideUint32Field(out, pos, TAG_RECORD_PKT_DROP_LATEST_STATE, row[o + V2.DROP_LATEST_STATE]);
+    pos = writeWideUint32Field(
+      out,
+      pos,
+      TAG_RECORD_PKT_DROP_LATEST_DROP_CAUSE,
+      row.readUInt32LE(o + V2.DROP_LATEST_CAUSE),
+    );
+  }
+  return pos;
+}
+
+/** Writes netobserv's field 24 (the latest RTT) of the row at `o`, as record.ts's `healthOf`. */
+function writeHealthRtt(out: Buffer, pos: number, row: Buffer, o: number): number {
+  if ((row[o + V2.HEALTH_FLAGS] & HealthFlag.RTT) === 0) return pos;
+  return writeWideSecondsNanos(out, pos, TAG_RECORD_TIME_FLOW_RTT, row, o + V2.RTT_LAST_NS);
+}
+
+/** Writes flowtap's health fields (1004 up) of the row at `o`, as record.ts's `healthOf`. */
+function writeHealthExtensions(out: Buffer, pos: number, row: Buffer, o: number): number {
+  const flags = row[o + V2.HEALTH_FLAGS];
+  if ((flags & HealthFlag.RTT) !== 0) {
+    pos = writeWideSecondsNanos(out, pos, TAG_RECORD_TIME_FLOW_RTT_MIN, row, o + V2.RTT_MIN_NS);
+    pos = writeWideSecondsNanos(out, pos, TAG_RECORD_TIME_FLOW_RTT_MAX, row, o + V2.RTT_MAX_NS);
+    pos = writeWideUint32Field(
+      out,
+      pos,
+      TAG_RECORD_TIME_FLOW_RTT_SAMPLES,
+      row.readUInt32LE(o + V2.RTT_SAMPLES),
+    );
+  }
+  if ((flags & HealthFlag.HANDSHAKE) !== 0) {
+    pos = writeWideSecondsNanos(out, pos, TAG_RECORD_TIME_HANDSHAKE_RTT, row, o + V2.HANDSHAKE_RTT_NS);
+  }
+  pos = writeWideU64Field(out, pos, TAG_RECORD_PKT_RETRANS_BYTES, row, o + V2.RETRANS_BYTES);
+  pos = writeWideU64Field(out, pos, TAG_RECORD_PKT_RETRANS_PACKETS, row, o + V2.RETRANS_PACKETS);
+  if (hasDrops(row, o)) {
+    pos = writeWideSecondsNanos(out, pos, TAG_RECORD_PKT_DROP_LATEST_TIME, row, o + V2.DROP_LATEST_NS);
+  }
+  return pos;
 }
 
 /** A copy of the first `length` scratch bytes, owned by the caller. */
@@ -374,25 +552,35 @@ export function encodePbRecord(batch: RecordBatch, i: number): Buffer {
  */
 export function encodePbRecords(batch: RecordBatch, start: number, end: number): Buffer {
   let pos = 0;
+  // Records of a batch are alike: guess the size of each one's length from the one before (one
+  // byte under 128 bytes, two for most records with TCP health) and move the body when wrong.
+  let guess = 1;
   for (let i = start; i < end; i++) {
-    // Assume a one-byte length (records under 128 bytes); move the body when it needs more.
-    const bodyAt = pos + 2;
+    const bodyAt = pos + 1 + guess;
     const bodyEnd = writeRecord(batch, i, bodyAt);
     const length = bodyEnd - bodyAt;
     const lengthBytes = varint32Size(length);
-    if (lengthBytes > 1) {
-      const shift = lengthBytes - 1;
-      reserve(bodyEnd, bodyEnd + shift);
-      if (length <= LOOP_SHIFT_MAX_BYTES) {
-        for (let k = bodyEnd - 1; k >= bodyAt; k--) scratch[k + shift] = scratch[k];
-      } else {
-        scratch.copyWithin(bodyAt + shift, bodyAt, bodyEnd);
-      }
+    if (lengthBytes !== guess) {
+      const to = pos + 1 + lengthBytes;
+      reserve(bodyEnd, to + length);
+      moveBody(bodyAt, to, length);
+      guess = lengthBytes;
     }
     scratch[pos] = TAG_RECORDS_ENTRIES;
     pos = writeVarint32(scratch, pos + 1, length) + length;
   }
   return takeScratch(pos);
+}
+
+/** Moves `length` scratch bytes from `from` to `to` (the ranges may overlap). */
+function moveBody(from: number, to: number, length: number): void {
+  if (length > LOOP_SHIFT_MAX_BYTES) {
+    scratch.copyWithin(to, from, from + length);
+  } else if (to > from) {
+    for (let k = length - 1; k >= 0; k--) scratch[to + k] = scratch[from + k];
+  } else {
+    for (let k = 0; k < length; k++) scratch[to + k] = scratch[from + k];
+  }
 }
 
 /**

@@ -6,15 +6,16 @@
  * the whole message malformed rather than being silently cut.
  */
 import { fromBinary } from '@bufbuild/protobuf';
-import type { Timestamp } from '@bufbuild/protobuf/wkt';
+import type { Duration, Timestamp } from '@bufbuild/protobuf/wkt';
 import { MalformedMessageError } from '../../errors.ts';
-import type { Flow } from '../../model/flow.ts';
+import type { Flow, FlowDns, FlowHealth } from '../../model/flow.ts';
 import { IP_BYTES, writeIpv4Mapped } from '../../model/ip.ts';
 import { MAC_BYTES } from '../../model/mac.ts';
 import { type IP, type Record, RecordsSchema } from './gen/flow_pb.ts';
 
 const NS_PER_S = 1_000_000_000n;
 const MAX_MAC = (1n << 48n) - 1n;
+const MAX_U64 = (1n << 64n) - 1n;
 
 function check(ok: boolean, entry: number, detail: string): void {
   if (!ok) throw new MalformedMessageError('pbflow', `entry ${entry}: ${detail}`);
@@ -38,10 +39,12 @@ function macOf(value: bigint, entry: number, field: string): Uint8Array {
   return out;
 }
 
-function unixNsOf(ts: Timestamp | undefined, entry: number, field: string): bigint {
+function unixNsOf(ts: Timestamp | Duration | undefined, entry: number, field: string): bigint {
   if (!ts) return 0n;
   check(ts.nanos >= 0 && ts.nanos < 1e9, entry, `${field}.nanos ${ts.nanos} is outside 0..999999999`);
-  return ts.seconds * NS_PER_S + BigInt(ts.nanos);
+  const ns = ts.seconds * NS_PER_S + BigInt(ts.nanos);
+  check(ts.seconds >= 0n && ns <= MAX_U64, entry, `${field}.seconds is outside what u64 nanoseconds hold`);
+  return ns;
 }
 
 /** One decoded `pbflow.Record` as a Flow; `entry` (its index) names it in errors. */
@@ -76,7 +79,98 @@ export function flowFromPbRecord(record: Record, entry = 0): Flow {
     dscp: 0,
     interface: record.interface,
     ...identityOf(record, entry),
+    ...healthOf(record, entry),
+    ...dnsOf(record, entry),
   };
+}
+
+/**
+ * The DNS a record carries (netobserv's fields 21-25, 32 and flowtap's 1020-1024), dated by the
+ * flow's end; none when it carries no DNS field. The name keeps one byte per character, its first
+ * 64, as rows do (record-batch.ts writeDns).
+ */
+function dnsOf(record: Record, entry: number): Partial<Flow> {
+  check(record.dnsId <= 0xffff, entry, `dns_id ${record.dnsId} is above 65535`);
+  check(record.dnsFlags <= 0xffff, entry, `dns_flags ${record.dnsFlags} is above 65535`);
+  check(record.dnsErrno <= 0xff, entry, `dns_errno ${record.dnsErrno} is above 255`);
+  const dns: FlowDns = {
+    queries: record.dnsQueries,
+    answers: record.dnsAnswers,
+    unanswered: record.dnsUnanswered,
+    malformed: record.dnsMalformed,
+    latestNs: unixNsOf(record.timeFlowEnd, entry, 'time_flow_end'),
+  };
+  if (record.dnsId !== 0 || record.dnsFlags !== 0) dns.header = { id: record.dnsId, flags: record.dnsFlags };
+  if (record.dnsLatency !== undefined) dns.latencyNs = unixNsOf(record.dnsLatency, entry, 'dns_latency');
+  if (record.dnsErrno !== 0) dns.errno = record.dnsErrno;
+  const name = Buffer.from(record.dnsName, 'latin1').subarray(0, 64).toString('latin1');
+  if (name !== '') dns.name = name;
+  if (record.dnsNameTruncated || record.dnsName.length > name.length) dns.nameTruncated = true;
+  const any =
+    dns.header !== undefined ||
+    dns.latencyNs !== undefined ||
+    dns.errno !== undefined ||
+    dns.name !== undefined ||
+    dns.nameTruncated === true ||
+    (dns.queries | dns.answers | dns.unanswered | dns.malformed) !== 0;
+  return any ? { dns } : {};
+}
+
+/**
+ * The health fields of issue 14 a record carries. A sender that gives only the latest RTT
+ * (netobserv) has it as min and max too, over one sample; RTT parts without the latest RTT, and a
+ * latest drop without dropped packets, are not kept (decode.ts does the same to its rows).
+ */
+function healthOf(record: Record, entry: number): Partial<Flow> {
+  check(
+    record.pktDropLatestFlags <= 0xffff,
+    entry,
+    `pkt_drop_latest_flags ${record.pktDropLatestFlags} is above 65535`,
+  );
+  check(
+    record.pktDropLatestState <= 0xff,
+    entry,
+    `pkt_drop_latest_state ${record.pktDropLatestState} is above 255`,
+  );
+  const health: FlowHealth = {
+    // Counters above 2^53 lose precision in a number, as bytes and packets do.
+    dropBytes: Number(record.pktDropBytes),
+    dropPackets: Number(record.pktDropPackets),
+    retransBytes: Number(record.pktRetransBytes),
+    retransPackets: Number(record.pktRetransPackets),
+  };
+  if (record.timeFlowRtt !== undefined) {
+    const lastNs = unixNsOf(record.timeFlowRtt, entry, 'time_flow_rtt');
+    health.rtt = {
+      minNs:
+        record.timeFlowRttMin === undefined
+          ? lastNs
+          : unixNsOf(record.timeFlowRttMin, entry, 'time_flow_rtt_min'),
+      maxNs:
+        record.timeFlowRttMax === undefined
+          ? lastNs
+          : unixNsOf(record.timeFlowRttMax, entry, 'time_flow_rtt_max'),
+      lastNs,
+      samples: record.timeFlowRttSamples === 0 ? 1 : record.timeFlowRttSamples,
+    };
+  }
+  if (record.timeHandshakeRtt !== undefined) {
+    health.handshakeRttNs = unixNsOf(record.timeHandshakeRtt, entry, 'time_handshake_rtt');
+  }
+  if (record.pktDropPackets !== 0n) {
+    health.latestDrop = {
+      timeNs: unixNsOf(record.pktDropLatestTime, entry, 'pkt_drop_latest_time'),
+      cause: record.pktDropLatestDropCause,
+      tcpFlags: record.pktDropLatestFlags,
+      tcpState: record.pktDropLatestState,
+    };
+  }
+  const measured =
+    health.rtt !== undefined ||
+    health.handshakeRttNs !== undefined ||
+    record.pktDropPackets !== 0n ||
+    record.pktRetransPackets !== 0n;
+  return measured ? { health } : {};
 }
 
 /**

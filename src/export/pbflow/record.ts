@@ -3,10 +3,10 @@
  * protobuf-es. It is the specification the hand-written encoder (encode.ts) is tested against
  * byte for byte, and what consumers that want a message object (tests, tools) use.
  */
-import { create } from '@bufbuild/protobuf';
-import { TimestampSchema } from '@bufbuild/protobuf/wkt';
-import type { RecordBatch } from '../../codec/record-batch.ts';
-import { V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { DurationSchema, TimestampSchema } from '@bufbuild/protobuf/wkt';
+import { type RecordBatch, readDns } from '../../codec/record-batch.ts';
+import { HealthFlag, V2, V2_MAX_CROSSED } from '../../codec/v2-layout.ts';
 import { isAllZero, isIpv4Mapped } from '../../model/ip.ts';
 import { EtherType } from '../../model/names.ts';
 import {
@@ -51,6 +51,39 @@ function timestampOf(unixNs: bigint) {
   return create(TimestampSchema, { seconds: unixNs / NS_PER_S, nanos: Number(unixNs % NS_PER_S) });
 }
 
+function durationOf(ns: bigint) {
+  return create(DurationSchema, { seconds: ns / NS_PER_S, nanos: Number(ns % NS_PER_S) });
+}
+
+/**
+ * The health fields of the row at `o` (issue 14): RTTs only when measured (the health flags),
+ * the latest drop's fields only with drops, counters only when not zero (proto3 leaves zero out).
+ */
+function healthOf(b: Buffer, o: number): MessageInitShape<typeof RecordSchema> {
+  const flags = b[o + V2.HEALTH_FLAGS];
+  const out: MessageInitShape<typeof RecordSchema> & object = {
+    pktDropBytes: b.readBigUInt64LE(o + V2.DROP_BYTES),
+    pktDropPackets: b.readBigUInt64LE(o + V2.DROP_PACKETS),
+    pktRetransBytes: b.readBigUInt64LE(o + V2.RETRANS_BYTES),
+    pktRetransPackets: b.readBigUInt64LE(o + V2.RETRANS_PACKETS),
+  };
+  if (out.pktDropPackets !== 0n) {
+    out.pktDropLatestFlags = b.readUInt16LE(o + V2.DROP_LATEST_FLAGS);
+    out.pktDropLatestState = b[o + V2.DROP_LATEST_STATE];
+    out.pktDropLatestDropCause = b.readUInt32LE(o + V2.DROP_LATEST_CAUSE);
+    out.pktDropLatestTime = timestampOf(b.readBigUInt64LE(o + V2.DROP_LATEST_NS));
+  }
+  if ((flags & HealthFlag.RTT) !== 0) {
+    out.timeFlowRtt = durationOf(b.readBigUInt64LE(o + V2.RTT_LAST_NS));
+    out.timeFlowRttMin = durationOf(b.readBigUInt64LE(o + V2.RTT_MIN_NS));
+    out.timeFlowRttMax = durationOf(b.readBigUInt64LE(o + V2.RTT_MAX_NS));
+    out.timeFlowRttSamples = b.readUInt32LE(o + V2.RTT_SAMPLES);
+  }
+  if ((flags & HealthFlag.HANDSHAKE) !== 0)
+    out.timeHandshakeRtt = durationOf(b.readBigUInt64LE(o + V2.HANDSHAKE_RTT_NS));
+  return out;
+}
+
 function dupListOf(batch: RecordBatch, o: number): DupMapEntry[] {
   const b = batch.bytes;
   const count = Math.min(b[o + V2.CROSSED_COUNT], V2_MAX_CROSSED);
@@ -71,6 +104,27 @@ function tunnelOf(b: Buffer, o: number): Tunnel | undefined {
     srcAddr: ipOf(b, o + V2.TUNNEL_SRC, 0),
     dstAddr: ipOf(b, o + V2.TUNNEL_DST, 0),
   });
+}
+
+/**
+ * The DNS fields of the row at `o` (netobserv's 21, 22, 23, 25, 32 and flowtap's 1020-1024);
+ * none when the row carries no DNS.
+ */
+function dnsFieldsOf(b: Buffer, o: number) {
+  const dns = readDns(b, o);
+  if (dns === undefined) return {};
+  return {
+    dnsId: dns.header?.id ?? 0,
+    dnsFlags: dns.header?.flags ?? 0,
+    dnsLatency: dns.latencyNs === undefined ? undefined : durationOf(dns.latencyNs),
+    dnsErrno: dns.errno ?? 0,
+    dnsName: dns.name ?? '',
+    dnsQueries: dns.queries,
+    dnsAnswers: dns.answers,
+    dnsUnanswered: dns.unanswered,
+    dnsMalformed: dns.malformed,
+    dnsNameTruncated: dns.nameTruncated === true,
+  };
 }
 
 /** Row `i` of `batch` as a `pbflow.Record` (allocates several objects; not for hot paths). */
@@ -101,5 +155,7 @@ export function pbRecordOf(batch: RecordBatch, i: number): Record {
     vlanId: b.readUInt16LE(o + V2.VLAN_OUTER),
     innerVlanId: b.readUInt16LE(o + V2.VLAN_INNER),
     tunnel: tunnelOf(b, o),
+    ...healthOf(b, o),
+    ...dnsFieldsOf(b, o),
   });
 }

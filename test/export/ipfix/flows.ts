@@ -4,7 +4,7 @@ import type { RecordBatch } from '../../../src/codec/record-batch.ts';
 import { recordBatchOf } from '../../../src/codec/record-batch.ts';
 import type { Flow } from '../../../src/model/flow.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
-import { formatIp } from '../../../src/model/ip.ts';
+import { formatIp, parseIp } from '../../../src/model/ip.ts';
 import { formatMac } from '../../../src/model/mac.ts';
 import { unixNsToMs } from '../../../src/model/time.ts';
 import { makeFlow } from '../../helpers/flows.ts';
@@ -109,4 +109,71 @@ export function assertDecodedVariedFlows(
     );
     assert.equal(tsharkTimeMs(times['cflow.abstimeend']), unixNsToMs(flow.timeFlowEndNs), `flow ${i} end`);
   }
+}
+
+/**
+ * Flow `i` as IPFIX carries it: times in whole milliseconds, and every field flowtap's templates
+ * have in use somewhere in a set (agent addresses of both families, bidirectional records,
+ * VLANs, VXLAN VNIs without the outer addresses IPFIX has no element for, TCP health, DNS with a
+ * name of non-ASCII bytes). Any `i` below 64 000.
+ */
+export function ipfixFlow(i: number): Flow {
+  // The varied flows' addresses hold i < 256; the port tells the rest apart.
+  const flow = variedFlow(i % 250);
+  flow.srcPort = (1000 + i) % 65_536;
+  const ms = (ns: bigint) => (ns / 1_000_000n) * 1_000_000n;
+  flow.timeFlowStartNs = ms(flow.timeFlowStartNs);
+  flow.timeFlowEndNs = ms(flow.timeFlowEndNs);
+  if (i % 5 === 1) flow.agentIp = parseIp('192.0.2.9');
+  if (i % 5 === 2) flow.agentIp = parseIp('2001:db8::9');
+  if (i % 7 === 3) {
+    flow.vlanOuter = 100 + (i % 50);
+    flow.vlanInner = i % 3;
+  }
+  if (i % 11 === 4) {
+    flow.tunnel = { type: 1, id: 5000 + i, srcAddr: new Uint8Array(16), dstAddr: new Uint8Array(16) };
+  }
+  if (i % 6 === 5) {
+    flow.health = {
+      dropBytes: i % 2 === 0 ? 0 : 1500,
+      dropPackets: i % 2 === 0 ? 0 : 1,
+      retransBytes: 2800,
+      retransPackets: 2,
+      ...(i % 4 === 1 ? { rtt: { minNs: 90_000n, maxNs: 400_000n, lastNs: 120_000n, samples: 7 } } : {}),
+      ...(i % 3 === 2 ? { handshakeRttNs: 250_000n } : {}),
+      // The drop's time is not exported (no IPFIX element): 0 here, so the flows compare whole.
+      ...(i % 2 === 0 ? {} : { latestDrop: { timeNs: 0n, cause: 5, tcpFlags: 0x10, tcpState: 1 } }),
+    };
+  }
+  if (i % 8 === 6) {
+    flow.dns = {
+      queries: 1,
+      answers: i % 16 === 6 ? 1 : 0,
+      unanswered: i % 16 === 6 ? 0 : 1,
+      malformed: 0,
+      latestNs: 0n,
+      header: { id: 0x1234 + i, flags: 0x8180 },
+      name: i % 3 === 0 ? 'caf\u00e9.example' : 'www.example.com',
+      ...(i % 16 === 6 ? { latencyNs: 3_000_000n } : {}),
+    };
+  }
+  if (i % 4 === 1) {
+    flow.reverse = {
+      bytes: i * 7,
+      packets: i % 3,
+      timeFlowStartNs: flow.timeFlowStartNs + 1_000_000n,
+      timeFlowEndNs: flow.timeFlowEndNs + 2_000_000n,
+      tcpFlags: i % 3 === 0 ? 0 : 0x12,
+      dscp: i % 64,
+    };
+  }
+  return flow;
+}
+
+/** `n` flows of {@link ipfixFlow} as one batch with the varied flows' interface names. */
+export function ipfixBatch(n: number, first = 0): RecordBatch {
+  return recordBatchOf(
+    Array.from({ length: n }, (_, i) => ipfixFlow(first + i)),
+    interfaceNames(),
+  );
 }

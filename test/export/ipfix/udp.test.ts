@@ -1,12 +1,12 @@
 /**
  * ipfix+udp decoded by tshark's IPFIX dissector from a live loopback capture: every field of
- * IPv4 and IPv6 flows in both directions, the four templates, sequence numbers and message sizes.
+ * IPv4 and IPv6 flows in both directions, every template, sequence numbers and message sizes.
  */
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
-import { IE } from '../../../src/export/ipfix/templates.ts';
+import { IE, SHAPE_COUNT } from '../../../src/export/ipfix/templates.ts';
 import { IpfixUdpExporter } from '../../../src/export/ipfix/udp.ts';
 import { skipUnlessPacketCapture } from '../../helpers/privileges.ts';
 import { assertDecodedVariedFlows, variedBatch } from './flows.ts';
@@ -59,7 +59,7 @@ describe('ipfix+udp export decoded by tshark', { skip }, () => {
       .flatMap((set) => subtrees(set, 'Template ('));
     assert.deepEqual(
       templates.map((t) => Number(t['cflow.template_id'])),
-      Array.from({ length: 16 }, (_, i) => 256 + i),
+      Array.from({ length: SHAPE_COUNT }, (_, i) => 256 + i),
     );
     const elementsOf = (t: Record<string, unknown>) =>
       subtrees(t, 'Field (').map((f) => Number(f['cflow.template_ipfix_field_type']));

@@ -3,7 +3,7 @@
  * missing and non-ASCII interface names.
  */
 import { type RecordBatch, RecordBatchBuilder } from '../../../src/codec/record-batch.ts';
-import { V2, V2_MAX_CROSSED } from '../../../src/codec/v2-layout.ts';
+import { HealthFlag, V2, V2_DNS_NAME_MAX, V2_MAX_CROSSED } from '../../../src/codec/v2-layout.ts';
 import { InterfaceRegistry } from '../../../src/model/interfaces.ts';
 import { writeIpv4Mapped } from '../../../src/model/ip.ts';
 import { seededRandom } from '../../helpers/flows.ts';
@@ -67,6 +67,8 @@ export function randomBatch(seed: number, count: number): RecordBatch {
       b.writeUInt32LE(u32(random), o + u64 + 4);
     }
     writeRandomIdentity(random, b, o);
+    writeRandomHealth(random, b, o);
+    if (random() < 0.3) writeRandomDns(random, b, o);
   }
   return builder.finish();
 }
@@ -95,4 +97,62 @@ function writeRandomIdentity(random: () => number, b: Buffer, o: number): void {
     b[o + V2.CROSSED_DIRECTION + k] = random() < 0.9 ? Math.floor(random() * 2) : Math.floor(random() * 256);
   }
   b[o + V2.CROSSED_COUNT] = crossed;
+}
+
+/** A random u64 (lo, hi) at `at`, small or up to all ones. */
+function writeRandomU64(random: () => number, b: Buffer, at: number): void {
+  b.writeUInt32LE(u32(random), at);
+  b.writeUInt32LE(random() < 0.7 ? 0 : u32(random), at + 4);
+}
+
+/**
+ * Random health sections (issue 14): RTTs and handshake times measured or not, drops and
+ * retransmissions counted or not, the latest drop's fields set only with drops (as the kernel and
+ * the merge rule leave them).
+ */
+function writeRandomHealth(random: () => number, b: Buffer, o: number): void {
+  if (random() < 0.4) return;
+  let flags = 0;
+  if (random() < 0.5) {
+    for (const at of [V2.RTT_MIN_NS, V2.RTT_MAX_NS, V2.RTT_LAST_NS]) writeRandomU64(random, b, o + at);
+    b.writeUInt32LE(random() < 0.1 ? 0 : u32(random), o + V2.RTT_SAMPLES);
+    flags |= HealthFlag.RTT;
+  }
+  if (random() < 0.3) {
+    writeRandomU64(random, b, o + V2.HANDSHAKE_RTT_NS);
+    flags |= HealthFlag.HANDSHAKE;
+  }
+  b[o + V2.HEALTH_FLAGS] = flags;
+  if (random() < 0.5) {
+    writeRandomU64(random, b, o + V2.DROP_BYTES);
+    writeRandomU64(random, b, o + V2.DROP_PACKETS);
+    if (b.readBigUInt64LE(o + V2.DROP_PACKETS) !== 0n) {
+      writeRandomU64(random, b, o + V2.DROP_LATEST_NS);
+      b.writeUInt32LE(u32(random), o + V2.DROP_LATEST_CAUSE);
+      b.writeUInt16LE(u32(random) & 0xffff, o + V2.DROP_LATEST_FLAGS);
+      b[o + V2.DROP_LATEST_STATE] = u32(random) & 0xff;
+    }
+  }
+  if (random() < 0.5) {
+    writeRandomU64(random, b, o + V2.RETRANS_BYTES);
+    writeRandomU64(random, b, o + V2.RETRANS_PACKETS);
+  }
+}
+
+/** A random DNS section: any flags, counts, id, latency, errno, and a name of any bytes. */
+function writeRandomDns(random: () => number, b: Buffer, o: number): void {
+  b[o + V2.DNS_RECORD_FLAGS] = Math.floor(random() * 16);
+  for (const count of [V2.DNS_QUERIES, V2.DNS_ANSWERS, V2.DNS_UNANSWERED, V2.DNS_MALFORMED]) {
+    if (random() < 0.5) b.writeUInt32LE(u32(random), o + count);
+  }
+  b.writeUInt16LE(u32(random) & 0xffff, o + V2.DNS_ID);
+  b.writeUInt16LE(u32(random) & 0xffff, o + V2.DNS_FLAGS);
+  b.writeUInt32LE(u32(random), o + V2.DNS_LATENCY_NS);
+  b.writeUInt32LE(random() < 0.8 ? 0 : u32(random), o + V2.DNS_LATENCY_NS + 4);
+  b.writeUInt32LE(u32(random), o + V2.DNS_LATEST_NS);
+  b[o + V2.DNS_ERRNO] = random() < 0.7 ? 0 : Math.floor(random() * 256);
+  const length = Math.floor(random() * (V2_DNS_NAME_MAX + 1));
+  b[o + V2.DNS_NAME_LEN] = length;
+  for (let k = 0; k < length; k++)
+    b[o + V2.DNS_NAME + k] = random() < 0.9 ? 0x61 + Math.floor(random() * 26) : Math.floor(random() * 256);
 }
