@@ -9,12 +9,13 @@
  *   memory is bounded by the flow cache, not by the input.
  * Ratios are to softflowd (target ≥ 1.5x packets/s; peak RSS target ≤ 80 MB); softflowd is driven
  * through its control socket (see softflowdSeconds). Peak RSS is the process's VmHWM, polled.
- * Both cores are shared with other work: figures are noisy, compare ratios within one run. Needs
- * softflowd and tshark; a missing tool's case is skipped.
+ * `read` runs as users run it (TCP analysis on), and again with it off. Both cores are shared with
+ * other work: figures are noisy, compare ratios within one run. Needs softflowd and tshark; a
+ * missing tool's case is skipped. FLOWTAP_BENCH_CAPTURE_DIR=DIR keeps the captures in DIR.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +108,10 @@ function generateCapture(path: string, spec: CaptureSpec): number {
   writeSync(fd, header);
   let size = header.length;
   const flows = Array.from({ length: spec.flows }, (_, i) => flowHeaders(i));
+  // Each TCP flow's next sequence number: segments follow one another as in real traffic, so the
+  // TCP analysis `read` runs by default finds the retransmissions there are (none), not one per
+  // segment of a stream stuck at sequence 0.
+  const nextSeq = new Uint32Array(spec.flows);
   const payload = Buffer.alloc(256, 0x5a);
   const chunk = Buffer.alloc(4 << 20);
   let at = 0;
@@ -141,6 +146,10 @@ function generateCapture(path: string, spec: CaptureSpec): number {
       chunk.writeUInt16BE(v6 ? wire - 14 - ipHeaderBytes : wire - 14, ipAt + (v6 ? 4 : 2));
       if (headers[14 + (v6 ? 6 : 9)] === 17)
         chunk.writeUInt16BE(wire - 14 - ipHeaderBytes, ipAt + ipHeaderBytes + 4);
+      else {
+        chunk.writeUInt32BE(nextSeq[flow], ipAt + ipHeaderBytes + 4);
+        nextSeq[flow] = (nextSeq[flow] + wire - 14 - ipHeaderBytes - 20) >>> 0;
+      }
       at += 16 + captured;
     }
   }
@@ -279,7 +288,10 @@ function report(
   console.log(line);
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'flowtap-pcap-bench-'));
+// FLOWTAP_BENCH_CAPTURE_DIR keeps the generated captures there, to profile `read` on them.
+const keptDir = process.env.FLOWTAP_BENCH_CAPTURE_DIR;
+const dir = keptDir ?? mkdtempSync(join(tmpdir(), 'flowtap-pcap-bench-'));
+mkdirSync(dir, { recursive: true });
 try {
   for (const spec of CAPTURES) {
     const path = join(dir, `${spec.name}.pcap`);
@@ -301,6 +313,12 @@ try {
       await processRun(process.execPath, [CLI, 'read', path]),
       baseline,
     );
+    report(
+      `${spec.name}: flowtap read --no-rtt --no-tcp-retrans FILE (TCP analysis off)`,
+      spec.packets,
+      await processRun(process.execPath, [CLI, 'read', '--no-rtt', '--no-tcp-retrans', path]),
+      baseline,
+    );
     if (spec.name === 'snapped') {
       report(
         `${spec.name}: tshark -q -z conv,ip -r FILE`,
@@ -309,7 +327,7 @@ try {
         baseline,
       );
     }
-    rmSync(path);
+    if (keptDir === undefined) rmSync(path);
   }
   const path = join(dir, 'ten.pcap');
   const bytes = generateCapture(path, TEN_MILLION);
@@ -322,5 +340,5 @@ try {
     undefined,
   );
 } finally {
-  rmSync(dir, { recursive: true, force: true });
+  if (keptDir === undefined) rmSync(dir, { recursive: true, force: true });
 }
