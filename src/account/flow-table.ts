@@ -58,6 +58,12 @@ function nextPowerOfTwo(n: number): number {
   return p;
 }
 
+// evictAll zeroes a row's tail as doubles: entries and rows must be whole doubles.
+if (ENTRY_WORDS % 2 !== 0 || ROW_WORDS % 2 !== 0)
+  throw new Error(
+    'FlowTable evictAll zeroes rows 8 bytes at a time: entries and rows must be 8-byte multiples',
+  );
+
 // sameKey is written out for the v2 key's 16 words; a key of another size must change it.
 if (V2_KEY_WORDS !== 16)
   throw new Error('FlowTable sameKey compares 16 key words, the v2 key has another size');
@@ -284,16 +290,20 @@ export class FlowTable {
 
   /**
    * Every cached flow as one batch, in the order the flows were first cached, its rows' user
-   * sections zero; the table is then empty. The rows are written into `spare` (a 4-byte aligned
+   * sections zero; the table is then empty. The rows are written into `spare` (an 8-byte aligned
    * buffer nothing reads any more) when it is large enough, else into a new buffer.
    */
   evictAll(interfaces: InterfaceNames = NO_INTERFACE_NAMES, spare?: Buffer): RecordBatch {
     const count = this.#size;
     const reuse =
-      spare !== undefined && spare.length >= count * V2_RECORD_BYTES && spare.byteOffset % 4 === 0;
+      spare !== undefined && spare.length >= count * V2_RECORD_BYTES && spare.byteOffset % 8 === 0;
     // Every word of each row is written below, so a new buffer need not be zeroed first.
     const bytes = reuse ? spare : Buffer.allocUnsafeSlow(count * V2_RECORD_BYTES);
     const rows = new Int32Array(bytes.buffer, bytes.byteOffset, count * ROW_WORDS);
+    // The zeros after the key and metrics are stored 8 bytes at a time (rows and their tails are
+    // 8-byte multiples): half the stores of word by word, and a tenth less time per record where
+    // every record is evicted (bench/account.bench.ts, 10 000 flows / 1000).
+    const zeros = new Float64Array(bytes.buffer, bytes.byteOffset, (count * ROW_WORDS) >>> 1);
     const entries = this.#entries;
     const health = this.#health;
     const hasHealth = this.#hasHealth;
@@ -301,7 +311,7 @@ export class FlowTable {
       const s = e * ENTRY_WORDS;
       const r = e * ROW_WORDS;
       for (let w = 0; w < ENTRY_WORDS; w++) rows[r + w] = entries[s + w];
-      for (let w = ENTRY_WORDS; w < ROW_WORDS; w++) rows[r + w] = 0;
+      for (let z = (r + ENTRY_WORDS) >>> 1, end = (r + ROW_WORDS) >>> 1; z < end; z++) zeros[z] = 0;
       if (hasHealth !== undefined && health !== undefined && hasHealth[e] !== 0) {
         hasHealth[e] = 0;
         for (let w = 0, h = e * V2_HEALTH_WORDS; w < V2_HEALTH_WORDS; w++)

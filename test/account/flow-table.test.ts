@@ -181,3 +181,24 @@ test('records fold into the same flows whether they come as events or as rows', 
     records.length,
   );
 });
+
+test('rows evicted into a reused buffer have zero sections after the key and metrics, whatever it held', () => {
+  const records = [1, 2, 3].map((srcPort) => makeFlow({ srcPort, packets: 1, bytes: 10 }));
+  const input = recordBatchOf(records);
+  const table = new FlowTable(8);
+  table.add(rowWords(input), V2_ROW_WORDS, input.count);
+  const spare = Buffer.alloc(4 * V2_RECORD_BYTES, 0xee);
+  const evicted = table.evictAll(undefined, spare);
+  assert.equal(evicted.bytes, spare);
+  for (let i = 0; i < records.length; i++) {
+    const row = evicted.bytes.subarray(i * V2_RECORD_BYTES, (i + 1) * V2_RECORD_BYTES);
+    assert.deepEqual(
+      row.subarray(0, V2_EVENT_BYTES),
+      input.bytes.subarray(i * V2_RECORD_BYTES, i * V2_RECORD_BYTES + V2_EVENT_BYTES),
+    );
+    assert.ok(
+      row.subarray(V2_EVENT_BYTES).every((b) => b === 0),
+      `row ${i}`,
+    );
+  }
+});
