@@ -41,9 +41,12 @@ const TARGET_FLOWS_PER_S = 200_000;
 const BATCH_FLOWS = 1000;
 const FLOWS = Number(process.env.FLEET_BENCH_FLOWS ?? 1_000_000);
 const KAFKA_FLOWS = Math.min(FLOWS, 150_000);
-const TOPIC = 'bench-flows';
+/** Flows per agent batch in the Kafka cases: the exporter's default produce call, and a larger one. */
+const KAFKA_BATCHES = [1000, 5000];
+const topicOf = (batchFlows: number) => `bench-flows-${batchFlows}`;
 const PARTITIONS = 6;
 const POLL_MS = 5;
+const WARM_UP_BATCH = recordBatchOf(Array.from({ length: BATCH_FLOWS }, (_, i) => variedFlow(i % 250)));
 const SENDER = new URL('./fleet-sender.ts', import.meta.url).pathname;
 
 /** Released in reverse order when the bench ends (the helpers take a test's `after`). */
@@ -89,6 +92,11 @@ async function clickhouseSink(
 ): Promise<SinkFanOut> {
   const store = new ClickHouseStore(parseClickHouseUrl('--to', server.storeUrl(db)));
   await store.ensureSchema();
+  // The first part of a new table costs more (as in insertCase): a case of 150 k flows, two
+  // inserts, would mostly time it.
+  const warmUp = new RowBinaryWriter();
+  warmUp.append(WARM_UP_BATCH);
+  await store.insertRowBinary(warmUp.take());
   const sink = new ClickHouseSink(store, metrics.sink('clickhouse'));
   cleanups.push(() => sink.close(10_000));
   return new SinkFanOut([sink]);
@@ -125,12 +133,20 @@ async function insertCase(server: ClickHouseServer, batch: RecordBatch, concurre
   return flowsPerS;
 }
 
-/** Produces KAFKA_FLOWS flows to the topic through flowtap's Kafka exporter (not timed). */
+/**
+ * Produces KAFKA_FLOWS flows to the topic of `batch`'s size through flowtap's Kafka exporter, one
+ * produce call per batch (KAFKA_BATCH_MESSAGES raised to fit), as an agent whose eviction hands it
+ * batches of that size does (not timed).
+ */
 async function produce(brokers: string[], batch: RecordBatch): Promise<void> {
   const batches = KAFKA_FLOWS / batch.count;
   let acknowledged = 0;
   const producer = new KafkaExporter({
-    settings: parseKafkaSettings({ KAFKA_BROKERS: brokers.join(','), KAFKA_TOPIC: TOPIC }),
+    settings: parseKafkaSettings({
+      KAFKA_BROKERS: brokers.join(','),
+      KAFKA_TOPIC: topicOf(batch.count),
+      KAFKA_BATCH_MESSAGES: String(batch.count),
+    }),
     maxQueuedBatches: batches,
     onResult: () => {
       acknowledged++;
@@ -143,10 +159,11 @@ async function produce(brokers: string[], batch: RecordBatch): Promise<void> {
 
 async function kafkaCase(
   brokers: string[],
+  topic: string,
   groupId: string,
   sinks: (metrics: CollectMetrics) => Promise<SinkFanOut>,
 ): Promise<number> {
-  const settings = parseKafkaSettings({ KAFKA_BROKERS: brokers.join(','), KAFKA_TOPIC: TOPIC });
+  const settings = parseKafkaSettings({ KAFKA_BROKERS: brokers.join(','), KAFKA_TOPIC: topic });
   const metrics = new CollectMetrics();
   const fanOut = await sinks(metrics);
   const source = new KafkaSource({ settings, groupId, sinks: fanOut, metrics: metrics.source('kafka') });
@@ -214,19 +231,30 @@ if (!clickhouseAvailable()) {
     await insertCase(server, batch, 1);
     const ceiling = await insertCase(server, batch, DEFAULT_MAX_CONCURRENT_INSERTS);
     ceilings.push({ name: 'ClickHouse', flowsPerS: ceiling });
-    const cluster = await startMockCluster(t, { [TOPIC]: PARTITIONS });
-    await produce(cluster.brokers, batch);
-    const mockRate = await kafkaCase(cluster.brokers, 'bench-count', async (metrics) => {
-      return new SinkFanOut([new CountingSink(metrics.sink('count'))]);
-    });
-    line('Kafka mock cluster: consumer group alone (ceiling)', mockRate);
-    ceilings.push({ name: 'Kafka mock', flowsPerS: mockRate });
-    line(
-      'Kafka (6 partitions, mock) -> ClickHouse',
-      await kafkaCase(cluster.brokers, 'bench-clickhouse', (metrics) =>
-        clickhouseSink(server, 'bench_kafka', metrics),
-      ),
+    const cluster = await startMockCluster(
+      t,
+      Object.fromEntries(KAFKA_BATCHES.map((n) => [topicOf(n), PARTITIONS])),
     );
+    for (const batchFlows of KAFKA_BATCHES) {
+      const topic = topicOf(batchFlows);
+      await produce(
+        cluster.brokers,
+        recordBatchOf(Array.from({ length: batchFlows }, (_, i) => variedFlow(i % 250))),
+      );
+      const mockRate = await kafkaCase(cluster.brokers, topic, `count-${batchFlows}`, async (metrics) => {
+        return new SinkFanOut([new CountingSink(metrics.sink('count'))]);
+      });
+      const mockCeiling = { name: 'Kafka mock', flowsPerS: mockRate };
+      line(`Kafka mock, batches of ${batchFlows}: consumer alone (ceiling)`, mockRate);
+      ceilings.push(mockCeiling);
+      line(
+        `Kafka (6 partitions, mock, batches of ${batchFlows}) -> ClickHouse`,
+        await kafkaCase(cluster.brokers, topic, `clickhouse-${batchFlows}`, (metrics) =>
+          clickhouseSink(server, `bench_kafka_${batchFlows}`, metrics),
+        ),
+      );
+      ceilings.splice(ceilings.indexOf(mockCeiling), 1);
+    }
     await grpcCase(server, 1);
     await grpcCase(server, 4);
     await ipfixCase(server);
