@@ -2,8 +2,10 @@
  * Where the pcap and pcapng framers hand each packet: strips the link-layer header of the
  * packet's interface, parses the rest (src/capture/packet/frame-parser.ts) straight into a flow
  * event (key and metrics, src/codec/event-batch.ts: packets = 1, first = last = the packet's
- * time) of an EventBatchBuilder and counts every packet it cannot use by reason. One method call
- * per packet, no object per packet.
+ * time) of an EventBatchBuilder and counts every packet it cannot use by reason. The TCP analysis
+ * and DNS tracking then see each counted packet and write what they measure into its section row
+ * (src/codec/event-sections.ts), which only such packets get. One method call per packet, no
+ * object per packet.
  */
 import { EventBatchBuilder } from '../../codec/event-batch.ts';
 import { RowWords } from '../../codec/row-words.ts';
