@@ -17,7 +17,6 @@ import {
   V2,
   V2_DNS_WORD,
   V2_DNS_WORDS,
-  V2_KEY_BYTES,
   V2_KEY_WORDS,
   V2_METRICS_WORD,
 } from '../codec/v2-layout.ts';

@@ -40,7 +40,7 @@ import { RingBufferReader } from '../../ebpf/ringbuf.ts';
 import type { RowSink } from '../../ebpf/rows.ts';
 import { DNS_LAYOUT, HEALTH_LAYOUT, SectionMapDrainer } from '../../ebpf/section-drain.ts';
 import { DNS_SECTION, HEALTH_SECTION, SectionMaps } from '../../ebpf/section-maps.ts';
-import { ConfigError, EbpfError, InterfaceError } from '../../errors.ts';
+import { ConfigError, EbpfError, InterfaceError, PermissionError } from '../../errors.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import type { InterfaceRegistry } from '../../model/interfaces.ts';
 import { DNS_QUERY_TIMEOUT_NS as OFFLINE_DNS_QUERY_TIMEOUT_NS } from '../dns/dns-tracker.ts';
@@ -330,7 +330,8 @@ export class EbpfCapture {
         obj = load();
       } catch (err) {
         // A kernel whose verifier refuses the DNS parser still counts flows: DNS tracking is off.
-        if (!(err instanceof EbpfError) || dnsMaps === undefined) throw err;
+        // (The verifier refusing a program is EACCES: a PermissionError; a retry without DNS tells.)
+        if (!(err instanceof EbpfError || err instanceof PermissionError) || dnsMaps === undefined) throw err;
         dnsRefusal = err.message;
         dnsMaps.close();
         dnsMaps = undefined;
