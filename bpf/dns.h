@@ -40,6 +40,8 @@
 #define DNS_QUESTION_FIXED_BYTES 4
 #define DNS_MIN_QUESTION_BYTES 5
 #define DNS_MIN_RECORD_BYTES 11
+/* Label bytes one step of the name walk copies at most. */
+#define DNS_LABEL_CHUNK 16
 /* Bytes of a message the parser can read: the header, a name of 255 bytes (the last read is at 267). */
 #define DNS_READ_BYTES (DNS_HEADER_BYTES + DNS_MAX_NAME_WIRE_BYTES + 1)
 /* The scratch copy of a message: a power of two above DNS_READ_BYTES, so an index can be masked. */
@@ -153,13 +155,11 @@ static __always_inline int dns_port(__u16 port)
 /* One byte of the name (src/capture/dns/dns-parser.ts, readName, is the same loop). */
 static long dns_name_step(__u32 index, void *ctx)
 {
+    struct dns_scratch *s = *(struct dns_scratch **)ctx;
     struct dns_name_walk *w;
-    struct dns_scratch *s;
-    __u32 zero = 0;
     __u32 at;
     __u8 byte;
 
-    s = bpf_map_lookup_elem(&flowtap_dns_scratch, &zero);
     if (!s)
         return 1;
     w = &s->walk;
@@ -168,20 +168,30 @@ static long dns_name_step(__u32 index, void *ctx)
         w->status = DNS_QUESTION_TRUNCATED;
         return 1;
     }
-    byte = s->msg[at & (DNS_SCRATCH_BYTES - 1)];
     if (w->in_label > 0) {
-        if (w->text < FLOWTAP_DNS_NAME_MAX) {
-            if (byte >= 'A' && byte <= 'Z')
-                byte |= 0x20;
-            s->message.dns_name[w->text & (FLOWTAP_DNS_NAME_MAX - 1)] = byte;
-            w->text++;
-        } else {
-            w->truncated = 1;
+        /*
+         * Label bytes, up to DNS_LABEL_CHUNK in one step (a step costs a call): the bytes run out
+         * at `limit` at worst, which the next step reports as the offline parser's byte loop does.
+         */
+        for (int k = 0; k < DNS_LABEL_CHUNK; k++) {
+            if (w->in_label == 0 || at >= w->limit)
+                break;
+            byte = s->msg[at & (DNS_SCRATCH_BYTES - 1)];
+            if (w->text < FLOWTAP_DNS_NAME_MAX) {
+                if (byte >= 'A' && byte <= 'Z')
+                    byte |= 0x20;
+                s->message.dns_name[w->text & (FLOWTAP_DNS_NAME_MAX - 1)] = byte;
+                w->text++;
+            } else {
+                w->truncated = 1;
+            }
+            w->in_label--;
+            at++;
         }
-        w->in_label--;
-        w->at = at + 1;
+        w->at = at;
         return 0;
     }
+    byte = s->msg[at & (DNS_SCRATCH_BYTES - 1)];
     if ((byte & DNS_LABEL_TYPE_MASK) == DNS_LABEL_POINTER) {
         __u32 target;
 
@@ -269,7 +279,7 @@ static __noinline int dns_parse(struct __sk_buff *skb, __u32 off, __u32 avail, _
     w->segment_start = DNS_HEADER_BYTES;
     w->after = -1;
     w->status = DNS_WALKING;
-    bpf_loop(DNS_MAX_NAME_WIRE_BYTES + DNS_MAX_POINTERS + 1, dns_name_step, NULL, 0);
+    bpf_loop(DNS_MAX_NAME_WIRE_BYTES + DNS_MAX_POINTERS + 1, dns_name_step, &s, 0);
     if (w->status == DNS_WALKING)
         return DNS_NAME_TOO_LONG; /* the bound: 255 wire bytes, plus one step per pointer */
     if (w->status != DNS_OK)
