@@ -437,7 +437,7 @@ export class AgentMetrics {
       s.dnsKernel ? read(s.dnsKernel) : [];
     gauge(
       'flowtap_dns_tracking_enabled',
-      'DNS tracking in the TC programs (ENABLE_DNS_TRACKING): 1 on, 0 when the kernel refused its parser (flows are counted without DNS)',
+      'DNS tracking in the TC programs (ENABLE_DNS_TRACKING): 1 on; 0 off, or refused by the kernel (then flows are counted without DNS and a warning says why)',
       [],
       kernelDns((d) => [[{}, d.enabled]]),
     );
