@@ -3,9 +3,13 @@
  * generic path (protobuf-es, then a Flow object per record: the baseline, what `flowtap collect`
  * used before) and through the hand-written decoder straight into RecordBatch rows (target: 1 M
  * flows/s on one core), for gRPC bodies (`Records` of 1000 flows) and Kafka values (one `Record`
- * each). Best of several runs: the machine is shared.
+ * each). Best of several runs: the machine is shared. Beside them, the IPFIX decoder of
+ * `collect --from ipfix` on flowtap's own messages (UDP-sized, templates already known).
  */
 
+import { IpfixDecoder } from '../src/export/ipfix/decode.ts';
+import { IpfixEncoder } from '../src/export/ipfix/encoder.ts';
+import { ExporterSession } from '../src/export/ipfix/exporter-session.ts';
 import { decodePbRecords, PbflowBatchDecoder } from '../src/export/pbflow/decode.ts';
 import { encodePbRecordList, encodePbRecords } from '../src/export/pbflow/encode.ts';
 import { flowsFromPbRecords } from '../src/export/pbflow/from-pb.ts';
@@ -60,6 +64,25 @@ line(
     for (let m = 0; m < MESSAGES; m++) {
       for (const value of values) decoder.appendRecord(value);
       decoder.finish();
+    }
+  }),
+  generic,
+);
+
+const encoder = new IpfixEncoder({ maxMessageBytes: 1400 });
+const ipfixMessages = batches.flatMap((b) => {
+  const { bytes, messageEnds } = encoder.encodeBatch(b, 1_700_000_000);
+  return messageEnds.map((end, k) => bytes.subarray(k === 0 ? 0 : messageEnds[k - 1], end));
+});
+const ipfixDecoder = new IpfixDecoder({ drop: () => {}, onBatch: () => {}, batchRows: BATCH_FLOWS });
+const session = new ExporterSession('bench', new Uint8Array(16));
+for (const m of encoder.templateMessages(1_700_000_000)) ipfixDecoder.decode(session, m, 0, m.length);
+line(
+  'IPFIX decoder: UDP-sized messages of flowtap',
+  bestRate(flows, () => {
+    for (let m = 0; m < MESSAGES; m++) {
+      for (const message of ipfixMessages) ipfixDecoder.decode(session, message, 0, message.length);
+      ipfixDecoder.flush();
     }
   }),
   generic,

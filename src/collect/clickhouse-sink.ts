@@ -1,8 +1,10 @@
 /**
  * Flows into ClickHouse: batches are gathered into one RowBinary insert until it holds
  * `maxInsertRows` flows or the oldest has waited `maxInsertDelayMs` (ClickHouse wants few large
- * inserts: each one becomes a part to merge). One insert runs at a time, in order, so flows are
- * stored in the order accepted and a source's commits follow that order. A failed insert is retried
+ * inserts: each one becomes a part to merge). Up to `maxConcurrentInserts` inserts run at once
+ * (two by default: while ClickHouse writes one part, it parses the next, which on a loaded
+ * machine nearly doubles what it takes in), but their `stored` promises settle in the order the
+ * flows were accepted, so a source's commits never run ahead of a flow not yet stored. A failed insert is retried
  * with exponential backoff and jitter, without limit while the collector runs: flows are never
  * dropped for a down server; instead the bounded queue fills (`maxQueuedRows`) and `accept` waits,
  * which pauses the source (the Kafka consumer stops fetching, gRPC replies wait). At close, what is
@@ -22,12 +24,15 @@ export const DEFAULT_MAX_INSERT_ROWS = 100_000;
 export const DEFAULT_MAX_INSERT_DELAY_MS = 200;
 /** Flows queued (gathered and being inserted) at most, by default; beyond, sources wait. */
 export const DEFAULT_MAX_QUEUED_ROWS = 1_000_000;
+/** Inserts in flight at once, by default. */
+export const DEFAULT_MAX_CONCURRENT_INSERTS = 2;
 
 /** Settings of a {@link ClickHouseSink}. */
 export interface ClickHouseSinkOptions {
   maxInsertRows?: number;
   maxInsertDelayMs?: number;
   maxQueuedRows?: number;
+  maxConcurrentInserts?: number;
   /** Backoff between failed inserts. */
   backoff?: BackoffOptions;
 }
@@ -58,6 +63,7 @@ export class ClickHouseSink implements CollectorSink {
   readonly #maxInsertRows: number;
   readonly #maxInsertDelayMs: number;
   readonly #maxQueuedRows: number;
+  readonly #maxConcurrentInserts: number;
   readonly #backoff: ReconnectBackoff;
   /** Aborted at close's deadline: retries stop, queued flows are given up on. */
   readonly #giveUp = new AbortController();
@@ -65,7 +71,11 @@ export class ClickHouseSink implements CollectorSink {
   #queuedRows = 0;
   #roomWaiters: (() => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
-  #inserts: Promise<void> = Promise.resolve();
+  /** Inserts running, and those waiting for one of them to end. */
+  #running = 0;
+  readonly #slotWaiters: (() => void)[] = [];
+  /** Settles once every group handed to the inserts so far has settled (never rejects). */
+  #settled: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
   constructor(
@@ -76,6 +86,7 @@ export class ClickHouseSink implements CollectorSink {
     this.#maxInsertRows = options.maxInsertRows ?? DEFAULT_MAX_INSERT_ROWS;
     this.#maxInsertDelayMs = options.maxInsertDelayMs ?? DEFAULT_MAX_INSERT_DELAY_MS;
     this.#maxQueuedRows = Math.max(options.maxQueuedRows ?? DEFAULT_MAX_QUEUED_ROWS, this.#maxInsertRows);
+    this.#maxConcurrentInserts = Math.max(options.maxConcurrentInserts ?? DEFAULT_MAX_CONCURRENT_INSERTS, 1);
     this.#backoff = new ReconnectBackoff(options.backoff);
   }
 
@@ -101,7 +112,7 @@ export class ClickHouseSink implements CollectorSink {
       for (const wake of this.#roomWaiters.splice(0)) wake();
       // Not unref()'d: retries wait on unref()'d timers, and this one keeps the process alive until they end.
       const deadline = setTimeout(() => this.#giveUp.abort(this.#gaveUp(timeoutMs)), timeoutMs);
-      await this.#inserts;
+      await this.#settled;
       clearTimeout(deadline);
       await this.store.close();
     })();
@@ -116,7 +127,7 @@ export class ClickHouseSink implements CollectorSink {
     );
   }
 
-  /** Hands what is gathered to the insert chain. */
+  /** Hands what is gathered to an insert; its group settles after every earlier one. */
   #flush(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -125,15 +136,32 @@ export class ClickHouseSink implements CollectorSink {
     const body = this.#writer.take();
     const group = this.#group;
     this.#group = newGroup();
-    this.#inserts = this.#inserts.then(() => this.#insert(body, rows, group));
+    const inserted = this.#insert(body, rows);
+    this.#settled = Promise.all([this.#settled, inserted]).then(([, failure]) => {
+      if (failure === undefined) group.resolve();
+      else group.reject(failure);
+    });
   }
 
-  /** Inserts `body` until it is stored or the sink gives up; never rejects. */
-  async #insert(body: Buffer, rows: number, group: Group): Promise<void> {
+  /** Waits for a free insert slot. */
+  async #slot(): Promise<void> {
+    while (this.#running >= this.#maxConcurrentInserts) {
+      await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
+    }
+    this.#running++;
+  }
+
+  /**
+   * Inserts `body` until it is stored or the sink gives up; resolves with undefined when stored,
+   * with the reason when given up (never rejects).
+   */
+  async #insert(body: Buffer, rows: number): Promise<unknown> {
+    await this.#slot();
+    let failure: unknown;
     for (;;) {
       if (this.#giveUp.signal.aborted) {
         this.metrics.dropped += rows;
-        group.reject(this.#giveUp.signal.reason);
+        failure = this.#giveUp.signal.reason;
         break;
       }
       const t0 = performance.now();
@@ -141,7 +169,6 @@ export class ClickHouseSink implements CollectorSink {
         await this.store.insertRowBinary(body);
         this.metrics.recordInsert(rows, (performance.now() - t0) / 1000);
         this.#backoff.reset();
-        group.resolve();
         break;
       } catch (err) {
         this.metrics.failed(err);
@@ -149,12 +176,15 @@ export class ClickHouseSink implements CollectorSink {
         try {
           await waitUnref(this.#backoff.nextDelayMs(), this.#giveUp.signal);
         } catch {
-          // Given up: the loop's first check settles the group.
+          // Given up: the loop's first check settles the insert.
         }
       }
     }
+    this.#running--;
+    this.#slotWaiters.shift()?.();
     this.#queuedRows -= rows;
     this.metrics.queuedFlows = this.#queuedRows;
     for (const wake of this.#roomWaiters.splice(0)) wake();
+    return failure;
   }
 }

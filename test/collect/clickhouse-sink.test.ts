@@ -74,3 +74,35 @@ test('with ClickHouse down the sink retries, a full queue makes accept wait, and
   assert.equal(sinkMetrics.dropped, 100);
   assert.equal(sinkMetrics.stored, 0);
 });
+
+test('two inserts run at once, and stored settles in acceptance order even when the later insert ends first', async () => {
+  const pending: (() => void)[] = [];
+  const store = {
+    target: parseClickHouseUrl('--to', 'clickhouse://127.0.0.1:1/x'),
+    insertRowBinary: () => new Promise<void>((resolve) => pending.push(resolve)),
+    close: async () => {},
+  } as unknown as ClickHouseStore;
+  const metrics = new CollectMetrics();
+  const sink = new ClickHouseSink(store, metrics.sink('clickhouse'), { maxInsertRows: 10 });
+  const order: string[] = [];
+  const first = await sink.accept(variedBatch(10));
+  const second = await sink.accept(variedBatch(10));
+  const third = await sink.accept(variedBatch(10));
+  first.stored.then(() => order.push('first'));
+  second.stored.then(() => order.push('second'));
+  third.stored.then(() => order.push('third'));
+  while (pending.length < 2) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(pending.length, 2, 'the third insert waits for a free slot');
+  pending[1]();
+  // Every continuation of the second insert has run after a turn of the event loop.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(order, [], 'the second is stored, but the first is not yet');
+  pending[0]();
+  await second.stored;
+  assert.deepEqual(order, ['first', 'second']);
+  while (pending.length < 3) await new Promise((resolve) => setImmediate(resolve));
+  pending[2]();
+  await third.stored;
+  assert.deepEqual(order, ['first', 'second', 'third']);
+  await sink.close(100);
+});

@@ -21,7 +21,14 @@
  * the export time.
  */
 import type { RecordBatch } from '../../codec/record-batch.ts';
-import { RecordFlag, TunnelType, V2, V2_RECORD_BYTES } from '../../codec/v2-layout.ts';
+import {
+  HealthFlag,
+  RecordFlag,
+  TunnelType,
+  V2,
+  V2_DNS_NAME_MAX,
+  V2_RECORD_BYTES,
+} from '../../codec/v2-layout.ts';
 import { EtherType } from '../../model/names.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
 import { type ExporterSession, MAX_NAMES_PER_DOMAIN, type ObservationDomain } from './exporter-session.ts';
@@ -116,6 +123,39 @@ function writeNs(b: Buffer, at: number, seconds: number, nanos: number): void {
   const hi = (x - xl) / TWO_POW_16 + (t - lo) / TWO_POW_32;
   b.writeUInt32LE(lo >>> 0, at);
   b.writeUInt32LE(hi >>> 0, at + 4);
+}
+
+/** The health flags the row's measured values imply (flowtap exports 0 for what it did not measure). */
+function healthFlags(b: Buffer, o: number): number {
+  const rtt =
+    (b.readUInt32LE(o + V2.RTT_SAMPLES) |
+      b.readUInt32LE(o + V2.RTT_LAST_NS) |
+      b.readUInt32LE(o + V2.RTT_LAST_NS + 4)) !==
+    0;
+  const handshake =
+    (b.readUInt32LE(o + V2.HANDSHAKE_RTT_NS) | b.readUInt32LE(o + V2.HANDSHAKE_RTT_NS + 4)) !== 0;
+  return (rtt ? HealthFlag.RTT : 0) | (handshake ? HealthFlag.HANDSHAKE : 0);
+}
+
+/**
+ * The DNS name at `m[p, p + len)` into the row at `o`: flowtap's exporter writes each of the
+ * row's name bytes as one character of UTF-8 (U+0000-U+00FF), so a two-byte sequence of C2 or C3
+ * is one byte back; anything else is kept as it comes, up to the bytes a row holds.
+ */
+function writeDnsName(m: Buffer, p: number, len: number, b: Buffer, o: number): void {
+  const end = p + len;
+  let n = 0;
+  while (p < end && n < V2_DNS_NAME_MAX) {
+    const c = m[p];
+    if ((c === 0xc2 || c === 0xc3) && p + 1 < end && (m[p + 1] & 0xc0) === 0x80) {
+      b[o + V2.DNS_NAME + n++] = ((c & 0x03) << 6) | (m[p + 1] & 0x3f);
+      p += 2;
+    } else {
+      b[o + V2.DNS_NAME + n++] = c;
+      p++;
+    }
+  }
+  b[o + V2.DNS_NAME_LEN] = n;
 }
 
 function sameBytes(known: Uint8Array, m: Buffer, start: number, length: number): boolean {
@@ -558,6 +598,9 @@ export class IpfixDecoder {
         case FieldKind.SYSTEM_INIT_MS:
           this.#recordInitMs = m.readUInt32BE(p) * TWO_POW_32 + m.readUInt32BE(p + 4);
           break;
+        case FieldKind.DNS_NAME:
+          writeDnsName(m, p, len, b, o);
+          break;
       }
       p += len;
     }
@@ -597,6 +640,7 @@ export class IpfixDecoder {
     b.writeUInt32LE(ifIndex >>> 0, o + V2.IF_INDEX);
     this.#writeTimes(b, o, domain);
     if (plan.reverse) b[o + V2.RECORD_FLAGS] |= RecordFlag.BIFLOW;
+    if (plan.health) b[o + V2.HEALTH_FLAGS] = healthFlags(b, o);
     if (this.#nameStart >= 0 && this.#nameLength > 0) this.#name(domain, ifIndex, m, o);
     if (domain.rows.count >= this.#batchRows) {
       const batch = domain.takeBatch(true);

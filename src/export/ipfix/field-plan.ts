@@ -8,12 +8,13 @@
  * they were exported from; so are the common ones of other exporters (softflowd, nProbe, YAF,
  * pmacct): total counters, seconds/microseconds/nanoseconds and system-uptime times, DSCP,
  * ICMP type and code as separate elements, IP version. RFC 5103 reverse elements (enterprise
- * number 29305) fill the reverse section of the row. Any other element, and a known element
+ * number 29305) fill the reverse section of the row, and flowtap's own health and DNS elements
+ * (FLOWTAP_PEN, with IANA's dropped octets and packets) its health and DNS sections. Any other element, and a known element
  * with a length the row cannot hold, is skipped by its length (RFC 7011 §8: a collector ignores
  * what it does not understand).
  */
 import { V2 } from '../../codec/v2-layout.ts';
-import { IE, REVERSE_PEN, VARIABLE_LENGTH } from './templates.ts';
+import { FLOWTAP_IE, FLOWTAP_PEN, IE, REVERSE_PEN, VARIABLE_LENGTH } from './templates.ts';
 
 /** How one field of a data record is read. */
 export const FieldKind = {
@@ -61,6 +62,8 @@ export const FieldKind = {
   TIME_DELTA_US: 20,
   /** systemInitTimeMilliseconds (u64 Unix milliseconds): the base of TIME_SYS_UP. */
   SYSTEM_INIT_MS: 21,
+  /** flowtap's dnsQueryName: UTF-8 of the name's bytes, back to the bytes the row keeps. */
+  DNS_NAME: 22,
 } as const;
 
 /** Which of a record's four times a time field sets (`TemplatePlan.targets` of a time kind). */
@@ -82,6 +85,8 @@ export interface TemplatePlan {
   readonly minRecordBytes: number;
   /** True when the template has RFC 5103 reverse counters: its records are bidirectional. */
   readonly reverse: boolean;
+  /** True when the template has flowtap's RTT or handshake elements: the row's health flags follow their values. */
+  readonly health: boolean;
   /** True for an options template (its records describe the exporter, not flows). */
   readonly options: boolean;
 }
@@ -112,6 +117,38 @@ const UINT_TARGETS: ReadonlyMap<number, readonly [offset: number, widthBytes: nu
   [IE.icmpTypeIPv6, [V2.ICMP_TYPE, 1]],
   [IE.icmpCodeIPv4, [V2.ICMP_CODE, 1]],
   [IE.icmpCodeIPv6, [V2.ICMP_CODE, 1]],
+  [IE.droppedOctetDeltaCount, [V2.DROP_BYTES, 8]],
+  [IE.droppedPacketDeltaCount, [V2.DROP_PACKETS, 8]],
+]);
+
+/** flowtap's own elements (FLOWTAP_PEN) read as UINT: the health and DNS sections of the row. */
+const FLOWTAP_UINT_TARGETS: ReadonlyMap<number, readonly [offset: number, widthBytes: number]> = new Map([
+  [FLOWTAP_IE.tcpRttLastNanoseconds, [V2.RTT_LAST_NS, 8]],
+  [FLOWTAP_IE.tcpRttMinNanoseconds, [V2.RTT_MIN_NS, 8]],
+  [FLOWTAP_IE.tcpRttMaxNanoseconds, [V2.RTT_MAX_NS, 8]],
+  [FLOWTAP_IE.tcpRttSampleCount, [V2.RTT_SAMPLES, 4]],
+  [FLOWTAP_IE.tcpHandshakeRttNanoseconds, [V2.HANDSHAKE_RTT_NS, 8]],
+  [FLOWTAP_IE.tcpRetransmittedPacketDeltaCount, [V2.RETRANS_PACKETS, 8]],
+  [FLOWTAP_IE.tcpRetransmittedOctetDeltaCount, [V2.RETRANS_BYTES, 8]],
+  [FLOWTAP_IE.dropLatestReason, [V2.DROP_LATEST_CAUSE, 4]],
+  [FLOWTAP_IE.dropLatestTcpControlBits, [V2.DROP_LATEST_FLAGS, 2]],
+  [FLOWTAP_IE.dropLatestTcpState, [V2.DROP_LATEST_STATE, 1]],
+  [FLOWTAP_IE.dnsId, [V2.DNS_ID, 2]],
+  [FLOWTAP_IE.dnsFlags, [V2.DNS_FLAGS, 2]],
+  [FLOWTAP_IE.dnsLatencyNanoseconds, [V2.DNS_LATENCY_NS, 8]],
+  [FLOWTAP_IE.dnsErrno, [V2.DNS_ERRNO, 1]],
+  [FLOWTAP_IE.dnsQueryCount, [V2.DNS_QUERIES, 4]],
+  [FLOWTAP_IE.dnsAnswerCount, [V2.DNS_ANSWERS, 4]],
+  [FLOWTAP_IE.dnsUnansweredCount, [V2.DNS_UNANSWERED, 4]],
+  [FLOWTAP_IE.dnsMalformedCount, [V2.DNS_MALFORMED, 4]],
+  [FLOWTAP_IE.dnsRecordFlags, [V2.DNS_RECORD_FLAGS, 1]],
+]);
+
+/** flowtap's elements whose values decide the row's health flags. */
+const HEALTH_FLAG_ELEMENTS: ReadonlySet<number> = new Set([
+  FLOWTAP_IE.tcpRttLastNanoseconds,
+  FLOWTAP_IE.tcpRttSampleCount,
+  FLOWTAP_IE.tcpHandshakeRttNanoseconds,
 ]);
 
 /** The same for reverse (PEN 29305) elements. */
@@ -155,6 +192,11 @@ function classify(spec: FieldSpec): readonly [kind: number, target: number, widt
     if (ie === IE.ipClassOfService && length === 1) return [FieldKind.TOS, V2.REV_DSCP];
     if (ie === IE.ipDiffServCodePoint && length === 1) return [FieldKind.DSCP, V2.REV_DSCP];
     return skip;
+  }
+  if (enterprise === FLOWTAP_PEN) {
+    const uint = FLOWTAP_UINT_TARGETS.get(ie);
+    if (uint) return length >= 1 && length <= uint[1] ? [FieldKind.UINT, uint[0], uint[1]] : skip;
+    return ie === FLOWTAP_IE.dnsQueryName ? [FieldKind.DNS_NAME, V2.DNS_NAME] : skip;
   }
   if (enterprise !== 0) return skip;
   const uint = UINT_TARGETS.get(ie);
@@ -217,12 +259,14 @@ export function compileTemplate(id: number, fields: readonly FieldSpec[], option
   const widths = new Uint8Array(n);
   let minRecordBytes = 0;
   let reverse = false;
+  let health = false;
   for (let f = 0; f < n; f++) {
     const spec = fields[f];
     let [kind, target, width = 0] = classify(spec);
     if (options && kind !== FieldKind.SYSTEM_INIT_MS) kind = FieldKind.SKIP;
-    if (spec.length === VARIABLE_LENGTH && kind !== FieldKind.INTERFACE_NAME) kind = FieldKind.SKIP;
-    if (kind === FieldKind.INTERFACE_NAME && spec.length === 0) kind = FieldKind.SKIP;
+    const text = kind === FieldKind.INTERFACE_NAME || kind === FieldKind.DNS_NAME;
+    if (spec.length === VARIABLE_LENGTH && !text) kind = FieldKind.SKIP;
+    if (text && spec.length === 0) kind = FieldKind.SKIP;
     kinds[f] = kind;
     lengths[f] = spec.length;
     targets[f] = kind === FieldKind.SKIP ? 0 : target;
@@ -235,6 +279,9 @@ export function compileTemplate(id: number, fields: readonly FieldSpec[], option
     ) {
       reverse = true;
     }
+    if (spec.enterprise === FLOWTAP_PEN && kind === FieldKind.UINT && HEALTH_FLAG_ELEMENTS.has(spec.ie)) {
+      health = true;
+    }
   }
-  return { id, kinds, lengths, targets, widths, minRecordBytes, reverse, options };
+  return { id, kinds, lengths, targets, widths, minRecordBytes, reverse, health, options };
 }

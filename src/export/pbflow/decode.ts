@@ -49,6 +49,13 @@ const RTT_MAX_GIVEN = 2;
 const TYPICAL_ENTRY_BYTES = 64;
 /** Where each DNS count (dns_queries ... dns_malformed, in field order) goes in a row. */
 const DNS_COUNT_OFFSET = [V2.DNS_QUERIES, V2.DNS_ANSWERS, V2.DNS_UNANSWERED, V2.DNS_MALFORMED];
+/** Zeroes `b[from, to)`: a loop, as Buffer.fill costs a native call, too much for a few bytes per record. */
+function zero(b: Buffer, from: number, to: number): void {
+  for (let k = from; k < to; k++) b[k] = 0;
+}
+
+/** The buffer of a finished decoder until its next row. */
+const NO_ROWS = Buffer.alloc(0);
 /** Interface names looked up by comparing bytes; the rest of a batch's names through a map. */
 const SCANNED_NAMES = 16;
 
@@ -146,10 +153,14 @@ export class PbflowBatchDecoder {
     }
   }
 
-  /** The rows decoded so far as a batch; the decoder starts over with a fresh buffer and names. */
+  /**
+   * The rows decoded so far as a batch; the decoder starts over with new names and allocates its
+   * next buffer at the next row (a decoder used once, per request or per fetch, never zeroes one
+   * it would not use: that was half the collector's garbage).
+   */
   finish(): RecordBatch {
     const batch = new RecordBatch(this.#bytes, this.#count, this.#names);
-    this.#bytes = Buffer.alloc(Math.max(this.initialRows, 1) * V2_RECORD_BYTES);
+    this.#bytes = NO_ROWS;
     this.#count = 0;
     this.#names = new DecodedInterfaceNames();
     this.#nameBytes = [];
@@ -245,7 +256,9 @@ export class PbflowBatchDecoder {
   #appendRow(): number {
     const offset = this.#count * V2_RECORD_BYTES;
     if (offset + V2_RECORD_BYTES > this.#bytes.length) {
-      const grown = Buffer.alloc(this.#bytes.length * 2);
+      const grown = Buffer.alloc(
+        Math.max(this.#bytes.length * 2, this.initialRows * V2_RECORD_BYTES, V2_RECORD_BYTES),
+      );
       this.#bytes.copy(grown, 0, 0, offset);
       this.#bytes = grown;
     }
@@ -509,11 +522,11 @@ export class PbflowBatchDecoder {
         row.copy(row, o + V2.RTT_MAX_NS, o + V2.RTT_LAST_NS, o + V2.RTT_LAST_NS + 8);
       if (row.readUInt32LE(o + V2.RTT_SAMPLES) === 0) row.writeUInt32LE(1, o + V2.RTT_SAMPLES);
     } else {
-      row.fill(0, o + V2.RTT_MIN_NS, o + V2.RTT_LAST_NS + 8);
+      zero(row, o + V2.RTT_MIN_NS, o + V2.RTT_LAST_NS + 8);
       row.writeUInt32LE(0, o + V2.RTT_SAMPLES);
     }
     if (row.readUInt32LE(o + V2.DROP_PACKETS) === 0 && row.readUInt32LE(o + V2.DROP_PACKETS + 4) === 0) {
-      row.fill(0, o + V2.DROP_LATEST_NS, o + V2.HEALTH_FLAGS);
+      zero(row, o + V2.DROP_LATEST_NS, o + V2.HEALTH_FLAGS);
     }
   }
 
@@ -709,7 +722,7 @@ export class PbflowBatchDecoder {
       if (field === IP_FIELD.IPV4) {
         if ((tag & 7) !== WIRE.FIXED32) this.#wrongWireType(entry, `${name}.ipv4`, tag);
         if (end - pos < 4) this.#fail(entry, `${name}.ipv4 is truncated`);
-        row.fill(0, at, at + 10);
+        zero(row, at, at + 10);
         row[at + 10] = IPV4_MAPPED_PREFIX >>> 8;
         row[at + 11] = IPV4_MAPPED_PREFIX & 0xff;
         // fixed32 is little-endian; its value is the address as a number (10.0.0.1 = 0x0A000001).

@@ -114,7 +114,8 @@ export function assertDecodedVariedFlows(
 /**
  * Flow `i` as IPFIX carries it: times in whole milliseconds, and every field flowtap's templates
  * have in use somewhere in a set (agent addresses of both families, bidirectional records,
- * VLANs, VXLAN VNIs without the outer addresses IPFIX has no element for). Any `i` below 64 000.
+ * VLANs, VXLAN VNIs without the outer addresses IPFIX has no element for, TCP health, DNS with a
+ * name of non-ASCII bytes). Any `i` below 64 000.
  */
 export function ipfixFlow(i: number): Flow {
   // The varied flows' addresses hold i < 256; the port tells the rest apart.
@@ -131,6 +132,30 @@ export function ipfixFlow(i: number): Flow {
   }
   if (i % 11 === 4) {
     flow.tunnel = { type: 1, id: 5000 + i, srcAddr: new Uint8Array(16), dstAddr: new Uint8Array(16) };
+  }
+  if (i % 6 === 5) {
+    flow.health = {
+      dropBytes: i % 2 === 0 ? 0 : 1500,
+      dropPackets: i % 2 === 0 ? 0 : 1,
+      retransBytes: 2800,
+      retransPackets: 2,
+      ...(i % 4 === 1 ? { rtt: { minNs: 90_000n, maxNs: 400_000n, lastNs: 120_000n, samples: 7 } } : {}),
+      ...(i % 3 === 2 ? { handshakeRttNs: 250_000n } : {}),
+      // The drop's time is not exported (no IPFIX element): 0 here, so the flows compare whole.
+      ...(i % 2 === 0 ? {} : { latestDrop: { timeNs: 0n, cause: 5, tcpFlags: 0x10, tcpState: 1 } }),
+    };
+  }
+  if (i % 8 === 6) {
+    flow.dns = {
+      queries: 1,
+      answers: i % 16 === 6 ? 1 : 0,
+      unanswered: i % 16 === 6 ? 0 : 1,
+      malformed: 0,
+      latestNs: 0n,
+      header: { id: 0x1234 + i, flags: 0x8180 },
+      name: i % 3 === 0 ? 'caf\u00e9.example' : 'www.example.com',
+      ...(i % 16 === 6 ? { latencyNs: 3_000_000n } : {}),
+    };
   }
   if (i % 4 === 1) {
     flow.reverse = {
