@@ -20,6 +20,7 @@ import {
   V2_KEY_WORDS,
   V2_METRICS_WORD,
 } from '../codec/v2-layout.ts';
+import { TWO_POW_32 } from '../model/u64.ts';
 import type { SplitOffset } from './clock.ts';
 import { kernelError } from './kernel-error.ts';
 import { batchOpts, libbpf } from './libbpf.ts';
@@ -32,7 +33,6 @@ const PENDING_WORDS = DNS_PENDING_BYTES / 4;
 const DNS_AT = V2.DNS_LATENCY_NS >>> 2;
 const W_FIRST = V2_KEY_WORDS + V2_METRICS_WORD.FIRST_SEEN_NS;
 const W_LAST = V2_KEY_WORDS + V2_METRICS_WORD.LAST_SEEN_NS;
-const TWO_POW_32 = 2 ** 32;
 
 /** What the expiry did so far. */
 export interface DnsPendingCounts {

@@ -10,7 +10,10 @@
  * With TCP health on (`health`), the health programs (bpf/health.bpf.o) run beside the TC pair
  * and the health map is drained with the flow map: each drain's flows are followed by a
  * `HealthBatch` of the health collected in the same period, which the pipeline joins into the
- * flows after accounting.
+ * flows after accounting. With DNS tracking on (`dns`), the TC programs also fill the DNS map
+ * (bpf/dns.h): each drain then hands out a `DnsBatch` of its sections and of the pending queries
+ * that timed out (unanswered), joined the same way. A kernel that refuses the DNS parser gets the
+ * datapath without it (`dnsRefusal` says why).
  */
 import { DnsBatch } from '../../codec/dns-batch.ts';
 import { HealthBatch } from '../../codec/health-batch.ts';
@@ -43,7 +46,7 @@ import { DNS_SECTION, HEALTH_SECTION, SectionMaps } from '../../ebpf/section-map
 import { ConfigError, EbpfError, InterfaceError, PermissionError } from '../../errors.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import type { InterfaceRegistry } from '../../model/interfaces.ts';
-import { DNS_QUERY_TIMEOUT_NS as OFFLINE_DNS_QUERY_TIMEOUT_NS } from '../dns/dns-tracker.ts';
+import { DNS_QUERY_TIMEOUT_NS } from '../dns/dns-tracker.ts';
 
 /** Which packets are counted: arriving, leaving, or both. */
 export type CaptureDirection = 'ingress' | 'egress' | 'both';
@@ -222,9 +225,6 @@ function asDnsBatch(batch: RecordBatch): RecordBatch {
 
 /** A time after every query's: the final drain expires all of them. */
 const FOREVER_NS = 2n ** 63n;
-
-/** How long a live query waits for its response: the offline tracker's timeout. */
-export const DNS_QUERY_TIMEOUT_NS = OFFLINE_DNS_QUERY_TIMEOUT_NS;
 
 /** The wall clock now, in Unix-epoch nanoseconds as 32-bit halves (a health row's collection time). */
 function unixNow(): SplitOffset {
