@@ -12,7 +12,7 @@ import { RecordBatchBuilder } from '../../src/codec/record-batch.ts';
 import { DnsFlag, V2, V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import { splitOffset } from '../../src/ebpf/clock.ts';
 import { DnsPendingExpiry } from '../../src/ebpf/dns-pending.ts';
-import { FlowObject } from '../../src/ebpf/object.ts';
+import { type FlowMapKind, FlowObject } from '../../src/ebpf/object.ts';
 import { DNS_LAYOUT, SectionMapDrainer } from '../../src/ebpf/section-drain.ts';
 import { DNS_SECTION, SectionMaps } from '../../src/ebpf/section-maps.ts';
 import { skipUnlessKernel } from '../helpers/privileges.ts';
@@ -36,14 +36,18 @@ interface Tracker {
   expiry: DnsPendingExpiry;
 }
 
-function loadTracker(t: { after: (fn: () => void) => void }, dedup: boolean): Tracker {
+function loadTracker(
+  t: { after: (fn: () => void) => void },
+  dedup: boolean,
+  mapKind: FlowMapKind = 'percpu',
+): Tracker {
   const maps = SectionMaps.create(DNS_SECTION, 64);
   t.after(() => maps.close());
   const obj = FlowObject.load({
     sampling: 1,
     maxFlows: 64,
     ringBufferBytes: 1 << 16,
-    mapKind: 'percpu',
+    mapKind,
     dedup,
     dns: { ports: [53], mapFd: maps.outerFd },
   });
@@ -106,11 +110,15 @@ function mergedByFlow(rows: Buffer[], fromClient: boolean): ReturnType<typeof se
   return merged;
 }
 
-for (const dedup of [true, false]) {
-  test(`every DNS message vector reads in the kernel as in the offline parser (dedup ${dedup ? 'on' : 'off'})`, {
+for (const [mapKind, dedup] of [
+  ['percpu', true],
+  ['percpu', false],
+  ['shared', true],
+] as const) {
+  test(`every DNS message vector reads in the kernel as in the offline parser (${mapKind} map, dedup ${dedup ? 'on' : 'off'})`, {
     skip,
   }, (t) => {
-    const tracker = loadTracker(t, dedup);
+    const tracker = loadTracker(t, dedup, mapKind);
     for (const vector of DNS_VECTORS) {
       if (vector.transport === 'tcp') {
         // A SYN first, so the stream's first message start is known (the offline tracker's rule).
@@ -192,4 +200,45 @@ test('every DNS exchange gives each flow what the offline tracker gives it, in t
       );
     }
   }
+});
+
+/** The frame of `message` over UDP in IPv6 from [2001:db8::1]:40000 to [2001:db8::53]:53 (or back). */
+function ipv6DnsFrame(message: string, fromClient: boolean): Buffer {
+  const payload = Buffer.from(message, 'hex');
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(fromClient ? 40000 : 53, 0);
+  udp.writeUInt16BE(fromClient ? 53 : 40000, 2);
+  udp.writeUInt16BE(8 + payload.length, 4);
+  const ip = Buffer.alloc(40);
+  ip[0] = 0x60;
+  ip.writeUInt16BE(8 + payload.length, 4);
+  ip[6] = 17;
+  ip[7] = 64;
+  const client = Buffer.from('20010db8000000000000000000000001', 'hex');
+  const server = Buffer.from('20010db8000000000000000000000053', 'hex');
+  (fromClient ? client : server).copy(ip, 8);
+  (fromClient ? server : client).copy(ip, 24);
+  const eth = Buffer.alloc(14);
+  eth.writeUInt16BE(0x86dd, 12);
+  return Buffer.concat([eth, ip, udp, payload]);
+}
+
+test('a query and its response over IPv6 are matched as over IPv4', { skip }, (t) => {
+  const tracker = loadTracker(t, true);
+  const query = DNS_VECTORS.find((v) => v.name === 'query A www.example.com');
+  const response = DNS_VECTORS.find(
+    (v) => v.name === 'response NOERROR with an answer whose name is a pointer',
+  );
+  assert.ok(query && response);
+  tracker.obj.testRun('ingress', ipv6DnsFrame(query.message, true));
+  tracker.obj.testRun('ingress', ipv6DnsFrame(response.message, false));
+  const rows = collect(tracker);
+  const client = mergedByFlow(rows, true);
+  const server = mergedByFlow(rows, false);
+  assert.equal(client?.queries, 1);
+  assert.equal(client?.name, 'www.example.com');
+  assert.equal(server?.answers, 1);
+  assert.equal(server?.unanswered, 0);
+  assert.equal(server?.latency, true);
+  assert.equal(server?.name, 'www.example.com');
 });
