@@ -3,6 +3,7 @@
  * batches out. The whole cache is evicted as one batch when a new flow would exceed `maxEntries`,
  * on every active-timeout tick, and when the input ends (only then does the output end).
  */
+import { EventBatch, V2_EVENT_WORDS } from '../codec/event-batch.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { rowWords } from '../codec/row-words.ts';
 import { V2_KEY_WORDS, V2_METRICS_WORD, V2_ROW_WORDS } from '../codec/v2-layout.ts';
@@ -52,9 +53,9 @@ export interface AccounterOptions {
 const NS_PER_MS = 1_000_000;
 const W_LAST = V2_KEY_WORDS + V2_METRICS_WORD.LAST_SEEN_NS;
 
-/** Last-seen time of row `i` of `words`, exactly. */
-function rowLastSeenNs(words: Int32Array, i: number): bigint {
-  const r = i * V2_ROW_WORDS + W_LAST;
+/** Last-seen time of record `i` of `words` (records of `strideWords` words), exactly. */
+function lastSeenNs(words: Int32Array, strideWords: number, i: number): bigint {
+  const r = i * strideWords + W_LAST;
   return (BigInt(words[r + 1] >>> 0) << 32n) | BigInt(words[r] >>> 0);
 }
 
@@ -108,11 +109,12 @@ export class Accounter {
   }
 
   /**
-   * Accounts every batch of `input`; the returned iterable yields evicted batches until input
-   * ends. An input batch is read only until the next is asked for (its producer may reuse the
-   * buffer then): the cache copies what it keeps.
+   * Accounts every batch of `input` (v2 rows, or flow events from a capture parser); the
+   * returned iterable yields evicted batches of v2 rows until input ends. An input batch is read
+   * only until the next is asked for (its producer may reuse the buffer then): the cache copies
+   * what it keeps.
    */
-  account(input: AsyncIterable<RecordBatch>): AsyncIterable<RecordBatch> {
+  account(input: AsyncIterable<RecordBatch | EventBatch>): AsyncIterable<RecordBatch> {
     if (this.#started)
       throw new Error('an Accounter accounts one input only; create another for a second input');
     this.#started = true;
@@ -126,20 +128,26 @@ export class Accounter {
     return { [Symbol.asyncIterator]: () => this.#iterator() };
   }
 
-  async #pump(input: AsyncIterable<RecordBatch>, byClock: boolean): Promise<void> {
+  async #pump(input: AsyncIterable<RecordBatch | EventBatch>, byClock: boolean): Promise<void> {
     try {
       for await (const batch of input) {
         if (this.#options.interfaces === undefined) this.#interfaces = batch.interfaces;
-        const words = rowWords(batch);
+        const events = batch instanceof EventBatch;
+        const words = events ? batch.words() : rowWords(batch);
+        const stride = events ? V2_EVENT_WORDS : V2_ROW_WORDS;
         if (!byClock && this.#windowEndNs === undefined && batch.count > 0) {
-          this.#windowEndNs = rowLastSeenNs(words, 0) + this.#timeoutNs;
+          this.#windowEndNs = lastSeenNs(words, stride, 0) + this.#timeoutNs;
         }
         let from = 0;
         const dns = this.#options.dnsSections;
         for (;;) {
-          const stop = this.#table.add(words, batch.count, from, this.#windowEndNs);
-          // The rows accounted before this stop, whose flows the eviction below may take.
-          dns?.absorb(words, from, this.#table.stoppedAt);
+          const sections = events ? batch.sections : undefined;
+          const stop = this.#table.add(words, stride, batch.count, from, this.#windowEndNs, sections);
+          // The records accounted before this stop, whose flows the eviction below may take.
+          if (dns !== undefined) {
+            if (!events) dns.absorb(words, from, this.#table.stoppedAt);
+            else if (sections !== undefined) dns.absorbSections(sections, from, this.#table.stoppedAt);
+          }
           if (stop === 'done') break;
           from = this.#table.stoppedAt;
           await this.#spaceForEviction();
@@ -150,7 +158,7 @@ export class Accounter {
             // Windows are fixed-length from the first record, as the reference's ticker is from
             // start: jump to the window holding the row in one step, however far ahead it lies.
             const windowEndNs = this.#windowEndNs as bigint;
-            const passed = (rowLastSeenNs(words, from) - windowEndNs) / this.#timeoutNs + 1n;
+            const passed = (lastSeenNs(words, stride, from) - windowEndNs) / this.#timeoutNs + 1n;
             this.#windowEndNs = windowEndNs + passed * this.#timeoutNs;
           }
         }

@@ -9,6 +9,7 @@
  * Keys hash with the flow table's seeded hash (key-hash.ts); the table holds at most
  * `maxSections`, and a section beyond is dropped and counted.
  */
+import type { EventSections } from '../codec/event-sections.ts';
 import { mergeFlowDns } from '../codec/merge-rule.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { rowWords } from '../codec/row-words.ts';
@@ -91,16 +92,29 @@ export class DnsSections {
    * `rowWords`): each one that holds anything is merged into its flow's.
    */
   absorb(words: Int32Array, from: number, to: number): void {
-    for (let i = from; i < to; i++) {
-      const d = i * V2_ROW_WORDS + W_DNS;
-      const any =
-        words[d + V2_DNS_WORD.QUERIES] |
-        words[d + V2_DNS_WORD.ANSWERS] |
-        words[d + V2_DNS_WORD.UNANSWERED] |
-        words[d + V2_DNS_WORD.MALFORMED] |
-        (words[d + V2_DNS_WORD.NAME_LEN_ERRNO_FLAGS] & ERRNO_AND_FLAGS);
-      if (any !== 0) this.merge(words, i * V2_ROW_WORDS, words, d);
+    for (let i = from; i < to; i++) this.#absorbRow(words, i * V2_ROW_WORDS);
+  }
+
+  /**
+   * Takes the DNS sections of the section rows of events `from` to `to` - 1 of a batch of flow
+   * events (src/codec/event-sections.ts), as {@link absorb} takes rows'.
+   */
+  absorbSections(sections: EventSections, from: number, to: number): void {
+    for (let k = sections.firstAtOrAfter(from); k < sections.count && sections.events[k] < to; k++) {
+      this.#absorbRow(sections.words, k * V2_ROW_WORDS);
     }
+  }
+
+  /** Merges the DNS section of the row at word `r` into its flow's, when it holds anything. */
+  #absorbRow(words: Int32Array, r: number): void {
+    const d = r + W_DNS;
+    const any =
+      words[d + V2_DNS_WORD.QUERIES] |
+      words[d + V2_DNS_WORD.ANSWERS] |
+      words[d + V2_DNS_WORD.UNANSWERED] |
+      words[d + V2_DNS_WORD.MALFORMED] |
+      (words[d + V2_DNS_WORD.NAME_LEN_ERRNO_FLAGS] & ERRNO_AND_FLAGS);
+    if (any !== 0) this.merge(words, r, words, d);
   }
 
   /**

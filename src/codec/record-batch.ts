@@ -6,6 +6,7 @@
 import type { CrossedInterface, Flow, FlowDns, FlowHealth, FlowReverse, FlowTunnel } from '../model/flow.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 import { TWO_POW_32 } from '../model/u64.ts';
+import { BatchBuilder } from './batch-builder.ts';
 import {
   DnsFlag,
   HealthFlag,
@@ -342,98 +343,27 @@ export function writeFlowRow(buf: Buffer, offset: number, flow: Flow): void {
 }
 
 /**
- * Appends rows to a growing buffer and hands them out as batches. Parsers write fields straight
- * into `bytes` at the offset `appendRow()` returns, so no object is made per packet.
- *
- * Ownership: `finish()` lends its buffer to the batch it returns and starts over with another.
- * A consumer that is done with a batch may give the buffer back with `recycle(batch)`; the next
- * `finish()` then starts over with that buffer (zeroed) instead of a fresh one, so a stream of
- * batches reuses two buffers instead of allocating one per batch. A buffer is only ever reused
- * after `recycle()`: a batch never recycled keeps its buffer, and recycling a batch twice, or
- * one this builder did not make, gives nothing back.
+ * Appends v2 rows to a growing buffer and hands them out as batches, lending and reusing buffers
+ * by the rule of {@link BatchBuilder}. Parsers and the map drain write fields straight into
+ * `bytes` at the offset `appendRow()` returns, so no object is made per record.
  */
-export class RecordBatchBuilder {
-  #bytes: Buffer;
-  #count = 0;
-  /**
-   * Finished batches whose buffers are not yet recycled (weakly: a batch may be kept forever). By
-   * batch, not by buffer: a stale batch whose buffer now serves a later one is not on loan.
-   */
-  readonly #lent = new WeakSet<RecordBatch>();
-  /** A recycled, zeroed buffer the next `finish()` starts over with. */
-  #spare: Buffer | undefined;
-
+export class RecordBatchBuilder extends BatchBuilder<RecordBatch> {
   constructor(
-    private readonly initialRows = 1024,
+    initialRows = 1024,
     /** Names handed to every batch this builder finishes. */
     readonly interfaces: InterfaceNames = NO_INTERFACE_NAMES,
   ) {
-    this.#bytes = Buffer.alloc(initialRows * V2_RECORD_BYTES);
+    super(V2_RECORD_BYTES, initialRows);
   }
 
-  /** The buffer rows are written to; re-read it after `appendRow()`, which may replace it. */
-  get bytes(): Buffer {
-    return this.#bytes;
-  }
-
-  /** Rows appended since the last `finish()`. */
-  get count(): number {
-    return this.#count;
-  }
-
-  /** Reserves one zeroed row and returns its byte offset in `bytes`. */
-  appendRow(): number {
-    const offset = this.#count * V2_RECORD_BYTES;
-    if (offset + V2_RECORD_BYTES > this.#bytes.length) {
-      const grown = Buffer.alloc(this.#bytes.length * 2);
-      this.#bytes.copy(grown, 0, 0, offset);
-      this.#bytes = grown;
-    }
-    this.#count++;
-    return offset;
-  }
-
-  /** Drops the row `appendRow()` reserved last (a parser that found the packet unusable). */
-  dropLastRow(): void {
-    if (this.#count === 0) return;
-    this.#count--;
-    const offset = this.#count * V2_RECORD_BYTES;
-    this.#bytes.fill(0, offset, offset + V2_RECORD_BYTES);
+  protected batchOf(bytes: Buffer, count: number): RecordBatch {
+    return new RecordBatch(bytes, count, this.interfaces);
   }
 
   /** Appends `flow` as one row. */
   append(flow: Flow): void {
     const offset = this.appendRow();
-    writeFlowRow(this.#bytes, offset, flow);
-  }
-
-  /**
-   * The rows appended so far as a batch, which owns the buffer until it is recycled; the builder
-   * starts over with the recycled spare buffer, or a fresh one.
-   */
-  finish(): RecordBatch {
-    const batch = new RecordBatch(this.#bytes, this.#count, this.interfaces);
-    this.#lent.add(batch);
-    this.#bytes = this.#spare ?? Buffer.alloc(Math.max(this.initialRows, 1) * V2_RECORD_BYTES);
-    this.#spare = undefined;
-    this.#count = 0;
-    return batch;
-  }
-
-  /**
-   * Takes back the buffer of `batch`, a batch this builder finished, for a later `finish()`: the
-   * caller promises that nothing reads `batch` any more. Returns false, changing nothing, when
-   * `batch` is not on loan from this builder (recycled already, or another builder's) or a spare
-   * is already kept.
-   */
-  recycle(batch: RecordBatch): boolean {
-    if (!this.#lent.has(batch) || this.#spare !== undefined) return false;
-    this.#lent.delete(batch);
-    const bytes = batch.bytes;
-    // Rows past `count` are zero already: dropLastRow() zeroes what it drops.
-    bytes.fill(0, 0, batch.count * V2_RECORD_BYTES);
-    this.#spare = bytes;
-    return true;
+    writeFlowRow(this.bytes, offset, flow);
   }
 }
 

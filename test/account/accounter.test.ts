@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Accounter, type AccounterOptions, type EvictionReason } from '../../src/account/accounter.ts';
+import type { EventBatch } from '../../src/codec/event-batch.ts';
 import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
 import { flowKeyString } from '../../src/model/flow.ts';
+import { eventBatchOf } from '../helpers/events.ts';
 import { makeFlow, seededRandom } from '../helpers/flows.ts';
 import { BatchChannel } from './channel.ts';
 import { FakeClock } from './fake-clock.ts';
@@ -24,7 +26,7 @@ async function collect(batches: AsyncIterable<RecordBatch>): Promise<RecordBatch
   return out;
 }
 
-async function* from(...batches: RecordBatch[]): AsyncGenerator<RecordBatch> {
+async function* from<B extends RecordBatch | EventBatch>(...batches: B[]): AsyncGenerator<B> {
   yield* batches;
 }
 
@@ -241,6 +243,20 @@ describe('Accounter', () => {
       [['1x2'], ['2x1'], ['3x2'], ['4x1']],
     );
     assert.equal(out[3].flow(0).timeFlowEndNs, 2n ** 64n - 1n);
+  });
+
+  test('record-time windows close at the same records whether they come as events or as rows', async () => {
+    const s = 1_000_000_000n;
+    const at = (sec: bigint, port: number) =>
+      makeFlow({ srcPort: port, timeFlowStartNs: sec * s, timeFlowEndNs: sec * s });
+    const records = [at(100n, 1), at(105n, 2), at(109n, 1), at(110n, 3), at(125n, 1), at(131n, 4)];
+    const options = { activeTimeoutBy: 'record-time', evictTimeoutMs: 10_000 } as const;
+    const fromEvents = await collect(accounter(options).account(from(eventBatchOf(records))));
+    const fromRows = await collect(accounter(options).account(from(recordBatchOf(records))));
+    const ports = (out: RecordBatch[]) =>
+      out.map((b) => Array.from(b.flows(), (f) => `${f.srcPort}x${f.packets}`));
+    assert.deepEqual(ports(fromEvents), [['1x2', '2x1'], ['3x1'], ['1x1'], ['4x1']]);
+    assert.deepEqual(ports(fromEvents), ports(fromRows));
   });
 
   test('a record-time timeout under 1ns is refused at construction', () => {

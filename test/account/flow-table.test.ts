@@ -3,16 +3,20 @@ import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { FlowTable } from '../../src/account/flow-table.ts';
 import { hashKey } from '../../src/account/key-hash.ts';
-import { RecordBatchBuilder } from '../../src/codec/record-batch.ts';
+import { V2_EVENT_WORDS } from '../../src/codec/event-batch.ts';
+import { RecordBatchBuilder, recordBatchOf } from '../../src/codec/record-batch.ts';
 import { rowWords } from '../../src/codec/row-words.ts';
 import {
+  TunnelType,
   V2,
   V2_EVENT_BYTES,
   V2_KEY_WORDS,
   V2_RECORD_BYTES,
   V2_ROW_WORDS,
 } from '../../src/codec/v2-layout.ts';
-import { makeFlow } from '../helpers/flows.ts';
+import type { Flow } from '../../src/model/flow.ts';
+import { eventBatchOf } from '../helpers/events.ts';
+import { makeFlow, seededRandom } from '../helpers/flows.ts';
 
 /** The key hash flowtap used before it was seeded: fixed odd multipliers, summed, then mixed. */
 const UNSEEDED_MULTIPLIERS = [
@@ -60,7 +64,7 @@ test('keys built to share one unseeded hash still find their flows in a few prob
   for (let i = 1; i < count; i++) assert.equal(unseededSum(words, i * V2_ROW_WORDS), sum);
 
   const table = new FlowTable(100_000);
-  assert.equal(table.add(words, count), 'done');
+  assert.equal(table.add(words, V2_ROW_WORDS, count), 'done');
   assert.equal(table.size, count);
   // Every one of them in one chain would make the longest probe 20 000 slots.
   assert.ok(table.longestProbe <= 32, `longest probe ${table.longestProbe}`);
@@ -80,7 +84,7 @@ test('the longest probe counts the slots a lookup walks past', () => {
   rows.forEach((row, i) => {
     chain.set(words.subarray(row * V2_ROW_WORDS, (row + 1) * V2_ROW_WORDS), i * V2_ROW_WORDS);
   });
-  table.add(chain, 8);
+  table.add(chain, V2_ROW_WORDS, 8);
   assert.equal(table.longestProbe, 8);
 });
 
@@ -107,8 +111,8 @@ test('every cached flow is found again after the index has grown', () => {
   for (let i = 0; i < count; i++) builder.append(makeFlow({ srcPort: i, packets: 1, bytes: 10 }));
   const words = rowWords(builder.finish());
   const table = new FlowTable(100_000);
-  assert.equal(table.add(words, count), 'done');
-  assert.equal(table.add(words, count), 'done');
+  assert.equal(table.add(words, V2_ROW_WORDS, count), 'done');
+  assert.equal(table.add(words, V2_ROW_WORDS, count), 'done');
   assert.equal(table.size, count);
   assert.ok(table.longestProbe <= 32, `longest probe ${table.longestProbe}`);
   const evicted = table.evictAll();
@@ -128,8 +132,73 @@ test('evicted rows carry the key and metrics of their flows and a zero user sect
   // flow-table-health.test.ts).
   input.bytes.fill(0xee, V2_EVENT_BYTES, V2.RTT_MIN_NS);
   const table = new FlowTable(4);
-  table.add(rowWords(input), 1);
+  table.add(rowWords(input), V2_ROW_WORDS, 1);
   const evicted = table.evictAll();
   assert.deepEqual(evicted.bytes.subarray(0, V2_EVENT_BYTES), input.bytes.subarray(0, V2_EVENT_BYTES));
   assert.ok(evicted.bytes.subarray(V2_EVENT_BYTES, V2_RECORD_BYTES).every((b) => b === 0));
+});
+
+/** Records of 40 flows in a random order: several per flow, with flags, DSCP, tunnels and crossed lists. */
+function mixedRecords(count: number): Flow[] {
+  const random = seededRandom(7);
+  const t0 = 1_700_000_000_000_000_000n;
+  return Array.from({ length: count }, () => {
+    const flow = Math.floor(random() * 40);
+    const ns = t0 + BigInt(Math.floor(random() * 1e9));
+    const ifIndex = Math.floor(random() * 3);
+    return makeFlow({
+      srcPort: 1000 + flow,
+      bytes: 1 + Math.floor(random() * 1500),
+      timeFlowStartNs: ns,
+      timeFlowEndNs: ns + BigInt(Math.floor(random() * 1000)),
+      tcpFlags: 1 << Math.floor(random() * 9),
+      dscp: Math.floor(random() * 64),
+      crossed: [{ ifIndex, direction: flow % 2 }],
+      tunnel:
+        random() < 0.2
+          ? { type: TunnelType.VXLAN, id: flow, srcAddr: Buffer.alloc(16, 1), dstAddr: Buffer.alloc(16, 2) }
+          : undefined,
+    });
+  });
+}
+
+test('records fold into the same flows whether they come as events or as rows', () => {
+  const records = mixedRecords(2000);
+  const fromRows = new FlowTable(100);
+  fromRows.add(rowWords(recordBatchOf(records)), V2_ROW_WORDS, records.length);
+  const fromEvents = new FlowTable(100);
+  fromEvents.add(eventBatchOf(records).words(), V2_EVENT_WORDS, records.length);
+  const rows = fromRows.evictAll();
+  const events = fromEvents.evictAll();
+  assert.equal(events.count, 40);
+  assert.ok(
+    events.bytes
+      .subarray(0, events.count * V2_RECORD_BYTES)
+      .equals(rows.bytes.subarray(0, rows.count * V2_RECORD_BYTES)),
+  );
+  assert.equal(
+    Array.from(events.flows(), (f) => f.packets).reduce((a, b) => a + b),
+    records.length,
+  );
+});
+
+test('rows evicted into a reused buffer have zero sections after the key and metrics, whatever it held', () => {
+  const records = [1, 2, 3].map((srcPort) => makeFlow({ srcPort, packets: 1, bytes: 10 }));
+  const input = recordBatchOf(records);
+  const table = new FlowTable(8);
+  table.add(rowWords(input), V2_ROW_WORDS, input.count);
+  const spare = Buffer.alloc(4 * V2_RECORD_BYTES, 0xee);
+  const evicted = table.evictAll(undefined, spare);
+  assert.ok(evicted.bytes === spare, 'the spare buffer is reused');
+  for (let i = 0; i < records.length; i++) {
+    const row = evicted.bytes.subarray(i * V2_RECORD_BYTES, (i + 1) * V2_RECORD_BYTES);
+    assert.deepEqual(
+      row.subarray(0, V2_EVENT_BYTES),
+      input.bytes.subarray(i * V2_RECORD_BYTES, i * V2_RECORD_BYTES + V2_EVENT_BYTES),
+    );
+    assert.ok(
+      row.subarray(V2_EVENT_BYTES).every((b) => b === 0),
+      `row ${i}`,
+    );
+  }
 });

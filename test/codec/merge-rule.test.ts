@@ -9,7 +9,7 @@ import { Accounter } from '../../src/account/accounter.ts';
 import { mergeFlowMetrics } from '../../src/codec/merge-rule.ts';
 import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
 import { rowWords } from '../../src/codec/row-words.ts';
-import { TunnelType, V2_KEY_WORDS, V2_METRICS_WORDS, V2_ROW_WORDS } from '../../src/codec/v2-layout.ts';
+import { TunnelType, V2, V2_KEY_WORDS, V2_METRICS_WORDS, V2_ROW_WORDS } from '../../src/codec/v2-layout.ts';
 import { mergePerCpuMetrics } from '../../src/ebpf/flow-map.ts';
 import type { CrossedInterface, Flow } from '../../src/model/flow.ts';
 import { makeFlow } from '../helpers/flows.ts';
@@ -201,6 +201,44 @@ describe('the merge rule', () => {
     assert.equal(foldDirectly([none, a])[6], 1);
     assert.equal(foldDirectly([a, b])[6], 2);
     assert.equal(foldDirectly([b, a])[6], 2);
+  });
+
+  test('a record listing the one interface its flow lists leaves a list the union would write unchanged', () => {
+    const one = [{ ifIndex: 3, direction: 0 }];
+    const stored = makeFlow({ timeFlowStartNs: T + 5n, timeFlowEndNs: T + 5n, crossed: one });
+    const cases: Array<[string, Flow, string[]]> = [
+      ['later', makeFlow({ timeFlowStartNs: T + 9n, timeFlowEndNs: T + 9n, crossed: one }), ['3/0']],
+      ['older', makeFlow({ timeFlowStartNs: T + 1n, timeFlowEndNs: T + 1n, crossed: one }), ['3/0']],
+      [
+        'other direction',
+        makeFlow({ timeFlowStartNs: T + 9n, timeFlowEndNs: T + 9n, crossed: [{ ifIndex: 3, direction: 1 }] }),
+        ['3/0', '3/1'],
+      ],
+      [
+        'older, other interface',
+        makeFlow({ timeFlowStartNs: T + 1n, timeFlowEndNs: T + 1n, crossed: [{ ifIndex: 4, direction: 0 }] }),
+        ['4/0', '3/0'],
+      ],
+    ];
+    for (const [name, record, want] of cases) {
+      const batch = recordBatchOf([stored, record]);
+      const words = rowWords(batch);
+      mergeFlowMetrics(words, V2_KEY_WORDS, words, V2_ROW_WORDS + V2_KEY_WORDS);
+      assert.deepEqual(batch.flow(0).crossed?.map(crossedText), want, name);
+    }
+  });
+
+  test('a stored list with stray entries past its count is written anew by a record of its one interface', () => {
+    const one = [{ ifIndex: 3, direction: 0 }];
+    const batch = recordBatchOf([
+      makeFlow({ timeFlowEndNs: T + 5n, crossed: one }),
+      makeFlow({ timeFlowEndNs: T + 9n, crossed: one }),
+    ]);
+    batch.bytes.writeUInt32LE(77, V2.CROSSED_IF_INDEX + 4); // past the count of 1: a damaged row
+    const words = rowWords(batch);
+    mergeFlowMetrics(words, V2_KEY_WORDS, words, V2_ROW_WORDS + V2_KEY_WORDS);
+    assert.equal(batch.bytes.readUInt32LE(V2.CROSSED_IF_INDEX + 4), 0);
+    assert.deepEqual(batch.flow(0).crossed?.map(crossedText), ['3/0']);
   });
 
   test('records last seen at the same nanosecond keep the DSCP of the later arrival in every stage', async () => {

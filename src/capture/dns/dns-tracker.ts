@@ -2,8 +2,9 @@
  * DNS tracking of a capture (`flowtap read` with ENABLE_DNS_TRACKING), on the capture's own clock:
  * every counted packet to or from a DNS_TRACKING_PORT over UDP or TCP is parsed
  * (dns-parser.ts), queries wait in a bounded map for their response, and what each flow's
- * messages said goes into the DNS section of the packet's row, which the accounter keeps by flow
- * beside its cache and puts back on the flow's record (src/account/dns-sections.ts). This is the
+ * messages said goes into the DNS section of the packet's section row (src/codec/event-sections.ts:
+ * only DNS packets have one), which the accounter keeps by flow beside its cache and puts back on
+ * the flow's record (src/account/dns-sections.ts). This is the
  * specification of the kernel's tracker (bpf/flow_record.h, struct flow_dns, says how the kernel
  * fills the same section).
  *
@@ -26,8 +27,9 @@
  * are JavaScript Maps keyed by strings (V8 seeds their hashes per process), bounded by
  * `pendingMax`.
  */
+
+import type { EventBatchBuilder } from '../../codec/event-batch.ts';
 import { mergeFlowDns } from '../../codec/merge-rule.ts';
-import type { RecordBatchBuilder } from '../../codec/record-batch.ts';
 import {
   DNS_QUERY_KEY,
   DNS_QUERY_KEY_BYTES,
@@ -150,15 +152,15 @@ export class DnsTracker {
   }
 
   /**
-   * One counted packet: its row at `row` of `builder.bytes` holds its key, the frame it came from
-   * is `data` up to `end`, and `cut` says the capture kept less than the wire had. Unanswered
-   * queries whose time is up are appended to `builder` as rows first.
+   * One counted packet: its event at byte `row` of `builder.bytes` holds its key, the frame it
+   * came from is `data` up to `end`, and `cut` says the capture kept less than the wire had.
+   * Unanswered queries whose time is up are appended to `builder` as events first.
    */
   packet(
     data: Uint8Array,
     end: number,
     cut: boolean,
-    builder: RecordBatchBuilder,
+    builder: EventBatchBuilder,
     row: number,
     seconds: number,
     nanos: number,
@@ -196,8 +198,8 @@ export class DnsTracker {
     }
   }
 
-  /** The capture ended: every query still waiting is unanswered (rows appended to `builder`). */
-  finish(builder: RecordBatchBuilder): void {
+  /** The capture ended: every query still waiting is unanswered (events appended to `builder`). */
+  finish(builder: EventBatchBuilder): void {
     this.#expire(builder, this.#nowSeconds, this.#nowNanos, true);
     this.#tcpNext.clear();
   }
@@ -207,7 +209,7 @@ export class DnsTracker {
     l4: number,
     end: number,
     cut: boolean,
-    builder: RecordBatchBuilder,
+    builder: EventBatchBuilder,
     row: number,
     seconds: number,
     nanos: number,
@@ -258,7 +260,7 @@ export class DnsTracker {
   #record(
     status: number,
     cut: boolean,
-    builder: RecordBatchBuilder,
+    builder: EventBatchBuilder,
     row: number,
     seconds: number,
     nanos: number,
@@ -325,7 +327,7 @@ export class DnsTracker {
   }
 
   /** Puts the query just recorded in the pending map, unless its id already waits there. */
-  #wait(builder: RecordBatchBuilder, out: Buffer, row: number, seconds: number, nanos: number): void {
+  #wait(builder: EventBatchBuilder, out: Buffer, row: number, seconds: number, nanos: number): void {
     const key = this.#queryKey(out, row, false);
     const pending = this.#pending;
     if (pending.slotOf(key) !== undefined) return; // a retransmission: the first query's time stands
@@ -355,7 +357,7 @@ export class DnsTracker {
    * Every query that waited `timeoutNs` by `seconds`+`nanos` (all of them when `all`) is
    * unanswered.
    */
-  #expire(builder: RecordBatchBuilder, seconds: number, nanos: number, all: boolean): void {
+  #expire(builder: EventBatchBuilder, seconds: number, nanos: number, all: boolean): void {
     const pending = this.#pending;
     for (let oldest = pending.oldest(); oldest !== undefined; oldest = pending.oldest()) {
       const [key, slot] = oldest;
@@ -369,10 +371,10 @@ export class DnsTracker {
   }
 
   /**
-   * Appends a row of the flow of the query in `slot` (just taken out of the pending map) with 0
-   * packets, at the time given, carrying its section with `unanswered` 1.
+   * Appends an event of the flow of the query in `slot` (just taken out of the pending map) with 0
+   * packets, at the time given, carrying its section with `unanswered` 1 in its section row.
    */
-  #unanswered(builder: RecordBatchBuilder, slot: number, seconds: number, nanos: number): void {
+  #unanswered(builder: EventBatchBuilder, slot: number, seconds: number, nanos: number): void {
     const pending = this.#pending;
     const row = builder.appendRow();
     const out = builder.bytes;
@@ -383,9 +385,10 @@ export class DnsTracker {
     out[row + V2.CROSSED_COUNT] = 1;
     writeUnixNs(out, row + V2.FIRST_SEEN_NS, seconds, nanos);
     out.copyWithin(row + V2.LAST_SEEN_NS, row + V2.FIRST_SEEN_NS, row + V2.FIRST_SEEN_NS + 8);
-    const d = (row + V2.DNS_LATENCY_NS) / 4;
-    words.set(pending.sections.subarray(slot * V2_DNS_WORDS, (slot + 1) * V2_DNS_WORDS), d);
-    words[d + V2_DNS_WORD.UNANSWERED] = 1;
+    const d = (builder.sectionRowOf(row) + V2.DNS_LATENCY_NS) / 4;
+    const sections = builder.sections.words;
+    sections.set(pending.sections.subarray(slot * V2_DNS_WORDS, (slot + 1) * V2_DNS_WORDS), d);
+    sections[d + V2_DNS_WORD.UNANSWERED] = 1;
   }
 
   /** Updates the pending counts and when the oldest waiting query times out. */
@@ -406,13 +409,14 @@ export class DnsTracker {
     this.#expiryNanos = at % NS_PER_S;
   }
 
-  /** Merges the scratch section into the DNS section of the row at `row`. */
-  #mergeInto(builder: RecordBatchBuilder, row: number): void {
-    mergeFlowDns(this.#rowWordsOf(builder), (row + V2.DNS_LATENCY_NS) / 4, this.#section, 0);
+  /** Merges the scratch section into the DNS section of the section row of the event at `row`. */
+  #mergeInto(builder: EventBatchBuilder, row: number): void {
+    const s = builder.sectionRowOf(row);
+    mergeFlowDns(builder.sections.words, (s + V2.DNS_LATENCY_NS) / 4, this.#section, 0);
   }
 
-  /** The builder's rows as words (its buffers start 4-byte aligned: Buffer.alloc). */
-  #rowWordsOf(builder: RecordBatchBuilder): Int32Array {
+  /** The builder's events as words (its buffers start 4-byte aligned: Buffer.alloc). */
+  #rowWordsOf(builder: EventBatchBuilder): Int32Array {
     const bytes = builder.bytes;
     if (bytes !== this.#rowBuffer) {
       this.#rowBuffer = bytes;

@@ -1,6 +1,6 @@
 /**
  * A push-style reader of pcap and pcapng byte streams (files of any size, pipes such as
- * `tcpdump -w -`): chunks in, RecordBatches of one v2 row per packet out. Records are parsed in
+ * `tcpdump -w -`): chunks in, EventBatches of one flow event (key and metrics) per packet out. Records are parsed in
  * place in the chunk; only a record split across two chunks is copied, into one carry buffer the
  * decoder owns and reuses (it grows to the largest record met: ≤ 16 MiB for pcapng, ≤ 256 KiB for
  * pcap). A chunk is not referenced after `push` returns, so the caller may refill it.
@@ -8,7 +8,7 @@
  * Several inputs of one capture (the rotated files of `tcpdump -C/-G`, read in time order) go
  * through one decoder: `nextInput()` between them, so they form one stream of rows.
  */
-import type { RecordBatch } from '../../codec/record-batch.ts';
+import type { EventBatch } from '../../codec/event-batch.ts';
 import { CaptureFormatError } from '../../errors.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import type { DnsTracker } from '../dns/dns-tracker.ts';
@@ -76,7 +76,7 @@ export class CaptureDecoder {
    * undefined when none was. Where the framing breaks it throws `CaptureFormatError`: at once
    * when no packet came before the damage, else on the next call, after returning those rows.
    */
-  push(chunk: Buffer): RecordBatch | undefined {
+  push(chunk: Buffer): EventBatch | undefined {
     if (this.#failure !== undefined) throw this.#failure;
     try {
       this.#decode(chunk);
@@ -167,7 +167,7 @@ export class CaptureDecoder {
    * Ends the capture, after `end()` of its last input: what only its end decides (DNS queries
    * never answered) comes as a last batch, or undefined when there is none.
    */
-  endCapture(): RecordBatch | undefined {
+  endCapture(): EventBatch | undefined {
     if (this.#failure !== undefined) throw this.#failure;
     this.#sink.finishCapture();
     return this.#takeBatch();
@@ -175,10 +175,10 @@ export class CaptureDecoder {
 
   /**
    * Gives back the buffer of `batch`, a batch `push` returned that nothing reads any more, so a
-   * later batch reuses it (see RecordBatchBuilder's ownership rule). Without it each batch keeps
+   * later batch reuses it (see BatchBuilder's ownership rule). Without it each batch keeps
    * a buffer of its own.
    */
-  recycle(batch: RecordBatch): void {
+  recycle(batch: EventBatch): void {
     this.#sink.builder.recycle(batch);
   }
 
@@ -196,7 +196,7 @@ export class CaptureDecoder {
     return this.#framer;
   }
 
-  #takeBatch(): RecordBatch | undefined {
+  #takeBatch(): EventBatch | undefined {
     return this.#sink.builder.count === 0 ? undefined : this.#sink.builder.finish();
   }
 }

@@ -6,7 +6,7 @@
  * files is one flow.
  */
 import { stat } from 'node:fs/promises';
-import type { RecordBatch } from '../../codec/record-batch.ts';
+import type { EventBatch } from '../../codec/event-batch.ts';
 import { V2 } from '../../codec/v2-layout.ts';
 import { InputError } from '../../errors.ts';
 import { CaptureDecoder } from './capture-decoder.ts';
@@ -122,7 +122,7 @@ export class CaptureInputs {
    * the next is asked for: its buffer is then recycled for a later batch, so a read of any length
    * reuses two batch buffers.
    */
-  async *batches(decoder: CaptureDecoder): AsyncGenerator<RecordBatch> {
+  async *batches(decoder: CaptureDecoder): AsyncGenerator<EventBatch> {
     for (const [i, path] of this.paths.entries()) {
       if (i > 0) decoder.nextInput();
       const input = new CaptureInputStream(path);

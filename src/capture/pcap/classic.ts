@@ -7,6 +7,7 @@
  */
 import { CaptureFormatError } from '../../errors.ts';
 import { RECORDED_DIRECTION_UNKNOWN } from '../packet/link-layers.ts';
+import { readU32 } from './byte-order.ts';
 import { type PacketSink, SkipReason } from './packet-sink.ts';
 
 /** Size of the classic pcap file header. */
@@ -57,10 +58,10 @@ export class ClassicPcapFramer {
     const le = this.#littleEndian;
     const sink = this.sink;
     while (end - at >= RECORD_HEADER_BYTES) {
-      const seconds = le ? data.readUInt32LE(at) : data.readUInt32BE(at);
-      const fraction = le ? data.readUInt32LE(at + 4) : data.readUInt32BE(at + 4);
-      const captured = le ? data.readUInt32LE(at + 8) : data.readUInt32BE(at + 8);
-      const wire = le ? data.readUInt32LE(at + 12) : data.readUInt32BE(at + 12);
+      const seconds = readU32(data, at, le);
+      const fraction = readU32(data, at + 4, le);
+      const captured = readU32(data, at + 8, le);
+      const wire = readU32(data, at + 12, le);
       if (captured > MAX_CAPTURED_BYTES) {
         throw new CaptureFormatError(
           baseOffset + at + 8,

@@ -1,11 +1,15 @@
 /**
  * Where the pcap and pcapng framers hand each packet: strips the link-layer header of the
- * packet's interface, parses the rest (src/capture/packet/frame-parser.ts) straight into a v2 row
- * of a RecordBatchBuilder (packets = 1, first = last = the packet's time) and counts every packet
- * it cannot use by reason. One method call per packet, no object per packet.
+ * packet's interface, parses the rest (src/capture/packet/frame-parser.ts) straight into a flow
+ * event (key and metrics, src/codec/event-batch.ts: packets = 1, first = last = the packet's
+ * time) of an EventBatchBuilder and counts every packet it cannot use by reason. The TCP analysis
+ * and DNS tracking then see each counted packet and write what they measure into its section row
+ * (src/codec/event-sections.ts), which only such packets get. One method call per packet, no
+ * object per packet.
  */
-import { RecordBatchBuilder } from '../../codec/record-batch.ts';
-import { V2 } from '../../codec/v2-layout.ts';
+import { EventBatchBuilder } from '../../codec/event-batch.ts';
+import { RowWords } from '../../codec/row-words.ts';
+import { V2, V2_KEY_WORDS, V2_METRICS_WORD } from '../../codec/v2-layout.ts';
 import { filterVerdict, VERDICT_REJECT } from '../../filter/evaluate.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import { InterfaceRegistry } from '../../model/interfaces.ts';
@@ -23,7 +27,17 @@ import {
 import { type LocalHosts, NO_LOCAL_HOSTS } from './direction.ts';
 import { DedupVerdict, PacketDeduper } from './packet-dedup.ts';
 import { emptyTcpHealthStats, TcpHealth, type TcpHealthOptions, type TcpHealthStats } from './tcp-health.ts';
-import { writeUnixNs } from './unix-time.ts';
+import { toUnixNs, unixNs } from './unix-time.ts';
+
+const W_IF_INDEX = V2.IF_INDEX / 4;
+const W_BYTES = V2_KEY_WORDS + V2_METRICS_WORD.BYTES;
+const W_PACKETS = V2_KEY_WORDS + V2_METRICS_WORD.PACKETS;
+const W_FIRST_SEEN_NS = V2_KEY_WORDS + V2_METRICS_WORD.FIRST_SEEN_NS;
+const W_LAST_SEEN_NS = V2_KEY_WORDS + V2_METRICS_WORD.LAST_SEEN_NS;
+const W_CROSSED_IF_INDEX = V2_KEY_WORDS + V2_METRICS_WORD.CROSSED_IF_INDEX;
+const W_CROSSED_DIRECTION = V2_KEY_WORDS + V2_METRICS_WORD.CROSSED_DIRECTION;
+/** The word after crossed_direction[0..3] with crossed_count = 1 (its byte 2). */
+const ONE_CROSSED = 1 << ((V2.CROSSED_COUNT - V2.CROSSED_DIRECTION - 4) * 8);
 
 /** Why a packet was read but counted in no flow. */
 export const SkipReason = {
@@ -120,8 +134,8 @@ export interface PacketSinkOptions {
 
 /** Turns packets into rows; framers call {@link PacketSink.packet} once per packet record. */
 export class PacketSink {
-  /** Rows of the packets counted since the last batch was taken. */
-  readonly builder: RecordBatchBuilder;
+  /** Events of the packets counted since the last batch was taken. */
+  readonly builder: EventBatchBuilder;
   /** Names of the interfaces declared so far, by flowtap interface index. */
   readonly interfaces = new InterfaceRegistry();
   /** Counters of this read. */
@@ -135,6 +149,7 @@ export class PacketSink {
   readonly #local: LocalHosts;
   readonly #filter: FilterProgram | undefined;
   readonly #link = new LinkLayerParser();
+  readonly #eventWords = new RowWords();
   readonly #deduper: PacketDeduper | undefined;
   readonly #dns: DnsTracker | undefined;
   readonly #tcpHealth: TcpHealth | undefined;
@@ -148,7 +163,7 @@ export class PacketSink {
     this.#link.trackVlan = filter !== undefined;
     this.#link.tunnels = options.tunnels === true;
     this.#dns = options.dns;
-    this.builder = new RecordBatchBuilder(initialRows, this.interfaces);
+    this.builder = new EventBatchBuilder(initialRows, this.interfaces);
     const health = options.tcpHealth;
     this.#tcpHealth =
       health && (health.rtt || health.retransmissions)
@@ -249,12 +264,18 @@ export class PacketSink {
         return;
       }
     }
-    out.writeUInt32LE(ifIndex, row + V2.IF_INDEX);
-    out.writeUInt32LE(ifIndex, row + V2.CROSSED_IF_INDEX);
-    out[row + V2.CROSSED_DIRECTION] = direction;
-    out[row + V2.CROSSED_COUNT] = 1;
-    writeUnixNs(out, row + V2.FIRST_SEEN_NS, seconds, nanos);
-    out.copyWithin(row + V2.LAST_SEEN_NS, row + V2.FIRST_SEEN_NS, row + V2.FIRST_SEEN_NS + 8);
+    // Word stores into the zeroed event (its buffer is 4-byte aligned, events 4-byte multiples).
+    const words = this.#eventWords.of(out);
+    const w = row >>> 2;
+    words[w + W_IF_INDEX] = ifIndex;
+    words[w + W_CROSSED_IF_INDEX] = ifIndex;
+    words[w + W_CROSSED_DIRECTION] = direction; // crossed_direction[0]
+    words[w + W_CROSSED_DIRECTION + 1] = ONE_CROSSED; // crossed_count
+    toUnixNs(seconds, nanos);
+    words[w + W_FIRST_SEEN_NS] = unixNs.lo;
+    words[w + W_FIRST_SEEN_NS + 1] = unixNs.hi;
+    words[w + W_LAST_SEEN_NS] = unixNs.lo;
+    words[w + W_LAST_SEEN_NS + 1] = unixNs.hi;
     if (this.#deduper && this.#linkTypes.length > 1) {
       const verdict = this.#deduper.classify(out, row);
       if (verdict !== DedupVerdict.COUNT) {
@@ -264,17 +285,14 @@ export class PacketSink {
         return;
       }
     }
-    out[row + V2.BYTES] = bytes & 0xff;
-    out[row + V2.BYTES + 1] = (bytes >>> 8) & 0xff;
-    out[row + V2.BYTES + 2] = (bytes >>> 16) & 0xff;
-    out[row + V2.BYTES + 3] = bytes >>> 24;
-    out[row + V2.PACKETS] = 1;
+    words[w + W_BYTES] = bytes; // a frame's length is a u32
+    words[w + W_PACKETS] = 1;
     stats.counted++;
-    this.#tcpHealth?.observe(data, off, captured, wireBytes, seconds, nanos, out, row);
+    this.#tcpHealth?.observe(data, off, captured, wireBytes, seconds, nanos, builder, row);
     this.#dns?.packet(data, off + captured, captured < wireBytes, builder, row, seconds, nanos);
   }
 
-  /** The capture ended: DNS queries still waiting are counted unanswered, as rows of their flows. */
+  /** The capture ended: DNS queries still waiting are counted unanswered, as events of their flows. */
   finishCapture(): void {
     this.#dns?.finish(this.builder);
   }

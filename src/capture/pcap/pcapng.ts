@@ -13,6 +13,7 @@
 import { CaptureFormatError } from '../../errors.ts';
 import { Direction } from '../../model/names.ts';
 import { RECORDED_DIRECTION_UNKNOWN } from '../packet/link-layers.ts';
+import { readU16, readU32 } from './byte-order.ts';
 import { MAX_CAPTURED_BYTES } from './classic.ts';
 import { MAX_CAPTURE_INTERFACES, type PacketSink, SkipReason } from './packet-sink.ts';
 import { TickResolution } from './unix-time.ts';
@@ -74,7 +75,7 @@ export class PcapngFramer {
         this.needBytes = MIN_BLOCK_BYTES;
         return at;
       }
-      const typeLe = data.readUInt32LE(at);
+      const typeLe = readU32(data, at, true);
       let le = this.#le;
       if (typeLe === SHB_TYPE) {
         const bom = data.readUInt32LE(at + 8);
@@ -82,7 +83,7 @@ export class PcapngFramer {
         else if (bom === BYTE_ORDER_MAGIC_SWAPPED) le = false;
         else throw this.#error(baseOffset + at + 8, `section header byte-order magic 0x${bom.toString(16)}`);
       }
-      const length = le ? data.readUInt32LE(at + 4) : data.readUInt32BE(at + 4);
+      const length = readU32(data, at + 4, le);
       if (length < MIN_BLOCK_BYTES || length % 4 !== 0 || length > MAX_BLOCK_BYTES) {
         throw this.#error(
           baseOffset + at + 4,
@@ -93,14 +94,14 @@ export class PcapngFramer {
         this.needBytes = length;
         return at;
       }
-      const trailer = le ? data.readUInt32LE(at + length - 4) : data.readUInt32BE(at + length - 4);
+      const trailer = readU32(data, at + length - 4, le);
       if (trailer !== length) {
         throw this.#error(
           baseOffset + at + length - 4,
           `trailing block length ${trailer} differs from ${length}`,
         );
       }
-      const type = le ? typeLe : data.readUInt32BE(at);
+      const type = le ? typeLe : readU32(data, at, false);
       if (type === EPB_TYPE || type === OPB_TYPE) this.#packetBlock(data, at, length, type === EPB_TYPE);
       else if (type === SPB_TYPE) this.#simplePacketBlock(data, at, length);
       else if (type === IDB_TYPE) this.#interfaceBlock(data, at, length, baseOffset);
@@ -111,11 +112,11 @@ export class PcapngFramer {
   }
 
   #u32(data: Buffer, at: number): number {
-    return this.#le ? data.readUInt32LE(at) : data.readUInt32BE(at);
+    return readU32(data, at, this.#le);
   }
 
   #u16(data: Buffer, at: number): number {
-    return this.#le ? data.readUInt16LE(at) : data.readUInt16BE(at);
+    return readU16(data, at, this.#le);
   }
 
   #error(offset: number, detail: string): CaptureFormatError {

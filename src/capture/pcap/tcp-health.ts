@@ -1,8 +1,9 @@
 /**
  * TCP health of a capture's flows (docs/flow-key.md, "TCP health in a capture"): the handshake
  * round-trip times and the retransmitted segments `flowtap read` can see, written into the health
- * section of each packet's row, so the accounter sums them per flow (src/codec/merge-rule.ts) and
- * every output carries them under the same names as the live datapath's.
+ * section of the packet's section row (only for the packets that have one:
+ * src/codec/event-sections.ts), so the accounter sums them per flow (src/codec/merge-rule.ts)
+ * and every output carries them under the same names as the live datapath's.
  *
  * - **Handshake RTT**, as the live datapath times it: on the client → server flow (the SYN's),
  *   SYN → SYN-ACK when the SYN left the observation point (EGRESS: the host is the client), else
@@ -21,6 +22,7 @@
  *
  * State is kept per connection in a bounded table (src/capture/pcap/tcp-connections.ts).
  */
+import type { EventBatchBuilder } from '../../codec/event-batch.ts';
 import { HealthFlag, V2, V2_KEY_WORDS } from '../../codec/v2-layout.ts';
 import { Direction, IpProto, TcpFlag } from '../../model/names.ts';
 import { TWO_POW_32 } from '../../model/u64.ts';
@@ -118,8 +120,8 @@ export class TcpHealth {
   }
 
   /**
-   * Analyses the packet just parsed into the row at `row` of `out` (a counted packet: key,
-   * direction and times written) if it is TCP: `data[frameOff, frameOff + captured)` is its frame
+   * Analyses the packet just parsed into the event at byte `row` of `builder.bytes` (a counted
+   * packet: key, direction and times written) if it is TCP: `data[frameOff, frameOff + captured)` is its frame
    * as captured, `wireBytes` long on the wire, seen at Unix time `seconds` + `nanos`.
    */
   observe(
@@ -129,9 +131,10 @@ export class TcpHealth {
     wireBytes: number,
     seconds: number,
     nanos: number,
-    out: Uint8Array,
+    builder: EventBatchBuilder,
     row: number,
   ): void {
+    const out = builder.bytes;
     if (out[row + V2.TRANSPORT_PROTOCOL] !== PROTO_TCP) return;
     const tcp = lastTcpHeaderOffset();
     if (tcp < 0) return;
@@ -153,8 +156,8 @@ export class TcpHealth {
     const resetsBefore = connections.resets;
     const d = connections.sideOf(this.#rowWordsOf(out, row), this.#rowWordAt);
     this.stats.tableResets += connections.resets - resetsBefore;
-    this.#handshake(d, seq, ack, flags, t, out, row);
-    if (this.#retransmissions) this.#sequence(d, seq, ack, flags, window, seglen, t, out, row);
+    this.#handshake(d, seq, ack, flags, t, builder, row);
+    if (this.#retransmissions) this.#sequence(d, seq, ack, flags, window, seglen, t, builder, row);
   }
 
   /** The words of the row at byte `row` of `out`, its first at `#rowWordAt`. */
@@ -183,7 +186,7 @@ export class TcpHealth {
     ack: number,
     flags: number,
     t: number,
-    out: Uint8Array,
+    builder: EventBatchBuilder,
     row: number,
   ): void {
     const c = this.#connections;
@@ -195,7 +198,7 @@ export class TcpHealth {
     if ((words[own + FLAGS] & SideFlag.HANDSHAKE_READY) !== 0) {
       // The client's time, measured at the SYN-ACK: this is the client's next packet.
       words[own + FLAGS] &= ~SideFlag.HANDSHAKE_READY;
-      this.#writeHandshake(out, row, times[c.timesOf(d) + HANDSHAKE_SENT_NS]);
+      this.#writeHandshake(builder, row, times[c.timesOf(d) + HANDSHAKE_SENT_NS]);
     }
     if ((flags & TCP_SYN) !== 0) {
       const synAck = (flags & TCP_ACK) !== 0;
@@ -207,7 +210,7 @@ export class TcpHealth {
       words[own + FLAGS] |= SideFlag.SYN_SEEN;
       if (!synAck) {
         times[conn + LATEST_SYN_NS] = t;
-        if (out[row + V2.DIRECTION] === Direction.EGRESS) words[own + FLAGS] |= SideFlag.SYN_EGRESS;
+        if (builder.bytes[row + V2.DIRECTION] === Direction.EGRESS) words[own + FLAGS] |= SideFlag.SYN_EGRESS;
         else words[own + FLAGS] &= ~SideFlag.SYN_EGRESS;
       }
       if ((words[own + FLAGS] & SideFlag.HANDSHAKE_DONE) === 0) {
@@ -239,13 +242,15 @@ export class TcpHealth {
     } else if ((words[own + FLAGS] & SideFlag.SYN_EGRESS) === 0) {
       // The client's ACK answers the SYN-ACK: timed when the SYN arrived (the server side, or a
       // capture without directions), on the client's flow, this packet's.
-      this.#writeHandshake(out, row, rttNs);
+      this.#writeHandshake(builder, row, rttNs);
     }
   }
 
-  #writeHandshake(out: Uint8Array, row: number, rttNs: number): void {
-    writeU64(out, row + V2.HANDSHAKE_RTT_NS, rttNs);
-    out[row + V2.HEALTH_FLAGS] |= HealthFlag.HANDSHAKE;
+  #writeHandshake(builder: EventBatchBuilder, row: number, rttNs: number): void {
+    const s = builder.sectionRowOf(row);
+    const sections = builder.sections.bytes;
+    writeU64(sections, s + V2.HANDSHAKE_RTT_NS, rttNs);
+    sections[s + V2.HEALTH_FLAGS] |= HealthFlag.HANDSHAKE;
     this.stats.handshakes++;
   }
 
@@ -261,7 +266,7 @@ export class TcpHealth {
     window: number,
     seglen: number,
     t: number,
-    out: Uint8Array,
+    builder: EventBatchBuilder,
     row: number,
   ): void {
     const c = this.#connections;
@@ -290,8 +295,10 @@ export class TcpHealth {
 
     const carriesSequence = seglen > 0 || (flags & (TCP_SYN | TCP_FIN)) !== 0;
     if (carriesSequence && !keepalive && this.#isRetransmission(d, seq, seglen, flags, t)) {
-      out[row + V2.RETRANS_PACKETS] = 1;
-      writeU64(out, row + V2.RETRANS_BYTES, seglen);
+      const s = builder.sectionRowOf(row);
+      const sections = builder.sections.bytes;
+      sections[s + V2.RETRANS_PACKETS] = 1;
+      writeU64(sections, s + V2.RETRANS_BYTES, seglen);
       this.stats.retransmittedSegments++;
     }
 

@@ -11,11 +11,14 @@ const NS_PER_S = 1_000_000_000;
 /** Largest whole second whose nanoseconds still fit in a u64. */
 const MAX_UNIX_SECONDS = 18_446_744_072;
 
+/** The result of {@link toUnixNs}: the low and high 32-bit words of the u64 (one record, reused). */
+export const unixNs = { lo: 0, hi: 0 };
+
 /**
- * Writes `seconds * 1e9 + nanos` as a little-endian u64 at `at` of `out`, clamped to [0, 2^64):
- * negative times (a negative `if_tsoffset`) become 0.
+ * Sets {@link unixNs} to `seconds * 1e9 + nanos`, clamped to [0, 2^64): negative times (a
+ * negative `if_tsoffset`) become 0.
  */
-export function writeUnixNs(out: Uint8Array, at: number, seconds: number, nanos: number): void {
+export function toUnixNs(seconds: number, nanos: number): void {
   let s = seconds;
   let n = nanos;
   if (!(s >= 0)) {
@@ -29,8 +32,14 @@ export function writeUnixNs(out: Uint8Array, at: number, seconds: number, nanos:
   const high = sHi * NS_PER_S; // < 2^49: exact
   const highLo16 = high % TWO_POW_16;
   const low = highLo16 * TWO_POW_16 + sLo * NS_PER_S + n; // < 2^48: exact
-  const lo = low % TWO_POW_32;
-  const hi = (high - highLo16) / TWO_POW_16 + Math.floor(low / TWO_POW_32);
+  unixNs.lo = low % TWO_POW_32;
+  unixNs.hi = (high - highLo16) / TWO_POW_16 + Math.floor(low / TWO_POW_32);
+}
+
+/** Writes `seconds * 1e9 + nanos` (as {@link toUnixNs}) as a little-endian u64 at `at` of `out`. */
+export function writeUnixNs(out: Uint8Array, at: number, seconds: number, nanos: number): void {
+  toUnixNs(seconds, nanos);
+  const { lo, hi } = unixNs;
   out[at] = lo & 0xff;
   out[at + 1] = (lo >>> 8) & 0xff;
   out[at + 2] = (lo >>> 16) & 0xff;

@@ -5,7 +5,7 @@ import { CaptureDecoder } from '../../../src/capture/pcap/capture-decoder.ts';
 import { parseLocalHosts } from '../../../src/capture/pcap/direction.ts';
 import { SkipReason } from '../../../src/capture/pcap/packet-sink.ts';
 import { TickResolution, writeUnixNs } from '../../../src/capture/pcap/unix-time.ts';
-import type { RecordBatch } from '../../../src/codec/record-batch.ts';
+import type { EventBatch } from '../../../src/codec/event-batch.ts';
 import { CaptureFormatError, ConfigError } from '../../../src/errors.ts';
 import type { Flow } from '../../../src/model/flow.ts';
 import { formatIp } from '../../../src/model/ip.ts';
@@ -31,7 +31,7 @@ function decode(
   options: { chunkBytes?: number; localNets?: string; localMacs?: string } = {},
 ): { flows: Flow[]; decoder: CaptureDecoder } {
   const decoder = new CaptureDecoder({ localHosts: parseLocalHosts(options.localNets, options.localMacs) });
-  const batches: RecordBatch[] = [];
+  const batches: EventBatch[] = [];
   const step = options.chunkBytes ?? capture.length;
   for (let at = 0; at < capture.length; at += step) {
     const batch = decoder.push(capture.subarray(at, at + step));

@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib';
 import { CaptureDecoder } from '../../../src/capture/pcap/capture-decoder.ts';
 import { CaptureInputs, partitionReadArguments } from '../../../src/capture/pcap/capture-inputs.ts';
 import { READ_CHUNK_BYTES } from '../../../src/capture/pcap/input-stream.ts';
-import { V2_RECORD_BYTES } from '../../../src/codec/v2-layout.ts';
+import { V2_EVENT_BYTES } from '../../../src/codec/v2-layout.ts';
 import { InputError } from '../../../src/errors.ts';
 import { runCli } from '../../helpers/cli.ts';
 import { PACKET_VECTORS } from '../../vectors/packets.ts';
@@ -142,9 +142,9 @@ test('rows read in many batches through recycled buffers equal the rows decoded 
   const rows: Buffer[] = [];
   let batches = 0;
   for await (const batch of inputs.batches(new CaptureDecoder())) {
-    rows.push(Buffer.from(batch.bytes.subarray(0, batch.count * V2_RECORD_BYTES)));
+    rows.push(Buffer.from(batch.bytes.subarray(0, batch.count * V2_EVENT_BYTES)));
     batches++;
   }
   assert.ok(batches >= 4, `${batches} batches`);
-  assert.ok(Buffer.concat(rows).equals(once.bytes.subarray(0, count * V2_RECORD_BYTES)));
+  assert.ok(Buffer.concat(rows).equals(once.bytes.subarray(0, count * V2_EVENT_BYTES)));
 });

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { Accounter } from '../../../src/account/accounter.ts';
 import { LinkType } from '../../../src/capture/packet/link-layers.ts';
 import { CaptureDecoder, type CaptureDecoderOptions } from '../../../src/capture/pcap/capture-decoder.ts';
-import type { RecordBatch } from '../../../src/codec/record-batch.ts';
+import type { EventBatch } from '../../../src/codec/event-batch.ts';
 import type { Flow } from '../../../src/model/flow.ts';
 import { formatIp } from '../../../src/model/ip.ts';
 import { observedFields, PACKET_VECTORS, TUNNEL_VECTORS } from '../../vectors/packets.ts';
@@ -26,7 +26,7 @@ async function readFlows(
   options: CaptureDecoderOptions = {},
 ): Promise<{ flows: Flow[]; decoder: CaptureDecoder }> {
   const decoder = new CaptureDecoder(options);
-  async function* batches(): AsyncGenerator<RecordBatch> {
+  async function* batches(): AsyncGenerator<EventBatch> {
     const batch = decoder.push(capture);
     decoder.end();
     if (batch) yield batch;

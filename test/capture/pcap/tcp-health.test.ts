@@ -47,7 +47,7 @@ function analyse(
   options: TcpHealthOptions = ALL,
   endpoints: Endpoints = DEFAULT_ENDPOINTS,
   vantage: Vantage = 'none',
-): { rows: RowHealth[]; sink: PacketSink } {
+): { rows: RowHealth[]; sink: PacketSink; sectionRows: number } {
   const sink = new PacketSink(NO_LOCAL_HOSTS, 16, { tcpHealth: options });
   sink.addInterface(LinkType.ETHERNET, 'eth0');
   for (const s of segments) {
@@ -66,9 +66,12 @@ function analyse(
       direction,
     );
   }
-  const b = sink.builder.bytes;
+  // The packets' events as rows: each with the health section of its section row, if it has one.
+  const events = sink.builder.finish();
+  const batch = events.toRecordBatch();
+  const b = batch.bytes;
   const rows: RowHealth[] = [];
-  for (let i = 0; i < sink.builder.count; i++) {
+  for (let i = 0; i < batch.count; i++) {
     const o = i * V2_RECORD_BYTES;
     rows.push({
       handshakeNs:
@@ -79,7 +82,7 @@ function analyse(
       retransBytes: Number(b.readBigUInt64LE(o + V2.RETRANS_BYTES)),
     });
   }
-  return { rows, sink };
+  return { rows, sink, sectionRows: events.sections?.count ?? 0 };
 }
 
 /** Indexes of the rows marked as retransmissions. */
@@ -292,6 +295,16 @@ describe('retransmissions', () => {
     const { rows } = analyse(c.segments);
     assert.deepEqual(retransmitted(rows), []);
     assert.equal(rows[7].handshakeNs, MS, 'the new handshake is timed');
+  });
+
+  test('only the packets the analysis measured get a section row', () => {
+    const c = new TcpConversation().handshake(MS, MS).data(true, 100).data(false, 100);
+    c.segmentAt(true, 1001, 100, 300 * MS);
+    const { rows, sectionRows } = analyse(c.segments);
+    const measured = rows.filter((r) => r.handshakeNs !== undefined || r.retransPackets > 0).length;
+    assert.equal(measured, 2, 'the handshake and the retransmission');
+    assert.equal(sectionRows, measured);
+    assert.ok(rows.length > measured);
   });
 
   test('with retransmissions off nothing is marked', () => {
