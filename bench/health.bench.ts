@@ -27,8 +27,8 @@ import { Pipeline } from '../src/agent/pipeline.ts';
 import { EbpfCapture } from '../src/capture/ebpf/capture.ts';
 import type { RecordBatch } from '../src/codec/record-batch.ts';
 import { HEALTH_OFF, type HealthSettings } from '../src/ebpf/health-hooks.ts';
-import { HealthMaps } from '../src/ebpf/health-maps.ts';
 import { enableProgramStats, FlowObject } from '../src/ebpf/object.ts';
+import { HEALTH_SECTION, SectionMaps } from '../src/ebpf/section-maps.ts';
 import { InterfaceRegistry } from '../src/model/interfaces.ts';
 import { emptySinkStats, type FlowSink } from '../src/sink/flow-sink.ts';
 import { createVethPair, readInterfaceCounters, type VethPair, waitForQuiet } from '../test/net/netns.ts';
@@ -71,7 +71,7 @@ function vectorFrame(name: string): Buffer {
 
 /** Median kernel ns per packet of `frame` through the ingress program, handshake timing on or off. */
 function testRunNs(handshake: boolean, frame: Buffer): number {
-  const maps = handshake ? HealthMaps.create(1024) : undefined;
+  const maps = handshake ? SectionMaps.create(HEALTH_SECTION, 1024) : undefined;
   const obj = FlowObject.load({
     sampling: 1,
     maxFlows: 1024,

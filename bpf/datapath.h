@@ -27,7 +27,10 @@ enum flowtap_counter {
     COUNTER_CROSSED_OVERFLOW = 7, /* packets met on an interface a full crossed list could not take */
     COUNTER_HEALTH_MAP_FULL = 8,  /* health events (RTT, drop, retransmission, handshake) lost: health map full */
     COUNTER_HEALTH_UNKEYED = 9,   /* drops of packets without an IP header a flow key can be built from */
-    COUNTER_MAX = 10,
+    COUNTER_DNS_MAP_FULL = 10,    /* DNS messages lost: their flow had no section and the DNS map was full */
+    COUNTER_DNS_PENDING_FULL = 11, /* queries never timed: the pending-query map was full */
+    COUNTER_DNS_MALFORMED = 12,   /* 12..17: malformed DNS messages by reason (enum dns_status 1..6) */
+    COUNTER_MAX = 18,
 };
 
 struct {

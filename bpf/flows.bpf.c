@@ -31,10 +31,12 @@ struct flowtap_config {
     __u32 tunnels;       /* 1: a tunnelled packet is keyed by the packet inside (ENABLE_TUNNELS) */
     __u32 cpus;          /* possible CPUs: the slots of a per-CPU entry */
     __u32 handshake;     /* 1: time TCP handshakes into the health map (ENABLE_RTT) */
+    __u32 dns;           /* 1: track DNS messages into the DNS map (ENABLE_DNS_TRACKING; bpf/dns.h) */
+    __u32 dns_ports[2048]; /* DNS_TRACKING_PORT: bit (port & 31) of word port >> 5 set */
 };
 
 volatile const struct flowtap_config flowtap_config = {
-    .sampling = 1, .shared_map = 0, .dedup = 1, .tunnels = 0, .cpus = 1, .handshake = 0};
+    .sampling = 1, .shared_map = 0, .dedup = 1, .tunnels = 0, .cpus = 1, .handshake = 0, .dns = 0};
 
 /* One slot holding the flow hash map in use; user space creates and swaps the inner maps. */
 struct {
@@ -434,11 +436,11 @@ static __always_inline int find_tunnel(struct __sk_buff *skb, const struct layer
 /*
  * Parses a packet into its flow key (MACs, VLAN ids, addresses, protocol, ports) and the
  * packet's TCP flags, DSCP and tunnel fields (into `m`); with tunnels on, a tunnelled packet
- * gives the key of the packet inside. `*filter_vlan` is the outer VLAN id the filter tests.
- * 0 when fine, -1 on a parse error.
+ * gives the key of the packet inside. `*filter_vlan` is the outer VLAN id the filter tests;
+ * `*l4_off` where the transport header is (unchanged without one). 0 when fine, -1 on a parse error.
  */
 static __always_inline int parse_packet(struct __sk_buff *skb, struct flow_key *key, struct flow_metrics *m,
-                                        __u32 *filter_vlan)
+                                        __u32 *filter_vlan, __u32 *l4_off)
 {
     struct layer l = {};
     struct layer inner = {};
@@ -486,6 +488,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct flow_key *
 transport:
     if (l.no_transport)
         return 0;
+    *l4_off = l.off;
     return parse_transport(skb, l.off, key, &m->tcp_flags);
 }
 
@@ -690,8 +693,12 @@ static long scan_cpu_for_owner(__u32 cpu, void *ctx)
     return 1;
 }
 
-/* Fills this CPU's empty slot `m` of the entry `key` with the flow's counting interface. */
-static __always_inline void learn_owner(struct flow_metrics *m, const struct flow_key *key,
+/*
+ * Fills this CPU's empty slot `m` of the entry `key` with the flow's counting interface. Not
+ * inlined: it runs once per flow and CPU, and its scan state would otherwise take stack that the
+ * DNS tracker's calls need (the verifier allows 512 bytes for a whole call chain).
+ */
+static __noinline void learn_owner(struct flow_metrics *m, const struct flow_key *key,
                                         const struct flow_metrics *pkt)
 {
     struct owner_scan scan = {};
@@ -897,9 +904,12 @@ static __always_inline int young_flow(const struct flow_metrics *m)
     return m->packets <= HANDSHAKE_YOUNG_PACKETS && !(m->packets == 0 && m->crossed_count != 0);
 }
 
-/* Counts the packet into the existing entry `m`, or only lists its interface (dedup mode). */
-static __always_inline void account(struct flow_metrics *m, const struct flow_key *key,
-                                    const struct flow_metrics *pkt, const struct packet_info *p)
+/*
+ * Counts the packet into the existing entry `m`, or only lists its interface (dedup mode): 1 when
+ * it was counted, 0 when it was only listed.
+ */
+static __always_inline int account(struct flow_metrics *m, const struct flow_key *key,
+                                   const struct flow_metrics *pkt, const struct packet_info *p)
 {
     /* The tunnel fields are those of the latest packet that came through a tunnel. */
     if (pkt->tunnel_type && (m->tunnel_type != pkt->tunnel_type || m->tunnel_id != pkt->tunnel_id)) {
@@ -915,18 +925,30 @@ static __always_inline void account(struct flow_metrics *m, const struct flow_ke
             m->crossed_count = 1;
         }
         add_to_flow(m, pkt, p);
-        return;
+        return 1;
     }
     if (!flowtap_config.shared_map && m->crossed_count == 0)
         learn_owner(m, key, pkt);
     if (m->crossed_if_index[0] == p->if_index && m->crossed_direction[0] == p->direction) {
         add_to_flow(m, pkt, p);
-        return;
+        return 1;
     }
     if (flowtap_config.shared_map)
         note_crossed_shared(m, p);
     else
         note_crossed_percpu(m, p);
+    return 0;
+}
+
+/* DNS tracking (bpf/dns.h): after the TCP flag names, the config and count(). */
+#include "dns.h"
+
+/* Whether a packet's DNS tracking is to run: on, UDP or TCP, a DNS_TRACKING_PORT on either side. */
+static __always_inline int dns_candidate(const struct flow_key *key)
+{
+    return flowtap_config.dns &&
+           (key->transport_protocol == IPPROTO_UDP || key->transport_protocol == IPPROTO_TCP) &&
+           (dns_port(key->src_port) || dns_port(key->dst_port));
 }
 
 static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
@@ -938,6 +960,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
     __u32 zero = 0;
     __u32 vlan_id;
     __u32 verdict;
+    struct dns_packet dns = {};
     void *flows;
     int timed;
     int err;
@@ -949,7 +972,7 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
 
     __builtin_memset(&key, 0, sizeof(key));
     __builtin_memset(&pkt, 0, sizeof(pkt));
-    if (parse_packet(skb, &key, &pkt, &vlan_id) < 0) {
+    if (parse_packet(skb, &key, &pkt, &vlan_id, &dns.l4_off) < 0) {
         count(COUNTER_PARSE_ERROR);
         return TC_ACT_UNSPEC;
     }
@@ -1004,13 +1027,16 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
         if (m) {
             if (timed && handshake_candidate(pkt.tcp_flags, young_flow(m)))
                 time_handshake(&key, pkt.tcp_flags, &p);
-            account(m, &key, &pkt, &p);
+            if (account(m, &key, &pkt, &p) && dns_candidate(&key))
+                goto dns;
             return TC_ACT_UNSPEC;
         }
         err = bpf_map_update_elem(flows, &key, &pkt, BPF_NOEXIST);
         if (err == 0) {
             if (timed && handshake_candidate(pkt.tcp_flags, 1))
                 time_handshake(&key, pkt.tcp_flags, &p);
+            if (dns_candidate(&key))
+                goto dns;
             return TC_ACT_UNSPEC;
         }
         if (err == -EEXIST_ /* another CPU created it first */) {
@@ -1018,13 +1044,20 @@ static __always_inline int count_packet(struct __sk_buff *skb, __u8 direction)
             if (m) {
                 if (timed && handshake_candidate(pkt.tcp_flags, 1))
                     time_handshake(&key, pkt.tcp_flags, &p);
-                account(m, &key, &pkt, &p);
+                if (account(m, &key, &pkt, &p) && dns_candidate(&key))
+                    goto dns;
                 return TC_ACT_UNSPEC;
             }
         }
     }
     count(COUNTER_MAP_UPDATE_FAILED);
     fallback_to_ringbuf(&key, &pkt);
+    /* A packet the ring buffer carries is counted too: its DNS is still tracked. */
+    if (!dns_candidate(&key))
+        return TC_ACT_UNSPEC;
+dns:
+    dns.tcp_flags = pkt.tcp_flags;
+    track_dns(skb, &key, &dns, p.now);
     return TC_ACT_UNSPEC;
 }
 

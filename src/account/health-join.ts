@@ -1,7 +1,10 @@
 /**
- * Joining TCP health into flows after accounting (docs/flow-key.md, "Health"). The live capture
- * hands out, after each drain's flows, a HealthBatch of the health collected in the same period;
- * the pipeline gives it to `add()` instead of the Accounter. At each eviction `join()` writes every
+ * Joining TCP health and DNS into flows after accounting (docs/flow-key.md, "Health"). The live
+ * capture hands out, after each drain's flows, a HealthBatch of the health and a DnsBatch of the
+ * DNS collected in the same period (the kernel keeps both in maps of their own, keyed as the flow
+ * map is); the pipeline gives them to `add()` instead of the Accounter. A row's health section
+ * merges by mergeFlowHealth, its DNS section by mergeFlowDns; a row of one kind holds the other
+ * section zero, which merges as nothing. At each eviction `join()` writes every
  * health row into the evicted flow it belongs to, by the merge rule (mergeFlowHealth), and appends
  * each health row no evicted flow claimed as a record of its own (zero packets), so no measured
  * drop or retransmission is lost. Health rows of one key from several drains merge first.
@@ -11,8 +14,7 @@
  * DEDUPER=firstCome also its interface and direction (the kernel keys health as it looks flows
  * up: without them). A health row is joined into one flow only: the first evicted with its key.
  */
-import type { HealthBatch } from '../codec/health-batch.ts';
-import { mergeFlowHealth } from '../codec/merge-rule.ts';
+import { mergeFlowDns, mergeFlowHealth } from '../codec/merge-rule.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import { int32Words, rowWords } from '../codec/row-words.ts';
 import { V2, V2_KEY_WORDS, V2_RECORD_BYTES, V2_ROW_WORDS } from '../codec/v2-layout.ts';
@@ -21,6 +23,7 @@ import { hashKey } from './key-hash.ts';
 const ETH_P_IP = 0x0800;
 const ETH_P_IPV6 = 0x86dd;
 const HEALTH_AT = V2.RTT_MIN_NS >>> 2;
+const DNS_AT = V2.DNS_LATENCY_NS >>> 2;
 /** Key words holding MAC bytes 4..15 (src_mac, dst_mac). */
 const W_MACS = [V2.SRC_MAC >>> 2, (V2.SRC_MAC >>> 2) + 1, (V2.SRC_MAC >>> 2) + 2];
 const W_IF_INDEX = V2.IF_INDEX >>> 2;
@@ -70,8 +73,8 @@ export class HealthJoin {
     return this.#count;
   }
 
-  /** Takes the rows of `batch` (read now; the caller may reuse its buffer after). */
-  add(batch: HealthBatch): void {
+  /** Takes the rows of `batch`, a HealthBatch or DnsBatch (read now; the caller may reuse its buffer after). */
+  add(batch: RecordBatch): void {
     const src = rowWords(batch);
     for (let i = 0; i < batch.count; i++) {
       const s = i * V2_ROW_WORDS;
@@ -81,6 +84,7 @@ export class HealthJoin {
       if (found >= 0) {
         // The same flow in a later drain: its samples are the later ones.
         mergeFlowHealth(this.#words, found * V2_ROW_WORDS + HEALTH_AT, src, s + HEALTH_AT, true);
+        mergeFlowDns(this.#words, found * V2_ROW_WORDS + DNS_AT, src, s + DNS_AT);
         continue;
       }
       const r = this.#append();
@@ -110,6 +114,7 @@ export class HealthJoin {
       if (found < 0 || this.#claimed[found]) continue;
       this.#claimed[found] = 1;
       mergeFlowHealth(rows, o + HEALTH_AT, this.#words, found * V2_ROW_WORDS + HEALTH_AT, true);
+      mergeFlowDns(rows, o + DNS_AT, this.#words, found * V2_ROW_WORDS + DNS_AT);
       this.counts.joined++;
     }
     const out = this.#withUnclaimed(evicted);

@@ -52,6 +52,8 @@ export interface LiveCapture {
   readonly kernelMemory?: KernelMemory;
   /** How each TCP health feature asked for is hooked, or why not (absent in fakes). */
   readonly healthHooks?: readonly HealthHookChoice[];
+  /** Why the kernel refused DNS tracking asked for (the capture runs without it); absent otherwise. */
+  readonly dnsRefusal?: string;
 }
 
 /** Everything an {@link Agent} is built from. */
@@ -160,6 +162,7 @@ export class Agent {
       dedup: config.deduper === 'firstCome',
       tunnels: config.tunnels,
       health: config.health,
+      dns: config.dnsTracking ? { ports: config.dnsTrackingPorts } : undefined,
     });
     this.#capture = capture;
     this.#logHealthHooks(capture.healthHooks ?? []);
@@ -178,10 +181,10 @@ export class Agent {
         `datapath loaded: ${humanBytes(memory.totalBytes)} of kernel memory (${memory.mapKind} flow maps)`,
       );
     }
-    if (config.dnsTracking) {
+    if (config.dnsTracking && capture.dnsRefusal !== undefined) {
       this.#logger.warn(
-        { setting: 'ENABLE_DNS_TRACKING', hint: 'flowtap read --dns-tracking tracks DNS in a capture' },
-        'DNS tracking is not in the live datapath yet (its TC parser is still to come): live flows carry no DNS',
+        { setting: 'ENABLE_DNS_TRACKING', reason: capture.dnsRefusal },
+        'the kernel refused the DNS parser of the TC programs: flows are counted without DNS',
       );
     }
     this.#running = this.#pipeline.run(capture.batches()).then(
@@ -291,6 +294,10 @@ export class Agent {
       pipeline: this.#pipeline,
       captureStats: () => this.#capture?.stats(),
       healthHooks: () => this.#capture?.healthHooks ?? [],
+      dnsTracking: () => {
+        if (!this.options.config.dnsTracking || this.#capture === undefined) return 'off';
+        return this.#capture.dnsRefusal === undefined ? 'on' : 'refused';
+      },
       attachedInterfaces: () => this.#capture?.attached() ?? [],
       interfaceCounters: this.#interfaceCounters,
       filter: describeFilter(this.#filter),

@@ -24,6 +24,7 @@ import {
   RTT_BUCKET_BOUNDS_SECONDS,
   type RttObservations,
 } from '../account/health-sums.ts';
+import { DNS_MALFORMED_REASONS } from '../capture/dns/dns-parser.ts';
 import type { EbpfCaptureStats } from '../capture/ebpf/capture.ts';
 import type { HealthHookChoice } from '../ebpf/health-programs.ts';
 import { ConfigError } from '../errors.ts';
@@ -57,6 +58,8 @@ export interface HealthSources {
   captureStats: () => EbpfCaptureStats | undefined;
   /** How each TCP health feature asked for is hooked; empty without a live capture or health. */
   healthHooks?: () => readonly HealthHookChoice[];
+  /** DNS tracking in the kernel: on, refused by the kernel (the agent runs without it), or not asked for. */
+  dnsTracking?: () => 'on' | 'refused' | 'off';
   /** Interfaces attached now. */
   attachedInterfaces: () => readonly string[];
   interfaceCounters: Readonly<InterfaceCounters>;
@@ -119,6 +122,8 @@ export interface HealthSnapshot {
   tcpHealth: TcpHealthFigures;
   /** What the evicted flows' DNS sections held (DNS tracking); absent when it is off. */
   dns?: DnsFigures;
+  /** The kernel's DNS tracker (live capture with ENABLE_DNS_TRACKING); absent when not asked for. */
+  dnsKernel?: DnsKernelFigures;
   /** Per exporter: its counters, and its retried attempts when it retries (grpc). */
   exporters: Array<
     { name: string; retries?: RetryCounts } & Omit<SinkStats, 'flowsDropped'> & SinkStats['flowsDropped']
@@ -138,6 +143,20 @@ export interface DnsFigures {
   latencyBuckets: number[];
   latencySumSeconds: number;
   latencyCount: number;
+}
+
+/** The kernel's DNS tracker, as plain numbers (src/capture/ebpf/capture.ts's stats). */
+export interface DnsKernelFigures {
+  /** 1 while the TC programs track DNS, 0 when the kernel refused the DNS parser. */
+  enabled: number;
+  /** Malformed DNS messages by reason (DNS_MALFORMED_REASONS names). */
+  malformedByReason: Record<string, number>;
+  /** Queries counted but never timed: the pending-query map was full. */
+  pendingMapFull: number;
+  /** Messages lost: their flow had no section and the DNS map was full. */
+  mapFull: number;
+  /** Queries waiting for their response at the latest drain. */
+  pending: number;
 }
 
 /** The TCP health sums of the evicted flows, as plain data (src/account/health-sums.ts). */
@@ -207,7 +226,28 @@ export function healthSnapshot(sources: HealthSources): HealthSnapshot {
     identity: structuredClone(p.identityCounts ?? NO_IDENTITY_COUNTS),
     tcpHealth: tcpHealthFigures(p),
     ...(p.dnsCounts === undefined ? {} : { dns: dnsFigures(p.dnsCounts) }),
+    ...dnsKernelFigures(sources.dnsTracking?.() ?? 'off', capture),
     exporters: p.exporters.map(exporterFigures),
+  };
+}
+
+function dnsKernelFigures(
+  tracking: 'on' | 'refused' | 'off',
+  capture: EbpfCaptureStats | undefined,
+): { dnsKernel?: DnsKernelFigures } {
+  if (tracking === 'off') return {};
+  const malformedByReason: Record<string, number> = {};
+  DNS_MALFORMED_REASONS.forEach((reason, i) => {
+    if (i > 0) malformedByReason[reason] = capture?.dnsMalformed?.[i] ?? 0;
+  });
+  return {
+    dnsKernel: {
+      enabled: tracking === 'on' ? 1 : 0,
+      malformedByReason,
+      pendingMapFull: capture?.dnsPendingFull ?? 0,
+      mapFull: capture?.dnsMapFull ?? 0,
+      pending: capture?.dnsPending ?? 0,
+    },
   };
 }
 
@@ -392,6 +432,38 @@ export class AgentMetrics {
       ['feature', 'hook'],
       (s) =>
         s.healthHooks.map((h): Sample => [{ feature: h.feature, hook: h.hook }, h.hook === 'none' ? 0 : 1]),
+    );
+    const kernelDns = (read: (d: DnsKernelFigures) => Sample[]) => (s: HealthSnapshot) =>
+      s.dnsKernel ? read(s.dnsKernel) : [];
+    gauge(
+      'flowtap_dns_tracking_enabled',
+      'DNS tracking in the TC programs (ENABLE_DNS_TRACKING): 1 on; 0 off, or refused by the kernel (then flows are counted without DNS and a warning says why)',
+      [],
+      kernelDns((d) => [[{}, d.enabled]]),
+    );
+    counter(
+      'flowtap_dns_kernel_malformed_total',
+      'DNS messages the TC programs could not parse, by reason',
+      ['reason'],
+      kernelDns((d) => Object.entries(d.malformedByReason).map(([reason, n]): Sample => [{ reason }, n])),
+    );
+    counter(
+      'flowtap_dns_pending_map_full_total',
+      'DNS queries counted but never timed because the kernel pending-query map was full',
+      [],
+      kernelDns((d) => [[{}, d.pendingMapFull]]),
+    );
+    counter(
+      'flowtap_dns_map_full_total',
+      'DNS messages lost because their flow had no section and the kernel DNS map was full',
+      [],
+      kernelDns((d) => [[{}, d.mapFull]]),
+    );
+    gauge(
+      'flowtap_dns_pending_queries',
+      'DNS queries waiting for their response in the kernel at the latest drain',
+      [],
+      kernelDns((d) => [[{}, d.pending]]),
     );
     counter(
       'flowtap_health_map_full_total',

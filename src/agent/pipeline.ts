@@ -24,6 +24,7 @@ import { DnsSections } from '../account/dns-sections.ts';
 import { EvictedRows, type EvictedRowsOptions, type IdentityCounts } from '../account/evicted-rows.ts';
 import { HealthJoin, type HealthJoinCounts, type HealthJoinOptions } from '../account/health-join.ts';
 import type { HealthSums } from '../account/health-sums.ts';
+import { DnsBatch } from '../codec/dns-batch.ts';
 import { HealthBatch } from '../codec/health-batch.ts';
 import { RecordBatch } from '../codec/record-batch.ts';
 import { V2_RECORD_BYTES } from '../codec/v2-layout.ts';
@@ -229,7 +230,7 @@ export class Pipeline {
   async *#counted(source: AsyncIterable<RecordBatch>): AsyncIterable<RecordBatch> {
     const stats = this.stats;
     for await (const batch of source) {
-      if (batch instanceof HealthBatch) {
+      if (batch instanceof HealthBatch || batch instanceof DnsBatch) {
         // Not flows: joined into the flows of their keys after accounting.
         this.#healthJoin.add(batch);
         continue;

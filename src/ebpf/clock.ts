@@ -22,6 +22,11 @@ export function monotonicToUnixOffsetNs(): bigint {
   return wall - (before + (after - before) / 2n);
 }
 
+/** CLOCK_MONOTONIC now, in nanoseconds: the clock of the kernel's timestamps. */
+export function monotonicNowNs(): bigint {
+  return readClockNs(CLOCK_MONOTONIC, { tv_sec: 0, tv_nsec: 0 });
+}
+
 /** A 64-bit nanosecond offset split in 32-bit halves, so rows are shifted without a BigInt per row (see `addOffsetWords`). */
 export interface SplitOffset {
   /** High 32 bits. */

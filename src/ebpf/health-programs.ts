@@ -16,10 +16,10 @@ import {
   type HealthHooksMode,
   hookCandidates,
 } from './health-hooks.ts';
-import { HEALTH_MAP } from './health-maps.ts';
 import { errnoName } from './kernel-error.ts';
 import { lastErrno, libbpf, takeLibbpfLog } from './libbpf.ts';
 import { type ProgramRunStats, programRunStats } from './object.ts';
+import { HEALTH_MAP } from './section-maps.ts';
 
 /** The committed compiled health programs. */
 export const HEALTH_OBJECT_PATH = packagePath('bpf', 'health.bpf.o');
@@ -62,7 +62,7 @@ export interface HealthProgramsOptions {
   mode: HealthHooksMode;
   /** Keys without MACs, interface and direction, as the TC pair's (DEDUPER=firstCome). */
   dedup: boolean;
-  /** Fd of the health map slot (HealthMaps.outerFd). */
+  /** Fd of the health map slot (SectionMaps.outerFd). */
   healthMapFd: number;
   /** Fd of the TC pair's counters (FlowObject.countersFd). */
   countersFd: number;

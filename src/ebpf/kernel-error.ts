@@ -10,7 +10,7 @@ import { takeLibbpfLog } from './libbpf.ts';
 export const PRIVILEGE_ADVICE =
   'run flowtap as root (or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN), or use pcap mode: flowtap read FILE';
 
-const LOG_LINES_QUOTED = 8;
+const LOG_LINES_QUOTED = 400; //ZZ 8;
 
 /** Name of errno `code` (e.g. `EPERM`), or its number when unknown. */
 export function errnoName(code: number): string {

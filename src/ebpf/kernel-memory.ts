@@ -17,7 +17,15 @@
  * buckets) and, with ENABLE_RTT, the TC pair's preallocated LRU of pending handshakes.
  * test/ebpf/kernel-memory.test.ts checks the estimate against what the kernel reports.
  */
-import { V2_HEALTH_BYTES, V2_KEY_BYTES, V2_METRICS_BYTES } from '../codec/v2-layout.ts';
+import {
+  DNS_PENDING_BYTES,
+  DNS_QUERY_KEY_BYTES,
+  DnsLimit,
+  V2_DNS_BYTES,
+  V2_HEALTH_BYTES,
+  V2_KEY_BYTES,
+  V2_METRICS_BYTES,
+} from '../codec/v2-layout.ts';
 import { ConfigError } from '../errors.ts';
 import { humanBytes } from '../model/names.ts';
 import type { FlowMapKind } from './object.ts';
@@ -60,7 +68,7 @@ const HTAB_LLIST_NODE_BYTES = 8;
 export const HANDSHAKE_PENDING_ENTRIES = 4096;
 /** sizeof(struct handshake_pending) of bpf/flows.bpf.c. */
 export const HANDSHAKE_PENDING_VALUE_BYTES = 32;
-/** Health maps user space keeps: one the programs write, one being drained (see HealthMaps). */
+/** Health maps user space keeps: one the programs write, one being drained (see SectionMaps); as many DNS maps. */
 export const HEALTH_MAP_COUNT = 2;
 
 /** What a datapath setting costs in kernel memory, in bytes. */
@@ -77,6 +85,11 @@ export interface KernelMemory {
   healthMapBytes: number;
   /** The LRU of pending TCP handshakes (ENABLE_RTT); 0 without it. */
   handshakeMapBytes: number;
+  /**
+   * DNS tracking (ENABLE_DNS_TRACKING): its two DNS maps full, the pending-query map and the TCP
+   * stream LRU; 0 without it.
+   */
+  dnsBytes: number;
   /** Counters and the outer map. */
   otherBytes: number;
   /** Everything together. */
@@ -96,6 +109,8 @@ export interface KernelMemoryInput {
   health?: boolean;
   /** Handshake times on (ENABLE_RTT): the TC pair keeps pending handshakes. */
   handshake?: boolean;
+  /** DNS tracking on: the DNS maps ({@link healthMapEntries} entries each) and the pending queries. */
+  dns?: boolean;
 }
 
 function roundUpPowerOfTwo(n: number): number {
@@ -145,6 +160,20 @@ export function handshakeMapBytes(): number {
   );
 }
 
+/**
+ * Bytes of DNS tracking with DNS maps of `entries`: both DNS maps full, the preallocated
+ * pending-query hash (FLOWTAP_DNS_PENDING_MAX) and TCP stream LRU of as many entries.
+ */
+export function dnsMapsBytes(entries: number): number {
+  const section = HTAB_ELEM_BYTES + V2_KEY_BYTES + V2_DNS_BYTES + HTAB_LLIST_NODE_BYTES;
+  const sections = HTAB_FIXED_BYTES + roundUpPowerOfTwo(entries) * HTAB_BUCKET_BYTES + entries * section;
+  const pendingMax = DnsLimit.PENDING_MAX;
+  const fixed = HTAB_FIXED_BYTES + roundUpPowerOfTwo(pendingMax) * HTAB_BUCKET_BYTES;
+  const pending = fixed + pendingMax * (HTAB_ELEM_BYTES + DNS_QUERY_KEY_BYTES + DNS_PENDING_BYTES);
+  const streams = fixed + pendingMax * (HTAB_ELEM_BYTES + DNS_QUERY_KEY_BYTES + 8);
+  return HEALTH_MAP_COUNT * sections + pending + streams;
+}
+
 /** Bytes the kernel takes for a ring buffer of `dataBytes`. */
 export function ringBufferMemoryBytes(dataBytes: number): number {
   const dataPages = Math.ceil(dataBytes / PAGE_BYTES);
@@ -163,6 +192,7 @@ export function kernelMemory(input: KernelMemoryInput): KernelMemory {
   const other = SMALL_MAPS_FIXED_BYTES + COUNTERS_BYTES_PER_CPU * input.possibleCpus;
   const health = input.health ? healthMapBytes(healthMapEntries(input.maxFlows)) : 0;
   const handshake = input.handshake ? handshakeMapBytes() : 0;
+  const dns = input.dns ? dnsMapsBytes(healthMapEntries(input.maxFlows)) : 0;
   return {
     mapKind: input.mapKind,
     possibleCpus: input.possibleCpus,
@@ -170,8 +200,9 @@ export function kernelMemory(input: KernelMemoryInput): KernelMemory {
     ringBufferBytes: ring,
     healthMapBytes: health,
     handshakeMapBytes: handshake,
+    dnsBytes: dns,
     otherBytes: other,
-    totalBytes: FLOW_MAP_COUNT * map + ring + HEALTH_MAP_COUNT * health + handshake + other,
+    totalBytes: FLOW_MAP_COUNT * map + ring + HEALTH_MAP_COUNT * health + handshake + dns + other,
   };
 }
 

@@ -109,6 +109,12 @@ function bind() {
     ),
     mapLookupElem: lib.func('int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
     mapDeleteElem: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
+    mapLookupAndDeleteElem: lib.func(
+      'int bpf_map_lookup_and_delete_elem(int fd, const void *key, void *value)',
+    ),
+    mapLookupBatch: lib.func(
+      'int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, const void *opts)',
+    ),
     mapLookupAndDeleteBatch: lib.func(
       'int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, const void *opts)',
     ),

@@ -13,9 +13,9 @@ import {
   FILTER_PREFIXES_MAP,
   FILTER_PROGRAMS_MAP,
 } from './filter-maps.ts';
-import { HEALTH_MAP } from './health-maps.ts';
 import { kernelError } from './kernel-error.ts';
 import { BpfMapType, lastErrno, libbpf, mapCreateOpts } from './libbpf.ts';
+import { DNS_MAP, HEALTH_MAP } from './section-maps.ts';
 
 /** The committed compiled datapath. */
 export const FLOWS_OBJECT_PATH = packagePath('bpf', 'flows.bpf.o');
@@ -31,10 +31,25 @@ const OUTER_MAP = 'flowtap_flows';
 const RINGBUF_MAP = 'flowtap_events';
 const COUNTERS_MAP = 'flowtap_counters';
 const RODATA_MAP = '.rodata';
-/** sizeof(struct flowtap_config): sampling, shared_map, dedup, tunnels, cpus, handshake (u32 each). */
-const CONFIG_BYTES = 24;
+/** Bytes of the DNS port bitmap in the config: one bit per port. */
+const DNS_PORT_BITMAP_BYTES = 65_536 / 8;
+/**
+ * sizeof(struct flowtap_config): sampling, shared_map, dedup, tunnels, cpus, handshake, dns (u32
+ * each), then the DNS port bitmap.
+ */
+const CONFIG_BYTES = 28 + DNS_PORT_BITMAP_BYTES;
+/** Where the DNS switch and the port bitmap are in it. */
+const CONFIG_DNS = 24;
+const CONFIG_DNS_PORTS = 28;
 /** COUNTER_MAX of bpf/datapath.h. */
-const COUNTER_COUNT = 10;
+const COUNTER_COUNT = 18;
+/** Indexes of the DNS counters (COUNTER_DNS_* of bpf/datapath.h); the malformed reasons follow in order. */
+const COUNTER_DNS_MAP_FULL = 10;
+const COUNTER_DNS_PENDING_FULL = 11;
+const COUNTER_DNS_MALFORMED = 12;
+/** Maps of the DNS tracker that exist only while it is on: sized to one entry when it is off. */
+const DNS_PENDING_MAP = 'flowtap_dns_pending';
+const DNS_TCP_MAP = 'flowtap_dns_tcp';
 /** sizeof(struct __sk_buff), and where its `ifindex` is: a test run's context picks the device. */
 const SK_BUFF_CTX_BYTES = 192;
 const SK_BUFF_CTX_IFINDEX = 40;
@@ -70,6 +85,15 @@ export interface DatapathCounters {
   healthMapFull: number;
   /** Drops of packets without an IP header a flow key can be built from (not IP, or truncated). */
   healthUnkeyed: number;
+  /** DNS messages lost because their flow had no section and the DNS map was full. */
+  dnsMapFull: number;
+  /** DNS queries counted but never timed: the pending-query map was full. */
+  dnsPendingFull: number;
+  /**
+   * Malformed DNS messages by reason, indexed as DNS_MALFORMED_REASONS (index 0, `ok`, is
+   * always 0).
+   */
+  dnsMalformed: readonly number[];
 }
 
 /** What to load. */
@@ -88,8 +112,13 @@ export interface FlowObjectOptions {
   tunnels?: boolean;
   /** Time TCP handshakes into the health map (default false; needs `healthMapFd`). */
   handshake?: boolean;
-  /** Fd of the health map slot (HealthMaps.outerFd) the programs share; none when health is off. */
+  /** Fd of the health map slot (SectionMaps.outerFd) the programs share; none when health is off. */
   healthMapFd?: number;
+  /**
+   * DNS tracking (ENABLE_DNS_TRACKING): the ports whose packets are DNS (DNS_TRACKING_PORT) and
+   * the DNS map slot (SectionMaps.outerFd) the programs write; off when absent.
+   */
+  dns?: { readonly ports: readonly number[]; readonly mapFd: number };
   /** Compiled object to load; the committed one by default. */
   objectPath?: string;
 }
@@ -197,6 +226,16 @@ export class FlowObject {
       if (opts.healthMapFd !== undefined) {
         check(lib.mapReuseFd(findMap(obj, HEALTH_MAP), opts.healthMapFd), 'sharing the health map');
       }
+      if (opts.dns !== undefined) {
+        config.writeUInt32LE(1, CONFIG_DNS);
+        writeDnsPortBitmap(config, CONFIG_DNS_PORTS, opts.dns.ports);
+        check(lib.mapReuseFd(findMap(obj, DNS_MAP), opts.dns.mapFd), 'sharing the DNS map');
+      } else {
+        // The code is gone with the switch off; its preallocated maps need not take memory.
+        for (const name of [DNS_PENDING_MAP, DNS_TCP_MAP]) {
+          check(lib.mapSetMaxEntries(findMap(obj, name), 1), 'sizing the unused DNS maps');
+        }
+      }
       check(
         lib.mapSetInitialValue(findMap(obj, RODATA_MAP), config, CONFIG_BYTES),
         'setting the datapath constants',
@@ -274,7 +313,16 @@ export class FlowObject {
       crossedOverflow: sums[7],
       healthMapFull: sums[8],
       healthUnkeyed: sums[9],
+      dnsMapFull: sums[COUNTER_DNS_MAP_FULL],
+      dnsPendingFull: sums[COUNTER_DNS_PENDING_FULL],
+      dnsMalformed: [0, ...sums.slice(COUNTER_DNS_MALFORMED, COUNTER_COUNT)],
     };
+  }
+
+  /** Fd of the pending-query map (struct flow_dns_query_key -> struct flow_dns_pending). */
+  get dnsPendingFd(): number {
+    if (this.#obj === null) throw new InputError('the datapath is closed');
+    return libbpf().mapFd(findMap(this.#obj, DNS_PENDING_MAP));
   }
 
   /**
@@ -344,6 +392,14 @@ export class FlowObject {
     lib.objectClose(this.#obj);
     for (const fd of this.#flowMapFds) lib.close(fd);
     this.#obj = null;
+  }
+}
+
+/** Sets bit (port & 31) of word port >> 5 of the bitmap at `at` of `config` for each port. */
+function writeDnsPortBitmap(config: Buffer, at: number, ports: readonly number[]): void {
+  for (const port of ports) {
+    const word = at + 4 * (port >>> 5);
+    config.writeUInt32LE((config.readUInt32LE(word) | (1 << (port & 31))) >>> 0, word);
   }
 }
 

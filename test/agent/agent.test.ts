@@ -36,6 +36,8 @@ class FakeCapture implements LiveCapture {
     private readonly missing = new Set<string>(),
     /** How the fake kernel hooked the TCP health features asked for. */
     readonly healthHooks: readonly HealthHookChoice[] = [],
+    /** Why the fake kernel refused DNS tracking; undefined: it took it. */
+    readonly dnsRefusal?: string,
   ) {}
 
   push(batch: RecordBatch): void {
@@ -353,6 +355,39 @@ test('a health feature the kernel has no hook for is one warning line and a metr
   const text = await metrics.render();
   assert.match(text, /^flowtap_health_feature_enabled\{feature="rtt",hook="none"\} 0$/m);
   assert.match(text, /^flowtap_health_feature_enabled\{feature="drops",hook="tp_btf\/kfree_skb"\} 1$/m);
+});
+
+test('DNS tracking the kernel refuses is one warning line and flowtap_dns_tracking_enabled 0', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const reason = 'loading flows.bpf.o was refused by the kernel (EACCES)';
+  const capture = new FakeCapture(undefined, new Set(), [], reason);
+  const { agent } = await startAgent(t, capture, { logger, config: { dnsTracking: true } });
+  const warnings = lines.filter((l) => l.level === 40 && l.setting === 'ENABLE_DNS_TRACKING');
+  assert.equal(warnings.length, 1);
+  assert.equal(warnings[0].reason, reason);
+  assert.match(String(warnings[0].msg), /flows are counted without DNS/);
+  const text = await new AgentMetrics(() => agent.health()).render();
+  assert.match(text, /^flowtap_dns_tracking_enabled 0$/m);
+  assert.match(text, /^flowtap_dns_kernel_malformed_total\{reason="bad-pointer"\} 0$/m);
+});
+
+test('DNS tracking the kernel takes logs no warning and reports flowtap_dns_tracking_enabled 1', async (t) => {
+  const { logger, lines } = recordingLogger();
+  const { agent } = await startAgent(t, new FakeCapture(undefined), {
+    logger,
+    config: { dnsTracking: true },
+  });
+  assert.equal(lines.filter((l) => l.setting === 'ENABLE_DNS_TRACKING').length, 0);
+  const text = await new AgentMetrics(() => agent.health()).render();
+  assert.match(text, /^flowtap_dns_tracking_enabled 1$/m);
+});
+
+test('without DNS tracking asked for, the kernel DNS metrics read 0 and health has no DNS part', async (t) => {
+  const { agent } = await startAgent(t, new FakeCapture(undefined));
+  assert.equal(agent.health().dnsKernel, undefined);
+  const text = await new AgentMetrics(() => agent.health()).render();
+  assert.match(text, /^flowtap_dns_tracking_enabled 0$/m);
+  assert.match(text, /^flowtap_dns_pending_queries 0$/m);
 });
 
 test('health has no warning once an interface was attached', async (t) => {

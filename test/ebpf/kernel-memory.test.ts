@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { V2_HEALTH_BYTES, V2_KEY_BYTES, V2_METRICS_BYTES } from '../../src/codec/v2-layout.ts';
 import {
+  dnsMapsBytes,
   flowMapBytes,
   HANDSHAKE_PENDING_ENTRIES,
   HANDSHAKE_PENDING_VALUE_BYTES,
@@ -153,6 +154,17 @@ test('with TCP health on the budget counts both health maps as if full and, with
   assert.equal(on.healthMapBytes, healthMapBytes(1 << 15));
   assert.equal(on.totalBytes, off.totalBytes + HEALTH_MAP_COUNT * on.healthMapBytes + handshakeMapBytes());
   assert.equal(healthMapEntries(10), 1024, 'a small cache still gets a usable health map');
+});
+
+test('with DNS tracking on the budget counts both DNS maps as if full, the pending queries and the TCP streams', () => {
+  const input = { maxFlows: 1 << 17, ringBufferBytes: RING, possibleCpus: 2, mapKind: 'percpu' as const };
+  const off = kernelMemory(input);
+  const on = kernelMemory({ ...input, dns: true });
+  assert.equal(off.dnsBytes, 0);
+  assert.equal(on.dnsBytes, dnsMapsBytes(healthMapEntries(1 << 17)));
+  assert.equal(on.totalBytes, off.totalBytes + on.dnsBytes);
+  // Two maps of 32 768 sections of 168 bytes and more, plus 4096 pending queries of 216 bytes and more.
+  assert.ok(on.dnsBytes > 2 * (1 << 15) * 168 + 4096 * 216, `${on.dnsBytes}`);
 });
 
 test('the health map estimate matches what the kernel accounts once it is full, and the handshake LRU as created', {

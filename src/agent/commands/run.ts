@@ -317,6 +317,14 @@ export function registerRunCommand(program: Command): void {
       'how RTT, retransmissions and drops hook the kernel: auto (fentry or BTF tracepoints, falling back) or tracepoint (raw tracepoints only) [HEALTH_HOOKS; auto]',
     )
     .option(
+      '--dns-tracking',
+      'match DNS queries to their responses in the kernel: id, flags, response code, name and latency on each flow [ENABLE_DNS_TRACKING; off]',
+    )
+    .option(
+      '--dns-tracking-port <ports>',
+      'ports whose UDP and TCP packets are DNS, comma-separated (53,5353 adds mDNS) [DNS_TRACKING_PORT; 53]',
+    )
+    .option(
       '--resolve',
       'show reverse DNS names of addresses in the live view and the table (cached, at most 8 lookups at once) [RESOLVE; off]',
     )

@@ -10,17 +10,20 @@
  * With TCP health on (`health`), the health programs (bpf/health.bpf.o) run beside the TC pair
  * and the health map is drained with the flow map: each drain's flows are followed by a
  * `HealthBatch` of the health collected in the same period, which the pipeline joins into the
- * flows after accounting.
+ * flows after accounting. With DNS tracking on (`dns`), the TC programs also fill the DNS map
+ * (bpf/dns.h): each drain then hands out a `DnsBatch` of its sections and of the pending queries
+ * that timed out (unanswered), joined the same way. A kernel that refuses the DNS parser gets the
+ * datapath without it (`dnsRefusal` says why).
  */
+import { DnsBatch } from '../../codec/dns-batch.ts';
 import { HealthBatch } from '../../codec/health-batch.ts';
 import { type RecordBatch, RecordBatchBuilder } from '../../codec/record-batch.ts';
 import { type AttachMode, type DirectionPrograms, InterfaceAttachment } from '../../ebpf/attach.ts';
-import { monotonicToUnixOffsetNs, type SplitOffset, splitOffset } from '../../ebpf/clock.ts';
+import { monotonicNowNs, monotonicToUnixOffsetNs, type SplitOffset, splitOffset } from '../../ebpf/clock.ts';
+import { DnsPendingExpiry } from '../../ebpf/dns-pending.ts';
 import { requireLiveCapture } from '../../ebpf/features.ts';
 import { FlowMapDrainer } from '../../ebpf/flow-map.ts';
-import { HealthMapDrainer } from '../../ebpf/health-drain.ts';
 import { enabledFeatures, HEALTH_OFF, type HealthSettings } from '../../ebpf/health-hooks.ts';
-import { HealthMaps } from '../../ebpf/health-maps.ts';
 import { type HealthHookChoice, HealthPrograms } from '../../ebpf/health-programs.ts';
 import {
   DEFAULT_KERNEL_MEMORY_MAX_BYTES,
@@ -38,9 +41,12 @@ import {
 } from '../../ebpf/object.ts';
 import { RingBufferReader } from '../../ebpf/ringbuf.ts';
 import type { RowSink } from '../../ebpf/rows.ts';
-import { ConfigError, InterfaceError } from '../../errors.ts';
+import { DNS_LAYOUT, HEALTH_LAYOUT, SectionMapDrainer } from '../../ebpf/section-drain.ts';
+import { DNS_SECTION, HEALTH_SECTION, SectionMaps } from '../../ebpf/section-maps.ts';
+import { ConfigError, EbpfError, InterfaceError, PermissionError } from '../../errors.ts';
 import type { FilterProgram } from '../../filter/program.ts';
 import type { InterfaceRegistry } from '../../model/interfaces.ts';
+import { DNS_QUERY_TIMEOUT_NS } from '../dns/dns-tracker.ts';
 
 /** Which packets are counted: arriving, leaving, or both. */
 export type CaptureDirection = 'ingress' | 'egress' | 'both';
@@ -83,6 +89,12 @@ export interface EbpfCaptureOptions {
   tunnels?: boolean;
   /** TCP health features and their hooks (ENABLE_RTT, ENABLE_PKT_DROPS, ...); all off by default. */
   health?: HealthSettings;
+  /**
+   * DNS tracking in the TC programs (ENABLE_DNS_TRACKING): packets to or from `ports`
+   * (DNS_TRACKING_PORT) are DNS; a query waits `queryTimeoutNs` (default
+   * {@link DNS_QUERY_TIMEOUT_NS}) for its response. Off when absent.
+   */
+  dns?: { readonly ports: readonly number[]; readonly queryTimeoutNs?: number };
 }
 
 /** Counters of an {@link EbpfCapture}. */
@@ -105,6 +117,15 @@ export interface EbpfCaptureStats {
   healthMapFull?: number;
   /** Drops of packets without an IP header a flow key can be built from: in no flow's health. */
   healthUnkeyed?: number;
+  /** DNS messages lost because the DNS map was full (their flows are still counted). */
+  dnsMapFull?: number;
+  /** DNS queries never timed because the pending-query map was full. */
+  dnsPendingFull?: number;
+  /** Malformed DNS messages by reason (index: DNS_MALFORMED_REASONS). */
+  dnsMalformed?: readonly number[];
+  /** DNS queries expired unanswered, and queries waiting now. */
+  dnsUnanswered?: number;
+  dnsPending?: number;
   /** Fallbacks lost because the ring buffer was full (raise ringBufferBytes or maxFlows). */
   ringBufferLost: number;
   /** Ring-buffer records that were not a whole flow record, dropped (never expected: a mismatched object). */
@@ -170,20 +191,40 @@ export const MAX_QUEUED_BATCHES = 64;
 
 /** The health side of a capture: maps, programs and drain, owned together. */
 class HealthPart {
-  readonly drainer: HealthMapDrainer;
+  readonly drainer: SectionMapDrainer;
 
   constructor(
-    readonly maps: HealthMaps,
+    readonly maps: SectionMaps,
     readonly programs: HealthPrograms,
     readonly sink: BatchCutter,
   ) {
-    this.drainer = new HealthMapDrainer(maps);
+    this.drainer = new SectionMapDrainer(maps, HEALTH_LAYOUT);
+  }
+}
+
+/** The DNS side of a capture: the DNS maps, their drain and the expiry of pending queries. */
+class DnsPart {
+  readonly drainer: SectionMapDrainer;
+
+  constructor(
+    readonly maps: SectionMaps,
+    readonly expiry: DnsPendingExpiry,
+    readonly sink: BatchCutter,
+  ) {
+    this.drainer = new SectionMapDrainer(maps, DNS_LAYOUT);
   }
 }
 
 function asHealthBatch(batch: RecordBatch): RecordBatch {
   return new HealthBatch(batch.bytes, batch.count, batch.interfaces);
 }
+
+function asDnsBatch(batch: RecordBatch): RecordBatch {
+  return new DnsBatch(batch.bytes, batch.count, batch.interfaces);
+}
+
+/** A time after every query's: the final drain expires all of them. */
+const FOREVER_NS = 2n ** 63n;
 
 /** The wall clock now, in Unix-epoch nanoseconds as 32-bit halves (a health row's collection time). */
 function unixNow(): SplitOffset {
@@ -203,6 +244,7 @@ export class EbpfCapture {
   #finalCounters: DatapathCounters | undefined;
   readonly #sink: BatchCutter;
   readonly #health: HealthPart | undefined;
+  readonly #dns: DnsPart | undefined;
   readonly #drainTimer: NodeJS.Timeout;
   readonly #ringTimer: NodeJS.Timeout;
 
@@ -214,7 +256,10 @@ export class EbpfCapture {
     private readonly mode: AttachMode,
     /** What the loaded datapath takes in kernel memory, and the flow map kind chosen. */
     readonly kernelMemory: KernelMemory,
-    health: { maps: HealthMaps; programs: HealthPrograms } | undefined,
+    health: { maps: SectionMaps; programs: HealthPrograms } | undefined,
+    dns: { maps: SectionMaps; expiry: DnsPendingExpiry } | undefined,
+    /** Why the kernel refused DNS tracking asked for (the capture runs without it); undefined otherwise. */
+    readonly dnsRefusal: string | undefined,
   ) {
     const enqueue = (batch: RecordBatch) => {
       this.#queue.push(batch);
@@ -224,6 +269,8 @@ export class EbpfCapture {
     this.#health =
       health &&
       new HealthPart(health.maps, health.programs, new BatchCutter(opts.interfaces, enqueue, asHealthBatch));
+    this.#dns =
+      dns && new DnsPart(dns.maps, dns.expiry, new BatchCutter(opts.interfaces, enqueue, asDnsBatch));
     this.#drainTimer = setInterval(
       () => this.#guard(() => this.#consumerLagging() || this.#drain()),
       opts.drainIntervalMs,
@@ -253,25 +300,43 @@ export class EbpfCapture {
         maxBytes: opts.kernelMemoryMaxBytes ?? DEFAULT_KERNEL_MEMORY_MAX_BYTES,
         health: features.length > 0,
         handshake: health.rtt,
+        dns: opts.dns !== undefined,
       });
     let memory = plan(opts.mapKind ?? 'auto');
     const kernel = requireLiveCapture();
     // Per-CPU dedup needs helpers of Linux 5.19; before it, the shared map dedups without them.
     if (opts.dedup !== false && memory.mapKind === 'percpu' && !kernel.perCpuDedup) memory = plan('shared');
-    const healthMaps = features.length > 0 ? HealthMaps.create(healthMapEntries(opts.maxFlows)) : undefined;
+    const healthMaps =
+      features.length > 0 ? SectionMaps.create(HEALTH_SECTION, healthMapEntries(opts.maxFlows)) : undefined;
+    let dnsMaps =
+      opts.dns !== undefined ? SectionMaps.create(DNS_SECTION, healthMapEntries(opts.maxFlows)) : undefined;
+    let dnsRefusal: string | undefined;
     let obj: FlowObject | undefined;
     let programs: HealthPrograms | undefined;
     try {
-      obj = FlowObject.load({
-        sampling: opts.sampling,
-        maxFlows: opts.maxFlows,
-        ringBufferBytes,
-        mapKind: memory.mapKind,
-        dedup: opts.dedup ?? true,
-        tunnels: opts.tunnels ?? false,
-        handshake: health.rtt,
-        healthMapFd: healthMaps?.outerFd,
-      });
+      const load = () =>
+        FlowObject.load({
+          sampling: opts.sampling,
+          maxFlows: opts.maxFlows,
+          ringBufferBytes,
+          mapKind: memory.mapKind,
+          dedup: opts.dedup ?? true,
+          tunnels: opts.tunnels ?? false,
+          handshake: health.rtt,
+          healthMapFd: healthMaps?.outerFd,
+          dns: dnsMaps && opts.dns && { ports: opts.dns.ports, mapFd: dnsMaps.outerFd },
+        });
+      try {
+        obj = load();
+      } catch (err) {
+        // A kernel whose verifier refuses the DNS parser still counts flows: DNS tracking is off.
+        // (The verifier refusing a program is EACCES: a PermissionError; a retry without DNS tells.)
+        if (!(err instanceof EbpfError || err instanceof PermissionError) || dnsMaps === undefined) throw err;
+        dnsRefusal = err.message;
+        dnsMaps.close();
+        dnsMaps = undefined;
+        obj = load();
+      }
       obj.filter.install(opts.filter);
       if (healthMaps) {
         programs = HealthPrograms.load({
@@ -296,11 +361,20 @@ export class EbpfCapture {
         mode,
         memory,
         healthMaps && programs && { maps: healthMaps, programs },
+        dnsMaps && {
+          maps: dnsMaps,
+          expiry: new DnsPendingExpiry(
+            obj.dnsPendingFd,
+            BigInt(opts.dns?.queryTimeoutNs ?? DNS_QUERY_TIMEOUT_NS),
+          ),
+        },
+        dnsRefusal,
       );
     } catch (err) {
       programs?.close();
       obj?.close();
       healthMaps?.close();
+      dnsMaps?.close();
       throw err;
     }
   }
@@ -389,6 +463,11 @@ export class EbpfCapture {
       crossedOverflow: counters.crossedOverflow,
       healthMapFull: counters.healthMapFull,
       healthUnkeyed: counters.healthUnkeyed,
+      dnsMapFull: counters.dnsMapFull,
+      dnsPendingFull: counters.dnsPendingFull,
+      dnsMalformed: counters.dnsMalformed,
+      dnsUnanswered: this.#dns?.expiry.counts.unanswered ?? 0,
+      dnsPending: this.#dns?.expiry.counts.pending ?? 0,
       ringBufferLost: counters.ringBufferLost,
       ringBufferMalformed: this.ring.malformedRecords,
       drains: this.#drains,
@@ -428,7 +507,7 @@ export class EbpfCapture {
         // Two drains: each swap waits out running programs, so the second empties the map that a
         // program already running at detach time may still have written after the first swap.
         this.#drain();
-        this.#drain();
+        this.#drain(true);
         this.#finalCounters = this.obj.readCounters();
       }
     } catch (err) {
@@ -445,11 +524,15 @@ export class EbpfCapture {
         crossedOverflow: 0,
         healthMapFull: 0,
         healthUnkeyed: 0,
+        dnsMapFull: 0,
+        dnsPendingFull: 0,
+        dnsMalformed: [],
       };
       this.ring.close();
       this.#health?.programs.close();
       this.obj.close();
       this.#health?.maps.close();
+      this.#dns?.maps.close();
       this.#ended = true;
       this.#notify();
     }
@@ -473,7 +556,8 @@ export class EbpfCapture {
     return true;
   }
 
-  #drain(): void {
+  /** One drain of every map; `final` (the stop's last) also expires every query still waiting. */
+  #drain(final = false): void {
     const offset = splitOffset(monotonicToUnixOffsetNs());
     this.drainer.drainInto(this.#sink, offset);
     // After the swap every fallback of the drained period is committed: take them in the same batch.
@@ -485,6 +569,15 @@ export class EbpfCapture {
     if (health) {
       health.drainer.drainInto(health.sink, offset, unixNow());
       health.sink.flush();
+    }
+    const dns = this.#dns;
+    if (dns) {
+      const collectedAt = unixNow();
+      dns.drainer.drainInto(dns.sink, offset, collectedAt);
+      // A query still waiting when the capture stops is unanswered, as at the end of a capture file.
+      const nowNs = final ? FOREVER_NS : monotonicNowNs();
+      dns.expiry.expireInto(dns.sink, nowNs, offset, collectedAt);
+      dns.sink.flush();
     }
   }
 

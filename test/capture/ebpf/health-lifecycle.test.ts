@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { enabledFeatures, HEALTH_HOOKS } from '../../../src/ebpf/health-hooks.ts';
-import { HealthMaps } from '../../../src/ebpf/health-maps.ts';
 import { HealthPrograms } from '../../../src/ebpf/health-programs.ts';
 import { FLOWS_OBJECT_PATH } from '../../../src/ebpf/object.ts';
+import { HEALTH_SECTION, SectionMaps } from '../../../src/ebpf/section-maps.ts';
 import { InputError } from '../../../src/errors.ts';
 import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { createVethPair, run } from '../../net/netns.ts';
@@ -69,7 +69,7 @@ test('a health object that does not match this flowtap is refused with InputErro
   skip,
 }, () => {
   const fdsBefore = bpfFdCount();
-  const maps = HealthMaps.create(64);
+  const maps = SectionMaps.create(HEALTH_SECTION, 64);
   try {
     assert.throws(
       () =>
