@@ -49,6 +49,19 @@ async function waitFor(what: string, ready: () => boolean): Promise<void> {
   }
 }
 
+/** `promise`, or an error naming `what` once WAIT_LIMIT_MS have passed, so a stalled step says which. */
+async function bounded<T>(what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), WAIT_LIMIT_MS);
+  });
+  try {
+    return await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function startAndWaitFor(
   child: ChildProcess,
   stream: 'stdout' | 'stderr',
@@ -218,7 +231,7 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       closers.push(() => stopProcess(receiver));
-      await startAndWaitFor(receiver, 'stdout', 'listening');
+      await bounded('the receiver to listen', startAndWaitFor(receiver, 'stdout', 'listening'));
 
       let fillerReceived = 0;
       const fillerServer: Server = createServer((s) => {
@@ -247,7 +260,7 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
       closers.push(() => stopProcess(dump));
-      await startAndWaitFor(dump, 'stderr', 'listening on');
+      await bounded('tcpdump to listen', startAndWaitFor(dump, 'stderr', 'listening on'));
 
       const filler = spawn('ip', [
         ...inNs,
@@ -257,12 +270,12 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
       await waitFor('the filler to fill the queue', () => fillerReceived >= FILLER_HEAD_START_BYTES);
 
       const measured: Socket = connect({ host: v.nsAddr4, port: MEASURED_PORT, localAddress: v.hostAddr4 });
-      await once(measured, 'connect');
+      await bounded('the measured connection to open', once(measured, 'connect'));
       measuredClientPort = measured.localPort ?? 0;
       measured.end(Buffer.alloc(MEASURED_BYTES, 0x6d));
       measured.resume();
-      await once(measured, 'close');
-      await once(filler, 'exit');
+      await bounded('the measured connection to close', once(measured, 'close'));
+      await bounded('the filler to exit', once(filler, 'exit'));
       // The filler's process ends once its bytes are in its socket, not delivered: until they
       // are, the tbf queue is full and drops what would wait past its latency, the marker too.
       await waitFor('the filler to be delivered', () => fillerReceived >= FILLER_BYTES);
