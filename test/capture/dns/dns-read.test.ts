@@ -7,8 +7,7 @@
  * never holds more than the pending bound. Needs root, tcpdump and dig.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { runCli } from '../../helpers/cli.ts';
 import { DnsTestServer } from '../../helpers/dns-server.ts';
 import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { createVethPair, type VethPair } from '../../net/netns.ts';
+import { killTcpdump, startTcpdump, stopTcpdump } from '../../net/tcpdump.ts';
 
 const skip = skipUnlessKernel('capture DNS with tcpdump on a veth pair in a network namespace');
 
@@ -83,17 +83,7 @@ describe('flowtap read --dns-tracking of a capture of real DNS exchanges', { ski
       large: ['large.flowtap.test'],
     });
     const port = server.port;
-    tcpdump = spawn('tcpdump', ['-U', '-n', '-B', '16384', '-i', v.hostIf, '-w', capture, `port ${port}`], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    await new Promise<void>((resolve, reject) => {
-      tcpdump?.stderr?.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        if (stderr.includes('listening on')) resolve();
-      });
-      tcpdump?.once('exit', (code) => reject(new Error(`tcpdump exited with ${code}: ${stderr}`)));
-    });
+    tcpdump = await startTcpdump(['-B', '16384', '-i', v.hostIf, '-w', capture, `port ${port}`]);
     const dig = (name: string, ...options: string[]) =>
       v.exec('dig', [`@${v.hostAddr4}`, '-p', String(port), '+tries=1', '+timeout=2', ...options, name, 'A']);
     await dig('www.flowtap.test');
@@ -112,9 +102,7 @@ describe('flowtap read --dns-tracking of a capture of real DNS exchanges', { ski
     floodIds = sentIds.split(',').map(Number);
     await dig('marker.flowtap.test');
     await waitFor(capture, 'marker', 2);
-    const exited = once(tcpdump, 'exit');
-    tcpdump.kill('SIGINT');
-    await exited;
+    await stopTcpdump(tcpdump);
     const read = await runCli(
       ['read', capture, '--dns-tracking', '--dns-tracking-port', String(port), '--output', 'json'],
       { timeoutMs: 60_000 },
@@ -128,7 +116,7 @@ describe('flowtap read --dns-tracking of a capture of real DNS exchanges', { ski
   });
 
   after(async () => {
-    if (tcpdump && tcpdump.exitCode === null && tcpdump.signalCode === null) tcpdump.kill('SIGKILL');
+    killTcpdump(tcpdump);
     await server?.close();
     await pair?.cleanup();
     rmSync(dir, { recursive: true, force: true });

@@ -9,8 +9,7 @@
  * capture's microsecond timestamps and the two clocks' moments). Needs root, tcpdump and dig.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +20,7 @@ import { runCli } from '../../helpers/cli.ts';
 import { DnsTestServer } from '../../helpers/dns-server.ts';
 import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { createVethPair, type VethPair } from '../../net/netns.ts';
+import { killTcpdump, startTcpdump, stopTcpdump } from '../../net/tcpdump.ts';
 
 const skip = skipUnlessKernel('track DNS with the TC programs on a veth pair in a network namespace');
 
@@ -103,17 +103,7 @@ describe('flowtap run --dns-tracking on real DNS exchanges', { skip }, () => {
     flowtap = running;
     await running.untilLog('attached', v.hostIf);
     const metricsAt = (await running.untilLog('metrics listening on /metrics')) as { address?: string };
-    tcpdump = spawn('tcpdump', ['-U', '-n', '-B', '16384', '-i', v.hostIf, '-w', capture, `port ${port}`], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    await new Promise<void>((resolve, reject) => {
-      tcpdump?.stderr?.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-        if (stderr.includes('listening on')) resolve();
-      });
-      tcpdump?.once('exit', (code) => reject(new Error(`tcpdump exited with ${code}: ${stderr}`)));
-    });
+    tcpdump = await startTcpdump(['-B', '16384', '-i', v.hostIf, '-w', capture, `port ${port}`]);
     const dig = (name: string, ...options: string[]) =>
       v.exec('dig', [`@${v.hostAddr4}`, '-p', String(port), '+tries=1', '+timeout=2', ...options, name, 'A']);
     await dig('www.flowtap.test');
@@ -151,9 +141,7 @@ describe('flowtap run --dns-tracking on real DNS exchanges', { skip }, () => {
         ),
       'the marker query',
     );
-    const exitedDump = once(tcpdump, 'exit');
-    tcpdump.kill('SIGINT');
-    await exitedDump;
+    await stopTcpdump(tcpdump);
     running.child.kill('SIGTERM');
     assert.equal(await running.exited, 0);
     live = running.flows as JsonFlow[];
@@ -170,7 +158,7 @@ describe('flowtap run --dns-tracking on real DNS exchanges', { skip }, () => {
 
   after(async () => {
     for (const cleanup of cleanups) await cleanup();
-    if (tcpdump && tcpdump.exitCode === null && tcpdump.signalCode === null) tcpdump.kill('SIGKILL');
+    killTcpdump(tcpdump);
     if (flowtap && flowtap.child.exitCode === null && flowtap.child.signalCode === null) {
       flowtap.child.kill('SIGKILL');
     }

@@ -21,6 +21,7 @@ import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../helpers/cli.ts';
 import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { createVethPair, run, type VethPair } from '../../net/netns.ts';
+import { startTcpdump, stopTcpdump } from '../../net/tcpdump.ts';
 import { trafficCommand } from '../../net/traffic.ts';
 
 const skip = skipUnlessKernel('capture TCP with tcpdump on veths with tbf and nftables drops');
@@ -245,22 +246,15 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
       closers.push(() => void fillerServer.close());
       fillerPort = (fillerServer.address() as { port: number }).port;
 
-      const dump = spawn(
-        'tcpdump',
-        [
-          '-U',
-          '-n',
-          '-i',
-          v.hostIf,
-          '--time-stamp-precision=nano',
-          '-w',
-          file,
-          `tcp or (icmp and host ${v.nsAddr4})`,
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      closers.push(() => stopProcess(dump));
-      await bounded('tcpdump to listen', startAndWaitFor(dump, 'stderr', 'listening on'));
+      const dump = await startTcpdump([
+        '-i',
+        v.hostIf,
+        '--time-stamp-precision=nano',
+        '-w',
+        file,
+        `tcp or (icmp and host ${v.nsAddr4})`,
+      ]);
+      closers.push(() => stopTcpdump(dump));
 
       const filler = spawn('ip', [
         ...inNs,
@@ -299,7 +293,7 @@ describe('flowtap read measures TCP health as tshark does', { skip }, () => {
         const data = readFileSync(file);
         return data.indexOf(MARKER) >= 0 && data.indexOf(MARKER, data.indexOf(MARKER) + 1) >= 0;
       });
-      await stopProcess(dump);
+      await stopTcpdump(dump);
 
       flows = await readFlows(file);
       // Both addresses local: every packet EGRESS, so each SYN left, as on its client's host.

@@ -16,6 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { runCli } from '../../helpers/cli.ts';
 import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { createVethPair, run, type VethPair } from '../../net/netns.ts';
+import { startTcpdump, stopTcpdump } from '../../net/tcpdump.ts';
 import { type TrafficPlan, trafficCommand } from '../../net/traffic.ts';
 import {
   assertSameConversations,
@@ -33,26 +34,6 @@ const WAIT_STEP_MS = 20;
 const WAIT_LIMIT_MS = 15_000;
 /** The 16-byte SLL and 20-byte SLL2 headers replace the 14-byte Ethernet header flowtap counts. */
 const COOKED_EXTRA_BYTES = { 'sll.pcap': 2, 'sll2.pcap': 6 } as Record<string, number>;
-
-async function startTcpdump(args: string[]): Promise<ChildProcess> {
-  const child = spawn('tcpdump', ['-U', '-n', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (stderr.includes('listening on')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`tcpdump exited with ${code}: ${stderr}`)));
-  });
-  return child;
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGINT');
-  await exited;
-}
 
 function occurrences(file: string, text: string): number {
   const data = readFileSync(file);
@@ -142,7 +123,7 @@ describe('flowtap read agrees with tshark on captures made by tcpdump and editca
     ]) {
       const dump = await startTcpdump(args);
       dumps.push(dump);
-      closers.push(() => stopProcess(dump));
+      closers.push(() => stopTcpdump(dump));
     }
     const tcp4 = await listenTcp(v.hostAddr4);
     const tcp6 = await listenTcp(v.hostAddr6);
@@ -178,7 +159,7 @@ describe('flowtap read agrees with tshark on captures made by tcpdump and editca
     // 24 bytes of payload: the 16-byte timestamp, then the 8-byte pattern exactly once per packet.
     await run('ip', [...inNs, 'ping', '-c', '1', '-s', '24', '-p', MARKER_HEX, v.hostAddr4]);
     for (const name of ['eth.pcap', 'sll.pcap', 'sll2.pcap']) await waitForMarker(file(name));
-    for (const dump of dumps) await stopProcess(dump);
+    for (const dump of dumps) await stopTcpdump(dump);
     await run('editcap', ['-F', 'pcapng', file('eth.pcap'), file('eth.pcapng')]);
     await run('editcap', ['-F', 'nsecpcap', file('eth.pcap'), file('eth-nsec.pcap')]);
   });
