@@ -8,48 +8,31 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DnsLimit } from '../../../src/codec/v2-layout.ts';
 import { runCli } from '../../helpers/cli.ts';
-import { DnsTestServer } from '../../helpers/dns-server.ts';
+import type { DnsTestServer } from '../../helpers/dns-server.ts';
 import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { createVethPair, type VethPair } from '../../net/netns.ts';
 import { killTcpdump, startTcpdump, stopTcpdump } from '../../net/tcpdump.ts';
+import {
+  DELAY_MS,
+  type DnsJsonFlow,
+  dig,
+  FLOOD_QUERIES,
+  MARKER_NAME,
+  makeExchanges,
+  occurrences,
+  SLACK_MS,
+  startExchangeServer,
+} from './dns-exchanges.ts';
 
 const skip = skipUnlessKernel('capture DNS with tcpdump on a veth pair in a network namespace');
 
-const DELAY_MS = 50;
-/** How far past the server's delay a latency may be: scheduling on a shared 2-core machine. */
-const SLACK_MS = 10;
-const FLOOD_QUERIES = 10_000;
 const WAIT_LIMIT_MS = 20_000;
-const FLOOD_CLIENT = new URL('./dns-flood-client.mjs', import.meta.url).pathname;
-
-interface JsonFlow {
-  Network: { SrcAddr: string; DstAddr: string };
-  Transport: { SrcPort: number; DstPort: number; Proto: string };
-  Packets: number;
-  DnsId?: number;
-  DnsFlags?: number;
-  DnsFlagsResponseCode?: string;
-  DnsLatencyMs?: number;
-  DnsName?: string;
-  DnsErrno?: number;
-  DnsQueries?: number;
-  DnsAnswers?: number;
-  DnsUnanswered?: number;
-  DnsMalformed?: number;
-}
-
-function occurrences(file: string, text: string): number {
-  const data = readFileSync(file);
-  let n = 0;
-  for (let at = data.indexOf(text); at >= 0; at = data.indexOf(text, at + 1)) n++;
-  return n;
-}
 
 /** Waits until `file` holds `text` `times` times: tcpdump wrote everything sent before it. */
 async function waitFor(file: string, text: string, times: number): Promise<void> {
@@ -66,7 +49,7 @@ describe('flowtap read --dns-tracking of a capture of real DNS exchanges', { ski
   let pair: VethPair | undefined;
   let server: DnsTestServer | undefined;
   let tcpdump: ChildProcess | undefined;
-  let flows: JsonFlow[] = [];
+  let flows: DnsJsonFlow[] = [];
   let summary = '';
   /** The flood's ids in the order sent. */
   let floodIds: number[] = [];
@@ -74,33 +57,11 @@ describe('flowtap read --dns-tracking of a capture of real DNS exchanges', { ski
   before(async () => {
     pair = await createVethPair('ftdns');
     const v = pair;
-    server = await DnsTestServer.start({
-      host: v.hostAddr4,
-      delayMs: DELAY_MS,
-      nxdomain: ['nx.flowtap.test'],
-      servfail: ['fail.flowtap.test'],
-      silent: ['silent.flowtap.test', 'flood.flowtap.test'],
-      large: ['large.flowtap.test'],
-    });
+    server = await startExchangeServer(v);
     const port = server.port;
     tcpdump = await startTcpdump(['-B', '16384', '-i', v.hostIf, '-w', capture, `port ${port}`]);
-    const dig = (name: string, ...options: string[]) =>
-      v.exec('dig', [`@${v.hostAddr4}`, '-p', String(port), '+tries=1', '+timeout=2', ...options, name, 'A']);
-    await dig('www.flowtap.test');
-    await dig('nx.flowtap.test');
-    await dig('fail.flowtap.test');
-    // UDP first: a truncated answer, then dig asks again over TCP for the whole one.
-    await dig('large.flowtap.test');
-    await dig('silent.flowtap.test', '+timeout=1').catch(() => undefined); // dig fails: no answer
-    const sentIds = await v.exec(process.execPath, [
-      FLOOD_CLIENT,
-      v.hostAddr4,
-      String(port),
-      String(FLOOD_QUERIES),
-      'flood.flowtap.test',
-    ]);
-    floodIds = sentIds.split(',').map(Number);
-    await dig('marker.flowtap.test');
+    floodIds = await makeExchanges(v, port);
+    await dig(v, port, MARKER_NAME);
     await waitFor(capture, 'marker', 2);
     await stopTcpdump(tcpdump);
     const read = await runCli(
@@ -112,7 +73,7 @@ describe('flowtap read --dns-tracking of a capture of real DNS exchanges', { ski
     flows = read.stdout
       .trim()
       .split('\n')
-      .map((line) => JSON.parse(line) as JsonFlow);
+      .map((line) => JSON.parse(line) as DnsJsonFlow);
   });
 
   after(async () => {

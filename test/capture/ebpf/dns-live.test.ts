@@ -10,48 +10,34 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DnsLimit } from '../../../src/codec/v2-layout.ts';
 import { type Flowtap, startFlowtap } from '../../agent/live.ts';
 import { runCli } from '../../helpers/cli.ts';
-import { DnsTestServer } from '../../helpers/dns-server.ts';
+import type { DnsTestServer } from '../../helpers/dns-server.ts';
 import { skipUnlessKernel } from '../../helpers/privileges.ts';
 import { createVethPair, type VethPair } from '../../net/netns.ts';
 import { killTcpdump, startTcpdump, stopTcpdump } from '../../net/tcpdump.ts';
+import {
+  DELAY_MS,
+  type DnsJsonFlow,
+  dig,
+  FLOOD_QUERIES,
+  MARKER_NAME,
+  makeExchanges,
+  occurrences,
+  SLACK_MS,
+  startExchangeServer,
+} from '../dns/dns-exchanges.ts';
 
 const skip = skipUnlessKernel('track DNS with the TC programs on a veth pair in a network namespace');
 
-const DELAY_MS = 50;
-/** How far past the server's delay a latency may be: scheduling on a shared 2-core machine. */
-const SLACK_MS = 10;
 /** How far the live and the capture's latency of one answer may differ: two clocks, read at two hooks. */
 const CLOCKS_MS = 2;
-const FLOOD_QUERIES = 10_000;
 const WAIT_LIMIT_MS = 30_000;
-const FLOOD_CLIENT = new URL('../dns/dns-flood-client.mjs', import.meta.url).pathname;
-
-interface JsonFlow {
-  Transport: { SrcPort: number; DstPort: number; Proto: string };
-  Packets: number;
-  DnsFlags?: number;
-  DnsFlagsResponseCode?: string;
-  DnsLatencyMs?: number;
-  DnsName?: string;
-  DnsQueries?: number;
-  DnsAnswers?: number;
-  DnsUnanswered?: number;
-  DnsMalformed?: number;
-}
-
-function occurrences(file: string, text: string): number {
-  const data = readFileSync(file);
-  let n = 0;
-  for (let at = data.indexOf(text); at >= 0; at = data.indexOf(text, at + 1)) n++;
-  return n;
-}
 
 async function waitUntil(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + WAIT_LIMIT_MS;
@@ -67,8 +53,8 @@ describe('flowtap run --dns-tracking on real DNS exchanges', { skip }, () => {
   let pair: VethPair | undefined;
   let server: DnsTestServer | undefined;
   let tcpdump: ChildProcess | undefined;
-  let live: JsonFlow[] = [];
-  let offline: JsonFlow[] = [];
+  let live: DnsJsonFlow[] = [];
+  let offline: DnsJsonFlow[] = [];
   let pendingPeak = 0;
   let flowtap: Flowtap | undefined;
   /** Cleanups of the flowtap process (startFlowtap registers them with a test context's `after`). */
@@ -80,14 +66,7 @@ describe('flowtap run --dns-tracking on real DNS exchanges', { skip }, () => {
   before(async () => {
     pair = await createVethPair('ftdk');
     const v = pair;
-    server = await DnsTestServer.start({
-      host: v.hostAddr4,
-      delayMs: DELAY_MS,
-      nxdomain: ['nx.flowtap.test'],
-      servfail: ['fail.flowtap.test'],
-      silent: ['silent.flowtap.test', 'flood.flowtap.test'],
-      large: ['large.flowtap.test'],
-    });
+    server = await startExchangeServer(v);
     const port = server.port;
     const running = startFlowtap(context, [
       '-i',
@@ -104,20 +83,7 @@ describe('flowtap run --dns-tracking on real DNS exchanges', { skip }, () => {
     await running.untilLog('attached', v.hostIf);
     const metricsAt = (await running.untilLog('metrics listening on /metrics')) as { address?: string };
     tcpdump = await startTcpdump(['-B', '16384', '-i', v.hostIf, '-w', capture, `port ${port}`]);
-    const dig = (name: string, ...options: string[]) =>
-      v.exec('dig', [`@${v.hostAddr4}`, '-p', String(port), '+tries=1', '+timeout=2', ...options, name, 'A']);
-    await dig('www.flowtap.test');
-    await dig('nx.flowtap.test');
-    await dig('fail.flowtap.test');
-    await dig('large.flowtap.test');
-    await dig('silent.flowtap.test', '+timeout=1').catch(() => undefined); // dig fails: no answer
-    await v.exec(process.execPath, [
-      FLOOD_CLIENT,
-      v.hostAddr4,
-      String(port),
-      String(FLOOD_QUERIES),
-      'flood.flowtap.test',
-    ]);
+    await makeExchanges(v, port);
     // The pending map at its fullest: read at the first drain after the flood, while its queries
     // still wait (their timeout is 5 s).
     const pending = async () => {
@@ -132,19 +98,19 @@ describe('flowtap run --dns-tracking on real DNS exchanges', { skip }, () => {
     // The marker's query and answer in the capture, and its query's flow out of flowtap: everything
     // sent before was seen by both. (Its answer may find no query: the flood can have filled the
     // pending map again since the latest drain.)
-    await dig('marker.flowtap.test');
+    await dig(v, port, MARKER_NAME);
     await waitUntil(() => occurrences(capture, 'marker') >= 2, 'the marker in the capture');
     await waitUntil(
       () =>
         running.flows.some(
-          (f) => (f as JsonFlow).DnsName === 'marker.flowtap.test' && ((f as JsonFlow).DnsQueries ?? 0) >= 1,
+          (f) => (f as DnsJsonFlow).DnsName === MARKER_NAME && ((f as DnsJsonFlow).DnsQueries ?? 0) >= 1,
         ),
       'the marker query',
     );
     await stopTcpdump(tcpdump);
     running.child.kill('SIGTERM');
     assert.equal(await running.exited, 0);
-    live = running.flows as JsonFlow[];
+    live = running.flows as DnsJsonFlow[];
     const read = await runCli(
       ['read', capture, '--dns-tracking', '--dns-tracking-port', String(port), '--output', 'json'],
       { timeoutMs: 60_000 },
@@ -153,7 +119,7 @@ describe('flowtap run --dns-tracking on real DNS exchanges', { skip }, () => {
     offline = read.stdout
       .trim()
       .split('\n')
-      .map((line) => JSON.parse(line) as JsonFlow);
+      .map((line) => JSON.parse(line) as DnsJsonFlow);
   });
 
   after(async () => {
@@ -168,13 +134,13 @@ describe('flowtap run --dns-tracking on real DNS exchanges', { skip }, () => {
   });
 
   /** The flows from the server (responses) carrying `name`, merged over their records. */
-  const answer = (flows: JsonFlow[], name: string, proto = 'UDP') => {
+  const answer = (flows: DnsJsonFlow[], name: string, proto = 'UDP') => {
     const mine = flows.filter(
       (f) => f.DnsName === name && f.Transport.SrcPort === server?.port && f.Transport.Proto === proto,
     );
     return mine.find((f) => f.DnsAnswers === 1) ?? mine[0];
   };
-  const total = (flows: JsonFlow[], name: string, field: 'DnsQueries' | 'DnsUnanswered') =>
+  const total = (flows: DnsJsonFlow[], name: string, field: 'DnsQueries' | 'DnsUnanswered') =>
     flows.filter((f) => f.DnsName === name).reduce((n, f) => n + (f[field] ?? 0), 0);
 
   test('an answered query shows its name, NoError and a latency within the delay and 10 ms more', () => {
