@@ -247,8 +247,9 @@ export function parseKafkaSettings(raw: Readonly<Record<string, string>>): Kafka
     throw new ConfigError(
       'KAFKA_COMPRESSION',
       reader.text('KAFKA_COMPRESSION') ?? '',
-      `one of ${SUPPORTED_KAFKA_COMPRESSIONS.join(', ')}: every zstd codec for Node.js is a native ` +
-        'module compiled or downloaded by an install script, which flowtap does not depend on',
+      `one of ${SUPPORTED_KAFKA_COMPRESSIONS.join(', ')}: every zstd compressor for Node.js is a native ` +
+        'module compiled or downloaded by an install script, which flowtap does not depend on ' +
+        '(flowtap collect reads zstd-compressed topics all the same)',
     );
   }
   return Object.freeze({

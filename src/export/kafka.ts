@@ -13,6 +13,8 @@
  * exporter recovers by itself when the cluster comes back. The client sits behind
  * {@link KafkaProducerClient}, so tests can drive all of this with a fake.
  */
+
+import { decompress as zstdDecompress } from 'fzstd';
 import kafkajs, {
   CompressionTypes,
   Kafka,
@@ -318,7 +320,10 @@ let codecsRegistered = false;
  * Gives kafkajs the codecs it lacks (it has gzip only): snappy as raw snappy blocks, which Kafka
  * and librdkafka read for record batches, and lz4 as LZ4 frames with independent blocks and no
  * content size (lz4_flex's defaults), the form Kafka requires. Both are prebuilt N-API modules
- * installed as optional dependencies, with no install script.
+ * installed as optional dependencies, with no install script. zstd is read only (fzstd, plain
+ * JavaScript, decompresses; no zstd compressor installs without a script): `collect --from kafka`
+ * consumes topics other producers compress with zstd, and the exporter refuses
+ * KAFKA_COMPRESSION=zstd when its settings are parsed.
  */
 function registerCodecs(): void {
   if (codecsRegistered) return;
@@ -330,6 +335,15 @@ function registerCodecs(): void {
   CompressionCodecs[CompressionTypes.LZ4] = () => ({
     compress: (encoder: { buffer: Buffer }) => compressFrame(encoder.buffer),
     decompress: (buffer: Buffer) => decompressFrame(buffer),
+  });
+  CompressionCodecs[CompressionTypes.ZSTD] = () => ({
+    compress: () => {
+      throw new Error('flowtap produces no zstd: KAFKA_COMPRESSION=zstd is refused before any send');
+    },
+    decompress: (buffer: Buffer) => {
+      const bytes = zstdDecompress(buffer);
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+    },
   });
 }
 
