@@ -34,7 +34,7 @@ class CountingSink implements FlowSink {
     this.flows += batch.count;
     return true;
   }
-  async whenIdle(): Promise<void> {}
+  async whenDone(): Promise<void> {}
   async stop(): Promise<void> {}
 }
 

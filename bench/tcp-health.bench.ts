@@ -127,7 +127,7 @@ const read = new CaptureRead({
   cacheMaxFlows: 131072, cacheActiveTimeoutMs: 5000, localHosts: NO_LOCAL_HOSTS,
   agentIp: new Uint8Array(16), bidirectional: false, tcpHealth: { rtt: on, retransmissions: on },
 });
-const sink = { name: 'count', stats: emptySinkStats(), export: () => true, whenIdle: async () => {}, stop: async () => {} };
+const sink = { name: 'count', stats: emptySinkStats(), export: () => true, whenDone: async () => {}, stop: async () => {} };
 const started = process.hrtime.bigint();
 await read.run(await CaptureInputs.open([path]), [sink]);
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;

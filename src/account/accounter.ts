@@ -6,7 +6,7 @@
 import { EventBatch, V2_EVENT_WORDS } from '../codec/event-batch.ts';
 import type { RecordBatch } from '../codec/record-batch.ts';
 import { rowWords } from '../codec/row-words.ts';
-import { V2_KEY_WORDS, V2_METRICS_WORD, V2_ROW_WORDS } from '../codec/v2-layout.ts';
+import { V2_KEY_WORDS, V2_METRICS_WORD, V2_RECORD_BYTES, V2_ROW_WORDS } from '../codec/v2-layout.ts';
 import { type InterfaceNames, NO_INTERFACE_NAMES } from '../model/interfaces.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { DnsSections } from './dns-sections.ts';
@@ -48,9 +48,24 @@ export interface AccounterOptions {
    * rows, src/account/health-join.ts). Empty caches are never evicted when absent.
    */
   evictWhenEmpty?: () => boolean;
+  /**
+   * Most flows one evicted batch holds (`record-time` mode only): a larger eviction goes out as
+   * several batches, in the order the flows were first cached, each written when the consumer
+   * has room for it, and accounting waits until the last one is out. The rows held at once are
+   * then bounded by this instead of by the cache (a read of 40 000 flows a window held 17 MB of
+   * rows at each eviction). Absent: each eviction is one batch, as a consumer that pairs the two
+   * directions of a conversation needs (biflow.ts).
+   */
+  evictChunkFlows?: number;
 }
 
 const NS_PER_MS = 1_000_000;
+/**
+ * Recycled buffers kept for later evictions. An eviction in parts has a few parts out with the
+ * sinks at once (their queues hold two batches each); with one spare, a sixth of a long read's
+ * parts were written into new buffers.
+ */
+const MAX_SPARES = 4;
 const W_LAST = V2_KEY_WORDS + V2_METRICS_WORD.LAST_SEEN_NS;
 
 /** Last-seen time of record `i` of `words` (records of `strideWords` words), exactly. */
@@ -66,12 +81,14 @@ export class Accounter {
   readonly #out: RecordBatch[] = [];
   /** Evicted batches whose buffers are not yet recycled (weakly: consumers may keep them). */
   readonly #lent = new WeakSet<RecordBatch>();
-  /** A recycled buffer the next eviction writes its rows into, when they fit. */
-  #spare: Buffer | undefined;
+  /** Recycled buffers the next evictions write their rows into, when they fit (at most MAX_SPARES). */
+  readonly #spares: Buffer[] = [];
   #interfaces: InterfaceNames;
   #ended = false;
   #failure: unknown;
   #timeoutPending = false;
+  /** The consumer stopped reading the evicted batches. */
+  #consumerGone = false;
   /** End of the current record-time window (exclusive); undefined until the first record. */
   #windowEndNs: bigint | undefined;
   #wakeConsumer?: () => void;
@@ -96,6 +113,15 @@ export class Accounter {
       );
     }
     this.#timeoutNs = BigInt(timeoutNs);
+    const chunk = options.evictChunkFlows;
+    if (chunk !== undefined) {
+      if (!Number.isInteger(chunk) || chunk < 1)
+        throw new RangeError(`Accounter evictChunkFlows must be a positive integer, got ${chunk}`);
+      // A clock tick evicts while the input is being accounted: only a record-time pump can wait
+      // for the consumer between the parts of one eviction.
+      if (options.activeTimeoutBy !== 'record-time')
+        throw new RangeError('Accounter evictChunkFlows needs activeTimeoutBy record-time');
+    }
   }
 
   /** Flows cached now. */
@@ -151,10 +177,13 @@ export class Accounter {
           if (stop === 'done') break;
           from = this.#table.stoppedAt;
           await this.#spaceForEviction();
-          if (stop === 'full') {
-            this.#evict('full');
-          } else {
-            this.#evict('timeout');
+          if (this.#consumerGone) return;
+          const reason = stop === 'full' ? 'full' : 'timeout';
+          // Without parts the eviction stays synchronous: the pump goes on accounting before
+          // anything else runs, as a timeout tick deferred meanwhile expects.
+          if (this.#inParts()) await this.#evictInParts(reason);
+          else this.#evict(reason);
+          if (stop === 'deadline') {
             // Windows are fixed-length from the first record, as the reference's ticker is from
             // start: jump to the window holding the row in one step, however far ahead it lies.
             const windowEndNs = this.#windowEndNs as bigint;
@@ -163,12 +192,15 @@ export class Accounter {
           }
         }
         await this.#spaceForEviction();
+        // Nobody reads what would be evicted: stop reading the input.
+        if (this.#consumerGone) return;
       }
     } catch (err) {
       // Flows counted before the input failed are still delivered, then the failure.
       this.#failure = err;
     } finally {
-      this.#evict('end');
+      if (this.#inParts()) await this.#evictInParts('end');
+      else this.#evict('end');
       this.#ended = true;
       this.#wakeConsumer?.();
     }
@@ -186,28 +218,78 @@ export class Accounter {
   /**
    * Takes back the buffer of `batch`, a batch this accounter evicted, for a later eviction: the
    * caller promises that nothing reads `batch` any more (every sink it went to is done with it).
-   * Of two recycled buffers the larger is kept; a batch recycled twice, or another accounter's,
+   * Up to MAX_SPARES are kept, the larger ones; a batch recycled twice, or another accounter's,
    * is not taken.
    */
   recycle(batch: RecordBatch): void {
     if (!this.#lent.has(batch)) return;
     this.#lent.delete(batch);
-    if (this.#spare === undefined || this.#spare.length < batch.bytes.length) this.#spare = batch.bytes;
+    const spares = this.#spares;
+    if (spares.length < MAX_SPARES) {
+      spares.push(batch.bytes);
+      return;
+    }
+    // Full: the smallest spare makes way for a larger buffer.
+    let smallest = 0;
+    for (let i = 1; i < spares.length; i++) if (spares[i].length < spares[smallest].length) smallest = i;
+    if (spares[smallest].length < batch.bytes.length) spares[smallest] = batch.bytes;
+  }
+
+  /** A spare buffer that holds `flows` rows, taken out of the spares; undefined when none does. */
+  #spareFor(flows: number): Buffer | undefined {
+    const spares = this.#spares;
+    for (let i = 0; i < spares.length; i++) {
+      if (spares[i].length >= flows * V2_RECORD_BYTES) {
+        const spare = spares[i];
+        spares[i] = spares[spares.length - 1];
+        spares.pop();
+        return spare;
+      }
+    }
+    return undefined;
   }
 
   #evict(reason: EvictionReason): void {
     if (this.#table.size === 0 && !this.#options.evictWhenEmpty?.()) return;
-    const batch = this.#table.evictAll(this.#interfaces, this.#spare);
-    if (batch.bytes === this.#spare) this.#spare = undefined;
+    const batch = this.#table.evictAll(this.#interfaces, this.#spareFor(this.#table.size));
+    this.#hand(batch);
+    this.#options.onEvict?.(reason, batch.count);
+  }
+
+  /** Whether evicting the cache now takes more than one batch (`evictChunkFlows`). */
+  #inParts(): boolean {
+    const part = this.#options.evictChunkFlows;
+    return part !== undefined && this.#table.size > part;
+  }
+
+  /**
+   * Evicts the cache in parts of `evictChunkFlows` flows, waiting for room before each part after
+   * the first (the caller made room for that one). A consumer that stopped reading takes no more
+   * parts: the rest are dropped with the cache.
+   */
+  async #evictInParts(reason: EvictionReason): Promise<void> {
+    const part = this.#options.evictChunkFlows as number;
+    const total = this.#table.size;
+    for (let from = 0; from < total && !this.#consumerGone; from += part) {
+      if (from > 0) await this.#spaceForEviction();
+      if (this.#consumerGone) break;
+      const to = Math.min(total, from + part);
+      this.#hand(this.#table.rowsOf(from, to, this.#interfaces, this.#spareFor(to - from)));
+    }
+    this.#table.clear();
+    this.#options.onEvict?.(reason, total);
+  }
+
+  /** Hands an evicted batch to the consumer, with its flows' DNS sections. */
+  #hand(batch: RecordBatch): void {
     this.#options.dnsSections?.join(batch);
     this.#lent.add(batch);
     this.#out.push(batch);
-    this.#options.onEvict?.(reason, batch.count);
     this.#wakeConsumer?.();
   }
 
   async #spaceForEviction(): Promise<void> {
-    while (this.#out.length >= this.#options.evictBufferLen) {
+    while (this.#out.length >= this.#options.evictBufferLen && !this.#consumerGone) {
       await new Promise<void>((resolve) => {
         this.#wakeProducer = resolve;
       });
@@ -215,6 +297,19 @@ export class Accounter {
   }
 
   async *#iterator(): AsyncGenerator<RecordBatch> {
+    try {
+      yield* this.#batches();
+    } finally {
+      // The consumer stopped early (`read | head`, an error) or read to the end: a pump waiting
+      // for room must not wait for ever.
+      this.#consumerGone = true;
+      const wake = this.#wakeProducer;
+      this.#wakeProducer = undefined;
+      wake?.();
+    }
+  }
+
+  async *#batches(): AsyncGenerator<RecordBatch> {
     for (;;) {
       const batch = this.#out.shift();
       if (batch !== undefined) {

@@ -58,10 +58,10 @@ function nextPowerOfTwo(n: number): number {
   return p;
 }
 
-// evictAll zeroes a row's tail as doubles: entries and rows must be whole doubles.
+// rowsOf zeroes a row's tail as doubles: entries and rows must be whole doubles.
 if (ENTRY_WORDS % 2 !== 0 || ROW_WORDS % 2 !== 0)
   throw new Error(
-    'FlowTable evictAll zeroes rows 8 bytes at a time: entries and rows must be 8-byte multiples',
+    'FlowTable rowsOf zeroes rows 8 bytes at a time: entries and rows must be 8-byte multiples',
   );
 
 // sameKey is written out for the v2 key's 16 words; a key of another size must change it.
@@ -294,7 +294,25 @@ export class FlowTable {
    * buffer nothing reads any more) when it is large enough, else into a new buffer.
    */
   evictAll(interfaces: InterfaceNames = NO_INTERFACE_NAMES, spare?: Buffer): RecordBatch {
-    const count = this.#size;
+    const batch = this.rowsOf(0, this.#size, interfaces, spare);
+    this.clear();
+    return batch;
+  }
+
+  /**
+   * Cached flows `from` to `to` - 1 (in the order they were first cached) as one batch of rows,
+   * as {@link evictAll} writes them, leaving the table as it is: an eviction taken in parts, the
+   * table cleared after the last.
+   */
+  rowsOf(
+    from: number,
+    to: number,
+    interfaces: InterfaceNames = NO_INTERFACE_NAMES,
+    spare?: Buffer,
+  ): RecordBatch {
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to < from || to > this.#size)
+      throw new RangeError(`rows ${from}..${to} are not within the ${this.#size} cached flows`);
+    const count = to - from;
     const reuse =
       spare !== undefined && spare.length >= count * V2_RECORD_BYTES && spare.byteOffset % 8 === 0;
     // Every word of each row is written below, so a new buffer need not be zeroed first.
@@ -307,24 +325,30 @@ export class FlowTable {
     const entries = this.#entries;
     const health = this.#health;
     const hasHealth = this.#hasHealth;
-    for (let e = 0; e < count; e++) {
+    for (let e = from; e < to; e++) {
       const s = e * ENTRY_WORDS;
-      const r = e * ROW_WORDS;
+      const r = (e - from) * ROW_WORDS;
       for (let w = 0; w < ENTRY_WORDS; w++) rows[r + w] = entries[s + w];
       for (let z = (r + ENTRY_WORDS) >>> 1, end = (r + ROW_WORDS) >>> 1; z < end; z++) zeros[z] = 0;
       if (hasHealth !== undefined && health !== undefined && hasHealth[e] !== 0) {
-        hasHealth[e] = 0;
         for (let w = 0, h = e * V2_HEALTH_WORDS; w < V2_HEALTH_WORDS; w++)
           rows[r + W_HEALTH + w] = health[h + w];
       }
     }
+    return new RecordBatch(bytes, count, interfaces);
+  }
+
+  /** Forgets every cached flow. */
+  clear(): void {
+    const count = this.#size;
     const index = this.#index;
     if (count * 8 > this.#mask) {
       index.fill(0);
     } else {
       for (let e = 0; e < count; e++) index[this.#entrySlot[e] * 2] = 0;
     }
+    const hasHealth = this.#hasHealth;
+    if (hasHealth !== undefined) hasHealth.fill(0, 0, count);
     this.#size = 0;
-    return new RecordBatch(bytes, count, interfaces);
   }
 }

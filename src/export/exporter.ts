@@ -55,6 +55,8 @@ export abstract class QueuedExporter implements FlowSink {
   #draining?: Promise<void>;
   readonly #readyWaiters: Array<() => void> = [];
   readonly #idleWaiters: Array<() => void> = [];
+  /** Who waits for a queued batch to be sent, failed or dropped (whenDone). */
+  readonly #doneWaiters = new Map<RecordBatch, Array<() => void>>();
   /** The one stop in progress or done; later `stop()` calls return it. */
   #stopping: Promise<void> | undefined;
 
@@ -98,6 +100,24 @@ export abstract class QueuedExporter implements FlowSink {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  whenDone(batch: RecordBatch): Promise<void> {
+    // A batch not queued was sent, failed or dropped already (or never given).
+    if (!this.#queue.includes(batch)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiters = this.#doneWaiters.get(batch);
+      if (waiters === undefined) this.#doneWaiters.set(batch, [resolve]);
+      else waiters.push(resolve);
+    });
+  }
+
+  /** Tells whoever waits for `batch` that the queue is done with it. */
+  #settle(batch: RecordBatch): void {
+    const waiters = this.#doneWaiters.get(batch);
+    if (waiters === undefined) return;
+    this.#doneWaiters.delete(batch);
+    for (const resolve of waiters) resolve();
+  }
+
   stop(timeoutMs = DEFAULT_STOP_TIMEOUT_MS): Promise<void> {
     this.#stopping ??= this.#stop(timeoutMs);
     return this.#stopping;
@@ -115,7 +135,10 @@ export abstract class QueuedExporter implements FlowSink {
       if (outcome === 'timeout') {
         // The head batch is in flight: abort() makes its send fail, and #drain counts it as
         // failed; dropping it here as well would count it twice.
-        for (const batch of this.#queue.splice(1)) this.#drop(batch, 'stopped');
+        for (const batch of this.#queue.splice(1)) {
+          this.#drop(batch, 'stopped');
+          this.#settle(batch);
+        }
         this.stats.queuedBatches = this.#queue.length;
         this.abort();
       }
@@ -144,6 +167,7 @@ export abstract class QueuedExporter implements FlowSink {
       }
       this.#report(result);
       if (this.#queue[0] === batch) this.#queue.shift();
+      this.#settle(batch);
       this.stats.queuedBatches = this.#queue.length;
       for (const resolve of this.#readyWaiters.splice(0)) resolve();
     }

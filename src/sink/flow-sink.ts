@@ -37,10 +37,16 @@ export interface FlowSink {
   whenReady?(): Promise<void>;
   /**
    * Resolves when the sink holds no batch: every batch given to `export` has been sent, failed
-   * or been dropped, so nothing of it is read any more. A capture file's read waits here before
-   * it reuses an evicted batch's buffer; a sink without it keeps the batches it is given.
+   * or been dropped, so nothing of it is read any more.
    */
   whenIdle?(): Promise<void>;
+  /**
+   * Resolves when the sink no longer reads `batch` (given to `export`): it has been sent, failed
+   * or been dropped. A capture file's read gives an evicted batch's buffer back for reuse once
+   * every sink is done with it; a sink without it keeps the batches it is given, and a read into
+   * it allocates each eviction's rows anew.
+   */
+  whenDone?(batch: RecordBatch): Promise<void>;
   /**
    * Sends what is queued (waiting at most `timeoutMs`), drops and counts the rest, releases
    * resources. Idempotent: calls while a stop runs share its promise.

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { Accounter, type AccounterOptions, type EvictionReason } from '../../src/account/accounter.ts';
 import type { EventBatch } from '../../src/codec/event-batch.ts';
 import { type RecordBatch, recordBatchOf } from '../../src/codec/record-batch.ts';
+import { V2_RECORD_BYTES } from '../../src/codec/v2-layout.ts';
 import { flowKeyString } from '../../src/model/flow.ts';
 import { eventBatchOf } from '../helpers/events.ts';
 import { makeFlow, seededRandom } from '../helpers/flows.ts';
@@ -318,5 +319,88 @@ describe('Accounter', () => {
     assert.deepEqual(ports(fourth), [7, 8]);
     input.end();
     assert.deepEqual(ports(await next()), [9]);
+  });
+
+  test('an eviction larger than evictChunkFlows goes out in parts, in cache order, and accounting waits for the last', async () => {
+    const evictions: EvictionReason[] = [];
+    const input = new BatchChannel();
+    const acc = accounter(
+      { maxEntries: 10, evictBufferLen: 1, activeTimeoutBy: 'record-time', evictChunkFlows: 3 },
+      evictions,
+    );
+    const out = acc.account(input)[Symbol.asyncIterator]();
+    const next = async () => (await out.next()).value as RecordBatch;
+    const ports = (batch: RecordBatch) => Array.from(batch.flows(), (f) => f.srcPort);
+    // An eleventh flow in a table of ten evicts the ten, in parts of 3.
+    input.push(recordBatchOf(Array.from({ length: 11 }, (_, i) => makeFlow({ srcPort: i + 1 }))));
+    input.push(recordBatchOf([makeFlow({ srcPort: 12 })]));
+    assert.deepEqual(ports(await next()), [1, 2, 3]);
+    // The other parts are still to come: the next input batch is not accounted meanwhile.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(input.pulled, 1);
+    assert.deepEqual(ports(await next()), [4, 5, 6]);
+    assert.deepEqual(ports(await next()), [7, 8, 9]);
+    assert.deepEqual(ports(await next()), [10]);
+    input.end();
+    assert.deepEqual(ports(await next()), [11, 12]);
+    assert.equal((await out.next()).done, true);
+    assert.deepEqual(evictions, ['full', 'end'], 'one eviction told however many parts it took');
+  });
+
+  test('parts carry the same rows as one eviction of the whole cache', async () => {
+    const records = Array.from({ length: 500 }, (_, i) =>
+      makeFlow({ srcPort: i % 37, bytes: i + 1, timeFlowStartNs: BigInt(i), timeFlowEndNs: BigInt(i) }),
+    );
+    const whole = await collect(
+      accounter({ activeTimeoutBy: 'record-time', evictTimeoutMs: 1e-4 }).account(
+        from(recordBatchOf(records)),
+      ),
+    );
+    const parts = await collect(
+      accounter({ activeTimeoutBy: 'record-time', evictTimeoutMs: 1e-4, evictChunkFlows: 4 }).account(
+        from(recordBatchOf(records)),
+      ),
+    );
+    const rows = (batches: RecordBatch[]) =>
+      Buffer.concat(batches.map((b) => b.bytes.subarray(0, b.count * V2_RECORD_BYTES)));
+    assert.ok(parts.length > whole.length, `${parts.length} parts for ${whole.length} evictions`);
+    assert.ok(parts.every((b) => b.count <= 4));
+    assert.deepEqual(rows(parts), rows(whole));
+  });
+
+  test('a consumer that stops reading ends the accounting: the input is closed where it stood', async () => {
+    let pulled = 0;
+    let closed = false;
+    async function* input(): AsyncGenerator<RecordBatch> {
+      try {
+        for (let b = 0; b < 20; b++) {
+          pulled++;
+          yield recordBatchOf(Array.from({ length: 5 }, (_, i) => makeFlow({ srcPort: b * 5 + i })));
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    const acc = accounter({
+      maxEntries: 4,
+      evictBufferLen: 1,
+      activeTimeoutBy: 'record-time',
+      evictChunkFlows: 2,
+    });
+    const out = acc.account(input())[Symbol.asyncIterator]();
+    assert.equal(((await out.next()).value as RecordBatch).count, 2);
+    await out.return?.(undefined);
+    for (let i = 0; i < 5 && !closed; i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(closed, true, 'the input was closed');
+    assert.equal(pulled, 1, 'nothing was read after the consumer stopped');
+  });
+
+  test('evictChunkFlows is refused outside record-time mode and when not a positive integer', () => {
+    assert.throws(() => accounter({ evictChunkFlows: 10 }), /record-time/);
+    assert.throws(() => accounter({ activeTimeoutBy: 'record-time', evictChunkFlows: 0 }), /evictChunkFlows/);
+    assert.throws(
+      () => accounter({ activeTimeoutBy: 'record-time', evictChunkFlows: 1.5 }),
+      /evictChunkFlows/,
+    );
   });
 });

@@ -105,3 +105,25 @@ test("an event's section row joins its flow when adding resumes after the table 
   assert.equal(evicted.flow(0).srcPort, 2);
   assert.equal(evicted.flow(0).health?.retransBytes, 10);
 });
+
+test('an eviction taken in parts carries the health of every flow, and a cleared table forgets it', () => {
+  const table = new FlowTable(16);
+  const withRetrans = (srcPort: number) =>
+    makeFlow({ srcPort, health: { ...NO_HEALTH, retransPackets: srcPort, retransBytes: srcPort * 10 } });
+  const batch = recordBatchOf([1, 2, 3, 4, 5].map(withRetrans));
+  table.add(rowWords(batch), V2_ROW_WORDS, batch.count);
+  const parts = [table.rowsOf(0, 2), table.rowsOf(2, 4), table.rowsOf(4, 5)];
+  assert.throws(() => table.rowsOf(4, 6), /not within the 5 cached flows/);
+  const whole = table.evictAll();
+  assert.deepEqual(
+    parts.flatMap((part) => Array.from(part.flows(), (f) => f.health)),
+    Array.from(whole.flows(), (f) => f.health),
+  );
+  assert.deepEqual(
+    Array.from(whole.flows(), (f) => f.health?.retransPackets),
+    [1, 2, 3, 4, 5],
+  );
+  const again = recordBatchOf([makeFlow({ srcPort: 1 })]);
+  table.add(rowWords(again), V2_ROW_WORDS, 1);
+  assert.equal(table.evictAll().flow(0).health, undefined, 'no health left over from the cleared flow');
+});

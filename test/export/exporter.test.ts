@@ -88,6 +88,21 @@ test('batches given after stop began are dropped and counted as stopped', async 
   assert.equal(exporter.stats.flowsDropped.stopped, 2);
 });
 
+test('whenDone resolves for each batch once it was sent, failed or dropped, not before', async () => {
+  const exporter = new FakeExporter({ maxQueuedBatches: 2 }, new Set([2]));
+  const batches = [1, 2, 3].map((port) => batchOf(1, port));
+  for (const batch of batches) exporter.export(batch);
+  assert.equal(exporter.stats.flowsDropped['queue-full'], 1, 'the third did not fit');
+  const done: number[] = [];
+  const waits = batches.map((batch, i) => exporter.whenDone(batch).then(() => done.push(i + 1)));
+  // The dropped batch is done at once; the queued ones only as the queue sends (1) or fails (2)
+  // them. Had they been done at once too, they would have resolved in the order asked: 1, 2, 3.
+  await Promise.all(waits);
+  assert.deepEqual(done, [3, 1, 2]);
+  assert.deepEqual(exporter.sent, [1]);
+  await exporter.stop();
+});
+
 test('whenIdle resolves once every batch given has been sent or failed', async () => {
   const exporter = new FakeExporter({}, new Set([2]));
   await exporter.whenIdle(); // nothing given yet
