@@ -19,8 +19,9 @@ export interface PartitionOffset {
 export class StoredOffsetCommits {
   /**
    * Per partition, settles once its latest batch is settled: true when it and every earlier batch
-   * were stored. After one that was not, the partition commits nothing more (a later offset would
-   * skip the unstored flows); its flows are read again after a rebalance or restart.
+   * were stored. After one that was not (a sink gave up at close), the partition commits nothing
+   * more from here (a later offset would skip the unstored flows): its next owner, or this
+   * collector once restarted, reads them again.
    */
   readonly #stored = new Map<number, Promise<boolean>>();
   /** The newest offset stored per partition and not yet sent. */

@@ -4,11 +4,11 @@
  * the survivors take over the partitions of one that dies.
  *
  * At least once: kafkajs's automatic commits are off (a resolved offset only moves the fetch
- * position). Each batch fetched from a partition is
- * decoded, accepted by the sinks (waiting while their queues are full: the partition is not
- * fetched meanwhile), and its next offset is committed only once every sink stored it and every
- * earlier batch of the partition (kafka-commits.ts, which sends one request at a time). After a crash, the partitions' new owners start from the last
- * committed offsets, so what repeats is what the dead collector had read but not yet committed:
+ * position). Each batch fetched from a partition is decoded, accepted by the sinks (waiting while
+ * their queues are full: the partition is not fetched meanwhile), and its next offset is committed
+ * only once every sink stored it and every earlier batch of the partition (kafka-commits.ts, one
+ * request at a time for all partitions). After a crash, the partitions' new owners start from the
+ * last committed offsets, so what repeats is what the dead collector had read but not yet committed:
  * at most the flows queued in its sinks plus the batches being decoded, per partition it owned
  * (bounded by the sink queue, by default 1 M flows, and in practice one or two inserts' worth).
  */
