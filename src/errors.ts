@@ -77,7 +77,8 @@ export class CaptureFormatError extends FlowtapError {
   ) {
     super(
       'FLOWTAP_CAPTURE_FORMAT',
-      `damaged ${format} capture at byte offset ${offset}: ${detail}; ` +
+      // Before the format is known it is just "the capture", not "capture capture".
+      `damaged ${format === 'capture' ? '' : `${format} `}capture at byte offset ${offset}: ${detail}; ` +
         `check that the input is a whole pcap or pcapng file (tcpdump -w, dumpcap, editcap)`,
     );
   }

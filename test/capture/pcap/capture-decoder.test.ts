@@ -247,7 +247,7 @@ describe('bad input', () => {
   });
 
   test('an empty input is a CaptureFormatError', () => {
-    assert.match(decodeError(Buffer.alloc(0)).message, /empty/);
+    assert.match(decodeError(Buffer.alloc(0)).message, /^damaged capture at byte offset 0: the input is empty/);
   });
 
   test('a block length that is not a multiple of 4 is a CaptureFormatError at its offset', () => {

@@ -1,9 +1,10 @@
 /**
- * One capture in several inputs: split, rotated, gzipped (named .gz or not), named by a pattern
- * flowtap expands, in any order of names or arguments. Each gives byte for byte the flows of the
- * same capture read from one uncompressed file.
+ * One capture in several inputs: split, rotated, gzipped or zstd-compressed (named so or not),
+ * named by a pattern flowtap expands, in any order of names or arguments. Each gives byte for byte
+ * the flows of the same capture read from one uncompressed file.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,13 @@ const packets: ClassicPacket[] = Array.from({ length: PACKETS }, (_, i) => {
   frame.writeUInt16BE(10_000 + ((i * 7) % FLOWS), 34);
   return { frame, seconds: T0 + Math.floor(i / 15), fraction: (i * 1237) % 1_000_000 };
 });
+
+/** `data` compressed by the zstd tool (Debian's `zstd`), as `zstd -c` writes it. */
+function zstd(data: Buffer, level = 3): Buffer {
+  const run = spawnSync('zstd', [`-${level}`, '-q', '-c'], { input: data, maxBuffer: 1 << 26 });
+  if (run.error || run.status !== 0) throw new Error(`zstd failed: ${run.error ?? run.stderr}`);
+  return run.stdout;
+}
 
 function pcapng(part: readonly ClassicPacket[]): Buffer {
   const writer = new PcapngWriter().section().iface({ linkType: 1, name: 'eth0' });
@@ -56,6 +64,9 @@ describe('flowtap read of several inputs', () => {
   writeFileSync(file('ng-1.pcapng.gz'), gzipSync(pcapng(thirds[0])));
   writeFileSync(file('ng-2.pcapng'), pcapng(thirds[1]));
   writeFileSync(file('ng-3.pcapng.gz'), gzipSync(pcapng(thirds[2])));
+  writeFileSync(file('z-1.pcap.zst'), zstd(classicPcap(thirds[0])));
+  writeFileSync(file('z-2'), zstd(classicPcap(thirds[1]), 19));
+  writeFileSync(file('z-3.pcap.gz'), gzipSync(classicPcap(thirds[2])));
 
   test('a gzipped capture gives the same flows as the uncompressed one', async () => {
     writeFileSync(file('whole.pcap.gz'), gzipSync(classicPcap(packets)));
@@ -86,11 +97,33 @@ describe('flowtap read of several inputs', () => {
     assert.match(stderr, /cannot gunzip .*cut\.pcap\.gz: unexpected end of file/);
   });
 
-  test('a zstd-compressed input is refused with what to do instead', async () => {
-    writeFileSync(file('cap.pcap.zst'), Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]));
-    const { code, stderr } = await runCli(['read', file('cap.pcap.zst')]);
+  test('a zstd-compressed capture gives the same flows as the uncompressed one, from a file or -', async () => {
+    writeFileSync(file('whole.pcapng.zst'), zstd(pcapng(packets)));
+    const expected = await flows([file('whole.pcapng')]);
+    assert.equal(await flows([file('whole.pcapng.zst')]), expected);
+    assert.equal(await flows(['-'], zstd(pcapng(packets))), expected);
+    // Two frames one after the other (`zstd` of two parts, concatenated) are one stream.
+    const capture = classicPcap(packets);
+    const split = Buffer.concat([zstd(capture.subarray(0, 5000)), zstd(capture.subarray(5000))]);
+    assert.equal(await flows(['-'], split), await flows([file('whole.pcap')]));
+  });
+
+  test('rotated files compressed with zstd, gzip or not at all are read as one capture', async () => {
+    assert.equal(await flows([join(dir, 'z-*')]), await flows([file('whole.pcap')]));
+  });
+
+  test('a damaged zstd stream is an input error naming the file, after the flows before it', async () => {
+    const zst = zstd(classicPcap(packets));
+    writeFileSync(file('cut.pcap.zst'), zst.subarray(0, zst.length - 100));
+    const { code, stderr } = await runCli(['read', file('cut.pcap.zst')]);
     assert.equal(code, 1);
-    assert.match(stderr, /zstd-compressed.*zstd -dc/);
+    assert.match(stderr, /cannot decompress .*cut\.pcap\.zst \(zstd\): unexpected EOF/);
+    const garbage = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(64, 0xff)]);
+    writeFileSync(file('bad.pcap.zst'), garbage);
+    const bad = await runCli(['read', file('bad.pcap.zst')]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /cannot decompress .*bad\.pcap\.zst \(zstd\): /);
+    assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
   });
 
   test('an argument that is neither a file nor a pattern matching one is an input error', async () => {
