@@ -15,9 +15,12 @@
  * A gRPC agent sends one batch at a time and waits for the reply, so one agent measures a round
  * trip per 1 000 flows; a fleet collector serves many (four here). Flows: FLEET_BENCH_FLOWS (1 M)
  * per case; Kafka 150 k (the mock keeps about 190 k messages of this size and silently drops the
- * oldest beyond).
+ * oldest beyond). FLEET_BENCH_PROFILE=DIR writes a CPU profile of the collector's thread during
+ * each Kafka case to DIR (open it in Chrome DevTools, or sum its samples by file).
  */
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { type RecordBatch, recordBatchOf } from '../src/codec/record-batch.ts';
 import {
   ClickHouseSink,
@@ -48,6 +51,7 @@ const PARTITIONS = 6;
 const POLL_MS = 5;
 const WARM_UP_BATCH = recordBatchOf(Array.from({ length: BATCH_FLOWS }, (_, i) => variedFlow(i % 250)));
 const SENDER = new URL('./fleet-sender.ts', import.meta.url).pathname;
+const PROFILE_DIR = process.env.FLEET_BENCH_PROFILE;
 
 /** Released in reverse order when the bench ends (the helpers take a test's `after`). */
 const cleanups: (() => unknown)[] = [];
@@ -168,8 +172,21 @@ async function kafkaCase(
   const fanOut = await sinks(metrics);
   const source = new KafkaSource({ settings, groupId, sinks: fanOut, metrics: metrics.source('kafka') });
   cleanups.push(() => source.stop());
+  const profiler = PROFILE_DIR === undefined ? undefined : new Session();
+  if (profiler) {
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
   await source.start();
-  return timeStored(metrics.sources[0], metrics.sinks[0], KAFKA_FLOWS);
+  const flowsPerS = await timeStored(metrics.sources[0], metrics.sinks[0], KAFKA_FLOWS);
+  if (profiler && PROFILE_DIR !== undefined) {
+    const { profile } = await profiler.post('Profiler.stop');
+    profiler.disconnect();
+    mkdirSync(PROFILE_DIR, { recursive: true });
+    writeFileSync(`${PROFILE_DIR}/${groupId}.cpuprofile`, JSON.stringify(profile));
+  }
+  return flowsPerS;
 }
 
 /** Starts bench/fleet-sender.ts: `agents` exporters of `kind` sending FLOWS flows to `port`. */

@@ -4,11 +4,11 @@
  * the survivors take over the partitions of one that dies.
  *
  * At least once: kafkajs's automatic commits are off (a resolved offset only moves the fetch
- * position). Each batch fetched from a partition is
- * decoded, accepted by the sinks (waiting while their queues are full: the partition is not
- * fetched meanwhile), and its next offset is committed only once every sink stored it; commits of
- * a partition are chained in order. After a crash, the partitions' new owners start from the last
- * committed offsets, so what repeats is what the dead collector had read but not yet committed:
+ * position). Each batch fetched from a partition is decoded, accepted by the sinks (waiting while
+ * their queues are full: the partition is not fetched meanwhile), and its next offset is committed
+ * only once every sink stored it and every earlier batch of the partition (kafka-commits.ts, one
+ * request at a time for all partitions). After a crash, the partitions' new owners start from the
+ * last committed offsets, so what repeats is what the dead collector had read but not yet committed:
  * at most the flows queued in its sinks plus the batches being decoded, per partition it owned
  * (bounded by the sink queue, by default 1 M flows, and in practice one or two inserts' worth).
  */
@@ -19,6 +19,7 @@ import { type KafkaSettings, parseKafkaSettings } from '../export/kafka-config.t
 import { PbflowBatchDecoder } from '../export/pbflow/decode.ts';
 import type { SourceMetrics } from './collect-metrics.ts';
 import type { SinkFanOut } from './collector-sink.ts';
+import { StoredOffsetCommits } from './kafka-commits.ts';
 
 /** Default session timeout of the group: a member silent this long loses its partitions. */
 export const DEFAULT_GROUP_SESSION_TIMEOUT_MS = 30_000;
@@ -48,14 +49,20 @@ const RESTART_MAX_MS = 30_000;
 /** A running consumer group member. */
 export class KafkaSource {
   #consumer: Consumer;
-  /** The last commit of each partition, so the next one is sent after it. */
-  readonly #commits = new Map<number, Promise<void>>();
+  readonly #commits: StoredOffsetCommits;
   #stopping: Promise<void> | undefined;
   #restartDelayMs = RESTART_MIN_MS;
   #restartTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: KafkaSourceOptions) {
     this.#consumer = this.#newConsumer();
+    this.#commits = new StoredOffsetCommits(
+      options.settings.topic,
+      (offsets) => this.#consumer.commitOffsets(offsets),
+      () => {
+        options.metrics.commitFailures++;
+      },
+    );
   }
 
   #newConsumer(): Consumer {
@@ -133,7 +140,7 @@ export class KafkaSource {
       clearTimeout(this.#restartTimer);
       this.#restartTimer = undefined;
       await this.#consumer.stop();
-      await Promise.all(this.#commits.values());
+      await this.#commits.settled();
       await this.#consumer.disconnect();
     })();
     return this.#stopping;
@@ -161,18 +168,7 @@ export class KafkaSource {
     const { stored } = await sinks.accept(rows);
     // Resolving moves kafkajs's fetch position on; only the commit below moves the group's.
     resolveOffset(batch.lastOffset());
-    const next = String(BigInt(batch.lastOffset()) + 1n);
-    const partition = batch.partition;
-    const previous = this.#commits.get(partition) ?? Promise.resolve();
-    const commit = previous
-      .then(() => stored)
-      .then(() => this.#consumer.commitOffsets([{ topic: batch.topic, partition, offset: next }]))
-      .catch(() => {
-        // A failed store or commit: the offset stays where it was, so after the next rebalance or
-        // restart these flows are read again (at least once).
-        metrics.commitFailures++;
-      });
-    this.#commits.set(partition, commit);
+    this.#commits.add(batch.partition, String(BigInt(batch.lastOffset()) + 1n), stored);
     await heartbeat();
   }
 }

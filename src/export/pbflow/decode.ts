@@ -43,6 +43,12 @@ const INITIAL_ROWS = 1024;
 const RTT_MIN_GIVEN = 1;
 const RTT_MAX_GIVEN = 2;
 /**
+ * Which sections a record gave fields of (bits of #record's `sections`): a row starts zeroed, so
+ * one without health or DNS fields needs no completing (most flows have neither).
+ */
+const HEALTH_GIVEN = 1;
+const DNS_GIVEN = 2;
+/**
  * Bytes of a short `Records` entry (IPv4, no MACs), to size a batch from a message's length: an
  * allocation per message, not one per doubling; typical entries (~100 bytes) leave room unused.
  */
@@ -270,6 +276,7 @@ export class PbflowBatchDecoder {
     const o = this.#appendRow();
     const row = this.#bytes;
     let rttParts = 0;
+    let sections = 0;
     while (pos < end) {
       pos = this.#tag(b, pos, end, entry);
       const tag = this.#lo;
@@ -382,16 +389,19 @@ export class PbflowBatchDecoder {
         case RECORD_FIELD.PKT_RETRANS_BYTES:
         case RECORD_FIELD.PKT_RETRANS_PACKETS:
           pos = this.#healthCounter(b, pos, end, entry, tag, o);
+          sections |= HEALTH_GIVEN;
           break;
         case RECORD_FIELD.PKT_DROP_LATEST_FLAGS:
         case RECORD_FIELD.PKT_DROP_LATEST_STATE:
         case RECORD_FIELD.PKT_DROP_LATEST_DROP_CAUSE:
           pos = this.#latestDrop(b, pos, end, entry, tag, o);
+          sections |= HEALTH_GIVEN;
           break;
         case RECORD_FIELD.TIME_FLOW_RTT_SAMPLES:
           if (wire !== WIRE.VARINT) this.#wrongWireType(entry, 'time_flow_rtt_samples', tag);
           pos = this.#varint(b, pos, end, entry);
           row.writeUInt32LE(this.#lo >>> 0, o + V2.RTT_SAMPLES);
+          sections |= HEALTH_GIVEN;
           break;
         case RECORD_FIELD.TIME_FLOW_RTT:
         case RECORD_FIELD.TIME_FLOW_RTT_MIN:
@@ -410,6 +420,7 @@ export class PbflowBatchDecoder {
             row[o + V2.HEALTH_FLAGS] |= HealthFlag.HANDSHAKE;
           else if (field === RECORD_FIELD.TIME_FLOW_RTT_MIN) rttParts |= RTT_MIN_GIVEN;
           else if (field === RECORD_FIELD.TIME_FLOW_RTT_MAX) rttParts |= RTT_MAX_GIVEN;
+          sections |= HEALTH_GIVEN;
           break;
         }
         case RECORD_FIELD.DNS_ID:
@@ -420,6 +431,7 @@ export class PbflowBatchDecoder {
           if (this.#lo > MAX_U16)
             this.#fail(entry, `${id ? 'dns_id' : 'dns_flags'} ${this.#lo} is above 65535`);
           row.writeUInt16LE(this.#lo, o + (id ? V2.DNS_ID : V2.DNS_FLAGS));
+          sections |= DNS_GIVEN;
           break;
         }
         case RECORD_FIELD.DNS_LATENCY: {
@@ -429,6 +441,7 @@ export class PbflowBatchDecoder {
           this.#timestamp(b, pos, pos + length, entry, 'dns_latency', o + V2.DNS_LATENCY_NS);
           row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.LATENCY;
           pos += length;
+          sections |= DNS_GIVEN;
           break;
         }
         case RECORD_FIELD.DNS_ERRNO:
@@ -436,6 +449,7 @@ export class PbflowBatchDecoder {
           pos = this.#varint(b, pos, end, entry);
           if (this.#lo > MAX_U8) this.#fail(entry, `dns_errno ${this.#lo} is above 255`);
           row[o + V2.DNS_ERRNO] = this.#lo;
+          sections |= DNS_GIVEN;
           break;
         case RECORD_FIELD.DNS_NAME: {
           if (wire !== WIRE.LENGTH_DELIMITED) this.#wrongWireType(entry, 'dns_name', tag);
@@ -443,6 +457,7 @@ export class PbflowBatchDecoder {
           const length = this.#lengthOf(pos, end, entry);
           this.#dnsName(b, pos, length, o);
           pos += length;
+          sections |= DNS_GIVEN;
           break;
         }
         case RECORD_FIELD.DNS_QUERIES:
@@ -454,6 +469,7 @@ export class PbflowBatchDecoder {
           pos = this.#varint(b, pos, end, entry);
           // A uint32 keeps the low 32 bits of a longer varint, as protobuf-es reads it.
           row.writeUInt32LE(this.#lo >>> 0, o + DNS_COUNT_OFFSET[field - RECORD_FIELD.DNS_QUERIES]);
+          sections |= DNS_GIVEN;
           break;
         }
         case RECORD_FIELD.DNS_NAME_TRUNCATED:
@@ -461,6 +477,7 @@ export class PbflowBatchDecoder {
           pos = this.#varint(b, pos, end, entry);
           if ((this.#lo | this.#hi) !== 0) row[o + V2.DNS_RECORD_FLAGS] |= DnsFlag.NAME_TRUNCATED;
           else row[o + V2.DNS_RECORD_FLAGS] &= ~DnsFlag.NAME_TRUNCATED;
+          sections |= DNS_GIVEN;
           break;
         // dup_list names interfaces of the sender's host, which have no index here: skipped, as
         // the generic decoder (from-pb.ts) does.
@@ -469,8 +486,8 @@ export class PbflowBatchDecoder {
       }
     }
     if (pos !== end) this.#fail(entry, 'a field runs past the end of its record');
-    this.#completeHealth(o, rttParts);
-    this.#finishDns(row, o);
+    if ((sections & HEALTH_GIVEN) !== 0) this.#completeHealth(o, rttParts);
+    if ((sections & DNS_GIVEN) !== 0) this.#finishDns(row, o);
   }
 
   /** A u64 drop or retransmission counter into its row field. */
@@ -640,16 +657,19 @@ export class PbflowBatchDecoder {
       }
     }
     if (pos !== end) this.#fail(entry, `${name} runs past its length`);
-    // seconds = sHigh·2^16 + sLow; each product with 10^9 stays below 2^53.
-    const sLow = seconds % TWO_POW_16;
-    const sHigh = (seconds - sLow) / TWO_POW_16;
+    // seconds = sHigh·2^16 + sLow; each product with 10^9 stays below 2^53. Split by floor of a
+    // division by a power of two (exact in doubles), not `%`: on values past 2^31, V8 computes a
+    // double's `%` with a call to fmod, which made this the decoder's costliest function.
+    const sHigh = Math.floor(seconds / TWO_POW_16);
+    const sLow = seconds - sHigh * TWO_POW_16;
     const a = sLow * NS_PER_S + nanos;
     const bProduct = sHigh * NS_PER_S;
-    const bLow = bProduct % TWO_POW_16;
-    const bHigh = (bProduct - bLow) / TWO_POW_16;
+    const bHigh = Math.floor(bProduct / TWO_POW_16);
+    const bLow = bProduct - bHigh * TWO_POW_16;
     const t = bLow * TWO_POW_16 + a;
-    const lo = t % TWO_POW_32;
-    const hi = bHigh + (t - lo) / TWO_POW_32;
+    const carry = Math.floor(t / TWO_POW_32);
+    const lo = t - carry * TWO_POW_32;
+    const hi = bHigh + carry;
     if (hi >= TWO_POW_32) this.#fail(entry, `${name} is outside what u64 nanoseconds hold`);
     this.#writeU32Pair(this.#bytes, at, lo >>> 0, hi >>> 0);
   }
