@@ -158,12 +158,17 @@ export async function sendUdp(
   return localPort;
 }
 
-/** Packets and bytes of the flows from local port `srcPort` leaving through `ifName`. */
-export function egressFrom(flows: readonly JsonFlow[], ifName: string, srcPort: number) {
+/**
+ * Packets and bytes of the flows from local port `srcPort` (to `dstPort`, when given) leaving
+ * through `ifName`. A test that sends from other sockets meanwhile gives the destination too: the
+ * kernel may hand a later socket the same ephemeral source port once the first is closed.
+ */
+export function egressFrom(flows: readonly JsonFlow[], ifName: string, srcPort: number, dstPort?: number) {
   let packets = 0;
   let bytes = 0;
   for (const f of flows) {
     if (f.Interface !== ifName || f.Direction !== 'EGRESS' || f.Transport.SrcPort !== srcPort) continue;
+    if (dstPort !== undefined && f.Transport.DstPort !== dstPort) continue;
     if (f.Transport.Proto !== 'UDP') continue;
     packets += f.Packets;
     bytes += f.Bytes;

@@ -62,7 +62,7 @@ test('SIGTERM in the middle of traffic exports every packet counted before it', 
   await during;
   assert.equal(code, 0);
   assert.equal(flowtap.flows.length > 0 && flowtap.stdout().endsWith('\n'), true, 'whole JSON lines only');
-  assert.deepEqual(egressFrom(flowtap.flows, pair.hostIf, before), {
+  assert.deepEqual(egressFrom(flowtap.flows, pair.hostIf, before, 9), {
     packets: 500,
     bytes: 500 * (HEADER_BYTES + PAYLOAD_BYTES),
   });
