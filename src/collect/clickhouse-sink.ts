@@ -17,6 +17,7 @@ import { RowBinaryWriter } from '../store/clickhouse-rows.ts';
 import type { ClickHouseStore } from '../store/clickhouse-store.ts';
 import type { SinkMetrics } from './collect-metrics.ts';
 import type { Accepted, CollectorSink } from './collector-sink.ts';
+import { deferred } from './deferred.ts';
 
 /** Flows per insert at most, by default. */
 export const DEFAULT_MAX_INSERT_ROWS = 100_000;
@@ -37,25 +38,6 @@ export interface ClickHouseSinkOptions {
   backoff?: BackoffOptions;
 }
 
-/** Settles the batches gathered into one insert. */
-interface Group {
-  readonly promise: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
-
-function newGroup(): Group {
-  let resolve = () => {};
-  let reject: (err: unknown) => void = () => {};
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // Sources attach their own handlers; this one keeps a give-up at close from being unhandled.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
-}
-
 /** The ClickHouse sink of `flowtap collect --to clickhouse://...`. */
 export class ClickHouseSink implements CollectorSink {
   readonly name = 'clickhouse';
@@ -67,7 +49,8 @@ export class ClickHouseSink implements CollectorSink {
   readonly #backoff: ReconnectBackoff;
   /** Aborted at close's deadline: retries stop, queued flows are given up on. */
   readonly #giveUp = new AbortController();
-  #group = newGroup();
+  /** Settles the batches gathered into the next insert. */
+  #group = deferred();
   #queuedRows = 0;
   #roomWaiters: (() => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -135,7 +118,7 @@ export class ClickHouseSink implements CollectorSink {
     if (rows === 0) return;
     const body = this.#writer.take();
     const group = this.#group;
-    this.#group = newGroup();
+    this.#group = deferred();
     const inserted = this.#insert(body, rows);
     this.#settled = Promise.all([this.#settled, inserted]).then(([, failure]) => {
       if (failure === undefined) group.resolve();

@@ -1,18 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { deferred } from '../../src/collect/deferred.ts';
 import { type PartitionOffset, StoredOffsetCommits } from '../../src/collect/kafka-commits.ts';
-
-/** A promise settled by hand. */
-function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } {
-  let resolve = () => {};
-  let reject: (err: Error) => void = () => {};
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
-}
 
 /** A coordinator that records each commit request and answers when told. */
 class FakeCoordinator {

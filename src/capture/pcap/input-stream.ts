@@ -5,7 +5,7 @@
  * file is read into two reused buffers in turn, so reading allocates nothing per chunk; each
  * chunk is valid until the next is asked for. gzip goes through Node's zlib; zstd through fzstd
  * (pure JavaScript: Node 20's zlib has no zstd, and the native zstd packages need install
- * scripts), which decompresses 70–170 MB/s here, slower than the rest of a read.
+ * scripts), which decompresses 66–167 MB/s here, slower than the rest of a read.
  */
 import { createReadStream } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
